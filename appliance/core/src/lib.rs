@@ -1,0 +1,159 @@
+//! docket-core: Docket's pure domain.
+//!
+//! Orders, commands, events, the order state machine, routing of lines to stations and the wire
+//! types. Plain functions over plain data: no tokio, no SQL, no sockets, no clock. The daemon
+//! (`docket-appliance`) wires storage and transport around it.
+
+pub mod decide;
+pub mod ledger;
+pub mod menu;
+pub mod order;
+pub mod wire;
+
+pub use decide::{apply, authorise, decide, Actor, Change, Role, Site};
+pub use menu::{Menu, MenuItem};
+pub use order::{Line, LineStatus, Order, OrderStatus};
+
+/// Stable error codes carried in `Reply.error.code`. Part of the wire contract: never rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// The envelope is not a CBOR command envelope (no reply: the sender is unknown).
+    Malformed,
+    TooLarge,
+    MalformedBody,
+    UnknownCommand,
+    UnknownDevice,
+    Revoked,
+    DeviceMismatch,
+    BadMac,
+    Forbidden,
+    UnknownItem,
+    BadQty,
+    TooLong,
+    BadField,
+    NoLines,
+    TooManyLines,
+    BadCourse,
+    CourseFired,
+    UnknownOrder,
+    OrderClosed,
+    UnknownLine,
+    LineVoided,
+    UnknownStation,
+    NothingToBump,
+    NothingToRecall,
+    NoMenu,
+    /// The box could not commit (disk, I/O); retry with the same command id.
+    Internal,
+}
+
+impl Code {
+    pub const ALL: [Code; 26] = [
+        Code::Malformed,
+        Code::TooLarge,
+        Code::MalformedBody,
+        Code::UnknownCommand,
+        Code::UnknownDevice,
+        Code::Revoked,
+        Code::DeviceMismatch,
+        Code::BadMac,
+        Code::Forbidden,
+        Code::UnknownItem,
+        Code::BadQty,
+        Code::TooLong,
+        Code::BadField,
+        Code::NoLines,
+        Code::TooManyLines,
+        Code::BadCourse,
+        Code::CourseFired,
+        Code::UnknownOrder,
+        Code::OrderClosed,
+        Code::UnknownLine,
+        Code::LineVoided,
+        Code::UnknownStation,
+        Code::NothingToBump,
+        Code::NothingToRecall,
+        Code::NoMenu,
+        Code::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Malformed => "malformed",
+            Code::TooLarge => "too_large",
+            Code::MalformedBody => "malformed_body",
+            Code::UnknownCommand => "unknown_command",
+            Code::UnknownDevice => "unknown_device",
+            Code::Revoked => "revoked",
+            Code::DeviceMismatch => "device_mismatch",
+            Code::BadMac => "bad_mac",
+            Code::Forbidden => "forbidden",
+            Code::UnknownItem => "unknown_item",
+            Code::BadQty => "bad_qty",
+            Code::TooLong => "too_long",
+            Code::BadField => "bad_field",
+            Code::NoLines => "no_lines",
+            Code::TooManyLines => "too_many_lines",
+            Code::BadCourse => "bad_course",
+            Code::CourseFired => "course_fired",
+            Code::UnknownOrder => "unknown_order",
+            Code::OrderClosed => "order_closed",
+            Code::UnknownLine => "unknown_line",
+            Code::LineVoided => "line_voided",
+            Code::UnknownStation => "unknown_station",
+            Code::NothingToBump => "nothing_to_bump",
+            Code::NothingToRecall => "nothing_to_recall",
+            Code::NoMenu => "no_menu",
+            Code::Internal => "internal",
+        }
+    }
+}
+
+/// Why a command was refused: a stable code and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct Rejection {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The board snapshot for `station` (or [`wire::EXPO`]): its open orders in ticket order.
+pub fn board<'a>(station: &str, seq: u64, orders: impl Iterator<Item = &'a Order>) -> wire::Board {
+    let mut list: Vec<Order> = if station == wire::EXPO {
+        orders.filter(|o| o.is_open()).cloned().collect()
+    } else {
+        orders.filter(|o| o.on_station(station)).cloned().collect()
+    };
+    list.sort_by_key(|o| o.ticket);
+    wire::Board {
+        station: station.to_owned(),
+        seq,
+        orders: list,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate {}", c.as_str());
+            assert!(c
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+}

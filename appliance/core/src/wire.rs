@@ -1,0 +1,386 @@
+//! Wire contract v1: the CBOR messages tablets, screens and the box exchange over MQTT.
+//!
+//! Owns the message shapes, their encoding and the command MAC. It must not know about orders'
+//! rules (that is `decide`) nor about transport (that is the daemon).
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::order::Order;
+
+/// Topic prefix of every Docket message.
+pub const PREFIX: &str = "docket/v1";
+/// Subscription filter of the engine for commands.
+pub const CMD_FILTER: &str = "docket/v1/cmd/+";
+/// Topic of the event stream.
+pub const EVENTS_TOPIC: &str = "docket/v1/events";
+/// Retained menu topic.
+pub const MENU_TOPIC: &str = "docket/v1/menu";
+/// Retained appliance status topic.
+pub const STATUS_TOPIC: &str = "docket/v1/appliance/status";
+/// Name of the expo board (not a station).
+pub const EXPO: &str = "expo";
+/// Largest command envelope the engine accepts; larger ones are answered `too_large`.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+
+pub fn cmd_topic(device: &str) -> String {
+    format!("{PREFIX}/cmd/{device}")
+}
+pub fn reply_topic(device: &str) -> String {
+    format!("{PREFIX}/reply/{device}")
+}
+pub fn board_topic(station: &str) -> String {
+    format!("{PREFIX}/board/{station}")
+}
+pub fn presence_topic(device: &str) -> String {
+    format!("{PREFIX}/devices/{device}/presence")
+}
+
+/// The device id a command topic names, if `topic` is one.
+pub fn device_of_cmd_topic(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix("docket/v1/cmd/")?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+/// Errors decoding or encoding wire messages.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("message is not valid CBOR for this type: {0}")]
+    Decode(String),
+    #[error("could not encode message: {0}")]
+    Encode(String),
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    cbor4ii::serde::to_vec(Vec::new(), value).map_err(|e| WireError::Encode(format!("{e:?}")))
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, WireError> {
+    cbor4ii::serde::from_slice(bytes).map_err(|e| WireError::Decode(format!("{e:?}")))
+}
+
+/// The signed command envelope a device publishes on `docket/v1/cmd/{device}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Client-made unique id: the idempotency key.
+    pub id: String,
+    pub device: String,
+    /// CBOR encoding of a [`CommandBody`], MAC'd as sent (never re-encoded).
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub mac: Vec<u8>,
+}
+
+impl Envelope {
+    /// Builds a signed envelope; what tablets do, used by tests and the load generator.
+    pub fn sign(
+        id: &str,
+        device: &str,
+        secret: &[u8; 32],
+        body: &CommandBody,
+    ) -> Result<Self, WireError> {
+        let body = encode(body)?;
+        let mac = mac(secret, &body).to_vec();
+        Ok(Envelope {
+            id: id.to_owned(),
+            device: device.to_owned(),
+            body,
+            mac,
+        })
+    }
+
+    /// Constant-time check of the MAC against the device secret.
+    pub fn verify(&self, secret: &[u8; 32]) -> bool {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
+        m.update(&self.body);
+        m.verify_slice(&self.mac).is_ok()
+    }
+}
+
+/// HMAC-SHA256 over `body`, keyed with the 32 raw secret bytes.
+pub fn mac(secret: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
+    m.update(body);
+    m.finalize().into_bytes().into()
+}
+
+/// One ordered line as a tablet sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineInput {
+    pub item: String,
+    pub qty: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course: Option<u32>,
+}
+
+/// Command bodies, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CommandBody {
+    PlaceOrder {
+        table: String,
+        lines: Vec<LineInput>,
+    },
+    AddLines {
+        order_id: String,
+        lines: Vec<LineInput>,
+    },
+    VoidLine {
+        order_id: String,
+        line: u32,
+    },
+    FireCourse {
+        order_id: String,
+        course: u32,
+    },
+    Bump {
+        order_id: String,
+        station: String,
+    },
+    Recall {
+        order_id: String,
+        station: String,
+    },
+    Complete {
+        order_id: String,
+    },
+    Replay {
+        after_seq: u64,
+    },
+}
+
+impl CommandBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandBody::PlaceOrder { .. } => "place_order",
+            CommandBody::AddLines { .. } => "add_lines",
+            CommandBody::VoidLine { .. } => "void_line",
+            CommandBody::FireCourse { .. } => "fire_course",
+            CommandBody::Bump { .. } => "bump",
+            CommandBody::Recall { .. } => "recall",
+            CommandBody::Complete { .. } => "complete",
+            CommandBody::Replay { .. } => "replay",
+        }
+    }
+
+    /// The order a command acts on, if it acts on an existing one.
+    pub fn order_id(&self) -> Option<&str> {
+        match self {
+            CommandBody::AddLines { order_id, .. }
+            | CommandBody::VoidLine { order_id, .. }
+            | CommandBody::FireCourse { order_id, .. }
+            | CommandBody::Bump { order_id, .. }
+            | CommandBody::Recall { order_id, .. }
+            | CommandBody::Complete { order_id } => Some(order_id),
+            CommandBody::PlaceOrder { .. } | CommandBody::Replay { .. } => None,
+        }
+    }
+}
+
+/// Decodes a command body, telling an unknown `type` apart from a malformed body.
+pub fn decode_body(bytes: &[u8]) -> Result<CommandBody, crate::Rejection> {
+    match decode::<CommandBody>(bytes) {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            #[derive(Deserialize)]
+            struct Tagged {
+                #[serde(rename = "type")]
+                kind: String,
+            }
+            const KNOWN: [&str; 8] = [
+                "place_order",
+                "add_lines",
+                "void_line",
+                "fire_course",
+                "bump",
+                "recall",
+                "complete",
+                "replay",
+            ];
+            match decode::<Tagged>(bytes) {
+                Ok(t) if !KNOWN.contains(&t.kind.as_str()) => Err(crate::Rejection::new(
+                    crate::Code::UnknownCommand,
+                    format!("unknown command type {:?}", truncate(&t.kind, 40)),
+                )),
+                _ => Err(crate::Rejection::new(
+                    crate::Code::MalformedBody,
+                    format!("command body does not decode: {e}"),
+                )),
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A reply error: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The box's answer to one command, on `docket/v1/reply/{device}`. Field order is the wire
+/// order of the contract's examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub command: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplyError>,
+    /// Only in replies to `replay`: one page of events after `after_seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<Event>>,
+    /// Only in replies to `replay`: true when more events follow this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<bool>,
+}
+
+impl Reply {
+    pub fn rejected(command: &str, rejection: &crate::Rejection) -> Self {
+        Reply {
+            command: command.to_owned(),
+            ok: false,
+            order_id: None,
+            ticket: None,
+            seq: None,
+            error: Some(ReplyError {
+                code: rejection.code.as_str().to_owned(),
+                message: rejection.message.clone(),
+            }),
+            events: None,
+            more: None,
+        }
+    }
+
+    pub fn accepted(command: &str, order_id: &str, ticket: u64, seq: u64) -> Self {
+        Reply {
+            command: command.to_owned(),
+            ok: true,
+            order_id: Some(order_id.to_owned()),
+            ticket: Some(ticket),
+            seq: Some(seq),
+            error: None,
+            events: None,
+            more: None,
+        }
+    }
+}
+
+/// One committed change of one order, on `docket/v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Site-wide, gapless, starting at 1.
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub order_id: String,
+    /// The order's version after this event.
+    pub version: u64,
+    /// Id of the command that caused it.
+    pub command: String,
+    pub device: String,
+    /// Wall-clock milliseconds at commit; informational only.
+    pub at: u64,
+    /// The whole order after this event.
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    OrderPlaced,
+    LinesAdded,
+    LineVoided,
+    CourseFired,
+    TicketBumped,
+    TicketRecalled,
+    OrderCompleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OrderPlaced => "order_placed",
+            EventKind::LinesAdded => "lines_added",
+            EventKind::LineVoided => "line_voided",
+            EventKind::CourseFired => "course_fired",
+            EventKind::TicketBumped => "ticket_bumped",
+            EventKind::TicketRecalled => "ticket_recalled",
+            EventKind::OrderCompleted => "order_completed",
+        }
+    }
+}
+
+/// Retained snapshot of one station's (or expo's) open tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Board {
+    pub station: String,
+    /// The last event seq this snapshot includes.
+    pub seq: u64,
+    pub orders: Vec<Order>,
+}
+
+/// Retained on `docket/v1/appliance/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplianceStatus {
+    pub version: String,
+    pub site_id: String,
+    pub seq: u64,
+    /// Uplink state; "none" until an uplink is configured.
+    pub uplink: String,
+    /// Events committed locally but not yet relayed.
+    pub sync_lag: u64,
+    pub started_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmd_topic_parsing() {
+        assert_eq!(
+            device_of_cmd_topic("docket/v1/cmd/tablet-1"),
+            Some("tablet-1")
+        );
+        assert_eq!(device_of_cmd_topic("docket/v1/cmd/"), None);
+        assert_eq!(device_of_cmd_topic("docket/v1/cmd/a/b"), None);
+        assert_eq!(device_of_cmd_topic("docket/v1/events"), None);
+    }
+
+    #[test]
+    fn unknown_type_is_told_apart_from_garbage() {
+        let body = encode(&serde_json::json!({"type": "launch_rockets"})).unwrap();
+        assert_eq!(
+            decode_body(&body).unwrap_err().code,
+            crate::Code::UnknownCommand
+        );
+        assert_eq!(
+            decode_body(&[0xff, 0x00]).unwrap_err().code,
+            crate::Code::MalformedBody
+        );
+        let missing = encode(&serde_json::json!({"type": "bump"})).unwrap();
+        assert_eq!(
+            decode_body(&missing).unwrap_err().code,
+            crate::Code::MalformedBody
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! The byte-exact examples from the shared wire contract: a foreign client and docketd agree.
+
+use docket_core::wire::{
+    self, decode, decode_body, encode, CommandBody, Envelope, LineInput, Reply,
+};
+use docket_core::Code;
+use serde_json::Value;
+
+fn vectors() -> Value {
+    serde_json::from_str(include_str!("wire-vectors.json")).expect("vectors parse")
+}
+
+fn hex_of(v: &Value, path: &[&str]) -> Vec<u8> {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    hex::decode(cur.as_str().expect("hex string")).expect("valid hex")
+}
+
+fn secret() -> [u8; 32] {
+    let v = vectors();
+    hex_of(&v, &["device", "secret_hex"])
+        .try_into()
+        .expect("32 bytes")
+}
+
+#[test]
+fn body_encodes_byte_exact_and_mac_matches() {
+    let v = vectors();
+    let body = CommandBody::PlaceOrder {
+        table: "12".into(),
+        lines: vec![LineInput {
+            item: "burger-classic".into(),
+            qty: 2,
+            mods: vec!["no-onion".into()],
+            notes: Some("medium rare".into()),
+            course: None,
+        }],
+    };
+    let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
+    assert_eq!(encode(&body).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), body);
+    assert_eq!(
+        wire::mac(&secret(), &want).to_vec(),
+        hex_of(&v, &["command_place_order", "mac_hex"])
+    );
+}
+
+#[test]
+fn envelope_round_trips_byte_exact_and_verifies() {
+    let v = vectors();
+    let bytes = hex_of(&v, &["command_place_order", "envelope_cbor_hex"]);
+    let env: Envelope = decode(&bytes).unwrap();
+    assert_eq!(env.id, "01JDQ7ZK4P8X3V2M6N9R5T0W1Y");
+    assert_eq!(env.device, "tablet-1");
+    assert!(env.verify(&secret()));
+    assert_eq!(encode(&env).unwrap(), bytes);
+    assert_eq!(
+        v["command_place_order"]["topic"],
+        wire::cmd_topic("tablet-1")
+    );
+    let signed = Envelope::sign(
+        &env.id,
+        "tablet-1",
+        &secret(),
+        &decode_body(&env.body).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(signed, env);
+}
+
+#[test]
+fn wrong_mac_does_not_verify() {
+    let v = vectors();
+    let env: Envelope = decode(&hex_of(
+        &v,
+        &["command_with_wrong_mac", "envelope_cbor_hex"],
+    ))
+    .unwrap();
+    assert!(!env.verify(&secret()));
+}
+
+#[test]
+fn replies_encode_byte_exact() {
+    let v = vectors();
+    let ok = Reply::accepted("01JDQ7ZK4P8X3V2M6N9R5T0W1Y", "o-000042", 42, 1077);
+    assert_eq!(
+        encode(&ok).unwrap(),
+        hex_of(&v, &["reply_ok_example", "cbor_hex"])
+    );
+    let rej = docket_core::Rejection::new(
+        Code::BadMac,
+        "command signature does not match the device secret",
+    );
+    let err = Reply::rejected("01JDQ80000000000000000000B", &rej);
+    let bytes = hex_of(&v, &["reply_error_example", "cbor_hex"]);
+    assert_eq!(encode(&err).unwrap(), bytes);
+    assert_eq!(decode::<Reply>(&bytes).unwrap(), err);
+}
+
+#[test]
+fn garbage_never_decodes_nor_panics() {
+    let v = vectors();
+    for g in v["garbage_payloads_hex"].as_array().unwrap() {
+        let bytes = hex::decode(g.as_str().unwrap()).unwrap();
+        assert!(
+            decode::<Envelope>(&bytes).is_err(),
+            "garbage {g} decoded as an envelope"
+        );
+        assert!(decode_body(&bytes).is_err());
+    }
+}
