@@ -1,1 +1,552 @@
+//! Test harness: the real `docketd` process on free ports with its own data directory, and real
+//! MQTT clients speaking the wire contract. Every wait has a deadline; every process is killed on
+//! drop.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use docket_core::wire::{self, CommandBody, Envelope, Reply};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+/// How long any single wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Path of the docketd binary under test: `$DOCKETD_BIN`, else the workspace's debug build.
+pub fn docketd_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("DOCKETD_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
+    root.join("target/debug/docketd")
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Device credentials as `docketd device add` prints them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Creds {
+    pub id: String,
+    pub role: String,
+    pub secret: String,
+}
+
+impl Creds {
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        hex::decode(&self.secret)
+            .expect("hex secret")
+            .try_into()
+            .expect("32 bytes")
+    }
+}
+
+/// A running docketd with its own temp data dir and ports.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub mqtt: u16,
+    pub http: u16,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts docketd with the demo menu and waits for `/healthz` = 200.
+    pub fn start() -> anyhow::Result<Daemon> {
+        let dir = tempfile::tempdir()?;
+        let mqtt = free_port();
+        let http = free_port();
+        let config = dir.path().join("docketd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"data\"\nsite_id = \"test-site\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n",
+                free_port()
+            ),
+        )?;
+        let log = dir.path().join("docketd.log");
+        let mut d = Daemon {
+            child: None,
+            dir,
+            config,
+            mqtt,
+            http,
+            log,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(docketd_bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info,rumqttd=warn")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", docketd_bin().display()))?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(status) = c.try_wait()? {
+                    bail!(
+                        "docketd exited early with {status}; log:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if let Ok((200, _)) = self.get("/healthz") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("docketd not ready in time; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// kill -9: no drain, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit; returns the exit status.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("not running")?;
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                bail!("docketd did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again on the same data dir and ports.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9();
+        self.spawn()
+    }
+
+    /// Runs a `docketd` subcommand against this daemon's config; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(docketd_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "docketd {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    pub fn add_device(&self, id: &str, role: &str, stations: &[&str]) -> anyhow::Result<Creds> {
+        let mut args = vec!["device", "add", "--id", id, "--role", role];
+        let joined = stations.join(",");
+        if !stations.is_empty() {
+            args.extend(["--stations", &joined]);
+        }
+        let out = self.cli(&args)?;
+        Ok(serde_json::from_str(out.trim())?)
+    }
+
+    /// A plain HTTP/1.1 GET on the daemon's HTTP port: (status, body).
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        let status = buf
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no status")?;
+        let body = buf
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// A metric's value from `/metrics` (the line `name value`, labels included in `name`).
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let (_, body) = self.get("/metrics")?;
+        for line in body.lines() {
+            if let Some(v) = line.strip_prefix(name).and_then(|r| r.strip_prefix(' ')) {
+                return Ok(v.trim().parse()?);
+            }
+        }
+        bail!("metric {name} not found")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data/docket.sqlite3")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One message as a client received it.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// A real MQTT client (rumqttc over TCP) with the helpers tablets and screens need.
+pub struct Client {
+    pub client: AsyncClient,
+    pub id: String,
+    secret: Option<[u8; 32]>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    subacks: mpsc::UnboundedReceiver<()>,
+    task: tokio::task::JoinHandle<()>,
+    counter: u64,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn options(client_id: &str, user: &str, password: &str, port: u16) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+    o.set_credentials(user, password);
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_clean_session(true);
+    o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    o.set_last_will(LastWill::new(
+        wire::presence_topic(client_id),
+        wire::encode(&"offline").expect("cbor"),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    o
+}
+
+/// Polls until CONNACK: Ok(eventloop) or the connection error.
+async fn handshake(mut ev: EventLoop) -> anyhow::Result<EventLoop> {
+    let r = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if ack.code == rumqttc::ConnectReturnCode::Success {
+                        return Ok(());
+                    }
+                    bail!("connection refused: {:?}", ack.code);
+                }
+                Ok(_) => {}
+                Err(e) => bail!("connection refused: {e}"),
+            }
+        }
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => Ok(ev),
+        Ok(Err(e)) => Err(e),
+        Err(_) => bail!("no CONNACK in time"),
+    }
+}
+
+impl Client {
+    /// Connects as a paired device (username = client id = device id, password = hex secret).
+    pub async fn connect(port: u16, creds: &Creds) -> anyhow::Result<Client> {
+        let mut c = Client::connect_raw(port, &creds.id, &creds.id, &creds.secret).await?;
+        c.secret = Some(creds.secret_bytes());
+        Ok(c)
+    }
+
+    pub async fn connect_raw(
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Client> {
+        let (client, ev) = AsyncClient::new(options(client_id, user, password, port), 1000);
+        let mut ev = handshake(ev).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (sub_tx, subacks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let m = Msg {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                            retain: p.retain,
+                        };
+                        if tx.send(m).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = sub_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        let mut c = Client {
+            client,
+            id: client_id.to_owned(),
+            secret: None,
+            rx,
+            subacks,
+            task,
+            counter: 0,
+        };
+        c.client
+            .publish(
+                wire::presence_topic(client_id),
+                QoS::AtLeastOnce,
+                true,
+                wire::encode(&"online")?,
+            )
+            .await?;
+        c.subscribe(&wire::reply_topic(client_id)).await?;
+        Ok(c)
+    }
+
+    /// Is the connection still up (its event loop still running)?
+    pub fn is_connected(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Subscribes (QoS 1) and waits for the SUBACK.
+    pub async fn subscribe(&mut self, filter: &str) -> anyhow::Result<()> {
+        self.client.subscribe(filter, QoS::AtLeastOnce).await?;
+        match tokio::time::timeout(DEADLINE, self.subacks.recv()).await {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => bail!("connection closed before SUBACK for {filter}"),
+            Err(_) => bail!("no SUBACK for {filter} in time"),
+        }
+    }
+
+    /// Publishes a raw payload on a topic (QoS 1).
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) -> anyhow::Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await?;
+        Ok(())
+    }
+
+    /// A command id unique within this test process (ids are forever: never reuse one).
+    pub fn next_id(&mut self) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.counter = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{}-{}", self.id, std::process::id(), self.counter)
+    }
+
+    /// Signs and sends a command with a given id.
+    pub async fn send_as(&mut self, id: &str, body: &CommandBody) -> anyhow::Result<()> {
+        let secret = self.secret.context("client has no device secret")?;
+        let env = Envelope::sign(id, &self.id, &secret, body)?;
+        self.publish(&wire::cmd_topic(&self.id), wire::encode(&env)?, false)
+            .await
+    }
+
+    /// Sends a command and waits for its reply.
+    pub async fn command(&mut self, body: &CommandBody) -> anyhow::Result<Reply> {
+        let id = self.next_id();
+        self.send_as(&id, body).await?;
+        self.reply_to(&id).await
+    }
+
+    /// Waits for the reply to command `id` (other messages are dropped).
+    pub async fn reply_to(&mut self, id: &str) -> anyhow::Result<Reply> {
+        let topic = wire::reply_topic(&self.id);
+        let id = id.to_owned();
+        let m = self
+            .wait_for(|m| {
+                m.topic == topic && wire::decode::<Reply>(&m.payload).is_ok_and(|r| r.command == id)
+            })
+            .await?;
+        Ok(wire::decode(&m.payload)?)
+    }
+
+    /// Waits for the first message matching `pred`, dropping others; fails at the deadline.
+    pub async fn wait_for(&mut self, mut pred: impl FnMut(&Msg) -> bool) -> anyhow::Result<Msg> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) if pred(&m) => return Ok(m),
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("connection closed while waiting"),
+                Err(_) => bail!("nothing matching arrived before the deadline"),
+            }
+        }
+    }
+
+    /// Everything that arrives within `window` (for asserting that something did NOT come).
+    pub async fn drain_for(&mut self, window: Duration) -> Vec<Msg> {
+        let mut out = Vec::new();
+        let end = tokio::time::Instant::now() + window;
+        while let Ok(Some(m)) = tokio::time::timeout_at(end, self.rx.recv()).await {
+            out.push(m);
+        }
+        out
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while !self.task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Tries to log in and reports whether the broker refused.
+pub async fn login_refused(port: u16, client_id: &str, user: &str, password: &str) -> bool {
+    let (_c, ev) = AsyncClient::new(options(client_id, user, password, port), 10);
+    handshake(ev).await.is_err()
+}
+
+/// A line for `place_order`.
+pub fn line(item: &str, qty: u32) -> wire::LineInput {
+    wire::LineInput {
+        item: item.into(),
+        qty,
+        mods: vec![],
+        notes: None,
+        course: None,
+    }
+}
+
+/// What a screen shows, built the way the protocol tells screens to: retained board snapshot,
+/// then events with seq above it, `replay` on a gap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub station: String,
+    pub seq: u64,
+    pub orders: std::collections::BTreeMap<String, docket_core::Order>,
+}
+
+impl View {
+    pub fn from_board(b: wire::Board) -> View {
+        View {
+            station: b.station,
+            seq: b.seq,
+            orders: b.orders.into_iter().map(|o| (o.id.clone(), o)).collect(),
+        }
+    }
+
+    /// Applies the next event; `Err(())` on a gap (the caller replays).
+    #[allow(clippy::result_unit_err)]
+    pub fn apply(&mut self, e: &wire::Event) -> Result<(), ()> {
+        if e.seq <= self.seq {
+            return Ok(());
+        }
+        if e.seq != self.seq + 1 {
+            return Err(());
+        }
+        self.seq = e.seq;
+        let keep = if self.station == wire::EXPO {
+            e.order.is_open()
+        } else {
+            e.order.on_station(&self.station)
+        };
+        if keep {
+            self.orders.insert(e.order_id.clone(), e.order.clone());
+        } else {
+            self.orders.remove(&e.order_id);
+        }
+        Ok(())
+    }
+
+    pub fn tickets(&self) -> Vec<u64> {
+        let mut t: Vec<u64> = self.orders.values().map(|o| o.ticket).collect();
+        t.sort();
+        t
+    }
+}
+
+impl Client {
+    /// Waits for the retained board of `station` whose seq is at least `min_seq`.
+    pub async fn board(&mut self, station: &str, min_seq: u64) -> anyhow::Result<wire::Board> {
+        let topic = wire::board_topic(station);
+        let m = self
+            .wait_for(|m| {
+                m.topic == topic
+                    && wire::decode::<wire::Board>(&m.payload).is_ok_and(|b| b.seq >= min_seq)
+            })
+            .await?;
+        Ok(wire::decode(&m.payload)?)
+    }
+
+    /// Replays every event after `after_seq`, following `more` pages.
+    pub async fn replay_all(&mut self, mut after_seq: u64) -> anyhow::Result<Vec<wire::Event>> {
+        let mut all = Vec::new();
+        loop {
+            let r = self.command(&CommandBody::Replay { after_seq }).await?;
+            if !r.ok {
+                bail!("replay refused: {:?}", r.error);
+            }
+            let events = r.events.unwrap_or_default();
+            if let Some(last) = events.last() {
+                after_seq = last.seq;
+            }
+            all.extend(events);
+            if r.more != Some(true) {
+                return Ok(all);
+            }
+        }
+    }
+}

@@ -1,1 +1,120 @@
-fn main() {}
+//! `docketd`: parses the command line and config, starts tracing, wires the components and waits
+//! for shutdown. Everything else lives in the modules.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use docket_appliance::config::{Config, RawConfig};
+use docket_appliance::{cli, daemon};
+
+#[derive(Parser)]
+#[command(
+    name = "docketd",
+    version,
+    about = "Docket appliance daemon: offline-first restaurant orders"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: broker, engine, HTTP.
+    Run {
+        /// TOML config file (optional: built-in defaults and DOCKET_* variables otherwise).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Pair, revoke and list devices (works while docketd runs).
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+    /// Print the commented default configuration.
+    PrintDefaultConfig,
+    /// Print the built-in demo menu (TOML), a starting point for a site's own.
+    PrintDemoMenu,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Add a device; prints one JSON line with its id, role and secret.
+    Add {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        id: String,
+        /// tablet, station, expo or manager
+        #[arg(long)]
+        role: String,
+        /// For station screens: the stations it shows, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        stations: Vec<String>,
+    },
+    /// Revoke a device: it is cut off at once and can never reconnect.
+    Revoke {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        id: String,
+    },
+    /// List devices as JSON lines (secrets are not shown).
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let raw = RawConfig::load(path, std::env::vars())?;
+    Ok(raw.validate()?)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::PrintDefaultConfig => {
+            print!("{}", docket_appliance::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::PrintDemoMenu => {
+            print!("{}", docket_appliance::menu::DEMO_MENU);
+            Ok(())
+        }
+        Command::Device { command } => match command {
+            DeviceCommand::Add {
+                config,
+                id,
+                role,
+                stations,
+            } => load(config.as_deref()).and_then(|c| cli::device_add(&c, &id, &role, &stations)),
+            DeviceCommand::Revoke { config, id } => {
+                load(config.as_deref()).and_then(|c| cli::device_revoke(&c, &id))
+            }
+            DeviceCommand::List { config } => {
+                load(config.as_deref()).and_then(|c| cli::device_list(&c))
+            }
+        },
+        Command::Run { config } => load(config.as_deref()).and_then(|c| {
+            docket_appliance::logging::init(c.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(daemon::run(c))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("docketd: {e:#}");
+            tracing::error!(error = %format!("{e:#}"), "docketd failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The embedded MQTT broker (rumqttd): listeners, limits sized for a 1 GB box, device login.
+//!
+//! Owns the rumqttd configuration and its threads. rumqttd keeps everything in memory and has no
+//! shutdown API; SQLite stays the truth. Must not decide anything about orders.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::{Broker, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::config::Config;
+use crate::devices::{DeviceRegistry, KICK_USER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot listen for MQTT on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the broker refused the engine's link")]
+    Link(#[source] Box<rumqttd::local::LinkError>),
+    #[error("cannot start the broker thread")]
+    Thread(#[source] std::io::Error),
+}
+
+fn connection_settings(cfg: &Config, registry: &Arc<DeviceRegistry>) -> ConnectionSettings {
+    let mut c = ConnectionSettings {
+        // A client must send CONNECT within this time or is dropped.
+        connection_timeout_ms: 5_000,
+        max_payload_size: cfg.max_payload_bytes,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let reg = registry.clone();
+    c.set_auth_handler(move |client_id: String, user: String, pass: String| {
+        let reg = reg.clone();
+        async move { reg.authenticate(&client_id, &user, &pass) }
+    });
+    c
+}
+
+fn server(
+    name: &str,
+    listen: SocketAddr,
+    cfg: &Config,
+    registry: &Arc<DeviceRegistry>,
+) -> ServerSettings {
+    ServerSettings {
+        name: name.to_owned(),
+        listen,
+        tls: None,
+        // A reconnect storm of every screen must not queue behind a per-connection delay.
+        next_connection_delay_ms: 0,
+        connections: connection_settings(cfg, registry),
+    }
+}
+
+/// The rumqttd configuration for this box.
+pub fn rumqttd_config(cfg: &Config, registry: &Arc<DeviceRegistry>) -> rumqttd::Config {
+    let mut v4 = HashMap::new();
+    v4.insert(
+        "v4".to_owned(),
+        server("mqtt-v4", cfg.mqtt_listen, cfg, registry),
+    );
+    let v5 = cfg.mqtt_v5_listen.map(|addr| {
+        let mut m = HashMap::new();
+        m.insert("v5".to_owned(), server("mqtt-v5", addr, cfg, registry));
+        m
+    });
+    rumqttd::Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: cfg.max_connections,
+            max_outgoing_packet_count: 200,
+            // In-memory log per filter: segment_bytes x segment_count, far below rumqttd's
+            // 1 GB-per-filter examples.
+            max_segment_size: cfg.segment_bytes,
+            max_segment_count: cfg.segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(v4),
+        v5,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    }
+}
+
+/// A router with an engine link; listeners are started later by [`Embedded::listen`], after the
+/// retained state is in place.
+pub struct Embedded {
+    broker: Broker,
+    cfg: Config,
+}
+
+impl Embedded {
+    pub fn new(cfg: &Config, registry: &Arc<DeviceRegistry>) -> Self {
+        Embedded {
+            broker: Broker::new(rumqttd_config(cfg, registry)),
+            cfg: cfg.clone(),
+        }
+    }
+
+    pub fn link(&self, client_id: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
+        self.broker
+            .link(client_id)
+            .map_err(|e| BrokerError::Link(Box::new(e)))
+    }
+
+    /// Checks the ports are free, then starts rumqttd's listeners on their own OS threads.
+    pub fn listen(self) -> Result<(), BrokerError> {
+        let addrs = std::iter::once(self.cfg.mqtt_listen).chain(self.cfg.mqtt_v5_listen);
+        for addr in addrs {
+            // rumqttd only logs a bind failure from its own thread; find out here instead.
+            TcpListener::bind(addr).map_err(|source| BrokerError::Listen { addr, source })?;
+        }
+        let mut broker = self.broker;
+        std::thread::Builder::new()
+            .name("broker".into())
+            .spawn(move || {
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = ?e, "broker stopped");
+                }
+            })
+            .map_err(BrokerError::Thread)?;
+        Ok(())
+    }
+}
+
+/// Cuts a revoked device off: logs in on loopback under its client id (rumqttd then drops the
+/// device's connection), publishes its presence as offline, and disconnects.
+pub async fn kick(
+    mqtt: SocketAddr,
+    registry: &DeviceRegistry,
+    device: &str,
+) -> Result<(), rumqttc::ClientError> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let host = if mqtt.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        mqtt.ip().to_string()
+    };
+    let mut opts = MqttOptions::new(device, host, mqtt.port());
+    opts.set_credentials(KICK_USER, registry.kick_token());
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    let offline = docket_core::wire::encode(&"offline").unwrap_or_default();
+    client
+        .publish(
+            docket_core::wire::presence_topic(device),
+            QoS::AtLeastOnce,
+            true,
+            offline,
+        )
+        .await?;
+    let done = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => break true,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, device, "kick connection failed");
+                    break false;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    client.disconnect().await.ok();
+    let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;
+    if done {
+        tracing::info!(device, "revoked device cut off");
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! Configuration in two stages: [`RawConfig`] (TOML file + `DOCKET_*` environment overrides, as
+//! written by people) → validated [`Config`] (no I/O, every value checked).
+//!
+//! Owns defaults and validation; must not open files other than the config itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented default configuration printed by `docketd print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}={value:?} is not valid: {why}")]
+    Env {
+        name: String,
+        value: String,
+        why: String,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    pub site_id: Option<String>,
+    pub site_name: Option<String>,
+    #[serde(default)]
+    pub mqtt: RawMqtt,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub menu: RawMenu,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub engine: RawEngine,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub listen: Option<String>,
+    pub listen_v5: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_payload_bytes: Option<usize>,
+    pub segment_bytes: Option<usize>,
+    pub segment_count: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMenu {
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub max_batch: Option<usize>,
+    pub board_interval_ms: Option<u64>,
+    pub replay_page: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub site_id: String,
+    pub site_name: String,
+    /// MQTT 3.1.1 listener.
+    pub mqtt_listen: SocketAddr,
+    /// MQTT 5 listener; `None` when not configured.
+    pub mqtt_v5_listen: Option<SocketAddr>,
+    pub max_connections: usize,
+    pub max_payload_bytes: usize,
+    pub segment_bytes: usize,
+    pub segment_count: usize,
+    pub http_listen: SocketAddr,
+    /// `None` = the demo menu built into the binary.
+    pub menu_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub max_batch: usize,
+    pub board_interval_ms: u64,
+    pub replay_page: usize,
+}
+
+impl RawConfig {
+    /// Reads `path` (if given) and applies `DOCKET_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let mut raw: RawConfig =
+                    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                        path: p.to_owned(),
+                        source: Box::new(source),
+                    })?;
+                // Relative paths in a config file are relative to that file.
+                let base = p.parent().unwrap_or(Path::new("."));
+                raw.data_dir = raw.data_dir.map(|d| base.join(d));
+                raw.menu.file = raw.menu.file.map(|f| base.join(f));
+                raw
+            }
+            None => RawConfig::default(),
+        };
+        raw.apply_env(env)?;
+        Ok(raw)
+    }
+
+    fn apply_env(
+        &mut self,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+            value.parse().map_err(|_| ConfigError::Env {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                why: "not a number".into(),
+            })
+        }
+        for (name, value) in env {
+            match name.as_str() {
+                "DOCKET_DATA_DIR" => self.data_dir = Some(value.into()),
+                "DOCKET_SITE_ID" => self.site_id = Some(value),
+                "DOCKET_SITE_NAME" => self.site_name = Some(value),
+                "DOCKET_MQTT_LISTEN" => self.mqtt.listen = Some(value),
+                "DOCKET_MQTT_LISTEN_V5" => self.mqtt.listen_v5 = Some(value),
+                "DOCKET_MQTT_MAX_CONNECTIONS" => {
+                    self.mqtt.max_connections = Some(num(&name, &value)?)
+                }
+                "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
+                "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
+                "DOCKET_LOG_FORMAT" => self.log.format = Some(value),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let addr =
+            |what: &str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+                let s = v.unwrap_or_else(|| default.to_owned());
+                s.parse().map_err(|_| {
+                    ConfigError::Invalid(format!("{what} = {s:?} is not an ip:port address"))
+                })
+            };
+        let site_id = self.site_id.unwrap_or_else(|| "demo".to_owned());
+        if !docket_core::menu::valid_name(&site_id) {
+            return Err(ConfigError::Invalid(format!(
+                "site_id = {site_id:?}: use 1-32 of lowercase letters, digits, '-' and '_'"
+            )));
+        }
+        let mqtt_listen = addr("mqtt.listen", self.mqtt.listen, "0.0.0.0:1884")?;
+        let mqtt_v5_listen = match self.mqtt.listen_v5 {
+            Some(s) if s.is_empty() => None,
+            other => Some(addr("mqtt.listen_v5", other, "0.0.0.0:1885")?),
+        };
+        let http_listen = addr("http.listen", self.http.listen, "0.0.0.0:8080")?;
+        if mqtt_v5_listen.is_some_and(|v5| v5 == mqtt_listen && v5.port() != 0) {
+            return Err(ConfigError::Invalid(
+                "mqtt.listen and mqtt.listen_v5 must differ".into(),
+            ));
+        }
+        let log_format = match self.log.format.as_deref().unwrap_or("plain") {
+            "plain" => LogFormat::Plain,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "log.format = {other:?}: use \"plain\" or \"json\""
+                )))
+            }
+        };
+        let bounded = |what: &str, v: Option<usize>, default: usize, lo: usize, hi: usize| {
+            let v = v.unwrap_or(default);
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "{what} = {v} must be within {lo}..={hi}"
+                )))
+            }
+        };
+        Ok(Config {
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/docket")),
+            site_name: self.site_name.unwrap_or_else(|| "Demo Bistro".to_owned()),
+            site_id,
+            mqtt_listen,
+            mqtt_v5_listen,
+            max_connections: bounded(
+                "mqtt.max_connections",
+                self.mqtt.max_connections,
+                20_000,
+                1,
+                200_000,
+            )?,
+            max_payload_bytes: bounded(
+                "mqtt.max_payload_bytes",
+                self.mqtt.max_payload_bytes,
+                2 * 1024 * 1024,
+                docket_core::wire::MAX_ENVELOPE_BYTES,
+                16 * 1024 * 1024,
+            )?,
+            segment_bytes: bounded(
+                "mqtt.segment_bytes",
+                self.mqtt.segment_bytes,
+                4 * 1024 * 1024,
+                64 * 1024,
+                256 * 1024 * 1024,
+            )?,
+            segment_count: bounded("mqtt.segment_count", self.mqtt.segment_count, 3, 2, 64)?,
+            http_listen,
+            menu_file: self.menu.file,
+            log_format,
+            max_batch: bounded("engine.max_batch", self.engine.max_batch, 256, 1, 10_000)?,
+            board_interval_ms: bounded(
+                "engine.board_interval_ms",
+                self.engine.board_interval_ms.map(|v| v as usize),
+                200,
+                0,
+                10_000,
+            )? as u64,
+            replay_page: bounded("engine.replay_page", self.engine.replay_page, 100, 1, 1000)?,
+        })
+    }
+}
+
+impl Config {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("docket.sqlite3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn default_config_parses_and_validates() {
+        let raw: RawConfig = toml::from_str(DEFAULT_CONFIG).expect("default config parses");
+        let c = raw.validate().expect("default config validates");
+        assert_eq!(
+            c.mqtt_listen.port(),
+            1884,
+            "must not collide with a broker on 1883"
+        );
+        assert_eq!(c.site_id, "demo");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut raw: RawConfig =
+            toml::from_str("site_id = \"a\"\n[http]\nlisten = \"127.0.0.1:1\"").unwrap();
+        raw.apply_env(env(&[
+            ("DOCKET_SITE_ID", "b"),
+            ("DOCKET_HTTP_LISTEN", "127.0.0.1:2"),
+            ("HOME", "/x"),
+        ]))
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert_eq!(c.site_id, "b");
+        assert_eq!(c.http_listen.port(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_refused_clearly() {
+        let bad = [
+            "site_id = \"Bad Site\"",
+            "[mqtt]\nlisten = \"nope\"",
+            "[log]\nformat = \"xml\"",
+            "[mqtt]\nmax_payload_bytes = 10",
+        ];
+        for b in bad {
+            let raw: RawConfig = toml::from_str(b).unwrap();
+            assert!(raw.validate().is_err(), "{b} accepted");
+        }
+        assert!(toml::from_str::<RawConfig>("unknown_key = 1").is_err());
+        let mut raw = RawConfig::default();
+        assert!(raw
+            .apply_env(env(&[("DOCKET_MQTT_MAX_CONNECTIONS", "many")]))
+            .is_err());
+    }
+}

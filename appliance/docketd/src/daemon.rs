@@ -1,0 +1,208 @@
+//! Starting and stopping the appliance: the order of things that makes READY=1 mean ready.
+//!
+//! Store → menu → device registry → router + engine link → retained state republished → MQTT
+//! listeners → HTTP → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed,
+//! STOPPING=1, exit. rumqttd has no shutdown API; its threads end with the process.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::sync::oneshot;
+
+use crate::broker::{self, Embedded};
+use crate::config::Config;
+use crate::devices::DeviceRegistry;
+use crate::engine::{Engine, EngineSettings};
+use crate::http::{self, AppState};
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use crate::{menu, systemd, VERSION};
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    metrics::uptime_ms();
+    let metrics = Arc::new(Metrics::default());
+    tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
+    systemd::status("opening the store");
+
+    let store = Store::open(&cfg.db_path(), &cfg.site_id)
+        .with_context(|| format!("cannot open the store at {}", cfg.db_path().display()))?;
+    let menu = menu::load(cfg.menu_file.as_deref())?;
+    let registry = Arc::new(
+        DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
+    );
+
+    // Fail fast on a taken HTTP port, before anything is published.
+    let http_listener = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
+
+    let embedded = Embedded::new(&cfg, &registry);
+    let link = embedded.link("docketd-engine")?;
+    let settings = EngineSettings {
+        site_id: cfg.site_id.clone(),
+        max_batch: cfg.max_batch,
+        board_interval: Duration::from_millis(cfg.board_interval_ms),
+        replay_page: cfg.replay_page,
+        version: VERSION.to_owned(),
+    };
+    let mut engine = Engine::new(
+        settings,
+        store,
+        menu,
+        registry.clone(),
+        metrics.clone(),
+        link,
+    )?;
+
+    systemd::status("republishing retained state");
+    let t = Instant::now();
+    let (engine, republished) = tokio::task::spawn_blocking(move || {
+        let ok = engine.republish_retained(Instant::now() + Duration::from_secs(10));
+        (engine, ok)
+    })
+    .await?;
+    if !republished? {
+        bail!("the broker did not take the retained state within 10 s");
+    }
+    tracing::info!(
+        took_ms = t.elapsed().as_millis() as u64,
+        "retained menu, boards and status republished"
+    );
+
+    // Only now accept clients.
+    embedded.listen()?;
+    wait_accepting(cfg.mqtt_listen).await?;
+    if let Some(v5) = cfg.mqtt_v5_listen {
+        wait_accepting(v5).await?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (engine_done_tx, mut engine_done) = oneshot::channel();
+    {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let r = engine.run(stop);
+                let _ = engine_done_tx.send(r);
+            })
+            .context("cannot start the engine thread")?;
+    }
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = http::router(AppState {
+        metrics: metrics.clone(),
+        site_id: cfg.site_id.clone(),
+        version: VERSION,
+    });
+    let http_task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        })
+    };
+    tokio::spawn(systemd::watchdog(metrics.clone()));
+    tokio::spawn(watch_devices(
+        registry.clone(),
+        metrics.clone(),
+        cfg.mqtt_listen,
+        shutdown.clone(),
+    ));
+
+    metrics.ready.store(true, Relaxed);
+    let line = format!(
+        "ready: site {} mqtt {} http {} seq {}",
+        cfg.site_id,
+        cfg.mqtt_listen,
+        cfg.http_listen,
+        metrics.seq.load(Relaxed)
+    );
+    tracing::info!(mqtt = %cfg.mqtt_listen, http = %cfg.http_listen, "docketd ready");
+    systemd::ready(&line);
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let engine_result = tokio::select! {
+        _ = sigterm.recv() => None,
+        _ = tokio::signal::ctrl_c() => None,
+        r = &mut engine_done => Some(r),
+    };
+    metrics.ready.store(false, Relaxed);
+    let result = match engine_result {
+        Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("the engine stopped")),
+        Some(Err(_)) => Err(anyhow::anyhow!("the engine thread died")),
+        None => {
+            tracing::info!("shutting down: draining in-flight commands");
+            systemd::status("draining");
+            stop.store(true, Relaxed);
+            match tokio::time::timeout(Duration::from_secs(10), engine_done).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => {
+                    Err(anyhow::Error::new(e).context("the engine failed while draining"))
+                }
+                Ok(Err(_)) => Err(anyhow::anyhow!("the engine thread died while draining")),
+                Err(_) => Err(anyhow::anyhow!("the engine did not drain within 10 s")),
+            }
+        }
+    };
+    systemd::stopping();
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+    tracing::info!("docketd stopped");
+    result
+}
+
+/// Waits until the MQTT listener accepts connections (rumqttd binds on its own thread).
+async fn wait_accepting(addr: SocketAddr) -> anyhow::Result<()> {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if tokio::net::TcpStream::connect(target).await.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the MQTT listener on {addr} did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Notices device changes made by the CLI and cuts revoked devices off at once.
+async fn watch_devices(
+    registry: Arc<DeviceRegistry>,
+    metrics: Arc<Metrics>,
+    mqtt: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let reg = registry.clone();
+        let cut = match tokio::task::spawn_blocking(move || reg.refresh()).await {
+            Ok(Ok(cut)) => cut,
+            Ok(Err(e)) => {
+                tracing::warn!(error = ?e, "device refresh failed");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for device in cut {
+            metrics.kicks.fetch_add(1, Relaxed);
+            if let Err(e) = broker::kick(mqtt, &registry, &device).await {
+                tracing::warn!(error = ?e, device, "could not cut off revoked device");
+            }
+        }
+    }
+}

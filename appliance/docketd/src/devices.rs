@@ -1,0 +1,212 @@
+//! The device registry: who may connect to the broker and sign commands.
+//!
+//! Owns an in-memory copy of the `devices` table, refreshed whenever SQLite says another
+//! connection changed the database (`PRAGMA data_version`), so a device added or revoked by the
+//! CLI while docketd runs takes effect at once. Used by the broker's login check and by the
+//! engine's MAC check. Must not write.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use docket_core::{Actor, Role};
+use rusqlite::Connection;
+
+use crate::metrics::Metrics;
+use crate::store::{self, DeviceRow, StoreError};
+
+/// Username of the daemon's own loopback connection that takes over a revoked device's client id
+/// (rumqttd drops the older of two connections with one client id: that is how we cut one off).
+pub const KICK_USER: &str = "docketd-kick";
+
+/// Device ids: 1–64 of `[A-Za-z0-9._-]`, not starting with "docketd" (reserved).
+pub fn valid_device_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with("docketd")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+struct Cache {
+    data_version: i64,
+    generation: i64,
+    devices: HashMap<String, DeviceRow>,
+}
+
+pub struct DeviceRegistry {
+    conn: Mutex<Connection>,
+    cache: RwLock<Cache>,
+    kick_token: String,
+    metrics: Arc<Metrics>,
+}
+
+/// The outcome of looking a device up for a command.
+pub enum Lookup {
+    Active(Actor, [u8; 32]),
+    Revoked,
+    Unknown,
+}
+
+impl DeviceRegistry {
+    pub fn open(db: &Path, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
+        let conn = store::connect(db)?;
+        let reg = DeviceRegistry {
+            conn: Mutex::new(conn),
+            cache: RwLock::new(Cache {
+                data_version: -1,
+                generation: -1,
+                devices: HashMap::new(),
+            }),
+            kick_token: hex::encode(rand::random::<[u8; 32]>()),
+            metrics,
+        };
+        reg.refresh()?;
+        Ok(reg)
+    }
+
+    pub fn kick_token(&self) -> &str {
+        &self.kick_token
+    }
+
+    /// Reloads the table if another connection changed the database since last time. Returns the
+    /// ids that are newly revoked (or deleted) by this refresh.
+    pub fn refresh(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let (seen_version, seen_generation) = {
+            let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            (c.data_version, c.generation)
+        };
+        if seen_version == version {
+            return Ok(Vec::new());
+        }
+        // The engine's commits change data_version too; reload only when devices changed.
+        let generation = store::devices::generation(&conn)?;
+        if generation == seen_generation {
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .data_version = version;
+            return Ok(Vec::new());
+        }
+        let rows = store::devices::all(&conn)?;
+        drop(conn);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        cache.generation = generation;
+        let was_active: HashSet<String> = cache
+            .devices
+            .values()
+            .filter(|d| d.revoked_at.is_none())
+            .map(|d| d.id.clone())
+            .collect();
+        cache.devices = rows.into_iter().map(|d| (d.id.clone(), d)).collect();
+        cache.data_version = version;
+        let cut: Vec<String> = was_active
+            .into_iter()
+            .filter(|id| cache.devices.get(id).is_none_or(|d| d.revoked_at.is_some()))
+            .collect();
+        self.metrics.set_devices(
+            cache
+                .devices
+                .values()
+                .filter(|d| d.revoked_at.is_none())
+                .count(),
+        );
+        Ok(cut)
+    }
+
+    fn get(&self, id: &str) -> Option<DeviceRow> {
+        if let Err(e) = self.refresh() {
+            tracing::warn!(error = ?e, "device registry refresh failed; using the cached table");
+        }
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .devices
+            .get(id)
+            .cloned()
+    }
+
+    pub fn lookup(&self, id: &str) -> Lookup {
+        match self.get(id) {
+            None => Lookup::Unknown,
+            Some(d) if d.revoked_at.is_some() => Lookup::Revoked,
+            Some(d) => Lookup::Active(
+                Actor {
+                    device: d.id,
+                    role: d.role,
+                    stations: d.stations,
+                },
+                d.secret,
+            ),
+        }
+    }
+
+    /// The broker's login check: client id = username = device id, password = secret as hex.
+    pub fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
+        let ok = if username == KICK_USER {
+            ct_eq(password.as_bytes(), self.kick_token.as_bytes())
+        } else if client_id != username {
+            false
+        } else {
+            match self.lookup(username) {
+                Lookup::Active(_, secret) => {
+                    ct_eq(password.as_bytes(), hex::encode(secret).as_bytes())
+                }
+                Lookup::Revoked | Lookup::Unknown => false,
+            }
+        };
+        if !ok {
+            self.metrics.auth_failure();
+            tracing::info!(client_id = %clip(client_id), username = %clip(username), "MQTT login refused");
+        }
+        ok
+    }
+
+    pub fn role_of(&self, id: &str) -> Option<Role> {
+        self.get(id).map(|d| d.role)
+    }
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Constant-time equality (length is not secret: secrets have a fixed length).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_ids() {
+        assert!(valid_device_id("tablet-1"));
+        assert!(valid_device_id("KDS.grill_2"));
+        for bad in [
+            "",
+            "a/b",
+            "a+b",
+            "#",
+            "docketd-kick",
+            "sp ace",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_device_id(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+    }
+}

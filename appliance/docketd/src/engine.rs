@@ -1,0 +1,728 @@
+//! The engine: the one writer. Takes commands from the broker, decodes and checks them (size,
+//! MAC, device, role), looks up idempotency, decides through `docket-core`, commits a batch to
+//! SQLite (group commit), and only then publishes replies, events and (coalesced) boards.
+//!
+//! Runs on its own OS thread and owns the store's writer connection, the in-memory site state and
+//! the broker link. Also guards the box's state topics against foreign writes and proves liveness
+//! with a heartbeat round trip through the broker. Must not serve HTTP or touch the network.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use docket_core::ledger::process;
+use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
+use docket_core::{Code, Menu, Rejection, Site};
+use rumqttd::local::{LinkError, LinkRx, LinkTx};
+use rumqttd::protocol::{Packet, Publish};
+use rumqttd::Notification;
+
+use crate::devices::{DeviceRegistry, Lookup};
+use crate::metrics::Metrics;
+use crate::store::{Batch, Recorded, Store, StoreError};
+
+/// Where the engine proves it is alive: published and received back through the router.
+pub const HEARTBEAT_TOPIC: &str = "docket/internal/heartbeat";
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(1000);
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Boards untouched by recent events are republished this often with the current seq, so that a
+/// reconnecting screen replays only what it missed, not the day's history.
+const BOARD_REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store")]
+    Store(#[from] StoreError),
+    #[error("broker link")]
+    Link(#[source] Box<LinkError>),
+    #[error("encoding")]
+    Wire(#[from] wire::WireError),
+}
+
+impl From<LinkError> for EngineError {
+    fn from(e: LinkError) -> Self {
+        EngineError::Link(Box::new(e))
+    }
+}
+
+pub struct EngineSettings {
+    pub site_id: String,
+    pub max_batch: usize,
+    pub board_interval: Duration,
+    pub replay_page: usize,
+    pub version: String,
+}
+
+/// Filters the engine subscribes to. Replies and events are included so that each publish has
+/// a matching filter (rumqttd drops a local link that publishes to a topic nobody subscribes to).
+fn filters() -> [&'static str; 8] {
+    [
+        wire::CMD_FILTER,
+        "docket/v1/reply/+",
+        wire::EVENTS_TOPIC,
+        "docket/v1/board/+",
+        wire::MENU_TOPIC,
+        wire::STATUS_TOPIC,
+        "docket/v1/devices/+/presence",
+        HEARTBEAT_TOPIC,
+    ]
+}
+
+/// A reply to publish once the batch is committed.
+struct Outcome {
+    device: String,
+    bytes: Vec<u8>,
+    /// The command whose decision this batch records: if the commit fails, the reply becomes
+    /// `internal` ("send it again") instead.
+    pending: Option<String>,
+}
+
+pub struct Engine {
+    settings: EngineSettings,
+    store: Store,
+    site: Site,
+    last_seq: u64,
+    devices: Arc<DeviceRegistry>,
+    metrics: Arc<Metrics>,
+    tx: LinkTx,
+    rx: LinkRx,
+    stations: Vec<String>,
+    dirty: BTreeSet<String>,
+    last_boards: Option<Instant>,
+    last_refresh: Instant,
+    /// Seq of every board as last published.
+    board_seq: HashMap<String, u64>,
+    /// Last payload the engine published per state topic (what it restores).
+    current: HashMap<String, Vec<u8>>,
+    /// Hashes of the engine's own recent publishes per state topic, to tell its echo from others.
+    own: HashMap<String, VecDeque<u64>>,
+    presence: HashMap<String, bool>,
+    heartbeat_sent: Option<(u64, Instant)>,
+    heartbeat_n: u64,
+    last_status: Option<Instant>,
+    status_seq: u64,
+    started_unix_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl Engine {
+    pub fn new(
+        settings: EngineSettings,
+        store: Store,
+        menu: Menu,
+        devices: Arc<DeviceRegistry>,
+        metrics: Arc<Metrics>,
+        (mut tx, rx): (LinkTx, LinkRx),
+    ) -> Result<Self, EngineError> {
+        let loaded = store.load()?;
+        for f in filters() {
+            tx.subscribe(f)?;
+        }
+        let stations = menu.stations();
+        let started_unix_ms = now_ms();
+        metrics.started_unix_ms.store(started_unix_ms, Relaxed);
+        let mut e = Engine {
+            settings,
+            store,
+            site: Site {
+                menu: Some(menu),
+                orders: loaded.open_orders,
+                next_ticket: loaded.next_ticket,
+            },
+            last_seq: loaded.last_seq,
+            devices,
+            metrics,
+            tx,
+            rx,
+            stations,
+            dirty: BTreeSet::new(),
+            last_boards: None,
+            last_refresh: Instant::now(),
+            board_seq: HashMap::new(),
+            current: HashMap::new(),
+            own: HashMap::new(),
+            presence: HashMap::new(),
+            heartbeat_sent: None,
+            heartbeat_n: 0,
+            last_status: None,
+            status_seq: u64::MAX,
+            started_unix_ms,
+        };
+        // Boards of stations no longer on the menu (and of open orders' stations) are published
+        // too, so that no screen keeps a stale retained board.
+        let mut all: BTreeSet<String> = e.stations.iter().cloned().collect();
+        for o in e.site.orders.values() {
+            all.extend(o.lines.iter().map(|l| l.station.clone()));
+        }
+        e.stations = all.into_iter().collect();
+        e.metrics.seq.store(e.last_seq, Relaxed);
+        e.metrics
+            .open_orders
+            .store(e.site.orders.len() as u64, Relaxed);
+        Ok(e)
+    }
+
+    /// Republishes the retained menu, every board and the status from the store, then waits for
+    /// a heartbeat round trip: the router has taken everything published before it.
+    pub fn republish_retained(&mut self, deadline: Instant) -> Result<bool, EngineError> {
+        let menu = wire::encode(self.site.menu.as_ref().expect("engine always has a menu"))?;
+        self.publish_state(wire::MENU_TOPIC, menu)?;
+        self.dirty.extend(self.stations.iter().cloned());
+        self.dirty.insert(wire::EXPO.to_owned());
+        self.publish_boards()?;
+        self.publish_status()?;
+        self.send_heartbeat()?;
+        while Instant::now() < deadline {
+            self.step(Some(deadline))?;
+            if self.heartbeat_sent.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs until `stop` is set, then drains what the broker already delivered and returns.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> Result<(), EngineError> {
+        while !stop.load(Relaxed) {
+            self.step(None)?;
+        }
+        // Drain: everything already handed to us gets decided, committed and answered.
+        let drain_until = Instant::now() + Duration::from_millis(200);
+        self.step(Some(drain_until))?;
+        if !self.dirty.is_empty() {
+            self.publish_boards()?;
+        }
+        tracing::info!(seq = self.last_seq, "engine drained and stopped");
+        Ok(())
+    }
+
+    /// One turn: wait for input (or the next timer), take a batch, handle it, run timers.
+    fn step(&mut self, until: Option<Instant>) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut wake = now + Duration::from_millis(100);
+        if let Some(u) = until {
+            wake = wake.min(u);
+        }
+        if !self.dirty.is_empty() {
+            wake = wake.min(self.boards_due());
+        }
+        let mut batch = Vec::new();
+        match self.rx.recv_deadline(wake) {
+            Ok(Some(n)) => batch.push(n),
+            Ok(None) | Err(LinkError::RecvTimeout(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        while batch.len() < self.settings.max_batch * 4 {
+            match self.rx.recv_deadline(Instant::now()) {
+                Ok(Some(n)) => batch.push(n),
+                Ok(None) | Err(LinkError::RecvTimeout(_)) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.handle(batch)?;
+        self.timers()
+    }
+
+    fn boards_due(&self) -> Instant {
+        match self.last_boards {
+            Some(t) => t + self.settings.board_interval,
+            None => Instant::now(),
+        }
+    }
+
+    fn timers(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        if now >= self.last_refresh + BOARD_REFRESH_EVERY {
+            self.last_refresh = now;
+            let behind: Vec<String> = self
+                .board_seq
+                .iter()
+                .filter(|(_, s)| **s < self.last_seq)
+                .map(|(b, _)| b.clone())
+                .collect();
+            self.dirty.extend(behind);
+        }
+        if !self.dirty.is_empty() && now >= self.boards_due() {
+            self.publish_boards()?;
+        }
+        let hb_due = match self.heartbeat_sent {
+            // A heartbeat lost in the router is re-sent after a while.
+            Some((_, at)) => now >= at + HEARTBEAT_EVERY * 3,
+            None => {
+                self.metrics.heartbeat_ms.load(Relaxed) + HEARTBEAT_EVERY.as_millis() as u64
+                    <= crate::metrics::uptime_ms()
+            }
+        };
+        if hb_due {
+            self.send_heartbeat()?;
+        }
+        if self.last_status.is_none_or(|t| now >= t + STATUS_EVERY)
+            && self.status_seq != self.last_seq
+        {
+            self.publish_status()?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, notifications: Vec<Notification>) -> Result<(), EngineError> {
+        let mut commands: Vec<(String, bytes::Bytes)> = Vec::new();
+        for n in notifications {
+            match n {
+                Notification::Forward(f) => {
+                    let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
+                    if let Some(device) = wire::device_of_cmd_topic(&topic) {
+                        commands.push((device.to_owned(), f.publish.payload));
+                    } else {
+                        self.observe(&topic, &f.publish.payload)?;
+                    }
+                    if commands.len() >= self.settings.max_batch {
+                        self.handle_commands(std::mem::take(&mut commands))?;
+                    }
+                }
+                Notification::Unschedule => self.rx.ready()?,
+                _ => {}
+            }
+        }
+        if !commands.is_empty() {
+            self.handle_commands(commands)?;
+        }
+        Ok(())
+    }
+
+    /// Non-command traffic: our own echoes, foreign writes to state topics, presence, heartbeat.
+    fn observe(&mut self, topic: &str, payload: &[u8]) -> Result<(), EngineError> {
+        if topic == HEARTBEAT_TOPIC {
+            if let Some((n, _)) = self.heartbeat_sent {
+                if payload == n.to_le_bytes() {
+                    self.heartbeat_sent = None;
+                    self.metrics
+                        .heartbeat_ms
+                        .store(crate::metrics::uptime_ms(), Relaxed);
+                }
+            }
+            return Ok(());
+        }
+        if let Some(dev) = topic
+            .strip_prefix("docket/v1/devices/")
+            .and_then(|r| r.strip_suffix("/presence"))
+        {
+            let online = match wire::decode::<String>(payload) {
+                Ok(s) => s == "online",
+                Err(_) => payload == b"online",
+            };
+            self.presence.insert(dev.to_owned(), online);
+            self.metrics.online_devices.store(
+                self.presence.values().filter(|v| **v).count() as u64,
+                Relaxed,
+            );
+            return Ok(());
+        }
+        if let Some(current) = self.current.get(topic) {
+            let h = hash(payload);
+            let own = self.own.entry(topic.to_owned()).or_default();
+            if let Some(i) = own.iter().position(|x| *x == h) {
+                own.remove(i);
+                return Ok(());
+            }
+            // Someone else wrote the box's state topic (or cleared it): restore at once.
+            let restore = current.clone();
+            self.metrics.foreign_write(topic);
+            tracing::warn!(
+                topic,
+                bytes = payload.len(),
+                "foreign write to a state topic; restoring"
+            );
+            self.publish_state(topic, restore)?;
+        }
+        Ok(())
+    }
+
+    fn handle_commands(
+        &mut self,
+        commands: Vec<(String, bytes::Bytes)>,
+    ) -> Result<(), EngineError> {
+        let now = now_ms();
+        let mut batch = Batch::default();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(commands.len());
+        let mut fresh: HashMap<(String, String), Vec<u8>> = HashMap::new();
+        let mut touched: HashSet<String> = HashSet::new();
+        let mut recorded = 0usize;
+
+        for (topic_device, payload) in commands {
+            match self.check(&topic_device, &payload) {
+                Checked::Drop => {}
+                Checked::Refuse { command, rejection } => {
+                    self.metrics.reject(rejection.code);
+                    self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                    tracing::info!(device = %topic_device, command = %command, code = rejection.code.as_str(), "command refused: {}", rejection.message);
+                    let bytes = wire::encode(&Reply::rejected(&command, &rejection))?;
+                    outcomes.push(Outcome {
+                        device: topic_device,
+                        bytes,
+                        pending: None,
+                    });
+                }
+                Checked::Ok { env, actor, body } => {
+                    let key = (actor.device.clone(), env.id.clone());
+                    // Exactly once: a command seen before gets its first reply, nothing else.
+                    let seen = match fresh.get(&key) {
+                        Some(b) => Some((b.clone(), Some(env.id.clone()))),
+                        None => self
+                            .store
+                            .recorded_reply(&key.0, &key.1)?
+                            .map(|b| (b, None)),
+                    };
+                    if let Some((bytes, pending)) = seen {
+                        self.metrics.commands_duplicate.fetch_add(1, Relaxed);
+                        outcomes.push(Outcome {
+                            device: actor.device.clone(),
+                            bytes,
+                            pending,
+                        });
+                        continue;
+                    }
+                    let body = match body {
+                        Ok(b) => b,
+                        Err(rejection) => {
+                            self.metrics.reject(rejection.code);
+                            self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                            let bytes = wire::encode(&Reply::rejected(&env.id, &rejection))?;
+                            batch.replies.push(Recorded {
+                                device: key.0.clone(),
+                                id: key.1.clone(),
+                                ok: false,
+                                seq: None,
+                                reply: bytes.clone(),
+                            });
+                            fresh.insert(key, bytes.clone());
+                            outcomes.push(Outcome {
+                                device: actor.device.clone(),
+                                bytes,
+                                pending: Some(env.id.clone()),
+                            });
+                            continue;
+                        }
+                    };
+                    if let CommandBody::Replay { after_seq } = body {
+                        let bytes = self.replay(&env.id, after_seq)?;
+                        self.metrics.replays.fetch_add(1, Relaxed);
+                        outcomes.push(Outcome {
+                            device: actor.device.clone(),
+                            bytes,
+                            pending: None,
+                        });
+                        continue;
+                    }
+                    // Closed orders are not kept in memory: fetch the one this command names.
+                    if let Some(oid) = body.order_id() {
+                        if !self.site.orders.contains_key(oid) {
+                            if let Some(o) = self.store.order(oid)? {
+                                self.site.orders.insert(o.id.clone(), o);
+                            }
+                        }
+                    }
+                    let (reply, events) = process(
+                        &mut self.site,
+                        &mut self.last_seq,
+                        &env.id,
+                        &actor,
+                        &body,
+                        now,
+                    );
+                    if let Some(err) = &reply.error {
+                        let code = Code::ALL
+                            .iter()
+                            .copied()
+                            .find(|c| c.as_str() == err.code)
+                            .unwrap_or(Code::Internal);
+                        self.metrics.reject(code);
+                        self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                        tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
+                    }
+                    let bytes = wire::encode(&reply)?;
+                    for e in events {
+                        touched.insert(e.order_id.clone());
+                        let payload = wire::encode(&e)?;
+                        batch.events.push((e, payload));
+                    }
+                    batch.replies.push(Recorded {
+                        device: key.0.clone(),
+                        id: key.1.clone(),
+                        ok: reply.ok,
+                        seq: reply.seq,
+                        reply: bytes.clone(),
+                    });
+                    recorded += 1;
+                    fresh.insert(key, bytes.clone());
+                    outcomes.push(Outcome {
+                        device: actor.device.clone(),
+                        bytes,
+                        pending: Some(env.id.clone()),
+                    });
+                }
+            }
+        }
+
+        for id in &touched {
+            if let Some(o) = self.site.orders.get(id) {
+                batch.orders.insert(id.clone(), o.clone());
+            }
+        }
+
+        if !batch.is_empty() {
+            let t = Instant::now();
+            if let Err(e) = self.store.commit(&batch) {
+                // Nothing of this batch is on disk: forget it, tell everyone to retry.
+                self.metrics.commit_failures.fetch_add(1, Relaxed);
+                tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");
+                self.reload()?;
+                let rejection = Rejection::new(
+                    Code::Internal,
+                    "the box could not store this command; send it again",
+                );
+                for mut o in outcomes {
+                    if let Some(id) = o.pending.take() {
+                        self.metrics.reject(Code::Internal);
+                        o.bytes = wire::encode(&Reply::rejected(&id, &rejection))?;
+                    }
+                    self.send(o)?;
+                }
+                return Ok(());
+            }
+            self.metrics.commit(t.elapsed(), recorded);
+        }
+
+        // Only now, after the commit: replies, events, and the boards they change.
+        for o in outcomes {
+            self.send(o)?;
+        }
+        for (e, payload) in &batch.events {
+            self.tx.publish(wire::EVENTS_TOPIC, payload.clone())?;
+            self.mark_dirty(e);
+        }
+        let accepted = batch.replies.iter().filter(|r| r.ok).count() as u64;
+        self.metrics.commands_ok.fetch_add(accepted, Relaxed);
+        self.metrics
+            .events
+            .fetch_add(batch.events.len() as u64, Relaxed);
+        self.metrics.seq.store(self.last_seq, Relaxed);
+        // Completed orders leave memory once their boards are recomputed.
+        if !self.dirty.is_empty() && self.boards_due() <= Instant::now() {
+            self.publish_boards()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, o: Outcome) -> Result<(), EngineError> {
+        self.tx.publish(wire::reply_topic(&o.device), o.bytes)?;
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<(), EngineError> {
+        let loaded = self.store.load()?;
+        self.site.orders = loaded.open_orders;
+        self.site.next_ticket = loaded.next_ticket;
+        self.last_seq = loaded.last_seq;
+        self.dirty.extend(self.stations.iter().cloned());
+        self.dirty.insert(wire::EXPO.to_owned());
+        Ok(())
+    }
+
+    fn mark_dirty(&mut self, e: &Event) {
+        self.dirty.insert(wire::EXPO.to_owned());
+        for l in &e.order.lines {
+            if !self.stations.contains(&l.station) {
+                self.stations.push(l.station.clone());
+            }
+            self.dirty.insert(l.station.clone());
+        }
+    }
+
+    /// Size, envelope, device, MAC: everything checked before idempotency and decisions.
+    fn check(&self, topic_device: &str, payload: &[u8]) -> Checked {
+        let env: Envelope = match wire::decode(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                self.metrics.reject(Code::Malformed);
+                tracing::warn!(device = %topic_device, bytes = payload.len(), error = %e, "undecodable command envelope dropped");
+                return Checked::Drop;
+            }
+        };
+        let refuse = |code: Code, message: String| Checked::Refuse {
+            command: env
+                .id
+                .chars()
+                .take(docket_core::decide::limits::MAX_ID_CHARS)
+                .collect(),
+            rejection: Rejection::new(code, message),
+        };
+        if payload.len() > wire::MAX_ENVELOPE_BYTES {
+            return refuse(
+                Code::TooLarge,
+                format!(
+                    "command is {} bytes; the limit is {}",
+                    payload.len(),
+                    wire::MAX_ENVELOPE_BYTES
+                ),
+            );
+        }
+        if env.id.is_empty() || env.id.chars().count() > docket_core::decide::limits::MAX_ID_CHARS {
+            return refuse(
+                Code::MalformedBody,
+                "command id must be 1-64 characters".into(),
+            );
+        }
+        if env.device != topic_device {
+            return refuse(
+                Code::DeviceMismatch,
+                "the envelope's device is not the topic's device".into(),
+            );
+        }
+        let (actor, secret) = match self.devices.lookup(&env.device) {
+            Lookup::Active(a, s) => (a, s),
+            Lookup::Revoked => return refuse(Code::Revoked, "this device has been revoked".into()),
+            Lookup::Unknown => {
+                return refuse(Code::UnknownDevice, "this device is not paired".into())
+            }
+        };
+        if !env.verify(&secret) {
+            return refuse(
+                Code::BadMac,
+                "command signature does not match the device secret".into(),
+            );
+        }
+        let body = wire::decode_body(&env.body);
+        Checked::Ok { env, actor, body }
+    }
+
+    fn replay(&mut self, command: &str, after_seq: u64) -> Result<Vec<u8>, EngineError> {
+        let page = self.settings.replay_page;
+        let rows = self.store.events_after(after_seq, page + 1)?;
+        let more = rows.len() > page;
+        let mut events = Vec::with_capacity(page);
+        for r in rows.iter().take(page) {
+            events.push(wire::decode::<Event>(r)?);
+        }
+        let reply = Reply {
+            command: command.to_owned(),
+            ok: true,
+            order_id: None,
+            ticket: None,
+            seq: Some(
+                events
+                    .last()
+                    .map_or(after_seq.min(self.last_seq), |e| e.seq),
+            ),
+            error: None,
+            events: Some(events),
+            more: Some(more),
+        };
+        Ok(wire::encode(&reply)?)
+    }
+
+    fn publish_boards(&mut self) -> Result<(), EngineError> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for station in &dirty {
+            let board = docket_core::board(station, self.last_seq, self.site.orders.values());
+            let bytes = wire::encode(&board)?;
+            self.publish_state(&wire::board_topic(station), bytes)?;
+            self.board_seq.insert(station.clone(), self.last_seq);
+            self.metrics.board_publishes.fetch_add(1, Relaxed);
+        }
+        self.site.orders.retain(|_, o| o.is_open());
+        self.metrics
+            .open_orders
+            .store(self.site.orders.len() as u64, Relaxed);
+        self.last_boards = Some(Instant::now());
+        Ok(())
+    }
+
+    fn publish_status(&mut self) -> Result<(), EngineError> {
+        let status = wire::ApplianceStatus {
+            version: self.settings.version.clone(),
+            site_id: self.settings.site_id.clone(),
+            seq: self.last_seq,
+            uplink: "none".into(),
+            sync_lag: 0,
+            started_at: self.started_unix_ms,
+        };
+        let bytes = wire::encode(&status)?;
+        self.publish_state(wire::STATUS_TOPIC, bytes)?;
+        self.last_status = Some(Instant::now());
+        self.status_seq = self.last_seq;
+        Ok(())
+    }
+
+    /// Publishes a retained state message and remembers it as ours.
+    fn publish_state(&mut self, topic: &str, bytes: Vec<u8>) -> Result<(), EngineError> {
+        let own = self.own.entry(topic.to_owned()).or_default();
+        own.push_back(hash(&bytes));
+        while own.len() > 16 {
+            own.pop_front();
+        }
+        self.current.insert(topic.to_owned(), bytes.clone());
+        let publish = Publish::new(topic.as_bytes().to_vec(), bytes, true);
+        self.tx.push_packet(Packet::Publish(publish, None))?;
+        Ok(())
+    }
+
+    fn send_heartbeat(&mut self) -> Result<(), EngineError> {
+        self.heartbeat_n += 1;
+        self.heartbeat_sent = Some((self.heartbeat_n, Instant::now()));
+        self.tx
+            .publish(HEARTBEAT_TOPIC, self.heartbeat_n.to_le_bytes().to_vec())?;
+        Ok(())
+    }
+}
+
+enum Checked {
+    /// Undecodable: nobody to tell.
+    Drop,
+    /// Refused before idempotency (not recorded): size, device, MAC.
+    Refuse {
+        command: String,
+        rejection: Rejection,
+    },
+    Ok {
+        env: Envelope,
+        actor: docket_core::Actor,
+        body: Result<CommandBody, Rejection>,
+    },
+}
+
+/// `LinkTx::send` is async only in name; this is its synchronous use.
+trait PushPacket {
+    fn push_packet(&mut self, p: Packet) -> Result<usize, EngineError>;
+}
+
+impl PushPacket for LinkTx {
+    fn push_packet(&mut self, p: Packet) -> Result<usize, EngineError> {
+        Ok(futures_lite_block_on(self.send(p))?)
+    }
+}
+
+/// Polls a future that never awaits anything (rumqttd's `LinkTx::send`) to completion.
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}

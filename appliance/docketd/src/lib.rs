@@ -1,0 +1,17 @@
+//! docket-appliance: the `docketd` daemon's parts. See docs/ARCHITECTURE.md for the picture.
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod devices;
+pub mod engine;
+pub mod http;
+pub mod logging;
+pub mod menu;
+pub mod metrics;
+pub mod store;
+pub mod systemd;
+
+/// docketd's version, as reported in status and health.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,250 @@
+//! Counters and gauges every part updates, rendered as Prometheus text on `GET /metrics`.
+//!
+//! Lock-free on the hot path (atomics); the rare labelled counters (foreign writes by topic) sit
+//! behind a mutex.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use docket_core::Code;
+
+/// Milliseconds since the process started (monotonic): the clock heartbeats are stamped with.
+pub fn uptime_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// Commit latency histogram bucket bounds, seconds.
+const BUCKETS: [f64; 11] = [
+    0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub commands_ok: AtomicU64,
+    pub commands_rejected: AtomicU64,
+    pub commands_duplicate: AtomicU64,
+    pub replays: AtomicU64,
+    rejects: [AtomicU64; Code::ALL.len()],
+    commit_buckets: [AtomicU64; BUCKETS.len()],
+    commit_count: AtomicU64,
+    commit_sum_us: AtomicU64,
+    pub commit_commands: AtomicU64,
+    pub commit_failures: AtomicU64,
+    pub events: AtomicU64,
+    pub seq: AtomicU64,
+    pub open_orders: AtomicU64,
+    pub online_devices: AtomicU64,
+    pub paired_devices: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub kicks: AtomicU64,
+    pub board_publishes: AtomicU64,
+    pub ready: AtomicBool,
+    pub started_unix_ms: AtomicU64,
+    /// Milliseconds since start of the last heartbeat round trip through the broker.
+    pub heartbeat_ms: AtomicU64,
+    foreign_writes: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    pub fn reject(&self, code: Code) {
+        if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
+            self.rejects[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn rejects(&self, code: Code) -> u64 {
+        Code::ALL
+            .iter()
+            .position(|c| *c == code)
+            .map_or(0, |i| self.rejects[i].load(Relaxed))
+    }
+
+    pub fn commit(&self, took: Duration, commands: usize) {
+        let s = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.commit_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.commit_count.fetch_add(1, Relaxed);
+        self.commit_sum_us
+            .fetch_add(took.as_micros() as u64, Relaxed);
+        self.commit_commands.fetch_add(commands as u64, Relaxed);
+    }
+
+    pub fn foreign_write(&self, topic: &str) {
+        *self
+            .foreign_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(topic.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_devices(&self, n: usize) {
+        self.paired_devices.store(n as u64, Relaxed);
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(4096);
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let _ = writeln!(o, "# HELP docket_commands_total Commands handled, by result.\n# TYPE docket_commands_total counter");
+        for (result, v) in [
+            ("ok", &self.commands_ok),
+            ("rejected", &self.commands_rejected),
+            ("duplicate", &self.commands_duplicate),
+            ("replay", &self.replays),
+        ] {
+            let _ = writeln!(
+                o,
+                "docket_commands_total{{result=\"{result}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        let _ = writeln!(o, "# HELP docket_rejects_total Refused commands and payloads, by error code.\n# TYPE docket_rejects_total counter");
+        for (i, c) in Code::ALL.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "docket_rejects_total{{code=\"{}\"}} {}",
+                c.as_str(),
+                self.rejects[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(o, "# HELP docket_commit_seconds Time of one group commit (SQLite transaction incl. fsync).\n# TYPE docket_commit_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "docket_commit_seconds_bucket{{le=\"{b}\"}} {}",
+                self.commit_buckets[i].load(Relaxed)
+            );
+        }
+        let count = self.commit_count.load(Relaxed);
+        let _ = writeln!(o, "docket_commit_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "docket_commit_seconds_sum {}",
+            self.commit_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(o, "docket_commit_seconds_count {count}");
+        counter(
+            &mut o,
+            "docket_committed_commands_total",
+            "Commands written by group commits.",
+            self.commit_commands.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_commit_failures_total",
+            "Group commits that failed and were rolled back.",
+            self.commit_failures.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_events_total",
+            "Events committed since start.",
+            self.events.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_auth_failures_total",
+            "MQTT logins refused.",
+            self.auth_failures.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_kicks_total",
+            "Connections of revoked devices cut off.",
+            self.kicks.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_board_publishes_total",
+            "Retained board snapshots published.",
+            self.board_publishes.load(Relaxed),
+        );
+        let _ = writeln!(o, "# HELP docket_foreign_writes_total Writes by others to the box's own state topics, restored.\n# TYPE docket_foreign_writes_total counter");
+        for (topic, n) in self
+            .foreign_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(o, "docket_foreign_writes_total{{topic=\"{topic}\"}} {n}");
+        }
+        let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            &mut o,
+            "docket_seq",
+            "Last committed event seq.",
+            self.seq.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_open_orders",
+            "Orders not completed.",
+            self.open_orders.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_connected_clients",
+            "Devices whose presence is online.",
+            self.online_devices.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_paired_devices",
+            "Paired, unrevoked devices.",
+            self.paired_devices.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_ready",
+            "1 once retained state is republished and listeners are up.",
+            self.ready.load(Relaxed) as u64,
+        );
+        gauge(
+            &mut o,
+            "docket_started_unix_ms",
+            "Wall-clock start time (informational).",
+            self.started_unix_ms.load(Relaxed),
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.reject(Code::BadMac);
+        m.reject(Code::BadMac);
+        m.commit(Duration::from_micros(300), 3);
+        m.foreign_write("docket/v1/menu");
+        let text = m.render();
+        assert!(text.contains("docket_rejects_total{code=\"bad_mac\"} 2"));
+        assert!(text.contains("docket_commit_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("docket_commit_seconds_bucket{le=\"0.0002\"} 0"));
+        assert!(text.contains("docket_commit_seconds_count 1"));
+        assert!(text.contains("docket_foreign_writes_total{topic=\"docket/v1/menu\"} 1"));
+        assert_eq!(m.rejects(Code::BadMac), 2);
+    }
+}
