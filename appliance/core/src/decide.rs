@@ -343,13 +343,14 @@ fn check_lines_count(adding: usize, existing: usize) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Free text checks. Only notes (`multiline`) may be empty or hold newlines.
 fn check_text(
     field: &str,
     value: &str,
     max_chars: usize,
-    allow_empty: bool,
+    multiline: bool,
 ) -> Result<(), Rejection> {
-    if !allow_empty && value.trim().is_empty() {
+    if !multiline && value.trim().is_empty() {
         return Err(Rejection::new(
             Code::BadField,
             format!("{field} must not be empty"),
@@ -361,7 +362,10 @@ fn check_text(
             format!("{field} is longer than {max_chars} characters"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(multiline && c == '\n'))
+    {
         return Err(Rejection::new(
             Code::BadField,
             format!("{field} contains control characters"),
@@ -1120,5 +1124,24 @@ mod tests {
         for b in [grill, board("fry"), expo_board] {
             assert!(b.orders.iter().all(|o| o.is_open()));
         }
+    }
+
+    #[test]
+    fn only_notes_may_span_lines() {
+        let mut s = site();
+        let mut bad_table = place_cmd(vec![li("burger", 1)]);
+        if let CommandBody::PlaceOrder { table, .. } = &mut bad_table {
+            *table = "7\n8".into();
+        }
+        assert_eq!(rejected(&mut s, &tablet(), bad_table), Code::BadField);
+        let mut m = li("burger", 1);
+        m.mods = vec!["no\nonion".into()];
+        assert_eq!(
+            rejected(&mut s, &tablet(), place_cmd(vec![m])),
+            Code::BadField
+        );
+        let mut n = li("burger", 1);
+        n.notes = Some("allergy:\nnuts".into());
+        assert!(run(&mut s, &tablet(), &place_cmd(vec![n])).is_ok());
     }
 }

@@ -1,0 +1,371 @@
+//! Bad input: each gets a clear refusal, nothing is written, and everyone else keeps being served.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use docket_core::wire::{self, CommandBody, Envelope, Reply};
+use docket_tests::{line, login_refused, Client, Daemon};
+
+type R = anyhow::Result<()>;
+
+fn place(lines: Vec<wire::LineInput>) -> CommandBody {
+    CommandBody::PlaceOrder {
+        table: "5".into(),
+        lines,
+    }
+}
+
+/// The store's row counts: what "nothing written" is checked against.
+fn counts(d: &Daemon) -> anyhow::Result<(i64, i64)> {
+    let db = rusqlite::Connection::open(d.db_path())?;
+    let events = db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let orders = db.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
+    Ok((events, orders))
+}
+
+fn code(r: &Reply) -> &str {
+    r.error.as_ref().map_or("", |e| e.code.as_str())
+}
+
+/// Sends a command and asserts it is refused with `want`, and nothing was written.
+async fn refused(d: &Daemon, c: &mut Client, body: &CommandBody, want: &str) -> R {
+    let before = counts(d)?;
+    let r = c.command(body).await?;
+    assert!(!r.ok, "{body:?} accepted");
+    assert_eq!(code(&r), want, "{body:?}: {r:?}");
+    assert!(r.error.as_ref().is_some_and(|e| !e.message.is_empty()));
+    assert_eq!(counts(d)?, before, "{body:?} wrote something");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_commands_are_refused_with_stable_codes() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let grill = d.add_device("kds-grill", "station", &["grill"])?;
+    let expo = d.add_device("expo-1", "expo", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let mut g = Client::connect(d.mqtt, &grill).await?;
+    let mut e = Client::connect(d.mqtt, &expo).await?;
+
+    refused(
+        &d,
+        &mut t,
+        &place(vec![line("unicorn-steak", 1)]),
+        "unknown_item",
+    )
+    .await?;
+    refused(&d, &mut t, &place(vec![line("fries", 0)]), "bad_qty").await?;
+    refused(&d, &mut t, &place(vec![line("fries", 10_000)]), "bad_qty").await?;
+    refused(&d, &mut t, &place(vec![]), "no_lines").await?;
+    let mut long = line("fries", 1);
+    long.notes = Some("x".repeat(5_000));
+    refused(&d, &mut t, &place(vec![long]), "too_long").await?;
+    refused(&d, &mut g, &place(vec![line("fries", 1)]), "forbidden").await?;
+    refused(
+        &d,
+        &mut t,
+        &CommandBody::Bump {
+            order_id: "o-000001".into(),
+            station: "grill".into(),
+        },
+        "forbidden",
+    )
+    .await?;
+    refused(
+        &d,
+        &mut g,
+        &CommandBody::Bump {
+            order_id: "o-000001".into(),
+            station: "bar".into(),
+        },
+        "forbidden",
+    )
+    .await?;
+    refused(
+        &d,
+        &mut e,
+        &CommandBody::Complete {
+            order_id: "o-999999".into(),
+        },
+        "unknown_order",
+    )
+    .await?;
+
+    // A command for a completed order.
+    let ok = t.command(&place(vec![line("fries", 1)])).await?;
+    let id = ok.order_id.clone().context("id")?;
+    assert!(
+        e.command(&CommandBody::Complete {
+            order_id: id.clone()
+        })
+        .await?
+        .ok
+    );
+    refused(
+        &d,
+        &mut t,
+        &CommandBody::AddLines {
+            order_id: id.clone(),
+            lines: vec![line("fries", 1)],
+        },
+        "order_closed",
+    )
+    .await?;
+    refused(
+        &d,
+        &mut e,
+        &CommandBody::Complete {
+            order_id: id.clone(),
+        },
+        "order_closed",
+    )
+    .await?;
+
+    // An unknown command type, correctly signed.
+    let body = wire::encode(&serde_json::json!({"type": "launch_rockets", "order_id": id}))?;
+    let env = Envelope {
+        id: t.next_id(),
+        device: "tablet-1".into(),
+        mac: wire::mac(&tablet.secret_bytes(), &body).to_vec(),
+        body,
+    };
+    let before = counts(&d)?;
+    t.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
+        .await?;
+    let r = t.reply_to(&env.id).await?;
+    assert_eq!(code(&r), "unknown_command");
+    assert_eq!(counts(&d)?, before);
+
+    // Each refusal was counted by code.
+    assert_eq!(d.metric("docket_rejects_total{code=\"bad_qty\"}")?, 2.0);
+    assert_eq!(d.metric("docket_rejects_total{code=\"forbidden\"}")?, 3.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_garbage_payloads_change_nothing() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let other = d.add_device("tablet-2", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let mut o = Client::connect(d.mqtt, &other).await?;
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../appliance/core/tests/wire-vectors.json"))?;
+
+    // Garbage on a command topic: no reply possible, a metric and a log line, nothing written.
+    let before = counts(&d)?;
+    let garbage: Vec<Vec<u8>> = vectors["garbage_payloads_hex"]
+        .as_array()
+        .context("garbage list")?
+        .iter()
+        .map(|g| hex::decode(g.as_str().unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    for g in &garbage {
+        t.publish(&wire::cmd_topic("tablet-1"), g.clone(), false)
+            .await?;
+    }
+    // The daemon keeps serving: the next good command works, and the garbage was counted.
+    let r = o.command(&place(vec![line("fries", 1)])).await?;
+    assert!(r.ok);
+    assert_eq!(
+        d.metric("docket_rejects_total{code=\"malformed\"}")?,
+        garbage.len() as f64
+    );
+    assert!(d
+        .log_text()
+        .contains("undecodable command envelope dropped"));
+    let after_good = counts(&d)?;
+    assert_eq!(after_good.0, before.0 + 1);
+
+    // A valid envelope with a wrong MAC (the shared vector, signed for tablet-1's secret).
+    let mut env = Envelope::sign(
+        &t.next_id(),
+        "tablet-1",
+        &tablet.secret_bytes(),
+        &place(vec![line("fries", 1)]),
+    )?;
+    env.mac = vec![0; 32];
+    let forged_id = env.id.clone();
+    t.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
+        .await?;
+    assert_eq!(code(&t.reply_to(&env.id).await?), "bad_mac");
+    // The same bytes as the shared vector's wrong-MAC envelope.
+    let wrong = hex::decode(
+        vectors["command_with_wrong_mac"]["envelope_cbor_hex"]
+            .as_str()
+            .context("hex")?,
+    )?;
+    t.publish(&wire::cmd_topic("tablet-1"), wrong, false)
+        .await?;
+    assert_eq!(
+        code(&t.reply_to("01JDQ7ZK4P8X3V2M6N9R5T0W1Y").await?),
+        "bad_mac"
+    );
+
+    // tablet-2 publishing an envelope that claims to be tablet-1, on its own topic...
+    let env = Envelope::sign(
+        &o.next_id(),
+        "tablet-1",
+        &tablet.secret_bytes(),
+        &place(vec![line("fries", 1)]),
+    )?;
+    o.publish(&wire::cmd_topic("tablet-2"), wire::encode(&env)?, false)
+        .await?;
+    assert_eq!(code(&o.reply_to(&env.id).await?), "device_mismatch");
+    // ...or on tablet-1's topic, signed with its own secret.
+    let env = Envelope::sign(
+        &o.next_id(),
+        "tablet-1",
+        &other.secret_bytes(),
+        &place(vec![line("fries", 1)]),
+    )?;
+    o.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
+        .await?;
+    assert_eq!(code(&t.reply_to(&env.id).await?), "bad_mac");
+    assert_eq!(counts(&d)?, after_good);
+
+    // An oversized command (1 MB of notes): refused as too large, nothing written.
+    let mut big = line("fries", 1);
+    big.notes = Some("n".repeat(1024 * 1024));
+    let id = t.next_id();
+    t.send_as(&id, &place(vec![big])).await?;
+    assert_eq!(code(&t.reply_to(&id).await?), "too_large");
+    assert_eq!(counts(&d)?, after_good);
+
+    // A forgery cannot burn a command id: refusals before authentication are not recorded,
+    // so the genuine command with the forged one's id still works.
+    t.send_as(&forged_id, &place(vec![line("fries", 2)]))
+        .await?;
+    let r = t.reply_to(&forged_id).await?;
+    assert!(r.ok, "{r:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let victim = d.add_device("tablet-9", "tablet", &[])?;
+
+    assert!(
+        login_refused(d.mqtt, "tablet-1", "tablet-1", &"0".repeat(64)).await,
+        "wrong password"
+    );
+    assert!(
+        login_refused(d.mqtt, "nobody", "nobody", &tablet.secret).await,
+        "unknown device"
+    );
+    assert!(
+        login_refused(d.mqtt, "tablet-1", "tablet-9", &victim.secret).await,
+        "client id != username"
+    );
+    assert!(
+        login_refused(d.mqtt, "x", "docketd-kick", "guess").await,
+        "internal user"
+    );
+    assert!(!login_refused(d.mqtt, "tablet-1", "tablet-1", &tablet.secret).await);
+    assert!(d.metric("docket_auth_failures_total")? >= 4.0);
+
+    // A connected device is cut off the moment it is revoked, and cannot come back.
+    let mut v = Client::connect(d.mqtt, &victim).await?;
+    assert!(v.command(&place(vec![line("fries", 1)])).await?.ok);
+    let out = d.cli(&["device", "revoke", "--id", "tablet-9"])?;
+    assert!(out.contains("\"revoked\":true"));
+    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
+    while v.is_connected() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "revoked device still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(login_refused(d.mqtt, "tablet-9", "tablet-9", &victim.secret).await);
+    // Commands in its name (relayed by another device) are refused too.
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    // (the refusal goes to tablet-9's reply topic, which tablet-1 listens to here)
+    t.subscribe(&wire::reply_topic("tablet-9")).await?;
+    let env = Envelope::sign(
+        &t.next_id(),
+        "tablet-9",
+        &victim.secret_bytes(),
+        &place(vec![line("fries", 1)]),
+    )?;
+    t.publish(&wire::cmd_topic("tablet-9"), wire::encode(&env)?, false)
+        .await?;
+    let m = t
+        .wait_for(|m| m.topic == wire::reply_topic("tablet-9"))
+        .await
+        .context("refusal for the revoked device")?;
+    let r: Reply = wire::decode(&m.payload)?;
+    assert_eq!(code(&r), "revoked");
+    assert_eq!(d.metric("docket_kicks_total")?, 1.0);
+
+    // A device added while docketd runs can connect at once.
+    let late = d.add_device("tablet-late", "tablet", &[])?;
+    let mut l = Client::connect(d.mqtt, &late).await?;
+    assert!(l.command(&place(vec![line("fries", 1)])).await?.ok);
+
+    // The CLI refuses nonsense clearly.
+    assert!(d
+        .cli(&["device", "add", "--id", "a/b", "--role", "tablet"])
+        .is_err());
+    assert!(d
+        .cli(&["device", "add", "--id", "x", "--role", "chef"])
+        .is_err());
+    assert!(d
+        .cli(&["device", "add", "--id", "kds", "--role", "station"])
+        .is_err());
+    assert!(
+        d.cli(&["device", "add", "--id", "tablet-1", "--role", "tablet"])
+            .is_err(),
+        "duplicate id"
+    );
+    assert!(d.cli(&["device", "revoke", "--id", "nope"]).is_err());
+    let list = d.cli(&["device", "list"])?;
+    assert_eq!(list.lines().count(), 3);
+    assert!(!list.contains(&tablet.secret), "list must not show secrets");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_writes_to_state_topics_are_restored() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let rogue = d.add_device("tablet-rogue", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    assert!(t.command(&place(vec![line("burger-classic", 1)])).await?.ok);
+    let r = Client::connect(d.mqtt, &rogue).await?;
+
+    // Overwrite the grill board and clear the menu (empty retained payload).
+    r.publish(&wire::board_topic("grill"), b"lies".to_vec(), true)
+        .await?;
+    r.publish(wire::MENU_TOPIC, Vec::new(), true).await?;
+    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
+    loop {
+        let grill = d
+            .metric("docket_foreign_writes_total{topic=\"docket/v1/board/grill\"}")
+            .unwrap_or(0.0);
+        let menu = d
+            .metric("docket_foreign_writes_total{topic=\"docket/v1/menu\"}")
+            .unwrap_or(0.0);
+        if grill >= 1.0 && menu >= 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "foreign writes not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A screen subscribing now gets the box's truth, not the forgery.
+    let mut s = Client::connect(d.mqtt, &tablet).await?;
+    s.subscribe(&wire::board_topic("grill")).await?;
+    let b = s.board("grill", 1).await?;
+    assert_eq!(b.orders.len(), 1);
+    s.subscribe(wire::MENU_TOPIC).await?;
+    let m = s.wait_for(|m| m.topic == wire::MENU_TOPIC).await?;
+    assert!(wire::decode::<docket_core::Menu>(&m.payload).is_ok());
+    assert!(d.log_text().contains("foreign write to a state topic"));
+    Ok(())
+}
