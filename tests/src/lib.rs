@@ -60,23 +60,32 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub mqtt: u16,
+    /// The MQTT 5 listener.
+    pub mqtt_v5: u16,
     pub http: u16,
     pub log: PathBuf,
+    /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Starts docketd with the demo menu and waits for `/healthz` = 200.
     pub fn start() -> anyhow::Result<Daemon> {
+        Daemon::start_with_env(&[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the process.
+    pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let mqtt = free_port();
+        let mqtt_v5 = free_port();
         let http = free_port();
         let config = dir.path().join("docketd.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"data\"\nsite_id = \"test-site\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n",
-                free_port()
+                "data_dir = \"data\"\nsite_id = \"test-site\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{mqtt_v5}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n"
             ),
         )?;
         let log = dir.path().join("docketd.log");
@@ -85,8 +94,13 @@ impl Daemon {
             dir,
             config,
             mqtt,
+            mqtt_v5,
             http,
             log,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn()?;
         Ok(d)
@@ -102,6 +116,7 @@ impl Daemon {
             .arg(&self.config)
             .env("RUST_LOG", "info,rumqttd=warn")
             .env_remove("NOTIFY_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -263,8 +278,8 @@ impl Drop for Client {
     }
 }
 
-fn options(client_id: &str, user: &str, password: &str, port: u16) -> MqttOptions {
-    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+fn options(client_id: &str, user: &str, password: &str, host: &str, port: u16) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, host, port);
     o.set_credentials(user, password);
     o.set_keep_alive(Duration::from_secs(10));
     o.set_clean_session(true);
@@ -305,7 +320,12 @@ async fn handshake(mut ev: EventLoop) -> anyhow::Result<EventLoop> {
 impl Client {
     /// Connects as a paired device (username = client id = device id, password = hex secret).
     pub async fn connect(port: u16, creds: &Creds) -> anyhow::Result<Client> {
-        let mut c = Client::connect_raw(port, &creds.id, &creds.id, &creds.secret).await?;
+        Client::connect_to("127.0.0.1", port, creds).await
+    }
+
+    /// Like [`Client::connect`], to a broker on any host (the simulator's `--mqtt HOST:PORT`).
+    pub async fn connect_to(host: &str, port: u16, creds: &Creds) -> anyhow::Result<Client> {
+        let mut c = Client::connect_raw_to(host, port, &creds.id, &creds.id, &creds.secret).await?;
         c.secret = Some(creds.secret_bytes());
         Ok(c)
     }
@@ -316,7 +336,17 @@ impl Client {
         user: &str,
         password: &str,
     ) -> anyhow::Result<Client> {
-        let (client, ev) = AsyncClient::new(options(client_id, user, password, port), 1000);
+        Client::connect_raw_to("127.0.0.1", port, client_id, user, password).await
+    }
+
+    pub async fn connect_raw_to(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Client> {
+        let (client, ev) = AsyncClient::new(options(client_id, user, password, host, port), 1000);
         let mut ev = handshake(ev).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (sub_tx, subacks) = mpsc::unbounded_channel();
@@ -432,6 +462,12 @@ impl Client {
         }
     }
 
+    /// The next message, whatever it is, with no deadline; `None` once the connection is gone.
+    /// For long-running clients (the simulator) that dispatch every message themselves.
+    pub async fn recv(&mut self) -> Option<Msg> {
+        self.rx.recv().await
+    }
+
     /// Everything that arrives within `window` (for asserting that something did NOT come).
     pub async fn drain_for(&mut self, window: Duration) -> Vec<Msg> {
         let mut out = Vec::new();
@@ -455,7 +491,7 @@ impl Client {
 
 /// Tries to log in and reports whether the broker refused.
 pub async fn login_refused(port: u16, client_id: &str, user: &str, password: &str) -> bool {
-    let (_c, ev) = AsyncClient::new(options(client_id, user, password, port), 10);
+    let (_c, ev) = AsyncClient::new(options(client_id, user, password, "127.0.0.1", port), 10);
     handshake(ev).await.is_err()
 }
 

@@ -386,3 +386,46 @@ async fn sigterm_drains_and_exits_cleanly() -> R {
     tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt5_tablet_places_an_order() -> R {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let d = Daemon::start()?;
+    let creds = d.add_device("tablet-5", "tablet", &[])?;
+    let mut opts = MqttOptions::new("tablet-5", "127.0.0.1", d.mqtt_v5);
+    opts.set_credentials("tablet-5", creds.secret.clone());
+    let (client, mut ev) = AsyncClient::new(opts, 10);
+    client
+        .subscribe(wire::reply_topic("tablet-5"), QoS::AtLeastOnce)
+        .await?;
+    let body = place("3", vec![line("negroni", 2)]);
+    let env = wire::Envelope::sign("v5-cmd-1", "tablet-5", &creds.secret_bytes(), &body)?;
+    let reply = tokio::time::timeout(docket_tests::DEADLINE, async {
+        loop {
+            match ev.poll().await? {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    client
+                        .publish(
+                            wire::cmd_topic("tablet-5"),
+                            QoS::AtLeastOnce,
+                            false,
+                            wire::encode(&env)?,
+                        )
+                        .await?;
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    return Ok::<_, anyhow::Error>(wire::decode::<wire::Reply>(&p.payload)?)
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .context("no reply over MQTT 5")??;
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(reply.command, "v5-cmd-1");
+    assert_eq!(reply.ticket, Some(1));
+    Ok(())
+}

@@ -26,6 +26,13 @@ use crate::store::{Batch, Recorded, Store, StoreError};
 /// Where the engine proves it is alive: published and received back through the router.
 pub const HEARTBEAT_TOPIC: &str = "docket/internal/heartbeat";
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(1000);
+
+fn heartbeat_every(m: &Metrics) -> Duration {
+    match m.heartbeat_every_ms.load(Relaxed) {
+        0 => HEARTBEAT_EVERY,
+        ms => Duration::from_millis(ms),
+    }
+}
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Boards untouched by recent events are republished this often with the current seq, so that a
 /// reconnecting screen replays only what it missed, not the day's history.
@@ -258,11 +265,12 @@ impl Engine {
         if !self.dirty.is_empty() && now >= self.boards_due() {
             self.publish_boards()?;
         }
+        let every = heartbeat_every(&self.metrics);
         let hb_due = match self.heartbeat_sent {
             // A heartbeat lost in the router is re-sent after a while.
-            Some((_, at)) => now >= at + HEARTBEAT_EVERY * 3,
+            Some((_, at)) => now >= at + every * 3,
             None => {
-                self.metrics.heartbeat_ms.load(Relaxed) + HEARTBEAT_EVERY.as_millis() as u64
+                self.metrics.heartbeat_ms.load(Relaxed) + every.as_millis() as u64
                     <= crate::metrics::uptime_ms()
             }
         };

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub started_unix_ms: AtomicU64,
     /// Milliseconds since start of the last heartbeat round trip through the broker.
     pub heartbeat_ms: AtomicU64,
+    /// How often the engine sends a heartbeat (0 = the default, 1 s); set from the watchdog period.
+    pub heartbeat_every_ms: AtomicU64,
     foreign_writes: Mutex<BTreeMap<String, u64>>,
 }
 

@@ -10,6 +10,18 @@ use sd_notify::NotifyState;
 
 use crate::metrics::Metrics;
 
+/// The watchdog period systemd asks for: `WATCHDOG_USEC`, for this process (`WATCHDOG_PID`
+/// unset or ours, as libsystemd's `sd_watchdog_enabled` reads it).
+fn watchdog_period() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
 fn notify(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(false, states) {
         tracing::debug!(error = ?e, "sd_notify failed");
@@ -31,11 +43,12 @@ pub fn stopping() {
 /// Pets the watchdog at half its period, but only while the engine's last heartbeat round trip
 /// is recent: a hung engine lets systemd restart the box's service.
 pub async fn watchdog(metrics: Arc<Metrics>) {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+    let Some(period) = watchdog_period() else {
         return;
-    }
-    let period = Duration::from_micros(usec);
+    };
+    // Heartbeats come at least four times per period, so a fresh one is always at hand.
+    let every = (period.as_millis() as u64 / 4).clamp(50, 1000);
+    metrics.heartbeat_every_ms.store(every, Relaxed);
     let mut tick = tokio::time::interval(period / 2);
     loop {
         tick.tick().await;
