@@ -358,6 +358,30 @@ async fn foreign_writes_to_state_topics_are_restored() -> R {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A made-up board is cleared: nobody subscribing later receives it.
+    r.publish(&wire::board_topic("fake-station"), b"lies".to_vec(), true)
+        .await?;
+    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
+    while d
+        .metric("docket_foreign_writes_total{topic=\"docket/v1/board/fake-station\"}")
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fake board not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut late = Client::connect(d.mqtt, &tablet).await?;
+    late.subscribe(&wire::board_topic("fake-station")).await?;
+    let got = late.drain_for(Duration::from_millis(300)).await;
+    assert!(
+        got.iter()
+            .all(|m| m.topic != wire::board_topic("fake-station")),
+        "fake board still retained"
+    );
+
     // A screen subscribing now gets the box's truth, not the forgery.
     let mut s = Client::connect(d.mqtt, &tablet).await?;
     s.subscribe(&wire::board_topic("grill")).await?;

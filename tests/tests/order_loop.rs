@@ -429,3 +429,47 @@ async fn an_mqtt5_tablet_places_an_order() -> R {
     assert_eq!(reply.ticket, Some(1));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_arriving_together_share_a_commit() -> R {
+    let d = Daemon::start()?;
+    let mut tablets = Vec::new();
+    for i in 0..20 {
+        let c = d.add_device(&format!("tablet-{i}"), "tablet", &[])?;
+        tablets.push(Client::connect(d.mqtt, &c).await?);
+    }
+    // Every tablet fires 10 orders without waiting, then collects its replies.
+    let mut sent = Vec::new();
+    for t in tablets.iter_mut() {
+        let mut ids = Vec::new();
+        for k in 0..10 {
+            let id = t.next_id();
+            t.send_as(&id, &place(&format!("{k}"), vec![line("lemonade", 1)]))
+                .await?;
+            ids.push(id);
+        }
+        sent.push(ids);
+    }
+    let mut seqs = Vec::new();
+    for (t, ids) in tablets.iter_mut().zip(&sent) {
+        for id in ids {
+            let r = t.reply_to(id).await?;
+            assert!(r.ok, "{r:?}");
+            seqs.push(r.seq.context("seq")?);
+        }
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<_>>(),
+        "200 orders, gapless, none twice"
+    );
+    let commits = d.metric("docket_commit_seconds_count")?;
+    let committed = d.metric("docket_committed_commands_total")?;
+    assert_eq!(committed, 200.0);
+    assert!(
+        commits < 200.0,
+        "no group commit: {commits} commits for 200 commands"
+    );
+    Ok(())
+}

@@ -331,6 +331,10 @@ impl Engine {
                 Ok(s) => s == "online",
                 Err(_) => payload == b"online",
             };
+            // Only paired devices are tracked: made-up ids must not grow this map.
+            if matches!(self.devices.lookup(dev), Lookup::Unknown) {
+                return Ok(());
+            }
             self.presence.insert(dev.to_owned(), online);
             self.metrics.online_devices.store(
                 self.presence.values().filter(|v| **v).count() as u64,
@@ -354,6 +358,17 @@ impl Engine {
                 "foreign write to a state topic; restoring"
             );
             self.publish_state(topic, restore)?;
+        } else if topic.starts_with("docket/v1/board/") && !payload.is_empty() {
+            // A board the box does not publish: clear it so no screen trusts it and the
+            // broker does not keep it.
+            self.metrics.foreign_write(topic);
+            tracing::warn!(
+                topic,
+                bytes = payload.len(),
+                "foreign board on an unknown station; clearing"
+            );
+            let clear = Publish::new(topic.as_bytes().to_vec(), Vec::new(), true);
+            self.tx.push_packet(Packet::Publish(clear, None))?;
         }
         Ok(())
     }

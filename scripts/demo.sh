@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# Starts the Docket appliance with a demo restaurant ("Demo Bistro") and simulated devices.
+#
+#   scripts/demo.sh                  build, start docketd, simulate orders until Ctrl-C
+#   scripts/demo.sh --no-sim         just the daemon (connect your own clients), until Ctrl-C
+#   scripts/demo.sh --duration 20    simulate for 20 s, stop everything, exit 0 if all went well
+#   scripts/demo.sh --fresh          delete the demo data (orders, devices) first
+#   scripts/demo.sh --debug          use the debug build (quick to build, slower to run)
+#
+# It builds the release binaries (the first build takes several minutes), picks free TCP ports
+# (never 1883: another broker may own it; a re-run keeps its ports while they are free), writes a
+# config and pairs demo devices in ${DOCKET_DEMO_DIR:-$PWD/demo-data}, starts docketd, waits for
+# /healthz, prints the URLs and credentials, and runs docket-sim (tablets, station screens, expo).
+# A re-run reuses the data dir: same devices and secrets, ticket numbers continue.
+set -euo pipefail
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+SIM=1
+DURATION=0
+FRESH=0
+PROFILE=release
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --no-sim) SIM=0 ;;
+        --fresh) FRESH=1 ;;
+        --debug) PROFILE=debug ;;
+        --duration)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || { echo "demo.sh: --duration needs whole seconds" >&2; exit 2; }
+            DURATION="$2"
+            shift
+            ;;
+        --duration=*)
+            DURATION="${1#--duration=}"
+            [[ "$DURATION" =~ ^[0-9]+$ ]] || { echo "demo.sh: --duration needs whole seconds" >&2; exit 2; }
+            ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# The data dir is relative to where the script was started; everything else to the repository.
+DEMO_DIR="${DOCKET_DEMO_DIR:-$PWD/demo-data}"
+case "$DEMO_DIR" in /*) ;; *) DEMO_DIR="$PWD/$DEMO_DIR" ;; esac
+DEMO_DIR="${DEMO_DIR%/}"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+say() { printf '%s\n' "demo: $*"; }
+die() { printf '%s\n' "demo: $*" >&2; exit 1; }
+
+# --- prerequisites -----------------------------------------------------------------------------
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+command -v cc >/dev/null || missing+=(build-essential) # rusqlite compiles SQLite
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if command -v apt-get >/dev/null; then
+        SUDO=""
+        [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+        say "installing ${missing[*]} (apt-get)"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    else
+        die "please install: ${missing[*]}"
+    fi
+fi
+command -v cargo >/dev/null ||
+    die "cargo not found: install Rust from https://rustup.rs (curl https://sh.rustup.rs -sSf | sh)"
+
+# --- build -------------------------------------------------------------------------------------
+if [[ $PROFILE == release ]]; then
+    say "building docketd and docket-sim (release, LTO): the first build takes several minutes"
+    cargo build --release --locked -p docket-appliance -p docket-tests --bins
+else
+    say "building docketd and docket-sim (debug)"
+    cargo build --locked -p docket-appliance -p docket-tests --bins
+fi
+BIN="$ROOT/target/$PROFILE"
+DOCKETD="$BIN/docketd"
+SIMBIN="$BIN/docket-sim"
+[[ -x $DOCKETD && -x $SIMBIN ]] || die "build did not produce $DOCKETD and $SIMBIN"
+
+# --- data dir ----------------------------------------------------------------------------------
+CONFIG="$DEMO_DIR/docketd.toml"
+DEVICES="$DEMO_DIR/devices.jsonl"
+LOG="$DEMO_DIR/docketd.log"
+if [[ $FRESH -eq 1 && -e $DEMO_DIR ]]; then
+    # Only ever delete what this script made.
+    if [[ -f $CONFIG || -z "$(ls -A "$DEMO_DIR")" ]]; then
+        say "--fresh: deleting $DEMO_DIR"
+        rm -rf -- "$DEMO_DIR"
+    else
+        die "--fresh: $DEMO_DIR has no docketd.toml; not deleting a directory this script did not make"
+    fi
+fi
+mkdir -p "$DEMO_DIR"
+
+# Ports: keep the previous run's while they are free (tablets on the LAN keep working), else any
+# free ones. Never 1883: that is another broker's port.
+old_port() { # section key
+    [[ -f $CONFIG ]] || { echo 0; return; }
+    awk -v sec="[$1]" -v key="$2" '
+        /^\[/ { cur = $1 }
+        cur == sec && $1 == key { gsub(/"/, "", $3); n = split($3, a, ":"); print a[n]; found = 1; exit }
+        END { if (!found) print 0 }' "$CONFIG"
+}
+ports=$(python3 - "$(old_port mqtt listen)" "$(old_port mqtt listen_v5)" "$(old_port http listen)" <<'PY'
+import socket, sys
+held, out = [], []
+for want in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        p = int(want)
+        if p in (0, 1883):
+            raise ValueError
+        s.bind(("0.0.0.0", p))
+    except (OSError, ValueError):
+        s.close()
+        while True:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("0.0.0.0", 0))
+            if s.getsockname()[1] != 1883:
+                break
+            held.append(s)
+    held.append(s)
+    out.append(s.getsockname()[1])
+print(*out)
+PY
+)
+read -r MQTT_PORT MQTT5_PORT HTTP_PORT <<<"$ports"
+
+cat >"$CONFIG" <<EOF
+# Written by scripts/demo.sh on every run (edits are overwritten). Ports are kept while free.
+data_dir = "data"
+site_id = "demo"
+site_name = "Demo Bistro"
+
+[mqtt]
+listen = "0.0.0.0:$MQTT_PORT"
+listen_v5 = "0.0.0.0:$MQTT5_PORT"
+
+[http]
+listen = "0.0.0.0:$HTTP_PORT"
+EOF
+
+# --- demo devices ------------------------------------------------------------------------------
+# id role [stations]. Credentials live in devices.jsonl (the store keeps only the secret's
+# bytes and `device list` does not show them), so a device already in the store is reused only
+# with its line from there.
+DEMO_DEVICES=(
+    "tablet-1 tablet"
+    "tablet-2 tablet"
+    "tablet-3 tablet"
+    "kds-grill station grill"
+    "kds-fry station fry"
+    "kds-cold station cold"
+    "kds-bar station bar"
+    "expo-1 expo"
+    "manager-1 manager"
+)
+listing=$("$DOCKETD" device list --config "$CONFIG") || die "docketd device list failed"
+# "id active|revoked" per device in the store.
+known=$(python3 -c '
+import json, sys
+for line in sys.stdin:
+    if line.strip():
+        d = json.loads(line)
+        print(d["id"], "revoked" if d.get("revoked_at") else "active")
+' <<<"$listing")
+touch "$DEVICES"
+chmod 600 "$DEVICES"
+new_devices="$DEVICES.new"
+: >"$new_devices"
+added=0
+for spec in "${DEMO_DEVICES[@]}"; do
+    read -r id role stations <<<"$spec"
+    state=$(awk -v id="$id" '$1 == id { print $2 }' <<<"$known")
+    saved=$(grep -F "\"id\":\"$id\"" "$DEVICES" | head -n 1 || true)
+    if [[ $state == active && -n $saved ]]; then
+        printf '%s\n' "$saved" >>"$new_devices"
+    elif [[ $state == active ]]; then
+        say "warning: $id is paired but its secret is not in $DEVICES; it is left out (use --fresh)"
+    elif [[ $state == revoked ]]; then
+        say "warning: $id was revoked; it is left out (use --fresh)"
+    else
+        args=(device add --config "$CONFIG" --id "$id" --role "$role")
+        [[ -n $stations ]] && args+=(--stations "$stations")
+        "$DOCKETD" "${args[@]}" >>"$new_devices" || die "docketd device add $id failed"
+        added=$((added + 1))
+    fi
+done
+mv "$new_devices" "$DEVICES"
+chmod 600 "$DEVICES"
+if [[ $added -gt 0 ]]; then
+    say "paired $added demo device(s); credentials in $DEVICES"
+else
+    say "reusing the demo devices in $DEVICES"
+fi
+
+# --- start docketd -----------------------------------------------------------------------------
+DOCKETD_PID=""
+SIM_PID=""
+stop_pid() { # pid name
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$2 did not stop within 15 s: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    trap - INT TERM
+    if [[ -n $SIM_PID ]]; then
+        stop_pid "$SIM_PID" docket-sim
+        SIM_PID=""
+    fi
+    if [[ -n $DOCKETD_PID ]]; then
+        say "stopping docketd"
+        stop_pid "$DOCKETD_PID" docketd
+        DOCKETD_PID=""
+        local errors warnings
+        errors=$(grep -c ' ERROR ' "$LOG" || true)
+        warnings=$(grep -c ' WARN ' "$LOG" || true)
+        say "docketd stopped; its log ($errors errors, $warnings warnings): $LOG"
+    fi
+}
+trap cleanup EXIT
+trap 'echo; exit 130' INT
+trap 'exit 143' TERM
+
+[[ -f $LOG ]] && mv -f "$LOG" "$LOG.prev"
+# setsid: its own session, so Ctrl-C reaches only this script, which stops the simulator first
+# and then docketd, in that order.
+RUST_LOG="${RUST_LOG:-info,rumqttd=warn}" setsid env -u NOTIFY_SOCKET \
+    "$DOCKETD" run --config "$CONFIG" >"$LOG" 2>&1 </dev/null &
+DOCKETD_PID=$!
+
+HEALTH="http://127.0.0.1:$HTTP_PORT/healthz"
+deadline=$((SECONDS + 30))
+until curl -fsS --max-time 2 "$HEALTH" >/dev/null 2>&1; do
+    if ! kill -0 "$DOCKETD_PID" 2>/dev/null; then
+        wait "$DOCKETD_PID" && status=0 || status=$?
+        DOCKETD_PID=""
+        echo "demo: docketd exited (status $status) before it was healthy; its log:" >&2
+        cat "$LOG" >&2
+        exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+        echo "demo: docketd was not healthy within 30 s ($HEALTH); its log:" >&2
+        cat "$LOG" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+health=$(curl -fsS --max-time 2 "$HEALTH" || true)
+
+# --- tell the user -----------------------------------------------------------------------------
+cat <<EOF
+
+================================================================================================
+ Docket demo: "Demo Bistro" (site demo) is running                          docketd pid $DOCKETD_PID
+------------------------------------------------------------------------------------------------
+ MQTT 3.1.1   mqtt://127.0.0.1:$MQTT_PORT        (listening on all interfaces: LAN tablets use this box's IP)
+ MQTT 5       mqtt://127.0.0.1:$MQTT5_PORT
+ HTTP         http://127.0.0.1:$HTTP_PORT
+ health       http://127.0.0.1:$HTTP_PORT/healthz   $health
+ metrics      http://127.0.0.1:$HTTP_PORT/metrics
+ data         $DEMO_DIR   (config docketd.toml, store data/, log docketd.log)
+
+ Demo devices (MQTT username = client id = id, password = secret; also in devices.jsonl):
+EOF
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.strip():
+        d = json.loads(line)
+        role = d["role"] + ("(" + ",".join(d["stations"]) + ")" if d.get("stations") else "")
+        print("   %-10s %-16s %s" % (d["id"], role, d["secret"]))
+' "$DEVICES"
+watch_secret=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.strip() and json.loads(line)["id"] == "manager-1":
+        print(json.loads(line)["secret"])
+' "$DEVICES")
+echo
+echo " Watch the traffic (the broker admits paired devices only, client id = username = device id;"
+echo " manager-1 is not simulated, so it is free for this). Payloads are CBOR, not text:"
+if [[ -z $watch_secret ]]; then
+    echo "   (manager-1 is missing from devices.jsonl: pair a device of your own for this)"
+elif command -v mosquitto_sub >/dev/null; then
+    echo "   mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -i manager-1 -u manager-1 -P $watch_secret -t 'docket/v1/#' -F '%t %l bytes'"
+else
+    echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with its secret)"
+fi
+echo " Pair another device:  $DOCKETD device add --config $CONFIG --id tablet-9 --role tablet"
+echo "================================================================================================"
+echo
+
+# --- run ---------------------------------------------------------------------------------------
+status=0
+if [[ $SIM -eq 1 ]]; then
+    sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES")
+    if [[ $DURATION -gt 0 ]]; then
+        sim_args+=(--duration "$DURATION" --check)
+        say "simulating tablets, station screens and expo for $DURATION s"
+    else
+        say "simulating tablets, station screens and expo; Ctrl-C stops the simulator and docketd"
+    fi
+    setsid "$SIMBIN" "${sim_args[@]}" </dev/null &
+    SIM_PID=$!
+else
+    if [[ $DURATION -gt 0 ]]; then
+        say "docketd runs for $DURATION s"
+    else
+        say "docketd runs until Ctrl-C"
+    fi
+fi
+
+# Wait for the simulator (or the duration), noticing a docketd that dies meanwhile.
+end=$((SECONDS + DURATION))
+while :; do
+    if [[ -n $SIM_PID ]] && ! kill -0 "$SIM_PID" 2>/dev/null; then
+        wait "$SIM_PID" && status=0 || status=$?
+        SIM_PID=""
+        [[ $status -eq 0 ]] || say "docket-sim exited with status $status"
+        break
+    fi
+    if ! kill -0 "$DOCKETD_PID" 2>/dev/null; then
+        wait "$DOCKETD_PID" && st=0 || st=$?
+        DOCKETD_PID=""
+        echo "demo: docketd exited unexpectedly (status $st); the end of its log:" >&2
+        tail -n 40 "$LOG" >&2
+        exit 1
+    fi
+    if [[ -z $SIM_PID && $DURATION -gt 0 && $SECONDS -ge $end ]]; then
+        break
+    fi
+    sleep 0.5
+done
+final=$(curl -fsS --max-time 2 "$HEALTH" || true)
+say "final health: $final"
+exit "$status"
