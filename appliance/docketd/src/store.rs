@@ -66,6 +66,8 @@ CREATE TABLE orders (
     body    BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX orders_open ON orders(ticket) WHERE open = 1;
+-- Tickets are unique; the index also makes MAX(ticket) at start O(log n).
+CREATE UNIQUE INDEX orders_ticket ON orders(ticket);
 
 -- Idempotency: the first reply to every decided command, kept forever.
 CREATE TABLE commands (
