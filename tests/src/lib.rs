@@ -495,6 +495,28 @@ pub async fn login_refused(port: u16, client_id: &str, user: &str, password: &st
     handshake(ev).await.is_err()
 }
 
+/// Waits until `cond` holds, polling every 20 ms; fails with `what` at the deadline.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Waits until a metric reaches at least `min`.
+    pub async fn metric_at_least(&self, name: &str, min: f64) -> anyhow::Result<()> {
+        eventually(&format!("{name} >= {min}"), || {
+            self.metric(name).unwrap_or(0.0) >= min
+        })
+        .await
+    }
+}
+
 /// A line for `place_order`.
 pub fn line(item: &str, qty: u32) -> wire::LineInput {
     wire::LineInput {

@@ -272,14 +272,7 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
     assert!(v.command(&place(vec![line("fries", 1)])).await?.ok);
     let out = d.cli(&["device", "revoke", "--id", "tablet-9"])?;
     assert!(out.contains("\"revoked\":true"));
-    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
-    while v.is_connected() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "revoked device still connected"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    docket_tests::eventually("the revoked device is disconnected", || !v.is_connected()).await?;
     assert!(login_refused(d.mqtt, "tablet-9", "tablet-9", &victim.secret).await);
     // Commands in its name (relayed by another device) are refused too.
     let mut t = Client::connect(d.mqtt, &tablet).await?;
@@ -341,38 +334,21 @@ async fn foreign_writes_to_state_topics_are_restored() -> R {
     r.publish(&wire::board_topic("grill"), b"lies".to_vec(), true)
         .await?;
     r.publish(wire::MENU_TOPIC, Vec::new(), true).await?;
-    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
-    loop {
-        let grill = d
-            .metric("docket_foreign_writes_total{topic=\"docket/v1/board/grill\"}")
-            .unwrap_or(0.0);
-        let menu = d
-            .metric("docket_foreign_writes_total{topic=\"docket/v1/menu\"}")
-            .unwrap_or(0.0);
-        if grill >= 1.0 && menu >= 1.0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "foreign writes not noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    d.metric_at_least(
+        "docket_foreign_writes_total{topic=\"docket/v1/board/grill\"}",
+        1.0,
+    )
+    .await?;
+    d.metric_at_least("docket_foreign_writes_total{topic=\"docket/v1/menu\"}", 1.0)
+        .await?;
     // A made-up board is cleared: nobody subscribing later receives it.
     r.publish(&wire::board_topic("fake-station"), b"lies".to_vec(), true)
         .await?;
-    let deadline = tokio::time::Instant::now() + docket_tests::DEADLINE;
-    while d
-        .metric("docket_foreign_writes_total{topic=\"docket/v1/board/fake-station\"}")
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fake board not noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    d.metric_at_least(
+        "docket_foreign_writes_total{topic=\"docket/v1/board/fake-station\"}",
+        1.0,
+    )
+    .await?;
     let mut late = Client::connect(d.mqtt, &tablet).await?;
     late.subscribe(&wire::board_topic("fake-station")).await?;
     let got = late.drain_for(Duration::from_millis(300)).await;
