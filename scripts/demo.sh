@@ -4,6 +4,7 @@
 #   scripts/demo.sh                  build, start docketd, simulate orders until Ctrl-C
 #   scripts/demo.sh --no-sim         just the daemon (connect your own clients), until Ctrl-C
 #   scripts/demo.sh --duration 20    simulate for 20 s, stop everything, exit 0 if all went well
+#                                    (under 60 s, kitchen prep is 2-8 s instead of 5-20 s)
 #   scripts/demo.sh --fresh          delete the demo data (orders, devices) first
 #   scripts/demo.sh --debug          use the debug build (quick to build, slower to run)
 #
@@ -46,6 +47,9 @@ case "$DEMO_DIR" in /*) ;; *) DEMO_DIR="$PWD/$DEMO_DIR" ;; esac
 DEMO_DIR="${DEMO_DIR%/}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
+
+# The demo decides these; DOCKET_* variables would override its config (and its printed URLs).
+unset DOCKET_DATA_DIR DOCKET_SITE_ID DOCKET_SITE_NAME DOCKET_MQTT_LISTEN DOCKET_MQTT_LISTEN_V5 DOCKET_HTTP_LISTEN
 
 say() { printf '%s\n' "demo: $*"; }
 die() { printf '%s\n' "demo: $*" >&2; exit 1; }
@@ -111,6 +115,8 @@ import socket, sys
 held, out = [], []
 for want in sys.argv[1:]:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As docketd binds (tokio sets SO_REUSEADDR): the last run's TIME_WAIT sockets don't count.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         p = int(want)
         if p in (0, 1883):
@@ -262,13 +268,15 @@ until curl -fsS --max-time 2 "$HEALTH" >/dev/null 2>&1; do
 done
 health=$(curl -fsS --max-time 2 "$HEALTH" || true)
 
+LAN_IP=$(hostname -I 2>/dev/null | awk '{ print $1 }' || true)
+
 # --- tell the user -----------------------------------------------------------------------------
 cat <<EOF
 
 ================================================================================================
  Docket demo: "Demo Bistro" (site demo) is running                          docketd pid $DOCKETD_PID
 ------------------------------------------------------------------------------------------------
- MQTT 3.1.1   mqtt://127.0.0.1:$MQTT_PORT        (listening on all interfaces: LAN tablets use this box's IP)
+ MQTT 3.1.1   mqtt://127.0.0.1:$MQTT_PORT   (all interfaces: LAN devices use ${LAN_IP:-the box IP})
  MQTT 5       mqtt://127.0.0.1:$MQTT5_PORT
  HTTP         http://127.0.0.1:$HTTP_PORT
  health       http://127.0.0.1:$HTTP_PORT/healthz   $health
@@ -311,7 +319,13 @@ if [[ $SIM -eq 1 ]]; then
     sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES")
     if [[ $DURATION -gt 0 ]]; then
         sim_args+=(--duration "$DURATION" --check)
-        say "simulating tablets, station screens and expo for $DURATION s"
+        if [[ $DURATION -lt 60 ]]; then
+            # A short run should still show whole cycles: placed, bumped, completed.
+            sim_args+=(--prep-min 2 --prep-max 8)
+            say "simulating tablets, station screens and expo for $DURATION s (short run: prep times 2-8 s instead of 5-20 s)"
+        else
+            say "simulating tablets, station screens and expo for $DURATION s"
+        fi
     else
         say "simulating tablets, station screens and expo; Ctrl-C stops the simulator and docketd"
     fi
