@@ -62,18 +62,17 @@ fn server(
     }
 }
 
-/// The rumqttd configuration for this box.
-pub fn rumqttd_config(cfg: &Config, registry: &Arc<DeviceRegistry>) -> rumqttd::Config {
-    let mut v4 = HashMap::new();
-    v4.insert(
-        "v4".to_owned(),
-        server("mqtt-v4", cfg.mqtt_listen, cfg, registry),
-    );
-    let v5 = cfg.mqtt_v5_listen.map(|addr| {
-        let mut m = HashMap::new();
-        m.insert("v5".to_owned(), server("mqtt-v5", addr, cfg, registry));
-        m
-    });
+/// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
+/// front door (`front`) owns the public ports.
+pub fn rumqttd_config(
+    cfg: &Config,
+    registry: &Arc<DeviceRegistry>,
+    v4: SocketAddr,
+    v5: Option<SocketAddr>,
+) -> rumqttd::Config {
+    let v4 = HashMap::from([("v4".to_owned(), server("mqtt-v4", v4, cfg, registry))]);
+    let v5 =
+        v5.map(|addr| HashMap::from([("v5".to_owned(), server("mqtt-v5", addr, cfg, registry))]));
     rumqttd::Config {
         id: 0,
         router: RouterConfig {
@@ -102,14 +101,20 @@ pub fn rumqttd_config(cfg: &Config, registry: &Arc<DeviceRegistry>) -> rumqttd::
 /// retained state is in place.
 pub struct Embedded {
     broker: Broker,
-    cfg: Config,
+    listen: Vec<SocketAddr>,
 }
 
 impl Embedded {
-    pub fn new(cfg: &Config, registry: &Arc<DeviceRegistry>) -> Self {
+    /// `v4`/`v5`: the loopback addresses rumqttd listens on.
+    pub fn new(
+        cfg: &Config,
+        registry: &Arc<DeviceRegistry>,
+        v4: SocketAddr,
+        v5: Option<SocketAddr>,
+    ) -> Self {
         Embedded {
-            broker: Broker::new(rumqttd_config(cfg, registry)),
-            cfg: cfg.clone(),
+            broker: Broker::new(rumqttd_config(cfg, registry, v4, v5)),
+            listen: std::iter::once(v4).chain(v5).collect(),
         }
     }
 
@@ -121,8 +126,7 @@ impl Embedded {
 
     /// Checks the ports are free, then starts rumqttd's listeners on their own OS threads.
     pub fn listen(self) -> Result<(), BrokerError> {
-        let addrs = std::iter::once(self.cfg.mqtt_listen).chain(self.cfg.mqtt_v5_listen);
-        for addr in addrs {
+        for addr in self.listen.iter().copied() {
             // rumqttd only logs a bind failure from its own thread; find out here instead.
             TcpListener::bind(addr).map_err(|source| BrokerError::Listen { addr, source })?;
         }
@@ -139,8 +143,9 @@ impl Embedded {
     }
 }
 
-/// Cuts a revoked device off: logs in on loopback under its client id (rumqttd then drops the
-/// device's connection), publishes its presence as offline, and disconnects.
+/// Cuts a revoked device off: logs in on rumqttd's loopback listener under its client id
+/// (rumqttd then drops the device's connection), publishes its presence as offline, and
+/// disconnects.
 pub async fn kick(
     mqtt: SocketAddr,
     registry: &DeviceRegistry,

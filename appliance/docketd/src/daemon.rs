@@ -1,7 +1,7 @@
 //! Starting and stopping the appliance: the order of things that makes READY=1 mean ready.
 //!
-//! Store → menu → device registry → router + engine link → retained state republished → MQTT
-//! listeners → HTTP → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed,
+//! Store → menu → device registry → ports bound → router + engine link → retained state
+//! republished → rumqttd's loopback listeners → the front door accepts → HTTP → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed,
 //! STOPPING=1, exit. rumqttd has no shutdown API; its threads end with the process.
 
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, AppState};
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
-use crate::{menu, systemd, VERSION};
+use crate::{front, menu, systemd, VERSION};
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
@@ -39,7 +39,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
 
-    let embedded = Embedded::new(&cfg, &registry);
+    // Public MQTT ports: bound now (fail fast), accepted only once the broker is ready.
+    let mut public = Vec::new();
+    for addr in std::iter::once(cfg.mqtt_listen).chain(cfg.mqtt_v5_listen) {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
+        public.push(l);
+    }
+    // rumqttd itself listens on loopback only, behind the front door.
+    let internal_v4 = front::loopback_port()?;
+    let internal_v5 = match cfg.mqtt_v5_listen {
+        Some(_) => Some(front::loopback_port()?),
+        None => None,
+    };
+    let embedded = Embedded::new(&cfg, &registry, internal_v4, internal_v5);
     let link = embedded.link("docketd-engine")?;
     let settings = EngineSettings {
         site_id: cfg.site_id.clone(),
@@ -74,9 +88,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // Only now accept clients.
     embedded.listen()?;
-    wait_accepting(cfg.mqtt_listen).await?;
-    if let Some(v5) = cfg.mqtt_v5_listen {
-        wait_accepting(v5).await?;
+    for addr in std::iter::once(internal_v4).chain(internal_v5) {
+        wait_accepting(addr).await?;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,6 +106,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    for (listener, upstream) in public
+        .into_iter()
+        .zip(std::iter::once(internal_v4).chain(internal_v5))
+    {
+        tokio::spawn(front::serve(
+            listener,
+            upstream,
+            slots.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     let app = http::router(AppState {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
@@ -110,7 +136,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
-        cfg.mqtt_listen,
+        internal_v4,
         shutdown.clone(),
     ));
 

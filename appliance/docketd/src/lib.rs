@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod devices;
 pub mod engine;
+pub mod front;
 pub mod http;
 pub mod logging;
 pub mod menu;

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub seq: AtomicU64,
     pub open_orders: AtomicU64,
     pub online_devices: AtomicU64,
+    /// Open MQTT connections through the front door.
+    pub mqtt_connections: AtomicU64,
     pub paired_devices: AtomicU64,
     pub auth_failures: AtomicU64,
     pub kicks: AtomicU64,
@@ -201,6 +203,12 @@ impl Metrics {
             "docket_open_orders",
             "Orders not completed.",
             self.open_orders.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_mqtt_connections",
+            "Open MQTT connections (tablets, screens).",
+            self.mqtt_connections.load(Relaxed),
         );
         gauge(
             &mut o,

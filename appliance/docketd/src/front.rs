@@ -1,0 +1,163 @@
+//! The MQTT front door: docketd's own TCP listeners for tablets and screens, piping bytes to
+//! rumqttd's loopback-only listeners.
+//!
+//! Why: rumqttd 0.20 never sets TCP_NODELAY on its sockets. A QoS 1 publish is answered by a
+//! 4-byte PUBACK and, a millisecond later, by the command's reply; Nagle's algorithm holds the
+//! reply until the client ACKs the PUBACK, which a client's delayed ACK postpones by ~40 ms. Here
+//! the client-facing socket has TCP_NODELAY, and the loopback socket to rumqttd ACKs at once
+//! (TCP_QUICKACK after every read), so rumqttd's Nagle never waits. Measured with docket-sim:
+//! reply round trip p50 42.4 ms before, see docs/ARCHITECTURE.md for after.
+//!
+//! Owns the public listeners and the count of open MQTT connections. Must not parse MQTT: it only
+//! moves bytes (the broker does authentication and limits).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Per-direction buffer: small, since most MQTT packets are; large payloads just take more reads.
+const BUF: usize = 4096;
+/// After a client has closed its sending side, how long the broker gets to finish answering.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Accepts on `listener` and pipes each connection to `upstream` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (client, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "MQTT accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "MQTT connection refused: the connection limit is reached");
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            metrics.mqtt_connections.fetch_add(1, Relaxed);
+            if let Err(e) = pipe(client, upstream).await {
+                tracing::debug!(%peer, error = %e, "MQTT connection ended with an error");
+            }
+            metrics.mqtt_connections.fetch_sub(1, Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+async fn pipe(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+    client.set_nodelay(true)?;
+    let broker = TcpStream::connect(upstream).await?;
+    broker.set_nodelay(true)?;
+    let (client_r, client_w) = client.into_split();
+    let (broker_r, broker_w) = broker.into_split();
+    let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w));
+    let mut to_broker = std::pin::pin!(client_to_broker(client_r, broker_w));
+    tokio::select! {
+        // The broker closed (logout, refused login, takeover, keep-alive timeout): done; the
+        // client's half is dropped with it.
+        r = &mut to_client => r,
+        // The client stopped sending: let the broker finish, then close.
+        r = &mut to_broker => {
+            r?;
+            match tokio::time::timeout(LINGER, to_client).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    }
+}
+
+async fn client_to_broker(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> std::io::Result<()> {
+    let mut buf = [0u8; BUF];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn broker_to_client(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> std::io::Result<()> {
+    let mut buf = [0u8; BUF];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        // ACK at once so that rumqttd's Nagle releases its next small packet without waiting
+        // for a delayed ACK. Quick-ack mode is not sticky: set it after every read.
+        let _ = socket2::SockRef::from(from.as_ref()).set_tcp_quickack(true);
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+/// A loopback address with a port free right now, for a listener only docketd connects to.
+pub fn loopback_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pipes_both_ways_and_closes_when_the_broker_does() {
+        let broker = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = broker.local_addr().unwrap();
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(
+            front,
+            upstream,
+            Arc::new(Semaphore::new(1)),
+            metrics.clone(),
+            stop.clone(),
+        ));
+
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let (mut b, _) = broker.accept().await.unwrap();
+        c.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        b.write_all(b"world").await.unwrap();
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"world");
+        assert_eq!(metrics.mqtt_connections.load(Relaxed), 1);
+
+        // Over the limit: the second connection is closed at once.
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(c2.read(&mut one).await.unwrap_or(0), 0);
+
+        // The broker hangs up: the client sees EOF.
+        drop(b);
+        assert_eq!(c.read(&mut one).await.unwrap_or(0), 0);
+        stop.cancel();
+    }
+}
