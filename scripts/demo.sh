@@ -245,7 +245,7 @@ trap 'exit 143' TERM
 [[ -f $LOG ]] && mv -f "$LOG" "$LOG.prev"
 # setsid: its own session, so Ctrl-C reaches only this script, which stops the simulator first
 # and then docketd, in that order.
-RUST_LOG="${RUST_LOG:-info,rumqttd=warn}" setsid env -u NOTIFY_SOCKET \
+RUST_LOG="${RUST_LOG:-info,rumqttd=warn,rumqttd::server=off}" setsid env -u NOTIFY_SOCKET \
     "$DOCKETD" run --config "$CONFIG" >"$LOG" 2>&1 </dev/null &
 DOCKETD_PID=$!
 

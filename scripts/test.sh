@@ -7,7 +7,16 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "toolchain"
+step "prerequisites"
+# The end-to-end tests signal the daemon with kill(1) (procps); everything else is Rust.
+missing=()
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "test.sh: cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 cargo --version
 rustc --version
 

@@ -114,7 +114,7 @@ impl Daemon {
         let child = Command::new(docketd_bin())
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "info,rumqttd=warn")
+            .env("RUST_LOG", "info,rumqttd=warn,rumqttd::server=off")
             .env_remove("NOTIFY_SOCKET")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
