@@ -123,11 +123,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
+        mqtt_upstream: Some(internal_v4),
+        mqtt_slots: slots.clone(),
+        max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
     });
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(http_listener, app)
+            axum::serve(http_listener, app.into_make_service())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         })

@@ -733,12 +733,12 @@ trait PushPacket {
 
 impl PushPacket for LinkTx {
     fn push_packet(&mut self, p: Packet) -> Result<usize, EngineError> {
-        Ok(futures_lite_block_on(self.send(p))?)
+        Ok(poll_once_ready(self.send(p))?)
     }
 }
 
 /// Polls a future that never awaits anything (rumqttd's `LinkTx::send`) to completion.
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+fn poll_once_ready<F: std::future::Future>(f: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
     let mut f = std::pin::pin!(f);
     let mut cx = Context::from_waker(Waker::noop());

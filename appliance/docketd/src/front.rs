@@ -114,6 +114,63 @@ async fn broker_to_client(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> st
     }
 }
 
+/// How long a WebSocket MQTT client may stay silent before it is dropped. MQTT clients ping at
+/// their keep-alive (mqtt.js: 60 s by default), so a live one is never this quiet.
+pub const WS_IDLE: Duration = Duration::from_secs(180);
+
+/// Pipes one upgraded WebSocket (`/mqtt`, subprotocol `mqtt`, binary frames carrying MQTT bytes)
+/// to rumqttd's loopback listener. Browsers reach the broker this way, not through rumqttd's own
+/// WebSocket listener (which awaits each handshake inside its accept loop: one stalled browser
+/// would block every new connection).
+pub async fn ws_bridge(
+    socket: axum::extract::ws::WebSocket,
+    upstream: SocketAddr,
+) -> std::io::Result<()> {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+
+    let broker = TcpStream::connect(upstream).await?;
+    broker.set_nodelay(true)?;
+    let (mut broker_r, mut broker_w) = broker.into_split();
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let up = async {
+        loop {
+            let msg = match tokio::time::timeout(WS_IDLE, ws_rx.next()).await {
+                Err(_) => return Ok(()), // idle
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(std::io::Error::other(e)),
+                Ok(Some(Ok(m))) => m,
+            };
+            match msg {
+                Message::Binary(b) => broker_w.write_all(&b).await?,
+                Message::Close(_) => return Ok(()),
+                // MQTT over WebSocket is binary only; pings are answered by axum.
+                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = broker_r.read(&mut buf).await?;
+            if n == 0 {
+                let _ = ws_tx.send(Message::Close(None)).await;
+                return Ok::<_, std::io::Error>(());
+            }
+            let _ = socket2::SockRef::from(broker_r.as_ref()).set_tcp_quickack(true);
+            ws_tx
+                .send(Message::Binary(bytes::Bytes::copy_from_slice(&buf[..n])))
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+    };
+    // Either side ending ends the connection: the browser reconnects, the broker cleans up.
+    tokio::select! {
+        r = up => r,
+        r = down => r,
+    }
+}
+
 /// A loopback address with a port free right now, for a listener only docketd connects to.
 pub fn loopback_port() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()

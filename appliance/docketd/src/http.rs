@@ -1,11 +1,14 @@
-//! HTTP on `[http] listen` (axum): `/healthz` and `/metrics`. The pages and the `/mqtt`
-//! WebSocket bridge arrive with the screens.
+//! HTTP on `[http] listen` (axum): `/healthz`, `/metrics`, and `/mqtt`, the WebSocket bridge
+//! browsers use to reach the broker. The pages arrive with the screens.
 //!
 //! Owns no state of its own: it reads the shared metrics. Must not write to the store.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,12 +23,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub site_id: String,
     pub version: &'static str,
+    /// rumqttd's loopback listener, for `/mqtt` (None: the bridge answers 503).
+    pub mqtt_upstream: Option<SocketAddr>,
+    /// Shared with the TCP front door: one limit for all MQTT connections.
+    pub mqtt_slots: Arc<tokio::sync::Semaphore>,
+    /// Largest WebSocket message accepted (the broker's packet limit plus framing).
+    pub max_message_bytes: usize,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/mqtt", get(mqtt_ws))
         .with_state(state)
 }
 
@@ -56,6 +66,28 @@ async fn healthz(State(s): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for).
+async fn mqtt_ws(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let Some(upstream) = s.mqtt_upstream else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the broker is not running").into_response();
+    };
+    let Ok(permit) = s.mqtt_slots.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many MQTT connections").into_response();
+    };
+    let metrics = s.metrics.clone();
+    ws.protocols(["mqtt"])
+        .max_message_size(s.max_message_bytes)
+        .max_frame_size(s.max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            metrics.mqtt_connections.fetch_add(1, Relaxed);
+            if let Err(e) = crate::front::ws_bridge(socket, upstream).await {
+                tracing::debug!(error = %e, "MQTT WebSocket ended with an error");
+            }
+            metrics.mqtt_connections.fetch_sub(1, Relaxed);
+            drop(permit);
+        })
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -76,6 +108,9 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             site_id: "s".into(),
             version: "t",
+            mqtt_upstream: None,
+            mqtt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            max_message_bytes: 1024,
         }
     }
 

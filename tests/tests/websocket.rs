@@ -1,0 +1,135 @@
+//! `/mqtt`: MQTT over WebSocket through docketd's HTTP port, as browsers (mqtt.js) use it.
+//!
+//! A tiny adapter turns a local TCP port into WebSocket connections to `/mqtt`, so the same real
+//! MQTT client the other tests use speaks through the bridge.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use docket_core::wire::{self, CommandBody, Event};
+use docket_tests::{line, login_refused, Client, Daemon};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type R = anyhow::Result<()>;
+
+/// Opens a WebSocket to `/mqtt` asking for the `mqtt` subprotocol; checks the server agreed.
+async fn open_ws(
+    http: u16,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut req = format!("ws://127.0.0.1:{http}/mqtt").into_client_request()?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse()?);
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+    let proto = resp
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .context("no subprotocol in the answer")?;
+    anyhow::ensure!(proto == "mqtt", "subprotocol {proto:?}");
+    Ok(ws)
+}
+
+/// Serves a local TCP port; every connection becomes one WebSocket to docketd's `/mqtt`.
+async fn ws_adapter(http: u16) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(ws) = open_ws(http).await else { return };
+                let (mut ws_tx, mut ws_rx) = ws.split();
+                let (mut tcp_r, mut tcp_w) = tcp.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        let n = tcp_r.read(&mut buf).await.unwrap_or(0);
+                        if n == 0
+                            || ws_tx
+                                .send(Message::Binary(buf[..n].to_vec().into()))
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                };
+                let down = async {
+                    while let Some(Ok(m)) = ws_rx.next().await {
+                        match m {
+                            Message::Binary(b) if tcp_w.write_all(&b).await.is_err() => return,
+                            Message::Close(_) => return,
+                            _ => {}
+                        }
+                    }
+                };
+                tokio::select! { _ = up => {}, _ = down => {} }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_style_client_orders_over_websocket() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-ws", "tablet", &[])?;
+    let screen = d.add_device("kds-grill", "station", &["grill"])?;
+    let ws_port = ws_adapter(d.http).await?.port();
+
+    // A screen on plain TCP, a tablet over WebSocket.
+    let mut s = Client::connect(d.mqtt, &screen).await?;
+    s.subscribe(wire::EVENTS_TOPIC).await?;
+    let mut t = Client::connect(ws_port, &tablet).await?;
+    let r = t
+        .command(&CommandBody::PlaceOrder {
+            table: "2".into(),
+            lines: vec![line("burger-classic", 1)],
+        })
+        .await?;
+    assert!(r.ok, "{r:?}");
+    let m = s.wait_for(|m| m.topic == wire::EVENTS_TOPIC).await?;
+    let e: Event = wire::decode(&m.payload)?;
+    assert_eq!(e.command, r.command);
+    // Retained state reaches WebSocket clients too.
+    t.subscribe(&wire::board_topic("grill")).await?;
+    assert_eq!(t.board("grill", 1).await?.orders.len(), 1);
+    assert!(d.metric("docket_mqtt_connections")? >= 2.0);
+
+    // A wrong password over WebSocket is refused like over TCP.
+    assert!(login_refused(ws_port, "tablet-ws", "tablet-ws", &"0".repeat(64)).await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_blocks_nobody() -> R {
+    let d = Daemon::start()?;
+    let tablet = d.add_device("tablet-ws", "tablet", &[])?;
+    // Ten clients that open the HTTP port and never finish a request or a handshake.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", d.http)).await?;
+        c.write_all(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n").await?;
+        stalled.push(c);
+    }
+    // A WebSocket that upgrades and never speaks MQTT.
+    let _silent = open_ws(d.http).await?;
+    // A real client still gets through at once.
+    let ws_port = ws_adapter(d.http).await?.port();
+    let mut t = Client::connect(ws_port, &tablet).await?;
+    let r = t
+        .command(&CommandBody::PlaceOrder {
+            table: "2".into(),
+            lines: vec![line("fries", 1)],
+        })
+        .await?;
+    assert!(r.ok);
+    // Plain HTTP requests without the upgrade are refused, not hung.
+    let (status, _) = d.get("/mqtt")?;
+    assert!((400..500).contains(&status), "status {status}");
+    Ok(())
+}
