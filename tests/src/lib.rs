@@ -231,6 +231,55 @@ impl Daemon {
         Ok((status, body))
     }
 
+    /// One HTTP/1.1 request on the daemon's HTTP port (`Connection: close`, `Content-Length`):
+    /// (status, body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let r = self.http(method, path, headers, body)?;
+        Ok((r.status, r.body))
+    }
+
+    /// Like [`Daemon::request`], keeping the response head for header checks.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<HttpReply> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.http,
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes())?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        let (head, body) = buf.split_once("\r\n\r\n").context("no response head")?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no status")?;
+        Ok(HttpReply {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+
     /// A metric's value from `/metrics` (the line `name value`, labels included in `name`).
     pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let (_, body) = self.get("/metrics")?;
@@ -251,6 +300,52 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// An HTTP response as [`Daemon::http`] read it.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Status line and headers.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// A response header's value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("response is not JSON: {}", self.body))
+    }
+}
+
+/// An `Authorization` header value for HTTP Basic (RFC 7617; base64 of `user:password`).
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("Basic ");
+    for chunk in format!("{user}:{password}").as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// One message as a client received it.

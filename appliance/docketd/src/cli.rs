@@ -1,21 +1,16 @@
 //! The `docketd device …` commands. They edit the store directly (WAL lets them run beside the
 //! daemon, which notices within a fraction of a second).
+//!
+//! Owns no state. Must not validate devices itself (that is `devices::new_device`, shared with
+//! the admin API) nor print a secret except to whoever is adding the device right here.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use anyhow::{bail, Context};
-use docket_core::Role;
+use anyhow::Context;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::devices::valid_device_id;
+use crate::devices::{new_device, DeviceInfo};
+use crate::store::pairing::{self, now_ms};
 use crate::store::{self, DeviceRow};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 fn open(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {
     let mut conn = store::connect(&cfg.db_path())
@@ -31,37 +26,7 @@ pub fn add_device(
     role: &str,
     stations: &[String],
 ) -> anyhow::Result<DeviceRow> {
-    if !valid_device_id(id) {
-        bail!("device id {id:?} is not valid: use 1-64 of letters, digits, '.', '_' and '-' (not starting with \"docketd\")");
-    }
-    let Some(role) = Role::parse(role) else {
-        bail!("role {role:?} is not one of tablet, station, expo, manager");
-    };
-    let stations: Vec<String> = stations
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    match role {
-        Role::Station if stations.is_empty() => {
-            bail!("a station device needs --stations (e.g. --stations grill,fry)")
-        }
-        Role::Station => {
-            if let Some(bad) = stations.iter().find(|s| !docket_core::menu::valid_name(s)) {
-                bail!("station {bad:?} is not valid: use 1-32 of a-z, 0-9, '-' and '_'");
-            }
-        }
-        _ if !stations.is_empty() => bail!("only station devices take --stations"),
-        _ => {}
-    }
-    let row = DeviceRow {
-        id: id.to_owned(),
-        role,
-        stations,
-        secret: rand::random(),
-        created_at: now_ms(),
-        revoked_at: None,
-    };
+    let row = new_device(id, role, stations, now_ms())?;
     store::devices::add(&open(cfg)?, &row)?;
     Ok(row)
 }
@@ -85,10 +50,42 @@ pub fn device_revoke(cfg: &Config, id: &str) -> anyhow::Result<()> {
 
 pub fn device_list(cfg: &Config) -> anyhow::Result<()> {
     for d in store::devices::all(&open(cfg)?)? {
+        println!("{}", serde_json::to_string(&DeviceInfo::from(&d))?);
+    }
+    Ok(())
+}
+
+/// Approves a pairing request. Prints the device without its secret: the secret goes only to
+/// the device that asked, on its next poll.
+pub fn device_approve(
+    cfg: &Config,
+    code: &str,
+    id: &str,
+    role: &str,
+    stations: &[String],
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let row = new_device(id, role, stations, now)?;
+    pairing::approve(&mut open(cfg)?, code.trim(), &row, now)?;
+    println!("{}", serde_json::to_string(&DeviceInfo::from(&row))?);
+    Ok(())
+}
+
+pub fn device_reject(cfg: &Config, code: &str) -> anyhow::Result<()> {
+    pairing::reject(&mut open(cfg)?, code.trim(), now_ms())?;
+    println!("{}", json!({"code": code.trim(), "status": "rejected"}));
+    Ok(())
+}
+
+/// Pending pairing requests as JSON lines, oldest first.
+pub fn device_pairings(cfg: &Config) -> anyhow::Result<()> {
+    let now = now_ms();
+    for p in pairing::pending(&open(cfg)?, now)? {
         println!(
             "{}",
-            json!({"id": d.id, "role": d.role.as_str(), "stations": d.stations, "created_at": d.created_at,
-                   "revoked_at": d.revoked_at})
+            json!({"code": p.code, "label": p.label, "created_at": p.created_at,
+                   "age_s": now.saturating_sub(p.created_at) / 1000,
+                   "expires_in_s": p.expires_at.saturating_sub(now) / 1000})
         );
     }
     Ok(())

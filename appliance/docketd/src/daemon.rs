@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::sync::oneshot;
 
+use crate::api::ApiState;
 use crate::broker::{self, Embedded};
 use crate::config::Config;
 use crate::devices::DeviceRegistry;
@@ -119,6 +120,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
+    let api = ApiState::open(
+        &cfg.db_path(),
+        registry.clone(),
+        metrics.clone(),
+        &cfg.site_id,
+        VERSION,
+    )
+    .context("cannot open the store for the admin API")?;
     let app = http::router(AppState {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
@@ -126,6 +135,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         mqtt_upstream: Some(internal_v4),
         mqtt_slots: slots.clone(),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
+        api: Some(api),
     });
     let http_task = {
         let shutdown = shutdown.clone();
@@ -205,7 +215,7 @@ async fn wait_accepting(addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// Notices device changes made by the CLI and cuts revoked devices off at once.
+/// Notices device changes made by the CLI or the admin API and cuts revoked devices off at once.
 async fn watch_devices(
     registry: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,

@@ -2,8 +2,10 @@
 //!
 //! Owns an in-memory copy of the `devices` table, refreshed whenever SQLite says another
 //! connection changed the database (`PRAGMA data_version`), so a device added or revoked by the
-//! CLI while docketd runs takes effect at once. Used by the broker's login check and by the
-//! engine's MAC check. Must not write.
+//! CLI while docketd runs takes effect at once. Used by the broker's login check, the engine's
+//! MAC check and the admin API's login. Also the one place that validates a new device
+//! ([`new_device`]) and shapes what may be shown of one ([`DeviceInfo`]: never the secret).
+//! Must not write.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -11,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use docket_core::{Actor, Role};
 use rusqlite::Connection;
+use serde::Serialize;
 
 use crate::metrics::Metrics;
 use crate::store::{self, DeviceRow, StoreError};
@@ -27,6 +30,86 @@ pub fn valid_device_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Why a requested device is not acceptable (messages name no CLI flag: the API shows them too).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidDevice {
+    #[error("device id {0:?} is not valid: use 1-64 of letters, digits, '.', '_' and '-' (not starting with \"docketd\")")]
+    Id(String),
+    #[error("role {0:?} is not one of tablet, station, expo, manager")]
+    Role(String),
+    #[error("a station device needs stations (e.g. grill,fry)")]
+    StationsMissing,
+    #[error("station {0:?} is not valid: use 1-32 of a-z, 0-9, '-' and '_'")]
+    Station(String),
+    #[error("only station devices take stations")]
+    StationsNotAllowed,
+}
+
+/// Validates a requested device and gives it a fresh random 256-bit secret. Shared by
+/// `docketd device add`, pairing approval by CLI and by the admin API.
+pub fn new_device(
+    id: &str,
+    role: &str,
+    stations: &[String],
+    now_ms: u64,
+) -> Result<DeviceRow, InvalidDevice> {
+    if !valid_device_id(id) {
+        return Err(InvalidDevice::Id(id.to_owned()));
+    }
+    let Some(role) = Role::parse(role) else {
+        return Err(InvalidDevice::Role(role.to_owned()));
+    };
+    let stations: Vec<String> = stations
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    match role {
+        Role::Station if stations.is_empty() => return Err(InvalidDevice::StationsMissing),
+        Role::Station => {
+            if let Some(bad) = stations.iter().find(|s| !docket_core::menu::valid_name(s)) {
+                return Err(InvalidDevice::Station(bad.clone()));
+            }
+        }
+        _ if !stations.is_empty() => return Err(InvalidDevice::StationsNotAllowed),
+        _ => {}
+    }
+    Ok(DeviceRow {
+        id: id.to_owned(),
+        role,
+        stations,
+        secret: rand::random(),
+        created_at: now_ms,
+        revoked_at: None,
+    })
+}
+
+/// What may be shown of a device (CLI lists, admin API): everything but the secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub role: &'static str,
+    pub stations: Vec<String>,
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
+    /// Presence, where the caller knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+}
+
+impl From<&DeviceRow> for DeviceInfo {
+    fn from(d: &DeviceRow) -> Self {
+        DeviceInfo {
+            id: d.id.clone(),
+            role: d.role.as_str(),
+            stations: d.stations.clone(),
+            created_at: d.created_at,
+            revoked_at: d.revoked_at,
+            online: None,
+        }
+    }
 }
 
 struct Cache {
@@ -165,6 +248,17 @@ impl DeviceRegistry {
         ok
     }
 
+    /// The admin API's login (HTTP Basic): a paired, unrevoked device id and its secret as hex.
+    /// Compared in constant time; no failure says which part was wrong.
+    pub fn verify(&self, id: &str, secret_hex: &str) -> Option<Actor> {
+        match self.lookup(id) {
+            Lookup::Active(actor, secret) => {
+                ct_eq(secret_hex.as_bytes(), hex::encode(secret).as_bytes()).then_some(actor)
+            }
+            Lookup::Revoked | Lookup::Unknown => None,
+        }
+    }
+
     pub fn role_of(&self, id: &str) -> Option<Role> {
         self.get(id).map(|d| d.role)
     }
@@ -201,6 +295,45 @@ mod tests {
         ] {
             assert!(!valid_device_id(bad), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn new_devices_are_validated() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let d = new_device("kds-1", "station", &s(&["grill", " fry "]), 7).unwrap();
+        assert_eq!(
+            (d.role, d.stations.clone(), d.created_at),
+            (Role::Station, s(&["grill", "fry"]), 7)
+        );
+        assert_ne!(
+            d.secret,
+            new_device("kds-1", "station", &s(&["grill"]), 7)
+                .unwrap()
+                .secret
+        );
+        assert!(new_device("t", "tablet", &s(&["", " "]), 0).is_ok());
+        assert_eq!(
+            new_device("a/b", "tablet", &[], 0),
+            Err(InvalidDevice::Id("a/b".into()))
+        );
+        assert_eq!(
+            new_device("x", "chef", &[], 0),
+            Err(InvalidDevice::Role("chef".into()))
+        );
+        assert_eq!(
+            new_device("x", "station", &[], 0),
+            Err(InvalidDevice::StationsMissing)
+        );
+        assert_eq!(
+            new_device("x", "station", &s(&["Grill"]), 0),
+            Err(InvalidDevice::Station("Grill".into()))
+        );
+        assert_eq!(
+            new_device("x", "tablet", &s(&["grill"]), 0),
+            Err(InvalidDevice::StationsNotAllowed)
+        );
+        let json = serde_json::to_value(DeviceInfo::from(&d)).unwrap();
+        assert!(json.get("secret").is_none() && json.get("online").is_none());
     }
 
     #[test]

@@ -105,7 +105,6 @@ pub struct Engine {
     current: HashMap<String, Vec<u8>>,
     /// Hashes of the engine's own recent publishes per state topic, to tell its echo from others.
     own: HashMap<String, VecDeque<u64>>,
-    presence: HashMap<String, bool>,
     heartbeat_sent: Option<(u64, Instant)>,
     heartbeat_n: u64,
     last_status: Option<Instant>,
@@ -161,7 +160,6 @@ impl Engine {
             board_seq: HashMap::new(),
             current: HashMap::new(),
             own: HashMap::new(),
-            presence: HashMap::new(),
             heartbeat_sent: None,
             heartbeat_n: 0,
             last_status: None,
@@ -335,11 +333,10 @@ impl Engine {
             if matches!(self.devices.lookup(dev), Lookup::Unknown) {
                 return Ok(());
             }
-            self.presence.insert(dev.to_owned(), online);
-            self.metrics.online_devices.store(
-                self.presence.values().filter(|v| **v).count() as u64,
-                Relaxed,
-            );
+            let online_now = self.metrics.presence.set(dev, online);
+            self.metrics
+                .online_devices
+                .store(online_now as u64, Relaxed);
             return Ok(());
         }
         if let Some(current) = self.current.get(topic) {

@@ -1,7 +1,9 @@
 //! HTTP on `[http] listen` (axum): `/healthz`, `/metrics`, and `/mqtt`, the WebSocket bridge
-//! browsers use to reach the broker. The pages arrive with the screens.
+//! browsers use to reach the broker; `/api/…` (pairing, admin) is merged in from `api`. The
+//! pages arrive with the screens.
 //!
-//! Owns no state of its own: it reads the shared metrics. Must not write to the store.
+//! Owns no state of its own: it reads the shared metrics. Must not write to the store (only
+//! `api` does, through `store`).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -29,14 +31,21 @@ pub struct AppState {
     pub mqtt_slots: Arc<tokio::sync::Semaphore>,
     /// Largest WebSocket message accepted (the broker's packet limit plus framing).
     pub max_message_bytes: usize,
+    /// The pairing and admin API (None: not served, as in unit tests of this module).
+    pub api: Option<crate::api::ApiState>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = state.api.clone();
+    let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/mqtt", get(mqtt_ws))
-        .with_state(state)
+        .route(crate::api::WS_PATH, get(mqtt_ws))
+        .with_state(state);
+    match api {
+        Some(api) => r.merge(crate::api::router(api)),
+        None => r,
+    }
 }
 
 #[derive(Serialize)]
@@ -111,6 +120,7 @@ mod tests {
             mqtt_upstream: None,
             mqtt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             max_message_bytes: 1024,
+            api: None,
         }
     }
 

@@ -29,7 +29,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Pair, revoke and list devices (works while docketd runs).
+    /// Add, pair, revoke and list devices (works while docketd runs).
     Device {
         #[command(subcommand)]
         command: DeviceCommand,
@@ -67,6 +67,34 @@ enum DeviceCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List pending pairing requests (6-digit codes shown on new devices) as JSON lines.
+    Pairings {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Approve a pairing request: creates the device, whose secret goes to the waiting device
+    /// (not printed here).
+    Approve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The 6-digit code the device shows.
+        code: String,
+        #[arg(long)]
+        id: String,
+        /// tablet, station, expo or manager
+        #[arg(long)]
+        role: String,
+        /// For station screens: the stations it shows, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        stations: Vec<String>,
+    },
+    /// Reject a pairing request.
+    Reject {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The 6-digit code the device shows.
+        code: String,
+    },
 }
 
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -97,6 +125,20 @@ fn main() -> ExitCode {
             }
             DeviceCommand::List { config } => {
                 load(config.as_deref()).and_then(|c| cli::device_list(&c))
+            }
+            DeviceCommand::Pairings { config } => {
+                load(config.as_deref()).and_then(|c| cli::device_pairings(&c))
+            }
+            DeviceCommand::Approve {
+                config,
+                code,
+                id,
+                role,
+                stations,
+            } => load(config.as_deref())
+                .and_then(|c| cli::device_approve(&c, &code, &id, &role, &stations)),
+            DeviceCommand::Reject { config, code } => {
+                load(config.as_deref()).and_then(|c| cli::device_reject(&c, &code))
             }
         },
         Command::Run { config } => load(config.as_deref()).and_then(|c| {

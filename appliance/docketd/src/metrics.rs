@@ -1,12 +1,13 @@
 //! Counters and gauges every part updates, rendered as Prometheus text on `GET /metrics`.
 //!
-//! Lock-free on the hot path (atomics); the rare labelled counters (foreign writes by topic) sit
-//! behind a mutex.
+//! Lock-free on the hot path (atomics); the rare labelled counters (foreign writes by topic) and
+//! the device presence map (written by the engine, read by the admin API) sit behind locks that
+//! are never held across an `.await`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use docket_core::Code;
@@ -18,6 +19,29 @@ pub fn uptime_ms() -> u64 {
         .get_or_init(std::time::Instant::now)
         .elapsed()
         .as_millis() as u64
+}
+
+/// Which paired devices are online, from their retained presence messages. The engine writes
+/// (it sees the presence topics); the admin API's device list reads.
+#[derive(Default)]
+pub struct Presence(RwLock<HashMap<String, bool>>);
+
+impl Presence {
+    /// Records a device's presence; returns how many devices are online now.
+    pub fn set(&self, device: &str, online: bool) -> usize {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        m.insert(device.to_owned(), online);
+        m.values().filter(|v| **v).count()
+    }
+
+    pub fn is_online(&self, device: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device)
+            .copied()
+            .unwrap_or(false)
+    }
 }
 
 /// Commit latency histogram bucket bounds, seconds.
@@ -54,6 +78,7 @@ pub struct Metrics {
     /// How often the engine sends a heartbeat (0 = the default, 1 s); set from the watchdog period.
     pub heartbeat_every_ms: AtomicU64,
     foreign_writes: Mutex<BTreeMap<String, u64>>,
+    pub presence: Presence,
 }
 
 impl Metrics {
@@ -256,5 +281,15 @@ mod tests {
         assert!(text.contains("docket_commit_seconds_count 1"));
         assert!(text.contains("docket_foreign_writes_total{topic=\"docket/v1/menu\"} 1"));
         assert_eq!(m.rejects(Code::BadMac), 2);
+    }
+
+    #[test]
+    fn presence() {
+        let p = Presence::default();
+        assert!(!p.is_online("a"));
+        assert_eq!(p.set("a", true), 1);
+        assert_eq!(p.set("b", true), 2);
+        assert_eq!(p.set("a", false), 1);
+        assert!(!p.is_online("a") && p.is_online("b"));
     }
 }

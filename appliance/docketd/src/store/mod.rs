@@ -3,9 +3,12 @@
 //! Owns the schema and its migrations, the append-only event log (gapless site-wide `seq`), the
 //! projection of orders, the idempotency table (device + command id → first reply, forever) and
 //! the paired devices. One writer connection (the engine's) commits batches; other connections
-//! (device registry, CLI) read or make small device edits, thanks to WAL.
+//! (device registry, CLI, admin API) read or make small device edits, thanks to WAL.
+//! Pairing requests live in [`pairing`].
 //!
-//! Must not know about MQTT or decisions: it stores what it is given.
+//! Must not know about MQTT, HTTP or decisions: it stores what it is given.
+
+pub mod pairing;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,10 +38,17 @@ pub enum StoreError {
     DeviceExists(String),
     #[error("no device {0:?}")]
     NoDevice(String),
+    #[error("too many pairing requests are waiting (at most {max}); approve or reject some, or wait for them to expire")]
+    TooManyPairings { max: usize },
+    #[error("no pairing request with code {0:?} (unknown or expired)")]
+    UnknownPairing(String),
+    #[error("pairing request {0:?} was already approved or rejected")]
+    PairingDecided(String),
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -99,7 +109,21 @@ END;
 CREATE TRIGGER devices_gen_delete AFTER DELETE ON devices BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'devices_gen';
 END;
-"#];
+"#,
+    // 2: pairing requests (see `pairing`). Short-lived rows: purged once expired.
+    r#"
+CREATE TABLE pairings (
+    code       TEXT PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    label      TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+    device_id  TEXT
+) WITHOUT ROWID;
+CREATE INDEX pairings_expiry ON pairings(expires_at);
+"#,
+];
 
 /// A paired device as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,6 +389,11 @@ pub mod devices {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
+    pub fn get(conn: &Connection, id: &str) -> Result<Option<DeviceRow>, StoreError> {
+        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], row).optional()?.and_then(parse))
+    }
+
     pub fn all(conn: &Connection) -> Result<Vec<DeviceRow>, StoreError> {
         let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY id"))?;
         let rows = stmt.query_map([], row)?.collect::<Result<Vec<_>, _>>()?;
@@ -511,6 +540,8 @@ mod tests {
             Err(StoreError::DeviceExists(_))
         ));
         assert_eq!(devices::all(&c).unwrap(), vec![d.clone()]);
+        assert_eq!(devices::get(&c, "kds-1").unwrap(), Some(d.clone()));
+        assert_eq!(devices::get(&c, "nope").unwrap(), None);
         devices::revoke(&c, "kds-1", 9).unwrap();
         assert_eq!(devices::all(&c).unwrap()[0].revoked_at, Some(9));
         assert!(matches!(
@@ -519,7 +550,7 @@ mod tests {
         ));
     }
 
-    fn tempdir() -> std::path::PathBuf {
+    pub(super) fn tempdir() -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let d = std::env::temp_dir().join(format!(

@@ -1,0 +1,702 @@
+//! The JSON API on the HTTP port: pairing for new devices (`/api/pair`) and the manager's admin
+//! endpoints (`/api/admin/…`, HTTP Basic with a manager device's id and its secret as hex).
+//! The table of endpoints is in docs/operations.md ("Pairing").
+//!
+//! Owns the admin connection to the store (behind a mutex, used only inside `spawn_blocking`)
+//! and the one `AppError` every API failure becomes (`{"error":{"code","message"}}`). Writes
+//! pairings and device rows, only through `store`; device validation is `devices::new_device`.
+//! Must not touch orders, the engine or the broker: a revocation is a store write that the
+//! daemon's device watcher turns into a disconnect, exactly as for the CLI.
+
+use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use docket_core::{Actor, Role};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::devices::{new_device, DeviceInfo, DeviceRegistry, InvalidDevice};
+use crate::metrics::{self, Metrics};
+use crate::store::pairing::{self, now_ms, Poll};
+use crate::store::{self, StoreError};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// Longest device self-description, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// Where pages reach the broker (see `http`).
+pub const WS_PATH: &str = "/mqtt";
+
+#[derive(Clone)]
+pub struct ApiState {
+    db: Arc<Mutex<Connection>>,
+    registry: Arc<DeviceRegistry>,
+    metrics: Arc<Metrics>,
+    site_id: String,
+    version: &'static str,
+}
+
+impl ApiState {
+    /// Opens the API's own connection to an already migrated database.
+    pub fn open(
+        db: &FsPath,
+        registry: Arc<DeviceRegistry>,
+        metrics: Arc<Metrics>,
+        site_id: &str,
+        version: &'static str,
+    ) -> Result<Self, StoreError> {
+        Ok(ApiState {
+            db: Arc::new(Mutex::new(store::connect(db)?)),
+            registry,
+            metrics,
+            site_id: site_id.to_owned(),
+            version,
+        })
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/pair", post(pair_create))
+        .route("/api/pair/{token}", get(pair_poll))
+        .route("/api/admin/pairings", get(admin_pairings))
+        .route("/api/admin/pairings/{code}/approve", post(admin_approve))
+        .route("/api/admin/pairings/{code}/reject", post(admin_reject))
+        .route("/api/admin/devices", get(admin_devices))
+        .route("/api/admin/devices/{id}/revoke", post(admin_revoke))
+        .route("/api/admin/health", get(admin_health))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(no_store))
+        .with_state(state)
+}
+
+/// Responses carry secrets and live state: no cache may keep them.
+async fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Every way an API request fails. Each has a stable `code` and an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the request body is not valid JSON for this endpoint: {0}")]
+    BadJson(serde_json::Error),
+    #[error("the request body is larger than {BODY_LIMIT} bytes")]
+    TooLarge,
+    #[error("cannot read the request body")]
+    Body(#[source] BytesRejection),
+    #[error("bad path parameter")]
+    BadPath(#[source] PathRejection),
+    #[error("label must be at most {MAX_LABEL_CHARS} characters, without control characters")]
+    BadLabel,
+    #[error(transparent)]
+    InvalidDevice(#[from] InvalidDevice),
+    #[error("sign in with a manager device's id and secret (HTTP Basic)")]
+    Unauthorized,
+    #[error("device {0:?} is not a manager")]
+    Forbidden(String),
+    #[error("cross-origin requests are refused")]
+    CrossOrigin,
+    #[error("no pairing request for this token (unknown, expired or already collected)")]
+    UnknownToken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a blocking task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl AppError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            AppError::BadJson(_) => (S::BAD_REQUEST, "bad_json"),
+            AppError::TooLarge => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::Body(_) | AppError::BadPath(_) => (S::BAD_REQUEST, "bad_request"),
+            AppError::BadLabel => (S::BAD_REQUEST, "bad_label"),
+            AppError::InvalidDevice(e) => (
+                S::BAD_REQUEST,
+                match e {
+                    InvalidDevice::Id(_) => "bad_id",
+                    InvalidDevice::Role(_) => "bad_role",
+                    InvalidDevice::StationsMissing
+                    | InvalidDevice::Station(_)
+                    | InvalidDevice::StationsNotAllowed => "bad_stations",
+                },
+            ),
+            AppError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            AppError::CrossOrigin => (S::FORBIDDEN, "cross_origin"),
+            AppError::UnknownToken => (S::NOT_FOUND, "unknown_pairing"),
+            AppError::Store(e) => match e {
+                StoreError::UnknownPairing(_) => (S::NOT_FOUND, "unknown_pairing"),
+                StoreError::PairingDecided(_) => (S::CONFLICT, "pairing_decided"),
+                StoreError::DeviceExists(_) => (S::CONFLICT, "device_exists"),
+                StoreError::NoDevice(_) => (S::NOT_FOUND, "unknown_device"),
+                StoreError::TooManyPairings { .. } => (S::TOO_MANY_REQUESTS, "too_many_pairings"),
+                _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            AppError::Join(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<BytesRejection> for AppError {
+    fn from(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge
+        } else {
+            AppError::Body(e)
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = ?self, "API request failed");
+            "internal error (see docketd's log)".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut r = (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"docket\""),
+            );
+        }
+        r
+    }
+}
+
+/// Runs a store operation on the API's connection, off the async workers.
+async fn with_db<T: Send + 'static>(
+    s: &ApiState,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    let db = s.db.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut conn = db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    })
+    .await?;
+    Ok(r?)
+}
+
+/// Parses a JSON body; an empty body counts as `{}`.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(AppError::BadJson)
+}
+
+fn secs_until(t: u64, now: u64) -> u64 {
+    t.saturating_sub(now) / 1000
+}
+
+// ---- pairing (no login: this is how a device gets one) ----
+
+#[derive(Deserialize)]
+struct PairRequest {
+    label: Option<String>,
+}
+
+/// Trims a device's self-description; empty is none.
+fn clean_label(label: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(label) = label else { return Ok(None) };
+    let label = label.trim();
+    if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+        return Err(AppError::BadLabel);
+    }
+    Ok((!label.is_empty()).then(|| label.to_owned()))
+}
+
+async fn pair_create(
+    State(s): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let req: PairRequest = parse(&body?)?;
+    let label = clean_label(req.label)?;
+    let now = now_ms();
+    let l = label.clone();
+    let p = with_db(&s, move |c| pairing::create(c, l.as_deref(), now)).await?;
+    tracing::info!(code = %p.code, label = ?label, "pairing requested");
+    let body = json!({
+        "code": p.code,
+        "token": hex::encode(p.token),
+        "expires_in_s": secs_until(p.expires_at, now),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn pair_poll(
+    State(s): State<ApiState>,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Path(token) = token.map_err(AppError::BadPath)?;
+    let token: [u8; 32] = hex::decode(&token)
+        .ok()
+        .and_then(|t| t.try_into().ok())
+        .ok_or(AppError::UnknownToken)?;
+    let now = now_ms();
+    let polled = with_db(&s, move |c| pairing::poll(c, &token, now)).await?;
+    Ok(Json(match polled.ok_or(AppError::UnknownToken)? {
+        Poll::Pending { expires_at } => {
+            json!({"status": "pending", "expires_in_s": secs_until(expires_at, now)})
+        }
+        Poll::Rejected => json!({"status": "rejected"}),
+        Poll::Approved(d) => {
+            tracing::info!(device = %d.id, "paired device collected its credentials");
+            json!({
+                "status": "approved",
+                "id": d.id,
+                "role": d.role.as_str(),
+                "stations": d.stations,
+                "secret": hex::encode(d.secret),
+                "mqtt": {"ws_path": WS_PATH},
+            })
+        }
+    }))
+}
+
+// ---- admin (a manager device's Basic login) ----
+
+/// A request signed in as a manager device. Also refuses state changes from another origin: a
+/// browser that cached the Basic login must not let any page it visits revoke devices.
+pub struct Manager(pub Actor);
+
+impl FromRequestParts<ApiState> for Manager {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, AppError> {
+        if parts.method != Method::GET
+            && parts.method != Method::HEAD
+            && !same_origin(&parts.headers)
+        {
+            return Err(AppError::CrossOrigin);
+        }
+        let (user, password) = basic_credentials(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let registry = s.registry.clone();
+        let claimed: String = user.chars().take(64).collect();
+        let actor = tokio::task::spawn_blocking(move || registry.verify(&user, &password)).await?;
+        let Some(actor) = actor else {
+            tracing::info!(user = %claimed, "admin API login refused");
+            return Err(AppError::Unauthorized);
+        };
+        if actor.role != Role::Manager {
+            return Err(AppError::Forbidden(actor.device));
+        }
+        Ok(Manager(actor))
+    }
+}
+
+/// No `Origin` (curl, the CLI's peers) or one naming the `Host` the request came to.
+fn same_origin(h: &HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = origin.to_str().ok().and_then(|o| {
+        o.strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+    });
+    matches!((origin, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// `Authorization: Basic base64(user:password)`.
+fn basic_credentials(h: &HeaderMap) -> Option<(String, String)> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 1024 {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(b64.trim())?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Standard base64 (RFC 4648 §4), padding optional: all Basic auth needs.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if s.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+async fn admin_pairings(_m: Manager, State(s): State<ApiState>) -> Result<Json<Value>, AppError> {
+    let now = now_ms();
+    let pending = with_db(&s, move |c| pairing::pending(c, now)).await?;
+    let list: Vec<Value> = pending
+        .into_iter()
+        .map(|p| {
+            json!({
+                "code": p.code,
+                "label": p.label,
+                "created_at": p.created_at,
+                "age_s": now.saturating_sub(p.created_at) / 1000,
+                "expires_in_s": secs_until(p.expires_at, now),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "pairings": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveRequest {
+    id: String,
+    role: String,
+    #[serde(default)]
+    stations: Vec<String>,
+}
+
+async fn admin_approve(
+    Manager(by): Manager,
+    State(s): State<ApiState>,
+    code: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DeviceInfo>, AppError> {
+    let Path(code) = code.map_err(AppError::BadPath)?;
+    let req: ApproveRequest = parse(&body?)?;
+    let now = now_ms();
+    let row = new_device(&req.id, &req.role, &req.stations, now)?;
+    let info = DeviceInfo::from(&row);
+    let c2 = code.clone();
+    with_db(&s, move |c| pairing::approve(c, &c2, &row, now)).await?;
+    tracing::info!(code = %code, device = %info.id, role = info.role, by = %by.device, "pairing approved");
+    Ok(Json(info))
+}
+
+async fn admin_reject(
+    Manager(by): Manager,
+    State(s): State<ApiState>,
+    code: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Path(code) = code.map_err(AppError::BadPath)?;
+    let c2 = code.clone();
+    with_db(&s, move |c| pairing::reject(c, &c2, now_ms())).await?;
+    tracing::info!(code = %code, by = %by.device, "pairing rejected");
+    Ok(Json(json!({"code": code, "status": "rejected"})))
+}
+
+async fn admin_devices(_m: Manager, State(s): State<ApiState>) -> Result<Json<Value>, AppError> {
+    let rows = with_db(&s, |c| store::devices::all(c)).await?;
+    let list: Vec<DeviceInfo> = rows
+        .iter()
+        .map(|d| DeviceInfo {
+            online: Some(d.revoked_at.is_none() && s.metrics.presence.is_online(&d.id)),
+            ..DeviceInfo::from(d)
+        })
+        .collect();
+    Ok(Json(json!({ "devices": list })))
+}
+
+async fn admin_revoke(
+    Manager(by): Manager,
+    State(s): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Path(id) = id.map_err(AppError::BadPath)?;
+    let i2 = id.clone();
+    with_db(&s, move |c| store::devices::revoke(c, &i2, now_ms())).await?;
+    tracing::info!(device = %id, by = %by.device, "device revoked");
+    Ok(Json(json!({"id": id, "revoked": true})))
+}
+
+async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &s.metrics;
+    Json(json!({
+        "site_id": s.site_id,
+        "version": s.version,
+        "uptime_s": metrics::uptime_ms() / 1000,
+        "ready": m.ready.load(Relaxed),
+        "seq": m.seq.load(Relaxed),
+        "open_orders": m.open_orders.load(Relaxed),
+        "connected_clients": m.mqtt_connections.load(Relaxed),
+        "online_devices": m.online_devices.load(Relaxed),
+        "paired_devices": m.paired_devices.load(Relaxed),
+        "uplink": "none",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceRow, Store};
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    struct Fixture {
+        state: ApiState,
+        manager: String,
+        tablet: String,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = std::env::temp_dir().join(format!(
+            "docket-api-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let db = dir.join("db");
+        let _s = Store::open(&db, "s").unwrap();
+        let conn = store::connect(&db).unwrap();
+        let mut creds = Vec::new();
+        for (id, role) in [("mgr", Role::Manager), ("tab", Role::Tablet)] {
+            let d = DeviceRow {
+                id: id.into(),
+                role,
+                stations: vec![],
+                secret: rand::random(),
+                created_at: 1,
+                revoked_at: None,
+            };
+            store::devices::add(&conn, &d).unwrap();
+            creds.push(format!("{id}:{}", hex::encode(d.secret)));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(DeviceRegistry::open(&db, metrics.clone()).unwrap());
+        let state = ApiState::open(&db, registry, metrics, "s", "t").unwrap();
+        Fixture {
+            state,
+            tablet: basic(&creds[1]),
+            manager: basic(&creds[0]),
+        }
+    }
+
+    fn basic(user_pass: &str) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::from("Basic ");
+        for chunk in user_pass.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    async fn call(
+        s: &ApiState,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "box");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = router(s.clone())
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = r.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, v)
+    }
+
+    fn code(v: &Value) -> &str {
+        v["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(base64_decode("bWdyOmFi").unwrap(), b"mgr:ab");
+        assert_eq!(base64_decode("bWdyOmE=").unwrap(), b"mgr:a");
+        assert_eq!(base64_decode("bWdyOg").unwrap(), b"mgr:");
+        assert!(base64_decode("b").is_none());
+        assert!(base64_decode("bW!y").is_none());
+        assert_eq!(basic("mgr:a"), "Basic bWdyOmE=");
+    }
+
+    #[tokio::test]
+    async fn pair_approve_collect_once() {
+        let f = fixture();
+        let s = &f.state;
+        let (st, h, v) = call(s, "POST", "/api/pair", None, r#"{"label":" bar "}"#).await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(v["expires_in_s"], 600);
+        let (pcode, token) = (v["code"].as_str().unwrap(), v["token"].as_str().unwrap());
+        assert_eq!(token.len(), 64);
+        let poll = format!("/api/pair/{token}");
+        let (_, _, v) = call(s, "GET", &poll, None, "").await;
+        assert_eq!(v["status"], "pending");
+        let (st, _, v) = call(s, "GET", "/api/admin/pairings", Some(&f.manager), "").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["pairings"][0]["label"], "bar");
+        let approve = format!("/api/admin/pairings/{pcode}/approve");
+        let body = r#"{"id":"kds-1","role":"station","stations":["grill"]}"#;
+        let (st, _, v) = call(s, "POST", &approve, Some(&f.manager), body).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["stations"][0], "grill");
+        assert!(v.get("secret").is_none());
+        let (_, _, v) = call(s, "GET", &poll, None, "").await;
+        assert_eq!(
+            (v["status"].as_str(), v["id"].as_str()),
+            (Some("approved"), Some("kds-1"))
+        );
+        assert_eq!(v["secret"].as_str().unwrap().len(), 64);
+        let (st, _, v) = call(s, "GET", &poll, None, "").await;
+        assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "unknown_pairing"));
+    }
+
+    #[tokio::test]
+    async fn refusals_have_stable_codes() {
+        let f = fixture();
+        let s = &f.state;
+        let (mgr, tab) = (Some(f.manager.as_str()), Some(f.tablet.as_str()));
+        let wrong = Some("Basic bWdyOmFi"); // mgr:ab
+        let approve = "/api/admin/pairings/123456/approve";
+        let devices = "/api/admin/devices";
+        for (method, path, auth, body, status, want) in [
+            ("POST", "/api/pair", None, "{", 400, "bad_json"),
+            ("POST", "/api/pair", None, r#"{"label":7}"#, 400, "bad_json"),
+            (
+                "POST",
+                "/api/pair",
+                None,
+                r#"{"label":"a\nb"}"#,
+                400,
+                "bad_label",
+            ),
+            ("GET", "/api/pair/zz", None, "", 404, "unknown_pairing"),
+            ("GET", devices, None, "", 401, "unauthorized"),
+            ("GET", devices, wrong, "", 401, "unauthorized"),
+            ("GET", devices, tab, "", 403, "forbidden"),
+            (
+                "POST",
+                approve,
+                mgr,
+                r#"{"id":"x","role":"tablet"}"#,
+                404,
+                "unknown_pairing",
+            ),
+            (
+                "POST",
+                approve,
+                mgr,
+                r#"{"id":"x","role":"chef"}"#,
+                400,
+                "bad_role",
+            ),
+            (
+                "POST",
+                approve,
+                mgr,
+                r#"{"id":"x","rol":"tablet"}"#,
+                400,
+                "bad_json",
+            ),
+            (
+                "POST",
+                "/api/admin/devices/nope/revoke",
+                mgr,
+                "",
+                404,
+                "unknown_device",
+            ),
+        ] {
+            let (st, h, v) = call(s, method, path, auth, body).await;
+            assert_eq!(
+                (st.as_u16(), code(&v)),
+                (status, want),
+                "{method} {path} {body}: {v}"
+            );
+            assert!(v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
+            if st == StatusCode::UNAUTHORIZED {
+                assert_eq!(h[header::WWW_AUTHENTICATE], "Basic realm=\"docket\"");
+            }
+        }
+        let big = format!(r#"{{"label":"{}"}}"#, "x".repeat(BODY_LIMIT));
+        let (st, _, v) = call(s, "POST", "/api/pair", None, &big).await;
+        assert_eq!((st, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+        // Nothing was written by any of them.
+        let rows: i64 =
+            s.db.lock()
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM pairings", [], |r| r.get(0))
+                .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[tokio::test]
+    async fn cross_origin_state_changes_are_refused() {
+        let f = fixture();
+        let req = |origin: &str| {
+            Request::post("/api/admin/devices/tab/revoke")
+                .header("host", "box:8080")
+                .header("origin", origin)
+                .header("authorization", &f.manager)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let r = router(f.state.clone())
+            .oneshot(req("http://evil.example"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = router(f.state.clone())
+            .oneshot(req("http://box:8080"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}

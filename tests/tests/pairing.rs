@@ -1,0 +1,385 @@
+//! Pairing end to end: a new device asks for a code, a manager approves it (CLI or admin API),
+//! the device collects its id and secret exactly once and uses them over MQTT. Refusals change
+//! nothing; the admin device list shows presence; revocation through the API cuts a device off.
+
+use anyhow::Context;
+use docket_core::wire::CommandBody;
+use docket_tests::{basic_auth, eventually, line, login_refused, Client, Creds, Daemon};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+/// A new device's side: its code and its secret poll token.
+struct Asked {
+    code: String,
+    token: String,
+}
+
+fn ask(d: &Daemon, label: Option<&str>) -> anyhow::Result<Asked> {
+    let body = match label {
+        Some(l) => json!({ "label": l }).to_string(),
+        None => "{}".to_owned(),
+    };
+    let r = d.http(
+        "POST",
+        "/api/pair",
+        &[("Content-Type", "application/json")],
+        &body,
+    )?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.json()?;
+    let code = v["code"].as_str().context("code")?.to_owned();
+    let token = v["token"].as_str().context("token")?.to_owned();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(v["expires_in_s"], 600);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    Ok(Asked { code, token })
+}
+
+/// The device's poll: (HTTP status, JSON body).
+fn poll(d: &Daemon, token: &str) -> anyhow::Result<(u16, Value)> {
+    let (status, body) = d.request("GET", &format!("/api/pair/{token}"), &[], "")?;
+    Ok((status, serde_json::from_str(&body)?))
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A manager's authorised request: (status, JSON body).
+fn admin(
+    d: &Daemon,
+    auth: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Value)> {
+    let (status, body) = d.request(method, path, &[("Authorization", auth)], body)?;
+    Ok((
+        status,
+        serde_json::from_str(&body).with_context(|| body.clone())?,
+    ))
+}
+
+fn device_count(d: &Daemon) -> anyhow::Result<usize> {
+    Ok(d.cli(&["device", "list"])?.lines().count())
+}
+
+/// Collects the credentials of an approved request, checks they come only once, and places an
+/// order with them over MQTT.
+async fn collect_and_order(d: &Daemon, token: &str, id: &str) -> anyhow::Result<Creds> {
+    let (status, v) = poll(d, token)?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "approved");
+    assert_eq!(v["id"], id);
+    assert_eq!(v["mqtt"]["ws_path"], "/mqtt");
+    let creds: Creds = serde_json::from_value(v)?;
+    assert_eq!(creds.secret.len(), 64);
+    let (status, v) = poll(d, token)?;
+    assert_eq!(
+        (status, error_code(&v)),
+        (404, "unknown_pairing"),
+        "collected twice"
+    );
+
+    let mut c = Client::connect(d.mqtt, &creds).await?;
+    let r = c
+        .command(&CommandBody::PlaceOrder {
+            table: "12".into(),
+            lines: vec![line("fries", 1)],
+        })
+        .await?;
+    assert!(r.ok, "{r:?}");
+    c.disconnect().await;
+    Ok(creds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_with_the_cli() -> R {
+    let d = Daemon::start()?;
+    let a = ask(&d, Some("bar tablet"))?;
+    let (status, v) = poll(&d, &a.token)?;
+    assert_eq!((status, v["status"].as_str()), (200, Some("pending")));
+
+    let listed = d.cli(&["device", "pairings"])?;
+    let p: Value = serde_json::from_str(listed.trim())?;
+    assert_eq!(
+        (p["code"].as_str(), p["label"].as_str()),
+        (Some(a.code.as_str()), Some("bar tablet"))
+    );
+
+    let out = d.cli(&[
+        "device",
+        "approve",
+        &a.code,
+        "--id",
+        "tablet-new",
+        "--role",
+        "tablet",
+    ])?;
+    let dev: Value = serde_json::from_str(out.trim())?;
+    assert_eq!(
+        (dev["id"].as_str(), dev["role"].as_str()),
+        (Some("tablet-new"), Some("tablet"))
+    );
+    assert!(
+        dev.get("secret").is_none(),
+        "the CLI must not print the secret: {out}"
+    );
+    assert!(d.cli(&["device", "pairings"])?.trim().is_empty());
+    collect_and_order(&d, &a.token, "tablet-new").await?;
+
+    // Refusals: an unknown code, a decided one, a bad role; nothing is added.
+    let before = device_count(&d)?;
+    assert!(d
+        .cli(&["device", "approve", &a.code, "--id", "t2", "--role", "tablet"])
+        .is_err());
+    let b = ask(&d, None)?;
+    assert!(d
+        .cli(&["device", "approve", &b.code, "--id", "t2", "--role", "chef"])
+        .is_err());
+    assert!(d
+        .cli(&[
+            "device",
+            "approve",
+            &b.code,
+            "--id",
+            "tablet-new",
+            "--role",
+            "tablet"
+        ])
+        .is_err());
+    assert_eq!(device_count(&d)?, before);
+    assert_eq!(poll(&d, &b.token)?.1["status"], "pending");
+
+    // Reject: the device is told so.
+    let out = d.cli(&["device", "reject", &b.code])?;
+    assert!(out.contains("rejected"), "{out}");
+    assert_eq!(poll(&d, &b.token)?.1["status"], "rejected");
+    assert!(
+        d.cli(&["device", "reject", &b.code]).is_err(),
+        "rejected twice"
+    );
+    assert_eq!(device_count(&d)?, before);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_through_the_admin_api() -> R {
+    let d = Daemon::start()?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let auth = basic_auth(&mgr.id, &mgr.secret);
+    let a = ask(&d, Some("window tablet"))?;
+
+    let (status, v) = admin(&d, &auth, "GET", "/api/admin/pairings", "")?;
+    assert_eq!(status, 200, "{v}");
+    let p = &v["pairings"][0];
+    assert_eq!(
+        (p["code"].as_str(), p["label"].as_str()),
+        (Some(a.code.as_str()), Some("window tablet"))
+    );
+    assert!(p["age_s"].is_u64());
+
+    // Wrong, missing and non-manager credentials: refused, nothing changes.
+    let approve = format!("/api/admin/pairings/{}/approve", a.code);
+    let body = r#"{"id":"tablet-new","role":"tablet"}"#;
+    let wrong_secret = basic_auth(&mgr.id, &tablet.secret);
+    let unknown = basic_auth("nobody", &mgr.secret);
+    let not_manager = basic_auth(&tablet.id, &tablet.secret);
+    let before = device_count(&d)?;
+    for (headers, want) in [
+        (vec![], 401),
+        (vec![("Authorization", wrong_secret.as_str())], 401),
+        (vec![("Authorization", unknown.as_str())], 401),
+        (vec![("Authorization", "Bearer abc")], 401),
+        (vec![("Authorization", not_manager.as_str())], 403),
+    ] {
+        let r = d.http("POST", &approve, &headers, body)?;
+        assert_eq!(r.status, want, "{headers:?}: {}", r.body);
+        let code = if want == 401 {
+            "unauthorized"
+        } else {
+            "forbidden"
+        };
+        assert_eq!(error_code(&r.json()?), code);
+        if want == 401 {
+            assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"docket\""));
+        }
+    }
+    assert_eq!(device_count(&d)?, before);
+    assert_eq!(poll(&d, &a.token)?.1["status"], "pending");
+
+    // Bad requests and an existing id: refused, still pending.
+    for (body, status, code) in [
+        (r#"{"id":"tablet-1","role":"tablet"}"#, 409, "device_exists"),
+        (r#"{"id":"x","role":"chef"}"#, 400, "bad_role"),
+        (r#"{"id":"a/b","role":"tablet"}"#, 400, "bad_id"),
+        (r#"{"id":"kds","role":"station"}"#, 400, "bad_stations"),
+        (r#"{"id":"kds","#, 400, "bad_json"),
+    ] {
+        let (s, v) = admin(&d, &auth, "POST", &approve, body)?;
+        assert_eq!((s, error_code(&v)), (status, code), "{body}: {v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(device_count(&d)?, before);
+    assert_eq!(poll(&d, &a.token)?.1["status"], "pending");
+
+    let (status, v) = admin(&d, &auth, "POST", &approve, body)?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["role"].as_str()),
+        (Some("tablet-new"), Some("tablet"))
+    );
+    assert!(v.get("secret").is_none());
+    let (status, v) = admin(
+        &d,
+        &auth,
+        "POST",
+        &approve,
+        r#"{"id":"t3","role":"tablet"}"#,
+    )?;
+    assert_eq!((status, error_code(&v)), (409, "pairing_decided"));
+    collect_and_order(&d, &a.token, "tablet-new").await?;
+
+    // Unknown and expired codes.
+    let unknown_code = if a.code == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let (status, v) = admin(
+        &d,
+        &auth,
+        "POST",
+        &format!("/api/admin/pairings/{unknown_code}/approve"),
+        body,
+    )?;
+    assert_eq!((status, error_code(&v)), (404, "unknown_pairing"));
+    let e = ask(&d, None)?;
+    rusqlite::Connection::open(d.db_path())?.execute(
+        "UPDATE pairings SET expires_at = 1 WHERE code = ?1",
+        [&e.code],
+    )?;
+    let expired = format!("/api/admin/pairings/{}/approve", e.code);
+    let (status, v) = admin(
+        &d,
+        &auth,
+        "POST",
+        &expired,
+        r#"{"id":"late","role":"tablet"}"#,
+    )?;
+    assert_eq!((status, error_code(&v)), (404, "unknown_pairing"));
+    assert_eq!(poll(&d, &e.token)?.0, 404);
+    assert!(!d.cli(&["device", "list"])?.contains("\"late\""));
+
+    // Reject: the device is told so.
+    let r = ask(&d, None)?;
+    let reject = format!("/api/admin/pairings/{}/reject", r.code);
+    let (status, _) = admin(&d, &auth, "POST", &reject, "")?;
+    assert_eq!(status, 200);
+    assert_eq!(poll(&d, &r.token)?.1["status"], "rejected");
+    let (status, v) = admin(&d, &auth, "POST", &reject, "")?;
+    assert_eq!((status, error_code(&v)), (409, "pairing_decided"));
+
+    // At most 50 waiting: the 51st is refused, and writes nothing.
+    for i in 0..50 {
+        ask(&d, Some(&format!("flood {i}")))?;
+    }
+    let (status, body) = d.request("POST", "/api/pair", &[], "{}")?;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        error_code(&serde_json::from_str(&body)?),
+        "too_many_pairings"
+    );
+    let (_, v) = admin(&d, &auth, "GET", "/api/admin/pairings", "")?;
+    assert_eq!(v["pairings"].as_array().map(Vec::len), Some(50));
+
+    // Box health.
+    let (status, v) = admin(&d, &auth, "GET", "/api/admin/health", "")?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["uplink"], "none");
+    assert_eq!(v["paired_devices"], 3);
+    assert_eq!(v["seq"], 1);
+    assert_eq!(v["open_orders"], 1);
+    for k in ["version", "uptime_s", "connected_clients"] {
+        assert!(!v[k].is_null(), "{k} missing: {v}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
+    let d = Daemon::start()?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let auth = basic_auth(&mgr.id, &mgr.secret);
+    let device = |id: &str| -> Option<Value> {
+        let (_, v) = admin(&d, &auth, "GET", "/api/admin/devices", "").ok()?;
+        v["devices"]
+            .as_array()?
+            .iter()
+            .find(|x| x["id"] == id)
+            .cloned()
+    };
+    assert_eq!(device("tablet-1").context("listed")?["online"], false);
+    assert!(device("tablet-1")
+        .context("listed")?
+        .get("secret")
+        .is_none());
+
+    let t = Client::connect(d.mqtt, &tablet).await?;
+    eventually("the tablet shows online", || {
+        device("tablet-1").is_some_and(|v| v["online"] == true)
+    })
+    .await?;
+    assert_eq!(device("mgr-1").context("listed")?["online"], false);
+
+    // A state change from another origin is refused (a cached Basic login must not be usable
+    // by other pages), and changes nothing.
+    let revoke = "/api/admin/devices/tablet-1/revoke";
+    let r = d.http(
+        "POST",
+        revoke,
+        &[
+            ("Authorization", auth.as_str()),
+            ("Origin", "http://evil.example"),
+        ],
+        "",
+    )?;
+    assert_eq!((r.status, error_code(&r.json()?)), (403, "cross_origin"));
+    let r = d.http(
+        "POST",
+        revoke,
+        &[(
+            "Authorization",
+            basic_auth(&tablet.id, &tablet.secret).as_str(),
+        )],
+        "",
+    )?;
+    assert_eq!(r.status, 403);
+    assert!(device("tablet-1").context("listed")?["revoked_at"].is_null());
+
+    let (status, v) = admin(&d, &auth, "POST", revoke, "")?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["revoked"], true);
+    eventually("the revoked tablet is disconnected", || !t.is_connected()).await?;
+    assert!(login_refused(d.mqtt, &tablet.id, &tablet.id, &tablet.secret).await);
+    let v = device("tablet-1").context("listed")?;
+    assert!(v["revoked_at"].is_u64() && v["online"] == false, "{v}");
+    let (status, v) = admin(&d, &auth, "POST", "/api/admin/devices/nope/revoke", "")?;
+    assert_eq!((status, error_code(&v)), (404, "unknown_device"));
+
+    // A revoked manager is locked out of the API at once.
+    let (status, _) = admin(&d, &auth, "POST", "/api/admin/devices/mgr-1/revoke", "")?;
+    assert_eq!(status, 200);
+    let (status, _) = admin(&d, &auth, "GET", "/api/admin/devices", "")?;
+    assert_eq!(status, 401);
+    Ok(())
+}
