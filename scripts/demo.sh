@@ -81,7 +81,7 @@ else
     say "building docketd and docket-sim (debug)"
     cargo build --locked -p docket-appliance -p docket-tests --bins
 fi
-BIN="$ROOT/target/$PROFILE"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
 DOCKETD="$BIN/docketd"
 SIMBIN="$BIN/docket-sim"
 [[ -x $DOCKETD && -x $SIMBIN ]] || die "build did not produce $DOCKETD and $SIMBIN"
