@@ -40,20 +40,27 @@ enum Command {
     PrintDemoMenu,
 }
 
+/// Who a new device is: the same flags for `add` and `approve`.
+#[derive(clap::Args)]
+struct DeviceSpec {
+    #[arg(long)]
+    id: String,
+    /// tablet, station, expo or manager
+    #[arg(long)]
+    role: String,
+    /// For station screens: the stations it shows, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    stations: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum DeviceCommand {
     /// Add a device; prints one JSON line with its id, role and secret.
     Add {
         #[arg(long)]
         config: Option<PathBuf>,
-        #[arg(long)]
-        id: String,
-        /// tablet, station, expo or manager
-        #[arg(long)]
-        role: String,
-        /// For station screens: the stations it shows, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        stations: Vec<String>,
+        #[command(flatten)]
+        device: DeviceSpec,
     },
     /// Revoke a device: it is cut off at once and can never reconnect.
     Revoke {
@@ -79,14 +86,8 @@ enum DeviceCommand {
         config: Option<PathBuf>,
         /// The 6-digit code the device shows.
         code: String,
-        #[arg(long)]
-        id: String,
-        /// tablet, station, expo or manager
-        #[arg(long)]
-        role: String,
-        /// For station screens: the stations it shows, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        stations: Vec<String>,
+        #[command(flatten)]
+        device: DeviceSpec,
     },
     /// Reject a pairing request.
     Reject {
@@ -114,12 +115,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Device { command } => match command {
-            DeviceCommand::Add {
-                config,
-                id,
-                role,
-                stations,
-            } => load(config.as_deref()).and_then(|c| cli::device_add(&c, &id, &role, &stations)),
+            DeviceCommand::Add { config, device: d } => load(config.as_deref())
+                .and_then(|c| cli::device_add(&c, &d.id, &d.role, &d.stations)),
             DeviceCommand::Revoke { config, id } => {
                 load(config.as_deref()).and_then(|c| cli::device_revoke(&c, &id))
             }
@@ -132,11 +129,9 @@ fn main() -> ExitCode {
             DeviceCommand::Approve {
                 config,
                 code,
-                id,
-                role,
-                stations,
+                device: d,
             } => load(config.as_deref())
-                .and_then(|c| cli::device_approve(&c, &code, &id, &role, &stations)),
+                .and_then(|c| cli::device_approve(&c, &code, &d.id, &d.role, &d.stations)),
             DeviceCommand::Reject { config, code } => {
                 load(config.as_deref()).and_then(|c| cli::device_reject(&c, &code))
             }

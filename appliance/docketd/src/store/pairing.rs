@@ -135,11 +135,7 @@ pub fn approve(
 ) -> Result<(), StoreError> {
     purge_expired(conn, now)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    match live(&tx, code, now)?.as_deref() {
-        None => return Err(StoreError::UnknownPairing(code.to_owned())),
-        Some("pending") => {}
-        Some(_) => return Err(StoreError::PairingDecided(code.to_owned())),
-    }
+    require_pending(&tx, code, now)?;
     devices::add(&tx, device)?;
     tx.execute(
         "UPDATE pairings SET state = 'approved', device_id = ?2, expires_at = ?3 WHERE code = ?1",
@@ -149,15 +145,20 @@ pub fn approve(
     Ok(())
 }
 
+/// Only a live, undecided request may be approved or rejected.
+fn require_pending(conn: &Connection, code: &str, now: u64) -> Result<(), StoreError> {
+    match live(conn, code, now)?.as_deref() {
+        None => Err(StoreError::UnknownPairing(code.to_owned())),
+        Some("pending") => Ok(()),
+        Some(_) => Err(StoreError::PairingDecided(code.to_owned())),
+    }
+}
+
 /// Rejects a pending request; the device learns it on its next poll (until the request expires).
 pub fn reject(conn: &mut Connection, code: &str, now: u64) -> Result<(), StoreError> {
     purge_expired(conn, now)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    match live(&tx, code, now)?.as_deref() {
-        None => return Err(StoreError::UnknownPairing(code.to_owned())),
-        Some("pending") => {}
-        Some(_) => return Err(StoreError::PairingDecided(code.to_owned())),
-    }
+    require_pending(&tx, code, now)?;
     tx.execute(
         "UPDATE pairings SET state = 'rejected', expires_at = ?2 WHERE code = ?1",
         params![code, now + TTL_MS],
