@@ -612,37 +612,28 @@ impl Device {
     fn on_board(&mut self, b: Board) {
         let name = b.station.clone();
         let expo = name == wire::EXPO;
-        let wanted: Vec<(String, Due)> = match &self.kind {
-            Kind::Station(list) if list.contains(&name) => b
-                .orders
-                .iter()
-                .filter(|o| o.on_station(&name))
-                .map(|o| {
-                    let due = Due {
-                        ticket: o.ticket,
-                        table: o.table.clone(),
-                    };
-                    (o.id.clone(), due)
-                })
-                .collect(),
-            Kind::Expo if expo => b
-                .orders
-                .iter()
-                .filter(|o| o.status == OrderStatus::Ready)
-                .map(|o| {
-                    let due = Due {
-                        ticket: o.ticket,
-                        table: o.table.clone(),
-                    };
-                    (o.id.clone(), due)
-                })
-                .collect(),
+        // Which tickets on this board are ours to act on.
+        let ours: fn(&docket_core::Order, &str) -> bool = match &self.kind {
+            Kind::Station(list) if list.contains(&name) => |o, station| o.on_station(station),
+            Kind::Expo if expo => |o, _| o.status == OrderStatus::Ready,
             Kind::Tablet { lead: true } if expo && !self.adopted => {
                 self.adopt(&b);
                 return;
             }
             _ => return,
         };
+        let wanted: Vec<(String, Due)> = b
+            .orders
+            .iter()
+            .filter(|o| ours(o, &name))
+            .map(|o| {
+                let due = Due {
+                    ticket: o.ticket,
+                    table: o.table.clone(),
+                };
+                (o.id.clone(), due)
+            })
+            .collect();
         let present: HashSet<&str> = wanted.iter().map(|(id, _)| id.as_str()).collect();
         self.due
             .retain(|(o, board), _| board != &name || present.contains(o.as_str()));
