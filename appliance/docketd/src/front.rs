@@ -172,8 +172,17 @@ pub async fn ws_bridge(
 }
 
 /// A loopback address with a port free right now, for a listener only docketd connects to.
+///
+/// rumqttd binds the port itself a moment later, so another process could take it in between.
+/// A random address in 127.0.0.0/8 (all of it is loopback on Linux) makes that practically
+/// impossible: others bind 127.0.0.1. Falls back to 127.0.0.1 where that range is not routed.
 pub fn loopback_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+    let [a, b, c]: [u8; 3] = rand::random();
+    let ip = std::net::Ipv4Addr::new(127, a.max(1), b, c.clamp(1, 254));
+    match std::net::TcpListener::bind((ip, 0)) {
+        Ok(l) => l.local_addr(),
+        Err(_) => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr(),
+    }
 }
 
 #[cfg(test)]
