@@ -1,0 +1,293 @@
+// The manager's page: approve or reject pairing codes (choosing role and stations), the device
+// list with presence and revoke, and the box's health. Talks to /api/admin/… with this device's
+// manager login (HTTP Basic), and to MQTT for the menu's stations and the live status.
+
+import { obtainDevice, Link, badge, el, forgetDevice } from './conn.js';
+import { topics } from './wire.js';
+
+const SCOPE = 'admin';
+const ROLES = ['tablet', 'station', 'expo', 'manager'];
+const $ = (id) => document.getElementById(id);
+
+let device;
+let link;
+let stations = [];
+let status = null;
+/** Pairing rows being edited survive the 2-second refresh: code → row element. */
+const rows = new Map();
+
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: {
+      Authorization: 'Basic ' + btoa(`${device.id}:${device.secret}`),
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+    cache: 'no-store',
+  });
+  const json = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const err = new Error(json.error ? json.error.message : `HTTP ${r.status}`);
+    err.status = r.status;
+    err.code = json.error && json.error.code;
+    throw err;
+  }
+  return json;
+}
+
+function flash(text, kind = 'info') {
+  const t = el('div', { class: `toast ${kind}` }, text);
+  $('toasts').append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+function suggestId(p) {
+  const base = (p.label || 'device').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '');
+  return `${base || 'device'}-${p.code.slice(-3)}`;
+}
+
+function pairingRow(p) {
+  const id = el('input', { class: 'id', value: suggestId(p), maxlength: '64', 'aria-label': 'device id' });
+  const role = el('select', { class: 'role', 'aria-label': 'role' }, ...ROLES.map((r) => el('option', { value: r }, r)));
+  const guess = (p.label || '').toLowerCase();
+  role.value = guess.includes('expo') ? 'expo' : guess.includes('screen') ? 'station' : guess.includes('admin') || guess.includes('manager') ? 'manager' : 'tablet';
+  const boxes = el('span', { class: 'stations' });
+  const renderStations = () => {
+    boxes.replaceChildren(
+      ...(role.value === 'station'
+        ? stations.map((s) =>
+            el(
+              'label',
+              {},
+              el('input', { type: 'checkbox', value: s, ...(guess.startsWith(s) ? { checked: '' } : {}) }),
+              s,
+            ),
+          )
+        : []),
+    );
+  };
+  role.addEventListener('change', renderStations);
+  renderStations();
+  const row = el(
+    'tr',
+    { 'data-code': p.code },
+    el('td', { class: 'code' }, p.code),
+    el('td', {}, p.label || ''),
+    el('td', { class: 'age' }, `${p.age_s}s`),
+    el('td', {}, id),
+    el('td', {}, role, boxes),
+    el(
+      'td',
+      {},
+      el('button', { class: 'approve primary', onclick: () => approve(p.code, id, role, boxes) }, 'Approve'),
+      el('button', { class: 'reject', onclick: () => reject(p.code) }, 'Reject'),
+    ),
+  );
+  row._renderStations = renderStations;
+  return row;
+}
+
+async function approve(code, id, role, boxes) {
+  const chosen = [...boxes.querySelectorAll('input:checked')].map((i) => i.value);
+  try {
+    const d = await api('POST', `/api/admin/pairings/${code}/approve`, { id: id.value.trim(), role: role.value, stations: chosen });
+    flash(`Paired ${d.id} as ${d.role}`);
+    refresh();
+  } catch (e) {
+    flash(`Cannot approve ${code}: ${e.message}`, 'error');
+  }
+}
+
+async function reject(code) {
+  try {
+    await api('POST', `/api/admin/pairings/${code}/reject`);
+    refresh();
+  } catch (e) {
+    flash(`Cannot reject ${code}: ${e.message}`, 'error');
+  }
+}
+
+async function revoke(id, button) {
+  if (button.dataset.confirm !== 'yes') {
+    button.dataset.confirm = 'yes';
+    button.textContent = `Really revoke ${id}?`;
+    setTimeout(() => {
+      button.dataset.confirm = '';
+      button.textContent = 'Revoke';
+    }, 5000);
+    return;
+  }
+  try {
+    await api('POST', `/api/admin/devices/${encodeURIComponent(id)}/revoke`);
+    flash(`${id} revoked`);
+    refresh();
+  } catch (e) {
+    flash(`Cannot revoke ${id}: ${e.message}`, 'error');
+  }
+}
+
+function renderPairings(list) {
+  const seen = new Set();
+  for (const p of list) {
+    seen.add(p.code);
+    let row = rows.get(p.code);
+    if (!row) {
+      row = pairingRow(p);
+      rows.set(p.code, row);
+      $('pairings').append(row);
+    } else {
+      row.querySelector('.age').textContent = `${p.age_s}s`;
+    }
+  }
+  for (const [code, row] of rows) {
+    if (!seen.has(code)) {
+      row.remove();
+      rows.delete(code);
+    }
+  }
+  $('no-pairings').hidden = list.length > 0;
+}
+
+function renderDevices(list) {
+  $('devices').replaceChildren(
+    ...list.map((d) => {
+      const state = d.revoked_at ? 'revoked' : d.online ? 'online' : 'offline';
+      const actions = el('td', {});
+      if (!d.revoked_at && d.id !== device.id) {
+        const b = el('button', { class: 'revoke' }, 'Revoke');
+        b.addEventListener('click', () => revoke(d.id, b));
+        actions.append(b);
+      }
+      return el(
+        'tr',
+        { 'data-device': d.id, 'data-presence': state },
+        el('td', {}, d.id),
+        el('td', {}, d.role),
+        el('td', {}, (d.stations || []).join(', ')),
+        el('td', { class: 'presence' }, el('span', { class: `dot ${state}` }), state),
+        el('td', {}, new Date(d.created_at).toLocaleString()),
+        actions,
+      );
+    }),
+  );
+}
+
+let lastHealth = null;
+function renderHealth(h) {
+  lastHealth = h;
+  const up = h.uptime_s;
+  const uptime = `${Math.floor(up / 3600)}h ${Math.floor((up % 3600) / 60)}m ${up % 60}s`;
+  const items = [
+    ['site', h.site_id],
+    ['version', h.version],
+    ['uptime', uptime],
+    ['ready', h.ready ? 'yes' : 'no'],
+    ['seq', String(status && status.seq > h.seq ? status.seq : h.seq)],
+    ['open orders', String(h.open_orders)],
+    ['connected clients', String(h.connected_clients)],
+    ['devices online', `${h.online_devices} of ${h.paired_devices}`],
+    ['uplink', status ? status.uplink : h.uplink],
+    ['sync lag', status ? `${status.sync_lag} events` : '—'],
+  ];
+  $('health').replaceChildren(
+    ...items.map(([k, v]) => el('div', { class: 'kv', 'data-k': k }, el('dt', {}, k), el('dd', {}, v))),
+  );
+}
+
+let refreshing = false;
+async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    const [p, d, h] = await Promise.all([
+      api('GET', '/api/admin/pairings'),
+      api('GET', '/api/admin/devices'),
+      api('GET', '/api/admin/health'),
+    ]);
+    renderPairings(p.pairings);
+    renderDevices(d.devices);
+    renderHealth(h);
+    $('api-error').textContent = '';
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) {
+      notManager(e);
+    } else {
+      $('api-error').textContent = `Box unreachable: ${e.message}`;
+    }
+  } finally {
+    refreshing = false;
+  }
+}
+
+function notManager(e) {
+  clearInterval(timer);
+  if (link) link.stop();
+  const g = $('gate');
+  g.hidden = false;
+  g.classList.add('refused');
+  g.replaceChildren(
+    el('h1', { id: 'refused', 'data-reason': e.code || 'unauthorized' }, 'Not signed in as a manager'),
+    el('p', {}, e.status === 403 ? `${device.id} is not a manager device.` : `The box refuses ${device.id} (revoked or unknown).`),
+    el('button', { class: 'big', onclick: () => (forgetDevice(SCOPE), location.reload()) }, 'Pair again'),
+  );
+}
+
+let timer;
+
+async function main() {
+  document.body.append(
+    el('div', { id: 'gate', class: 'gate', hidden: '' }),
+    el(
+      'header',
+      {},
+      el('h1', {}, 'Docket · Admin'),
+      el('span', { id: 'who', class: 'who' }),
+      el('span', { id: 'conn', class: 'conn', 'data-state': 'connecting' }, 'connecting…'),
+    ),
+    el(
+      'main',
+      { class: 'admin' },
+      el('section', {}, el('h2', {}, 'Box health'), el('dl', { id: 'health', class: 'health' }), el('p', { id: 'api-error', class: 'error' })),
+      el(
+        'section',
+        {},
+        el('h2', {}, 'Pairing requests'),
+        el('p', { id: 'no-pairings', class: 'hint' }, 'No device is waiting. Open /tablet, /kds?station=… or /expo on the new device: it shows a 6-digit code.'),
+        el('table', {}, el('tbody', { id: 'pairings' })),
+      ),
+      el(
+        'section',
+        {},
+        el('h2', {}, 'Devices'),
+        el(
+          'table',
+          {},
+          el('thead', {}, el('tr', {}, ...['id', 'role', 'stations', 'presence', 'paired', ''].map((h) => el('th', {}, h)))),
+          el('tbody', { id: 'devices' }),
+        ),
+      ),
+    ),
+    el('div', { id: 'toasts', class: 'toasts' }),
+  );
+  device = await obtainDevice(SCOPE, 'manager admin');
+  $('who').textContent = device.id;
+  link = new Link(SCOPE, device, {
+    subscriptions: [[topics.menu, topics.status]],
+    onState: (s) => badge($('conn'), s),
+    onMessage: (topic, value) => {
+      if (topic === topics.menu && value && Array.isArray(value.items)) {
+        stations = [...new Set(value.items.map((i) => i.station))].sort();
+        for (const row of rows.values()) row._renderStations();
+      } else if (topic === topics.status && value && typeof value.seq === 'number') {
+        status = value;
+        if (lastHealth) renderHealth(lastHealth);
+      }
+    },
+  });
+  link.start();
+  await refresh();
+  timer = setInterval(refresh, 2000);
+}
+
+main();

@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { encode, decode, envelope, mac, hexToBytes, bytesToHex, newCommandId } from '../src/wire.js';
+
+const vectors = JSON.parse(
+  fs.readFileSync(new URL('../../core/tests/wire-vectors.json', import.meta.url)),
+);
+const secret = hexToBytes(vectors.device.secret_hex);
+
+test('the command body encodes byte for byte as the shared vector', () => {
+  const v = vectors.command_place_order;
+  assert.equal(bytesToHex(encode(v.body)), v.body_cbor_hex);
+});
+
+test('the MAC and the whole envelope match the shared vector', () => {
+  const v = vectors.command_place_order;
+  assert.equal(bytesToHex(mac(secret, hexToBytes(v.body_cbor_hex))), v.mac_hex);
+  const env = envelope(vectors.device.id, secret, v.envelope.id, v.body);
+  assert.equal(bytesToHex(env), v.envelope_cbor_hex);
+});
+
+test('a wrong key gives a different MAC', () => {
+  const v = vectors.command_place_order;
+  const other = new Uint8Array(32);
+  assert.notEqual(bytesToHex(mac(other, hexToBytes(v.body_cbor_hex))), v.mac_hex);
+});
+
+test('replies decode to plain objects', () => {
+  for (const k of ['reply_ok_example', 'reply_error_example']) {
+    assert.deepEqual(decode(hexToBytes(vectors[k].cbor_hex)), vectors[k].value);
+  }
+});
+
+test('garbage payloads throw instead of decoding', () => {
+  for (const g of vectors.garbage_payloads_hex) {
+    assert.throws(() => decode(hexToBytes(g)));
+  }
+});
+
+test('hexToBytes refuses what is not hex', () => {
+  assert.throws(() => hexToBytes('abc'));
+  assert.throws(() => hexToBytes('zz'));
+});
+
+test('command ids are 26-character ULIDs, time ordered and unique', () => {
+  const a = newCommandId(1_700_000_000_000);
+  const b = newCommandId(1_700_000_000_001);
+  assert.match(a, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.ok(a.slice(0, 10) < b.slice(0, 10));
+  const many = new Set(Array.from({ length: 1000 }, () => newCommandId()));
+  assert.equal(many.size, 1000);
+});
+
+test('64-bit integers (timestamps) decode to plain numbers', () => {
+  const at = 1_735_732_800_123;
+  const v = decode(encode({ at, seq: 2 ** 40 }));
+  assert.equal(typeof v.at, 'number');
+  assert.equal(v.at, at);
+  assert.equal(v.seq, 2 ** 40);
+});
