@@ -69,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/pair", post(pair_create))
         .route("/api/pair/{token}", get(pair_poll))
+        .route("/api/device", get(device_self))
         .route("/api/admin/pairings", get(admin_pairings))
         .route("/api/admin/pairings/{code}/approve", post(admin_approve))
         .route("/api/admin/pairings/{code}/reject", post(admin_reject))
@@ -106,6 +107,8 @@ pub enum AppError {
     Unauthorized,
     #[error("device {0:?} is not a manager")]
     Forbidden(String),
+    #[error("this device has been revoked by a manager")]
+    Revoked,
     #[error("cross-origin requests are refused")]
     CrossOrigin,
     #[error("no pairing request for this token (unknown, expired or already collected)")]
@@ -137,6 +140,7 @@ impl AppError {
             AppError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             AppError::CrossOrigin => (S::FORBIDDEN, "cross_origin"),
+            AppError::Revoked => (S::FORBIDDEN, "revoked"),
             AppError::UnknownToken => (S::NOT_FOUND, "unknown_pairing"),
             AppError::Store(e) => match e {
                 StoreError::UnknownPairing(_) => (S::NOT_FOUND, "unknown_pairing"),
@@ -276,6 +280,27 @@ async fn pair_poll(
             })
         }
     }))
+}
+
+// ---- a device asking about itself (its Basic login) ----
+
+/// Who am I? A page whose MQTT login is refused (the broker just drops the connection) asks
+/// here why: 200 with its row, 403 `revoked`, or 401 for an unknown device or a wrong secret.
+async fn device_self(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<DeviceInfo>, AppError> {
+    let (user, password) = basic_credentials(&headers).ok_or(AppError::Unauthorized)?;
+    let registry = s.registry.clone();
+    let checked = tokio::task::spawn_blocking(move || registry.check(&user, &password)).await?;
+    match checked {
+        Ok(d) => Ok(Json(DeviceInfo {
+            online: Some(s.metrics.presence.is_online(&d.id)),
+            ..DeviceInfo::from(&d)
+        })),
+        Err(true) => Err(AppError::Revoked),
+        Err(false) => Err(AppError::Unauthorized),
+    }
 }
 
 // ---- admin (a manager device's Basic login) ----
@@ -675,6 +700,37 @@ mod tests {
                 .query_row("SELECT COUNT(*) FROM pairings", [], |r| r.get(0))
                 .unwrap();
         assert_eq!(rows, 0);
+    }
+
+    #[tokio::test]
+    async fn a_device_can_ask_who_it_is_and_learns_when_it_is_revoked() {
+        let f = fixture();
+        let s = &f.state;
+        let (st, _, v) = call(s, "GET", "/api/device", Some(&f.tablet), "").await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            (v["id"].as_str(), v["role"].as_str()),
+            (Some("tab"), Some("tablet"))
+        );
+        assert!(v.get("secret").is_none());
+        let (st, _, v) = call(s, "GET", "/api/device", Some("Basic dGFiOmFi"), "").await;
+        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+        let (st, _, v) = call(s, "GET", "/api/device", None, "").await;
+        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+        let (st, _, _) = call(
+            s,
+            "POST",
+            "/api/admin/devices/tab/revoke",
+            Some(&f.manager),
+            "",
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _, v) = call(s, "GET", "/api/device", Some(&f.tablet), "").await;
+        assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "revoked"));
+        // Only the right secret learns that the device is revoked.
+        let (st, _, v) = call(s, "GET", "/api/device", Some("Basic dGFiOmFi"), "").await;
+        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     }
 
     #[tokio::test]

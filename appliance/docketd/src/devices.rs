@@ -259,6 +259,21 @@ impl DeviceRegistry {
         }
     }
 
+    /// A device asking about itself (`GET /api/device`): the row when the secret is right,
+    /// `Err(true)` when it is right but the device is revoked, `Err(false)` otherwise.
+    pub fn check(&self, id: &str, secret_hex: &str) -> Result<DeviceRow, bool> {
+        match self.get(id) {
+            Some(d) if ct_eq(secret_hex.as_bytes(), hex::encode(d.secret).as_bytes()) => {
+                if d.revoked_at.is_some() {
+                    Err(true)
+                } else {
+                    Ok(d)
+                }
+            }
+            _ => Err(false),
+        }
+    }
+
     pub fn role_of(&self, id: &str) -> Option<Role> {
         self.get(id).map(|d| d.role)
     }

@@ -1,6 +1,6 @@
 //! HTTP on `[http] listen` (axum): `/healthz`, `/metrics`, and `/mqtt`, the WebSocket bridge
-//! browsers use to reach the broker; `/api/…` (pairing, admin) is merged in from `api`. The
-//! pages arrive with the screens.
+//! browsers use to reach the broker; `/api/…` (pairing, admin) is merged in from `api` and the
+//! pages (`/tablet`, `/kds`, `/expo`, `/admin`, `/assets/…`) from `web`.
 //!
 //! Owns no state of its own: it reads the shared metrics. Must not write to the store (only
 //! `api` does, through `store`).
@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(crate::api::WS_PATH, get(mqtt_ws))
+        .merge(crate::web::router())
         .with_state(state);
     match api {
         Some(api) => r.merge(crate::api::router(api)),
