@@ -1,0 +1,293 @@
+// The four pages in headless Chromium against the real docketd, opened under a LAN host name
+// (not a secure context, as in a restaurant): pairing through the admin page, an order from the
+// tablet to the KDS and expo, keyboard bump, the tablet's offline outbox across a reload, a KDS
+// that comes back after missing orders, and a revoked device.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { assertClean, launchBrowser, newPage, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
+import { Device } from './client.mjs';
+
+function link(creds) {
+  return `#device=${encodeURIComponent(creds.id)}&secret=${creds.secret}`;
+}
+
+async function open(browser, daemon, t, name, path, creds) {
+  const page = await newPage(browser, { name, t });
+  // Every WebSocket to /mqtt goes through a route the test can cut (page.cut) and heal
+  // (page.heal): a cut closes the open one and refuses new ones, while HTTP keeps working.
+  let blocked = false;
+  const open = new Set();
+  await page.routeWebSocket(/\/mqtt$/, (ws) => {
+    if (blocked) return ws.close();
+    open.add(ws);
+    ws.onClose(() => open.delete(ws));
+    ws.connectToServer();
+  });
+  page.cut = async () => {
+    blocked = true;
+    for (const ws of open) await ws.close();
+    open.clear();
+    await page.waitForSelector('#conn[data-state="reconnecting"]');
+  };
+  page.heal = () => {
+    blocked = false;
+  };
+  await page.goto(`${daemon.lanUrl}${path}${creds ? link(creds) : ''}`);
+  return page;
+}
+
+async function live(page) {
+  await page.waitForSelector('#conn[data-state="live"]');
+}
+
+/** Clicks through the menu's categories until the item shows, then adds it to the cart. */
+async function addItem(tablet, item) {
+  await tablet.waitForSelector('[data-category]');
+  const target = tablet.locator(`[data-item="${item}"]`);
+  if (!(await target.isVisible())) {
+    for (const cat of await tablet.locator('[data-category]').all()) {
+      await cat.click();
+      if (await target.isVisible()) break;
+    }
+  }
+  await target.click();
+}
+
+async function placeOrder(tablet, table, items) {
+  for (const item of items) await addItem(tablet, item);
+  await tablet.fill('#table', table);
+  await tablet.click('#send');
+}
+
+async function tickets(page) {
+  return page.$$eval('#board .card', (cards) => cards.map((c) => Number(c.dataset.ticket)));
+}
+
+test('pair through the admin page, order on the tablet, bump on the KDS by keyboard, tablet shows ready', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+
+  // The first manager: the admin page shows a code, approved on the box with the CLI.
+  const admin = await open(browser, daemon, t, 'admin', '/admin');
+  const adminCode = (await admin.locator('#pair-code').innerText()).trim();
+  assert.match(adminCode, /^\d{6}$/);
+  await daemon.cli(['device', 'approve', adminCode, '--id', 'mgr-1', '--role', 'manager']);
+  await admin.waitForSelector('#health [data-k="seq"]');
+  await live(admin);
+
+  // A tablet, a grill screen and the expo each ask to pair; the manager approves them on /admin.
+  const tablet = await open(browser, daemon, t, 'tablet', '/tablet');
+  const kds = await open(browser, daemon, t, 'kds', '/kds?station=grill');
+  const expo = await open(browser, daemon, t, 'expo', '/expo');
+  const approve = async (page, id, role, stations = []) => {
+    const code = (await page.locator('#pair-code').innerText()).trim();
+    const row = admin.locator(`#pairings tr[data-code="${code}"]`);
+    await row.waitFor();
+    await row.locator('input.id').fill(id);
+    await row.locator('select.role').selectOption(role);
+    for (const s of stations) await row.locator(`.stations input[value="${s}"]`).check();
+    await row.locator('button.approve').click();
+    await row.waitFor({ state: 'detached' });
+  };
+  await approve(tablet, 'tablet-1', 'tablet');
+  await approve(kds, 'kds-grill', 'station', ['grill']);
+  await approve(expo, 'expo-1', 'expo');
+  await Promise.all([live(tablet), live(kds), live(expo)]);
+  await admin.waitForSelector('#devices tr[data-device="kds-grill"][data-presence="online"]');
+  await admin.waitForSelector('#devices tr[data-device="tablet-1"][data-presence="online"]');
+
+  // An order: "sending…" until the reply, then its ticket.
+  await placeOrder(tablet, '12', ['burger-classic', 'burger-classic']);
+  const mine = tablet.locator('#mine > li').first();
+  await waitFor(async () => (await mine.locator('.ticket').innerText()) === '#1', { message: 'tablet shows ticket #1' });
+  const card = kds.locator('#board .card[data-ticket="1"]');
+  await card.waitFor();
+  assert.match(await card.innerText(), /2×\s*Classic Burger/);
+  assert.match(await card.locator('.table').innerText(), /T12/);
+  await expo.locator('#board .card[data-ticket="1"]').waitFor();
+  await expo.locator('#board .card[data-ticket="1"] .station[data-station="grill"][data-state="cooking"]').waitFor();
+  await kds.waitForSelector('#allday li[data-item="Classic Burger"]');
+  assert.equal(await kds.locator('#allday li[data-item="Classic Burger"] .n').innerText(), '2');
+
+  await screenshot(tablet, 'tablet');
+  await screenshot(kds, 'kds');
+  await screenshot(expo, 'expo');
+  await screenshot(admin, 'admin');
+
+  // Bump bar: "1" selects the first ticket, Enter bumps it.
+  await kds.keyboard.press('1');
+  await kds.waitForSelector('#board .card.selected[data-ticket="1"]');
+  await kds.keyboard.press('Enter');
+  await card.waitFor({ state: 'detached' });
+  await tablet.waitForSelector('#mine > li[data-status="ready"]');
+  await tablet.waitForSelector('.toast.ready');
+  assert.match(await tablet.locator('.toast.ready').first().innerText(), /#1 · table 12 is ready/);
+  await expo.locator('#board .card[data-ticket="1"][data-status="ready"]').waitFor();
+
+  // R recalls the last bumped ticket; bump it again, then the expo completes the order.
+  await kds.keyboard.press('r');
+  await card.waitFor();
+  await kds.keyboard.press('1');
+  await kds.keyboard.press('Enter');
+  await card.waitFor({ state: 'detached' });
+  await expo.locator('#board .card[data-ticket="1"] button.complete').click();
+  await expo.locator('#board .card[data-ticket="1"]').waitFor({ state: 'detached' });
+  await tablet.waitForSelector('#mine > li[data-status="completed"]');
+
+  const health = JSON.parse((await daemon.get('/healthz')).body);
+  assert.equal(health.open_orders, 0);
+  assert.equal(health.seq, 5, 'placed, bumped, recalled, bumped, completed');
+  for (const p of [admin, tablet, kds, expo]) await assertClean(p);
+});
+
+test('a tablet offline places 3 orders, reloads, comes back: exactly 3 reach the kitchen', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const tablet = await open(browser, daemon, t, 'tablet-offline', '/tablet', creds);
+  await live(tablet);
+
+  // Cut the box off: the open WebSocket closes, new ones are refused (the page itself still loads).
+  await tablet.cut();
+
+  for (const table of ['1', '2', '3']) await placeOrder(tablet, table, ['fries']);
+  await waitFor(async () => (await tablet.locator('#banner').innerText()) === 'offline – 3 orders waiting', {
+    message: 'the offline banner counts 3 orders',
+  });
+  assert.equal(await tablet.locator('#mine > li[data-status="sending"]').count(), 3);
+  assert.equal(JSON.parse((await daemon.get('/healthz')).body).seq, 0, 'nothing reached the box');
+
+  // A reload while still cut off: the outbox is in IndexedDB, the orders still wait.
+  await tablet.reload();
+  await waitFor(async () => (await tablet.locator('#banner').innerText()) === 'offline – 3 orders waiting', {
+    message: 'after the reload the banner still counts 3 orders',
+  });
+  await screenshot(tablet, 'tablet-offline');
+
+  // Back on the network: the same commands go out, the banner clears itself.
+  tablet.heal();
+  await live(tablet);
+  await tablet.waitForSelector('#banner', { state: 'hidden' });
+  await waitFor(async () => (await tablet.locator('#mine > li .ticket').allInnerTexts()).filter((x) => x.startsWith('#')).length === 3, {
+    message: 'three tickets shown',
+  });
+  const shown = (await tablet.locator('#mine > li .ticket').allInnerTexts()).sort();
+  assert.deepEqual(shown, ['#1', '#2', '#3']);
+
+  // Reload again: nothing is sent twice.
+  await tablet.reload();
+  await live(tablet);
+  await tablet.waitForSelector('#banner', { state: 'hidden' });
+  const health = JSON.parse((await daemon.get('/healthz')).body);
+  assert.equal(health.seq, 3, 'exactly three events');
+  assert.equal(health.open_orders, 3, 'exactly three orders');
+  await assertClean(tablet);
+});
+
+test('a KDS away while 20 orders are placed and 5 bumped elsewhere shows exactly the open tickets', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const screen = await daemon.addDevice('kds-grill', 'station', ['grill']);
+  const other = await daemon.addDevice('kds-grill-2', 'station', ['grill']);
+  const waiter = await daemon.addDevice('tablet-1', 'tablet');
+  const kds = await open(browser, daemon, t, 'kds-away', '/kds?station=grill', screen);
+  await live(kds);
+  const tab = await Device.connect(daemon, waiter);
+  const bumper = await Device.connect(daemon, other);
+  t.after(() => Promise.all([tab.close(), bumper.close()]));
+
+  // Two tickets while it watches.
+  const before = [];
+  for (let i = 0; i < 2; i++) before.push(await tab.ok({ type: 'place_order', table: `A${i}`, lines: [{ item: 'burger-classic', qty: 1 }] }));
+  await waitFor(async () => (await tickets(kds)).length === 2, { message: 'two tickets before the cut' });
+
+  await kds.cut();
+  assert.ok(await kds.locator('#board.stale').count(), 'a disconnected board is shown as stale');
+
+  const placed = [];
+  for (let i = 0; i < 20; i++) {
+    placed.push(await tab.ok({ type: 'place_order', table: `B${i}`, lines: [{ item: 'steak-ribeye', qty: 1, mods: ['medium'] }] }));
+  }
+  const bumped = [before[0], placed[0], placed[5], placed[10], placed[19]];
+  for (const r of bumped) await bumper.ok({ type: 'bump', order_id: r.order_id, station: 'grill' });
+  const expected = [...before, ...placed]
+    .filter((r) => !bumped.includes(r))
+    .map((r) => r.ticket)
+    .sort((a, b) => a - b);
+  assert.equal(expected.length, 17);
+
+  kds.heal();
+  await live(kds);
+  await waitFor(async () => JSON.stringify(await tickets(kds)) === JSON.stringify(expected), {
+    message: `the KDS shows exactly tickets ${expected}`,
+    timeout: DEADLINE_MS,
+  });
+  assert.equal(await kds.locator('#board.stale').count(), 0);
+  assert.equal(await kds.locator('#count').innerText(), '17');
+  await screenshot(kds, 'kds-after-reconnect');
+  await assertClean(kds);
+});
+
+test('a revoked device is refused and its page says so', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-9', 'tablet');
+  const tablet = await open(browser, daemon, t, 'tablet-revoked', '/tablet', creds);
+  await live(tablet);
+  await daemon.cli(['device', 'revoke', '--id', 'tablet-9']);
+  const refused = tablet.locator('#refused[data-reason="revoked"]');
+  await refused.waitFor();
+  assert.match(await tablet.locator('#gate').innerText(), /revoked by a manager/);
+  assert.equal(await tablet.locator('#conn').getAttribute('data-state'), 'refused');
+  await screenshot(tablet, 'tablet-revoked');
+
+  // Reloading does not get it back in.
+  await tablet.reload();
+  await refused.waitFor();
+  await assertClean(tablet);
+});
+
+test('200 open tickets: an update touches only its own card (keyed DOM, no whole-board re-render)', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const screen = await daemon.addDevice('kds-grill', 'station', ['grill']);
+  const tab = await Device.connect(daemon, await daemon.addDevice('tablet-1', 'tablet'));
+  const bumper = await Device.connect(daemon, await daemon.addDevice('kds-grill-2', 'station', ['grill']));
+  t.after(() => Promise.all([tab.close(), bumper.close()]));
+  const placed = [];
+  for (let i = 0; i < 200; i++) {
+    placed.push(await tab.ok({ type: 'place_order', table: `${i}`, lines: [{ item: 'burger-classic', qty: 1 + (i % 3) }] }));
+  }
+  const kds = await open(browser, daemon, t, 'kds-200', '/kds?station=grill', screen);
+  await live(kds);
+  await waitFor(async () => (await tickets(kds)).length === 200, { message: '200 tickets shown' });
+
+  // Mark every card element and watch the board for structural changes.
+  await kds.evaluate(() => {
+    document.querySelectorAll('#board .card').forEach((c) => (c.__mark = c.dataset.order));
+    window.__mutations = { added: 0, removed: 0 };
+    new MutationObserver((list) => {
+      for (const m of list) {
+        window.__mutations.added += m.addedNodes.length;
+        window.__mutations.removed += m.removedNodes.length;
+      }
+    }).observe(document.getElementById('board'), { childList: true });
+  });
+  const gone = placed[100];
+  await bumper.ok({ type: 'bump', order_id: gone.order_id, station: 'grill' });
+  await kds.locator(`#board .card[data-order="${gone.order_id}"]`).waitFor({ state: 'detached' });
+  const changed = await tab.ok({ type: 'add_lines', order_id: placed[7].order_id, lines: [{ item: 'steak-ribeye', qty: 1 }] });
+  assert.equal(changed.order_id, placed[7].order_id);
+  await kds.locator(`#board .card[data-order="${placed[7].order_id}"] .line.added`).waitFor();
+
+  const result = await kds.evaluate(() => {
+    const cards = [...document.querySelectorAll('#board .card')];
+    return {
+      count: cards.length,
+      kept: cards.filter((c) => c.__mark === c.dataset.order).length,
+      mutations: window.__mutations,
+    };
+  });
+  assert.equal(result.count, 199);
+  // Only the changed order's card was replaced; the 198 others are the same elements.
+  assert.equal(result.kept, 198, JSON.stringify(result));
+  assert.deepEqual(result.mutations, { added: 1, removed: 2 });
+  await assertClean(kds);
+});

@@ -1,0 +1,96 @@
+// Takes the README's screenshots of the four pages with a realistic service on them:
+//   node tests/browser/screenshots.mjs [OUT_DIR]     (default docs/screenshots)
+// A real docketd (DOCKETD_BIN) and headless Chromium, as in the tests. Ages are shortened with
+// the KDS's own warn/late parameters so that the colour aging shows in a few seconds.
+
+import path from 'node:path';
+import fs from 'node:fs';
+
+import { REPO_ROOT, launchBrowser, newPage, startDaemon } from './harness.mjs';
+import { Device } from './client.mjs';
+
+const out = path.resolve(process.argv[2] || path.join(REPO_ROOT, 'docs/screenshots'));
+fs.mkdirSync(out, { recursive: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const link = (c) => `#device=${c.id}&secret=${c.secret}`;
+
+const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo' });
+const browser = await launchBrowser();
+try {
+  const add = (id, role, st) => daemon.addDevice(id, role, st);
+  const [tab, grill, expo, mgr, tab2, fry] = await Promise.all([
+    add('tablet-1', 'tablet'),
+    add('kds-grill', 'station', ['grill']),
+    add('expo-1', 'expo'),
+    add('manager-1', 'manager'),
+    add('tablet-2', 'tablet'),
+    add('kds-fry', 'station', ['fry']),
+  ]);
+  const waiter = await Device.connect(daemon, tab2);
+  const fryer = await Device.connect(daemon, fry);
+  const order = (table, lines) => waiter.ok({ type: 'place_order', table, lines });
+
+  const page = async (p, c, size = { width: 1280, height: 760 }) => {
+    const pg = await newPage(browser, { name: p, viewport: size });
+    await pg.goto(`${daemon.lanUrl}${p}${link(c)}`);
+    await pg.waitForSelector('#conn[data-state="live"]');
+    return pg;
+  };
+  const kds = await page('/kds?station=grill&warn=0.08&late=0.16', grill);
+  const ex = await page('/expo', expo);
+  const tablet = await page('/tablet', tab);
+
+  const o1 = await order('4', [
+    { item: 'burger-classic', qty: 2, mods: ['medium-rare', 'no-onion'] },
+    { item: 'fries', qty: 2, mods: ['extra-crispy'] },
+  ]);
+  await order('7', [
+    { item: 'steak-ribeye', qty: 1, mods: ['rare', 'bearnaise'], notes: 'nut allergy: no shared grill tongs' },
+    { item: 'salmon-fillet', qty: 1, mods: ['no-butter'] },
+  ]);
+  await sleep(5000);
+  const o3 = await order('12', [
+    { item: 'burger-veggie', qty: 1, mods: ['vegan-cheese'] },
+    { item: 'chicken-grilled', qty: 2 },
+    { item: 'fries-sweet', qty: 1 },
+  ]);
+  await waiter.ok({ type: 'void_line', order_id: o3.order_id, line: 2 });
+  await sleep(3000);
+  await order('2', [{ item: 'fish-chips', qty: 3 }, { item: 'burger-bacon', qty: 1, mods: ['well-done'] }]);
+  const o5 = await order('9', [{ item: 'steak-ribeye', qty: 2, mods: ['medium'] }]);
+  await waiter.ok({ type: 'add_lines', order_id: o5.order_id, lines: [{ item: 'burger-classic', qty: 1, mods: ['rare'] }] });
+  await fryer.ok({ type: 'bump', order_id: o1.order_id, station: 'fry' });
+
+  // The tablet: an order being taken, and its sent orders.
+  await tablet.click('[data-category="Mains"]');
+  await tablet.click('[data-item="burger-classic"]');
+  await tablet.click('[data-item="burger-classic"]');
+  await tablet.click('.cart-line .mod[data-mod="medium"]');
+  await tablet.click('[data-category="Sides"]');
+  await tablet.click('[data-item="onion-rings"]');
+  await tablet.fill('#table', '15');
+  await tablet.fill('.cart-line[data-line="1"] .notes', 'extra dip on the side');
+  await tablet.click('#send');
+  await tablet.waitForSelector('#mine > li .ticket:text("#6")');
+  await tablet.click('[data-category="Drinks"]');
+  await tablet.click('[data-category="Mains"]');
+  await tablet.click('[data-item="salmon-fillet"]');
+  await tablet.fill('#table', '3');
+
+  // Admin: a device waiting for approval.
+  await fetch(`${daemon.httpUrl}/api/pair`, { method: 'POST', body: JSON.stringify({ label: 'bar screen' }) });
+  const admin = await page('/admin', mgr);
+  await admin.waitForSelector('#pairings tr[data-code]');
+  await kds.keyboard.press('2');
+  await sleep(1200);
+
+  await kds.screenshot({ path: path.join(out, 'kds.png') });
+  await ex.screenshot({ path: path.join(out, 'expo.png') });
+  await tablet.screenshot({ path: path.join(out, 'tablet.png') });
+  await admin.screenshot({ path: path.join(out, 'admin.png') });
+  await Promise.all([waiter.close(), fryer.close()]);
+  console.log(`screenshots in ${out}`);
+} finally {
+  await browser.close();
+  await daemon.stop();
+}
