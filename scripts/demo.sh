@@ -166,6 +166,18 @@ DEMO_DEVICES=(
     "expo-1 expo"
     "manager-1 manager"
 )
+# The pages' own devices, apart from the simulator's (a device id connects once: the simulator
+# and a browser sharing one would take over each other's connection).
+WEB_DEVICES=(
+    "web-tablet tablet"
+    "web-kds-grill station grill"
+    "web-kds-fry station fry"
+    "web-kds-cold station cold"
+    "web-kds-bar station bar"
+    "web-expo expo"
+    "web-admin manager"
+)
+WEB_DEVICES_FILE="$DEMO_DIR/web-devices.jsonl"
 listing=$("$DOCKETD" device list --config "$CONFIG") || die "docketd device list failed"
 # "id active|revoked" per device in the store.
 known=$(python3 -c '
@@ -175,34 +187,39 @@ for line in sys.stdin:
         d = json.loads(line)
         print(d["id"], "revoked" if d.get("revoked_at") else "active")
 ' <<<"$listing")
-touch "$DEVICES"
-chmod 600 "$DEVICES"
-new_devices="$DEVICES.new"
-: >"$new_devices"
 added=0
-for spec in "${DEMO_DEVICES[@]}"; do
-    read -r id role stations <<<"$spec"
-    state=$(awk -v id="$id" '$1 == id { print $2 }' <<<"$known")
-    saved=$(grep -F "\"id\":\"$id\"" "$DEVICES" | head -n 1 || true)
-    if [[ $state == active && -n $saved ]]; then
-        printf '%s\n' "$saved" >>"$new_devices"
-    elif [[ $state == active ]]; then
-        say "warning: $id is paired but its secret is not in $DEVICES; it is left out (use --fresh)"
-    elif [[ $state == revoked ]]; then
-        say "warning: $id was revoked; it is left out (use --fresh)"
-    else
-        args=(device add --config "$CONFIG" --id "$id" --role "$role")
-        [[ -n $stations ]] && args+=(--stations "$stations")
-        "$DOCKETD" "${args[@]}" >>"$new_devices" || die "docketd device add $id failed"
-        added=$((added + 1))
-    fi
-done
-mv "$new_devices" "$DEVICES"
-chmod 600 "$DEVICES"
+pair_devices() { # file spec...
+    local file=$1 spec id role stations state saved
+    shift
+    touch "$file"
+    chmod 600 "$file"
+    : >"$file.new"
+    for spec in "$@"; do
+        read -r id role stations <<<"$spec"
+        state=$(awk -v id="$id" '$1 == id { print $2 }' <<<"$known")
+        saved=$(grep -F "\"id\":\"$id\"" "$file" | head -n 1 || true)
+        if [[ $state == active && -n $saved ]]; then
+            printf '%s\n' "$saved" >>"$file.new"
+        elif [[ $state == active ]]; then
+            say "warning: $id is paired but its secret is not in $file; it is left out (use --fresh)"
+        elif [[ $state == revoked ]]; then
+            say "warning: $id was revoked; it is left out (use --fresh)"
+        else
+            args=(device add --config "$CONFIG" --id "$id" --role "$role")
+            [[ -n $stations ]] && args+=(--stations "$stations")
+            "$DOCKETD" "${args[@]}" >>"$file.new" || die "docketd device add $id failed"
+            added=$((added + 1))
+        fi
+    done
+    mv "$file.new" "$file"
+    chmod 600 "$file"
+}
+pair_devices "$DEVICES" "${DEMO_DEVICES[@]}"
+pair_devices "$WEB_DEVICES_FILE" "${WEB_DEVICES[@]}"
 if [[ $added -gt 0 ]]; then
-    say "paired $added demo device(s); credentials in $DEVICES"
+    say "paired $added demo device(s); credentials in $DEVICES and $WEB_DEVICES_FILE"
 else
-    say "reusing the demo devices in $DEVICES"
+    say "reusing the demo devices in $DEVICES and $WEB_DEVICES_FILE"
 fi
 
 # --- start docketd -----------------------------------------------------------------------------
@@ -309,6 +326,23 @@ elif command -v mosquitto_sub >/dev/null; then
 else
     echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with its secret)"
 fi
+echo
+echo " The pages (open them in a browser; each link carries its device's credentials once, then the"
+echo " page keeps them; a browser without a link shows a pairing code to approve on /admin):"
+python3 -c '
+import json, sys
+base, files = sys.argv[1], sys.argv[2:]
+for f in files:
+    for line in open(f):
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        page = {"tablet": "/tablet", "expo": "/expo", "manager": "/admin"}.get(d["role"])
+        if d["role"] == "station":
+            page = "/kds?station=" + d["stations"][0]
+        if page:
+            print("   %-20s %s%s#device=%s&secret=%s" % (page, base, page, d["id"], d["secret"]))
+' "http://${LAN_IP:-127.0.0.1}:$HTTP_PORT" "$WEB_DEVICES_FILE"
 echo " Pair another device:  $DOCKETD device add --config $CONFIG --id tablet-9 --role tablet"
 echo "================================================================================================"
 echo
