@@ -57,5 +57,8 @@ if ! cmp -s package-lock.json node_modules/.docket-installed-lock 2>/dev/null; t
     cp package-lock.json node_modules/.docket-installed-lock
 fi
 export DOCKET_ARTIFACTS="${DOCKET_ARTIFACTS:-$PWD/../../target/browser-artifacts}"
-node --test --test-concurrency=1 ./*.test.mjs
-echo "screenshots and daemon logs: $DOCKET_ARTIFACTS"
+browser_status=0
+node --test --test-concurrency=1 ./*.test.mjs || browser_status=$?
+# Printed on failure too: that is when the screenshots and daemon logs are wanted.
+echo "screenshots and daemon logs: $(realpath -m "$DOCKET_ARTIFACTS")"
+exit "$browser_status"
