@@ -480,7 +480,8 @@ async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
         "connected_clients": m.mqtt_connections.load(Relaxed),
         "online_devices": m.online_devices.load(Relaxed),
         "paired_devices": m.paired_devices.load(Relaxed),
-        "uplink": "none",
+        "uplink": m.uplink.state(m.seq.load(Relaxed), 1000),
+        "sync_lag": m.uplink.lag_events(m.seq.load(Relaxed)),
     }))
 }
 

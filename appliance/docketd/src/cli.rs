@@ -90,3 +90,122 @@ pub fn device_pairings(cfg: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+// ---- uplink (head office) ----
+
+fn admin_url(cfg: &Config, url: Option<&str>) -> anyhow::Result<crate::config::SecretUrl> {
+    match url {
+        Some(u) => Ok(crate::config::SecretUrl::new(u)),
+        None => {
+            cfg.uplink.postgres_url.clone().context(
+                "no PostgreSQL URL: set [uplink] postgres_url in the config, or pass --url",
+            )
+        }
+    }
+}
+
+/// `docketd uplink migrate`: applies the cloud schema's pending migrations.
+pub async fn uplink_migrate(cfg: &Config, url: Option<&str>) -> anyhow::Result<()> {
+    let url = admin_url(cfg, url)?;
+    let mut client = crate::uplink::pg::connect(&url, &cfg.uplink)
+        .await
+        .with_context(|| format!("connecting to {}", url.redacted()))?;
+    let applied = crate::uplink::pg::migrate(&mut client).await?;
+    let all: Vec<&str> = crate::uplink::pg::MIGRATIONS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    println!("{}", json!({"applied": applied, "schema": all}));
+    Ok(())
+}
+
+/// `docketd uplink site-role`: creates or re-keys `docket_site_<site>` (password on stdin).
+pub async fn uplink_site_role(
+    cfg: &Config,
+    url: Option<&str>,
+    site: Option<&str>,
+) -> anyhow::Result<()> {
+    let url = admin_url(cfg, url)?;
+    let site = site.unwrap_or(&cfg.site_id);
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let client = crate::uplink::pg::connect(&url, &cfg.uplink)
+        .await
+        .with_context(|| format!("connecting to {}", url.redacted()))?;
+    let row = client
+        .query_one(
+            "SELECT docket.create_site_role($1, $2)",
+            &[&site, &password],
+        )
+        .await
+        .context("creating the site role (run `docketd uplink migrate` first)")?;
+    let role: String = row.get(0);
+    println!("{}", json!({"site": site, "role": role}));
+    Ok(())
+}
+
+/// `docketd uplink check`: connects to what the config names and says what it sees.
+pub async fn uplink_check(cfg: &Config) -> anyhow::Result<()> {
+    if !cfg.uplink.configured() {
+        anyhow::bail!("no uplink configured ([uplink] postgres_url / redis_url)");
+    }
+    let mut ok = true;
+    if let Some(url) = &cfg.uplink.postgres_url {
+        match crate::uplink::pg::connect(url, &cfg.uplink).await {
+            Ok(c) => {
+                let r = c
+                    .query_opt(
+                        "SELECT last_seq FROM docket.sites WHERE site_id = $1",
+                        &[&cfg.site_id],
+                    )
+                    .await;
+                match r {
+                    Ok(row) => println!(
+                        "{}",
+                        json!({"postgres": url.redacted(), "ok": true,
+                               "last_seq": row.map(|r| r.get::<_, i64>(0)).unwrap_or(0)})
+                    ),
+                    Err(e) => {
+                        ok = false;
+                        println!(
+                            "{}",
+                            json!({"postgres": url.redacted(), "ok": false, "error": e.to_string()})
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!(
+                    "{}",
+                    json!({"postgres": url.redacted(), "ok": false, "error": e.to_string()})
+                );
+            }
+        }
+    }
+    if let Some(url) = &cfg.uplink.redis_url {
+        let r: Result<String, redis::RedisError> = async {
+            let client = redis::Client::open(url.expose())?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async(&mut c).await
+        }
+        .await;
+        match r {
+            Ok(_) => println!("{}", json!({"redis": url.redacted(), "ok": true})),
+            Err(e) => {
+                ok = false;
+                println!(
+                    "{}",
+                    json!({"redis": url.redacted(), "ok": false, "error": e.to_string()})
+                );
+            }
+        }
+    }
+    if !ok {
+        anyhow::bail!("an uplink target is not reachable or not set up");
+    }
+    Ok(())
+}

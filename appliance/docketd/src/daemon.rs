@@ -31,6 +31,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Store::open(&cfg.db_path(), &cfg.site_id)
         .with_context(|| format!("cannot open the store at {}", cfg.db_path().display()))?;
     let menu = menu::load(cfg.menu_file.as_deref())?;
+    let prices: std::collections::HashMap<String, i64> =
+        menu.items.iter().map(|i| (i.id.clone(), i.price)).collect();
     let registry = Arc::new(
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );
@@ -152,6 +154,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         internal_v4,
         shutdown.clone(),
     ));
+    // The uplink relays read committed events through their own connections: the kitchen
+    // never waits for them.
+    let _relays = crate::uplink::spawn(&cfg, prices, metrics.clone(), shutdown.clone());
 
     metrics.ready.store(true, Relaxed);
     let line = format!(

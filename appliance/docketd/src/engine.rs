@@ -34,6 +34,8 @@ fn heartbeat_every(m: &Metrics) -> Duration {
     }
 }
 const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// More events than this not yet relayed: the uplink is "catching_up" rather than "ok".
+const UPLINK_BACKLOG: u64 = 1000;
 /// Boards untouched by recent events are republished this often with the current seq, so that a
 /// reconnecting screen replays only what it missed, not the day's history.
 const BOARD_REFRESH_EVERY: Duration = Duration::from_secs(5);
@@ -109,6 +111,8 @@ pub struct Engine {
     heartbeat_n: u64,
     last_status: Option<Instant>,
     status_seq: u64,
+    /// The uplink state and lag last published in the status.
+    status_uplink: (&'static str, u64),
     started_unix_ms: u64,
 }
 
@@ -164,6 +168,7 @@ impl Engine {
             heartbeat_n: 0,
             last_status: None,
             status_seq: u64::MAX,
+            status_uplink: ("", u64::MAX),
             started_unix_ms,
         };
         // Boards of stations no longer on the menu (and of open orders' stations) are published
@@ -276,7 +281,7 @@ impl Engine {
             self.send_heartbeat()?;
         }
         if self.last_status.is_none_or(|t| now >= t + STATUS_EVERY)
-            && self.status_seq != self.last_seq
+            && (self.status_seq != self.last_seq || self.status_uplink != self.uplink_now())
         {
             self.publish_status()?;
         }
@@ -670,19 +675,30 @@ impl Engine {
         Ok(())
     }
 
+    /// The uplink's state and lag (events) as the relays report them.
+    fn uplink_now(&self) -> (&'static str, u64) {
+        let u = &self.metrics.uplink;
+        (
+            u.state(self.last_seq, UPLINK_BACKLOG),
+            u.lag_events(self.last_seq),
+        )
+    }
+
     fn publish_status(&mut self) -> Result<(), EngineError> {
+        let (uplink, sync_lag) = self.uplink_now();
         let status = wire::ApplianceStatus {
             version: self.settings.version.clone(),
             site_id: self.settings.site_id.clone(),
             seq: self.last_seq,
-            uplink: "none".into(),
-            sync_lag: 0,
+            uplink: uplink.into(),
+            sync_lag,
             started_at: self.started_unix_ms,
         };
         let bytes = wire::encode(&status)?;
         self.publish_state(wire::STATUS_TOPIC, bytes)?;
         self.last_status = Some(Instant::now());
         self.status_seq = self.last_seq;
+        self.status_uplink = (uplink, sync_lag);
         Ok(())
     }
 

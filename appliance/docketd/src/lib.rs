@@ -14,6 +14,7 @@ pub mod menu;
 pub mod metrics;
 pub mod store;
 pub mod systemd;
+pub mod uplink;
 pub mod web;
 
 /// docketd's version, as reported in status and health.

@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Head office: apply the cloud schema, create per-site roles, check the connection.
+    Uplink {
+        #[command(subcommand)]
+        command: UplinkCommand,
+    },
     /// Print the commented default configuration.
     PrintDefaultConfig,
     /// Print the built-in demo menu (TOML), a starting point for a site's own.
@@ -98,6 +103,36 @@ enum DeviceCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UplinkCommand {
+    /// Apply the cloud schema (idempotent: only what is not applied yet), as a role that may
+    /// create schemas and roles. Prints one JSON line with what it applied.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// PostgreSQL URL to use instead of `[uplink] postgres_url` (e.g. head office's admin).
+        #[arg(long, env = "DOCKET_UPLINK_ADMIN_URL")]
+        url: Option<String>,
+    },
+    /// Create (or re-key) the role a site's box relays as; the password is read from stdin.
+    /// Prints the role name.
+    SiteRole {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// PostgreSQL URL of a role that may create roles (default `[uplink] postgres_url`).
+        #[arg(long, env = "DOCKET_UPLINK_ADMIN_URL")]
+        url: Option<String>,
+        /// The site id (default: the config's `site_id`).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Connect to the configured PostgreSQL and Redis and report what the relay would see.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     let raw = RawConfig::load(path, std::env::vars())?;
     Ok(raw.validate()?)
@@ -136,6 +171,24 @@ fn main() -> ExitCode {
                 load(config.as_deref()).and_then(|c| cli::device_reject(&c, &code))
             }
         },
+        Command::Uplink { command } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime");
+            match command {
+                UplinkCommand::Migrate { config, url } => load(config.as_deref())
+                    .and_then(|c| rt.block_on(cli::uplink_migrate(&c, url.as_deref()))),
+                UplinkCommand::SiteRole { config, url, site } => {
+                    load(config.as_deref()).and_then(|c| {
+                        rt.block_on(cli::uplink_site_role(&c, url.as_deref(), site.as_deref()))
+                    })
+                }
+                UplinkCommand::Check { config } => {
+                    load(config.as_deref()).and_then(|c| rt.block_on(cli::uplink_check(&c)))
+                }
+            }
+        }
         Command::Run { config } => load(config.as_deref()).and_then(|c| {
             docket_appliance::logging::init(c.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()

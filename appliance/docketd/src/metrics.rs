@@ -79,6 +79,62 @@ pub struct Metrics {
     pub heartbeat_every_ms: AtomicU64,
     foreign_writes: Mutex<BTreeMap<String, u64>>,
     pub presence: Presence,
+    pub uplink: UplinkMetrics,
+}
+
+/// One uplink target's relay (PostgreSQL or Redis), as the relay task reports it.
+#[derive(Default)]
+pub struct TargetMetrics {
+    pub configured: AtomicBool,
+    /// The last attempt succeeded.
+    pub up: AtomicBool,
+    /// Every event up to this seq is relayed.
+    pub cursor: AtomicU64,
+    /// Age (wall clock) of the oldest event not yet relayed, in seconds; 0 when caught up.
+    pub lag_seconds: AtomicU64,
+    pub relayed: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct UplinkMetrics {
+    pub postgres: TargetMetrics,
+    pub redis: TargetMetrics,
+}
+
+impl UplinkMetrics {
+    fn targets(&self) -> [(&'static str, &TargetMetrics); 2] {
+        [("postgres", &self.postgres), ("redis", &self.redis)]
+    }
+
+    /// Events committed here and not yet relayed to every configured target.
+    pub fn lag_events(&self, seq: u64) -> u64 {
+        self.targets()
+            .iter()
+            .filter(|(_, t)| t.configured.load(Relaxed))
+            .map(|(_, t)| seq.saturating_sub(t.cursor.load(Relaxed)))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `none` (no uplink configured), `down` (a target unreachable), `catching_up` (more than
+    /// `backlog` events behind) or `ok`: the `uplink` of the appliance status.
+    pub fn state(&self, seq: u64, backlog: u64) -> &'static str {
+        let configured: Vec<_> = self
+            .targets()
+            .into_iter()
+            .filter(|(_, t)| t.configured.load(Relaxed))
+            .collect();
+        if configured.is_empty() {
+            "none"
+        } else if configured.iter().any(|(_, t)| !t.up.load(Relaxed)) {
+            "down"
+        } else if self.lag_events(seq) > backlog {
+            "catching_up"
+        } else {
+            "ok"
+        }
+    }
 }
 
 impl Metrics {
@@ -258,6 +314,61 @@ impl Metrics {
             "docket_started_unix_ms",
             "Wall-clock start time (informational).",
             self.started_unix_ms.load(Relaxed),
+        );
+        let seq = self.seq.load(Relaxed);
+        let family = |o: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      f: &dyn Fn(&TargetMetrics) -> u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (target, t) in self.uplink.targets() {
+                if t.configured.load(Relaxed) {
+                    let _ = writeln!(o, "{name}{{target=\"{target}\"}} {}", f(t));
+                }
+            }
+        };
+        family(
+            &mut o,
+            "docket_uplink_up",
+            "gauge",
+            "1 while the relay to this uplink target works.",
+            &|t| t.up.load(Relaxed) as u64,
+        );
+        family(
+            &mut o,
+            "docket_uplink_cursor",
+            "gauge",
+            "Every event up to this seq is relayed to the target.",
+            &|t| t.cursor.load(Relaxed),
+        );
+        family(
+            &mut o,
+            "docket_uplink_lag_events",
+            "gauge",
+            "Events committed here and not yet relayed to the target.",
+            &|t| seq.saturating_sub(t.cursor.load(Relaxed)),
+        );
+        family(
+            &mut o,
+            "docket_uplink_lag_seconds",
+            "gauge",
+            "Age of the oldest event not yet relayed to the target.",
+            &|t| t.lag_seconds.load(Relaxed),
+        );
+        family(
+            &mut o,
+            "docket_uplink_events_total",
+            "counter",
+            "Events relayed to the target since start.",
+            &|t| t.relayed.load(Relaxed),
+        );
+        family(
+            &mut o,
+            "docket_uplink_failures_total",
+            "counter",
+            "Failed relay attempts (connection or write).",
+            &|t| t.failures.load(Relaxed),
         );
         o
     }

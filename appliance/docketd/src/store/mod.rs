@@ -123,6 +123,14 @@ CREATE TABLE pairings (
 ) WITHOUT ROWID;
 CREATE INDEX pairings_expiry ON pairings(expires_at);
 "#,
+    // 3: the uplink relays' cursors: every event up to `seq` is relayed to `target`.
+    r#"
+CREATE TABLE uplink_cursor (
+    target TEXT PRIMARY KEY CHECK (target IN ('postgres', 'redis')),
+    seq    INTEGER NOT NULL,
+    at     INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// A paired device as stored.

@@ -1,0 +1,165 @@
+//! The relays' side of the box's SQLite: committed events after a cursor, the cursors
+//! themselves (one row per target in `uplink_cursor`), and pruning relayed events.
+//! A connection of its own; the engine's writer is never shared.
+
+use std::path::Path;
+
+use docket_core::wire::{self, Event};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::store::{self, StoreError};
+
+pub struct Local {
+    conn: Connection,
+}
+
+impl Local {
+    pub fn open(db: &Path) -> Result<Self, StoreError> {
+        Ok(Local {
+            conn: store::connect(db)?,
+        })
+    }
+
+    pub fn cursor(&self, target: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM uplink_cursor WHERE target = ?1",
+                [target],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_cursor(&self, target: &str, seq: u64, now_ms: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO uplink_cursor (target, seq, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (target) DO UPDATE SET seq = excluded.seq, at = excluded.at
+             WHERE excluded.seq > uplink_cursor.seq",
+            params![target, seq, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Up to `limit` committed events with seq > `after`, in seq order.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut rows = stmt.query(params![after, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let payload: Vec<u8> = r.get(0)?;
+            out.push(wire::decode::<Event>(&payload)?);
+        }
+        Ok(out)
+    }
+
+    /// The last committed seq and, if any event after `cursor` exists, its wall-clock `at`.
+    pub fn backlog(&self, cursor: u64) -> Result<(u64, Option<u64>), StoreError> {
+        let last: u64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let oldest: Option<u64> = self
+            .conn
+            .query_row(
+                "SELECT at FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
+                [cursor],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok((last, oldest))
+    }
+
+    /// Deletes events relayed to PostgreSQL (seq <= `relayed`) committed before `before_ms`,
+    /// always keeping the newest event (the next seq is counted from it). Returns how many.
+    pub fn prune(&self, relayed: u64, before_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM events WHERE seq <= ?1 AND at < ?2
+               AND seq < (SELECT MAX(seq) FROM events)",
+            params![relayed, before_ms],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn db_with_events(ats: &[u64]) -> (tempfile_dir::Dir, Local) {
+        let dir = tempfile_dir::Dir::new();
+        let db = dir.0.join("db");
+        let _s = Store::open(&db, "s").unwrap();
+        let conn = store::connect(&db).unwrap();
+        for (i, at) in ats.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO events (seq, type, order_id, version, command, device, at, payload)
+                 VALUES (?1, 'order_placed', 'o-000001', 1, 'c', 'd', ?2, x'00')",
+                params![i as u64 + 1, at],
+            )
+            .unwrap();
+        }
+        (dir, Local::open(&db).unwrap())
+    }
+
+    fn seqs(l: &Local) -> Vec<u64> {
+        let mut stmt = l
+            .conn
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn prune_removes_only_old_relayed_events_and_keeps_the_newest() {
+        // seq 1..=6 committed at t = 10, 20, ..., 60.
+        let (_d, l) = db_with_events(&[10, 20, 30, 40, 50, 60]);
+        // Relayed up to 4, older than 35: only 1..=3 go.
+        assert_eq!(l.prune(4, 35).unwrap(), 3);
+        assert_eq!(seqs(&l), vec![4, 5, 6]);
+        // Nothing unrelayed goes, however old.
+        assert_eq!(l.prune(4, 1000).unwrap(), 1);
+        assert_eq!(seqs(&l), vec![5, 6]);
+        // Everything relayed and old: the newest stays (the next seq counts from it).
+        assert_eq!(l.prune(6, 1000).unwrap(), 1);
+        assert_eq!(seqs(&l), vec![6]);
+    }
+
+    #[test]
+    fn cursors_only_move_forward() {
+        let (_d, l) = db_with_events(&[1, 2, 3]);
+        assert_eq!(l.cursor("postgres").unwrap(), 0);
+        l.set_cursor("postgres", 2, 5).unwrap();
+        l.set_cursor("postgres", 1, 6).unwrap();
+        assert_eq!(l.cursor("postgres").unwrap(), 2);
+        assert_eq!(l.cursor("redis").unwrap(), 0);
+        assert_eq!(l.backlog(2).unwrap(), (3, Some(3)));
+        assert_eq!(l.backlog(3).unwrap(), (3, None));
+    }
+
+    /// A temp directory removed on drop (no dev-dependency needed for one directory).
+    mod tempfile_dir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let p = std::env::temp_dir().join(format!(
+                    "docket-local-test-{}-{}",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The Redis relay: the live feed. Appends each committed event to the stream
+//! `docket:{site_id}:events` (entry id `0-{seq}`, fields `seq`, `type`, `order_id`, `body` as
+//! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{site_id}:status`.
+//! Its cursor is its own: Redis down never holds up PostgreSQL, and the reverse. Entry ids
+//! follow seq, so an event already in the stream (a crash between the append and the cursor)
+//! is skipped by comparing with the stream's last id, never appended twice.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::local::Local;
+use super::{pause, Backoff, Health};
+use crate::config::{SecretUrl, Uplink};
+use crate::metrics::Metrics;
+use crate::store::pairing::now_ms;
+
+const TARGET: &str = "redis";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("local store: {0}")]
+    Local(#[from] crate::store::StoreError),
+    #[error("a blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("encoding an event as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub struct Relay {
+    pub db: PathBuf,
+    pub site_id: String,
+    pub url: SecretUrl,
+    pub settings: Uplink,
+    pub metrics: Arc<Metrics>,
+    pub stop: CancellationToken,
+}
+
+pub fn stream_key(site: &str) -> String {
+    format!("docket:{site}:events")
+}
+
+pub fn status_key(site: &str) -> String {
+    format!("docket:{site}:status")
+}
+
+async fn timed<T>(
+    d: Duration,
+    f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+) -> Result<T, RedisError> {
+    tokio::time::timeout(d, f)
+        .await
+        .map_err(|_| RedisError::Timeout(d))?
+        .map_err(RedisError::from)
+}
+
+pub async fn run(r: Relay) {
+    let m = &r.metrics.uplink.redis;
+    let mut health = Health::new(TARGET);
+    let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
+    let db = r.db.clone();
+    let local = match tokio::task::spawn_blocking(move || Local::open(&db)).await {
+        Ok(Ok(l)) => Arc::new(std::sync::Mutex::new(l)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
+            return;
+        }
+    };
+    let mut conn: Option<MultiplexedConnection> = None;
+    loop {
+        if r.stop.is_cancelled() {
+            return;
+        }
+        let step = async {
+            if conn.is_none() {
+                let client = redis::Client::open(r.url.expose())?;
+                let t = Duration::from_millis(r.settings.connect_timeout_ms);
+                conn = Some(timed(t, client.get_multiplexed_async_connection()).await?);
+            }
+            let Some(c) = conn.as_mut() else {
+                unreachable!("connected above")
+            };
+            relay_once(&r, c, &local).await
+        };
+        match step.await {
+            Ok(moved) => {
+                health.ok(m);
+                backoff.reset();
+                if moved == 0
+                    && !pause(&r.stop, Duration::from_millis(r.settings.poll_interval_ms)).await
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                conn = None;
+                health.failed(m, &e);
+                let cursor = m.cursor.load(Relaxed);
+                if let Ok(Ok((_, oldest))) = blocking(&local, move |l| l.backlog(cursor)).await {
+                    m.lag_seconds.store(
+                        oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000),
+                        Relaxed,
+                    );
+                }
+                if !pause(&r.stop, backoff.next_delay()).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    local: &Arc<std::sync::Mutex<Local>>,
+    f: impl FnOnce(&Local) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<Result<T, crate::store::StoreError>, tokio::task::JoinError> {
+    let l = local.clone();
+    tokio::task::spawn_blocking(move || {
+        let guard = l.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    })
+    .await
+}
+
+/// The seq of the stream's last entry (0 when empty or absent).
+async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, RedisError> {
+    let t = Duration::from_millis(r.settings.statement_timeout_ms);
+    let reply: redis::streams::StreamRangeReply = timed(
+        t,
+        redis::cmd("XREVRANGE")
+            .arg(stream_key(&r.site_id))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(c),
+    )
+    .await?;
+    Ok(reply
+        .ids
+        .first()
+        .and_then(|e| e.id.split_once('-'))
+        .and_then(|(ms, seq)| (ms == "0").then(|| seq.parse().ok()).flatten())
+        .unwrap_or(0))
+}
+
+async fn relay_once(
+    r: &Relay,
+    c: &mut MultiplexedConnection,
+    local: &Arc<std::sync::Mutex<Local>>,
+) -> Result<usize, RedisError> {
+    let m = &r.metrics.uplink.redis;
+    let batch = r.settings.batch_size;
+    let (cursor, events) = blocking(local, move |l| {
+        let c = l.cursor(TARGET)?;
+        Ok((c, l.events_after(c, batch)?))
+    })
+    .await??;
+    m.cursor.store(cursor, Relaxed);
+    if events.is_empty() {
+        m.lag_seconds.store(0, Relaxed);
+        return Ok(0);
+    }
+    let top = stream_top(r, c).await?;
+    let last = events.last().map_or(cursor, |e| e.seq);
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let key = stream_key(&r.site_id);
+    let mut appended = 0usize;
+    for e in events.iter().filter(|e| e.seq > top) {
+        pipe.cmd("XADD")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(r.settings.redis_maxlen)
+            .arg(format!("0-{}", e.seq))
+            .arg("seq")
+            .arg(e.seq)
+            .arg("type")
+            .arg(e.kind.as_str())
+            .arg("order_id")
+            .arg(&e.order_id)
+            .arg("body")
+            .arg(serde_json::to_string(e)?)
+            .ignore();
+        appended += 1;
+    }
+    pipe.cmd("HSET")
+        .arg(status_key(&r.site_id))
+        .arg("site_id")
+        .arg(&r.site_id)
+        .arg("last_seq")
+        .arg(last)
+        .arg("relayed_at_ms")
+        .arg(now_ms())
+        .arg("docketd_version")
+        .arg(crate::VERSION)
+        .ignore();
+    let t = Duration::from_millis(r.settings.statement_timeout_ms);
+    timed(t, pipe.query_async::<()>(c)).await?;
+    blocking(local, move |l| l.set_cursor(TARGET, last, now_ms())).await??;
+    m.cursor.store(last, Relaxed);
+    m.relayed.fetch_add(appended as u64, Relaxed);
+    let (_, oldest) = blocking(local, move |l| l.backlog(last)).await??;
+    m.lag_seconds.store(
+        oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000),
+        Relaxed,
+    );
+    Ok(events.len())
+}
