@@ -19,6 +19,12 @@ command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x "$CHROMIUM" ] || missing+=(chromium)
+# The uplink tests start their own PostgreSQL and Redis servers (free ports, temp dirs).
+if [ -z "${DOCKET_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v setpriv >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -2,6 +2,8 @@
 //! MQTT clients speaking the wire contract. Every wait has a deadline; every process is killed on
 //! drop.
 
+pub mod servers;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -76,6 +78,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra environment variables for the process.
     pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Daemon> {
+        Daemon::start_with(env, "test-site", "")
+    }
+
+    /// Like [`Daemon::start`], with extra environment, a site id and extra TOML appended to the
+    /// config file (e.g. an `[uplink]` section).
+    pub fn start_with(
+        env: &[(&str, &str)],
+        site_id: &str,
+        extra_toml: &str,
+    ) -> anyhow::Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let mqtt = free_port();
         let mqtt_v5 = free_port();
@@ -84,8 +96,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"data\"\nsite_id = \"test-site\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{mqtt_v5}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n"
+                "data_dir = \"data\"\nsite_id = \"{site_id}\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{mqtt_v5}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n{extra_toml}\n"
             ),
         )?;
         let log = dir.path().join("docketd.log");
@@ -190,6 +202,31 @@ impl Daemon {
             .arg(&self.config)
             .stdin(Stdio::null())
             .output()?;
+        if !out.status.success() {
+            bail!(
+                "docketd {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Like [`Daemon::cli`], feeding `stdin` to the command.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+        let mut child = Command::new(docketd_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
         if !out.status.success() {
             bail!(
                 "docketd {args:?} failed: {}",

@@ -1,0 +1,469 @@
+//! The uplink end to end: the real docketd relaying to real PostgreSQL and Redis servers that
+//! the tests start, kill -9 and restart. Head office must see every event of every site once,
+//! in order, whatever the network and the processes do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use docket_core::wire::CommandBody;
+use docket_tests::servers::{Postgres, Redis};
+use docket_tests::{line, Client, Creds, Daemon};
+
+type R = anyhow::Result<()>;
+
+/// Long enough for a debug build to relay a few thousand events on a busy 2-core machine
+/// (tests finish as soon as the condition holds).
+const CATCH_UP: Duration = Duration::from_secs(180);
+
+fn uplink_toml(pg: Option<&str>, redis: Option<&str>, batch: usize) -> String {
+    let mut s = String::from("[uplink]\n");
+    if let Some(u) = pg {
+        s += &format!("postgres_url = \"{u}\"\n");
+    }
+    if let Some(u) = redis {
+        s += &format!("redis_url = \"{u}\"\n");
+    }
+    s += &format!(
+        "batch_size = {batch}\npoll_interval_ms = 20\nbackoff_min_ms = 20\nbackoff_max_ms = 300\n\
+         connect_timeout_ms = 2000\nstatement_timeout_ms = 5000\n"
+    );
+    s
+}
+
+/// A small service: `n` orders from a tablet, a third of them bumped at the grill, a sixth
+/// completed at expo. Returns the box's last seq.
+async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
+    let creds = |id: &str, role: &str, st: &[&str]| -> anyhow::Result<Creds> {
+        let id = format!("{id}-{tag}");
+        match d.add_device(&id, role, st) {
+            Ok(c) => Ok(c),
+            Err(e) => Err(e),
+        }
+    };
+    let mut tablet = Client::connect(d.mqtt, &creds("tablet", "tablet", &[])?).await?;
+    let mut grill = Client::connect(d.mqtt, &creds("grill", "station", &["grill"])?).await?;
+    let mut expo = Client::connect(d.mqtt, &creds("expo", "expo", &[])?).await?;
+    let mut last = 0;
+    for i in 0..n {
+        let r = tablet
+            .command(&CommandBody::PlaceOrder {
+                table: format!("{}", i % 40 + 1),
+                lines: vec![line("burger-classic", 1 + (i % 3) as u32), line("fries", 1)],
+            })
+            .await?;
+        anyhow::ensure!(r.ok, "place_order refused: {r:?}");
+        last = r.seq.context("seq")?;
+        let order_id = r.order_id.clone().context("order id")?;
+        if i % 3 == 0 {
+            let r = grill
+                .command(&CommandBody::Bump {
+                    order_id: order_id.clone(),
+                    station: "grill".into(),
+                })
+                .await?;
+            anyhow::ensure!(r.ok, "bump refused: {r:?}");
+            last = r.seq.context("seq")?;
+        }
+        if i % 6 == 0 {
+            let r = expo.command(&CommandBody::Complete { order_id }).await?;
+            anyhow::ensure!(r.ok, "complete refused: {r:?}");
+            last = r.seq.context("seq")?;
+        }
+    }
+    Ok(last)
+}
+
+/// Waits until PostgreSQL holds `n` events for `site`; then checks they are exactly 1..=n.
+async fn pg_has_exactly(pg: &tokio_postgres::Client, site: &str, n: u64) -> R {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        let row = pg
+            .query_one(
+                "SELECT count(*), COALESCE(min(seq), 0), COALESCE(max(seq), 0)
+                 FROM docket.events WHERE site_id = $1",
+                &[&site],
+            )
+            .await;
+        if let Ok(row) = row {
+            let (count, min, max): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            if count as u64 >= n {
+                anyhow::ensure!(
+                    (count, min, max) == (n as i64, 1, n as i64),
+                    "site {site}: {count} events, seq {min}..={max}; want exactly 1..={n}"
+                );
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("PostgreSQL did not get {n} events of {site} within {CATCH_UP:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the Redis stream holds `n` entries; checks ids 0-1..0-n in order, seq fields.
+fn redis_has_exactly(redis: &Redis, site: &str, n: u64) -> R {
+    let key = format!("docket:{site}:events");
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    loop {
+        let len: u64 = redis
+            .connection()
+            .and_then(|mut c| Ok(redis::cmd("XLEN").arg(&key).query(&mut c)?))
+            .unwrap_or(0);
+        if len >= n {
+            let mut c = redis.connection()?;
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query(&mut c)?;
+            let ids: Vec<String> = reply.ids.iter().map(|e| e.id.clone()).collect();
+            let want: Vec<String> = (1..=n).map(|s| format!("0-{s}")).collect();
+            anyhow::ensure!(
+                ids == want,
+                "stream ids are not 0-1..0-{n}: {} entries",
+                ids.len()
+            );
+            for e in &reply.ids {
+                let seq: u64 = e.get("seq").context("seq field")?;
+                anyhow::ensure!(e.id == format!("0-{seq}"));
+            }
+            let last: u64 = redis::cmd("HGET")
+                .arg(format!("docket:{site}:status"))
+                .arg("last_seq")
+                .query(&mut c)?;
+            anyhow::ensure!(last == n, "status last_seq {last}, want {n}");
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("Redis stream has {len} of {n} entries after {CATCH_UP:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The box's orders (id → (status, version)) from its SQLite.
+fn box_orders(d: &Daemon) -> anyhow::Result<BTreeMap<String, (String, i64)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        d.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let mut stmt = conn.prepare("SELECT id, status, version FROM orders")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+async fn pg_orders(
+    pg: &tokio_postgres::Client,
+    site: &str,
+) -> anyhow::Result<BTreeMap<String, (String, i64)>> {
+    Ok(pg
+        .query(
+            "SELECT order_id, status, version FROM docket.orders WHERE site_id = $1",
+            &[&site],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
+}
+
+fn migrate(d: &Daemon, pg: &Postgres) -> R {
+    let out = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    anyhow::ensure!(out.contains("\"applied\""), "migrate printed {out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_built_while_the_uplink_was_down_arrives_once_and_in_order() -> R {
+    let mut pg = Postgres::init()?;
+    let mut redis = Redis::init()?;
+    let d = Daemon::start_with(
+        &[],
+        "bistro-1",
+        &uplink_toml(Some(&pg.admin_url()), Some(&redis.url()), 200),
+    )?;
+    let last = service(&d, "a", 1000).await?;
+    assert!(last > 1000);
+
+    // Both targets are down: the kitchen did not notice, the lag is reported.
+    d.metric_at_least("docket_uplink_failures_total{target=\"postgres\"}", 1.0)
+        .await?;
+    assert_eq!(d.metric("docket_uplink_up{target=\"postgres\"}")?, 0.0);
+    assert_eq!(d.metric("docket_uplink_up{target=\"redis\"}")?, 0.0);
+    assert_eq!(
+        d.metric("docket_uplink_lag_events{target=\"postgres\"}")?,
+        last as f64
+    );
+    let (_, health) = d.get("/healthz")?;
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+
+    // Head office comes up.
+    pg.up()?;
+    migrate(&d, &pg)?;
+    redis.up()?;
+    let client = pg.client().await?;
+    pg_has_exactly(&client, "bistro-1", last).await?;
+    assert_eq!(pg_orders(&client, "bistro-1").await?, box_orders(&d)?);
+    let lines: i64 = client
+        .query_one(
+            "SELECT count(*) FROM docket.order_lines WHERE site_id = 'bistro-1'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(lines, 2000);
+    // ready_at is set exactly for the bumped grill lines of orders still open or completed.
+    let ready: i64 = client
+        .query_one(
+            "SELECT count(*) FROM docket.order_lines
+             WHERE site_id = 'bistro-1' AND status = 'ready' AND ready_at IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(ready, 334);
+    let site: i64 = client
+        .query_one(
+            "SELECT last_seq FROM docket.sites WHERE site_id = 'bistro-1'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(site as u64, last);
+    redis_has_exactly(&redis, "bistro-1", last)?;
+    d.metric_at_least("docket_uplink_up{target=\"postgres\"}", 1.0)
+        .await?;
+    docket_tests::eventually("lag back to 0", || {
+        d.metric("docket_uplink_lag_events{target=\"postgres\"}")
+            .is_ok_and(|v| v == 0.0)
+            && d.metric("docket_uplink_lag_events{target=\"redis\"}")
+                .is_ok_and(|v| v == 0.0)
+    })
+    .await?;
+    // Head office's views answer.
+    let sales: i64 = client
+        .query_one(
+            "SELECT sales_cents::bigint FROM docket.sales_per_site_day WHERE site_id = 'bistro-1'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(sales > 0);
+    let grill: i64 = client
+        .query_one(
+            "SELECT tickets FROM docket.ticket_times_per_station
+             WHERE site_id = 'bistro-1' AND station = 'grill'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(grill, 334);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_mid_relay_leaves_no_gap_and_no_duplicate() -> R {
+    let mut pg = Postgres::start()?;
+    let d = Daemon::start_with(
+        &[],
+        "bistro-2",
+        &uplink_toml(Some(&pg.admin_url()), None, 25),
+    )?;
+    migrate(&d, &pg)?;
+    // Orders keep coming while PostgreSQL dies twice under the relay.
+    let placing = {
+        let d2 = (d.mqtt, d.add_device("tablet-k", "tablet", &[])?);
+        tokio::spawn(async move {
+            let mut t = Client::connect(d2.0, &d2.1).await?;
+            let mut last = 0;
+            for i in 0..600 {
+                let r = t
+                    .command(&CommandBody::PlaceOrder {
+                        table: format!("{i}"),
+                        lines: vec![line("fries", 1)],
+                    })
+                    .await?;
+                anyhow::ensure!(r.ok);
+                last = r.seq.context("seq")?;
+            }
+            anyhow::Ok(last)
+        })
+    };
+    for round in 0..2 {
+        d.metric_at_least(
+            "docket_uplink_events_total{target=\"postgres\"}",
+            (100 + 200 * round) as f64,
+        )
+        .await?;
+        pg.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pg.up()?;
+    }
+    let last = placing.await??;
+    let client = pg.client().await?;
+    pg_has_exactly(&client, "bistro-2", last).await?;
+    assert_eq!(pg_orders(&client, "bistro-2").await?, box_orders(&d)?);
+    assert!(d.metric("docket_uplink_failures_total{target=\"postgres\"}")? >= 1.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_never_holds_up_postgres_and_the_reverse() -> R {
+    let mut pg = Postgres::start()?;
+    let mut redis = Redis::init()?;
+    let d = Daemon::start_with(
+        &[],
+        "bistro-3",
+        &uplink_toml(Some(&pg.admin_url()), Some(&redis.url()), 100),
+    )?;
+    migrate(&d, &pg)?;
+    let client = pg.client().await?;
+
+    // Redis down: PostgreSQL keeps up.
+    let first = service(&d, "a", 60).await?;
+    pg_has_exactly(&client, "bistro-3", first).await?;
+    assert_eq!(d.metric("docket_uplink_up{target=\"redis\"}")?, 0.0);
+    assert_eq!(d.metric("docket_uplink_up{target=\"postgres\"}")?, 1.0);
+    redis.up()?;
+    redis_has_exactly(&redis, "bistro-3", first)?;
+
+    // PostgreSQL down: Redis keeps up.
+    pg.kill9();
+    let second = service(&d, "b", 60).await?;
+    redis_has_exactly(&redis, "bistro-3", second)?;
+    d.metric_at_least("docket_uplink_lag_events{target=\"postgres\"}", 1.0)
+        .await?;
+    pg.up()?;
+    let client = pg.client().await?;
+    pg_has_exactly(&client, "bistro-3", second).await?;
+    assert_eq!(pg_orders(&client, "bistro-3").await?, box_orders(&d)?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_box_killed_during_a_relay_still_relays_exactly_once() -> R {
+    let mut pg = Postgres::init()?;
+    let mut redis = Redis::init()?;
+    let mut d = Daemon::start_with(
+        &[],
+        "bistro-4",
+        &uplink_toml(Some(&pg.admin_url()), Some(&redis.url()), 20),
+    )?;
+    let last = service(&d, "a", 600).await?;
+    pg.up()?;
+    migrate(&d, &pg)?;
+    redis.up()?;
+    // Mid-relay: some batches are in, most are not.
+    d.metric_at_least("docket_uplink_events_total{target=\"postgres\"}", 100.0)
+        .await?;
+    d.kill9();
+    d.restart()?;
+    let client = pg.client().await?;
+    pg_has_exactly(&client, "bistro-4", last).await?;
+    redis_has_exactly(&redis, "bistro-4", last)?;
+    assert_eq!(pg_orders(&client, "bistro-4").await?, box_orders(&d)?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_share_a_database_and_each_role_writes_only_its_own_rows() -> R {
+    let pg = Postgres::start()?;
+    let admin = pg.client().await?;
+    // The schema and the two sites' roles, with the CLI head office would use.
+    let helper = Daemon::start()?;
+    migrate(&helper, &pg)?;
+    let mut urls = Vec::new();
+    for site in ["site-a", "site-b"] {
+        let password = format!("{site}-password-0123456789");
+        let out = helper.cli_with_stdin(
+            &[
+                "uplink",
+                "site-role",
+                "--url",
+                &pg.admin_url(),
+                "--site",
+                site,
+            ],
+            &format!("{password}\n"),
+        )?;
+        assert!(out.contains(&format!("docket_site_{site}")), "{out}");
+        urls.push(pg.url(&format!("docket_site_{site}"), &password));
+    }
+    drop(helper);
+    let a = Daemon::start_with(&[], "site-a", &uplink_toml(Some(&urls[0]), None, 50))?;
+    let b = Daemon::start_with(&[], "site-b", &uplink_toml(Some(&urls[1]), None, 50))?;
+    let (la, lb) = tokio::try_join!(service(&a, "a", 80), service(&b, "b", 80))?;
+    pg_has_exactly(&admin, "site-a", la).await?;
+    pg_has_exactly(&admin, "site-b", lb).await?;
+    assert_eq!(pg_orders(&admin, "site-a").await?, box_orders(&a)?);
+    assert_eq!(pg_orders(&admin, "site-b").await?, box_orders(&b)?);
+
+    // Site A's role sees only site A and cannot write site B's rows.
+    let (as_a, conn) = tokio_postgres::connect(&urls[0], tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let seen: Vec<String> = as_a
+        .query("SELECT DISTINCT site_id FROM docket.events", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(seen, vec!["site-a".to_owned()]);
+    let forged = as_a
+        .execute(
+            "INSERT INTO docket.events (site_id, seq, type, order_id, version, device, at, body)
+             VALUES ('site-b', 999999, 'order_placed', 'o-999999', 1, 'x', now(), '{}')",
+            &[],
+        )
+        .await;
+    let err = forged.expect_err("site A's role wrote a site B event");
+    let msg = err
+        .as_db_error()
+        .map_or_else(|| err.to_string(), |e| e.message().to_owned());
+    assert!(msg.contains("row-level security"), "{msg}");
+    let updated = as_a
+        .execute(
+            "UPDATE docket.orders SET status = 'completed' WHERE site_id = 'site-b'",
+            &[],
+        )
+        .await?;
+    assert_eq!(updated, 0, "site B's orders are invisible to site A");
+    let unchanged: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM docket.events WHERE site_id = 'site-b'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(unchanged as u64, lb);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_and_bad_urls_are_refused_clearly() -> R {
+    let pg = Postgres::start()?;
+    let d = Daemon::start()?;
+    let first = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    assert!(first.contains("001_schema"), "{first}");
+    let again = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    assert!(again.contains("\"applied\":[]"), "{again}");
+    let wrong = d.cli(&[
+        "uplink",
+        "migrate",
+        "--url",
+        &pg.url("postgres", "wrong-password"),
+    ]);
+    let err = wrong
+        .expect_err("a wrong password was accepted")
+        .to_string();
+    // What docketd printed (after the harness's own "failed:"): the cause, the URL redacted.
+    let printed = err.split_once("failed:").map_or("", |(_, e)| e);
+    assert!(printed.contains("password"), "{err}");
+    assert!(printed.contains("postgres:***@"), "{err}");
+    assert!(
+        !printed.contains("wrong-password"),
+        "the password leaked: {err}"
+    );
+    Ok(())
+}
