@@ -188,7 +188,7 @@ function renderHealth(h) {
     ['connected clients', String(h.connected_clients)],
     ['devices online', `${h.online_devices} of ${h.paired_devices}`],
     ['uplink', status ? status.uplink : h.uplink],
-    ['sync lag', status ? `${status.sync_lag} events` : '—'],
+    ['sync lag', `${status && status.seq >= h.seq ? status.sync_lag : h.sync_lag} events`],
   ];
   $('health').replaceChildren(
     ...items.map(([k, v]) => el('div', { class: 'kv', 'data-k': k }, el('dt', {}, k), el('dd', {}, v))),
