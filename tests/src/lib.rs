@@ -200,6 +200,7 @@ impl Daemon {
             .args(args)
             .arg("--config")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()?;
         if !out.status.success() {
@@ -217,6 +218,7 @@ impl Daemon {
             .args(args)
             .arg("--config")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -45,10 +45,12 @@ pub enum Code {
     NoMenu,
     /// The box could not commit (disk, I/O); retry with the same command id.
     Internal,
+    /// The box's disk is full: nothing was written; retry with the same id once space is back.
+    StorageFull,
 }
 
 impl Code {
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -75,6 +77,7 @@ impl Code {
         Code::NothingToRecall,
         Code::NoMenu,
         Code::Internal,
+        Code::StorageFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +108,7 @@ impl Code {
             Code::NothingToRecall => "nothing_to_recall",
             Code::NoMenu => "no_menu",
             Code::Internal => "internal",
+            Code::StorageFull => "storage_full",
         }
     }
 }

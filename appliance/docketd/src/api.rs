@@ -482,6 +482,7 @@ async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
         "paired_devices": m.paired_devices.load(Relaxed),
         "uplink": m.uplink.state(m.seq.load(Relaxed), 1000),
         "sync_lag": m.uplink.lag_events(m.seq.load(Relaxed)),
+        "storage_full": m.storage_full.load(Relaxed),
     }))
 }
 

@@ -512,15 +512,27 @@ impl Engine {
             if let Err(e) = self.store.commit(&batch) {
                 // Nothing of this batch is on disk: forget it, tell everyone to retry.
                 self.metrics.commit_failures.fetch_add(1, Relaxed);
-                tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");
+                let full = e.is_disk_full();
+                if full && !self.metrics.storage_full.swap(true, Relaxed) {
+                    tracing::error!(commands = recorded, "the disk is full: refusing new commands (storage_full) until space is freed; everything committed is intact");
+                } else if !full {
+                    tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");
+                }
                 self.reload()?;
-                let rejection = Rejection::new(
-                    Code::Internal,
-                    "the box could not store this command; send it again",
-                );
+                let rejection = if full {
+                    Rejection::new(
+                        Code::StorageFull,
+                        "the box's disk is full: nothing was stored; send it again (same id) once a manager frees space",
+                    )
+                } else {
+                    Rejection::new(
+                        Code::Internal,
+                        "the box could not store this command; send it again",
+                    )
+                };
                 for mut o in outcomes {
                     if let Some(id) = o.pending.take() {
-                        self.metrics.reject(Code::Internal);
+                        self.metrics.reject(rejection.code);
                         o.bytes = wire::encode(&Reply::rejected(&id, &rejection))?;
                     }
                     self.send(o)?;
@@ -528,6 +540,9 @@ impl Engine {
                 return Ok(());
             }
             self.metrics.commit(t.elapsed(), recorded);
+            if self.metrics.storage_full.swap(false, Relaxed) {
+                tracing::info!("the disk has space again: commands are stored again");
+            }
         }
 
         // Only now, after the commit: replies, events, and the boards they change.

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub kicks: AtomicU64,
     pub board_publishes: AtomicU64,
     pub ready: AtomicBool,
+    /// The last commit failed because the disk is full (cleared by the next commit).
+    pub storage_full: AtomicBool,
     pub started_unix_ms: AtomicU64,
     /// Milliseconds since start of the last heartbeat round trip through the broker.
     pub heartbeat_ms: AtomicU64,
@@ -314,6 +316,12 @@ impl Metrics {
             "docket_started_unix_ms",
             "Wall-clock start time (informational).",
             self.started_unix_ms.load(Relaxed),
+        );
+        gauge(
+            &mut o,
+            "docket_storage_full",
+            "1 while commits fail because the disk is full (commands get storage_full).",
+            self.storage_full.load(Relaxed) as u64,
         );
         let seq = self.seq.load(Relaxed);
         let family = |o: &mut String,

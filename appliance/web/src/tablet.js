@@ -190,9 +190,11 @@ function track(entry) {
 }
 
 async function delivered(entry, reply) {
-  if (!reply.ok && reply.error && reply.error.code === 'internal') {
-    // Nothing was written: the same id goes again after a pause.
-    setTimeout(() => track(entry), 2000);
+  const code = !reply.ok && reply.error ? reply.error.code : null;
+  if (code === 'internal' || code === 'storage_full') {
+    // Nothing was written: the same id goes again after a pause (the order stays "sending").
+    if (code === 'storage_full') toast('The box is out of disk space: orders wait until a manager frees some', 'error');
+    setTimeout(() => track(entry), code === 'storage_full' ? 10000 : 2000);
     return;
   }
   await outbox.delete(entry.id);

@@ -46,6 +46,17 @@ pub enum StoreError {
     PairingDecided(String),
 }
 
+impl StoreError {
+    /// SQLite could not write because the disk (or its quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
 const MIGRATIONS: &[&str] = &[
     r#"
