@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmarks: builds the release docketd and docket-load, then runs the scenarios against a
+# docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
+#
+#   scripts/bench.sh                     every scenario available so far (a few minutes)
+#   scripts/bench.sh --quick             a 1-minute smoke run (short phases, 10,000-event backlog)
+#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, backlog; or a,b)
+#   scripts/bench.sh --duration 60       seconds of measured load per scenario (default 30)
+#   scripts/bench.sh --json out.json     also write the results (with the machine) as JSON
+#
+# The backlog scenario starts its own PostgreSQL (Debian's postgresql package; see test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenario=all
+duration=30
+backlog=100000
+json=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) duration=8; backlog=10000 ;;
+        --scenario) scenario=$2; shift ;;
+        --duration) duration=$2; shift ;;
+        --json) json=$2; shift ;;
+        --backlog-events) backlog=$2; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+echo "bench: building docketd and docket-load (release)"
+cargo build --release --locked -p docket-appliance -p docket-tests --bin docketd --bin docket-load
+target_dir=${CARGO_TARGET_DIR:-target}
+export DOCKETD_BIN="$PWD/$target_dir/release/docketd"
+args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog")
+[[ -n $json ]] && args+=(--json "$json")
+echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+"$target_dir/release/docket-load" "${args[@]}"

@@ -1,0 +1,605 @@
+//! docket-load: the benchmark instrument. Starts its own docketd (`DOCKETD_BIN`; scripts/bench.sh
+//! uses the release build), pairs simulated devices, drives a scenario over real MQTT sockets and
+//! measures with HDR histograms on one monotonic clock:
+//!
+//! - order-to-screen: the tablet's send instant → each screen receiving the event whose
+//!   `command` is that id;
+//! - reply: send → the tablet receiving its reply;
+//! - lost / duplicated / out-of-order deliveries per screen, by `seq`;
+//! - docketd's RSS and CPU from /proc.
+//!
+//! Scenarios so far: `seed` (50 tablets × 2 orders/min, 10 screens, as in the case study),
+//! `x10`, `x100`, `flat-out` (closed loop, as fast as durable commits allow) and `backlog`
+//! (uplink catch-up into PostgreSQL while a seed load runs, against the same load with the
+//! uplink idle). Prints a table; `--json PATH` writes the results.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use docket_core::wire::{self, CommandBody, Event};
+use docket_tests::servers::Postgres;
+use docket_tests::{line, Client, Creds, Daemon};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Docket benchmark load generator")]
+struct Args {
+    /// seed, x10, x100, flat-out, backlog, or all
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Seconds of measured load per scenario (or phase).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Events in the backlog scenario's backlog.
+    #[arg(long, default_value_t = 100_000)]
+    backlog_events: u64,
+    /// Write the results here as JSON.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Send instants of commands in flight, by command id.
+type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Measure {
+    to_screen: Mutex<Histogram<u64>>,
+    reply: Mutex<Histogram<u64>>,
+    orders: AtomicU64,
+}
+
+impl Measure {
+    fn new() -> Arc<Self> {
+        let h = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        Arc::new(Measure {
+            to_screen: Mutex::new(h()),
+            reply: Mutex::new(h()),
+            orders: AtomicU64::new(0),
+        })
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// A screen: counts every event by seq and records order-to-screen latency.
+struct ScreenStats {
+    received: u64,
+    duplicated: u64,
+    out_of_order: u64,
+    seen: std::collections::HashSet<u64>,
+    last: u64,
+}
+
+async fn screen(
+    mut c: Client,
+    sent: Sent,
+    m: Arc<Measure>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ScreenStats> {
+    let mut s = ScreenStats {
+        received: 0,
+        duplicated: 0,
+        out_of_order: 0,
+        seen: Default::default(),
+        last: 0,
+    };
+    loop {
+        let msg = tokio::select! {
+            m = c.recv() => m,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if stop.load(Relaxed) { break; } else { continue; }
+            }
+        };
+        let Some(msg) = msg else { break };
+        let now = Instant::now();
+        if msg.topic != wire::EVENTS_TOPIC {
+            continue;
+        }
+        let Ok(e) = wire::decode::<Event>(&msg.payload) else {
+            continue;
+        };
+        s.received += 1;
+        if !s.seen.insert(e.seq) {
+            s.duplicated += 1;
+        } else if e.seq < s.last {
+            s.out_of_order += 1;
+        }
+        s.last = s.last.max(e.seq);
+        if e.kind == wire::EventKind::OrderPlaced {
+            if let Some(t0) = sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&e.command)
+            {
+                let _ = m
+                    .to_screen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(us(now - *t0));
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// A tablet placing orders with Poisson arrivals at `per_min`, until `stop`.
+async fn tablet(
+    mut c: Client,
+    per_min: f64,
+    sent: Sent,
+    m: Arc<Measure>,
+    stop: Arc<AtomicBool>,
+    placed: Arc<Mutex<Vec<String>>>,
+) -> anyhow::Result<()> {
+    let items = [
+        "burger-classic",
+        "fries",
+        "steak-ribeye",
+        "salad-caesar",
+        "ipa-pint",
+        "wings",
+    ];
+    while !stop.load(Relaxed) {
+        let gap = -(1.0 - rand::random::<f64>()).ln() * 60.0 / per_min;
+        let until = Instant::now() + Duration::from_secs_f64(gap.min(600.0));
+        while Instant::now() < until && !stop.load(Relaxed) {
+            tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(100))).await;
+        }
+        if stop.load(Relaxed) {
+            break;
+        }
+        let n = 1 + rand::random::<usize>() % 6;
+        let lines = (0..n)
+            .map(|i| {
+                let mut l = line(
+                    items[(i + rand::random::<usize>()) % items.len()],
+                    1 + (i % 2) as u32,
+                );
+                if i == 0 {
+                    l.mods = vec!["no-onion".into()];
+                    l.notes = Some("allergy: sesame".into());
+                }
+                l
+            })
+            .collect();
+        let id = c.next_id();
+        let t0 = Instant::now();
+        sent.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), t0);
+        c.send_as(
+            &id,
+            &CommandBody::PlaceOrder {
+                table: format!("{}", n + 1),
+                lines,
+            },
+        )
+        .await?;
+        let r = c.reply_to(&id).await?;
+        let _ = m
+            .reply
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(us(t0.elapsed()));
+        if r.ok {
+            m.orders.fetch_add(1, Relaxed);
+            if let Some(o) = r.order_id {
+                placed.lock().unwrap_or_else(|p| p.into_inner()).push(o);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kitchen: completes orders a few seconds after they were placed, so boards stay steady.
+async fn kitchen(
+    mut c: Client,
+    placed: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    while !stop.load(Relaxed) {
+        for _ in 0..30 {
+            if stop.load(Relaxed) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let batch: Vec<String> =
+            std::mem::take(&mut *placed.lock().unwrap_or_else(|p| p.into_inner()));
+        for o in batch {
+            c.command(&CommandBody::Complete { order_id: o }).await?;
+        }
+    }
+    Ok(())
+}
+
+struct Proc {
+    pid: u32,
+    ticks0: u64,
+    t0: Instant,
+}
+
+fn proc_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn proc_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+impl Proc {
+    fn start(d: &Daemon) -> Proc {
+        let pid = d.pid().unwrap_or(0);
+        Proc {
+            pid,
+            ticks0: proc_ticks(pid),
+            t0: Instant::now(),
+        }
+    }
+    fn cpu_pct(&self) -> f64 {
+        let ticks = proc_ticks(self.pid).saturating_sub(self.ticks0) as f64;
+        ticks / 100.0 / self.t0.elapsed().as_secs_f64() * 100.0
+    }
+}
+
+async fn devices(
+    d: &Daemon,
+    prefix: &str,
+    role: &str,
+    stations: &[&str],
+    n: usize,
+) -> anyhow::Result<Vec<Client>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let creds: Creds = d.add_device(&format!("{prefix}-{i}"), role, stations)?;
+        out.push(Client::connect(d.mqtt, &creds).await?);
+    }
+    Ok(out)
+}
+
+/// Runs an open-loop seed-like load: `tablets` × `per_min`, `screens` screens, for `secs`
+/// (or until `until` says done, if given). Returns the scenario's result.
+async fn open_loop(
+    d: &Daemon,
+    tag: &str,
+    tablets: usize,
+    per_min: f64,
+    screens: usize,
+    secs: u64,
+    until: Option<&(dyn Fn() -> bool + Sync)>,
+) -> anyhow::Result<Value> {
+    let sent: Sent = Default::default();
+    let m = Measure::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_screens = Arc::new(AtomicBool::new(false));
+    let placed = Arc::new(Mutex::new(Vec::new()));
+    let mut screen_tasks = Vec::new();
+    for mut c in devices(d, &format!("{tag}-screen"), "expo", &[], screens).await? {
+        c.subscribe(wire::EVENTS_TOPIC).await?;
+        screen_tasks.push(tokio::spawn(screen(
+            c,
+            sent.clone(),
+            m.clone(),
+            stop_screens.clone(),
+        )));
+    }
+    let mut kitchen_client = devices(d, &format!("{tag}-kitchen"), "manager", &[], 1).await?;
+    let k = tokio::spawn(kitchen(
+        kitchen_client.remove(0),
+        placed.clone(),
+        stop.clone(),
+    ));
+    let mut tablet_tasks = Vec::new();
+    for c in devices(d, &format!("{tag}-tablet"), "tablet", &[], tablets).await? {
+        tablet_tasks.push(tokio::spawn(tablet(
+            c,
+            per_min,
+            sent.clone(),
+            m.clone(),
+            stop.clone(),
+            placed.clone(),
+        )));
+    }
+    let proc = Proc::start(d);
+    let first_seq = d.metric("docket_seq")? as u64 + 1;
+    let t0 = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let elapsed = t0.elapsed().as_secs();
+        let done = match until {
+            Some(f) => f() && elapsed >= secs.min(5),
+            None => elapsed >= secs,
+        };
+        if done || elapsed > secs.max(1) * 20 {
+            break;
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = proc.cpu_pct();
+    let rss = proc_rss_mb(proc.pid);
+    stop.store(true, Relaxed);
+    for t in tablet_tasks {
+        t.await??;
+    }
+    let _ = k.await;
+    // Every event up to here must reach every screen.
+    let expected = d.metric("docket_seq")? as u64;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_screens.store(true, Relaxed);
+    let mut lost = 0;
+    let mut dup = 0;
+    let mut ooo = 0;
+    for t in screen_tasks {
+        let s = t.await??;
+        dup += s.duplicated;
+        ooo += s.out_of_order;
+        // Every screen subscribed before the load started: it must have every seq since.
+        lost += (first_seq..=expected)
+            .filter(|q| !s.seen.contains(q))
+            .count() as u64;
+    }
+    let h = m
+        .to_screen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let r = m.reply.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let orders = m.orders.load(Relaxed);
+    Ok(json!({
+        "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "p999_ms": ms(&h, 0.999),
+        "max_ms": h.max() as f64 / 1000.0,
+        "reply_p50_ms": ms(&r, 0.5), "reply_p99_ms": ms(&r, 0.99),
+        "samples": h.len(),
+        "orders_per_s": orders as f64 / wall,
+        "lost": lost, "duplicated": dup, "out_of_order": ooo,
+        "rss_mb": rss, "cpu_pct": cpu, "seconds": wall,
+    }))
+}
+
+/// Closed loop: `clients` managers each place → bump → complete as fast as replies come.
+async fn closed_loop(d: &Daemon, tag: &str, clients: usize, events: u64) -> anyhow::Result<Value> {
+    let done = Arc::new(AtomicU64::new(0));
+    let proc = Proc::start(d);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for mut c in devices(d, &format!("{tag}-mgr"), "manager", &[], clients).await? {
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            while done.load(Relaxed) < events {
+                let r = c
+                    .command(&CommandBody::PlaceOrder {
+                        table: "1".into(),
+                        lines: vec![line("burger-classic", 1)],
+                    })
+                    .await?;
+                let o = r.order_id.context("order id")?;
+                c.command(&CommandBody::Bump {
+                    order_id: o.clone(),
+                    station: "grill".into(),
+                })
+                .await?;
+                c.command(&CommandBody::Complete { order_id: o }).await?;
+                done.fetch_add(3, Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let n = done.load(Relaxed);
+    Ok(
+        json!({"events": n, "seconds": wall, "events_per_s": n as f64 / wall,
+              "orders_per_s": n as f64 / 3.0 / wall, "cpu_pct": proc.cpu_pct(),
+              "rss_mb": proc_rss_mb(proc.pid)}),
+    )
+}
+
+async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
+    Ok(match name {
+        "seed" | "x10" | "x100" => {
+            let mult = match name {
+                "seed" => 1.0,
+                "x10" => 10.0,
+                _ => 100.0,
+            };
+            let d = Daemon::start()?;
+            let mut v = open_loop(&d, name, 50, 2.0 * mult, 10, a.duration, None).await?;
+            v["load"] = json!(format!(
+                "50 tablets × {} orders/min, 10 screens",
+                2.0 * mult
+            ));
+            v
+        }
+        "flat-out" => {
+            let d = Daemon::start()?;
+            let mut v = closed_loop(&d, "flat", 8, 3 * 1000 * a.duration.max(1)).await?;
+            v["load"] = json!("8 closed-loop clients: place, bump, complete");
+            v
+        }
+        "backlog" => backlog(a).await?,
+        other => bail!("unknown scenario {other:?}"),
+    })
+}
+
+/// The uplink catching up: a backlog built with PostgreSQL down, then PostgreSQL up while a
+/// seed load runs; the same seed load measured before, with the uplink idle, for comparison.
+async fn backlog(a: &Args) -> anyhow::Result<Value> {
+    let mut pg = Postgres::init()?;
+    let toml = format!(
+        "[uplink]\npostgres_url = \"{}\"\nbackoff_max_ms = 1000\n",
+        pg.admin_url()
+    );
+    let d = Daemon::start_with(&[], "bench-site", &toml)?;
+    eprintln!(
+        "backlog: building {} events with the uplink down",
+        a.backlog_events
+    );
+    let built = closed_loop(&d, "build", 8, a.backlog_events).await?;
+    let backlog = d.metric("docket_seq")? as u64;
+    eprintln!("backlog: {backlog} events; seed load with the uplink idle (baseline)");
+    let baseline = open_loop(&d, "base", 50, 2.0, 10, a.duration, None).await?;
+    pg.up()?;
+    d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    eprintln!("backlog: PostgreSQL up; seed load while it drains");
+    let t0 = Instant::now();
+    let caught = Arc::new(AtomicU64::new(0));
+    let watch = {
+        let caught = caught.clone();
+        let http = d.http;
+        std::thread::spawn(move || loop {
+            let m = |n: &str| -> f64 {
+                let body = std::process::Command::new("curl")
+                    .args(["-fsS", &format!("http://127.0.0.1:{http}/metrics")])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                body.lines()
+                    .find_map(|l| l.strip_prefix(n).and_then(|v| v.trim().parse().ok()))
+                    .unwrap_or(0.0)
+            };
+            if m("docket_uplink_cursor{target=\"postgres\"} ") >= backlog as f64 {
+                caught.store(t0.elapsed().as_millis() as u64, Relaxed);
+                return;
+            }
+            if t0.elapsed() > Duration::from_secs(1800) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        })
+    };
+    let c2 = caught.clone();
+    let done = move || c2.load(Relaxed) > 0;
+    let during = open_loop(&d, "drain", 50, 2.0, 10, a.duration, Some(&done)).await?;
+    let _ = watch.join();
+    let catch_ms = caught.load(Relaxed);
+    if catch_ms == 0 {
+        bail!("the uplink did not catch up with {backlog} events");
+    }
+    let rate = backlog as f64 / (catch_ms as f64 / 1000.0);
+    Ok(json!({
+        "backlog_events": backlog,
+        "build": built,
+        "catch_up_seconds": catch_ms as f64 / 1000.0,
+        "catch_up_events_per_s": rate,
+        "baseline": baseline,
+        "during_drain": during,
+        "p50_ms": during["p50_ms"], "p99_ms": during["p99_ms"], "p999_ms": during["p999_ms"],
+        "max_ms": during["max_ms"], "orders_per_s": during["orders_per_s"],
+        "lost": during["lost"], "duplicated": during["duplicated"],
+        "rss_mb": during["rss_mb"], "cpu_pct": during["cpu_pct"],
+    }))
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+           "cpu": cpu, "kernel": kernel.trim()})
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let names: Vec<&str> = if a.scenario == "all" {
+        vec!["seed", "x10", "x100", "flat-out", "backlog"]
+    } else {
+        a.scenario.split(',').collect()
+    };
+    let mut results = serde_json::Map::new();
+    for n in &names {
+        eprintln!("== {n}");
+        let v = scenario(n, &a)
+            .await
+            .with_context(|| format!("scenario {n}"))?;
+        results.insert((*n).to_owned(), v);
+    }
+    let not_yet = [
+        "connections",
+        "restart",
+        "reconnect-storm",
+        "broker-hop",
+        "browser",
+    ];
+    println!(
+        "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>5} {:>5} {:>8} {:>6}",
+        "scenario",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "max ms",
+        "orders/s",
+        "lost",
+        "dup",
+        "rss MB",
+        "cpu %"
+    );
+    for (n, v) in &results {
+        let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        println!(
+            "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>5} {:>5} {:>8.1} {:>6.1}",
+            n,
+            f("p50_ms"),
+            f("p99_ms"),
+            f("p999_ms"),
+            f("max_ms"),
+            f("orders_per_s"),
+            f("lost"),
+            f("duplicated"),
+            f("rss_mb"),
+            f("cpu_pct")
+        );
+        if let Some(r) = v.get("catch_up_events_per_s") {
+            println!("           uplink catch-up: {} events in {:.1} s = {:.0} events/s into PostgreSQL; seed load p50/p99 {:.3}/{:.3} ms before, {:.3}/{:.3} ms while draining",
+                v["backlog_events"], v["catch_up_seconds"].as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0),
+                v["baseline"]["p50_ms"].as_f64().unwrap_or(0.0), v["baseline"]["p99_ms"].as_f64().unwrap_or(0.0),
+                v["during_drain"]["p50_ms"].as_f64().unwrap_or(0.0), v["during_drain"]["p99_ms"].as_f64().unwrap_or(0.0));
+        }
+        if let Some(r) = v.get("events_per_s") {
+            println!(
+                "           flat out: {:.0} durable events/s",
+                r.as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    println!("not measured yet: {}", not_yet.join(", "));
+    let out = json!({"machine": machine(), "scenarios": results, "not_yet": not_yet});
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
+        eprintln!("results in {}", p.display());
+    }
+    Ok(())
+}
