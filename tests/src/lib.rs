@@ -485,7 +485,13 @@ impl Client {
         user: &str,
         password: &str,
     ) -> anyhow::Result<Client> {
-        let (client, ev) = AsyncClient::new(options(client_id, user, password, host, port), 1000);
+        let (client, mut ev) =
+            AsyncClient::new(options(client_id, user, password, host, port), 1000);
+        // Like a real tablet's WebSocket: no Nagle, or a command sent right after a PUBACK
+        // waits ~40 ms for the box's delayed ACK.
+        let mut net = ev.network_options();
+        net.set_tcp_nodelay(true);
+        ev.set_network_options(net);
         let mut ev = handshake(ev).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (sub_tx, subacks) = mpsc::unbounded_channel();

@@ -188,6 +188,7 @@ function renderHealth(h) {
     ['connected clients', String(h.connected_clients)],
     ['devices online', `${h.online_devices} of ${h.paired_devices}`],
     ['uplink', status ? status.uplink : h.uplink],
+    ['disk', h.storage_full ? 'FULL: orders refused' : 'ok'],
     ['sync lag', `${status && status.seq >= h.seq ? status.sync_lag : h.sync_lag} events`],
   ];
   $('health').replaceChildren(
