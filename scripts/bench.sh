@@ -7,6 +7,8 @@
 #   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, backlog; or a,b)
 #   scripts/bench.sh --duration 60       seconds of measured load per scenario (default 30)
 #   scripts/bench.sh --json out.json     also write the results (with the machine) as JSON
+#   scripts/bench.sh --update-docs       put this run's results into docs/benchmarks.md
+#   scripts/bench.sh --debug             use the dev build (CI: one build profile) instead
 #
 # The backlog scenario starts its own PostgreSQL (Debian's postgresql package; see test.sh).
 set -euo pipefail
@@ -16,6 +18,8 @@ scenario=all
 duration=30
 backlog=100000
 json=""
+profile=release
+update_docs=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) duration=8; backlog=10000 ;;
@@ -23,17 +27,36 @@ while [[ $# -gt 0 ]]; do
         --duration) duration=$2; shift ;;
         --json) json=$2; shift ;;
         --backlog-events) backlog=$2; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --debug) profile=debug ;;
+        --update-docs) update_docs=1 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
 
-echo "bench: building docketd and docket-load (release)"
-cargo build --release --locked -p docket-appliance -p docket-tests --bin docketd --bin docket-load
+echo "bench: building docketd and docket-load ($profile)"
+build=(cargo build --locked --workspace --bins)
+[[ $profile == release ]] && build+=(--release)
+"${build[@]}"
 target_dir=${CARGO_TARGET_DIR:-target}
-export DOCKETD_BIN="$PWD/$target_dir/release/docketd"
-args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog")
+export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"
+md=$(mktemp)
+trap 'rm -f "$md"' EXIT
+args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog" --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-"$target_dir/release/docket-load" "${args[@]}"
+"$target_dir/$profile/docket-load" "${args[@]}"
+if [[ $update_docs -eq 1 ]]; then
+    [[ $profile == release ]] || { echo "bench: --update-docs takes release numbers only" >&2; exit 2; }
+    python3 - "$md" docs/benchmarks.md <<'PY'
+import sys
+block = open(sys.argv[1]).read()
+path = sys.argv[2]
+doc = open(path).read()
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+a, b = doc.index(begin) + len(begin), doc.index(end)
+open(path, "w").write(doc[:a] + "\n" + block + doc[b:])
+PY
+    echo "bench: docs/benchmarks.md updated"
+fi

@@ -41,6 +41,47 @@ struct Args {
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Write the results here as a Markdown block (scripts/bench.sh --update-docs puts it in
+    /// docs/benchmarks.md: numbers there come from a real run, never typed in).
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
+}
+
+/// The budgets of the benchmark issue: (scenario, what, value key, limit, higher is better).
+const BUDGETS: &[(&str, &str, &str, f64, bool)] = &[
+    (
+        "x100",
+        "order-to-screen p50 <= 1.5 ms",
+        "p50_ms",
+        1.5,
+        false,
+    ),
+    ("x100", "order-to-screen p99 <= 8 ms", "p99_ms", 8.0, false),
+    (
+        "flat-out",
+        ">= 5,000 durable orders/s (place, bump, complete each)",
+        "orders_per_s",
+        5000.0,
+        true,
+    ),
+    ("seed", "idle RSS <= 32 MB", "idle_rss_mb", 32.0, false),
+];
+
+/// PASS/FAIL lines for the budgets whose scenario ran.
+fn budget_lines(results: &serde_json::Map<String, Value>) -> Vec<(String, String, f64, bool)> {
+    let mut out = Vec::new();
+    for (scenario, what, key, limit, higher) in BUDGETS {
+        let Some(v) = results
+            .get(*scenario)
+            .and_then(|r| r.get(*key))
+            .and_then(Value::as_f64)
+        else {
+            continue;
+        };
+        let pass = if *higher { v >= *limit } else { v <= *limit };
+        out.push((scenario.to_string(), what.to_string(), v, pass));
+    }
+    out
 }
 
 /// Send instants of commands in flight, by command id.
@@ -429,7 +470,9 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
                 _ => 100.0,
             };
             let d = Daemon::start()?;
+            let idle = proc_rss_mb(d.pid().unwrap_or(0));
             let mut v = open_loop(&d, name, 50, 2.0 * mult, 10, a.duration, None).await?;
+            v["idle_rss_mb"] = json!(idle);
             v["load"] = json!(format!(
                 "50 tablets × {} orders/min, 10 screens",
                 2.0 * mult
@@ -516,6 +559,80 @@ async fn backlog(a: &Args) -> anyhow::Result<Value> {
     }))
 }
 
+fn markdown(
+    results: &serde_json::Map<String, Value>,
+    budgets: &[(String, String, f64, bool)],
+    a: &Args,
+) -> String {
+    let m = machine();
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let num = |x: Option<f64>, p: usize| x.map_or("—".to_owned(), |x| format!("{x:.p$}"));
+    let mut o = format!(
+        "Run: `scripts/bench.sh --scenario {} --duration {}` on {} cores ({}), kernel {}, {} (UTC), \
+         docketd {}.\n\n| scenario | load | order-to-screen p50 / p99 / p999 / max (ms) | reply p50 / p99 (ms) | orders/s | lost | dup | RSS MB | CPU % |\n|---|---|---|---|---|---|---|---|---|\n",
+        a.scenario,
+        a.duration,
+        m["cores"],
+        m["cpu"].as_str().unwrap_or(""),
+        m["kernel"].as_str().unwrap_or(""),
+        std::process::Command::new("date").args(["-u", "+%Y-%m-%d %H:%M"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    for (n, v) in results {
+        let load = v
+            .get("load")
+            .and_then(Value::as_str)
+            .unwrap_or(if n == "backlog" {
+                "seed load while the uplink backlog drains"
+            } else {
+                ""
+            });
+        o += &format!(
+            "| {n} | {load} | {} / {} / {} / {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            num(f(v, "p50_ms"), 2),
+            num(f(v, "p99_ms"), 2),
+            num(f(v, "p999_ms"), 2),
+            num(f(v, "max_ms"), 2),
+            num(f(v, "reply_p50_ms"), 2),
+            num(f(v, "reply_p99_ms"), 2),
+            num(f(v, "orders_per_s"), 1),
+            num(f(v, "lost"), 0),
+            num(f(v, "duplicated"), 0),
+            num(f(v, "rss_mb"), 1),
+            num(f(v, "cpu_pct"), 1),
+        );
+    }
+    if let Some(v) = results.get("flat-out") {
+        o += &format!(
+            "\nflat-out: {} durable events/s ({} orders/s, each placed, bumped and completed).\n",
+            num(f(v, "events_per_s"), 0),
+            num(f(v, "orders_per_s"), 0)
+        );
+    }
+    if let Some(v) = results.get("backlog") {
+        o += &format!(
+            "\nbacklog: {} events caught up in {} s = **{} events/s into PostgreSQL**; the seed load's order-to-screen p50 / p99 was {} / {} ms with the uplink idle and {} / {} ms while the backlog drained ({} and {} samples).\n",
+            v["backlog_events"], num(f(v, "catch_up_seconds"), 1), num(f(v, "catch_up_events_per_s"), 0),
+            num(f(&v["baseline"], "p50_ms"), 2), num(f(&v["baseline"], "p99_ms"), 2),
+            num(f(&v["during_drain"], "p50_ms"), 2), num(f(&v["during_drain"], "p99_ms"), 2),
+            v["baseline"]["samples"], v["during_drain"]["samples"],
+        );
+    }
+    if let Some(v) = results.get("seed").and_then(|v| f(v, "idle_rss_mb")) {
+        o += &format!("\nidle RSS (seed, before the load): {v:.1} MB.\n");
+    }
+    if !budgets.is_empty() {
+        o += "\n| budget | value | |\n|---|---|---|\n";
+        for (sc, what, v, pass) in budgets {
+            o += &format!(
+                "| {sc}: {what} | {v:.2} | {} |\n",
+                if *pass { "PASS" } else { "FAIL" }
+            );
+        }
+    }
+    o
+}
+
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -596,7 +713,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("not measured yet: {}", not_yet.join(", "));
-    let out = json!({"machine": machine(), "scenarios": results, "not_yet": not_yet});
+    let budgets = budget_lines(&results);
+    for (sc, what, v, pass) in &budgets {
+        println!(
+            "{} {sc}: {what}: {v:.2}",
+            if *pass { "PASS" } else { "FAIL" }
+        );
+    }
+    if let Some(p) = &a.markdown {
+        std::fs::write(p, markdown(&results, &budgets, &a))?;
+    }
+    let out = json!({"machine": machine(), "scenarios": results, "not_yet": not_yet,
+                     "budgets": budgets.iter().map(|(s, w, v, p)| json!({"scenario": s, "budget": w, "value": v, "pass": p})).collect::<Vec<_>>()});
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
         eprintln!("results in {}", p.display());
