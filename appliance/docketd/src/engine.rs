@@ -545,6 +545,16 @@ impl Engine {
             }
         }
 
+        // What /metrics says is true before anyone hears of it: a reply implies its seq,
+        // its event count and the open orders after it.
+        let accepted = batch.replies.iter().filter(|r| r.ok).count() as u64;
+        self.metrics.commands_ok.fetch_add(accepted, Relaxed);
+        self.metrics
+            .events
+            .fetch_add(batch.events.len() as u64, Relaxed);
+        self.metrics.seq.store(self.last_seq, Relaxed);
+        let open = self.site.orders.values().filter(|o| o.is_open()).count();
+        self.metrics.open_orders.store(open as u64, Relaxed);
         // Only now, after the commit: replies, events, and the boards they change.
         for o in outcomes {
             self.send(o)?;
@@ -553,12 +563,6 @@ impl Engine {
             self.tx.publish(wire::EVENTS_TOPIC, payload.clone())?;
             self.mark_dirty(e);
         }
-        let accepted = batch.replies.iter().filter(|r| r.ok).count() as u64;
-        self.metrics.commands_ok.fetch_add(accepted, Relaxed);
-        self.metrics
-            .events
-            .fetch_add(batch.events.len() as u64, Relaxed);
-        self.metrics.seq.store(self.last_seq, Relaxed);
         // Completed orders leave memory once their boards are recomputed.
         if !self.dirty.is_empty() && self.boards_due() <= Instant::now() {
             self.publish_boards()?;
