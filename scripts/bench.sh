@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh                     every scenario available so far (a few minutes)
 #   scripts/bench.sh --quick             a 1-minute smoke run (short phases, 10,000-event backlog)
-#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, backlog; or a,b)
+#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, backlog, restart;
+#                                        or a,b)
 #   scripts/bench.sh --duration 60       seconds of measured load per scenario (default 30)
 #   scripts/bench.sh --json out.json     also write the results (with the machine) as JSON
 #   scripts/bench.sh --update-docs       put this run's results into docs/benchmarks.md
@@ -17,12 +18,14 @@ cd "$(dirname "$0")/.."
 scenario=all
 duration=30
 backlog=100000
+restart_events=1000000
 json=""
 profile=release
 update_docs=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --quick) duration=8; backlog=10000 ;;
+        --quick) duration=8; backlog=10000; restart_events=20000 ;;
+        --restart-events) restart_events=$2; shift ;;
         --scenario) scenario=$2; shift ;;
         --duration) duration=$2; shift ;;
         --json) json=$2; shift ;;
@@ -43,7 +46,8 @@ target_dir=${CARGO_TARGET_DIR:-target}
 export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"
 md=$(mktemp)
 trap 'rm -f "$md"' EXIT
-args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog" --markdown "$md")
+args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
+    --restart-events "$restart_events" --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"

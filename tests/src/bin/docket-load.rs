@@ -38,6 +38,9 @@ struct Args {
     /// Events in the backlog scenario's backlog.
     #[arg(long, default_value_t = 100_000)]
     backlog_events: u64,
+    /// Events in the store for the restart scenario (1,000 of them open orders).
+    #[arg(long, default_value_t = 1_000_000)]
+    restart_events: u64,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -65,6 +68,13 @@ const BUDGETS: &[(&str, &str, &str, f64, bool)] = &[
         true,
     ),
     ("seed", "idle RSS <= 32 MB", "idle_rss_mb", 32.0, false),
+    (
+        "restart",
+        "start to READY <= 1 s (1,000 open orders)",
+        "restart_ms",
+        1000.0,
+        false,
+    ),
 ];
 
 /// PASS/FAIL lines for the budgets whose scenario ran.
@@ -486,8 +496,45 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
             v
         }
         "backlog" => backlog(a).await?,
+        "restart" => restart(a).await?,
         other => bail!("unknown scenario {other:?}"),
     })
+}
+
+/// Time from start to READY (`/healthz` 200, after the retained menu, boards and status are
+/// republished from SQLite) with 1,000 open orders and `restart_events` events in the store.
+async fn restart(a: &Args) -> anyhow::Result<Value> {
+    let mut d = Daemon::start()?;
+    let history = a.restart_events.saturating_sub(1000);
+    eprintln!("restart: building {history} historical events and 1,000 open orders");
+    closed_loop(&d, "hist", 8, history).await?;
+    let mut c = devices(&d, "open", "tablet", &[], 1).await?.remove(0);
+    for i in 0..1000 {
+        let r = c
+            .command(&CommandBody::PlaceOrder {
+                table: format!("{}", i % 50 + 1),
+                lines: vec![line("burger-classic", 1), line("fries", 1)],
+            })
+            .await?;
+        anyhow::ensure!(r.ok, "place_order refused: {r:?}");
+    }
+    drop(c);
+    let events = d.metric("docket_seq")? as u64;
+    let open = d.metric("docket_open_orders")? as u64;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        d.terminate()?;
+        let t0 = Instant::now();
+        d.restart()?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(json!({
+        "events": events, "open_orders": open,
+        "ready_ms": times, "restart_ms": times[times.len() / 2],
+        "rss_mb": proc_rss_mb(d.pid().unwrap_or(0)),
+        "load": format!("{events} events, {open} open orders; start → /healthz 200, median of 3"),
+    }))
 }
 
 /// The uplink catching up: a backlog built with PostgreSQL down, then PostgreSQL up while a
@@ -618,6 +665,12 @@ fn markdown(
             v["baseline"]["samples"], v["during_drain"]["samples"],
         );
     }
+    if let Some(v) = results.get("restart") {
+        o += &format!(
+            "\nrestart: {} events and {} open orders in the store: start → READY in {} ms (median of 3: {}).\n",
+            v["events"], v["open_orders"], num(f(v, "restart_ms"), 0), v["ready_ms"]
+        );
+    }
     if let Some(v) = results.get("seed").and_then(|v| f(v, "idle_rss_mb")) {
         o += &format!("\nidle RSS (seed, before the load): {v:.1} MB.\n");
     }
@@ -652,7 +705,7 @@ fn machine() -> Value {
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let names: Vec<&str> = if a.scenario == "all" {
-        vec!["seed", "x10", "x100", "flat-out", "backlog"]
+        vec!["seed", "x10", "x100", "flat-out", "backlog", "restart"]
     } else {
         a.scenario.split(',').collect()
     };
@@ -664,13 +717,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("scenario {n}"))?;
         results.insert((*n).to_owned(), v);
     }
-    let not_yet = [
-        "connections",
-        "restart",
-        "reconnect-storm",
-        "broker-hop",
-        "browser",
-    ];
+    let not_yet = ["connections", "reconnect-storm", "broker-hop", "browser"];
     println!(
         "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>5} {:>5} {:>8} {:>6}",
         "scenario",
@@ -704,6 +751,12 @@ async fn main() -> anyhow::Result<()> {
                 v["backlog_events"], v["catch_up_seconds"].as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0),
                 v["baseline"]["p50_ms"].as_f64().unwrap_or(0.0), v["baseline"]["p99_ms"].as_f64().unwrap_or(0.0),
                 v["during_drain"]["p50_ms"].as_f64().unwrap_or(0.0), v["during_drain"]["p99_ms"].as_f64().unwrap_or(0.0));
+        }
+        if let Some(r) = v.get("restart_ms") {
+            println!(
+                "           restart: {} events, {} open orders: start to READY {:.0} ms (median of 3)",
+                v["events"], v["open_orders"], r.as_f64().unwrap_or(0.0)
+            );
         }
         if let Some(r) = v.get("events_per_s") {
             println!(
