@@ -35,11 +35,7 @@ fn uplink_toml(pg: Option<&str>, redis: Option<&str>, batch: usize) -> String {
 /// completed at expo. Returns the box's last seq.
 async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
     let creds = |id: &str, role: &str, st: &[&str]| -> anyhow::Result<Creds> {
-        let id = format!("{id}-{tag}");
-        match d.add_device(&id, role, st) {
-            Ok(c) => Ok(c),
-            Err(e) => Err(e),
-        }
+        d.add_device(&format!("{id}-{tag}"), role, st)
     };
     let mut tablet = Client::connect(d.mqtt, &creds("tablet", "tablet", &[])?).await?;
     let mut grill = Client::connect(d.mqtt, &creds("grill", "station", &["grill"])?).await?;

@@ -3,6 +3,15 @@
 
 import { ageText } from './conn.js';
 
+/** Colour aging thresholds in ms from `?warn=&late=` (minutes; default yellow at 5, red at 8). */
+export function agingThresholds(params) {
+  const minutes = (name, dflt) => {
+    const v = Number(params.get(name));
+    return Number.isFinite(v) && v > 0 ? v : dflt;
+  };
+  return { warn: minutes('warn', 5) * 60000, late: minutes('late', 8) * 60000 };
+}
+
 export class CardList {
   constructor(container, build) {
     this.container = container;

@@ -328,11 +328,11 @@ export class Link {
 
   /** A new command: `{id, bytes, reply}` (reply is a promise). */
   command(body) {
-    const id = newCommandId();
-    const bytes = envelope(this.device.id, this.secret, id, body);
+    const { id, bytes } = this.seal(body);
     return { id, bytes, reply: this.send(id, bytes) };
   }
 
+  /** A new command's id and signed envelope, not sent yet (the tablet stores it first). */
   seal(body) {
     const id = newCommandId();
     return { id, bytes: envelope(this.device.id, this.secret, id, body) };

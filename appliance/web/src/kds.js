@@ -8,17 +8,12 @@ import { obtainDevice, Link, badge, el, BoxClock } from './conn.js';
 import { Follower } from './follow.js';
 import { allDay, stationLines } from './board.js';
 import { topics } from './wire.js';
-import { CardList } from './cards.js';
+import { CardList, agingThresholds } from './cards.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const station = (params.get('station') || '').trim();
-const minutes = (name, dflt) => {
-  const v = Number(params.get(name));
-  return Number.isFinite(v) && v > 0 ? v : dflt;
-};
-const WARN_MS = minutes('warn', 5) * 60000;
-const LATE_MS = minutes('late', 8) * 60000;
+const { warn: WARN_MS, late: LATE_MS } = agingThresholds(params);
 
 let link;
 let cards;

@@ -2,7 +2,8 @@
 //! themselves (one row per target in `uplink_cursor`), and pruning relayed events.
 //! A connection of its own; the engine's writer is never shared.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use docket_core::wire::{self, Event};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -11,6 +12,56 @@ use crate::store::{self, StoreError};
 
 pub struct Local {
     conn: Connection,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("local store: {0}")]
+    Store(#[from] StoreError),
+    #[error("a blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A relay task's `Local`: every call runs on the blocking pool, off the async workers.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Local>>);
+
+impl Shared {
+    pub async fn open(db: PathBuf) -> Result<Shared, LocalError> {
+        let local = tokio::task::spawn_blocking(move || Local::open(&db)).await??;
+        Ok(Shared(Arc::new(Mutex::new(local))))
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Local) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, LocalError> {
+        let l = self.0.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let guard = l.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard)
+        })
+        .await??)
+    }
+
+    /// The cursor of `target` and up to `limit` events after it.
+    pub async fn next_batch(
+        &self,
+        target: &'static str,
+        limit: usize,
+    ) -> Result<(u64, Vec<Event>), LocalError> {
+        self.run(move |l| {
+            let c = l.cursor(target)?;
+            Ok((c, l.events_after(c, limit)?))
+        })
+        .await
+    }
+
+    /// Wall-clock age in seconds of the oldest event after `cursor` (0 when there is none).
+    pub async fn lag_seconds(&self, cursor: u64, now_ms: u64) -> Result<u64, LocalError> {
+        let (_, oldest) = self.run(move |l| l.backlog(cursor)).await?;
+        Ok(oldest.map_or(0, |at| now_ms.saturating_sub(at) / 1000))
+    }
 }
 
 impl Local {

@@ -15,7 +15,7 @@ use docket_core::wire::{Event, EventKind};
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use super::local::Local;
+use super::local::{LocalError, Shared};
 use super::{pause, Backoff, Health};
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
@@ -44,10 +44,8 @@ pub enum PgError {
     ConnectTimeout(Duration),
     #[error("TLS setup: {0}")]
     Tls(String),
-    #[error("local store: {0}")]
-    Local(#[from] crate::store::StoreError),
-    #[error("a blocking task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -87,38 +85,37 @@ pub async fn connect(url: &SecretUrl, u: &Uplink) -> Result<Client, PgError> {
     config.connect_timeout(timeout);
     config.application_name("docketd");
     config.options(format!("-c statement_timeout={}", u.statement_timeout_ms));
-    let client = if wants_tls(url.expose()) {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PgError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-        let (client, conn) = tokio::time::timeout(timeout, config.connect(connector))
-            .await
-            .map_err(|_| PgError::ConnectTimeout(timeout))??;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "PostgreSQL connection ended");
-            }
-        });
-        client
-    } else {
-        let (client, conn) = tokio::time::timeout(timeout, config.connect(NoTls))
-            .await
-            .map_err(|_| PgError::ConnectTimeout(timeout))??;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "PostgreSQL connection ended");
-            }
-        });
-        client
+    let connecting = async {
+        if wants_tls(url.expose()) {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PgError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+            let (client, conn) = config.connect(connector).await?;
+            tokio::spawn(drive(conn));
+            Ok(client)
+        } else {
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(drive(conn));
+            Ok(client)
+        }
     };
-    Ok(client)
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| PgError::ConnectTimeout(timeout))?
+}
+
+/// Runs a connection's I/O until it ends.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(conn: F) {
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "PostgreSQL connection ended");
+    }
 }
 
 /// Applies the cloud schema's pending migrations; returns the names it applied.
@@ -173,14 +170,13 @@ pub async fn run(r: Relay) {
     let m = &r.metrics.uplink.postgres;
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match open_local(&r).await {
+    let local = match Shared::open(r.db.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink postgres: cannot open the local store; relay stopped");
             return;
         }
     };
-    let local = Arc::new(std::sync::Mutex::new(local));
     let mut client: Option<Client> = None;
     let mut last_contact = Instant::now() - CONTACT_EVERY;
     let mut last_prune = Instant::now();
@@ -193,12 +189,10 @@ pub async fn run(r: Relay) {
                 client = None;
                 let c = connect(&r.url, &r.settings).await?;
                 let from_pg = site_last_seq(&c, &r.site_id).await?;
-                let l = local.clone();
-                let cursor = blocking(&l, |l| l.cursor(TARGET)).await?;
-                if from_pg > cursor {
-                    // A batch committed there before the box could record it here.
-                    blocking(&l, move |l| l.set_cursor(TARGET, from_pg, now_ms())).await?;
-                }
+                // A batch committed there before the box could record it here: skip it.
+                local
+                    .run(move |l| l.set_cursor(TARGET, from_pg, now_ms()))
+                    .await?;
                 client = Some(c);
             }
             let Some(c) = client.as_mut() else {
@@ -232,23 +226,6 @@ pub async fn run(r: Relay) {
     }
 }
 
-async fn open_local(r: &Relay) -> Result<Local, PgError> {
-    let db = r.db.clone();
-    Ok(tokio::task::spawn_blocking(move || Local::open(&db)).await??)
-}
-
-async fn blocking<T: Send + 'static>(
-    local: &Arc<std::sync::Mutex<Local>>,
-    f: impl FnOnce(&Local) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, PgError> {
-    let l = local.clone();
-    Ok(tokio::task::spawn_blocking(move || {
-        let guard = l.lock().unwrap_or_else(|p| p.into_inner());
-        f(&guard)
-    })
-    .await??)
-}
-
 async fn site_last_seq(c: &Client, site: &str) -> Result<u64, PgError> {
     let row = c
         .query_opt(
@@ -259,22 +236,20 @@ async fn site_last_seq(c: &Client, site: &str) -> Result<u64, PgError> {
     Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
 }
 
-async fn update_lag(r: &Relay, local: &Arc<std::sync::Mutex<Local>>) {
+async fn update_lag(r: &Relay, local: &Shared) {
     let m = &r.metrics.uplink.postgres;
-    let cursor = m.cursor.load(Relaxed);
-    if let Ok((_, oldest)) = blocking(local, move |l| l.backlog(cursor)).await {
-        let lag = oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000);
+    if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
         m.lag_seconds.store(lag, Relaxed);
     }
 }
 
-async fn prune(r: &Relay, local: &Arc<std::sync::Mutex<Local>>) {
+async fn prune(r: &Relay, local: &Shared) {
     if r.settings.retention_hours == 0 {
         return;
     }
     let relayed = r.metrics.uplink.postgres.cursor.load(Relaxed);
     let before = now_ms().saturating_sub(r.settings.retention_hours * 3_600_000);
-    match blocking(local, move |l| l.prune(relayed, before)).await {
+    match local.run(move |l| l.prune(relayed, before)).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             events = n,
@@ -289,16 +264,11 @@ async fn prune(r: &Relay, local: &Arc<std::sync::Mutex<Local>>) {
 async fn relay_once(
     r: &Relay,
     client: &mut Client,
-    local: &Arc<std::sync::Mutex<Local>>,
+    local: &Shared,
     last_contact: &mut Instant,
 ) -> Result<usize, PgError> {
     let m = &r.metrics.uplink.postgres;
-    let batch = r.settings.batch_size;
-    let (cursor, events) = blocking(local, move |l| {
-        let c = l.cursor(TARGET)?;
-        Ok((c, l.events_after(c, batch)?))
-    })
-    .await?;
+    let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
     m.cursor.store(cursor, Relaxed);
     if events.is_empty() {
         m.lag_seconds.store(0, Relaxed);
@@ -318,7 +288,9 @@ async fn relay_once(
     let last = events.last().map_or(cursor, |e| e.seq);
     write_batch(client, &r.site_id, &events, &r.prices).await?;
     *last_contact = Instant::now();
-    blocking(local, move |l| l.set_cursor(TARGET, last, now_ms())).await?;
+    local
+        .run(move |l| l.set_cursor(TARGET, last, now_ms()))
+        .await?;
     m.cursor.store(last, Relaxed);
     m.relayed.fetch_add(events.len() as u64, Relaxed);
     update_lag(r, local).await;
@@ -387,29 +359,28 @@ pub async fn write_batch(
         v.dedup();
         v
     };
-    let mut prior: HashMap<(String, u32), (String, Option<i64>)> = HashMap::new();
+    // Ready lines (and since when) head office already has, by order.
+    let mut prior: HashMap<String, BTreeMap<u32, i64>> = HashMap::new();
     for row in tx
         .query(
-            "SELECT order_id, n, status, (extract(epoch FROM ready_at) * 1000)::bigint
-             FROM docket.order_lines WHERE site_id = $1 AND order_id = ANY($2)",
+            "SELECT order_id, n, (extract(epoch FROM ready_at) * 1000)::bigint
+             FROM docket.order_lines
+             WHERE site_id = $1 AND order_id = ANY($2)
+               AND status = 'ready' AND ready_at IS NOT NULL",
             &[&site, &touched],
         )
         .await?
     {
         let n: i32 = row.get(1);
-        prior.insert((row.get(0), n as u32), (row.get(2), row.get(3)));
+        prior
+            .entry(row.get(0))
+            .or_default()
+            .insert(n as u32, row.get(2));
     }
     let mut projected: BTreeMap<&str, Projected> = BTreeMap::new();
     for e in events {
         let p = projected.entry(e.order_id.as_str()).or_insert_with(|| {
-            let mut ready_at = BTreeMap::new();
-            for ((o, n), (status, at)) in &prior {
-                if o == &e.order_id && status == "ready" {
-                    if let Some(at) = at {
-                        ready_at.insert(*n, *at);
-                    }
-                }
-            }
+            let ready_at = prior.remove(&e.order_id).unwrap_or_default();
             Projected {
                 order: &e.order,
                 completed_at: None,

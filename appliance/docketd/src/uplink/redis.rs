@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::local::Local;
+use super::local::{LocalError, Shared};
 use super::{pause, Backoff, Health};
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
@@ -27,10 +27,8 @@ pub enum RedisError {
     Redis(#[from] redis::RedisError),
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("local store: {0}")]
-    Local(#[from] crate::store::StoreError),
-    #[error("a blocking task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -66,13 +64,8 @@ pub async fn run(r: Relay) {
     let m = &r.metrics.uplink.redis;
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let db = r.db.clone();
-    let local = match tokio::task::spawn_blocking(move || Local::open(&db)).await {
-        Ok(Ok(l)) => Arc::new(std::sync::Mutex::new(l)),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
-            return;
-        }
+    let local = match Shared::open(r.db.clone()).await {
+        Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
             return;
@@ -107,12 +100,8 @@ pub async fn run(r: Relay) {
             Err(e) => {
                 conn = None;
                 health.failed(m, &e);
-                let cursor = m.cursor.load(Relaxed);
-                if let Ok(Ok((_, oldest))) = blocking(&local, move |l| l.backlog(cursor)).await {
-                    m.lag_seconds.store(
-                        oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000),
-                        Relaxed,
-                    );
+                if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
+                    m.lag_seconds.store(lag, Relaxed);
                 }
                 if !pause(&r.stop, backoff.next_delay()).await {
                     return;
@@ -120,18 +109,6 @@ pub async fn run(r: Relay) {
             }
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    local: &Arc<std::sync::Mutex<Local>>,
-    f: impl FnOnce(&Local) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<Result<T, crate::store::StoreError>, tokio::task::JoinError> {
-    let l = local.clone();
-    tokio::task::spawn_blocking(move || {
-        let guard = l.lock().unwrap_or_else(|p| p.into_inner());
-        f(&guard)
-    })
-    .await
 }
 
 /// The seq of the stream's last entry (0 when empty or absent).
@@ -159,15 +136,10 @@ async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, Red
 async fn relay_once(
     r: &Relay,
     c: &mut MultiplexedConnection,
-    local: &Arc<std::sync::Mutex<Local>>,
+    local: &Shared,
 ) -> Result<usize, RedisError> {
     let m = &r.metrics.uplink.redis;
-    let batch = r.settings.batch_size;
-    let (cursor, events) = blocking(local, move |l| {
-        let c = l.cursor(TARGET)?;
-        Ok((c, l.events_after(c, batch)?))
-    })
-    .await??;
+    let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
     m.cursor.store(cursor, Relaxed);
     if events.is_empty() {
         m.lag_seconds.store(0, Relaxed);
@@ -210,13 +182,12 @@ async fn relay_once(
         .ignore();
     let t = Duration::from_millis(r.settings.statement_timeout_ms);
     timed(t, pipe.query_async::<()>(c)).await?;
-    blocking(local, move |l| l.set_cursor(TARGET, last, now_ms())).await??;
+    local
+        .run(move |l| l.set_cursor(TARGET, last, now_ms()))
+        .await?;
     m.cursor.store(last, Relaxed);
     m.relayed.fetch_add(appended as u64, Relaxed);
-    let (_, oldest) = blocking(local, move |l| l.backlog(last)).await??;
-    m.lag_seconds.store(
-        oldest.map_or(0, |at| now_ms().saturating_sub(at) / 1000),
-        Relaxed,
-    );
+    m.lag_seconds
+        .store(local.lag_seconds(last, now_ms()).await?, Relaxed);
     Ok(events.len())
 }
