@@ -2,16 +2,20 @@
 # Benchmarks: builds the release docketd and docket-load, then runs the scenarios against a
 # docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
 #
-#   scripts/bench.sh                     every scenario available so far (a few minutes)
+#   scripts/bench.sh                     every scenario (about 15 minutes)
 #   scripts/bench.sh --quick             a 1-minute smoke run (short phases, 10,000-event backlog)
-#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, backlog, restart;
+#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, broker-hop,
+#                                        browser, connections, reconnect-storm, backlog, restart;
 #                                        or a,b)
 #   scripts/bench.sh --duration 60       seconds of measured load per scenario (default 30)
+#   scripts/bench.sh --connections 2000  devices in the connections scenario (default 10,000)
 #   scripts/bench.sh --json out.json     also write the results (with the machine) as JSON
 #   scripts/bench.sh --update-docs       put this run's results into docs/benchmarks.md
 #   scripts/bench.sh --debug             use the dev build (CI: one build profile) instead
 #
-# The backlog scenario starts its own PostgreSQL (Debian's postgresql package; see test.sh).
+# Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog, Mosquitto for
+# broker-hop and connections, Chromium and playwright-core for browser) and raises the open-file
+# limit for the connections scenario (docketd holds 3 descriptors per connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +23,15 @@ scenario=all
 duration=30
 backlog=100000
 restart_events=1000000
+connections=10000
+hop_messages=50000
 json=""
 profile=release
 update_docs=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --quick) duration=8; backlog=10000; restart_events=20000 ;;
+        --quick) duration=8; backlog=10000; restart_events=20000; hop_messages=10000 ;;
+        --connections) connections=$2; shift ;;
         --restart-events) restart_events=$2; shift ;;
         --scenario) scenario=$2; shift ;;
         --duration) duration=$2; shift ;;
@@ -32,11 +39,17 @@ while [[ $# -gt 0 ]]; do
         --backlog-events) backlog=$2; shift ;;
         --debug) profile=debug ;;
         --update-docs) update_docs=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+. scripts/prereqs.sh
+docket_prereqs >/dev/null
+docket_browser_deps
+# 10,000 connections: docketd holds 3 descriptors each, Mosquitto and docket-load 1.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "bench: building docketd and docket-load ($profile)"
 build=(cargo build --locked --workspace --bins)
@@ -47,7 +60,8 @@ export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"
 md=$(mktemp)
 trap 'rm -f "$md"' EXIT
 args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
-    --restart-events "$restart_events" --markdown "$md")
+    --restart-events "$restart_events" --connections "$connections" --hop-messages "$hop_messages"
+    --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"

@@ -9,35 +9,8 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n== %s\n' "$*"; }
 
 step "prerequisites"
-# The end-to-end tests signal the daemon with kill(1) (procps); the pages are built and tested
-# with Node.js (>= 20) and npm; the browser tests drive Debian's Chromium.
-CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-export CHROMIUM
-missing=()
-[ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)
-command -v cc >/dev/null || missing+=(gcc libc6-dev)
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
-[ -x "$CHROMIUM" ] || missing+=(chromium)
-# The uplink tests start their own PostgreSQL and Redis servers (free ports, temp dirs).
-if [ -z "${DOCKET_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-    missing+=(postgresql)
-fi
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v setpriv >/dev/null || missing+=(util-linux)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-    echo "test.sh: Node.js >= 20 is needed for the pages (found $(node --version))" >&2
-    exit 1
-fi
-echo "node $(node --version), npm $(npm --version), $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
-command -v cargo >/dev/null || { echo "test.sh: cargo is missing: install Rust (rustup) first" >&2; exit 1; }
-cargo --version
-rustc --version
+. scripts/prereqs.sh
+docket_prereqs
 
 step "format"
 cargo fmt --all -- --check
@@ -57,11 +30,8 @@ export DOCKETD_BIN="$PWD/target/debug/docketd"
 cargo test --workspace --locked -- --test-threads="${DOCKET_TEST_THREADS:-4}"
 
 step "pages in headless Chromium"
+docket_browser_deps
 cd tests/browser
-if ! cmp -s package-lock.json node_modules/.docket-installed-lock 2>/dev/null; then
-    npm ci --no-audit --no-fund --loglevel=error
-    cp package-lock.json node_modules/.docket-installed-lock
-fi
 export DOCKET_ARTIFACTS="${DOCKET_ARTIFACTS:-$PWD/../../target/browser-artifacts}"
 browser_status=0
 node --test --test-concurrency=1 ./*.test.mjs || browser_status=$?

@@ -253,6 +253,24 @@ impl Daemon {
         Ok(serde_json::from_str(out.trim())?)
     }
 
+    /// Adds many devices in one `docketd device import` (one transaction).
+    pub fn import_devices(
+        &self,
+        devices: &[(String, &str, &[&str])],
+    ) -> anyhow::Result<Vec<Creds>> {
+        let input: String = devices
+            .iter()
+            .map(|(id, role, stations)| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"id": id, "role": role, "stations": stations})
+                )
+            })
+            .collect();
+        let out = self.cli_with_stdin(&["device", "import"], &input)?;
+        out.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
     /// A plain HTTP/1.1 GET on the daemon's HTTP port: (status, body).
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.http))?;

@@ -344,3 +344,61 @@ impl Drop for Redis {
         self.kill9();
     }
 }
+
+/// Mosquitto on a free loopback port: the benchmark's reference broker. Anonymous logins,
+/// nothing persisted, TCP_NODELAY on (its best setting for latency, as docketd's front door).
+pub struct Mosquitto {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Mosquitto {
+    pub fn start() -> anyhow::Result<Mosquitto> {
+        let dir = tempfile::Builder::new()
+            .prefix("docket-mosquitto-")
+            .tempdir()?;
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n\
+                 set_tcp_nodelay true\nmax_connections -1\nmax_queued_messages 100000\n\
+                 log_dest file {}\nlog_type error\nlog_type warning\n",
+                dir.path().join("mosquitto.log").display()
+            ),
+        )?;
+        let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto (apt-get install mosquitto)")?;
+        let m = Mosquitto { dir, port, child };
+        let deadline = Instant::now() + DEADLINE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on {port} within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(m)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -383,3 +383,71 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     assert_eq!(status, 401);
     Ok(())
 }
+
+/// `device import`: many devices in one transaction, each usable at once; a malformed, invalid
+/// or duplicate line (or an id already in the store) adds none of them and names the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_adds_all_or_nothing() -> R {
+    let d = Daemon::start()?;
+    let before = device_count(&d)?;
+    let bad = [
+        ("{\"id\":\"t-1\",\"role\":\"tablet\"}\nnot json\n", "line 2"),
+        (
+            "{\"id\":\"t-1\",\"role\":\"tablet\"}\n{\"id\":\"t-2\",\"role\":\"chef\"}\n",
+            "line 2",
+        ),
+        (
+            "{\"id\":\"t-1\",\"role\":\"tablet\"}\n\n{\"id\":\"t-1\",\"role\":\"expo\"}\n",
+            "line 3",
+        ),
+        ("{\"id\":\"s-1\",\"role\":\"station\"}\n", "line 1"),
+        (
+            "{\"id\":\"t-1\",\"role\":\"tablet\",\"secret\":\"00\"}\n",
+            "line 1",
+        ),
+    ];
+    for (input, want) in bad {
+        let err = d
+            .cli_with_stdin(&["device", "import"], input)
+            .expect_err(input)
+            .to_string();
+        assert!(err.contains(want), "{input:?}: {err}");
+        assert_eq!(device_count(&d)?, before, "{input:?} added devices");
+    }
+    let devices: Vec<(String, &str, &[&str])> = (0..300)
+        .map(|i| {
+            if i % 3 == 0 {
+                (format!("imp-{i}"), "station", &["grill"][..])
+            } else {
+                (format!("imp-{i}"), "tablet", &[][..])
+            }
+        })
+        .collect();
+    let creds = d.import_devices(&devices)?;
+    assert_eq!(creds.len(), 300);
+    assert_eq!(device_count(&d)?, before + 300);
+    let mut secrets: Vec<&str> = creds.iter().map(|c| c.secret.as_str()).collect();
+    secrets.sort();
+    secrets.dedup();
+    assert_eq!(secrets.len(), 300, "every device gets its own secret");
+    // An id that already exists: the whole import is refused.
+    let again =
+        "{\"id\":\"imp-new\",\"role\":\"tablet\"}\n{\"id\":\"imp-7\",\"role\":\"tablet\"}\n";
+    let err = d
+        .cli_with_stdin(&["device", "import"], again)
+        .expect_err("duplicate of a stored id")
+        .to_string();
+    assert!(err.contains("imp-7"), "{err}");
+    assert_eq!(device_count(&d)?, before + 300);
+    // The imported credentials work at once.
+    let last = creds.last().context("one device")?;
+    let mut c = Client::connect(d.mqtt, last).await?;
+    let r = c
+        .command(&CommandBody::PlaceOrder {
+            table: "4".into(),
+            lines: vec![line("fries", 1)],
+        })
+        .await?;
+    assert!(r.ok, "{r:?}");
+    Ok(())
+}

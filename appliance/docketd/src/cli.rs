@@ -42,6 +42,64 @@ pub fn device_add(cfg: &Config, id: &str, role: &str, stations: &[String]) -> an
     Ok(())
 }
 
+/// One device to import: the same fields as `device add`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    id: String,
+    role: String,
+    #[serde(default)]
+    stations: Vec<String>,
+}
+
+/// At most this many devices per import (far above any restaurant; bounds a mistaken input).
+pub const IMPORT_MAX: usize = 100_000;
+
+/// Adds many devices at once from JSON lines (`{"id":…,"role":…,"stations":[…]}`; blank lines
+/// ignored), all or nothing: a malformed, invalid or duplicate line (in the input or already in
+/// the store) adds none and names the line. Prints one JSON line per device, as `add` does.
+pub fn device_import(cfg: &Config, input: impl std::io::BufRead) -> anyhow::Result<()> {
+    let now = now_ms();
+    let mut rows = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (i, text) in input.lines().enumerate() {
+        let n = i + 1;
+        let text = text.with_context(|| format!("reading line {n}"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        if rows.len() == IMPORT_MAX {
+            anyhow::bail!("line {n}: more than {IMPORT_MAX} devices in one import");
+        }
+        let l: ImportLine = serde_json::from_str(&text).with_context(|| {
+            format!("line {n}: not a device (want {{\"id\",\"role\",\"stations\"}})")
+        })?;
+        let row =
+            new_device(&l.id, &l.role, &l.stations, now).with_context(|| format!("line {n}"))?;
+        if !ids.insert(row.id.clone()) {
+            anyhow::bail!("line {n}: device {} appears twice", row.id);
+        }
+        rows.push(row);
+    }
+    let mut conn = open(cfg)?;
+    let tx = conn.transaction()?;
+    for (i, row) in rows.iter().enumerate() {
+        store::devices::add(&tx, row).with_context(|| format!("device {} of the import", i + 1))?;
+    }
+    tx.commit()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for row in &rows {
+        let mut line =
+            json!({"id": row.id, "role": row.role.as_str(), "secret": hex::encode(row.secret)});
+        if !row.stations.is_empty() {
+            line["stations"] = json!(row.stations);
+        }
+        std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
 pub fn device_revoke(cfg: &Config, id: &str) -> anyhow::Result<()> {
     store::devices::revoke(&open(cfg)?, id, now_ms())?;
     println!("{}", json!({"id": id, "revoked": true}));

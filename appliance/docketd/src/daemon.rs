@@ -109,7 +109,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots(
+        cfg.max_connections,
+    )));
     for (listener, upstream) in public
         .into_iter()
         .zip(std::iter::once(internal_v4).chain(internal_v5))
@@ -249,4 +251,45 @@ async fn watch_devices(
             }
         }
     }
+}
+
+/// File descriptors one MQTT or WebSocket connection costs: the device's socket, the front
+/// door's socket to rumqttd, and rumqttd's end of it.
+const FDS_PER_CONNECTION: u64 = 3;
+/// Descriptors kept for SQLite, listeners, the uplink and the HTTP API.
+const FDS_RESERVED: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one and returns how many connections fit in it:
+/// `max_connections`, or fewer (with a warning naming the fix) when the limit is too low, so a
+/// full box refuses new connections cleanly instead of failing accepts with EMFILE.
+fn connection_slots(max_connections: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
+        if cur < max {
+            let raised = rustix::process::Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                lim = raised;
+            }
+        }
+    }
+    // None is "unlimited".
+    let limit = lim.current.unwrap_or(u64::MAX);
+    let fit = usize::try_from(limit.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if fit < max_connections {
+        tracing::warn!(
+            open_files = limit,
+            max_connections,
+            admitted = fit,
+            "the open-file limit admits fewer connections than mqtt.max_connections; \
+             raise it (systemd LimitNOFILE=, or ulimit -n) to {}",
+            max_connections as u64 * FDS_PER_CONNECTION + FDS_RESERVED
+        );
+    }
+    fit.min(max_connections)
 }

@@ -67,6 +67,12 @@ enum DeviceCommand {
         #[command(flatten)]
         device: DeviceSpec,
     },
+    /// Add many devices at once: JSON lines `{"id":…,"role":…,"stations":[…]}` on stdin, all or
+    /// nothing; prints one JSON line per device with its secret, as `add` does.
+    Import {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Revoke a device: it is cut off at once and can never reconnect.
     Revoke {
         #[arg(long)]
@@ -152,6 +158,8 @@ fn main() -> ExitCode {
         Command::Device { command } => match command {
             DeviceCommand::Add { config, device: d } => load(config.as_deref())
                 .and_then(|c| cli::device_add(&c, &d.id, &d.role, &d.stations)),
+            DeviceCommand::Import { config } => load(config.as_deref())
+                .and_then(|c| cli::device_import(&c, std::io::stdin().lock())),
             DeviceCommand::Revoke { config, id } => {
                 load(config.as_deref()).and_then(|c| cli::device_revoke(&c, &id))
             }

@@ -1,0 +1,131 @@
+//! `connections`: many connected devices with the seed load on top (docketd's RSS and CPU from
+//! /proc), then the same connection counts held by Mosquitto for its RSS beside ours.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use docket_tests::servers::Mosquitto;
+use docket_tests::{Client, Daemon};
+use serde_json::{json, Value};
+
+use crate::{connect_many, open_loop, proc_rss_mb, Args};
+
+/// Devices the seed load brings itself: 50 tablets, 10 screens and the kitchen.
+const SEED_DEVICES: usize = 61;
+
+/// The soft open-file limit of this process (children inherit it).
+pub fn open_file_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub async fn connections(a: &Args) -> anyhow::Result<Value> {
+    let most = a.connections.max(600);
+    // docketd spends 3 descriptors per connection (see daemon.rs), this process 1.
+    let need = most as u64 * 3 + 1024;
+    let have = open_file_limit();
+    if have < need {
+        bail!(
+            "{most} connections need an open-file limit of at least {need} (this one is {have}); \
+             scripts/bench.sh raises it (ulimit -n)"
+        );
+    }
+    let d = Daemon::start()?;
+    let pid = d.pid().unwrap_or(0);
+    let idle_rss = proc_rss_mb(pid);
+    let mut held: Vec<Client> = Vec::new();
+    let mut phases = Vec::new();
+    let mut failures = 0usize;
+    for total in [600, most] {
+        let add = total - SEED_DEVICES - held.len();
+        let list: Vec<(String, &str, &[&str])> = (held.len()..held.len() + add)
+            .map(|i| (format!("conn-{i}"), "tablet", &[][..]))
+            .collect();
+        let creds = d.import_devices(&list)?;
+        eprintln!("connections: connecting {add} more devices");
+        let t0 = Instant::now();
+        let (clients, failed) = connect_many(d.mqtt, &creds, 256).await;
+        let connect_s = t0.elapsed().as_secs_f64();
+        if let Some(e) = failed.first() {
+            eprintln!("connections: {} failed, e.g. {e}", failed.len());
+        }
+        failures += failed.len();
+        held.extend(clients);
+        let rss_connected = proc_rss_mb(pid);
+        eprintln!(
+            "connections: {} idle devices held; seed load on top",
+            held.len()
+        );
+        let v = open_loop(&d, &format!("conn{total}"), 50, 2.0, 10, a.duration, None).await?;
+        let dropped = held.iter().filter(|c| !c.is_connected()).count();
+        failures += dropped;
+        phases.push(json!({
+            "devices": held.len() + SEED_DEVICES,
+            "connect_seconds": connect_s,
+            "connects_per_s": add as f64 / connect_s,
+            "failed": failed.len(), "dropped": dropped,
+            "rss_connected_mb": rss_connected,
+            "rss_mb": v["rss_mb"], "cpu_pct": v["cpu_pct"],
+            "p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"], "p999_ms": v["p999_ms"],
+            "max_ms": v["max_ms"], "orders_per_s": v["orders_per_s"],
+            "lost": v["lost"], "duplicated": v["duplicated"],
+        }));
+    }
+    let last = phases.last().cloned().unwrap_or_default();
+    let rss_most = last["rss_mb"].as_f64().unwrap_or(0.0);
+    drop(held);
+    drop(d);
+
+    // The reference: Mosquitto holding the same numbers of connections (no load).
+    let m = Mosquitto::start()?;
+    let m_idle = proc_rss_mb(m.pid());
+    let mut m_held = Vec::new();
+    let mut m_rss = Vec::new();
+    let mut m_failed = 0usize;
+    for total in [600, most] {
+        let mut set = tokio::task::JoinSet::new();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+        for i in m_held.len()..total {
+            let (port, gate) = (m.port, gate.clone());
+            set.spawn(async move {
+                let _p = gate.acquire_owned().await;
+                let id = format!("mq-{i}");
+                Client::connect_raw(port, &id, &id, "x").await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(c)) => m_held.push(c),
+                _ => m_failed += 1,
+            }
+        }
+        m_rss.push(json!({"devices": m_held.len(), "rss_mb": proc_rss_mb(m.pid())}));
+    }
+    let m_most = m_rss
+        .last()
+        .and_then(|v| v["rss_mb"].as_f64())
+        .unwrap_or(0.0);
+    Ok(json!({
+        "load": format!("{most} connected devices (idle tablets) + seed load"),
+        "devices": most,
+        "phases": phases,
+        "failures": failures,
+        "idle_rss_mb": idle_rss,
+        "rss_600_mb": phases[0]["rss_mb"],
+        "kb_per_connection": (rss_most - idle_rss) * 1024.0 / most as f64,
+        "mosquitto": {
+            "idle_rss_mb": m_idle, "held": m_rss, "failed": m_failed,
+            "kb_per_connection": (m_most - m_idle) * 1024.0 / most as f64,
+        },
+        "p50_ms": last["p50_ms"], "p99_ms": last["p99_ms"], "p999_ms": last["p999_ms"],
+        "max_ms": last["max_ms"], "orders_per_s": last["orders_per_s"],
+        "lost": last["lost"], "duplicated": last["duplicated"],
+        "rss_mb": rss_most, "cpu_pct": last["cpu_pct"],
+    }))
+}
