@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
 use crate::api::ApiState;
@@ -144,7 +145,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(http_listener, app.into_make_service())
+            // TCP_NODELAY: pages speak MQTT over this WebSocket; with Nagle on, a reply sent
+            // right after a PUBACK waited ~40 ms for the browser's delayed ACK.
+            let listener = http_listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
+                }
+            });
+            axum::serve(listener, app.into_make_service())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         })

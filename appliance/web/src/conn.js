@@ -306,7 +306,13 @@ export class Link {
 
   publish(id, p) {
     p.sentAt = Date.now();
-    if (this.state === 'live') this.client.publish(topics.cmd(this.device.id), p.bytes, { qos: 1 });
+    if (this.state !== 'live') return;
+    // A send's first publish is marked when asked (`send(id, bytes, mark)`): bench-render.mjs.
+    if (p.mark) {
+      perfMark(p.mark, id);
+      p.mark = null;
+    }
+    this.client.publish(topics.cmd(this.device.id), p.bytes, { qos: 1 });
   }
 
   resendStale() {
@@ -315,11 +321,14 @@ export class Link {
     for (const [id, p] of this.pending) if (now - p.sentAt > RESEND_MS) this.publish(id, p);
   }
 
-  /** Sends envelope bytes under `id` until the reply comes; resolves to the reply. */
-  send(id, bytes) {
+  /**
+   * Sends envelope bytes under `id` until the reply comes; resolves to the reply. `mark`: a
+   * Performance API mark name set (detail: `id`) when the command is first handed to MQTT.
+   */
+  send(id, bytes, mark = null) {
     const existing = this.pending.get(id);
     if (existing) return existing.promise;
-    const p = { bytes, sentAt: 0 };
+    const p = { bytes, sentAt: 0, mark };
     p.promise = new Promise((resolve) => (p.resolve = resolve));
     this.pending.set(id, p);
     this.publish(id, p);
@@ -337,6 +346,15 @@ export class Link {
     const id = newCommandId();
     return { id, bytes: envelope(this.device.id, this.secret, id, body) };
   }
+}
+
+/**
+ * `performance.mark(name, {detail})` for latency measurements (tests/browser/bench-render.mjs
+ * reads and clears them). Marks are kept until cleared: past 2000 of a name, they are dropped.
+ */
+export function perfMark(name, detail) {
+  if (performance.getEntriesByName(name, 'mark').length >= 2000) performance.clearMarks(name);
+  performance.mark(name, { detail });
 }
 
 /** The connection badge: `live` only when connected and in step with the box. */

@@ -4,7 +4,7 @@
 // comes from the retained snapshot, then events by seq, with a replay on any gap, and the badge
 // says "live" only when it is in step with the box.
 
-import { obtainDevice, Link, badge, el, BoxClock } from './conn.js';
+import { obtainDevice, Link, badge, el, BoxClock, perfMark } from './conn.js';
 import { Follower } from './follow.js';
 import { allDay, stationLines } from './board.js';
 import { topics } from './wire.js';
@@ -27,6 +27,8 @@ const firstSeen = new Map();
 let selected = null;
 /** Bumped order ids, most recent last (R recalls them in turn). */
 const bumped = [];
+/** The live `order_placed` event being rendered (set by follower.onEvent, taken by render). */
+let placing = null;
 
 function lineRow(order, l, first) {
   const cls = ['line', l.status];
@@ -71,11 +73,17 @@ function buildCard(order) {
 }
 
 function render(changed) {
+  const placed = placing;
+  placing = null;
   badge($('conn'), link ? link.state : 'connecting', follower.screen.synced);
   const live = link && link.state === 'live' && follower.screen.synced;
   $('board').classList.toggle('stale', !live);
   if (!changed || changed.size === 0) return;
   cards.update(follower.screen.orders, changed);
+  // A new order's card is in the DOM: mark `docket:card` {command, order} for bench-render.mjs.
+  if (placed && changed.has(placed.order_id) && cards.cards.get(placed.order_id)?.isConnected) {
+    perfMark('docket:card', { command: placed.command, order: placed.order_id });
+  }
   for (const id of changed) if (!follower.screen.orders.has(id)) firstSeen.delete(id);
   if (selected && !follower.screen.orders.has(selected)) selected = null;
   cards.tick(clock.now(), WARN_MS, LATE_MS);
@@ -185,6 +193,7 @@ async function main() {
   $('who').textContent = device.id;
   follower.onEvent = (ev) => {
     if (follower.screen.synced) clock.observe(ev.at);
+    placing = ev.type === 'order_placed' ? ev : null;
   };
   link = new Link(scope, device, {
     subscriptions: [[topics.menu, ...follower.subscriptions()[0]], follower.subscriptions()[1]],
