@@ -341,6 +341,27 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     .await?;
     assert_eq!(device("mgr-1").context("listed")?["online"], false);
 
+    // The box has taken the presence and dropped the broker's retained copy (rumqttd scans
+    // every retained message on every SUBSCRIBE). Retained messages of a first subscription
+    // arrive before those of a second: the menu arriving with no presence before it shows none.
+    let mut watcher = Client::connect(d.mqtt, &mgr).await?;
+    watcher.subscribe("docket/v1/devices/+/presence").await?;
+    watcher.subscribe(docket_core::wire::MENU_TOPIC).await?;
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), watcher.recv())
+            .await?
+            .context("watcher connection closed")?;
+        assert!(
+            !(m.topic.ends_with("/presence") && m.retain && !m.payload.is_empty()),
+            "retained presence still held: {}",
+            m.topic
+        );
+        if m.topic == docket_core::wire::MENU_TOPIC {
+            break;
+        }
+    }
+    assert!(device("tablet-1").is_some_and(|v| v["online"] == true));
+
     // A state change from another origin is refused (a cached Basic login must not be usable
     // by other pages), and changes nothing.
     let revoke = "/api/admin/devices/tablet-1/revoke";

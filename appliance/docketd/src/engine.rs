@@ -330,6 +330,10 @@ impl Engine {
             .strip_prefix("docket/v1/devices/")
             .and_then(|r| r.strip_suffix("/presence"))
         {
+            // Our own clear (below) comes back empty: nothing to learn from it.
+            if payload.is_empty() {
+                return Ok(());
+            }
             let online = match wire::decode::<String>(payload) {
                 Ok(s) => s == "online",
                 Err(_) => payload == b"online",
@@ -342,6 +346,11 @@ impl Engine {
             self.metrics
                 .online_devices
                 .store(online_now as u64, Relaxed);
+            // The box is the only reader of presence and has taken it: drop the broker's
+            // retained copy. rumqttd scans every retained message on every SUBSCRIBE, so one per
+            // device made each screen's reconnect cost grow with the number of devices.
+            let clear = Publish::new(topic.as_bytes().to_vec(), Vec::new(), true);
+            self.tx.push_packet(Packet::Publish(clear, None))?;
             return Ok(());
         }
         if let Some(current) = self.current.get(topic) {

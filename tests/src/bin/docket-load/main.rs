@@ -108,7 +108,7 @@ const BUDGETS: &[(&str, &str, &str, f64, bool)] = &[
     ),
     (
         "reconnect-storm",
-        "600 screens exact again <= 2 s",
+        "600 screens exact again <= 2 s (median of 3 storms)",
         "recover_ms",
         2000.0,
         false,
@@ -894,8 +894,10 @@ fn markdown(
     }
     if let Some(v) = results.get("reconnect-storm") {
         o += &format!(
-            "\nreconnect-storm: {}; every board exact again after {} ms (p50 {} ms); first connection of all of them at once: {} ms.\n",
-            v["load"].as_str().unwrap_or(""), num(f(v, "recover_ms"), 0), num(f(v, "p50_ms"), 0), num(f(v, "cold_start_ms"), 0),
+            "\nreconnect-storm: {}; every board exact again after {} ms (median of 3 storms: {:?} ms; a screen's p50 {} ms); first connection of all of them at once: {} ms.\n",
+            v["load"].as_str().unwrap_or(""), num(f(v, "recover_ms"), 0),
+            v["recoveries_ms"].as_array().map(|a| a.iter().filter_map(Value::as_f64).map(|x| x.round() as u64).collect::<Vec<_>>()).unwrap_or_default(),
+            num(f(v, "p50_ms"), 0), num(f(v, "cold_start_ms"), 0),
         );
     }
     if let Some(v) = results.get("browser") {
@@ -1034,7 +1036,7 @@ async fn main() -> anyhow::Result<()> {
         }
         if let Some(r) = v.get("recover_ms") {
             println!(
-                "                {} screens exact again {:.0} ms after reconnecting at once (cold start {:.0} ms)",
+                "                {} screens exact again {:.0} ms after reconnecting at once (median of 3 storms; cold start {:.0} ms)",
                 v["screens"], r.as_f64().unwrap_or(0.0), v["cold_start_ms"].as_f64().unwrap_or(0.0)
             );
         }

@@ -4,8 +4,9 @@
 //!
 //! 600 screens (by default) spread over the demo menu's four stations and expo follow the
 //! protocol's screen algorithm (events, then the retained board, then `replay` after its seq).
-//! 200 orders are open; while the screens are away 50 more are placed and 50 others bumped or
-//! completed, so every board has changed when they return. A screen is exact when its orders
+//! 200 orders are open; three times, the screens drop, 50 orders are placed and 50 others bumped
+//! or completed while they are away, and they all return at once; the median of the three
+//! recoveries is the number. A screen is exact when its orders
 //! (every field, every version) equal its reference's, at the final seq.
 
 use std::collections::BTreeMap;
@@ -180,47 +181,63 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
     let cold = first.iter().map(|x| x.2).max().unwrap_or_default();
     check(&first, &refs_at(&refs, seq).await?, seq)?;
 
-    // The storm: every screen's connection drops at once.
-    drop(first);
-    for i in 0..50 {
-        mgr.command(&CommandBody::PlaceOrder {
-            table: format!("{}", i % 40 + 1),
-            lines: vec![line(ITEMS[i % 4], 1)],
-        })
-        .await?;
-    }
-    for (i, o) in open.drain(..50).enumerate() {
-        let body = if i % 2 == 0 {
-            CommandBody::Complete { order_id: o }
-        } else {
-            CommandBody::Bump {
-                order_id: o,
-                station: BOARDS[i % 4].into(),
-            }
-        };
-        mgr.command(&body).await?;
-    }
-    let seq = d.metric("docket_seq")? as u64;
-    let expected = refs_at(&refs, seq).await?;
-    let pid = d.pid().unwrap_or(0);
-    let proc = Proc::start(&d);
-    eprintln!("reconnect-storm: {n} screens reconnect at once");
-    let back = all_at_once(d.mqtt, &screens).await?;
-    let cpu = proc.cpu_pct();
-    check(&back, &expected, seq)?;
+    // The storm, three times: every screen's connection drops at once; while they are away the
+    // boards change; they all come back at once. The median recovery is the number.
+    let mut screens_now = first;
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for (_, _, t, _) in &back {
-        h.record(us(*t))?;
+    let mut recoveries = Vec::new();
+    let mut cpus = Vec::new();
+    let mut expected = BTreeMap::new();
+    for round in 0..3 {
+        drop(std::mem::take(&mut screens_now));
+        for i in 0..50 {
+            mgr.command(&CommandBody::PlaceOrder {
+                table: format!("{}", i % 40 + 1),
+                lines: vec![line(ITEMS[(i + round) % 4], 1)],
+            })
+            .await?;
+        }
+        for (i, o) in open.drain(..50).enumerate() {
+            let body = if i % 2 == 0 {
+                CommandBody::Complete { order_id: o }
+            } else {
+                CommandBody::Bump {
+                    order_id: o,
+                    station: BOARDS[(i + 50 * round) % 4].into(),
+                }
+            };
+            mgr.command(&body).await?;
+        }
+        let seq = d.metric("docket_seq")? as u64;
+        expected = refs_at(&refs, seq).await?;
+        let proc = Proc::start(&d);
+        eprintln!(
+            "reconnect-storm: {n} screens reconnect at once ({})",
+            round + 1
+        );
+        let back = all_at_once(d.mqtt, &screens).await?;
+        cpus.push(proc.cpu_pct());
+        check(&back, &expected, seq)?;
+        let worst = back.iter().map(|x| x.2).max().unwrap_or_default();
+        recoveries.push(worst.as_secs_f64() * 1000.0);
+        for (_, _, t, _) in &back {
+            h.record(us(*t))?;
+        }
+        screens_now = back;
     }
-    let recover_ms = h.max() as f64 / 1000.0;
+    let pid = d.pid().unwrap_or(0);
+    let mut sorted = recoveries.clone();
+    sorted.sort_by(f64::total_cmp);
+    let recover_ms = sorted[1];
+    let cpu = cpus.iter().sum::<f64>() / cpus.len() as f64;
     let tickets: usize = expected.values().map(|v| v.orders.len()).sum();
     Ok(json!({
         "load": format!("{n} screens ({} boards, {tickets} tickets in all) reconnect at once", BOARDS.len()),
         "screens": n,
         "cold_start_ms": cold.as_secs_f64() * 1000.0,
-        "recover_ms": recover_ms,
+        "recover_ms": recover_ms, "recoveries_ms": recoveries,
         "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "p999_ms": ms(&h, 0.999),
-        "max_ms": recover_ms,
+        "max_ms": h.max() as f64 / 1000.0,
         "rss_mb": proc_rss_mb(pid), "cpu_pct": cpu,
     }))
 }
