@@ -509,6 +509,9 @@ impl Client {
         // waits ~40 ms for the box's delayed ACK.
         let mut net = ev.network_options();
         net.set_tcp_nodelay(true);
+        // The CONNACK deadline is ours (`handshake`), not rumqttc's 5 s: thousands of devices
+        // connecting at once queue behind each other.
+        net.set_connection_timeout(DEADLINE.as_secs());
         ev.set_network_options(net);
         let mut ev = handshake(ev).await?;
         let (tx, rx) = mpsc::unbounded_channel();

@@ -65,7 +65,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         let creds = d.import_devices(&list)?;
         eprintln!("connections: connecting {add} more devices");
         let t0 = Instant::now();
-        let (clients, failed) = connect_many(d.mqtt, &creds, 256).await;
+        let (clients, failed) = connect_many(d.mqtt, &creds, 64).await;
         let connect_s = t0.elapsed().as_secs_f64();
         if let Some(e) = failed.first() {
             eprintln!("connections: {} failed, e.g. {e}", failed.len());
