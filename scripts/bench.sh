@@ -3,7 +3,7 @@
 # docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
 #
 #   scripts/bench.sh                     every scenario (about 15 minutes)
-#   scripts/bench.sh --quick             a 1-minute smoke run (short phases, 10,000-event backlog)
+#   scripts/bench.sh --quick             a smoke run (short phases, 10,000-event backlog, 2,000 devices)
 #   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, broker-hop,
 #                                        browser, connections, reconnect-storm, backlog, restart;
 #                                        or a,b)
@@ -30,7 +30,7 @@ profile=release
 update_docs=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --quick) duration=8; backlog=10000; restart_events=20000; hop_messages=10000 ;;
+        --quick) duration=8; backlog=10000; restart_events=20000; hop_messages=10000; connections=2000 ;;
         --connections) connections=$2; shift ;;
         --restart-events) restart_events=$2; shift ;;
         --scenario) scenario=$2; shift ;;
