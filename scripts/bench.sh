@@ -54,6 +54,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "bench: building docketd and docket-load ($profile)"
 build=(cargo build --locked --workspace --bins)
 [[ $profile == release ]] && build+=(--release)
+# The dev build: the same targets as scripts/test.sh builds, so CI reuses them (--bins alone
+# unifies dependency features differently and rebuilds a good part of the tree).
+[[ $profile == debug ]] && build=(cargo build --locked --workspace --all-targets)
 "${build[@]}"
 target_dir=${CARGO_TARGET_DIR:-target}
 export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"

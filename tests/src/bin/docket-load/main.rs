@@ -173,6 +173,33 @@ impl Measure {
     }
 }
 
+impl Measure {
+    /// Copies of (order-to-screen, reply).
+    fn histograms(&self) -> (Histogram<u64>, Histogram<u64>) {
+        let get = |h: &Mutex<Histogram<u64>>| h.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (get(&self.to_screen), get(&self.reply))
+    }
+}
+
+/// Joins the screens and counts (lost, duplicated, out of order): every screen subscribed before
+/// the load started, so it must have every seq from `first_seq` to `last_seq`.
+async fn screen_counts(
+    screens: Vec<tokio::task::JoinHandle<anyhow::Result<ScreenStats>>>,
+    first_seq: u64,
+    last_seq: u64,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let (mut lost, mut dup, mut ooo) = (0, 0, 0);
+    for t in screens {
+        let s = t.await??;
+        dup += s.duplicated;
+        ooo += s.out_of_order;
+        lost += (first_seq..=last_seq)
+            .filter(|q| !s.seen.contains(q))
+            .count() as u64;
+    }
+    Ok((lost, dup, ooo))
+}
+
 fn us(d: Duration) -> u64 {
     (d.as_micros() as u64).max(1)
 }
@@ -492,24 +519,8 @@ async fn open_loop(
     let expected = d.metric("docket_seq")? as u64;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_screens.store(true, Relaxed);
-    let mut lost = 0;
-    let mut dup = 0;
-    let mut ooo = 0;
-    for t in screen_tasks {
-        let s = t.await??;
-        dup += s.duplicated;
-        ooo += s.out_of_order;
-        // Every screen subscribed before the load started: it must have every seq since.
-        lost += (first_seq..=expected)
-            .filter(|q| !s.seen.contains(q))
-            .count() as u64;
-    }
-    let h = m
-        .to_screen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let r = m.reply.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (lost, dup, ooo) = screen_counts(screen_tasks, first_seq, expected).await?;
+    let (h, r) = m.histograms();
     let orders = m.orders.load(Relaxed);
     Ok(json!({
         "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "p999_ms": ms(&h, 0.999),
@@ -633,21 +644,8 @@ async fn flat_out(d: &Daemon, clients: usize, secs: u64) -> anyhow::Result<Value
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_screens.store(true, Relaxed);
-    let (mut lost, mut dup, mut ooo) = (0, 0, 0);
-    for t in screens {
-        let s = t.await??;
-        dup += s.duplicated;
-        ooo += s.out_of_order;
-        lost += (first_seq..=expected)
-            .filter(|q| !s.seen.contains(q))
-            .count() as u64;
-    }
-    let h = m
-        .to_screen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let r = m.reply.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (lost, dup, ooo) = screen_counts(screens, first_seq, expected).await?;
+    let (h, r) = m.histograms();
     let orders = m.orders.load(Relaxed);
     let events = expected + 1 - first_seq;
     Ok(json!({
