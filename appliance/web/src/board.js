@@ -53,6 +53,10 @@ export class Screen {
 
   /** The retained board arrived. Returns the ids whose card must change. */
   snapshot(board) {
+    // In step up to or past this board (every event up to board.seq applied, no gap, no replay
+    // outstanding): it holds nothing new. Boards are republished after every change, so taking
+    // each one again would replay after every order.
+    if (this.synced && board.seq <= this.last) return new Set();
     const changed = new Set();
     const next = new Map();
     for (const o of board.orders) next.set(o.id, o);

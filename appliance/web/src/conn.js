@@ -313,6 +313,10 @@ export class Link {
       p.mark = null;
     }
     this.client.publish(topics.cmd(this.device.id), p.bytes, { qos: 1 });
+    // mqtt.js corks its stream for each packet and uncorks it from a setTimeout(0) (its
+    // `process.nextTick` in a browser), which waits behind the page's next layout and paint: flush
+    // now. The later uncork finds nothing corked.
+    this.client.stream?.uncork?.();
   }
 
   resendStale() {

@@ -84,6 +84,25 @@ test('a reconnect resets the position but keeps the cards until the next snapsho
   assert.equal(s.list().length, 0);
 });
 
+test('a board the screen is already past changes nothing and asks no replay', () => {
+  const s = new Screen('grill');
+  const o1 = order(1, 1, [fired('grill')]);
+  s.snapshot({ station: 'grill', seq: 2, orders: [] });
+  assert.equal(s.takeReplay(), 2);
+  s.replayPage({ ok: true, seq: 2, events: [], more: false });
+  s.event(ev(3, o1));
+  assert.ok(s.synced);
+  // The retained board republished at seq 3 (or an older copy): nothing new.
+  assert.equal(s.snapshot({ station: 'grill', seq: 3, orders: [o1] }).size, 0);
+  assert.equal(s.snapshot({ station: 'grill', seq: 1, orders: [] }).size, 0);
+  assert.equal(s.takeReplay(), null);
+  assert.equal(s.list().length, 1);
+  // A board past the screen (an event was lost) is taken, and a replay asked from it.
+  const changed = s.snapshot({ station: 'grill', seq: 5, orders: [] });
+  assert.ok(changed.has(o1.id));
+  assert.equal(s.takeReplay(), 5);
+});
+
 test('a failed replay is asked again', () => {
   const s = new Screen('grill');
   s.snapshot({ station: 'grill', seq: 4, orders: [] });
