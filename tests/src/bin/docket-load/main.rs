@@ -269,6 +269,29 @@ async fn screen(
     Ok(s)
 }
 
+/// Places an order, noting its send instant (the screens time order-to-screen from it) and
+/// recording the reply latency.
+async fn timed_place(
+    c: &mut Client,
+    sent: &Sent,
+    m: &Measure,
+    body: &CommandBody,
+) -> anyhow::Result<wire::Reply> {
+    let id = c.next_id();
+    let t0 = Instant::now();
+    sent.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), t0);
+    c.send_as(&id, body).await?;
+    let r = c.reply_to(&id).await?;
+    let _ = m
+        .reply
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record(us(t0.elapsed()));
+    Ok(r)
+}
+
 /// A tablet placing orders with Poisson arrivals at `per_min`, until `stop`.
 async fn tablet(
     mut c: Client,
@@ -309,25 +332,11 @@ async fn tablet(
                 l
             })
             .collect();
-        let id = c.next_id();
-        let t0 = Instant::now();
-        sent.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), t0);
-        c.send_as(
-            &id,
-            &CommandBody::PlaceOrder {
-                table: format!("{}", n + 1),
-                lines,
-            },
-        )
-        .await?;
-        let r = c.reply_to(&id).await?;
-        let _ = m
-            .reply
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(us(t0.elapsed()));
+        let body = CommandBody::PlaceOrder {
+            table: format!("{}", n + 1),
+            lines,
+        };
+        let r = timed_place(&mut c, &sent, &m, &body).await?;
         if r.ok {
             m.orders.fetch_add(1, Relaxed);
             if let Some(o) = r.order_id {
@@ -599,25 +608,11 @@ async fn flat_out(d: &Daemon, clients: usize, secs: u64) -> anyhow::Result<Value
         let (stop, sent, m) = (stop.clone(), sent.clone(), m.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Relaxed) {
-                let id = c.next_id();
-                let t = Instant::now();
-                sent.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), t);
-                c.send_as(
-                    &id,
-                    &CommandBody::PlaceOrder {
-                        table: "1".into(),
-                        lines: vec![line("burger-classic", 1)],
-                    },
-                )
-                .await?;
-                let r = c.reply_to(&id).await?;
-                let _ = m
-                    .reply
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record(us(t.elapsed()));
+                let body = CommandBody::PlaceOrder {
+                    table: "1".into(),
+                    lines: vec![line("burger-classic", 1)],
+                };
+                let r = timed_place(&mut c, &sent, &m, &body).await?;
                 let o = r.order_id.context("order id")?;
                 let r = c.command(&CommandBody::Complete { order_id: o }).await?;
                 anyhow::ensure!(r.ok, "complete refused: {r:?}");
