@@ -32,11 +32,21 @@ pub fn docketd_bin() -> PathBuf {
 }
 
 /// A TCP port nobody listens on right now.
+/// A port free right now and never handed out before by this process: the kernel may offer
+/// the same free port twice in a row (a daemon then got equal MQTT and MQTT v5 ports).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Device credentials as `docketd device add` prints them.
