@@ -47,10 +47,13 @@ pub enum Code {
     Internal,
     /// The box's disk is full: nothing was written; retry with the same id once space is back.
     StorageFull,
+    /// The device sent more commands than its rate limit allows; nothing was recorded: send it
+    /// again with the same id in a moment.
+    RateLimited,
 }
 
 impl Code {
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -78,6 +81,7 @@ impl Code {
         Code::NoMenu,
         Code::Internal,
         Code::StorageFull,
+        Code::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Code {
             Code::NoMenu => "no_menu",
             Code::Internal => "internal",
             Code::StorageFull => "storage_full",
+            Code::RateLimited => "rate_limited",
         }
     }
 }

@@ -62,6 +62,11 @@ fn server(
     }
 }
 
+/// Filters that exist from the broker's start. rumqttd drops a local link that publishes to a
+/// topic no filter matches, so without these the engine would have to subscribe to its own
+/// replies and events and receive each of them back (4 of the ~12 deliveries of an order).
+pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = ["docket/v1/reply/+", docket_core::wire::EVENTS_TOPIC];
+
 /// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
 /// front door (`front`) owns the public ports.
 pub fn rumqttd_config(
@@ -83,7 +88,12 @@ pub fn rumqttd_config(
             max_segment_size: cfg.segment_bytes,
             max_segment_count: cfg.segment_count,
             custom_segment: None,
-            initialized_filters: None,
+            initialized_filters: Some(
+                ENGINE_OUTPUT_FILTERS
+                    .iter()
+                    .map(|f| (*f).to_owned())
+                    .collect(),
+            ),
             shared_subscriptions_strategy: Default::default(),
         },
         v4: Some(v4),

@@ -105,6 +105,8 @@ pub struct RawEngine {
     pub max_batch: Option<usize>,
     pub board_interval_ms: Option<u64>,
     pub replay_page: Option<usize>,
+    pub commands_per_second: Option<usize>,
+    pub command_burst: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +136,9 @@ pub struct Config {
     pub max_batch: usize,
     pub board_interval_ms: u64,
     pub replay_page: usize,
+    /// Per-device command rate limit (0 = none) and burst.
+    pub commands_per_second: u32,
+    pub command_burst: u32,
     pub uplink: Uplink,
 }
 
@@ -350,6 +355,20 @@ impl RawConfig {
                 10_000,
             )? as u64,
             replay_page: bounded("engine.replay_page", self.engine.replay_page, 100, 1, 1000)?,
+            commands_per_second: bounded(
+                "engine.commands_per_second",
+                self.engine.commands_per_second,
+                50,
+                0,
+                1_000_000,
+            )? as u32,
+            command_burst: bounded(
+                "engine.command_burst",
+                self.engine.command_burst,
+                200,
+                1,
+                1_000_000,
+            )? as u32,
             uplink: uplink(self.uplink, &bounded)?,
         })
     }

@@ -64,6 +64,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_batch: cfg.max_batch,
         board_interval: Duration::from_millis(cfg.board_interval_ms),
         replay_page: cfg.replay_page,
+        rate_limit: crate::ratelimit::Limit {
+            per_second: cfg.commands_per_second,
+            burst: cfg.command_burst,
+        },
         version: VERSION.to_owned(),
     };
     let mut engine = Engine::new(

@@ -21,6 +21,7 @@ use rumqttd::Notification;
 
 use crate::devices::{DeviceRegistry, Lookup};
 use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimiter, Verdict};
 use crate::store::{Batch, Recorded, Store, StoreError};
 
 /// Where the engine proves it is alive: published and received back through the router.
@@ -61,16 +62,17 @@ pub struct EngineSettings {
     pub max_batch: usize,
     pub board_interval: Duration,
     pub replay_page: usize,
+    pub rate_limit: crate::ratelimit::Limit,
     pub version: String,
 }
 
-/// Filters the engine subscribes to. Replies and events are included so that each publish has
-/// a matching filter (rumqttd drops a local link that publishes to a topic nobody subscribes to).
-fn filters() -> [&'static str; 8] {
+/// Filters the engine subscribes to: commands, the state topics it owns (to restore foreign
+/// writes), presence and its heartbeat. Replies and events are not among them: the broker is
+/// started with filters for those ([`crate::broker::ENGINE_OUTPUT_FILTERS`]), so the engine's
+/// publishes always match one without coming back to it.
+fn filters() -> [&'static str; 6] {
     [
         wire::CMD_FILTER,
-        "docket/v1/reply/+",
-        wire::EVENTS_TOPIC,
         "docket/v1/board/+",
         wire::MENU_TOPIC,
         wire::STATUS_TOPIC,
@@ -90,6 +92,8 @@ struct Outcome {
 
 pub struct Engine {
     settings: EngineSettings,
+    /// Per-device command rate limit.
+    rate: RateLimiter,
     store: Store,
     site: Site,
     last_seq: u64,
@@ -145,6 +149,7 @@ impl Engine {
         let started_unix_ms = now_ms();
         metrics.started_unix_ms.store(started_unix_ms, Relaxed);
         let mut e = Engine {
+            rate: RateLimiter::new(settings.rate_limit),
             settings,
             store,
             site: Site {
@@ -410,6 +415,26 @@ impl Engine {
                     });
                 }
                 Checked::Ok { env, actor, body } => {
+                    if let Verdict::Refuse { first } =
+                        self.rate.check(&actor.device, Instant::now())
+                    {
+                        self.metrics.reject(Code::RateLimited);
+                        self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                        if first {
+                            tracing::warn!(device = %actor.device, limit = self.settings.rate_limit.per_second, burst = self.settings.rate_limit.burst, "device over its command rate limit: refusing with rate_limited (logged once per episode)");
+                        }
+                        let limit = self.settings.rate_limit;
+                        let rejection = Rejection::new(
+                            Code::RateLimited,
+                            format!("too many commands from this device (over {} per second, {} at once): send it again with the same id in a moment", limit.per_second, limit.burst),
+                        );
+                        outcomes.push(Outcome {
+                            device: actor.device.clone(),
+                            bytes: wire::encode(&Reply::rejected(&env.id, &rejection))?,
+                            pending: None,
+                        });
+                        continue;
+                    }
                     let key = (actor.device.clone(), env.id.clone());
                     // Exactly once: a command seen before gets its first reply, nothing else.
                     let seen = match fresh.get(&key) {

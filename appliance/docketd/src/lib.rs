@@ -12,6 +12,7 @@ pub mod http;
 pub mod logging;
 pub mod menu;
 pub mod metrics;
+pub mod ratelimit;
 pub mod store;
 pub mod systemd;
 pub mod uplink;

@@ -193,7 +193,7 @@ function track(entry) {
 
 async function delivered(entry, reply) {
   const code = !reply.ok && reply.error ? reply.error.code : null;
-  if (code === 'internal' || code === 'storage_full') {
+  if (code === 'internal' || code === 'storage_full' || code === 'rate_limited') {
     // Nothing was written: the same id goes again after a pause (the order stays "sending").
     if (code === 'storage_full') toast('The box is out of disk space: orders wait until a manager frees some', 'error');
     setTimeout(() => track(entry), code === 'storage_full' ? 10000 : 2000);

@@ -655,6 +655,11 @@ async fn flat_out(d: &Daemon, clients: usize, secs: u64) -> anyhow::Result<Value
     }))
 }
 
+/// Config for scenarios whose few clients each send far more than a real device: the
+/// per-device command rate limit (50/s by default) is off there. It lands in the test
+/// config's open `[engine]` section.
+const NO_RATE_LIMIT: &str = "commands_per_second = 0";
+
 async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
     Ok(match name {
         "seed" | "x10" | "x100" => {
@@ -674,7 +679,7 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
             v
         }
         "flat-out" => {
-            let d = Daemon::start()?;
+            let d = Daemon::start_with(&[], "demo", NO_RATE_LIMIT)?;
             flat_out(&d, a.flat_clients, a.duration).await?
         }
         "connections" => connections::connections(a).await?,
@@ -690,7 +695,7 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
 /// Time from start to READY (`/healthz` 200, after the retained menu, boards and status are
 /// republished from SQLite) with 1,000 open orders and `restart_events` events in the store.
 async fn restart(a: &Args) -> anyhow::Result<Value> {
-    let mut d = Daemon::start()?;
+    let mut d = Daemon::start_with(&[], "demo", NO_RATE_LIMIT)?;
     let history = a.restart_events.saturating_sub(1000);
     eprintln!("restart: building {history} historical events and 1,000 open orders");
     closed_loop(&d, "hist", 8, history).await?;
@@ -728,7 +733,7 @@ async fn restart(a: &Args) -> anyhow::Result<Value> {
 async fn backlog(a: &Args) -> anyhow::Result<Value> {
     let mut pg = Postgres::init()?;
     let toml = format!(
-        "[uplink]\npostgres_url = \"{}\"\nbackoff_max_ms = 1000\n",
+        "{NO_RATE_LIMIT}\n[uplink]\npostgres_url = \"{}\"\nbackoff_max_ms = 1000\n",
         pg.admin_url()
     );
     let d = Daemon::start_with(&[], "bench-site", &toml)?;
