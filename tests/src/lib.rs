@@ -2,6 +2,8 @@
 //! MQTT clients speaking the wire contract. Every wait has a deadline; every process is killed on
 //! drop.
 
+pub mod chaos;
+pub mod faults;
 pub mod servers;
 
 use std::io::{Read, Write};
@@ -445,10 +447,20 @@ impl Drop for Client {
     }
 }
 
-fn options(client_id: &str, user: &str, password: &str, host: &str, port: u16) -> MqttOptions {
+/// MQTT keep-alive of the harness's clients unless a test picks another.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+fn options(
+    client_id: &str,
+    user: &str,
+    password: &str,
+    host: &str,
+    port: u16,
+    keep_alive: Duration,
+) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_credentials(user, password);
-    o.set_keep_alive(Duration::from_secs(10));
+    o.set_keep_alive(keep_alive);
     o.set_clean_session(true);
     o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
     o.set_last_will(LastWill::new(
@@ -492,7 +504,19 @@ impl Client {
 
     /// Like [`Client::connect`], to a broker on any host (the simulator's `--mqtt HOST:PORT`).
     pub async fn connect_to(host: &str, port: u16, creds: &Creds) -> anyhow::Result<Client> {
-        let mut c = Client::connect_raw_to(host, port, &creds.id, &creds.id, &creds.secret).await?;
+        Client::connect_with(host, port, creds, KEEP_ALIVE).await
+    }
+
+    /// Like [`Client::connect_to`] with another keep-alive (how soon a silent link is given up).
+    pub async fn connect_with(
+        host: &str,
+        port: u16,
+        creds: &Creds,
+        keep_alive: Duration,
+    ) -> anyhow::Result<Client> {
+        let mut c =
+            Client::connect_inner(host, port, &creds.id, &creds.id, &creds.secret, keep_alive)
+                .await?;
         c.secret = Some(creds.secret_bytes());
         Ok(c)
     }
@@ -513,8 +537,21 @@ impl Client {
         user: &str,
         password: &str,
     ) -> anyhow::Result<Client> {
-        let (client, mut ev) =
-            AsyncClient::new(options(client_id, user, password, host, port), 1000);
+        Client::connect_inner(host, port, client_id, user, password, KEEP_ALIVE).await
+    }
+
+    async fn connect_inner(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        keep_alive: Duration,
+    ) -> anyhow::Result<Client> {
+        let (client, mut ev) = AsyncClient::new(
+            options(client_id, user, password, host, port, keep_alive),
+            1000,
+        );
         // Like a real tablet's WebSocket: no Nagle, or a command sent right after a PUBACK
         // waits ~40 ms for the box's delayed ACK.
         let mut net = ev.network_options();
@@ -667,7 +704,10 @@ impl Client {
 
 /// Tries to log in and reports whether the broker refused.
 pub async fn login_refused(port: u16, client_id: &str, user: &str, password: &str) -> bool {
-    let (_c, ev) = AsyncClient::new(options(client_id, user, password, "127.0.0.1", port), 10);
+    let (_c, ev) = AsyncClient::new(
+        options(client_id, user, password, "127.0.0.1", port, KEEP_ALIVE),
+        10,
+    );
     handshake(ev).await.is_err()
 }
 
