@@ -8,6 +8,9 @@ use docket_tests::{line, login_refused, Client, Daemon};
 
 type R = anyhow::Result<()>;
 
+/// Turns the device topic ACL off, for tests of what stands behind it.
+const ACL_OFF: (&str, &str) = ("DOCKET_MQTT_TOPIC_ACL", "false");
+
 fn place(lines: Vec<wire::LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: "5".into(),
@@ -145,7 +148,9 @@ async fn invalid_commands_are_refused_with_stable_codes() -> R {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_garbage_payloads_change_nothing() -> R {
-    let d = Daemon::start()?;
+    // The engine's own checks, behind the device topic ACL: the ACL is off here so that
+    // forgeries on other devices' topics reach the engine (tests/tests/hostile.rs has the ACL).
+    let d = Daemon::start_with_env(&[ACL_OFF])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let other = d.add_device("tablet-2", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &tablet).await?;
@@ -243,7 +248,8 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
-    let d = Daemon::start()?;
+    // The ACL is off so that a command relayed in a revoked device's name reaches the engine.
+    let d = Daemon::start_with_env(&[ACL_OFF])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let victim = d.add_device("tablet-9", "tablet", &[])?;
 
@@ -322,7 +328,9 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_writes_to_state_topics_are_restored() -> R {
-    let d = Daemon::start()?;
+    // Defence in depth behind the ACL (which cuts such writers first): with it off, the engine
+    // still restores its state topics.
+    let d = Daemon::start_with_env(&[ACL_OFF])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let rogue = d.add_device("tablet-rogue", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &tablet).await?;

@@ -77,6 +77,7 @@ pub struct RawMqtt {
     pub listen_v5: Option<String>,
     pub max_connections: Option<usize>,
     pub max_payload_bytes: Option<usize>,
+    pub topic_acl: Option<bool>,
     pub segment_bytes: Option<usize>,
     pub segment_count: Option<usize>,
 }
@@ -127,6 +128,8 @@ pub struct Config {
     pub mqtt_v5_listen: Option<SocketAddr>,
     pub max_connections: usize,
     pub max_payload_bytes: usize,
+    /// Cut a device's connection at a publish or subscribe outside its topics ([`crate::acl`]).
+    pub topic_acl: bool,
     pub segment_bytes: usize,
     pub segment_count: usize,
     pub http_listen: SocketAddr,
@@ -258,6 +261,19 @@ impl RawConfig {
                 "DOCKET_MQTT_MAX_CONNECTIONS" => {
                     self.mqtt.max_connections = Some(num(&name, &value)?)
                 }
+                "DOCKET_MQTT_TOPIC_ACL" => {
+                    self.mqtt.topic_acl = Some(match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ConfigError::Env {
+                                name,
+                                value,
+                                why: "use true or false".into(),
+                            })
+                        }
+                    })
+                }
                 "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
                 "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
                 "DOCKET_LOG_FORMAT" => self.log.format = Some(value),
@@ -335,6 +351,7 @@ impl RawConfig {
                 docket_core::wire::MAX_ENVELOPE_BYTES,
                 16 * 1024 * 1024,
             )?,
+            topic_acl: self.mqtt.topic_acl.unwrap_or(true),
             segment_bytes: bounded(
                 "mqtt.segment_bytes",
                 self.mqtt.segment_bytes,

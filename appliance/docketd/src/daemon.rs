@@ -126,6 +126,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             upstream,
             slots.clone(),
             metrics.clone(),
+            cfg.topic_acl,
             shutdown.clone(),
         ));
     }
@@ -144,6 +145,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         mqtt_upstream: Some(internal_v4),
         mqtt_slots: slots.clone(),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
+        topic_acl: cfg.topic_acl,
         api: Some(api),
     });
     let http_task = {

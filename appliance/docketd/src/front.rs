@@ -8,8 +8,9 @@
 //! (TCP_QUICKACK after every read), so rumqttd's Nagle never waits. Measured with docket-sim:
 //! reply round trip p50 42.4 ms before, see docs/ARCHITECTURE.md for after.
 //!
-//! Owns the public listeners and the count of open MQTT connections. Must not parse MQTT: it only
-//! moves bytes (the broker does authentication and limits).
+//! Owns the public listeners and the count of open MQTT connections. It moves bytes, and reads
+//! the packets clients send only as far as the device topic ACL needs ([`crate::acl`]); the broker
+//! does authentication and limits.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::acl::Acl;
 use crate::metrics::Metrics;
 
 /// Per-direction buffer: small, since most MQTT packets are; large payloads just take more reads.
@@ -29,12 +31,14 @@ const BUF: usize = 4096;
 /// After a client has closed its sending side, how long the broker gets to finish answering.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// Accepts on `listener` and pipes each connection to `upstream` until `shutdown`.
+/// Accepts on `listener` and pipes each connection to `upstream` until `shutdown`; with
+/// `acl`, cuts a connection at its first packet outside the device topic ACL.
 pub async fn serve(
     listener: TcpListener,
     upstream: SocketAddr,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    acl: bool,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -57,7 +61,8 @@ pub async fn serve(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             metrics.mqtt_connections.fetch_add(1, Relaxed);
-            if let Err(e) = pipe(client, upstream).await {
+            let acl = acl.then(|| Guard::new(metrics.clone(), peer.to_string()));
+            if let Err(e) = pipe(client, upstream, acl).await {
                 tracing::debug!(%peer, error = %e, "MQTT connection ended with an error");
             }
             metrics.mqtt_connections.fetch_sub(1, Relaxed);
@@ -66,14 +71,45 @@ pub async fn serve(
     }
 }
 
-async fn pipe(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+/// The ACL of one connection, with what it needs to report a cut.
+pub struct Guard {
+    acl: Acl,
+    metrics: Arc<Metrics>,
+    peer: String,
+}
+
+impl Guard {
+    pub fn new(metrics: Arc<Metrics>, peer: String) -> Self {
+        Guard {
+            acl: Acl::new(),
+            metrics,
+            peer,
+        }
+    }
+
+    /// Checks bytes from the client before they are forwarded; `Err` means cut now.
+    fn check(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.acl.feed(bytes).map_err(|v| {
+            self.metrics.acl_cuts.fetch_add(1, Relaxed);
+            tracing::warn!(
+                peer = %self.peer,
+                device = self.acl.device().unwrap_or("(before login)"),
+                reason = %v,
+                "MQTT connection cut: outside the device topic ACL"
+            );
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, v)
+        })
+    }
+}
+
+async fn pipe(client: TcpStream, upstream: SocketAddr, acl: Option<Guard>) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let broker = TcpStream::connect(upstream).await?;
     broker.set_nodelay(true)?;
     let (client_r, client_w) = client.into_split();
     let (broker_r, broker_w) = broker.into_split();
     let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w));
-    let mut to_broker = std::pin::pin!(client_to_broker(client_r, broker_w));
+    let mut to_broker = std::pin::pin!(client_to_broker(client_r, broker_w, acl));
     tokio::select! {
         // The broker closed (logout, refused login, takeover, keep-alive timeout): done; the
         // client's half is dropped with it.
@@ -89,12 +125,19 @@ async fn pipe(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
     }
 }
 
-async fn client_to_broker(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> std::io::Result<()> {
+async fn client_to_broker(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut acl: Option<Guard>,
+) -> std::io::Result<()> {
     let mut buf = [0u8; BUF];
     loop {
         let n = from.read(&mut buf).await?;
         if n == 0 {
             return to.shutdown().await;
+        }
+        if let Some(g) = acl.as_mut() {
+            g.check(&buf[..n])?;
         }
         to.write_all(&buf[..n]).await?;
     }
@@ -125,6 +168,7 @@ pub const WS_IDLE: Duration = Duration::from_secs(180);
 pub async fn ws_bridge(
     socket: axum::extract::ws::WebSocket,
     upstream: SocketAddr,
+    mut acl: Option<Guard>,
 ) -> std::io::Result<()> {
     use axum::extract::ws::Message;
     use futures_util::{SinkExt, StreamExt};
@@ -142,7 +186,12 @@ pub async fn ws_bridge(
                 Ok(Some(Ok(m))) => m,
             };
             match msg {
-                Message::Binary(b) => broker_w.write_all(&b).await?,
+                Message::Binary(b) => {
+                    if let Some(g) = acl.as_mut() {
+                        g.check(&b)?;
+                    }
+                    broker_w.write_all(&b).await?
+                }
                 Message::Close(_) => return Ok(()),
                 // MQTT over WebSocket is binary only; pings are answered by axum.
                 Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}
@@ -202,6 +251,7 @@ mod tests {
             upstream,
             Arc::new(Semaphore::new(1)),
             metrics.clone(),
+            false,
             stop.clone(),
         ));
 

@@ -31,6 +31,8 @@ pub struct AppState {
     pub mqtt_slots: Arc<tokio::sync::Semaphore>,
     /// Largest WebSocket message accepted (the broker's packet limit plus framing).
     pub max_message_bytes: usize,
+    /// Enforce the device topic ACL on `/mqtt` ([`crate::acl`]).
+    pub topic_acl: bool,
     /// The pairing and admin API (None: not served, as in unit tests of this module).
     pub api: Option<crate::api::ApiState>,
 }
@@ -85,12 +87,14 @@ async fn mqtt_ws(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many MQTT connections").into_response();
     };
     let metrics = s.metrics.clone();
+    let acl = s.topic_acl;
     ws.protocols(["mqtt"])
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes)
         .on_upgrade(move |socket| async move {
             metrics.mqtt_connections.fetch_add(1, Relaxed);
-            if let Err(e) = crate::front::ws_bridge(socket, upstream).await {
+            let guard = acl.then(|| crate::front::Guard::new(metrics.clone(), "websocket".into()));
+            if let Err(e) = crate::front::ws_bridge(socket, upstream, guard).await {
                 tracing::debug!(error = %e, "MQTT WebSocket ended with an error");
             }
             metrics.mqtt_connections.fetch_sub(1, Relaxed);
@@ -121,6 +125,7 @@ mod tests {
             mqtt_upstream: None,
             mqtt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             max_message_bytes: 1024,
+            topic_acl: true,
             api: None,
         }
     }

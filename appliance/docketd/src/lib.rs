@@ -1,5 +1,6 @@
 //! docket-appliance: the `docketd` daemon's parts. See docs/ARCHITECTURE.md for the picture.
 
+pub mod acl;
 pub mod api;
 pub mod broker;
 pub mod cli;

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub mqtt_connections: AtomicU64,
     pub paired_devices: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// MQTT connections cut for a packet outside the device topic ACL.
+    pub acl_cuts: AtomicU64,
     pub kicks: AtomicU64,
     pub board_publishes: AtomicU64,
     pub ready: AtomicBool,
@@ -250,6 +252,12 @@ impl Metrics {
             "docket_auth_failures_total",
             "MQTT logins refused.",
             self.auth_failures.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_acl_cuts_total",
+            "MQTT connections cut for a publish or subscribe outside the device's topics.",
+            self.acl_cuts.load(Relaxed),
         );
         counter(
             &mut o,

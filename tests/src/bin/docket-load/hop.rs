@@ -155,7 +155,8 @@ where
 
 pub async fn hop(a: &Args) -> anyhow::Result<Value> {
     let burst = a.hop_messages;
-    let d = Daemon::start()?;
+    // The bare broker: the hop's topic is no device's, so the device topic ACL is off here.
+    let d = Daemon::start_with_env(&[("DOCKET_MQTT_TOPIC_ACL", "false")])?;
     let list: Vec<(String, &str, &[&str])> = ["hop-sub", "hop-pub", "hop-sub2", "hop-pub2"]
         .iter()
         .map(|id| (id.to_string(), "tablet", &[][..]))
