@@ -24,6 +24,8 @@ docket_prereqs() {
     command -v setpriv >/dev/null || missing+=(util-linux)
     [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v curl >/dev/null || missing+=(curl ca-certificates)
+    # The clock-fault test moves docketd's wall clock (never the machine's) with libfaketime.
+    compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -106,3 +106,143 @@ async fn a_hung_box_catches_up_when_it_resumes() -> R {
     );
     Ok(())
 }
+
+/// Unix seconds of a log line's RFC 3339 time ("2026-11-28T02:10:02.465134Z ...").
+fn log_time(line: &str) -> Option<i64> {
+    let t = line.split_whitespace().next()?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, mon, day) = (d.next()??, d.next()??, d.next()??);
+    let mut h = time.trim_end_matches('Z').split(':');
+    let (hh, mm) = (
+        h.next()?.parse::<i64>().ok()?,
+        h.next()?.parse::<i64>().ok()?,
+    );
+    let ss = h.next()?.split('.').next()?.parse::<i64>().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mon <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mon + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// libfaketime from Debian's `faketime` package (scripts/prereqs.sh installs it).
+fn libfaketime() -> anyhow::Result<String> {
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ] {
+        for lib in ["libfaketimeMT.so.1", "libfaketime.so.1"] {
+            let p = format!("{dir}/faketime/{lib}");
+            if std::path::Path::new(&p).exists() {
+                return Ok(p);
+            }
+        }
+    }
+    anyhow::bail!(
+        "libfaketime not found: install Debian's faketime package (scripts/prereqs.sh does)"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_jumps_move_no_stamp_order_or_age() -> R {
+    use docket_core::wire::CommandBody;
+    use docket_tests::{line, Client};
+    let dir = tempfile::tempdir()?;
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+0")?;
+    let lib = libfaketime()?;
+    let offset_s = offset.display().to_string();
+    // Only docketd's wall clock moves (never the machine's); its monotonic clock stays true.
+    let env = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME_TIMESTAMP_FILE", offset_s.as_str()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let mut d = Daemon::start_with_env(&env)?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    // The box's wall clock, as its log stamps it: a refused login writes a line.
+    async fn box_wall(d: &Daemon, probe: &str) -> anyhow::Result<i64> {
+        assert!(docket_tests::login_refused(d.mqtt, probe, probe, "wrong").await);
+        let log = d.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("MQTT login refused") && l.contains(probe))
+            .ok_or_else(|| anyhow::anyhow!("no log line for {probe}"))?;
+        log_time(line).ok_or_else(|| anyhow::anyhow!("no time in {line:?}"))
+    }
+    let mut n = 0;
+    let mut place = async |t: &mut Client| -> anyhow::Result<()> {
+        n += 1;
+        let r = t
+            .command(&CommandBody::PlaceOrder {
+                table: format!("{n}"),
+                lines: vec![line("fries", 1)],
+            })
+            .await?;
+        anyhow::ensure!(r.ok, "{r:?}");
+        Ok(())
+    };
+    for _ in 0..3 {
+        place(&mut t).await?;
+    }
+    // An hour back, then a day forward, mid-service: the box's wall clock really moves...
+    let before = box_wall(&d, "probe-1").await?;
+    std::fs::write(&offset, "-1h")?;
+    let back = box_wall(&d, "probe-2").await?;
+    assert!(
+        (before - back - 3600).abs() < 30,
+        "faketime is not in effect: {before} -> {back}"
+    );
+    for _ in 0..3 {
+        place(&mut t).await?;
+    }
+    std::fs::write(&offset, "+1d")?;
+    let fwd = box_wall(&d, "probe-3").await?;
+    assert!((fwd - before - 86_400).abs() < 30, "{before} -> {fwd}");
+    for _ in 0..3 {
+        place(&mut t).await?;
+    }
+    // ...and a restart while the clock is an hour back stamps no earlier than before.
+    std::fs::write(&offset, "-1h")?;
+    d.kill9();
+    tokio::task::block_in_place(|| d.restart())?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    place(&mut t).await?;
+
+    // seq, tickets and versions are in order, and the stamps are steady: no jump of an hour or a
+    // day between events placed seconds apart.
+    let events = t.replay_all(0).await?;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    let tickets: Vec<u64> = events.iter().map(|e| e.order.ticket).collect();
+    assert_eq!(tickets, (1..=10).collect::<Vec<_>>());
+    for w in events.windows(2) {
+        let gap = w[1].at as i64 - w[0].at as i64;
+        assert!(
+            (0..60_000).contains(&gap),
+            "event {} stamped {gap} ms after event {}",
+            w[1].seq,
+            w[0].seq
+        );
+        assert_eq!(w[1].order.placed_at, w[1].at);
+    }
+    // Screens age tickets by the box clock /healthz gives: it agrees with the stamps.
+    let (_, body) = d.get("/healthz")?;
+    let now: serde_json::Value = serde_json::from_str(&body)?;
+    let now_ms = now["now_ms"].as_u64().unwrap_or(0);
+    let last = events.last().map_or(0, |e| e.at);
+    assert!(
+        now_ms >= last && now_ms - last < 60_000,
+        "box clock {now_ms}, last stamp {last}"
+    );
+    Ok(())
+}

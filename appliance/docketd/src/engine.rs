@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use docket_core::ledger::process;
 use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
@@ -120,11 +120,7 @@ pub struct Engine {
     started_unix_ms: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::clock::now_ms;
 
 fn hash(bytes: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -142,6 +138,8 @@ impl Engine {
         (mut tx, rx): (LinkTx, LinkRx),
     ) -> Result<Self, EngineError> {
         let loaded = store.load()?;
+        // Stamps continue from the latest one committed, whatever the wall clock says now.
+        crate::clock::anchor(loaded.last_at);
         for f in filters() {
             tx.subscribe(f)?;
         }

@@ -58,6 +58,8 @@ struct Health<'a> {
     version: &'a str,
     seq: u64,
     open_orders: u64,
+    /// The box's clock (Unix ms; what events' `at` is stamped with): screens age tickets by it.
+    now_ms: u64,
 }
 
 /// 200 only once docketd is ready (retained state republished, listeners up); 503 before.
@@ -69,6 +71,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
         version: s.version,
         seq: s.metrics.seq.load(Relaxed),
         open_orders: s.metrics.open_orders.load(Relaxed),
+        now_ms: crate::clock::now_ms(),
     };
     let code = if ready {
         StatusCode::OK

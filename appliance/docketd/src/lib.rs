@@ -4,6 +4,7 @@ pub mod acl;
 pub mod api;
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod devices;

@@ -374,7 +374,10 @@ export function badge(node, state, synced = true) {
   }[s];
 }
 
-/** The box's wall clock minus ours, from the HTTP Date header, refined by event times. */
+/**
+ * The box's clock minus ours: from `/healthz`'s `now_ms` (the clock events are stamped with,
+ * steady through wall-clock steps on the box), else its HTTP Date header; refined by event times.
+ */
 export class BoxClock {
   constructor() {
     this.skew = 0;
@@ -384,9 +387,13 @@ export class BoxClock {
     try {
       const t0 = Date.now();
       const r = await fetch('/healthz', { cache: 'no-store' });
-      const date = Date.parse(r.headers.get('date'));
-      if (!Number.isNaN(date)) {
-        this.skew = date + 500 - (t0 + Date.now()) / 2;
+      const mid = (t0 + Date.now()) / 2;
+      const body = await r.json().catch(() => ({}));
+      if (Number.isFinite(body.now_ms)) {
+        this.skew = body.now_ms - mid;
+      } else {
+        const date = Date.parse(r.headers.get('date'));
+        if (!Number.isNaN(date)) this.skew = date + 500 - mid;
       }
     } catch {
       /* keep 0 */

@@ -188,6 +188,8 @@ pub struct Loaded {
     pub open_orders: BTreeMap<String, Order>,
     pub last_seq: u64,
     pub next_ticket: u64,
+    /// The latest event's `at` (0 with none).
+    pub last_at: u64,
 }
 
 /// Opens a connection with the durability settings every connection must share.
@@ -272,10 +274,14 @@ impl Store {
             let order: Order = wire::decode(&body)?;
             open_orders.insert(order.id.clone(), order);
         }
+        let last_at: u64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(at), 0) FROM events", [], |r| r.get(0))?;
         Ok(Loaded {
             open_orders,
             last_seq,
             next_ticket: max_ticket + 1,
+            last_at,
         })
     }
 

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::{LocalError, Shared};
 use super::{pause, Backoff, Health};
+use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
-use crate::store::pairing::now_ms;
 
 /// The cloud schema, in order. `docketd uplink migrate` applies the ones not yet applied.
 pub const MIGRATIONS: &[(&str, &str)] = &[

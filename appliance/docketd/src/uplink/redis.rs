@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::{LocalError, Shared};
 use super::{pause, Backoff, Health};
+use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
-use crate::store::pairing::now_ms;
 
 const TARGET: &str = "redis";
 
