@@ -913,3 +913,60 @@ pub async fn hang(d: &crate::Daemon, hold: Duration) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "kill -CONT failed");
     Ok(())
 }
+
+/// Head office's copy: waits (up to `within`) until PostgreSQL holds as many of `site`'s events
+/// as the box, then checks they are the box's events exactly, once each: seq 1..=N, and the
+/// same type, order and version for every seq. Returns the problems found.
+pub async fn check_pg(
+    pg: &tokio_postgres::Client,
+    site: &str,
+    db: &Path,
+    within: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let conn = open(db)?;
+    let mut stmt = conn.prepare("SELECT seq, type, order_id, version FROM events ORDER BY seq")?;
+    let local: Vec<(i64, String, String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let start = Instant::now();
+    loop {
+        let n: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM docket.events WHERE site_id = $1",
+                &[&site],
+            )
+            .await?
+            .get(0);
+        if n as usize >= local.len() {
+            break;
+        }
+        if start.elapsed() > within {
+            return Ok(vec![format!(
+                "PostgreSQL has {n} of the box's {} events after {within:?}",
+                local.len()
+            )]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let remote: Vec<(i64, String, String, i64)> = pg
+        .query(
+            "SELECT seq, type, order_id, version FROM docket.events WHERE site_id = $1 ORDER BY seq",
+            &[&site],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let mut problems = Vec::new();
+    if remote.len() != local.len() {
+        problems.push(format!(
+            "PostgreSQL has {} events, the box {}",
+            remote.len(),
+            local.len()
+        ));
+    }
+    if let Some((l, r)) = local.iter().zip(&remote).find(|(l, r)| l != r) {
+        problems.push(format!("first difference: box {l:?}, PostgreSQL {r:?}"));
+    }
+    Ok(problems)
+}

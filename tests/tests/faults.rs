@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use docket_tests::chaos::{self, Restaurant};
+use docket_tests::servers::Postgres;
 use docket_tests::Daemon;
 
 type R = anyhow::Result<()>;
@@ -45,8 +46,16 @@ async fn bad_wifi_loses_and_doubles_nothing() -> R {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill9_at_random_moments_loses_nothing() -> R {
-    let mut d = Daemon::start()?;
+async fn kill9_at_random_moments_loses_nothing_here_or_at_head_office() -> R {
+    // With the uplink to a real PostgreSQL, relaying while the box dies.
+    let pg = Postgres::start()?;
+    let toml = format!(
+        "[uplink]\npostgres_url = \"{}\"\nbatch_size = 20\npoll_interval_ms = 20\nbackoff_min_ms = 20\nbackoff_max_ms = 300\n",
+        pg.admin_url()
+    );
+    let mut d = Daemon::start_with(&[], "chaos-kill", &toml)?;
+    let out = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    assert!(out.contains("\"applied\""), "{out}");
     let r = Restaurant::open(&d, 3, Duration::from_millis(150), KEEP_ALIVE, 2).await?;
     let restarts = chaos::kill_cycles(&mut d, &r, 8, 11).await?;
     println!("restarts to READY: {restarts:?}");
@@ -58,6 +67,10 @@ async fn kill9_at_random_moments_loses_nothing() -> R {
         rep.reconnects >= 8,
         "devices did not notice the kills: {rep}"
     );
+    let client = pg.client().await?;
+    let pg_problems =
+        chaos::check_pg(&client, "chaos-kill", &d.db_path(), Duration::from_secs(30)).await?;
+    assert!(pg_problems.is_empty(), "{pg_problems:#?}");
     r.close().await;
     Ok(())
 }

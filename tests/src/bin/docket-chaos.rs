@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use docket_tests::chaos::{self, Report, Restaurant};
+use docket_tests::servers::Postgres;
 use docket_tests::Daemon;
 
 #[derive(Parser)]
@@ -118,7 +119,14 @@ async fn wifi(a: &Args) -> anyhow::Result<Row> {
 }
 
 async fn kill(a: &Args) -> anyhow::Result<Row> {
-    let mut d = Daemon::start()?;
+    // Head office is a real PostgreSQL, relayed to while the box dies.
+    let pg = Postgres::start()?;
+    let toml = format!(
+        "[uplink]\npostgres_url = \"{}\"\nbatch_size = 50\n",
+        pg.admin_url()
+    );
+    let mut d = Daemon::start_with(&[], "chaos-kill", &toml)?;
+    d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
     let r = Restaurant::open(&d, a.tablets, interval(a), KEEP_ALIVE, a.seed).await?;
     eprintln!("kill: {} cycles", a.kill_cycles);
     let start = Instant::now();
@@ -127,7 +135,17 @@ async fn kill(a: &Args) -> anyhow::Result<Row> {
         .heal_and_settle(&d.db_path(), Duration::from_secs(120))
         .await?;
     let ran = start.elapsed();
-    let report = chaos::check(&d.db_path(), &r.ledger)?;
+    let mut report = chaos::check(&d.db_path(), &r.ledger)?;
+    let client = pg.client().await?;
+    report.problems.extend(
+        chaos::check_pg(
+            &client,
+            "chaos-kill",
+            &d.db_path(),
+            Duration::from_secs(120),
+        )
+        .await?,
+    );
     r.close().await;
     let mut ms: Vec<u128> = restarts.iter().map(Duration::as_millis).collect();
     ms.sort_unstable();
@@ -139,7 +157,7 @@ async fn kill(a: &Args) -> anyhow::Result<Row> {
         report,
         converge,
         notes: format!(
-            "integrity_check ok after every kill; restart to READY median {median} ms, max {max} ms"
+            "integrity_check ok after every kill; PostgreSQL uplink holds exactly the box's events; restart to READY median {median} ms, max {max} ms"
         ),
     })
 }
