@@ -22,6 +22,8 @@ docket_prereqs() {
     fi
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v setpriv >/dev/null || missing+=(util-linux)
+    # The fault campaign puts the box in its own network namespace (ip netns, veth) where it can.
+    command -v ip >/dev/null || missing+=(iproute2)
     [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v curl >/dev/null || missing+=(curl ca-certificates)
     # The clock-fault test moves docketd's wall clock (never the machine's) with libfaketime.

@@ -695,7 +695,7 @@ impl Restaurant {
         keep_alive: Duration,
         seed: u64,
     ) -> anyhow::Result<Restaurant> {
-        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], d.mqtt));
+        let upstream = std::net::SocketAddr::from((d.host, d.mqtt));
         let (phase, rx) = watch::channel(Phase::Load);
         let ledger = Shared::default();
         let mut r = Restaurant {

@@ -80,6 +80,73 @@ pub struct Daemon {
     pub log: PathBuf,
     /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
     pub env: Vec<(String, String)>,
+    /// The address its listeners are on: loopback, or its own network namespace's.
+    pub host: std::net::Ipv4Addr,
+    netns: Option<Netns>,
+}
+
+/// A network namespace of its own for a daemon, reached over a veth pair: clients cross a real
+/// interface instead of loopback. Deleted (with the veth pair) on drop.
+#[derive(Debug)]
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and the veth pair; `None` where this machine cannot (not root, no
+    /// `ip`, no netns support).
+    fn create() -> Option<(Netns, std::net::Ipv4Addr)> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("docket-{pid}-{n}");
+        let (a, b) = (
+            format!("dk{}a{n}", pid % 100_000),
+            format!("dk{}b{n}", pid % 100_000),
+        );
+        let net = [10u8, 200 + (pid % 50) as u8, (n % 64 * 4) as u8];
+        let host_ip = format!("{}.{}.{}.{}", net[0], net[1], net[2], 1);
+        let box_ip = std::net::Ipv4Addr::new(net[0], net[1], net[2], 2);
+        let ns = Netns { name };
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = ip(&["netns", "add", &ns.name])
+            && ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])
+            && ip(&["link", "set", &b, "netns", &ns.name])
+            && ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &a])
+            && ip(&["link", "set", &a, "up"])
+            && ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{box_ip}/30"),
+                "dev",
+                &b,
+            ])
+            && ip(&["-n", &ns.name, "link", "set", &b, "up"])
+            && ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        if !ok {
+            let _ = ip(&["link", "del", &a]);
+            return None;
+        }
+        Some((ns, box_ip))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl Daemon {
@@ -100,6 +167,35 @@ impl Daemon {
         site_id: &str,
         extra_toml: &str,
     ) -> anyhow::Result<Daemon> {
+        Daemon::start_inner(env, site_id, extra_toml, None)
+    }
+
+    /// Like [`Daemon::start_with`], in a network namespace of its own reached over a veth pair
+    /// where this machine can make one (root, `ip netns`); on loopback otherwise.
+    /// [`Daemon::over_interface`] tells which.
+    pub fn start_isolated(
+        env: &[(&str, &str)],
+        site_id: &str,
+        extra_toml: &str,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::start_inner(env, site_id, extra_toml, Netns::create())
+    }
+
+    /// Does this daemon run in its own network namespace (clients cross a veth interface)?
+    pub fn over_interface(&self) -> bool {
+        self.netns.is_some()
+    }
+
+    fn start_inner(
+        env: &[(&str, &str)],
+        site_id: &str,
+        extra_toml: &str,
+        netns: Option<(Netns, std::net::Ipv4Addr)>,
+    ) -> anyhow::Result<Daemon> {
+        let (netns, host) = match netns {
+            Some((ns, ip)) => (Some(ns), ip),
+            None => (None, std::net::Ipv4Addr::LOCALHOST),
+        };
         let dir = tempfile::tempdir()?;
         let mqtt = free_port();
         let mqtt_v5 = free_port();
@@ -108,8 +204,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"data\"\nsite_id = \"{site_id}\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nlisten_v5 = \"127.0.0.1:{mqtt_v5}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n{extra_toml}\n"
+                "data_dir = \"data\"\nsite_id = \"{site_id}\"\n[mqtt]\nlisten = \"{host}:{mqtt}\"\nlisten_v5 = \"{host}:{mqtt_v5}\"\n\
+                 [http]\nlisten = \"{host}:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n{extra_toml}\n"
             ),
         )?;
         let log = dir.path().join("docketd.log");
@@ -125,6 +221,8 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            host,
+            netns,
         };
         d.spawn()?;
         Ok(d)
@@ -135,7 +233,16 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(docketd_bin())
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                // `ip netns exec` execs docketd: the child is docketd itself.
+                c.args(["netns", "exec", &ns.name]).arg(docketd_bin());
+                c
+            }
+            None => Command::new(docketd_bin()),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info,rumqttd=warn,rumqttd::server=off")
@@ -285,7 +392,7 @@ impl Daemon {
 
     /// A plain HTTP/1.1 GET on the daemon's HTTP port: (status, body).
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http))?;
+        let mut s = TcpStream::connect((self.host, self.http))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         write!(
             s,
@@ -326,10 +433,11 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &str,
     ) -> anyhow::Result<HttpReply> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http))?;
+        let mut s = TcpStream::connect((self.host, self.http))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.host,
             self.http,
             body.len()
         );

@@ -24,7 +24,17 @@ fn assert_clean(name: &str, rep: &chaos::Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_wifi_loses_and_doubles_nothing() -> R {
-    let d = Daemon::start()?;
+    // The box in its own network namespace where this machine allows: devices reach it over a
+    // veth interface, through their fault proxies.
+    let d = Daemon::start_isolated(&[], "chaos-wifi", "")?;
+    println!(
+        "the box is {}",
+        if d.over_interface() {
+            "in its own network namespace, reached over veth"
+        } else {
+            "on loopback (no network namespaces here)"
+        }
+    );
     let r = Restaurant::open(&d, 4, Duration::from_millis(400), KEEP_ALIVE, 1).await?;
     let (rep, converge, applied) = chaos::bad_wifi(
         &r,

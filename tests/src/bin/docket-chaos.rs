@@ -83,7 +83,12 @@ fn interval(a: &Args) -> Duration {
 }
 
 async fn wifi(a: &Args) -> anyhow::Result<Row> {
-    let d = Daemon::start()?;
+    let d = Daemon::start_isolated(&[], "chaos-wifi", "")?;
+    let path = if d.over_interface() {
+        "the box in its own network namespace, reached over veth"
+    } else {
+        "the box on loopback (no network namespaces here)"
+    };
     let r = Restaurant::open(&d, a.tablets, interval(a), KEEP_ALIVE, a.seed).await?;
     let load = Duration::from_secs_f64(a.wifi_minutes * 60.0);
     eprintln!("wifi: {} devices for {load:?}", r.proxies.len());
@@ -112,7 +117,7 @@ async fn wifi(a: &Args) -> anyhow::Result<Row> {
         report,
         converge,
         notes: format!(
-            "faults: {notes}; blackholes {}–{} s",
+            "{path}; faults: {notes}; blackholes {}–{} s",
             a.blackhole.0, a.blackhole.1
         ),
     })
