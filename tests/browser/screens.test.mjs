@@ -17,14 +17,26 @@ async function open(browser, daemon, t, name, path, creds) {
   const page = await newPage(browser, { name, t });
   // Every WebSocket to /mqtt goes through a route the test can cut (page.cut) and heal
   // (page.heal): a cut closes the open one and refuses new ones, while HTTP keeps working.
+  // page.stall() holds everything the box sends (the socket stays open, as on a stalled Wi-Fi
+  // link) until page.unstall().
   let blocked = false;
+  let stalled = false;
+  const held = [];
   const open = new Set();
   await page.routeWebSocket(/\/mqtt$/, (ws) => {
     if (blocked) return ws.close();
     open.add(ws);
     ws.onClose(() => open.delete(ws));
-    ws.connectToServer();
+    const server = ws.connectToServer();
+    server.onMessage((m) => (stalled ? held.push([ws, m]) : ws.send(m)));
   });
+  page.stall = () => {
+    stalled = true;
+  };
+  page.unstall = () => {
+    stalled = false;
+    for (const [ws, m] of held.splice(0)) ws.send(m);
+  };
   page.cut = async () => {
     blocked = true;
     for (const ws of open) await ws.close();
@@ -224,6 +236,36 @@ test('a KDS away while 20 orders are placed and 5 bumped elsewhere shows exactly
   assert.equal(await kds.locator('#board.stale').count(), 0);
   assert.equal(await kds.locator('#count').innerText(), '17');
   await screenshot(kds, 'kds-after-reconnect');
+  await assertClean(kds);
+});
+
+test('a KDS whose link stalls greys its board within seconds, and is live and exact again after', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const screen = await daemon.addDevice('kds-grill', 'station', ['grill']);
+  const waiter = await daemon.addDevice('tablet-1', 'tablet');
+  const kds = await open(browser, daemon, t, 'kds-stall', '/kds?station=grill', screen);
+  await live(kds);
+  const tab = await Device.connect(daemon, waiter);
+  t.after(() => tab.close());
+  const first = await tab.ok({ type: 'place_order', table: 'S1', lines: [{ item: 'burger-classic', qty: 1 }] });
+  await waitFor(async () => (await tickets(kds)).length === 1, { message: 'the first ticket' });
+
+  // The socket stays open but nothing from the box gets through: no close, no error, so only
+  // the box's silence can tell. Within SILENT_MS (6 s) plus a tick the board must say so.
+  kds.stall();
+  const stalledAt = Date.now();
+  await kds.waitForSelector('#conn[data-state="stale"]', { timeout: DEADLINE_MS });
+  assert.ok(Date.now() - stalledAt < 12_000, `stale shown after ${Date.now() - stalledAt} ms`);
+  assert.equal(await kds.locator('#board.stale').count(), 1, 'a board nobody can vouch for is greyed');
+  const second = await tab.ok({ type: 'place_order', table: 'S2', lines: [{ item: 'steak-ribeye', qty: 1, mods: ['medium'] }] });
+
+  kds.unstall();
+  await live(kds);
+  await waitFor(async () => JSON.stringify(await tickets(kds)) === JSON.stringify([first.ticket, second.ticket]), {
+    message: 'both tickets once the link flows again',
+    timeout: DEADLINE_MS,
+  });
+  assert.equal(await kds.locator('#board.stale').count(), 0);
   await assertClean(kds);
 });
 

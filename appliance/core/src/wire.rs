@@ -349,6 +349,10 @@ pub struct ApplianceStatus {
     /// Events committed locally but not yet relayed.
     pub sync_lag: u64,
     pub started_at: u64,
+    /// The box clock when published. The status is republished every 2 s, so a screen that has
+    /// heard nothing from the box for longer knows its board may be stale.
+    #[serde(default)]
+    pub now_ms: u64,
 }
 
 #[cfg(test)]

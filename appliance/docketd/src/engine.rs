@@ -114,9 +114,6 @@ pub struct Engine {
     heartbeat_sent: Option<(u64, Instant)>,
     heartbeat_n: u64,
     last_status: Option<Instant>,
-    status_seq: u64,
-    /// The uplink state and lag last published in the status.
-    status_uplink: (&'static str, u64),
     started_unix_ms: u64,
 }
 
@@ -170,8 +167,6 @@ impl Engine {
             heartbeat_sent: None,
             heartbeat_n: 0,
             last_status: None,
-            status_seq: u64::MAX,
-            status_uplink: ("", u64::MAX),
             started_unix_ms,
         };
         // Boards of stations no longer on the menu (and of open orders' stations) are published
@@ -283,9 +278,8 @@ impl Engine {
         if hb_due {
             self.send_heartbeat()?;
         }
-        if self.last_status.is_none_or(|t| now >= t + STATUS_EVERY)
-            && (self.status_seq != self.last_seq || self.status_uplink != self.uplink_now())
-        {
+        // Every 2 s, changed or not: it is the screens' proof that their link is alive.
+        if self.last_status.is_none_or(|t| now >= t + STATUS_EVERY) {
             self.publish_status()?;
         }
         Ok(())
@@ -744,12 +738,11 @@ impl Engine {
             uplink: uplink.into(),
             sync_lag,
             started_at: self.started_unix_ms,
+            now_ms: now_ms(),
         };
         let bytes = wire::encode(&status)?;
         self.publish_state(wire::STATUS_TOPIC, bytes)?;
         self.last_status = Some(Instant::now());
-        self.status_seq = self.last_seq;
-        self.status_uplink = (uplink, sync_lag);
         Ok(())
     }
 

@@ -10,6 +10,8 @@ import { encode, decode, envelope, hexToBytes, newCommandId, topics } from './wi
 const DEVICE_KEY = (scope) => `docket.device.${scope}`;
 const PAIRING_KEY = (scope) => `docket.pairing.${scope}`;
 const RESEND_MS = 5000;
+/** No word from the box for this long (its status comes every 2 s): the link is `stale`. */
+const SILENT_MS = 6000;
 
 export function loadDevice(scope) {
   try {
@@ -195,7 +197,7 @@ export async function obtainDevice(scope, label) {
  * after the previous one's SUBACK): events before boards, as the protocol asks.
  */
 export class Link {
-  constructor(scope, device, { subscriptions, onMessage, onReply, onState, onSession, onConnect }) {
+  constructor(scope, device, { subscriptions, onMessage, onReply, onState, onSession, onConnect, onStatus }) {
     this.scope = scope;
     this.device = device;
     this.secret = hexToBytes(device.secret);
@@ -205,6 +207,9 @@ export class Link {
     this.onState = onState || (() => {});
     this.onSession = onSession || (() => {});
     this.onConnect = onConnect || (() => {});
+    this.onStatus = onStatus || (() => {});
+    /** When the box was last heard from (performance.now()): it republishes its status every 2 s. */
+    this.heardAt = 0;
     /** Commands awaiting their reply: id → {bytes, sentAt, resolve}. */
     this.pending = new Map();
     this.state = 'connecting';
@@ -237,7 +242,19 @@ export class Link {
     this.client.on('close', () => this.closed());
     this.client.on('error', () => {});
     this.client.on('message', (topic, payload) => this.message(topic, payload));
-    this.timer = setInterval(() => this.resendStale(), 1000);
+    this.timer = setInterval(() => {
+      this.checkSilence();
+      this.resendStale();
+    }, 1000);
+  }
+
+  /**
+   * A connection can look open while nothing comes through (a radio asleep, a stalled Wi-Fi
+   * link, a hung box): the box's status arrives every 2 s, so after SILENT_MS without a word
+   * the link is `stale` and the screens grey their boards, until the box is heard again.
+   */
+  checkSilence() {
+    if (this.state === 'live' && performance.now() - this.heardAt > SILENT_MS) this.setState('stale');
   }
 
   async connected() {
@@ -246,7 +263,7 @@ export class Link {
     c.publish(topics.presence(this.device.id), encode('online'), { qos: 1, retain: true });
     this.onSession();
     try {
-      const groups = [[topics.reply(this.device.id)], ...this.subscriptions];
+      const groups = [[topics.reply(this.device.id)], ...this.subscriptions, [topics.status]];
       for (const g of groups) {
         await c.subscribeAsync(g, { qos: 1 });
       }
@@ -254,6 +271,7 @@ export class Link {
       return; // the connection dropped meanwhile: 'close' handles it
     }
     if (!c.connected) return;
+    this.heardAt = performance.now();
     this.setState('live');
     this.onConnect();
     for (const [id, p] of this.pending) this.publish(id, p);
@@ -290,6 +308,12 @@ export class Link {
       value = decode(payload);
     } catch {
       return; // not CBOR: not from the box
+    }
+    this.heardAt = performance.now();
+    if (this.state === 'stale') this.setState('live');
+    if (topic === topics.status) {
+      this.onStatus(value);
+      return;
     }
     if (topic === topics.reply(this.device.id)) {
       const p = value && this.pending.get(value.command);
@@ -368,6 +392,7 @@ export function badge(node, state, synced = true) {
   node.textContent = {
     connecting: 'connecting…',
     live: 'live',
+    stale: 'no news from the box…',
     syncing: 'syncing…',
     reconnecting: 'reconnecting…',
     refused: 'refused',

@@ -113,6 +113,10 @@ async function main() {
     subscriptions: follower.subscriptions(),
     onSession: () => follower.session(),
     onState: () => render(null),
+    // The box's clock, every 2 s: keeps ticket ages right even when no event comes.
+    onStatus: (s) => {
+      if (s && Number.isFinite(s.now_ms) && s.now_ms > 0) clock.observe(s.now_ms);
+    },
     onMessage: (topic, value) => follower.message(topic, value),
   });
   follower.attach(link);

@@ -199,6 +199,10 @@ async function main() {
     subscriptions: [[topics.menu, ...follower.subscriptions()[0]], follower.subscriptions()[1]],
     onSession: () => follower.session(),
     onState: () => render(null),
+    // The box's clock, every 2 s: keeps ticket ages right even when no event comes.
+    onStatus: (s) => {
+      if (s && Number.isFinite(s.now_ms) && s.now_ms > 0) clock.observe(s.now_ms);
+    },
     onMessage: (topic, value) => {
       if (topic === topics.menu) {
         if (value && Array.isArray(value.items) && value.version !== menuVersion) {
