@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use docket_core::wire::CommandBody;
+use docket_core::wire::{self, CommandBody};
 use docket_tests::{line, Client, Daemon};
 
 type R = anyhow::Result<()>;
@@ -70,6 +70,9 @@ async fn a_full_disk_refuses_new_orders_clearly_and_recovers_with_the_same_ids()
     )?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let screen = d.add_device("kds-grill", "station", &["grill"])?;
+    let mut s = Client::connect(d.mqtt, &screen).await?;
+    s.subscribe(wire::STATUS_TOPIC).await?;
     let mut placed = Vec::new();
     for i in 0..5 {
         let r = t.command(&place(&format!("{i}"))).await?;
@@ -100,6 +103,15 @@ async fn a_full_disk_refuses_new_orders_clearly_and_recovers_with_the_same_ids()
     assert_eq!(err.code, "storage_full", "{refused:?}");
     assert!(err.message.contains("disk is full"), "{}", err.message);
     assert_eq!(d.metric("docket_storage_full")?, 1.0);
+    // Every device sees the alarm in the box's status.
+    let alarm = |want: bool| {
+        move |m: &docket_tests::Msg| {
+            m.topic == wire::STATUS_TOPIC
+                && wire::decode::<wire::ApplianceStatus>(&m.payload)
+                    .is_ok_and(|st| st.storage_full == want)
+        }
+    };
+    s.wait_for(alarm(true)).await?;
     let (status, health) = d.get("/healthz")?;
     assert_eq!(status, 200, "the box still serves what it has: {health}");
 
@@ -110,6 +122,7 @@ async fn a_full_disk_refuses_new_orders_clearly_and_recovers_with_the_same_ids()
     assert!(r.ok, "{r:?}");
     assert_eq!(r.ticket, Some(placed.len() as u64 + 1));
     assert_eq!(d.metric("docket_storage_full")?, 0.0);
+    s.wait_for(alarm(false)).await?;
     t.send_as(&id, &place("full")).await?;
     let again = t.reply_to(&id).await?;
     assert_eq!(again.ticket, r.ticket, "a resend is the same order");

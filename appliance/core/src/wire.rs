@@ -353,6 +353,9 @@ pub struct ApplianceStatus {
     /// heard nothing from the box for longer knows its board may be stale.
     #[serde(default)]
     pub now_ms: u64,
+    /// The alarm: the box's disk is full and new commands get `storage_full`.
+    #[serde(default)]
+    pub storage_full: bool,
 }
 
 #[cfg(test)]

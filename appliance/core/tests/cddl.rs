@@ -448,6 +448,7 @@ fn boards_menu_status_and_presence_match() {
         sync_lag: 0,
         started_at: 1_735_732_000_000,
         now_ms: 1_735_732_060_000,
+        storage_full: false,
     };
     message("appliance-status", &enc(&status));
 

@@ -739,6 +739,7 @@ impl Engine {
             sync_lag,
             started_at: self.started_unix_ms,
             now_ms: now_ms(),
+            storage_full: self.metrics.storage_full.load(Relaxed),
         };
         let bytes = wire::encode(&status)?;
         self.publish_state(wire::STATUS_TOPIC, bytes)?;
