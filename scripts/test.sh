@@ -29,6 +29,10 @@ step "tests"
 export DOCKETD_BIN="$PWD/target/debug/docketd"
 cargo test --workspace --locked -- --test-threads="${DOCKET_TEST_THREADS:-4}"
 
+step "fuzzing (bounded): envelope and body decoding, decisions and exactly-once"
+# A short run on the committed corpus; scripts/fuzz.sh --seconds 600 for a longer one.
+scripts/fuzz.sh --seconds "${DOCKET_FUZZ_SECONDS:-20}"
+
 step "pages in headless Chromium"
 docket_browser_deps
 cd tests/browser

@@ -67,10 +67,20 @@ fn run(mut data: &[u8]) {
                 "{id}'s reply was not recorded"
             );
             if reply.ok {
-                assert_eq!(reply.seq, Some(ledger.last_seq), "ok reply's seq is not the last");
-                assert!(ledger.log.len() > before.1, "ok reply for {body:?} wrote no event");
+                assert_eq!(
+                    reply.seq,
+                    Some(ledger.last_seq),
+                    "ok reply's seq is not the last"
+                );
+                assert!(
+                    ledger.log.len() > before.1,
+                    "ok reply for {body:?} wrote no event"
+                );
             } else {
-                assert!(reply.error.is_some(), "rejection without an error: {reply:?}");
+                assert!(
+                    reply.error.is_some(),
+                    "rejection without an error: {reply:?}"
+                );
                 assert!(
                     before == (ledger.last_seq, ledger.log.len(), ledger.site.clone()),
                     "rejected {body:?} changed the ledger: {reply:?}"
@@ -80,7 +90,11 @@ fn run(mut data: &[u8]) {
         }
 
         // The log's seqs are exactly 1..=last_seq.
-        assert_eq!(ledger.log.len() as u64, ledger.last_seq, "log length != last_seq");
+        assert_eq!(
+            ledger.log.len() as u64,
+            ledger.last_seq,
+            "log length != last_seq"
+        );
         for (k, e) in ledger.log.iter().enumerate() {
             assert_eq!(e.seq, k as u64 + 1, "gap or reorder in the log at {k}");
         }
@@ -88,8 +102,16 @@ fn run(mut data: &[u8]) {
         for e in &ledger.log[counted..] {
             let v = events.entry(e.order_id.clone()).or_insert(0);
             *v += 1;
-            assert_eq!(e.version, *v, "event {} has version {}, expected {v}", e.seq, e.version);
-            assert_eq!(e.order.version, e.version, "event {} carries another version", e.seq);
+            assert_eq!(
+                e.version, *v,
+                "event {} has version {}, expected {v}",
+                e.seq, e.version
+            );
+            assert_eq!(
+                e.order.version, e.version,
+                "event {} carries another version",
+                e.seq
+            );
         }
         counted = ledger.log.len();
         for (oid, o) in &ledger.site.orders {

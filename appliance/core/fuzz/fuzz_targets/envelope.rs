@@ -39,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn body_round_trip(body: &CommandBody) {
-    let bytes = wire::encode(body)
-        .unwrap_or_else(|e| panic!("{body:?} decoded but does not encode: {e}"));
+    let bytes =
+        wire::encode(body).unwrap_or_else(|e| panic!("{body:?} decoded but does not encode: {e}"));
     match wire::decode_body(&bytes) {
         Ok(back) => assert_eq!(&back, body, "command body round trip changed it"),
         Err(e) => panic!("{body:?} does not decode after encoding: {e}"),

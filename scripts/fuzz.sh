@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of docket-core (appliance/core/fuzz: cargo-fuzz and libFuzzer) in
+# bounded runs: each target starts from its committed corpus and stops after N seconds. Fails on
+# any panic, broken invariant, timeout or out-of-memory, and prints the input that caused it.
+#
+#   scripts/fuzz.sh                         every target, 30 s each
+#   scripts/fuzz.sh --seconds 600 commands  one target (envelope, commands), ten minutes
+#   scripts/fuzz.sh --grow                  add what the run finds to the committed corpus
+#                                           (then run --cmin before committing it)
+#   scripts/fuzz.sh --cmin                  minimise the committed corpus; no fuzzing (keeps
+#                                           a small set of inputs that covers every edge: hit
+#                                           counts are ignored, or it keeps thousands)
+#   scripts/fuzz.sh --asan                  with AddressSanitizer: 10-20x fewer executions, and
+#                                           docket-core has no unsafe code, so off by default
+#   scripts/fuzz.sh --jobs 1                targets one after another (default: one per core)
+#
+# New inputs a run finds go to a temp dir and are dropped, unless --grow. Crash inputs and each
+# target's last log go to appliance/core/fuzz/artifacts/TARGET/ (not committed). Reproduce one:
+#   appliance/core/fuzz/target/<host>/release/TARGET appliance/core/fuzz/artifacts/TARGET/crash-…
+# and keep it for the regression by copying it into appliance/core/fuzz/corpus/TARGET/.
+#
+# Installs the pinned cargo-fuzz when missing. Builds with the repo's pinned stable toolchain
+# (rust-toolchain.toml) and RUSTC_BOOTSTRAP=1, since cargo-fuzz passes nightly-only flags, into
+# appliance/core/fuzz/target, never the workspace's target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+export RUSTC_BOOTSTRAP=1
+export RUST_BACKTRACE=1
+
+CARGO_FUZZ_VERSION=0.13.2
+FUZZ_DIR=appliance/core/fuzz
+ALL_TARGETS=(envelope commands)
+
+seconds=30
+grow=0
+cmin=0
+sanitizer=none
+jobs=$(nproc 2>/dev/null || echo 1)
+targets=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --seconds) seconds=$2; shift ;;
+        --grow) grow=1 ;;
+        --cmin) cmin=1 ;;
+        --asan) sanitizer=address ;;
+        --jobs) jobs=$2; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+        *)
+            if [[ " ${ALL_TARGETS[*]} " != *" $1 "* ]]; then
+                echo "unknown target $1 (targets: ${ALL_TARGETS[*]})" >&2
+                exit 2
+            fi
+            targets+=("$1")
+            ;;
+    esac
+    shift
+done
+[[ ${#targets[@]} -gt 0 ]] || targets=("${ALL_TARGETS[@]}")
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "--seconds takes a positive number" >&2; exit 2; }
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "--jobs takes a positive number" >&2; exit 2; }
+
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+    echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" --quiet
+fi
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+fuzz_cargo() {
+    # From appliance/core, cargo-fuzz finds its crate in ./fuzz.
+    (cd "$FUZZ_DIR/.." && cargo fuzz "$@")
+}
+
+if [[ $cmin -eq 1 ]]; then
+    mkdir -p "$FUZZ_DIR/target"
+    for t in "${targets[@]}"; do
+        before=$(find "$FUZZ_DIR/corpus/$t" -type f | wc -l)
+        fuzz_cargo cmin --sanitizer "$sanitizer" --target "$host" \
+            --target-dir "$PWD/$FUZZ_DIR/target" "$t" -- -set_cover_merge=1 -use_counters=0 \
+            >"$FUZZ_DIR/target/cmin-$t.log" 2>&1 \
+            || { tail -n 30 "$FUZZ_DIR/target/cmin-$t.log" >&2; exit 1; }
+        echo "fuzz: $t: corpus minimised from $before to $(find "$FUZZ_DIR/corpus/$t" -type f | wc -l) files ($(cat "$FUZZ_DIR/corpus/$t"/* | wc -c) bytes)"
+    done
+    exit 0
+fi
+
+start=$(date +%s)
+echo "fuzz: building ${ALL_TARGETS[*]} (sanitizer: $sanitizer; cargo-fuzz $CARGO_FUZZ_VERSION, $(rustc --version))"
+CARGO_TERM_QUIET=true fuzz_cargo build --sanitizer "$sanitizer" --target "$host" \
+    --target-dir "$PWD/$FUZZ_DIR/target"
+echo "fuzz: built in $(( $(date +%s) - start )) s"
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+# Runs one target for $seconds; its libFuzzer output goes to artifacts/TARGET/last-run.log.
+fuzz_one() {
+    local t=$1
+    local out="$FUZZ_DIR/artifacts/$t"
+    local corpus=("$FUZZ_DIR/corpus/$t")
+    mkdir -p "$out"
+    if [[ $grow -eq 0 ]]; then
+        # The first corpus dir is where libFuzzer writes what it finds: keep the committed one
+        # read-only.
+        mkdir -p "$scratch/$t"
+        corpus=("$scratch/$t" "${corpus[@]}")
+    fi
+    "$FUZZ_DIR/target/$host/release/$t" \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$out/" \
+        "${corpus[@]}" >"$out/last-run.log" 2>&1
+}
+
+# A `-print_final_stats=1` figure from a libFuzzer log.
+final_stat() {
+    sed -n "s/^stat::$2: *//p" "$1" | tail -n 1
+}
+
+# One line per target from its log; on failure, the input and the panic with its stack.
+report() {
+    local t=$1 status=$2
+    local log="$FUZZ_DIR/artifacts/$t/last-run.log"
+    local done_line
+    done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true)
+    local cov ft corp
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
+    ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
+    corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$done_line")
+    printf 'fuzz: %s: %s execs (%s/s), cov %s, ft %s, corpus %s (%s new%s)\n' "$t" \
+        "$(final_stat "$log" number_of_executed_units)" "$(final_stat "$log" average_exec_per_sec)" "${cov:-?}" \
+        "${ft:-?}" "${corp:-?}" "$(final_stat "$log" new_units_added)" \
+        "$([[ $grow -eq 1 ]] && echo ", kept in $FUZZ_DIR/corpus/$t" || echo ", dropped")"
+    if [[ $status -ne 0 ]]; then
+        local input
+        input=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+        echo "fuzz: $t FAILED (libFuzzer exit $status); log: $log" >&2
+        grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|INITED|RELOAD)' "$log" | tail -n 60 >&2
+        echo "fuzz: $t: crashing input: ${input:-none written, see the log}" >&2
+        if [[ -n $input && -f $input ]]; then
+            echo "fuzz: $t: input hex: $(od -An -v -tx1 "$input" | tr -d ' \n' | head -c 2000)" >&2
+        fi
+    fi
+}
+
+echo "fuzz: ${targets[*]} for $seconds s each, $jobs at a time"
+failed=()
+pids=()
+names=()
+drain() {
+    local i status
+    for i in "${!pids[@]}"; do
+        status=0
+        wait "${pids[$i]}" || status=$?
+        report "${names[$i]}" "$status"
+        [[ $status -eq 0 ]] || failed+=("${names[$i]}")
+    done
+    pids=()
+    names=()
+}
+for t in "${targets[@]}"; do
+    fuzz_one "$t" &
+    pids+=($!)
+    names+=("$t")
+    [[ ${#pids[@]} -lt $jobs ]] || drain
+done
+drain
+echo "fuzz: took $(( $(date +%s) - start )) s"
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "fuzz: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzz: no crash in ${targets[*]}"
