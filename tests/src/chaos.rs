@@ -119,6 +119,8 @@ struct Device {
     view: Option<View>,
     early: BTreeMap<u64, Event>,
     replay: Option<String>,
+    /// No replay before this (after a refused one).
+    replay_not_before: Instant,
     /// Screens: when to act on each order that is theirs to bump or complete.
     due: BTreeMap<String, Instant>,
     counter: u64,
@@ -135,6 +137,7 @@ pub async fn run(spec: DeviceSpec, mut phase: watch::Receiver<Phase>, ledger: Sh
         view: None,
         early: BTreeMap::new(),
         replay: None,
+        replay_not_before: Instant::now(),
         due: BTreeMap::new(),
         counter: 0,
     };
@@ -306,6 +309,10 @@ impl Device {
                 }
             }
         }
+        // A gap still waiting for a replay that was refused earlier.
+        if self.replay.is_none() && !self.early.is_empty() && !self.catch_up(c).await {
+            return false;
+        }
         let stale: Vec<String> = self
             .pending
             .iter()
@@ -349,6 +356,12 @@ impl Device {
         let me = self.spec.creds.id.clone();
         if self.replay.as_deref() == Some(r.command.as_str()) {
             self.replay = None;
+            if !r.ok {
+                // Refused (rate_limited after an outage, say): ask again a little later, from
+                // on_tick, instead of at once.
+                self.replay_not_before = Instant::now() + Duration::from_secs(1);
+                return true;
+            }
             let more = r.more == Some(true);
             for e in r.events.unwrap_or_default() {
                 self.early.insert(e.seq, e);
@@ -362,6 +375,17 @@ impl Device {
         }
         let key = (me.clone(), r.command.clone());
         let mut l = lock(&self.ledger);
+        // Refusals that record nothing (`internal`, `storage_full`, `rate_limited`): the same id
+        // goes again later, from the pending list; they are no command's reply of record.
+        let transient = r.error.as_ref().is_some_and(|e| {
+            matches!(
+                e.code.as_str(),
+                "internal" | "storage_full" | "rate_limited"
+            )
+        });
+        if transient {
+            return true;
+        }
         let first = l.acked.get(&key).or_else(|| l.rejected.get(&key)).cloned();
         match first {
             Some(f) if f != r => l
@@ -377,17 +401,7 @@ impl Device {
             }
             None => {}
         }
-        // `internal` and `storage_full` mean nothing was written: resend with the same id.
-        let retry = r
-            .error
-            .as_ref()
-            .is_some_and(|e| e.code == "internal" || e.code == "storage_full");
-        if retry {
-            l.acked.remove(&(me.clone(), r.command.clone()));
-            l.rejected.remove(&(me.clone(), r.command.clone()));
-        } else {
-            self.pending.remove(&r.command);
-        }
+        self.pending.remove(&r.command);
         l.pending.insert(me, self.pending.len());
         true
     }
@@ -426,7 +440,7 @@ impl Device {
         lock(&self.ledger)
             .views
             .insert(self.spec.creds.id.clone(), view);
-        if gap && self.replay.is_none() {
+        if gap && self.replay.is_none() && Instant::now() >= self.replay_not_before {
             return self.request_replay(c).await;
         }
         true

@@ -86,6 +86,37 @@ async fn kill9_at_random_moments_loses_nothing_here_or_at_head_office() -> R {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_over_their_rate_limit_retry_and_nothing_is_lost_or_doubled() -> R {
+    // A limit far below what the devices send (as an expo finds after a long outage, with
+    // hundreds of orders to complete at once): rate_limited is retried with the same id.
+    let d = Daemon::start_with(
+        &[],
+        "chaos-rate",
+        "commands_per_second = 3\ncommand_burst = 5",
+    )?;
+    let r = Restaurant::open(&d, 3, Duration::from_millis(100), KEEP_ALIVE, 4).await?;
+    docket_tests::eventually("the limit refuses some", || {
+        d.metric("docket_rejects_total{code=\"rate_limited\"}")
+            .unwrap_or(0.0)
+            >= 20.0
+    })
+    .await?;
+    let converge = r
+        .heal_and_settle(&d.db_path(), Duration::from_secs(90))
+        .await?;
+    let rep = chaos::check(&d.db_path(), &r.ledger)?;
+    println!("converged {converge:?}");
+    assert_clean("rate limited", &rep);
+    assert_eq!(
+        rep.rejected, 0,
+        "every refused command went through later: {rep}"
+    );
+    assert!(rep.acked >= 10, "{rep}");
+    r.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_box_catches_up_when_it_resumes() -> R {
     let d = Daemon::start()?;
     let r = Restaurant::open(&d, 3, Duration::from_millis(300), KEEP_ALIVE, 3).await?;
