@@ -274,6 +274,8 @@ impl RawConfig {
                         }
                     })
                 }
+                "DOCKET_MQTT_SEGMENT_BYTES" => self.mqtt.segment_bytes = Some(num(&name, &value)?),
+                "DOCKET_MQTT_SEGMENT_COUNT" => self.mqtt.segment_count = Some(num(&name, &value)?),
                 "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
                 "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
                 "DOCKET_LOG_FORMAT" => self.log.format = Some(value),
