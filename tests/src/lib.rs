@@ -18,6 +18,22 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS}
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+/// Environment that turns docketd's device topic ACL off, for tests and benchmarks of what
+/// stands behind it (or of the bare broker).
+pub const ACL_OFF: (&str, &str) = ("DOCKET_MQTT_TOPIC_ACL", "false");
+
+/// A process's resident memory in MB, from /proc (0 if it is gone).
+pub fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// How long any single wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

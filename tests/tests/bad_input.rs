@@ -4,12 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use docket_core::wire::{self, CommandBody, Envelope, Reply};
-use docket_tests::{line, login_refused, Client, Daemon};
+use docket_tests::{line, login_refused, Client, Daemon, ACL_OFF};
 
 type R = anyhow::Result<()>;
-
-/// Turns the device topic ACL off, for tests of what stands behind it.
-const ACL_OFF: (&str, &str) = ("DOCKET_MQTT_TOPIC_ACL", "false");
 
 fn place(lines: Vec<wire::LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {

@@ -163,13 +163,7 @@ fn fds(d: &Daemon) -> usize {
 }
 
 fn rss_mb(d: &Daemon) -> f64 {
-    let pid = d.pid().expect("running");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    docket_tests::rss_mb(d.pid().expect("running"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -318,7 +318,7 @@ async fn pair_through_the_admin_api() -> R {
 async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     // The watcher below reads other devices' presence from the broker, which the device topic
     // ACL forbids: it is off here to look at the broker's retained state.
-    let d = Daemon::start_with_env(&[("DOCKET_MQTT_TOPIC_ACL", "false")])?;
+    let d = Daemon::start_with_env(&[docket_tests::ACL_OFF])?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let auth = basic_auth(&mgr.id, &mgr.secret);

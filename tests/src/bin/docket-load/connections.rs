@@ -8,7 +8,8 @@ use docket_tests::servers::Mosquitto;
 use docket_tests::{Client, Daemon};
 use serde_json::{json, Value};
 
-use crate::{connect_many, open_loop, proc_rss_mb, Args};
+use crate::{connect_many, open_loop, Args};
+use docket_tests::rss_mb;
 
 /// Devices the seed load brings itself: 50 tablets, 10 screens and the kitchen.
 const SEED_DEVICES: usize = 61;
@@ -53,7 +54,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
     }
     let d = Daemon::start()?;
     let pid = d.pid().unwrap_or(0);
-    let idle_rss = proc_rss_mb(pid);
+    let idle_rss = rss_mb(pid);
     let mut held: Vec<Client> = Vec::new();
     let mut phases = Vec::new();
     let mut failures = 0usize;
@@ -72,7 +73,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         }
         failures += failed.len();
         held.extend(clients);
-        let rss_connected = proc_rss_mb(pid);
+        let rss_connected = rss_mb(pid);
         eprintln!(
             "connections: {} idle devices held; seed load on top",
             held.len()
@@ -99,7 +100,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
 
     // The reference: Mosquitto holding the same numbers of connections (no load).
     let m = Mosquitto::start()?;
-    let m_idle = proc_rss_mb(m.pid());
+    let m_idle = rss_mb(m.pid());
     let mut m_held = Vec::new();
     let mut m_rss = Vec::new();
     let mut m_failed = 0usize;
@@ -120,7 +121,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
                 _ => m_failed += 1,
             }
         }
-        m_rss.push(json!({"devices": m_held.len(), "rss_mb": proc_rss_mb(m.pid())}));
+        m_rss.push(json!({"devices": m_held.len(), "rss_mb": rss_mb(m.pid())}));
     }
     let m_most = m_rss
         .last()

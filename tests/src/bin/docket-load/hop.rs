@@ -17,7 +17,8 @@ use docket_tests::{line, Client, Daemon};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::{ms, proc_rss_mb, us, Args};
+use crate::{ms, us, Args};
+use docket_tests::rss_mb;
 
 const TOPIC: &str = "docket/v1/bench/hop";
 const HOP_RATE: u64 = 1000;
@@ -149,14 +150,14 @@ where
         "msgs_per_s": got as f64 / wall,
         "burst": burst,
         "burst_p50_ms": ms(&thr.h, 0.5), "burst_p99_ms": ms(&thr.h, 0.99),
-        "rss_mb": proc_rss_mb(pid),
+        "rss_mb": rss_mb(pid),
     }))
 }
 
 pub async fn hop(a: &Args) -> anyhow::Result<Value> {
     let burst = a.hop_messages;
     // The bare broker: the hop's topic is no device's, so the device topic ACL is off here.
-    let d = Daemon::start_with_env(&[("DOCKET_MQTT_TOPIC_ACL", "false")])?;
+    let d = Daemon::start_with_env(&[docket_tests::ACL_OFF])?;
     let list: Vec<(String, &str, &[&str])> = ["hop-sub", "hop-pub", "hop-sub2", "hop-pub2"]
         .iter()
         .map(|id| (id.to_string(), "tablet", &[][..]))

@@ -31,7 +31,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use docket_core::wire::{self, CommandBody, Event};
 use docket_tests::servers::Postgres;
-use docket_tests::{line, Client, Creds, Daemon};
+use docket_tests::{line, rss_mb, Client, Creds, Daemon};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -386,17 +386,6 @@ fn proc_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn proc_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 impl Proc {
     fn start(d: &Daemon) -> Proc {
         let pid = d.pid().unwrap_or(0);
@@ -518,7 +507,7 @@ async fn open_loop(
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = proc.cpu_pct();
-    let rss = proc_rss_mb(proc.pid);
+    let rss = rss_mb(proc.pid);
     stop.store(true, Relaxed);
     for t in tablet_tasks {
         t.await??;
@@ -578,7 +567,7 @@ async fn closed_loop(d: &Daemon, tag: &str, clients: usize, events: u64) -> anyh
     Ok(
         json!({"events": n, "seconds": wall, "events_per_s": n as f64 / wall,
               "orders_per_s": n as f64 / 3.0 / wall, "cpu_pct": proc.cpu_pct(),
-              "rss_mb": proc_rss_mb(proc.pid)}),
+              "rss_mb": rss_mb(proc.pid)}),
     )
 }
 
@@ -651,7 +640,7 @@ async fn flat_out(d: &Daemon, clients: usize, secs: u64) -> anyhow::Result<Value
         "orders": orders, "events": events, "seconds": wall,
         "orders_per_s": orders as f64 / wall, "events_per_s": events as f64 / wall,
         "lost": lost, "duplicated": dup, "out_of_order": ooo,
-        "cpu_pct": cpu, "rss_mb": proc_rss_mb(proc.pid),
+        "cpu_pct": cpu, "rss_mb": rss_mb(proc.pid),
     }))
 }
 
@@ -672,7 +661,7 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
             // One kitchen device completes every order (a stand-in for all the expo screens):
             // at x100 that is ~170 commands/s from one device, far over its rate limit.
             let d = Daemon::start_with(&[], "demo", NO_RATE_LIMIT)?;
-            let idle = proc_rss_mb(d.pid().unwrap_or(0));
+            let idle = rss_mb(d.pid().unwrap_or(0));
             let mut v = open_loop(&d, name, 50, 2.0 * mult, 10, a.duration, None).await?;
             v["idle_rss_mb"] = json!(idle);
             v["load"] = json!(format!(
@@ -726,7 +715,7 @@ async fn restart(a: &Args) -> anyhow::Result<Value> {
     Ok(json!({
         "events": events, "open_orders": open,
         "ready_ms": times, "restart_ms": times[times.len() / 2],
-        "rss_mb": proc_rss_mb(d.pid().unwrap_or(0)),
+        "rss_mb": rss_mb(d.pid().unwrap_or(0)),
         "load": format!("{events} events, {open} open orders; start → /healthz 200, median of 3"),
     }))
 }

@@ -19,7 +19,7 @@ use docket_tests::{line, Client, Creds, Daemon, View};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::{devices, ms, proc_rss_mb, us, Args, Proc};
+use crate::{devices, ms, rss_mb, us, Args, Proc};
 
 const BOARDS: [&str; 5] = ["grill", "fry", "cold", "bar", wire::EXPO];
 /// One item per station (in `BOARDS` order), from the demo menu.
@@ -238,6 +238,6 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
         "recover_ms": recover_ms, "recoveries_ms": recoveries,
         "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "p999_ms": ms(&h, 0.999),
         "max_ms": h.max() as f64 / 1000.0,
-        "rss_mb": proc_rss_mb(pid), "cpu_pct": cpu,
+        "rss_mb": rss_mb(pid), "cpu_pct": cpu,
     }))
 }
