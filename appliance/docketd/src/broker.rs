@@ -65,7 +65,10 @@ fn server(
 /// Filters that exist from the broker's start. rumqttd drops a local link that publishes to a
 /// topic no filter matches, so without these the engine would have to subscribe to its own
 /// replies and events and receive each of them back (4 of the ~12 deliveries of an order).
-pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = ["docket/v1/reply/+", docket_core::wire::EVENTS_TOPIC];
+pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = [REPLY_FILTERS, docket_core::wire::EVENTS_TOPIC];
+
+/// Every device's reply topic: `docket/v1/reply/{device_id}`.
+const REPLY_FILTERS: &str = "docket/v1/reply/+";
 
 /// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
 /// front door (`front`) owns the public ports.
@@ -84,10 +87,18 @@ pub fn rumqttd_config(
             max_connections: cfg.max_connections,
             max_outgoing_packet_count: 200,
             // In-memory log per filter: segment_bytes x segment_count, far below rumqttd's
-            // 1 GB-per-filter examples.
+            // 1 GB-per-filter examples. Every filter's log fills to its cap over hours, so the
+            // per-device reply filters (one per paired device, each read only by its device,
+            // which resends with the same id rather than relying on the log) get a small one.
             max_segment_size: cfg.segment_bytes,
             max_segment_count: cfg.segment_count,
-            custom_segment: None,
+            custom_segment: Some(HashMap::from([(
+                REPLY_FILTERS.to_owned(),
+                rumqttd::SegmentConfig {
+                    max_segment_size: cfg.reply_segment_bytes,
+                    max_segment_count: cfg.segment_count,
+                },
+            )])),
             initialized_filters: Some(
                 ENGINE_OUTPUT_FILTERS
                     .iter()
@@ -201,4 +212,59 @@ pub async fn kick(
         tracing::info!(device, "revoked device cut off");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+    use crate::metrics::Metrics;
+
+    /// The segment size rumqttd gives a filter's log: the last `custom_segment` key the filter
+    /// matches, else the router's default (as `rumqttd::router::logs::Data::new` picks it).
+    fn segment_for(router: &RouterConfig, filter: &str) -> (usize, usize) {
+        let mut picked = (router.max_segment_size, router.max_segment_count);
+        for (key, seg) in router.custom_segment.iter().flatten() {
+            if rumqttd::protocol::matches(filter, key) {
+                picked = (seg.max_segment_size, seg.max_segment_count);
+            }
+        }
+        picked
+    }
+
+    #[test]
+    fn device_reply_filters_get_the_small_log_and_shared_filters_the_large_one() {
+        let cfg = RawConfig::default().validate().unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "docket-broker-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let db = dir.join("db");
+        let _store = crate::store::Store::open(&db, "s").unwrap();
+        let registry = Arc::new(DeviceRegistry::open(&db, Arc::new(Metrics::default())).unwrap());
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let router = rumqttd_config(&cfg, &registry, addr, None).router;
+        let small = (cfg.reply_segment_bytes, cfg.segment_count);
+        let large = (cfg.segment_bytes, cfg.segment_count);
+        assert!(small.0 < large.0);
+        for reply in [
+            "docket/v1/reply/tab-1",
+            "docket/v1/reply/kds-grill",
+            "docket/v1/reply/+",
+        ] {
+            assert_eq!(segment_for(&router, reply), small, "{reply}");
+        }
+        for shared in [
+            docket_core::wire::EVENTS_TOPIC,
+            "docket/v1/board/grill",
+            "docket/v1/board/+",
+            "docket/v1/menu",
+            "docket/v1/appliance/status",
+            "docket/v1/cmd/+",
+        ] {
+            assert_eq!(segment_for(&router, shared), large, "{shared}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
