@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Parser;
 use docket_tests::chaos::{self, Report, Restaurant};
 use docket_tests::servers::Postgres;
@@ -93,6 +94,28 @@ async fn wifi(a: &Args) -> anyhow::Result<Row> {
     let load = Duration::from_secs_f64(a.wifi_minutes * 60.0);
     eprintln!("wifi: {} devices for {load:?}", r.proxies.len());
     let start = Instant::now();
+    // docketd's memory over the run: (minutes since start, RSS MB) every 10 s.
+    let pid = d.pid().context("docketd has no pid")?;
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            samples.push((
+                start.elapsed().as_secs_f64() / 60.0,
+                docket_tests::rss_mb(pid),
+            ));
+            if samples.len() % 30 == 0 {
+                eprintln!("wifi: docketd RSS {:.1} MB", docket_tests::rss_mb(pid));
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if start.elapsed() >= load {
+                samples.push((
+                    start.elapsed().as_secs_f64() / 60.0,
+                    docket_tests::rss_mb(pid),
+                ));
+                return samples;
+            }
+        }
+    });
     let (report, converge, applied) = chaos::bad_wifi(
         &r,
         &d.db_path(),
@@ -105,6 +128,12 @@ async fn wifi(a: &Args) -> anyhow::Result<Row> {
     )
     .await?;
     let ran = start.elapsed();
+    let rss = if sampler.is_finished() {
+        sampler.await?
+    } else {
+        sampler.abort();
+        Vec::new()
+    };
     r.close().await;
     let notes = applied
         .iter()
@@ -117,10 +146,30 @@ async fn wifi(a: &Args) -> anyhow::Result<Row> {
         report,
         converge,
         notes: format!(
-            "{path}; faults: {notes}; blackholes {}–{} s",
-            a.blackhole.0, a.blackhole.1
+            "{path}; faults: {notes}; blackholes {}–{} s; {}",
+            a.blackhole.0,
+            a.blackhole.1,
+            rss_line(&rss)
         ),
     })
+}
+
+/// "docketd RSS 41 MB at 1 min, 52 MB at 15 min, 55 MB at the end (max 57 MB)".
+fn rss_line(samples: &[(f64, f64)]) -> String {
+    let Some(&(end_min, end)) = samples.last() else {
+        return "docketd RSS not sampled".into();
+    };
+    let at = |min: f64| {
+        samples
+            .iter()
+            .find(|(m, _)| *m >= min)
+            .map(|(m, v)| format!("{v:.0} MB at {m:.0} min"))
+    };
+    let max = samples.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let mut parts: Vec<String> = [1.0, end_min / 2.0].into_iter().filter_map(at).collect();
+    parts.dedup();
+    parts.push(format!("{end:.0} MB at the end"));
+    format!("docketd RSS {} (max {max:.0} MB)", parts.join(", "))
 }
 
 async fn kill(a: &Args) -> anyhow::Result<Row> {
