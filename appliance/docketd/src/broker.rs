@@ -69,6 +69,8 @@ pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = [REPLY_FILTERS, docket_core::wire::
 
 /// Every device's reply topic: `docket/v1/reply/{device_id}`.
 const REPLY_FILTERS: &str = "docket/v1/reply/+";
+/// Every device's presence topic (the engine's subscription).
+pub const PRESENCE_FILTER: &str = "docket/v1/devices/+/presence";
 
 /// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
 /// front door (`front`) owns the public ports.
@@ -90,15 +92,24 @@ pub fn rumqttd_config(
             // 1 GB-per-filter examples. Every filter's log fills to its cap over hours, so the
             // per-device reply filters (one per paired device, each read only by its device,
             // which resends with the same id rather than relying on the log) get a small one.
+            // So does presence, for another reason: a message a device published keeps its
+            // connection's whole 10 KB read buffer alive while it is in a log (rumqttd slices
+            // payloads out of that buffer), and presence is the first thing a device publishes
+            // on every connection, so a long presence log grew by ~10 KB per reconnect.
             max_segment_size: cfg.segment_bytes,
             max_segment_count: cfg.segment_count,
-            custom_segment: Some(HashMap::from([(
-                REPLY_FILTERS.to_owned(),
-                rumqttd::SegmentConfig {
-                    max_segment_size: cfg.reply_segment_bytes,
-                    max_segment_count: cfg.segment_count,
-                },
-            )])),
+            custom_segment: Some(
+                [REPLY_FILTERS, PRESENCE_FILTER]
+                    .into_iter()
+                    .map(|f| {
+                        let small = rumqttd::SegmentConfig {
+                            max_segment_size: cfg.device_segment_bytes,
+                            max_segment_count: cfg.segment_count,
+                        };
+                        (f.to_owned(), small)
+                    })
+                    .collect(),
+            ),
             initialized_filters: Some(
                 ENGINE_OUTPUT_FILTERS
                     .iter()
@@ -233,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn device_reply_filters_get_the_small_log_and_shared_filters_the_large_one() {
+    fn device_filters_get_the_small_log_and_shared_filters_the_large_one() {
         let cfg = RawConfig::default().validate().unwrap();
         let dir = std::env::temp_dir().join(format!(
             "docket-broker-test-{}-{}",
@@ -245,13 +256,15 @@ mod tests {
         let registry = Arc::new(DeviceRegistry::open(&db, Arc::new(Metrics::default())).unwrap());
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let router = rumqttd_config(&cfg, &registry, addr, None).router;
-        let small = (cfg.reply_segment_bytes, cfg.segment_count);
+        let small = (cfg.device_segment_bytes, cfg.segment_count);
         let large = (cfg.segment_bytes, cfg.segment_count);
         assert!(small.0 < large.0);
         for reply in [
             "docket/v1/reply/tab-1",
             "docket/v1/reply/kds-grill",
             "docket/v1/reply/+",
+            "docket/v1/devices/+/presence",
+            "docket/v1/devices/tab-1/presence",
         ] {
             assert_eq!(segment_for(&router, reply), small, "{reply}");
         }

@@ -80,7 +80,7 @@ pub struct RawMqtt {
     pub topic_acl: Option<bool>,
     pub segment_bytes: Option<usize>,
     pub segment_count: Option<usize>,
-    pub reply_segment_bytes: Option<usize>,
+    pub device_segment_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -134,8 +134,9 @@ pub struct Config {
     /// The broker's in-memory log per subscription filter: `segment_bytes × segment_count`.
     pub segment_bytes: usize,
     pub segment_count: usize,
-    /// The same for each device's reply topic (one filter per device), `× segment_count`.
-    pub reply_segment_bytes: usize,
+    /// The same for each device's reply topic (one filter per device) and for the devices'
+    /// presence, `× segment_count`.
+    pub device_segment_bytes: usize,
     pub http_listen: SocketAddr,
     /// `None` = the demo menu built into the binary.
     pub menu_file: Option<PathBuf>,
@@ -280,8 +281,8 @@ impl RawConfig {
                 }
                 "DOCKET_MQTT_SEGMENT_BYTES" => self.mqtt.segment_bytes = Some(num(&name, &value)?),
                 "DOCKET_MQTT_SEGMENT_COUNT" => self.mqtt.segment_count = Some(num(&name, &value)?),
-                "DOCKET_MQTT_REPLY_SEGMENT_BYTES" => {
-                    self.mqtt.reply_segment_bytes = Some(num(&name, &value)?)
+                "DOCKET_MQTT_DEVICE_SEGMENT_BYTES" => {
+                    self.mqtt.device_segment_bytes = Some(num(&name, &value)?)
                 }
                 "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
                 "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
@@ -369,9 +370,9 @@ impl RawConfig {
                 256 * 1024 * 1024,
             )?,
             segment_count: bounded("mqtt.segment_count", self.mqtt.segment_count, 2, 2, 64)?,
-            reply_segment_bytes: bounded(
-                "mqtt.reply_segment_bytes",
-                self.mqtt.reply_segment_bytes,
+            device_segment_bytes: bounded(
+                "mqtt.device_segment_bytes",
+                self.mqtt.device_segment_bytes,
                 64 * 1024,
                 16 * 1024,
                 64 * 1024 * 1024,

@@ -76,7 +76,7 @@ fn filters() -> [&'static str; 6] {
         "docket/v1/board/+",
         wire::MENU_TOPIC,
         wire::STATUS_TOPIC,
-        "docket/v1/devices/+/presence",
+        crate::broker::PRESENCE_FILTER,
         HEARTBEAT_TOPIC,
     ]
 }
