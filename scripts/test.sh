@@ -29,6 +29,15 @@ step "tests"
 export DOCKETD_BIN="$PWD/target/debug/docketd"
 cargo test --workspace --locked -- --test-threads="${DOCKET_TEST_THREADS:-4}"
 
+step "firmware: systemd units (verify, security score), first boot, the box's config"
+DOCKETD_BIN="$PWD/target/debug/docketd" scripts/check-firmware.sh
+
+step "yocto layer, crate list, RAUC bundles, partition layout (offline)"
+scripts/check-yocto.sh
+
+step "aarch64 cross build of docketd, smoke test under qemu-aarch64-static"
+scripts/cross-smoke.sh
+
 step "fuzzing (bounded): envelope and body decoding, decisions and exactly-once"
 # A short run on the committed corpus; scripts/fuzz.sh --seconds 600 for a longer one.
 scripts/fuzz.sh --seconds "${DOCKET_FUZZ_SECONDS:-20}"
