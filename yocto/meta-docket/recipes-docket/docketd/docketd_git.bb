@@ -45,6 +45,9 @@ do_install:append() {
     done
     install -d ${D}${sysconfdir}/docket
     install -m 0644 ${S}/firmware/config/docketd.toml ${D}${sysconfdir}/docket/docketd.toml
+    # /data/docket (owned by docket) and /data/rauc, made at boot on the data partition.
+    install -d ${D}${nonarch_libdir}/tmpfiles.d
+    install -m 0644 ${S}/firmware/tmpfiles.d/docket.conf ${D}${nonarch_libdir}/tmpfiles.d/docket.conf
     if [ -d ${S}/firmware/bin ]; then
         install -d ${D}${libexecdir}/docket
         for tool in ${S}/firmware/bin/*; do
@@ -53,7 +56,7 @@ do_install:append() {
     fi
 }
 
-FILES:${PN} += "${systemd_system_unitdir} ${libexecdir}/docket"
+FILES:${PN} += "${systemd_system_unitdir} ${libexecdir}/docket ${nonarch_libdir}/tmpfiles.d"
 CONFFILES:${PN} = "${sysconfdir}/docket/docketd.toml"
 # The first-boot unit makes the box identity with openssl; the mark-good unit calls rauc.
 RDEPENDS:${PN} += "openssl-bin rauc"
