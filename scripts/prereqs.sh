@@ -28,6 +28,8 @@ docket_prereqs() {
     command -v curl >/dev/null || missing+=(curl ca-certificates)
     # The clock-fault test moves docketd's wall clock (never the machine's) with libfaketime.
     compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+    # The technician CLI writes the site bundle into an image's data partition with debugfs.
+    { command -v debugfs >/dev/null && command -v mke2fs >/dev/null; } || missing+=(e2fsprogs)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -4,6 +4,7 @@
 //! types. Plain functions over plain data: no tokio, no SQL, no sockets, no clock. The daemon
 //! (`docket-appliance`) wires storage and transport around it.
 
+pub mod bundle;
 pub mod decide;
 pub mod ledger;
 pub mod menu;

@@ -23,8 +23,9 @@ use crate::metrics::{self, Metrics};
 use crate::store::Store;
 use crate::{front, menu, systemd, VERSION};
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
+    let site_status = crate::site::apply(&mut cfg);
     let metrics = Arc::new(Metrics::default());
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
@@ -147,6 +148,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
         topic_acl: cfg.topic_acl,
         api: Some(api),
+        site: Some(Arc::new(http::SiteShared {
+            data_dir: cfg.data_dir.clone(),
+            status: std::sync::Mutex::new(site_status),
+        })),
     });
     let http_task = {
         let shutdown = shutdown.clone();

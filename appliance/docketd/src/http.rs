@@ -35,6 +35,14 @@ pub struct AppState {
     pub topic_acl: bool,
     /// The pairing and admin API (None: not served, as in unit tests of this module).
     pub api: Option<crate::api::ApiState>,
+    /// The site bundle's state and `POST /site/bundle` (None: not served).
+    pub site: Option<Arc<SiteShared>>,
+}
+
+/// The data directory the site bundle lives in and what became of it ([`crate::site`]).
+pub struct SiteShared {
+    pub data_dir: std::path::PathBuf,
+    pub status: std::sync::Mutex<crate::site::SiteStatus>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/site/bundle", axum::routing::post(push_bundle))
         .route(crate::api::WS_PATH, get(mqtt_ws))
         .merge(crate::web::router())
         .with_state(state);
@@ -60,6 +69,20 @@ struct Health<'a> {
     open_orders: u64,
     /// The box's clock (Unix ms; what events' `at` is stamped with): screens age tickets by it.
     now_ms: u64,
+    /// The site bundle: `none`, `applied` (with its serial) or `refused` (with the reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<crate::site::SiteStatus>,
+    /// The data partition: free and total bytes (absent when it cannot be read), and whether
+    /// the last commit failed for lack of space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<Disk>,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    free_bytes: u64,
+    total_bytes: u64,
+    storage_full: bool,
 }
 
 /// 200 only once docketd is ready (retained state republished, listeners up); 503 before.
@@ -72,6 +95,18 @@ async fn healthz(State(s): State<AppState>) -> Response {
         seq: s.metrics.seq.load(Relaxed),
         open_orders: s.metrics.open_orders.load(Relaxed),
         now_ms: crate::clock::now_ms(),
+        site: s
+            .site
+            .as_ref()
+            .and_then(|x| x.status.lock().ok().map(|g| g.clone())),
+        disk: s.site.as_ref().and_then(|x| {
+            let v = rustix::fs::statvfs(&x.data_dir).ok()?;
+            Some(Disk {
+                free_bytes: v.f_bavail.saturating_mul(v.f_frsize),
+                total_bytes: v.f_blocks.saturating_mul(v.f_frsize),
+                storage_full: s.metrics.storage_full.load(Relaxed),
+            })
+        }),
     };
     let code = if ready {
         StatusCode::OK
@@ -79,6 +114,44 @@ async fn healthz(State(s): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// A newer site bundle: 200 when stored (it applies at the next start), 403 when not signed
+/// by the pinned key or tampered, 409 when its serial is not higher, 400 when malformed.
+async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    use crate::site::SiteError as E;
+    use docket_core::bundle::BundleError as B;
+    let Some(site) = s.site.clone() else {
+        return (StatusCode::NOT_FOUND, "site bundles are not served here").into_response();
+    };
+    let dir = site.data_dir.clone();
+    let r = tokio::task::spawn_blocking(move || crate::site::accept_push(&dir, &body)).await;
+    let r = match r {
+        Ok(r) => r,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    match r {
+        Ok(b) => {
+            if let Ok(mut g) = site.status.lock() {
+                g.pending_serial = Some(b.serial);
+            }
+            Json(serde_json::json!({"stored": true, "serial": b.serial, "site_id": b.site_id, "applies": "at restart"})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "pushed site bundle refused");
+            let code = match &e {
+                E::Bundle(B::Malformed(_)) => StatusCode::BAD_REQUEST,
+                E::OldSerial { .. } => StatusCode::CONFLICT,
+                E::Read(..) | E::Write(..) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::FORBIDDEN,
+            };
+            (
+                code,
+                Json(serde_json::json!({"stored": false, "error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for).
@@ -130,6 +203,7 @@ mod tests {
             max_message_bytes: 1024,
             topic_acl: true,
             api: None,
+            site: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod menu;
 pub mod metrics;
 pub mod ratelimit;
+pub mod site;
 pub mod store;
 pub mod systemd;
 pub mod uplink;

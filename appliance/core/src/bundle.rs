@@ -1,0 +1,217 @@
+//! Signed site bundles: what a box trusts about its site (id, name, uplink) and from whom.
+//!
+//! A bundle is JSON: `{"bundle": {...}, "signer": "<hex ed25519 public key>", "signature":
+//! "<hex>"}`. The signature is ed25519 over `DOMAIN` followed by the canonical encoding of the
+//! inner bundle (serde_json of [`Bundle`], whose field order is fixed by the struct; the inner
+//! object is re-encoded from the parsed value, so whitespace or key order in the file does not
+//! matter, but every field's value does). Keys are stored as one line of hex (64 characters).
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every signed message, so a bundle signature cannot be replayed as anything else.
+pub const DOMAIN: &[u8] = b"docket-site-bundle-v1\n";
+
+/// What the site's key vouches for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub site_id: String,
+    pub name: String,
+    pub postgres_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// Unix ms when the technician's laptop made it.
+    pub issued_at_ms: u64,
+    /// Strictly increasing per site: a box takes a pushed bundle only with a higher serial.
+    pub serial: u64,
+}
+
+/// A bundle with its signer and signature, as stored in `site-bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBundle {
+    pub bundle: Bundle,
+    pub signer: String,
+    pub signature: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BundleError {
+    #[error("the bundle is not valid JSON of the expected shape: {0}")]
+    Malformed(String),
+    #[error("bad key: {0}")]
+    BadKey(String),
+    #[error("the bundle is signed by key {signer}, not by this site's pinned key {pinned}")]
+    WrongKey { signer: String, pinned: String },
+    #[error("the bundle's signature does not match its content (tampered or corrupted)")]
+    BadSignature,
+    #[error("the bundle's site_id {0:?} is not valid: use 1-32 of lowercase letters, digits, '-' and '_'")]
+    BadSiteId(String),
+    #[error("the bundle's {0} URL has the wrong scheme")]
+    BadUrl(&'static str),
+}
+
+fn message(b: &Bundle) -> Vec<u8> {
+    let mut m = DOMAIN.to_vec();
+    // Serializing a plain struct of strings/ints/options cannot fail.
+    m.extend(serde_json::to_vec(b).unwrap_or_default());
+    m
+}
+
+/// Signs `bundle` with the site's key.
+pub fn sign(bundle: Bundle, key: &SigningKey) -> SignedBundle {
+    let sig = key.sign(&message(&bundle));
+    SignedBundle {
+        signer: hex::encode(key.verifying_key().as_bytes()),
+        signature: hex::encode(sig.to_bytes()),
+        bundle,
+    }
+}
+
+/// Checks the bundle's content rules (site id shape, URL schemes).
+pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
+    if !crate::menu::valid_name(&b.site_id) {
+        return Err(BundleError::BadSiteId(b.site_id.clone()));
+    }
+    let ok = |u: &Option<String>, schemes: &[&str]| {
+        u.as_deref()
+            .is_none_or(|u| schemes.iter().any(|s| u.starts_with(&format!("{s}://"))))
+    };
+    if !ok(&b.postgres_url, &["postgres", "postgresql"]) {
+        return Err(BundleError::BadUrl("postgres"));
+    }
+    if !ok(&b.redis_url, &["redis", "rediss"]) {
+        return Err(BundleError::BadUrl("redis"));
+    }
+    Ok(())
+}
+
+/// Parses `site-bundle.json` and verifies it against the pinned key.
+pub fn verify(json: &[u8], pinned: &VerifyingKey) -> Result<Bundle, BundleError> {
+    let s: SignedBundle =
+        serde_json::from_slice(json).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    let pinned_hex = hex::encode(pinned.as_bytes());
+    if !s.signer.eq_ignore_ascii_case(&pinned_hex) {
+        return Err(BundleError::WrongKey {
+            signer: s.signer,
+            pinned: pinned_hex,
+        });
+    }
+    let sig: [u8; 64] = hex::decode(&s.signature)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or(BundleError::BadSignature)?;
+    pinned
+        .verify(&message(&s.bundle), &Signature::from_bytes(&sig))
+        .map_err(|_| BundleError::BadSignature)?;
+    check_content(&s.bundle)?;
+    Ok(s.bundle)
+}
+
+/// Parses a public key file (one line of 64 hex characters).
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, BundleError> {
+    let b: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| BundleError::BadKey("expected 64 hex characters".into()))?;
+    VerifyingKey::from_bytes(&b).map_err(|e| BundleError::BadKey(e.to_string()))
+}
+
+/// Parses a signing key file (one line of 64 hex characters: the ed25519 seed).
+pub fn parse_signing_key(text: &str) -> Result<SigningKey, BundleError> {
+    let b: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| BundleError::BadKey("expected 64 hex characters".into()))?;
+    Ok(SigningKey::from_bytes(&b))
+}
+
+/// The text of a key file: hex and a newline.
+pub fn key_text(bytes: &[u8; 32]) -> String {
+    format!("{}\n", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+    fn bundle() -> Bundle {
+        Bundle {
+            site_id: "cafe-1".into(),
+            name: "Café One".into(),
+            postgres_url: Some("postgres://u:p@h/db".into()),
+            redis_url: None,
+            issued_at_ms: 1,
+            serial: 3,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = serde_json::to_vec_pretty(&sign(bundle(), &key(1))).unwrap();
+        assert_eq!(verify(&s, &key(1).verifying_key()).unwrap(), bundle());
+    }
+
+    #[test]
+    fn other_key_refused() {
+        let s = serde_json::to_vec(&sign(bundle(), &key(2))).unwrap();
+        assert!(matches!(
+            verify(&s, &key(1).verifying_key()),
+            Err(BundleError::WrongKey { .. })
+        ));
+    }
+
+    #[test]
+    fn forged_signer_field_refused() {
+        let mut s = sign(bundle(), &key(2));
+        s.signer = hex::encode(key(1).verifying_key().as_bytes());
+        let j = serde_json::to_vec(&s).unwrap();
+        assert_eq!(
+            verify(&j, &key(1).verifying_key()),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampered_refused() {
+        let mut s = sign(bundle(), &key(1));
+        s.bundle.serial += 1;
+        let j = serde_json::to_vec(&s).unwrap();
+        assert_eq!(
+            verify(&j, &key(1).verifying_key()),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn bad_content_refused() {
+        let mut b = bundle();
+        b.redis_url = Some("http://x".into());
+        let j = serde_json::to_vec(&sign(b, &key(1))).unwrap();
+        assert_eq!(
+            verify(&j, &key(1).verifying_key()),
+            Err(BundleError::BadUrl("redis"))
+        );
+        assert!(matches!(
+            verify(b"{}", &key(1).verifying_key()),
+            Err(BundleError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let k = key(7);
+        let t = key_text(k.verifying_key().as_bytes());
+        assert_eq!(parse_public_key(&t).unwrap(), k.verifying_key());
+        assert_eq!(
+            parse_signing_key(&key_text(&k.to_bytes()))
+                .unwrap()
+                .to_bytes(),
+            k.to_bytes()
+        );
+        assert!(parse_public_key("zz").is_err());
+    }
+}

@@ -1,0 +1,790 @@
+//! `docket`: the technician's CLI. See docs/technician.md.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use docket_core::bundle::{self, Bundle};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+#[command(name = "docket", version, about = "Set up and check a Docket box")]
+struct Args {
+    /// Machine-readable output (one JSON object on stdout).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The site directory on this laptop: identity and signing key.
+    Site {
+        #[command(subcommand)]
+        command: SiteCmd,
+    },
+    /// Head-office uplink settings (stored in the site directory; push them with `site push`).
+    Uplink {
+        #[command(subcommand)]
+        command: UplinkCmd,
+    },
+    /// Works on a firmware image before flashing.
+    Image {
+        #[command(subcommand)]
+        command: ImageCmd,
+    },
+    /// Writes IMAGE to DEVICE (an SD card / eMMC), fsyncs, reads it back and compares SHA-256.
+    /// Asks you to type the device's name unless --yes.
+    Flash {
+        image: PathBuf,
+        device: PathBuf,
+        /// Do not ask for confirmation (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Pairs a tablet or screen: prints a QR code of its page's URL, lists the codes devices
+    /// show, and approves one (`--code`), authenticated as a manager device.
+    Pair {
+        /// The box's HTTP address.
+        #[arg(long = "box")]
+        host: String,
+        /// The page the device opens: tablet, kds or expo.
+        #[arg(long, default_value = "tablet")]
+        page: String,
+        /// The manager device's id (from `docketd device add ... --role manager`).
+        #[arg(long, env = "DOCKET_MANAGER_ID")]
+        manager_id: String,
+        /// The manager device's secret (hex).
+        #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
+        manager_secret: String,
+        /// The 6-digit code the device shows; without it, the pending codes are listed.
+        #[arg(long)]
+        code: Option<String>,
+        /// The new device's id (e.g. tablet-3, kds-grill).
+        #[arg(long)]
+        id: Option<String>,
+        /// tablet, station, expo or manager.
+        #[arg(long, default_value = "tablet")]
+        role: String,
+        /// The kitchen stations a screen shows (repeat).
+        #[arg(long = "station")]
+        stations: Vec<String>,
+    },
+    /// Checks a running box over the LAN and says what is wrong and what to do.
+    Doctor {
+        /// The box's HTTP address, e.g. 192.168.1.20 or 192.168.1.20:80.
+        host: String,
+        /// The box's MQTT port.
+        #[arg(long, default_value_t = 1884)]
+        mqtt_port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCmd {
+    /// Creates the site directory: site.toml, site.key (0600), site.pub.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        site_id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Signs a new bundle (serial + 1) into DIR/site-bundle.json.
+    Bundle {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Writes a new bundle and the pinned key into a box's data directory (first install).
+    Install {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The box's data directory (`/data/docket` on the box).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Signs a new bundle and pushes it to a running box (applies when docketd restarts).
+    Push {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Writes a new signed bundle and the pinned key into partition 4 (ext4, /data on the box)
+    /// of IMAGE under /docket/, without mounting (e2fsprogs' debugfs on the partition's bytes).
+    Configure {
+        #[arg(long)]
+        dir: PathBuf,
+        image: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UplinkCmd {
+    /// Sets the PostgreSQL and/or Redis URL in site.toml ("" clears one).
+    Set {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        postgres: Option<String>,
+        #[arg(long)]
+        redis: Option<String>,
+    },
+}
+
+/// `site.toml`.
+#[derive(Serialize, Deserialize)]
+struct SiteFile {
+    site_id: String,
+    name: String,
+    /// The serial of the last bundle signed.
+    serial: u64,
+    postgres_url: Option<String>,
+    redis_url: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn read_site(dir: &Path) -> anyhow::Result<SiteFile> {
+    let p = dir.join("site.toml");
+    let t = std::fs::read_to_string(&p)
+        .with_context(|| format!("cannot read {} (run `docket site init` first)", p.display()))?;
+    toml::from_str(&t).with_context(|| format!("{} is not a valid site file", p.display()))
+}
+
+fn write_site(dir: &Path, s: &SiteFile) -> anyhow::Result<()> {
+    let p = dir.join("site.toml");
+    std::fs::write(&p, toml::to_string(s)?).with_context(|| format!("cannot write {}", p.display()))
+}
+
+fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .with_context(|| format!("cannot create {}", p.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Bumps the serial, signs, writes DIR/site-bundle.json; returns (json, bundle).
+fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
+    let mut s = read_site(dir)?;
+    let kp = dir.join("site.key");
+    let key = bundle::parse_signing_key(
+        &std::fs::read_to_string(&kp).with_context(|| format!("cannot read {}", kp.display()))?,
+    )
+    .with_context(|| format!("{} is not a site key", kp.display()))?;
+    s.serial += 1;
+    let b = Bundle {
+        site_id: s.site_id.clone(),
+        name: s.name.clone(),
+        postgres_url: s.postgres_url.clone(),
+        redis_url: s.redis_url.clone(),
+        issued_at_ms: now_ms(),
+        serial: s.serial,
+    };
+    bundle::check_content(&b)?;
+    let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
+    std::fs::write(dir.join("site-bundle.json"), &json)?;
+    write_site(dir, &s)?;
+    Ok((json, b))
+}
+
+fn base_url(host: &str) -> String {
+    if host.starts_with("http://") || host.starts_with("https://") {
+        host.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{host}")
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build()
+}
+
+fn out(json: bool, v: serde_json::Value, human: &str) {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{human}");
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match args.command {
+        Cmd::Site { command } => match command {
+            SiteCmd::Init { dir, site_id, name } => {
+                if !docket_core::menu::valid_name(&site_id) {
+                    bail!("site id {site_id:?} is not valid: use 1-32 of lowercase letters, digits, '-' and '_'");
+                }
+                if dir.join("site.toml").exists() {
+                    bail!(
+                        "{} already holds a site: refusing to overwrite its key",
+                        dir.display()
+                    );
+                }
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+                write_private(&dir.join("site.key"), &bundle::key_text(&key.to_bytes()))?;
+                std::fs::write(
+                    dir.join("site.pub"),
+                    bundle::key_text(key.verifying_key().as_bytes()),
+                )?;
+                write_site(
+                    &dir,
+                    &SiteFile {
+                        site_id: site_id.clone(),
+                        name,
+                        serial: 0,
+                        postgres_url: None,
+                        redis_url: None,
+                    },
+                )?;
+                let pubhex = bundle::key_text(key.verifying_key().as_bytes());
+                out(
+                    json,
+                    serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim()}),
+                    &format!("site {site_id} created in {}\n  signing key: {}/site.key (keep it secret, back it up)\n  public key:  {}", dir.display(), dir.display(), pubhex.trim()),
+                );
+            }
+            SiteCmd::Bundle { dir } => {
+                let (_, b) = new_bundle(&dir)?;
+                out(
+                    json,
+                    serde_json::json!({"serial": b.serial, "file": dir.join("site-bundle.json")}),
+                    &format!(
+                        "bundle serial {} written to {}",
+                        b.serial,
+                        dir.join("site-bundle.json").display()
+                    ),
+                );
+            }
+            SiteCmd::Install { dir, data_dir } => {
+                let (bjson, b) = new_bundle(&dir)?;
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("cannot create {}", data_dir.display()))?;
+                std::fs::copy(dir.join("site.pub"), data_dir.join("site-key.pub"))?;
+                std::fs::write(data_dir.join("site-bundle.json"), bjson)?;
+                out(
+                    json,
+                    serde_json::json!({"serial": b.serial, "data_dir": data_dir}),
+                    &format!(
+                        "bundle serial {} and the pinned key installed in {}",
+                        b.serial,
+                        data_dir.display()
+                    ),
+                );
+            }
+            SiteCmd::Push { dir, host } => {
+                let (bjson, b) = new_bundle(&dir)?;
+                let url = format!("{}/site/bundle", base_url(&host));
+                match agent().post(&url).set("Content-Type", "application/json").send_string(&bjson) {
+                    Ok(_) => out(
+                        json,
+                        serde_json::json!({"pushed": true, "serial": b.serial}),
+                        &format!("bundle serial {} accepted by {host}; it applies when docketd restarts (sudo systemctl restart docketd, or power-cycle the box)", b.serial),
+                    ),
+                    Err(ureq::Error::Status(code, r)) => {
+                        let body = r.into_string().unwrap_or_default();
+                        bail!("the box refused the bundle (HTTP {code}): {body}");
+                    }
+                    Err(e) => bail!("cannot reach the box at {url}: {e}"),
+                }
+            }
+        },
+        Cmd::Uplink {
+            command:
+                UplinkCmd::Set {
+                    dir,
+                    postgres,
+                    redis,
+                },
+        } => {
+            let mut s = read_site(&dir)?;
+            let norm = |v: String| if v.trim().is_empty() { None } else { Some(v) };
+            if let Some(p) = postgres {
+                s.postgres_url = norm(p);
+            }
+            if let Some(r) = redis {
+                s.redis_url = norm(r);
+            }
+            let probe = Bundle {
+                site_id: s.site_id.clone(),
+                name: s.name.clone(),
+                postgres_url: s.postgres_url.clone(),
+                redis_url: s.redis_url.clone(),
+                issued_at_ms: 0,
+                serial: 0,
+            };
+            bundle::check_content(&probe)?;
+            write_site(&dir, &s)?;
+            out(
+                json,
+                serde_json::json!({"postgres": s.postgres_url.is_some(), "redis": s.redis_url.is_some()}),
+                "uplink saved in site.toml; send it to the box with `docket site push --dir DIR HOST`",
+            );
+        }
+        Cmd::Image {
+            command: ImageCmd::Configure { dir, image },
+        } => {
+            let (bjson, b) = new_bundle(&dir)?;
+            let key = std::fs::read_to_string(dir.join("site.pub"))?;
+            image_configure(&image, &bjson, &key)?;
+            out(
+                json,
+                serde_json::json!({"serial": b.serial, "image": image}),
+                &format!(
+                    "bundle serial {} and the pinned key written into {} (partition 4, /docket/)",
+                    b.serial,
+                    image.display()
+                ),
+            );
+        }
+        Cmd::Flash { image, device, yes } => {
+            let hash = flash(&image, &device, yes, json)?;
+            out(
+                json,
+                serde_json::json!({"flashed": true, "sha256": hash, "device": device}),
+                &format!(
+                    "{} written to {} and verified (sha256 {hash})",
+                    image.display(),
+                    device.display()
+                ),
+            );
+        }
+        Cmd::Pair {
+            host,
+            page,
+            manager_id,
+            manager_secret,
+            code,
+            id,
+            role,
+            stations,
+        } => {
+            if !["tablet", "kds", "expo"].contains(&page.as_str()) {
+                bail!("--page {page:?}: use tablet, kds or expo");
+            }
+            let base = base_url(&host);
+            let url = format!("{base}/{page}");
+            let qr = qrcode::QrCode::new(url.as_bytes())?
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build();
+            let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_secret}")));
+            let call = |r: ureq::Request,
+                        body: Option<serde_json::Value>|
+             -> anyhow::Result<serde_json::Value> {
+                let r = r.set("Authorization", &auth);
+                let res = match body {
+                    Some(b) => r.send_json(b),
+                    None => r.call(),
+                };
+                match res {
+                    Ok(r) => Ok(r.into_json()?),
+                    Err(ureq::Error::Status(401, _)) | Err(ureq::Error::Status(403, _)) => bail!("the box refused the manager credentials: check --manager-id/--manager-secret (a device with role manager)"),
+                    Err(ureq::Error::Status(c, r)) => bail!("the box answered HTTP {c}: {}", r.into_string().unwrap_or_default()),
+                    Err(e) => bail!("cannot reach the box at {base}: {e}"),
+                }
+            };
+            match code {
+                None => {
+                    let pending = call(agent().get(&format!("{base}/api/admin/pairings")), None)?;
+                    if json {
+                        println!("{}", serde_json::json!({"url": url, "pending": pending}));
+                    } else {
+                        println!("{qr}\nOn the tablet/screen, open {url} (scan the code above).\nIt shows a 6-digit code; then run: docket pair --box {host} --code CODE --id DEVICE-ID --role ROLE\nPending codes: {pending}");
+                    }
+                }
+                Some(code) => {
+                    let id = id.context(
+                        "--id is needed with --code (the new device's id, e.g. tablet-3)",
+                    )?;
+                    let v = call(
+                        agent().post(&format!("{base}/api/admin/pairings/{code}/approve")),
+                        Some(serde_json::json!({"id": id, "role": role, "stations": stations})),
+                    )?;
+                    out(json, serde_json::json!({"approved": true, "device": v}), &format!("{id} paired as {role}: the device connects by itself within a few seconds"));
+                }
+            }
+        }
+        Cmd::Doctor { host, mqtt_port } => return doctor(&host, mqtt_port, json),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flash(image: &Path, device: &Path, yes: bool, json: bool) -> anyhow::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let len = std::fs::metadata(image)
+        .with_context(|| format!("cannot read {}", image.display()))?
+        .len();
+    if !yes {
+        eprintln!(
+            "\n  !!! THIS ERASES EVERYTHING ON {} !!!\n  Type the device name ({}) to go on:",
+            device.display(),
+            device.display()
+        );
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if line.trim() != device.to_string_lossy() {
+            bail!("not confirmed: nothing written (type the device name exactly, or pass --yes)");
+        }
+    }
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    let mut src = std::fs::File::open(image)?;
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .with_context(|| format!("cannot open {} for writing", device.display()))?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut want = sha2::Sha256::new();
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        want.update(&buf[..n]);
+        dst.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", device.display()))?;
+        bar.inc(n as u64);
+    }
+    dst.sync_all()
+        .with_context(|| format!("flushing {}", device.display()))?;
+    drop(dst);
+    bar.finish_and_clear();
+    // Read back exactly the image's length.
+    let mut back = std::fs::File::open(device)?.take(len);
+    let mut got = sha2::Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = back.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.update(&buf[..n]);
+        total += n as u64;
+    }
+    let (want, got) = (hex_of(&want.finalize()), hex_of(&got.finalize()));
+    if total != len || want != got {
+        bail!(
+            "verification FAILED: {} reads back differently from {} (bad card?): do not use it",
+            device.display(),
+            image.display()
+        );
+    }
+    Ok(want)
+}
+
+fn b64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut o = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                o.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Partition 4 of an MBR image: (byte offset, byte length).
+fn partition4(image: &Path) -> anyhow::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut mbr = [0u8; 512];
+    std::fs::File::open(image)
+        .with_context(|| format!("cannot open {}", image.display()))?
+        .read_exact(&mut mbr)
+        .with_context(|| format!("{} is too short to be a disk image", image.display()))?;
+    if mbr[510..512] != [0x55, 0xAA] {
+        bail!("{} has no MBR partition table", image.display());
+    }
+    let e = &mbr[446 + 3 * 16..446 + 4 * 16];
+    let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let (start, sectors) = (le(&e[8..12]), le(&e[12..16]));
+    if e[4] == 0 || sectors == 0 {
+        bail!(
+            "{} has no partition 4 (the data partition)",
+            image.display()
+        );
+    }
+    let len = std::fs::metadata(image)?.len();
+    if (start + sectors) * 512 > len {
+        bail!(
+            "partition 4 of {} runs past the end of the file",
+            image.display()
+        );
+    }
+    Ok((start * 512, sectors * 512))
+}
+
+fn image_configure(image: &Path, bundle_json: &str, key: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (off, len) = partition4(image)?;
+    let tmp = tempfile::tempdir()?;
+    let part = tmp.path().join("data.ext4");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("cannot open {} for writing", image.display()))?;
+    f.seek(SeekFrom::Start(off))?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf)?;
+    std::fs::write(&part, &buf)?;
+    std::fs::write(tmp.path().join("site-bundle.json"), bundle_json)?;
+    std::fs::write(tmp.path().join("site-key.pub"), key)?;
+    let t = tmp.path().display();
+    // `rm` of a file not there yet only prints an error; `write` refuses to overwrite.
+    let script = format!(
+        "mkdir docket\nrm docket/site-bundle.json\nrm docket/site-key.pub\nwrite {t}/site-bundle.json docket/site-bundle.json\nwrite {t}/site-key.pub docket/site-key.pub\n"
+    );
+    std::fs::write(tmp.path().join("cmds"), script)?;
+    let o = std::process::Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(tmp.path().join("cmds"))
+        .arg(&part)
+        .output()
+        .context("cannot run debugfs: install e2fsprogs")?;
+    if !o.status.success() {
+        bail!(
+            "debugfs failed on partition 4: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // Read back what debugfs wrote before touching the image.
+    let o = std::process::Command::new("debugfs")
+        .args(["-R", "cat docket/site-bundle.json"])
+        .arg(&part)
+        .output()?;
+    if o.stdout != bundle_json.as_bytes() {
+        bail!(
+            "partition 4 is not an ext4 file system debugfs can write (read-back differs): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let new = std::fs::read(&part)?;
+    f.seek(SeekFrom::Start(off))?;
+    f.write_all(&new)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    /// What was found, and when not ok, what to do.
+    says: String,
+}
+
+fn doctor(host: &str, mqtt_port: u16, json: bool) -> anyhow::Result<ExitCode> {
+    let base = base_url(host);
+    let mut checks = Vec::new();
+    let t0 = now_ms();
+    let health = agent().get(&format!("{base}/healthz")).call();
+    let t1 = now_ms();
+    let health: Option<serde_json::Value> = match health {
+        Ok(r) => r.into_json().ok(),
+        Err(ureq::Error::Status(503, _)) => {
+            checks.push(Check { name: "health", ok: false, says: "docketd is running but not ready yet: wait a minute; if it stays so, power-cycle the box and run doctor again".into() });
+            None
+        }
+        Err(ureq::Error::Status(code, _)) => {
+            checks.push(Check {
+                name: "health",
+                ok: false,
+                says: format!(
+                    "the box answered HTTP {code} on /healthz: is {host} really a Docket box?"
+                ),
+            });
+            None
+        }
+        Err(e) => {
+            checks.push(Check { name: "health", ok: false, says: format!("cannot reach the box at {base} ({e}): check it is powered, its network cable is in, and that this laptop is on the restaurant LAN") });
+            None
+        }
+    };
+    if let Some(h) = &health {
+        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+        checks.push(Check {
+            name: "health",
+            ok: s("status") == "ok",
+            says: format!("docketd {} is up for site {}", s("version"), s("site_id")),
+        });
+        if let Some(at) = h.get("now_ms").and_then(|v| v.as_u64()) {
+            let mid = (t0 + t1) / 2;
+            let skew = at as i64 - mid as i64;
+            let ok = skew.unsigned_abs() < 5_000;
+            checks.push(Check { name: "clock", ok, says: if ok { format!("box clock within {} ms of this laptop", skew.abs()) } else { format!("box clock is {} s off this laptop: give the box network access to NTP (pool.ntp.org) or check the laptop's clock", skew / 1000) } });
+        }
+        match h.get("site") {
+            Some(site) => {
+                let state = site.get("state").and_then(|v| v.as_str()).unwrap_or("?");
+                let (ok, says) = match state {
+                    "applied" => (true, format!("site bundle serial {} applied", site.get("serial").and_then(|v| v.as_u64()).unwrap_or(0))),
+                    "none" => (false, "no site bundle on the box: install one with `docket site install` or `docket image configure`".to_owned()),
+                    _ => (false, format!("the box REFUSED its site bundle: {}. Push one signed with this site's key: `docket site push --dir SITE {host}`", site.get("reason").and_then(|v| v.as_str()).unwrap_or("?"))),
+                };
+                checks.push(Check {
+                    name: "site bundle",
+                    ok,
+                    says,
+                });
+            }
+            None => checks.push(Check {
+                name: "site bundle",
+                ok: false,
+                says: "this docketd does not report a site bundle: update the box's firmware"
+                    .into(),
+            }),
+        }
+        match h.get("disk") {
+            Some(disk) => {
+                let n = |k: &str| disk.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                let (free, total) = (n("free_bytes"), n("total_bytes"));
+                let full = disk
+                    .get("storage_full")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                let mib = free / (1024 * 1024);
+                let low = free < 16 * 1024 * 1024 || free < total / 20;
+                let says = if full {
+                    format!("the data partition is FULL ({mib} MiB free): the box is refusing new orders. Free space on /data (old logs, a stray file) or replace the SD card, then run doctor again")
+                } else if low {
+                    format!("the data partition is nearly full ({mib} MiB free of {} MiB): free space on /data before service", total / (1024 * 1024))
+                } else {
+                    format!("{mib} MiB free on the data partition")
+                };
+                checks.push(Check {
+                    name: "disk",
+                    ok: !full && !low,
+                    says,
+                });
+            }
+            None => checks.push(Check {
+                name: "disk",
+                ok: false,
+                says: "this docketd does not report its disk: update the box's firmware".into(),
+            }),
+        }
+        // The uplink, from /metrics (only targets the box has configured appear).
+        if let Some(text) = agent()
+            .get(&format!("{base}/metrics"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+        {
+            for line in text.lines().filter(|l| l.starts_with("docket_uplink_up{")) {
+                let target = line.split('"').nth(1).unwrap_or("?").to_owned();
+                let up = line.trim_end().ends_with(" 1");
+                let lag = text
+                    .lines()
+                    .find(|l| {
+                        l.starts_with(&format!("docket_uplink_lag_seconds{{target=\"{target}\"}}"))
+                    })
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let ok = up && lag < 300;
+                let says = if !up {
+                    format!("uplink {target} is DOWN (oldest unsent event {lag} s old): orders still work here; check the head-office URL and password (`docket uplink set`, then `docket site push`) and that the box reaches the internet")
+                } else if !ok {
+                    format!("uplink {target} is up but {lag} s behind: check the box's internet bandwidth")
+                } else {
+                    format!("uplink {target} up, {lag} s behind")
+                };
+                checks.push(Check {
+                    name: "uplink",
+                    ok,
+                    says,
+                });
+            }
+        }
+        // The broker port.
+        let mhost = host
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_owned())
+            .unwrap_or_else(|| host.trim_start_matches("http://").to_owned());
+        let reach = std::net::ToSocketAddrs::to_socket_addrs(&(mhost.as_str(), mqtt_port))
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
+            .unwrap_or(false);
+        checks.push(Check { name: "broker", ok: reach, says: if reach { format!("MQTT broker accepts connections on port {mqtt_port}") } else { format!("nothing accepts MQTT on {mhost}:{mqtt_port}: tablets cannot connect; check the box's firewall and docketd's [mqtt] listen address") } });
+    }
+    let green = checks.iter().all(|c| c.ok);
+    if json {
+        println!("{}", serde_json::json!({"green": green, "checks": checks}));
+    } else {
+        for c in &checks {
+            println!(
+                "{} {:<12} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.says
+            );
+        }
+        println!(
+            "{}",
+            if green {
+                "all green"
+            } else {
+                "NOT green: fix the FAIL lines above"
+            }
+        );
+    }
+    Ok(if green {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docket: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `docket pair` end to end: a device asks for a code (POST /api/pair, as the tablet page
+//! does), the technician approves it with `docket pair --code`, the device collects its
+//! credentials and they log in over MQTT.
+
+use std::process::Command;
+
+use docket_tests::{Creds, Daemon};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
+    let d = Daemon::start()?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let host = format!("{}:{}", d.host, d.http);
+    let docket = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(["pair", "--box", &host, "--manager-id", &mgr.id])
+            .args(["--manager-secret", &mgr.secret])
+            .args(args)
+            .output()
+    };
+    // The device asks for a code.
+    let (code, body) = d.request(
+        "POST",
+        "/api/pair",
+        &[("Content-Type", "application/json")],
+        "{}",
+    )?;
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let pin = v["code"].as_str().unwrap_or_default().to_owned();
+    let token = v["token"].as_str().unwrap_or_default().to_owned();
+
+    // Listing: QR code + URL + the pending code.
+    let o = docket(&[])?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains('█') || text.contains('▀'),
+        "a QR code: {text}"
+    );
+    assert!(
+        text.contains(&format!("http://{host}/tablet")) && text.contains(&pin),
+        "{text}"
+    );
+
+    // Wrong manager secret: refused in words.
+    let o = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args([
+            "pair",
+            "--box",
+            &host,
+            "--manager-id",
+            &mgr.id,
+            "--manager-secret",
+            "00",
+        ])
+        .output()?;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("manager credentials"));
+
+    // Approve; the device collects its credentials and logs in over MQTT.
+    let o = docket(&[
+        "--code", &pin, "--id", "tablet-9", "--role", "tablet", "--json",
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, body) = d.request("GET", &format!("/api/pair/{token}"), &[], "")?;
+    assert_eq!(code, 200, "{body}");
+    let creds: Creds = serde_json::from_str(&body)?;
+    assert_eq!(creds.id, "tablet-9");
+    let c = docket_tests::Client::connect(d.mqtt, &creds).await?;
+    c.disconnect().await;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! End to end: the `docket` CLI against a real docketd (tests/src/lib.rs `Daemon`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use docket_tests::Daemon;
+
+fn docket(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(args)
+        .output()
+        .expect("run docket")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = docket(args);
+    assert!(
+        o.status.success(),
+        "docket {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn health(d: &Daemon) -> serde_json::Value {
+    let (code, body) = d.get("/healthz").expect("healthz");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("healthz json")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn doctor(d: &Daemon) -> (bool, serde_json::Value) {
+    let host = format!("{}:{}", d.host, d.http);
+    let o = docket(&[
+        "doctor",
+        &host,
+        "--mqtt-port",
+        &d.mqtt.to_string(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor json");
+    assert_eq!(
+        o.status.success(),
+        v["green"] == true,
+        "exit code agrees with green"
+    );
+    (o.status.success(), v)
+}
+
+#[test]
+fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
+    let laptop = tempfile::tempdir()?;
+    let site = laptop.path().join("site");
+    let other = laptop.path().join("other");
+    let mut d = Daemon::start()?;
+    let data = d.dir.path().join("data");
+
+    // No bundle yet: the config file rules and doctor is red saying so.
+    assert_eq!(health(&d)["site"]["state"], "none");
+    let (green, v) = doctor(&d);
+    assert!(!green);
+    assert!(v.to_string().contains("no site bundle"), "{v}");
+
+    // site init: key files, 0600 private key; a second init refuses to overwrite.
+    ok(&[
+        "site",
+        "init",
+        "--dir",
+        s(&site),
+        "--site-id",
+        "cafe-7",
+        "--name",
+        "Café Seven",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(site.join("site.key"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = docket(&[
+        "site",
+        "init",
+        "--dir",
+        s(&site),
+        "--site-id",
+        "cafe-7",
+        "--name",
+        "x",
+    ]);
+    assert!(!again.status.success());
+    let bad = docket(&[
+        "site",
+        "init",
+        "--dir",
+        s(&other),
+        "--site-id",
+        "Bad Id",
+        "--name",
+        "x",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid"));
+
+    // First install into a fresh box's data dir (as `docket image configure` leaves it: no store
+    // yet, since the store is bound to its site id); docketd applies it at start.
+    d.terminate()?;
+    std::fs::remove_dir_all(&data)?;
+    ok(&["site", "install", "--dir", s(&site), "--data-dir", s(&data)]);
+    d.restart()?;
+    let h = health(&d);
+    assert_eq!(h["site"]["state"], "applied", "{h}");
+    assert_eq!(h["site"]["serial"], 1);
+    assert_eq!(h["site_id"], "cafe-7");
+    let (green, v) = doctor(&d);
+    assert!(green, "{v}");
+
+    // Push a newer bundle (with an uplink nobody answers on): stored, applied after restart.
+    ok(&[
+        "uplink",
+        "set",
+        "--dir",
+        s(&site),
+        "--redis",
+        "redis://127.0.0.1:1",
+    ]);
+    let out = ok(&[
+        "site",
+        "push",
+        "--dir",
+        s(&site),
+        &format!("{}:{}", d.host, d.http),
+    ]);
+    assert!(out.contains("serial 2"), "{out}");
+    assert_eq!(health(&d)["site"]["pending_serial"], 2);
+    // Replaying an older (validly signed) bundle is refused with 409.
+    let old = std::fs::read_to_string(data.join("site-bundle.json"))?;
+    ok(&["site", "bundle", "--dir", s(&site)]); // serial 3 on the laptop only
+    let (code, body) = d.request("POST", "/site/bundle", &[], &old)?;
+    assert_eq!(code, 409, "{body}");
+    d.restart()?;
+    assert_eq!(health(&d)["site"]["serial"], 2);
+    // The uplink from the bundle is in use, and down: doctor says so in words.
+    let (green, v) = doctor(&d);
+    assert!(!green);
+    assert!(v.to_string().contains("uplink redis is DOWN"), "{v}");
+
+    // A bundle signed by another site's key is refused, by push (403) and at start.
+    ok(&[
+        "site",
+        "init",
+        "--dir",
+        s(&other),
+        "--site-id",
+        "evil",
+        "--name",
+        "Evil",
+    ]);
+    let o = docket(&[
+        "site",
+        "push",
+        "--dir",
+        s(&other),
+        &format!("{}:{}", d.host, d.http),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("403") && err.contains("pinned"), "{err}");
+    ok(&["site", "bundle", "--dir", s(&other)]);
+    std::fs::copy(
+        other.join("site-bundle.json"),
+        data.join("site-bundle.json"),
+    )?;
+    d.restart()?;
+    let h = health(&d);
+    assert_eq!(h["site"]["state"], "refused", "{h}");
+    assert_eq!(
+        h["site_id"], "cafe-7",
+        "the refused bundle is not applied; the last good one rules"
+    );
+    assert_eq!(h["site"]["serial"], 2);
+    assert!(d.log_text().contains("site bundle REFUSED"));
+    let (green, v) = doctor(&d);
+    assert!(!green);
+    assert!(v.to_string().contains("REFUSED"), "{v}");
+
+    // A tampered bundle (valid signature, content changed) is refused too.
+    let mut t: serde_json::Value = serde_json::from_str(&old)?;
+    t["bundle"]["site_id"] = "cafe-8".into();
+    t["bundle"]["serial"] = 99.into();
+    let (code, body) = d.request("POST", "/site/bundle", &[], &t.to_string())?;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("tampered"), "{body}");
+
+    // The box down: doctor is red and says what to do.
+    d.terminate()?;
+    let (green, v) = doctor(&d);
+    assert!(!green);
+    assert!(v.to_string().contains("cannot reach the box"), "{v}");
+    Ok(())
+}
