@@ -3,30 +3,9 @@
 //! elsewhere the test says it is skipped).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use docket_tests::Daemon;
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(dir.to_owned()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+use docket_tests::{Daemon, Tmpfs};
 
 #[test]
 fn doctor_is_red_on_a_full_disk() -> anyhow::Result<()> {

@@ -3,32 +3,11 @@
 //! a small tmpfs (mounting needs root; elsewhere the test says it is skipped and why).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use docket_core::wire::{self, CommandBody};
-use docket_tests::{line, Client, Daemon};
+use docket_tests::{line, Client, Daemon, Tmpfs};
 
 type R = anyhow::Result<()>;
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(dir.to_owned()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Fills the filesystem of `dir` until a write fails; returns the filler's path.
 fn fill(dir: &Path) -> anyhow::Result<PathBuf> {
