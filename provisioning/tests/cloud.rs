@@ -1,0 +1,118 @@
+//! `docket cloud init` against a real PostgreSQL: the schema is applied, the site's role is
+//! made, and site.toml then holds a URL that logs in as that role; a second run applies nothing
+//! new and re-keys the role (the old password stops working).
+
+use std::process::Command;
+
+use docket_tests::servers::Postgres;
+
+fn docket(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let o = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(args)
+        .output()?;
+    Ok((
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    ))
+}
+
+fn site_url(dir: &std::path::Path) -> anyhow::Result<String> {
+    let t: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("site.toml"))?)?;
+    Ok(t.get("postgres_url")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+async fn current_user(url: &str) -> anyhow::Result<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client
+        .query_one("SELECT current_user::text", &[])
+        .await?
+        .get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyhow::Result<()> {
+    let pg = Postgres::start()?;
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("cafe");
+    let dir_s = dir.to_str().unwrap_or("?");
+    let (ok, text) = docket(&[
+        "site",
+        "init",
+        "--dir",
+        dir_s,
+        "--site-id",
+        "cafe-7",
+        "--name",
+        "Cafe",
+    ])?;
+    assert!(ok, "{text}");
+
+    // Head office down: a clear error, site.toml untouched.
+    let (ok, text) = docket(&[
+        "cloud",
+        "init",
+        "--dir",
+        dir_s,
+        "--admin-url",
+        "postgres://postgres:x@127.0.0.1:1/postgres",
+    ])?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("cannot connect to head office"), "{text}");
+    assert_eq!(site_url(&dir)?, "");
+
+    let (ok, text) = docket(&[
+        "cloud",
+        "init",
+        "--dir",
+        dir_s,
+        "--admin-url",
+        &pg.admin_url(),
+        "--json",
+    ])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(v["role"], "docket_site_cafe-7", "{text}");
+    assert!(
+        !v["applied"]
+            .as_array()
+            .map(|a| a.is_empty())
+            .unwrap_or(true),
+        "{text}"
+    );
+    let first = site_url(&dir)?;
+    assert!(
+        first.starts_with("postgres://docket_site_cafe-7:"),
+        "{first}"
+    );
+    assert_eq!(current_user(&first).await?, "docket_site_cafe-7");
+
+    // Again: nothing new to apply, a new password; the old one no longer logs in.
+    let (ok, text) = docket(&[
+        "cloud",
+        "init",
+        "--dir",
+        dir_s,
+        "--admin-url",
+        &pg.admin_url(),
+        "--json",
+    ])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(v["applied"], serde_json::json!([]), "{text}");
+    let second = site_url(&dir)?;
+    assert_ne!(first, second);
+    assert_eq!(current_user(&second).await?, "docket_site_cafe-7");
+    assert!(
+        current_user(&first).await.is_err(),
+        "the old password still works"
+    );
+    Ok(())
+}
