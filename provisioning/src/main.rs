@@ -583,15 +583,11 @@ fn cloud_init(
         let applied = pg::migrate(&mut client)
             .await
             .context("applying the cloud schema")?;
-        let row = client
-            .query_one(
-                "SELECT docket.create_site_role($1, $2)",
-                &[&site, &password],
-            )
+        let role = pg::create_site_role(&client, site, password)
             .await
             .context("creating the site's role")?;
         let applied: Vec<String> = applied.iter().map(|a| a.to_string()).collect();
-        Ok((applied, row.get::<_, String>(0)))
+        Ok((applied, role))
     })
 }
 

@@ -20,6 +20,22 @@ fn docket(args: &[&str]) -> anyhow::Result<(bool, String)> {
     ))
 }
 
+/// `docket cloud init --json` that must succeed: its output and the parsed JSON.
+fn cloud_init(dir: &str, admin_url: &str) -> anyhow::Result<(String, serde_json::Value)> {
+    let (ok, text) = docket(&[
+        "cloud",
+        "init",
+        "--dir",
+        dir,
+        "--admin-url",
+        admin_url,
+        "--json",
+    ])?;
+    assert!(ok, "{text}");
+    let v = serde_json::from_str(text.trim())?;
+    Ok((text, v))
+}
+
 fn site_url(dir: &std::path::Path) -> anyhow::Result<String> {
     let t: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("site.toml"))?)?;
     Ok(t.get("postgres_url")
@@ -68,17 +84,7 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
     assert!(text.contains("cannot connect to head office"), "{text}");
     assert_eq!(site_url(&dir)?, "");
 
-    let (ok, text) = docket(&[
-        "cloud",
-        "init",
-        "--dir",
-        dir_s,
-        "--admin-url",
-        &pg.admin_url(),
-        "--json",
-    ])?;
-    assert!(ok, "{text}");
-    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    let (text, v) = cloud_init(dir_s, &pg.admin_url())?;
     assert_eq!(v["role"], "docket_site_cafe-7", "{text}");
     assert!(
         !v["applied"]
@@ -95,17 +101,7 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
     assert_eq!(current_user(&first).await?, "docket_site_cafe-7");
 
     // Again: nothing new to apply, a new password; the old one no longer logs in.
-    let (ok, text) = docket(&[
-        "cloud",
-        "init",
-        "--dir",
-        dir_s,
-        "--admin-url",
-        &pg.admin_url(),
-        "--json",
-    ])?;
-    assert!(ok, "{text}");
-    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    let (text, v) = cloud_init(dir_s, &pg.admin_url())?;
     assert_eq!(v["applied"], serde_json::json!([]), "{text}");
     let second = site_url(&dir)?;
     assert_ne!(first, second);

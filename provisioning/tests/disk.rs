@@ -2,7 +2,6 @@
 //! dir is a small tmpfs, filled like tests/tests/disk_full.rs does (mounting needs root;
 //! elsewhere the test says it is skipped).
 
-use std::io::Write;
 use std::process::Command;
 
 use docket_tests::{Daemon, Tmpfs};
@@ -35,9 +34,7 @@ fn doctor_is_red_on_a_full_disk() -> anyhow::Result<()> {
     // (Red before too: this box has no site bundle; only the disk line matters here.)
     let (_, text) = doctor()?;
     assert!(text.contains("ok   disk"), "{text}");
-    let mut f = std::fs::File::create(data.join("filler"))?;
-    let chunk = vec![0u8; 64 * 1024];
-    while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+    Tmpfs::fill(&data)?;
     let (green, text) = doctor()?;
     assert!(!green, "{text}");
     assert!(text.contains("FAIL disk"), "{text}");

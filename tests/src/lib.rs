@@ -966,6 +966,19 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Fills the filesystem of `dir` until a write fails; returns the filler's path.
+    pub fn fill(dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = dir.join("filler");
+        let mut f = std::fs::File::create(&path)?;
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+        // And the last few bytes.
+        while f.write_all(&[0u8; 512]).and_then(|_| f.sync_all()).is_ok() {}
+        Ok(path)
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();

@@ -2,28 +2,10 @@
 //! committed, and takes the same commands again (same ids) once space is back. The data dir is
 //! a small tmpfs (mounting needs root; elsewhere the test says it is skipped and why).
 
-use std::path::{Path, PathBuf};
-
 use docket_core::wire::{self, CommandBody};
 use docket_tests::{line, Client, Daemon, Tmpfs};
 
 type R = anyhow::Result<()>;
-
-/// Fills the filesystem of `dir` until a write fails; returns the filler's path.
-fn fill(dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path)?;
-    let chunk = vec![0u8; 64 * 1024];
-    loop {
-        if f.write_all(&chunk).and_then(|_| f.sync_all()).is_err() {
-            break;
-        }
-    }
-    // And the last few bytes.
-    while f.write_all(&[0u8; 512]).and_then(|_| f.sync_all()).is_ok() {}
-    Ok(path)
-}
 
 fn place(table: &str) -> CommandBody {
     CommandBody::PlaceOrder {
@@ -59,7 +41,7 @@ async fn a_full_disk_refuses_new_orders_clearly_and_recovers_with_the_same_ids()
         placed.push(r);
     }
 
-    let filler = fill(&data)?;
+    let filler = Tmpfs::fill(&data)?;
     // New orders are refused with a clear, retryable code, and nothing is written.
     let id = t.next_id();
     let mut refused = None;

@@ -193,14 +193,9 @@ pub async fn uplink_site_role(
     let client = crate::uplink::pg::connect(&url, &cfg.uplink)
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
-    let row = client
-        .query_one(
-            "SELECT docket.create_site_role($1, $2)",
-            &[&site, &password],
-        )
+    let role = crate::uplink::pg::create_site_role(&client, site, password)
         .await
         .context("creating the site role (run `docketd uplink migrate` first)")?;
-    let role: String = row.get(0);
     println!("{}", json!({"site": site, "role": role}));
     Ok(())
 }

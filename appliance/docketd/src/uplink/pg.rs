@@ -118,6 +118,22 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
+/// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert
+/// only that site's rows; returns the role's name. Needs the schema (`migrate`) first.
+pub async fn create_site_role(
+    client: &Client,
+    site: &str,
+    password: &str,
+) -> Result<String, PgError> {
+    let row = client
+        .query_one(
+            "SELECT docket.create_site_role($1, $2)",
+            &[&site, &password],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Applies the cloud schema's pending migrations; returns the names it applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<&'static str>, PgError> {
     let tx = client.transaction().await?;
