@@ -96,10 +96,10 @@ pub fn apply(cfg: &mut Config) -> SiteStatus {
         Ok(Some(b)) => {
             tracing::info!(site_id = %b.site_id, serial = b.serial, "site bundle verified and applied");
             let serial = b.serial;
-            if let Err(e) = std::fs::copy(
-                cfg.data_dir.join(BUNDLE_FILE),
-                cfg.data_dir.join(APPLIED_FILE),
-            ) {
+            let copy = std::fs::read(cfg.data_dir.join(BUNDLE_FILE))
+                .map_err(|e| SiteError::Read(cfg.data_dir.join(BUNDLE_FILE), e))
+                .and_then(|bytes| write_atomic(&cfg.data_dir, APPLIED_FILE, &bytes));
+            if let Err(e) = copy {
                 tracing::warn!(error = %e, "cannot keep a copy of the applied site bundle");
             }
             set(cfg, b);
@@ -143,18 +143,24 @@ pub fn accept_push(data_dir: &Path, json: &[u8]) -> Result<Bundle, SiteError> {
             });
         }
     }
-    let p = data_dir.join(BUNDLE_FILE);
-    let tmp = data_dir.join(format!("{BUNDLE_FILE}.tmp"));
+    write_atomic(data_dir, BUNDLE_FILE, json)?;
+    tracing::info!(site_id = %new.site_id, serial = new.serial, "pushed site bundle stored; applies at the next start");
+    Ok(new)
+}
+
+/// Writes `data_dir/name` so that a power cut leaves the old file or the new one, never a part.
+fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteError> {
+    let p = data_dir.join(name);
+    let tmp = data_dir.join(format!("{name}.tmp"));
     let w = |e| SiteError::Write(p.clone(), e);
     {
         let mut f = std::fs::File::create(&tmp).map_err(w)?;
-        f.write_all(json).map_err(w)?;
+        f.write_all(bytes).map_err(w)?;
         f.sync_all().map_err(w)?;
     }
     std::fs::rename(&tmp, &p).map_err(w)?;
     if let Ok(d) = std::fs::File::open(data_dir) {
         let _ = d.sync_all();
     }
-    tracing::info!(site_id = %new.site_id, serial = new.serial, "pushed site bundle stored; applies at the next start");
-    Ok(new)
+    Ok(())
 }
