@@ -61,12 +61,16 @@ enum Cmd {
         /// The page the device opens: tablet, kds or expo.
         #[arg(long, default_value = "tablet")]
         page: String,
-        /// The manager device's id (from `docketd device add ... --role manager`).
-        #[arg(long, env = "DOCKET_MANAGER_ID")]
-        manager_id: String,
-        /// The manager device's secret (hex).
+        /// The site directory: its manager credentials (made by `site init`, carried to the box
+        /// by the site bundle) are used unless --manager-id/--manager-secret are given.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A manager device's id (another manager than the site directory's).
+        #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
+        manager_id: Option<String>,
+        /// That manager device's secret (hex).
         #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
-        manager_secret: String,
+        manager_secret: Option<String>,
         /// The 6-digit code the device shows; without it, the pending codes are listed.
         #[arg(long)]
         code: Option<String>,
@@ -92,7 +96,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum SiteCmd {
-    /// Creates the site directory: site.toml, site.key (0600), site.pub.
+    /// Creates the site directory: site.toml (0600: it holds the technician's manager
+    /// credentials, later the uplink's), site.key (0600), site.pub.
     Init {
         #[arg(long)]
         dir: PathBuf,
@@ -100,6 +105,9 @@ enum SiteCmd {
         site_id: String,
         #[arg(long)]
         name: String,
+        /// The id of the manager device the bundle gives the box (for `docket pair`).
+        #[arg(long, default_value = "technician")]
+        manager_id: String,
     },
     /// Signs a new bundle (serial + 1) into DIR/site-bundle.json.
     Bundle {
@@ -167,6 +175,9 @@ struct SiteFile {
     serial: u64,
     postgres_url: Option<String>,
     redis_url: Option<String>,
+    /// Manager devices every bundle carries (the box adds the ones it does not have).
+    #[serde(default)]
+    managers: Vec<bundle::BundleManager>,
 }
 
 fn now_ms() -> u64 {
@@ -184,8 +195,25 @@ fn read_site(dir: &Path) -> anyhow::Result<SiteFile> {
 }
 
 fn write_site(dir: &Path, s: &SiteFile) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let p = dir.join("site.toml");
-    std::fs::write(&p, toml::to_string(s)?).with_context(|| format!("cannot write {}", p.display()))
+    let w = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)?;
+        // Site directories made before the file held secrets may have it readable by others.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(
+            toml::to_string(s)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
+        f.sync_all()
+    };
+    w().with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
@@ -217,6 +245,7 @@ fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
         redis_url: s.redis_url.clone(),
         issued_at_ms: now_ms(),
         serial: s.serial,
+        managers: s.managers.clone(),
     };
     bundle::check_content(&b)?;
     let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
@@ -251,9 +280,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let json = args.json;
     match args.command {
         Cmd::Site { command } => match command {
-            SiteCmd::Init { dir, site_id, name } => {
+            SiteCmd::Init {
+                dir,
+                site_id,
+                name,
+                manager_id,
+            } => {
                 if !docket_core::menu::valid_name(&site_id) {
                     bail!("site id {site_id:?} is not valid: use 1-32 of lowercase letters, digits, '-' and '_'");
+                }
+                if !docket_core::wire::valid_device_id(&manager_id) {
+                    bail!("manager id {manager_id:?} is not valid: use 1-64 of a-z, A-Z, 0-9, '-', '_' and '.', not starting with \"docketd\"");
                 }
                 if dir.join("site.toml").exists() {
                     bail!(
@@ -277,13 +314,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                         serial: 0,
                         postgres_url: None,
                         redis_url: None,
+                        managers: vec![bundle::BundleManager {
+                            id: manager_id.clone(),
+                            secret: hex_of(&rand::random::<[u8; 32]>()),
+                        }],
                     },
                 )?;
                 let pubhex = bundle::key_text(key.verifying_key().as_bytes());
                 out(
                     json,
-                    serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim()}),
-                    &format!("site {site_id} created in {}\n  signing key: {}/site.key (keep it secret, back it up)\n  public key:  {}", dir.display(), dir.display(), pubhex.trim()),
+                    serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim(), "manager_id": manager_id}),
+                    &format!("site {site_id} created in {}\n  signing key: {}/site.key (keep it secret, back it up)\n  public key:  {}\n  manager device for `docket pair`: {manager_id} (its secret is in site.toml; every bundle gives it to the box)", dir.display(), dir.display(), pubhex.trim()),
                 );
             }
             SiteCmd::Bundle { dir } => {
@@ -378,6 +419,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 redis_url: s.redis_url.clone(),
                 issued_at_ms: 0,
                 serial: 0,
+                managers: vec![],
             };
             bundle::check_content(&probe)?;
             write_site(&dir, &s)?;
@@ -418,6 +460,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Pair {
             host,
             page,
+            dir,
             manager_id,
             manager_secret,
             code,
@@ -434,6 +477,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .render::<qrcode::render::unicode::Dense1x2>()
                 .quiet_zone(true)
                 .build();
+            let (manager_id, manager_secret) = match (manager_id, manager_secret, dir) {
+                (Some(i), Some(s), _) => (i, s),
+                (None, None, Some(dir)) => {
+                    let site = read_site(&dir)?;
+                    let m = site.managers.into_iter().next().with_context(|| {
+                        format!("{} has no manager device (made before `site init` created one): pass --manager-id/--manager-secret", dir.join("site.toml").display())
+                    })?;
+                    (m.id, m.secret)
+                }
+                _ => bail!("say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret"),
+            };
             let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_secret}")));
             let call = |r: ureq::Request,
                         body: Option<serde_json::Value>|

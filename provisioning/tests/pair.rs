@@ -71,3 +71,92 @@ async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
     c.disconnect().await;
     Ok(())
 }
+
+/// A blank box knows no manager: `site init` makes one in the site directory, the bundle carries
+/// it to the box, and `docket pair --dir` approves with it. Only the site's key can add one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let laptop = tempfile::tempdir()?;
+    let site = laptop.path().join("site");
+    let site_s = site.to_str().unwrap_or_default();
+    let mut d = Daemon::start()?;
+    let host = format!("{}:{}", d.host, d.http);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(args)
+            .output()
+    };
+    let o = run(&[
+        "site",
+        "init",
+        "--dir",
+        site_s,
+        "--site-id",
+        "cafe-3",
+        "--name",
+        "Café 3",
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = std::fs::metadata(site.join("site.toml"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "site.toml holds a secret");
+
+    // Before the bundle: the box does not know the technician.
+    let o = run(&["pair", "--box", &host, "--dir", site_s])?;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("manager credentials"));
+
+    let data = d.dir.path().join("data");
+    d.terminate()?;
+    std::fs::remove_dir_all(&data)?;
+    let data_s = data.to_str().unwrap_or_default();
+    let o = run(&["site", "install", "--dir", site_s, "--data-dir", data_s])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d.restart()?;
+    assert!(d
+        .log_text()
+        .contains("manager devices from the site bundle added"));
+
+    let (code, body) = d.request(
+        "POST",
+        "/api/pair",
+        &[("Content-Type", "application/json")],
+        "{}",
+    )?;
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let pin = v["code"].as_str().unwrap_or_default().to_owned();
+    let token = v["token"].as_str().unwrap_or_default().to_owned();
+    let o = run(&["pair", "--box", &host, "--dir", site_s])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&pin));
+    let o = run(&[
+        "pair",
+        "--box",
+        &host,
+        "--dir",
+        site_s,
+        "--code",
+        &pin,
+        "--id",
+        "kds-1",
+        "--role",
+        "station",
+        "--station",
+        "grill",
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, body) = d.request("GET", &format!("/api/pair/{token}"), &[], "")?;
+    assert_eq!(code, 200, "{body}");
+    let creds: Creds = serde_json::from_str(&body)?;
+    let c = docket_tests::Client::connect(d.mqtt, &creds).await?;
+    c.disconnect().await;
+
+    // Neither flag pair nor the directory: told what to pass.
+    let o = run(&["pair", "--box", &host])?;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--dir"));
+    Ok(())
+}

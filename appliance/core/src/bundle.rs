@@ -24,7 +24,31 @@ pub struct Bundle {
     pub issued_at_ms: u64,
     /// Strictly increasing per site: a box takes a pushed bundle only with a higher serial.
     pub serial: u64,
+    /// Manager devices the box adds when it applies the bundle and does not have them yet (the
+    /// technician's first credentials on a blank box, for `docket pair`). Never changes or
+    /// revives a device the box already knows. Left out of the JSON (and so of the signed
+    /// message) when empty, so bundles signed before the field existed still verify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<BundleManager>,
 }
+
+/// A manager device carried by a bundle: its id and its 256-bit secret (64 hex characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManager {
+    pub id: String,
+    pub secret: String,
+}
+
+impl BundleManager {
+    /// The secret's bytes, when it is 64 hex characters.
+    pub fn secret_bytes(&self) -> Option<[u8; 32]> {
+        hex::decode(&self.secret).ok()?.try_into().ok()
+    }
+}
+
+/// Bounds a mistaken bundle (a site has a handful of managers).
+pub const MAX_MANAGERS: usize = 16;
 
 /// A bundle with its signer and signature, as stored in `site-bundle.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +73,8 @@ pub enum BundleError {
     BadSiteId(String),
     #[error("the bundle's {0} URL has the wrong scheme")]
     BadUrl(&'static str),
+    #[error("the bundle's manager {0:?} is not valid: an id of 1-64 of a-z, A-Z, 0-9, '-', '_', '.' and a secret of 64 hex characters, at most {MAX_MANAGERS}, each id once")]
+    BadManager(String),
 }
 
 fn message(b: &Bundle) -> Vec<u8> {
@@ -82,6 +108,18 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
     }
     if !ok(&b.redis_url, &["redis", "rediss"]) {
         return Err(BundleError::BadUrl("redis"));
+    }
+    if b.managers.len() > MAX_MANAGERS {
+        return Err(BundleError::BadManager(format!(
+            "{} managers",
+            b.managers.len()
+        )));
+    }
+    for (i, m) in b.managers.iter().enumerate() {
+        let dup = b.managers[..i].iter().any(|o| o.id == m.id);
+        if dup || !crate::wire::valid_device_id(&m.id) || m.secret_bytes().is_none() {
+            return Err(BundleError::BadManager(m.id.clone()));
+        }
     }
     Ok(())
 }
@@ -146,7 +184,75 @@ mod tests {
             redis_url: None,
             issued_at_ms: 1,
             serial: 3,
+            managers: vec![],
         }
+    }
+
+    fn manager(id: &str) -> BundleManager {
+        BundleManager {
+            id: id.into(),
+            secret: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn managers_are_signed_and_an_empty_list_keeps_old_signatures() {
+        // A bundle signed before `managers` existed: its JSON has no such key.
+        let old = serde_json::json!({
+            "bundle": {"site_id": "cafe-1", "name": "Café One",
+                       "postgres_url": "postgres://u:p@h/db", "redis_url": null,
+                       "issued_at_ms": 1, "serial": 3},
+            "signer": hex::encode(key(1).verifying_key().as_bytes()),
+            "signature": sign(bundle(), &key(1)).signature,
+        });
+        let j = serde_json::to_vec(&old).unwrap();
+        assert_eq!(verify(&j, &key(1).verifying_key()).unwrap(), bundle());
+
+        let mut b = bundle();
+        b.managers = vec![manager("technician")];
+        let mut s = sign(b.clone(), &key(1));
+        let j = serde_json::to_vec(&s).unwrap();
+        assert_eq!(verify(&j, &key(1).verifying_key()).unwrap(), b);
+        // Swapping in another secret breaks the signature.
+        s.bundle.managers[0].secret = "cd".repeat(32);
+        let j = serde_json::to_vec(&s).unwrap();
+        assert_eq!(
+            verify(&j, &key(1).verifying_key()),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn bad_managers_refused() {
+        let bad = |managers: Vec<BundleManager>| {
+            let mut b = bundle();
+            b.managers = managers;
+            let j = serde_json::to_vec(&sign(b, &key(1))).unwrap();
+            verify(&j, &key(1).verifying_key())
+        };
+        let mut short = manager("m");
+        short.secret.pop();
+        let mut not_hex = manager("m");
+        not_hex.secret = "zz".repeat(32);
+        for (what, m) in [
+            ("short secret", vec![short]),
+            ("non-hex secret", vec![not_hex]),
+            ("bad id", vec![manager("no spaces")]),
+            ("reserved id", vec![manager("docketd-x")]),
+            ("twice", vec![manager("m"), manager("m")]),
+            (
+                "too many",
+                (0..=MAX_MANAGERS)
+                    .map(|i| manager(&format!("m{i}")))
+                    .collect(),
+            ),
+        ] {
+            assert!(
+                matches!(bad(m), Err(BundleError::BadManager(_))),
+                "{what} accepted"
+            );
+        }
+        assert!(bad(vec![manager("a"), manager("b")]).is_ok());
     }
 
     #[test]

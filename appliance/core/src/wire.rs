@@ -358,6 +358,17 @@ pub struct ApplianceStatus {
     pub storage_full: bool,
 }
 
+/// Device ids (MQTT user names): 1–64 of `[A-Za-z0-9._-]`, not starting with "docketd"
+/// (reserved for the daemon's own connections).
+pub fn valid_device_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with("docketd")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

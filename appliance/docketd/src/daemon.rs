@@ -25,13 +25,22 @@ use crate::{front, menu, systemd, VERSION};
 
 pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
-    let site_status = crate::site::apply(&mut cfg);
+    let (site_status, managers) = crate::site::apply(&mut cfg);
     let metrics = Arc::new(Metrics::default());
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
 
     let store = Store::open(&cfg.db_path(), &cfg.site_id)
         .with_context(|| format!("cannot open the store at {}", cfg.db_path().display()))?;
+    if !managers.is_empty() {
+        let mut conn = crate::store::connect(&cfg.db_path())?;
+        let added =
+            crate::site::add_managers(&mut conn, &managers, crate::store::pairing::now_ms())
+                .context("cannot add the site bundle's manager devices")?;
+        if !added.is_empty() {
+            tracing::info!(devices = ?added, "manager devices from the site bundle added");
+        }
+    }
     let menu = menu::load(cfg.menu_file.as_deref())?;
     let prices: std::collections::HashMap<String, i64> =
         menu.items.iter().map(|i| (i.id.clone(), i.price)).collect();

@@ -22,15 +22,7 @@ use crate::store::{self, DeviceRow, StoreError};
 /// (rumqttd drops the older of two connections with one client id: that is how we cut one off).
 pub const KICK_USER: &str = "docketd-kick";
 
-/// Device ids: 1–64 of `[A-Za-z0-9._-]`, not starting with "docketd" (reserved).
-pub fn valid_device_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && !id.starts_with("docketd")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-}
+pub use docket_core::wire::valid_device_id;
 
 /// Why a requested device is not acceptable (messages name no CLI flag: the API shows them too).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use docket_core::bundle::{self, Bundle, BundleError};
+use docket_core::bundle::{self, Bundle, BundleError, BundleManager};
 use serde::Serialize;
 
 use crate::config::{Config, SecretUrl};
@@ -78,9 +78,17 @@ fn load_file(data_dir: &Path, name: &str) -> Result<Option<Bundle>, SiteError> {
     Ok(Some(bundle::verify(&json, &key)?))
 }
 
-/// Applies the stored bundle over `cfg` when it verifies; says what happened.
-pub fn apply(cfg: &mut Config) -> SiteStatus {
-    let set = |cfg: &mut Config, b: Bundle| {
+/// Applies the stored bundle over `cfg` when it verifies; says what happened, and hands back
+/// the bundle's manager devices for [`add_managers`] once the store is open.
+pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
+    let mut managers = Vec::new();
+    let status = apply_inner(cfg, &mut managers);
+    (status, managers)
+}
+
+fn apply_inner(cfg: &mut Config, managers: &mut Vec<BundleManager>) -> SiteStatus {
+    let mut set = |cfg: &mut Config, b: Bundle| {
+        *managers = b.managers;
         cfg.site_id = b.site_id;
         cfg.site_name = b.name;
         cfg.uplink.postgres_url = b.postgres_url.map(SecretUrl::new);
@@ -148,6 +156,41 @@ pub fn accept_push(data_dir: &Path, json: &[u8]) -> Result<Bundle, SiteError> {
     Ok(new)
 }
 
+/// Adds the bundle's manager devices that the store does not know yet, in one transaction;
+/// returns the ids added. A device the box already has (same id, even revoked) is left as it
+/// is: a bundle never rotates a secret nor revives a revoked device (ids are never reused).
+pub fn add_managers(
+    conn: &mut rusqlite::Connection,
+    managers: &[BundleManager],
+    now_ms: u64,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    use crate::store::{devices, DeviceRow};
+    use docket_core::Role;
+    let tx = conn.transaction()?;
+    let mut added = Vec::new();
+    for m in managers {
+        // check_content already refused a malformed secret; skip rather than trust it twice.
+        let Some(secret) = m.secret_bytes() else {
+            continue;
+        };
+        if devices::get(&tx, &m.id)?.is_some() {
+            continue;
+        }
+        let row = DeviceRow {
+            id: m.id.clone(),
+            role: Role::Manager,
+            stations: vec![],
+            secret,
+            created_at: now_ms,
+            revoked_at: None,
+        };
+        devices::add(&tx, &row)?;
+        added.push(m.id.clone());
+    }
+    tx.commit()?;
+    Ok(added)
+}
+
 /// Writes `data_dir/name` so that a power cut leaves the old file or the new one, never a part.
 fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteError> {
     let p = data_dir.join(name);
@@ -163,4 +206,57 @@ fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteErr
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, devices};
+
+    fn manager(id: &str, byte: &str) -> BundleManager {
+        BundleManager {
+            id: id.into(),
+            secret: byte.repeat(32),
+        }
+    }
+
+    #[test]
+    fn managers_are_added_once_and_never_rotate_or_revive() {
+        let dir = std::env::temp_dir().join(format!("docket-site-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = store::connect(&dir.join("docket.db")).unwrap();
+        store::migrate(&mut conn, "cafe-1").unwrap();
+
+        let added = add_managers(&mut conn, &[manager("tech", "ab")], 5).unwrap();
+        assert_eq!(added, vec!["tech".to_owned()]);
+        let row = devices::get(&conn, "tech").unwrap().unwrap();
+        assert_eq!(row.role, docket_core::Role::Manager);
+        assert_eq!(row.secret, [0xab; 32]);
+
+        // Again, with another secret: nothing changes.
+        assert!(add_managers(&mut conn, &[manager("tech", "cd")], 6)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            devices::get(&conn, "tech").unwrap().unwrap().secret,
+            [0xab; 32]
+        );
+
+        // Revoked stays revoked; a new id is added beside it.
+        devices::revoke(&conn, "tech", 7).unwrap();
+        let added = add_managers(
+            &mut conn,
+            &[manager("tech", "ab"), manager("tech-2", "ef")],
+            8,
+        )
+        .unwrap();
+        assert_eq!(added, vec!["tech-2".to_owned()]);
+        assert_eq!(
+            devices::get(&conn, "tech").unwrap().unwrap().revoked_at,
+            Some(7)
+        );
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
