@@ -38,6 +38,9 @@ scripts/check-yocto.sh
 step "aarch64 cross build of docketd, smoke test under qemu-aarch64-static"
 scripts/cross-smoke.sh
 
+step "the box's test image under QEMU: boot under systemd, doctor, pairing, orders, power cuts"
+DOCKET_ARTIFACTS="${DOCKET_ARTIFACTS:-$PWD/target/browser-artifacts}" scripts/boot-test.sh --debug --cuts "${DOCKET_POWER_CUTS:-3}"
+
 step "fuzzing (bounded): envelope and body decoding, decisions and exactly-once"
 # A short run on the committed corpus; scripts/fuzz.sh --seconds 600 for a longer one.
 scripts/fuzz.sh --seconds "${DOCKET_FUZZ_SECONDS:-20}"

@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod faults;
 pub mod servers;
+pub mod vm;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -449,33 +450,7 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &str,
     ) -> anyhow::Result<HttpReply> {
-        let mut s = TcpStream::connect((self.host, self.http))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.host,
-            self.http,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes())?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        let (head, body) = buf.split_once("\r\n\r\n").context("no response head")?;
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no status")?;
-        Ok(HttpReply {
-            status,
-            head: head.to_owned(),
-            body: body.to_owned(),
-        })
+        http_request((self.host, self.http).into(), method, path, headers, body)
     }
 
     /// A metric's value from `/metrics` (the line `name value`, labels included in `name`).
@@ -500,7 +475,42 @@ impl Drop for Daemon {
     }
 }
 
-/// An HTTP response as [`Daemon::http`] read it.
+/// One HTTP/1.1 request to `addr` (`Connection: close`, `Content-Length`, 5 s read timeout).
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<HttpReply> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let (head, body) = buf.split_once("\r\n\r\n").context("no response head")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status")?;
+    Ok(HttpReply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
+}
+
+/// An HTTP response as [`http_request`] read it.
 #[derive(Debug, Clone)]
 pub struct HttpReply {
     pub status: u16,

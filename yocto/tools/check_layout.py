@@ -59,6 +59,12 @@ def parse_block(toks: list[str], i: int) -> tuple[dict, int]:
             continue
         if i + 1 < len(toks) and toks[i + 1] == "=":
             value = toks[i + 2] if i + 2 < len(toks) else ""
+            if value == "{":
+                # A list: `files = { "a", "b" }`.
+                end = toks.index("}", i + 3) if "}" in toks[i + 3:] else len(toks)
+                node["props"][t] = [v.strip('"') for v in toks[i + 3:end] if v != ","]
+                i = end + 1
+                continue
             node["props"][t] = value.strip('"')
             i += 3
             continue
