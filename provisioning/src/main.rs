@@ -91,6 +91,16 @@ enum Cmd {
         /// The box's MQTT port.
         #[arg(long, default_value_t = 1884)]
         mqtt_port: u16,
+        /// The site directory: with its manager device, doctor also logs in over MQTT and
+        /// checks that every paired tablet and screen is online.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Another manager device's id (instead of the site directory's).
+        #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
+        manager_id: Option<String>,
+        /// That manager device's secret (hex).
+        #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
+        manager_secret: Option<String>,
     },
 }
 
@@ -163,6 +173,9 @@ enum UplinkCmd {
         postgres: Option<String>,
         #[arg(long)]
         redis: Option<String>,
+        /// Do not try the URLs from this laptop (no network here).
+        #[arg(long)]
+        no_check: bool,
     },
 }
 
@@ -402,6 +415,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     dir,
                     postgres,
                     redis,
+                    no_check,
                 },
         } => {
             let mut s = read_site(&dir)?;
@@ -422,11 +436,28 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 managers: vec![],
             };
             bundle::check_content(&probe)?;
+            // Tried live from this laptop: a server that answers "no" (bad password, no such
+            // database) stops here with nothing saved; one this laptop cannot reach is saved
+            // with a warning (the box may reach it where the laptop does not).
+            let mut tried = serde_json::Map::new();
+            let mut lines = Vec::new();
+            if !no_check {
+                for (target, outcome) in probe_uplink(&s)? {
+                    let (state, line) = match &outcome {
+                        Ok(()) => ("ok", format!("{target}: reachable, login accepted")),
+                        Err((true, e)) => bail!("{target} refused the login, nothing saved: {e}"),
+                        Err((false, e)) => ("unreachable", format!("{target}: not reachable from this laptop ({e}); saved anyway: the box may reach it, `docket doctor` shows the box's view")),
+                    };
+                    tried.insert(target.to_owned(), state.into());
+                    lines.push(line);
+                }
+            }
             write_site(&dir, &s)?;
+            lines.push("uplink saved in site.toml; send it to the box with `docket site push --dir DIR HOST`".into());
             out(
                 json,
-                serde_json::json!({"postgres": s.postgres_url.is_some(), "redis": s.redis_url.is_some()}),
-                "uplink saved in site.toml; send it to the box with `docket site push --dir DIR HOST`",
+                serde_json::json!({"postgres": s.postgres_url.is_some(), "redis": s.redis_url.is_some(), "tried": tried}),
+                &lines.join("\n"),
             );
         }
         Cmd::Image {
@@ -477,17 +508,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .render::<qrcode::render::unicode::Dense1x2>()
                 .quiet_zone(true)
                 .build();
-            let (manager_id, manager_secret) = match (manager_id, manager_secret, dir) {
-                (Some(i), Some(s), _) => (i, s),
-                (None, None, Some(dir)) => {
-                    let site = read_site(&dir)?;
-                    let m = site.managers.into_iter().next().with_context(|| {
-                        format!("{} has no manager device (made before `site init` created one): pass --manager-id/--manager-secret", dir.join("site.toml").display())
-                    })?;
-                    (m.id, m.secret)
-                }
-                _ => bail!("say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret"),
-            };
+            let (manager_id, manager_secret) = manager(dir, manager_id, manager_secret)?
+                .context("say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret")?;
             let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_secret}")));
             let call = |r: ureq::Request,
                         body: Option<serde_json::Value>|
@@ -525,9 +547,116 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Cmd::Doctor { host, mqtt_port } => return doctor(&host, mqtt_port, json),
+        Cmd::Doctor {
+            host,
+            mqtt_port,
+            dir,
+            manager_id,
+            manager_secret,
+        } => {
+            let m = manager(dir, manager_id, manager_secret)?;
+            return doctor(&host, mqtt_port, m, json);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tries each configured uplink URL: (target, Ok or Err((refused, message))).
+#[allow(clippy::type_complexity)]
+fn probe_uplink(s: &SiteFile) -> anyhow::Result<Vec<(&'static str, Result<(), (bool, String)>)>> {
+    use docket_appliance::config::{RawConfig, SecretUrl};
+    use docket_appliance::uplink::{pg, redis};
+    let cfg = RawConfig::default().validate()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut out = Vec::new();
+    if let Some(u) = &s.postgres_url {
+        let r = rt.block_on(pg::probe(&SecretUrl::new(u), &cfg.uplink));
+        out.push(("postgres", r.map_err(|e| (e.is_refusal(), e.to_string()))));
+    }
+    if let Some(u) = &s.redis_url {
+        let r = rt.block_on(redis::probe(&SecretUrl::new(u), &cfg.uplink));
+        out.push(("redis", r.map_err(|e| (e.is_refusal(), e.to_string()))));
+    }
+    Ok(out)
+}
+
+/// A manager device's (id, secret): the flags, else the site directory's first manager.
+fn manager(
+    dir: Option<PathBuf>,
+    id: Option<String>,
+    secret: Option<String>,
+) -> anyhow::Result<Option<(String, String)>> {
+    match (id, secret, dir) {
+        (Some(i), Some(s), _) => Ok(Some((i, s))),
+        (None, None, Some(dir)) => {
+            let site = read_site(&dir)?;
+            let m = site.managers.into_iter().next().with_context(|| {
+                format!("{} has no manager device (made before `site init` created one): pass --manager-id/--manager-secret", dir.join("site.toml").display())
+            })?;
+            Ok(Some((m.id, m.secret)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An MQTT 3.1.1 login as a device (client id = user name = id, password = secret): the
+/// CONNACK's return code (0: accepted), or `None` when the connection was closed without one
+/// (docketd's way of refusing a login, docs/protocol.md); then a clean DISCONNECT.
+fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Result<Option<u8>> {
+    use std::io::Read;
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
+    for field in [id, id, secret] {
+        body.extend((field.len() as u16).to_be_bytes());
+        body.extend(field.as_bytes());
+    }
+    let mut packet = vec![0x10];
+    let mut n = body.len();
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        packet.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+    packet.extend(body);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(&packet)?;
+    let mut ack = [0u8; 4];
+    match s.read_exact(&mut ack) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    }
+    if ack[0] != 0x20 || ack[1] != 2 {
+        return Err(std::io::Error::other("the answer is not an MQTT CONNACK"));
+    }
+    let _ = s.write_all(&[0xE0, 0]);
+    Ok(Some(ack[3]))
+}
+
+/// `1.2.3` → (1, 2, 3); anything after `-` or `+` ignored, missing parts 0.
+fn version_parts(v: &str) -> (u64, u64, u64) {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let mut p = core.split('.').map(|x| x.parse().unwrap_or(0));
+    (
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+    )
 }
 
 fn flash(image: &Path, device: &Path, yes: bool, json: bool) -> anyhow::Result<String> {
@@ -661,7 +790,15 @@ fn with_credentials(url: &str, user: &str, password: &str) -> anyhow::Result<Str
 
 #[cfg(test)]
 mod tests {
-    use super::with_credentials;
+    use super::{version_parts, with_credentials};
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(version_parts("0.9.0") < version_parts("0.10.0"));
+        assert!(version_parts("1.2.3-rc1") == version_parts("1.2.3"));
+        assert!(version_parts("1.2") < version_parts("1.2.1"));
+        assert!(version_parts("garbage") == (0, 0, 0));
+    }
 
     #[test]
     fn credentials_replace_the_admin_ones_and_keep_host_path_and_query() {
@@ -776,7 +913,12 @@ struct Check {
     says: String,
 }
 
-fn doctor(host: &str, mqtt_port: u16, json: bool) -> anyhow::Result<ExitCode> {
+fn doctor(
+    host: &str,
+    mqtt_port: u16,
+    manager: Option<(String, String)>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let base = base_url(host);
     let mut checks = Vec::new();
     let t0 = now_ms();
@@ -809,6 +951,17 @@ fn doctor(host: &str, mqtt_port: u16, json: bool) -> anyhow::Result<ExitCode> {
             name: "health",
             ok: s("status") == "ok",
             says: format!("docketd {} is up for site {}", s("version"), s("site_id")),
+        });
+        let (box_v, mine) = (s("version"), env!("CARGO_PKG_VERSION"));
+        let older = version_parts(&box_v) < version_parts(mine);
+        checks.push(Check {
+            name: "version",
+            ok: !older,
+            says: if older {
+                format!("the box runs docketd {box_v}, older than this CLI ({mine}): install the current update bundle (docs/updates.md), then run doctor again")
+            } else {
+                format!("docketd {box_v} (this CLI {mine})")
+            },
         });
         if let Some(at) = h.get("now_ms").and_then(|v| v.as_u64()) {
             let mid = (t0 + t1) / 2;
@@ -899,18 +1052,77 @@ fn doctor(host: &str, mqtt_port: u16, json: bool) -> anyhow::Result<ExitCode> {
                 });
             }
         }
-        // The broker port.
+        // The broker: a TCP connection, and with a manager's credentials a real login.
         let mhost = host
             .trim_start_matches("http://")
             .rsplit_once(':')
             .map(|(h, _)| h.to_owned())
             .unwrap_or_else(|| host.trim_start_matches("http://").to_owned());
-        let reach = std::net::ToSocketAddrs::to_socket_addrs(&(mhost.as_str(), mqtt_port))
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(mhost.as_str(), mqtt_port))
             .ok()
-            .and_then(|mut a| a.next())
+            .and_then(|mut a| a.next());
+        let reach = addr
             .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
             .unwrap_or(false);
-        checks.push(Check { name: "broker", ok: reach, says: if reach { format!("MQTT broker accepts connections on port {mqtt_port}") } else { format!("nothing accepts MQTT on {mhost}:{mqtt_port}: tablets cannot connect; check the box's firewall and docketd's [mqtt] listen address") } });
+        let unreachable = format!("nothing accepts MQTT on {mhost}:{mqtt_port}: tablets cannot connect; check the box's firewall and docketd's [mqtt] listen address");
+        let (ok, says) = match (&manager, addr) {
+            _ if !reach => (false, unreachable),
+            (Some((id, secret)), Some(a)) => match mqtt_login(a, id, secret) {
+                Ok(Some(0)) => (true, format!("MQTT login as {id} accepted on port {mqtt_port}")),
+                Ok(None) | Ok(Some(4)) | Ok(Some(5)) => (false, format!("the broker refused the login of manager {id}: the box does not know it (push a bundle from this site directory: `docket site push`) or it was revoked")),
+                Ok(Some(rc)) => (false, format!("the broker answered the login with code {rc}: is port {mqtt_port} docketd's MQTT port?")),
+                Err(e) => (false, format!("port {mqtt_port} accepts connections but does not speak MQTT ({e}): is it docketd's MQTT port?")),
+            },
+            _ => (true, format!("MQTT broker accepts connections on port {mqtt_port} (pass --dir SITE to also try a login)")),
+        };
+        checks.push(Check {
+            name: "broker",
+            ok,
+            says,
+        });
+
+        // Device presence, seen by the box (needs a manager).
+        match &manager {
+            Some((id, secret)) => {
+                let auth = format!("Basic {}", b64(&format!("{id}:{secret}")));
+                let devices = agent()
+                    .get(&format!("{base}/api/admin/devices"))
+                    .set("Authorization", &auth)
+                    .call();
+                let check = match devices {
+                    Ok(r) => {
+                        let v: serde_json::Value = r.into_json().unwrap_or_default();
+                        let Some(list) = v["devices"].as_array() else {
+                            bail!("the box's device list is not what this CLI understands ({v}): update the CLI or the box");
+                        };
+                        let active: Vec<&serde_json::Value> = list
+                            .iter()
+                            .filter(|d| d["revoked_at"].is_null() && d["role"] != "manager")
+                            .collect();
+                        let offline: Vec<&str> = active
+                            .iter()
+                            .filter(|d| d["online"] != true)
+                            .filter_map(|d| d["id"].as_str())
+                            .collect();
+                        if active.is_empty() {
+                            Check { name: "devices", ok: true, says: "no tablets or screens paired yet: pair them with `docket pair`".into() }
+                        } else if offline.is_empty() {
+                            Check { name: "devices", ok: true, says: format!("all {} tablets and screens online", active.len()) }
+                        } else {
+                            Check { name: "devices", ok: false, says: format!("{} of {} tablets and screens offline: {}. Check they are powered and on the restaurant Wi-Fi; revoke one that is gone on /admin", offline.len(), active.len(), offline.join(", ")) }
+                        }
+                    }
+                    Err(ureq::Error::Status(401, _)) | Err(ureq::Error::Status(403, _)) => Check { name: "devices", ok: false, says: format!("the box refused manager {id}: push a bundle from this site directory (`docket site push`), or pass another manager") },
+                    Err(e) => Check { name: "devices", ok: false, says: format!("cannot list devices: {e}") },
+                };
+                checks.push(check);
+            }
+            None => checks.push(Check {
+                name: "devices",
+                ok: true,
+                says: "not checked: pass --dir SITE (or a manager's credentials) to see which tablets and screens are offline".into(),
+            }),
+        }
     }
     let green = checks.iter().all(|c| c.ok);
     if json {

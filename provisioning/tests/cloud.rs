@@ -110,5 +110,49 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
         current_user(&first).await.is_err(),
         "the old password still works"
     );
+
+    // `uplink set` tries the URLs live: a refused password saves nothing, ...
+    let (ok, text) = docket(&["uplink", "set", "--dir", dir_s, "--postgres", &first])?;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("postgres refused the login, nothing saved"),
+        "{text}"
+    );
+    assert_eq!(site_url(&dir)?, second);
+    // ... working ones are said to work, ...
+    let redis = docket_tests::servers::Redis::start()?;
+    let (ok, text) = docket(&[
+        "uplink",
+        "set",
+        "--dir",
+        dir_s,
+        "--postgres",
+        &second,
+        "--redis",
+        &redis.url(),
+        "--json",
+    ])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(
+        v["tried"],
+        serde_json::json!({"postgres": "ok", "redis": "ok"}),
+        "{text}"
+    );
+    // ... and one this laptop cannot reach is saved with a warning (the box may reach it).
+    let (ok, text) = docket(&[
+        "uplink",
+        "set",
+        "--dir",
+        dir_s,
+        "--redis",
+        "redis://127.0.0.1:1",
+    ])?;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("redis: not reachable from this laptop"),
+        "{text}"
+    );
+    assert!(std::fs::read_to_string(dir.join("site.toml"))?.contains("redis://127.0.0.1:1"));
     Ok(())
 }

@@ -152,7 +152,63 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     assert_eq!(code, 200, "{body}");
     let creds: Creds = serde_json::from_str(&body)?;
     let c = docket_tests::Client::connect(d.mqtt, &creds).await?;
+
+    // Doctor with the site directory: an MQTT login as the technician, and device presence.
+    let mqtt = d.mqtt.to_string();
+    let doctor = |extra: &[&str]| -> anyhow::Result<(bool, serde_json::Value)> {
+        let mut args = vec!["doctor", &host, "--mqtt-port", &mqtt, "--json"];
+        args.extend_from_slice(extra);
+        let o = run(&args)?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+        Ok((o.status.success(), v))
+    };
+    let says = |v: &serde_json::Value, name: &str| -> String {
+        v["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"] == name)
+            .map(|c| format!("{} {}", c["ok"], c["says"]))
+            .collect()
+    };
+    let (green, v) = doctor(&["--dir", site_s])?;
+    assert!(green, "{v}");
+    assert!(
+        says(&v, "broker").contains("MQTT login as technician accepted"),
+        "{v}"
+    );
+    assert!(
+        says(&v, "devices").contains("all 1 tablets and screens online"),
+        "{v}"
+    );
+    assert!(says(&v, "version").starts_with("true"), "{v}");
+    // Without credentials: the port only, presence not checked (and said so).
+    let (green, v) = doctor(&[])?;
+    assert!(green, "{v}");
+    assert!(says(&v, "devices").contains("not checked"), "{v}");
+    // A manager the box does not know: red, in words.
+    let (green, v) = doctor(&[
+        "--manager-id",
+        "nobody",
+        "--manager-secret",
+        &"00".repeat(32),
+    ])?;
+    assert!(!green);
+    assert!(says(&v, "broker").contains("refused the login"), "{v}");
+    // The screen goes away: red, naming it.
     c.disconnect().await;
+    let deadline = std::time::Instant::now() + docket_tests::DEADLINE;
+    loop {
+        let (green, v) = doctor(&["--dir", site_s])?;
+        if !green && says(&v, "devices").contains("offline: kds-1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kds-1 never shown offline: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // Neither flag pair nor the directory: told what to pass.
     let o = run(&["pair", "--box", &host])?;

@@ -76,12 +76,14 @@ pub struct Guard {
     acl: Acl,
     metrics: Arc<Metrics>,
     peer: String,
+    session: Arc<Session>,
 }
 
 impl Guard {
     pub fn new(metrics: Arc<Metrics>, peer: String) -> Self {
         Guard {
             acl: Acl::new(),
+            session: Arc::new(Session::new(metrics.clone())),
             metrics,
             peer,
         }
@@ -98,7 +100,66 @@ impl Guard {
                 "MQTT connection cut: outside the device topic ACL"
             );
             std::io::Error::new(std::io::ErrorKind::PermissionDenied, v)
-        })
+        })?;
+        if self.session.device.get().is_none() {
+            if let Some(d) = self.acl.device() {
+                let _ = self.session.device.set(d.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// What the broker-to-client side needs to see the login's answer.
+    fn session(&self) -> Arc<Session> {
+        self.session.clone()
+    }
+}
+
+/// One connection's login as the front door sees it: the device its CONNECT named and whether
+/// the broker accepted it (a CONNACK with return code 0). An accepted connection counts in
+/// [`crate::metrics::Presence`] until this is dropped (both directions of the pipe ended).
+pub struct Session {
+    metrics: Arc<Metrics>,
+    device: std::sync::OnceLock<String>,
+    answered: std::sync::atomic::AtomicBool,
+    counted: std::sync::atomic::AtomicBool,
+}
+
+impl Session {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        Session {
+            metrics,
+            device: std::sync::OnceLock::new(),
+            answered: Default::default(),
+            counted: Default::default(),
+        }
+    }
+
+    /// Bytes from the broker: the first of them are the CONNACK.
+    fn broker_said(&self, bytes: &[u8]) {
+        if self.answered.swap(true, Relaxed) {
+            return;
+        }
+        // CONNACK: type 0x20, remaining length (one byte here), flags, return/reason code.
+        let accepted = bytes.len() >= 4 && bytes[0] == 0x20 && bytes[1] < 0x80 && bytes[3] == 0;
+        if let (true, Some(d)) = (accepted, self.device.get()) {
+            self.metrics.presence.connected(d);
+            self.counted.store(true, Relaxed);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !*self.counted.get_mut() {
+            return;
+        }
+        if let Some(d) = self.device.get() {
+            if let Some(n) = self.metrics.presence.disconnected(d) {
+                self.metrics.online_devices.store(n as u64, Relaxed);
+                tracing::debug!(device = %d, "offline: its last connection closed");
+            }
+        }
     }
 }
 
@@ -108,7 +169,8 @@ async fn pipe(client: TcpStream, upstream: SocketAddr, acl: Option<Guard>) -> st
     broker.set_nodelay(true)?;
     let (client_r, client_w) = client.into_split();
     let (broker_r, broker_w) = broker.into_split();
-    let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w));
+    let session = acl.as_ref().map(Guard::session);
+    let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w, session));
     let mut to_broker = std::pin::pin!(client_to_broker(client_r, broker_w, acl));
     tokio::select! {
         // The broker closed (logout, refused login, takeover, keep-alive timeout): done; the
@@ -143,12 +205,19 @@ async fn client_to_broker(
     }
 }
 
-async fn broker_to_client(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> std::io::Result<()> {
+async fn broker_to_client(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    session: Option<Arc<Session>>,
+) -> std::io::Result<()> {
     let mut buf = [0u8; BUF];
     loop {
         let n = from.read(&mut buf).await?;
         if n == 0 {
             return to.shutdown().await;
+        }
+        if let Some(s) = &session {
+            s.broker_said(&buf[..n]);
         }
         // ACK at once so that rumqttd's Nagle releases its next small packet without waiting
         // for a delayed ACK. Quick-ack mode is not sticky: set it after every read.
@@ -177,6 +246,7 @@ pub async fn ws_bridge(
     broker.set_nodelay(true)?;
     let (mut broker_r, mut broker_w) = broker.into_split();
     let (mut ws_tx, mut ws_rx) = socket.split();
+    let session = acl.as_ref().map(Guard::session);
     let up = async {
         loop {
             let msg = match tokio::time::timeout(WS_IDLE, ws_rx.next()).await {
@@ -207,6 +277,9 @@ pub async fn ws_bridge(
                 return Ok::<_, std::io::Error>(());
             }
             let _ = socket2::SockRef::from(broker_r.as_ref()).set_tcp_quickack(true);
+            if let Some(s) = &session {
+                s.broker_said(&buf[..n]);
+            }
             ws_tx
                 .send(Message::Binary(bytes::Bytes::copy_from_slice(&buf[..n])))
                 .await

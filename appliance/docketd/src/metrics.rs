@@ -21,23 +21,64 @@ pub fn uptime_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Which paired devices are online, from their retained presence messages. The engine writes
-/// (it sees the presence topics); the admin API's device list reads.
+/// Which paired devices are online: from their presence messages (the engine sees those), and
+/// from their connections (the front door sees those). A device whose last accepted connection
+/// closed is offline even when no will said so (a clean DISCONNECT sends none), and an "online"
+/// that arrives after its connection already closed is not believed. Devices never seen by the
+/// front door (its ACL off) go by their messages alone.
 #[derive(Default)]
-pub struct Presence(RwLock<HashMap<String, bool>>);
+pub struct Presence(RwLock<PresenceMap>);
+
+#[derive(Default)]
+struct PresenceMap {
+    online: HashMap<String, bool>,
+    /// Accepted connections open now, per device the front door has seen log in.
+    conns: HashMap<String, usize>,
+}
+
+impl PresenceMap {
+    fn count(&self) -> usize {
+        self.online.values().filter(|v| **v).count()
+    }
+}
 
 impl Presence {
-    /// Records a device's presence; returns how many devices are online now.
+    /// Records a device's presence message; returns how many devices are online now.
     pub fn set(&self, device: &str, online: bool) -> usize {
         let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
-        m.insert(device.to_owned(), online);
-        m.values().filter(|v| **v).count()
+        let gone = m.conns.get(device) == Some(&0);
+        m.online.insert(device.to_owned(), online && !gone);
+        m.count()
+    }
+
+    /// The broker accepted a login of `device` through the front door.
+    pub fn connected(&self, device: &str) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *m.conns.entry(device.to_owned()).or_default() += 1;
+    }
+
+    /// A connection of `device` that [`Presence::connected`] counted closed. When it was the
+    /// last one, a tracked device goes offline; returns the online count when that changed it.
+    pub fn disconnected(&self, device: &str) -> Option<usize> {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let n = m.conns.get_mut(device)?;
+        *n = n.saturating_sub(1);
+        if *n > 0 {
+            return None;
+        }
+        // Only devices the engine tracks (paired ones that said "online"): never grows the map.
+        let was = m.online.get_mut(device)?;
+        if !std::mem::replace(was, false) {
+            return None;
+        }
+        Some(m.count())
     }
 
     pub fn is_online(&self, device: &str) -> bool {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .online
             .get(device)
             .copied()
             .unwrap_or(false)
@@ -393,6 +434,32 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presence_follows_connections_as_well_as_messages() {
+        let p = Presence::default();
+        // Messages alone (a device the front door never counted).
+        assert_eq!(p.set("tab-1", true), 1);
+        assert!(p.is_online("tab-1"));
+        // Counted: two connections (a takeover), the older closes: still online.
+        p.connected("tab-1");
+        p.connected("tab-1");
+        assert_eq!(p.disconnected("tab-1"), None);
+        assert!(p.is_online("tab-1"));
+        // The last closes without a will (clean DISCONNECT): offline, and the count says so.
+        assert_eq!(p.disconnected("tab-1"), Some(0));
+        assert!(!p.is_online("tab-1"));
+        // An "online" processed after its connection closed is not believed.
+        assert_eq!(p.set("tab-1", true), 0);
+        assert!(!p.is_online("tab-1"));
+        // Back: connected, then its "online".
+        p.connected("tab-1");
+        assert_eq!(p.set("tab-1", true), 1);
+        // A device the engine does not track is never added by the front door.
+        p.connected("stranger");
+        assert_eq!(p.disconnected("stranger"), None);
+        assert!(!p.is_online("stranger"));
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

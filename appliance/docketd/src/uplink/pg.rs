@@ -111,6 +111,21 @@ pub async fn connect(url: &SecretUrl, u: &Uplink) -> Result<Client, PgError> {
         .map_err(|_| PgError::ConnectTimeout(timeout))?
 }
 
+/// Logs in and runs `SELECT 1`: what `docket uplink set` tries from the technician's laptop.
+pub async fn probe(url: &SecretUrl, u: &Uplink) -> Result<(), PgError> {
+    let client = connect(url, u).await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+impl PgError {
+    /// The server answered and said no (bad password, no such database or role), as opposed to
+    /// not being reachable at all.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PgError::Db(e) if e.as_db_error().is_some())
+    }
+}
+
 /// Runs a connection's I/O until it ends.
 async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(conn: F) {
     if let Err(e) = conn.await {

@@ -33,6 +33,23 @@ pub enum RedisError {
     Json(#[from] serde_json::Error),
 }
 
+impl RedisError {
+    /// The server answered and said no (bad password, no such user), as opposed to not being
+    /// reachable at all.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, RedisError::Redis(e) if !e.is_io_error() && !e.is_timeout() && !e.is_connection_refusal() && !e.is_connection_dropped())
+    }
+}
+
+/// Connects and sends PING: what `docket uplink set` tries from the technician's laptop.
+pub async fn probe(url: &SecretUrl, u: &Uplink) -> Result<(), RedisError> {
+    let client = redis::Client::open(url.expose())?;
+    let t = Duration::from_millis(u.connect_timeout_ms);
+    let mut conn = timed(t, client.get_multiplexed_async_connection()).await?;
+    let _: String = timed(t, redis::cmd("PING").query_async(&mut conn)).await?;
+    Ok(())
+}
+
 pub struct Relay {
     pub db: PathBuf,
     pub site_id: String,
