@@ -371,12 +371,25 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             SiteCmd::Push { dir, host } => {
                 let (bjson, b) = new_bundle(&dir)?;
                 let url = format!("{}/site/bundle", base_url(&host));
-                match agent().post(&url).set("Content-Type", "application/json").send_string(&bjson) {
-                    Ok(_) => out(
-                        json,
-                        serde_json::json!({"pushed": true, "serial": b.serial}),
-                        &format!("bundle serial {} accepted by {host}; it applies when docketd restarts (sudo systemctl restart docketd, or power-cycle the box)", b.serial),
-                    ),
+                match agent()
+                    .post(&url)
+                    .set("Content-Type", "application/json")
+                    .send_string(&bjson)
+                {
+                    Ok(r) => {
+                        let v: serde_json::Value = r.into_json().unwrap_or_default();
+                        let now = v["applies"].as_str().is_some_and(|a| a.starts_with("now"));
+                        let says = if now {
+                            format!("bundle serial {} accepted by {host}; docketd restarts to apply it (a few seconds: tablets and screens reconnect by themselves)", b.serial)
+                        } else {
+                            format!("bundle serial {} accepted by {host}; it applies when docketd restarts (sudo systemctl restart docketd, or power-cycle the box)", b.serial)
+                        };
+                        out(
+                            json,
+                            serde_json::json!({"pushed": true, "serial": b.serial, "applies": if now { "now" } else { "at restart" }}),
+                            &says,
+                        )
+                    }
                     Err(ureq::Error::Status(code, r)) => {
                         let body = r.into_string().unwrap_or_default();
                         bail!("the box refused the bundle (HTTP {code}): {body}");

@@ -201,3 +201,49 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     assert!(v.to_string().contains("cannot reach the box"), "{v}");
     Ok(())
 }
+
+/// With `restart_on_site_push` (the box's config), a pushed bundle is stored, answered, and
+/// docketd stops cleanly (exit 0) for its service manager to start it again with the bundle;
+/// on the box systemd does that (`tests/tests/image.rs` pushes to the booted image).
+#[test]
+fn a_push_restarts_docketd_when_it_is_configured_to() -> anyhow::Result<()> {
+    let laptop = tempfile::tempdir()?;
+    let site = laptop.path().join("site");
+    let mut d = Daemon::start_with_env(&[("DOCKET_RESTART_ON_SITE_PUSH", "true")])?;
+    let data = d.dir.path().join("data");
+    ok(&[
+        "site",
+        "init",
+        "--dir",
+        s(&site),
+        "--site-id",
+        "cafe-9",
+        "--name",
+        "Nine",
+    ]);
+    d.terminate()?;
+    std::fs::remove_dir_all(&data)?;
+    ok(&["site", "install", "--dir", s(&site), "--data-dir", s(&data)]);
+    d.restart()?;
+    assert_eq!(health(&d)["site"]["serial"], 1);
+
+    let out = ok(&[
+        "site",
+        "push",
+        "--dir",
+        s(&site),
+        &format!("{}:{}", d.host, d.http),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    assert_eq!(v["applies"], "now", "{out}");
+    let status = d.wait_exit()?;
+    assert!(status.success(), "docketd exited with {status}");
+    assert!(d.log_text().contains("a pushed site bundle is stored"));
+    // What the service manager does next: the new bundle is applied.
+    d.restart()?;
+    let h = health(&d);
+    assert_eq!(h["site"]["serial"], 2, "{h}");
+    assert!(h["site"].get("pending_serial").is_none(), "{h}");
+    Ok(())
+}

@@ -329,6 +329,23 @@ impl Daemon {
         }
     }
 
+    /// Waits (up to [`DEADLINE`]) for docketd to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("not running")?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!("docketd did not exit by itself within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts again on the same data dir and ports.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();

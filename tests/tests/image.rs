@@ -7,7 +7,8 @@
 //!    docketd reaches READY under systemd (read from outside on the second serial port: active,
 //!    no restart, first boot made the identity, read-only root, the unit's security exposure
 //!    under its threshold) and `/healthz` answers through a forwarded port.
-//! 2. `docket doctor` is green; two tablets are paired with `docket pair --dir` and place orders
+//! 2. `docket doctor` is green; `docket site push` to the running box applies at once (docketd
+//!    stops, systemd starts it again); two tablets are paired with `docket pair --dir` and place orders
 //!    over MQTT through the forwarded port.
 //! 3. Power cuts (`DOCKET_POWER_CUTS`, default 3) at random moments under that load: SIGKILL of
 //!    QEMU, then the data partition is read from the disk image (journal replayed, e2fsck clean)
@@ -255,6 +256,33 @@ async fn the_image_boots_takes_orders_and_survives_power_cuts() -> R {
     let v: serde_json::Value = serde_json::from_str(&doc)?;
     ensure!(v["green"] == true, "doctor on the booted image: {v}");
     println!("docket doctor: all green");
+
+    // A new bundle pushed to the running box: stored, docketd stops and systemd starts it again
+    // with the bundle applied (the box's config has restart_on_site_push).
+    let out = docket(&["site", "push", "--dir", s(&site), &host, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    ensure!(v["applies"] == "now", "site push: {out}");
+    let serial = v["serial"].as_u64().context("serial")?;
+    let start = Instant::now();
+    loop {
+        let h = http_request(vm.http_addr(), "GET", "/healthz", &[], "")
+            .ok()
+            .and_then(|r| r.json().ok());
+        if h.as_ref()
+            .is_some_and(|h| h["site"]["serial"].as_u64() == Some(serial))
+        {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the pushed bundle (serial {serial}) was not applied within 60 s: {h:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "site push: serial {serial} applied after {:?} (systemd restarted docketd)",
+        start.elapsed()
+    );
 
     let ledger = Shared::default();
     let (phase, rx) = tokio::sync::watch::channel(Phase::Load);

@@ -41,6 +41,7 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub site_id: Option<String>,
     pub site_name: Option<String>,
+    pub restart_on_site_push: Option<bool>,
     #[serde(default)]
     pub mqtt: RawMqtt,
     #[serde(default)]
@@ -123,6 +124,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub site_id: String,
     pub site_name: String,
+    /// After storing a pushed site bundle, stop cleanly so that the service manager (systemd's
+    /// `Restart=always` on the box) starts docketd again with it applied.
+    pub restart_on_site_push: bool,
     /// MQTT 3.1.1 listener.
     pub mqtt_listen: SocketAddr,
     /// MQTT 5 listener; `None` when not configured.
@@ -256,6 +260,17 @@ impl RawConfig {
                 why: "not a number".into(),
             })
         }
+        fn flag(name: String, value: String) -> Result<bool, ConfigError> {
+            match value.as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ConfigError::Env {
+                    name,
+                    value,
+                    why: "use true or false".into(),
+                }),
+            }
+        }
         for (name, value) in env {
             match name.as_str() {
                 "DOCKET_DATA_DIR" => self.data_dir = Some(value.into()),
@@ -266,18 +281,9 @@ impl RawConfig {
                 "DOCKET_MQTT_MAX_CONNECTIONS" => {
                     self.mqtt.max_connections = Some(num(&name, &value)?)
                 }
-                "DOCKET_MQTT_TOPIC_ACL" => {
-                    self.mqtt.topic_acl = Some(match value.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(ConfigError::Env {
-                                name,
-                                value,
-                                why: "use true or false".into(),
-                            })
-                        }
-                    })
+                "DOCKET_MQTT_TOPIC_ACL" => self.mqtt.topic_acl = Some(flag(name, value)?),
+                "DOCKET_RESTART_ON_SITE_PUSH" => {
+                    self.restart_on_site_push = Some(flag(name, value)?)
                 }
                 "DOCKET_MQTT_SEGMENT_BYTES" => self.mqtt.segment_bytes = Some(num(&name, &value)?),
                 "DOCKET_MQTT_SEGMENT_COUNT" => self.mqtt.segment_count = Some(num(&name, &value)?),
@@ -344,6 +350,7 @@ impl RawConfig {
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/docket")),
             site_name: self.site_name.unwrap_or_else(|| "Demo Bistro".to_owned()),
+            restart_on_site_push: self.restart_on_site_push.unwrap_or(false),
             site_id,
             mqtt_listen,
             mqtt_v5_listen,

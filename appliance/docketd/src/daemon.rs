@@ -124,6 +124,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     }
 
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let restart = tokio_util::sync::CancellationToken::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots(
         cfg.max_connections,
     )));
@@ -160,6 +161,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         site: Some(Arc::new(http::SiteShared {
             data_dir: cfg.data_dir.clone(),
             status: std::sync::Mutex::new(site_status),
+            restart: cfg.restart_on_site_push.then(|| restart.clone()),
         })),
     });
     let http_task = {
@@ -202,6 +204,10 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let engine_result = tokio::select! {
         _ = sigterm.recv() => None,
+        _ = restart.cancelled() => {
+            tracing::info!("a pushed site bundle is stored: stopping so that the service manager starts docketd with it");
+            None
+        }
         _ = tokio::signal::ctrl_c() => None,
         r = &mut engine_done => Some(r),
     };

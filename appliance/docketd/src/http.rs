@@ -43,6 +43,8 @@ pub struct AppState {
 pub struct SiteShared {
     pub data_dir: std::path::PathBuf,
     pub status: std::sync::Mutex<crate::site::SiteStatus>,
+    /// Cancelled to restart docketd once a pushed bundle is stored (`restart_on_site_push`).
+    pub restart: Option<tokio_util::sync::CancellationToken>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -135,7 +137,19 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
             if let Ok(mut g) = site.status.lock() {
                 g.pending_serial = Some(b.serial);
             }
-            Json(serde_json::json!({"stored": true, "serial": b.serial, "site_id": b.site_id, "applies": "at restart"})).into_response()
+            let applies = match &site.restart {
+                Some(restart) => {
+                    // Answer first; then stop as on SIGTERM (everything handed over is committed).
+                    let restart = restart.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        restart.cancel();
+                    });
+                    "now: docketd restarts"
+                }
+                None => "at restart",
+            };
+            Json(serde_json::json!({"stored": true, "serial": b.serial, "site_id": b.site_id, "applies": applies})).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "pushed site bundle refused");
