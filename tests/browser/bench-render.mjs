@@ -145,6 +145,41 @@ async function openLive(browser, name, url) {
   return page;
 }
 
+/**
+ * Records WebSocket frames through the DevTools protocol: MQTT PUBLISH frames the tablet sends
+ * and the KDS receives, with their (monotonic, browser-wide) timestamps. `latency(cmd)`: from the
+ * tablet's frame carrying command `cmd` (the envelope holds its id) to the KDS's event frame
+ * carrying it (the event names its command), in ms; null when either is missing.
+ */
+async function watchFrames(tablet, kds) {
+  const MAX = 20_000;
+  const sent = [];
+  const received = [];
+  const watch = async (page, event, into) => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on(event, (e) => {
+      if (e.response.opcode !== 2) return;
+      const b = Buffer.from(e.response.payloadData, 'base64');
+      if ((b[0] & 0xf0) !== 0x30) return; // PUBLISH only
+      if (into.length >= MAX) into.shift();
+      into.push([e.timestamp * 1000, b]);
+    });
+  };
+  await watch(tablet, 'Network.webSocketFrameSent', sent);
+  await watch(kds, 'Network.webSocketFrameReceived', received);
+  const find = (frames, id) => frames.find(([, b]) => b.includes(id));
+  return {
+    latency(cmd) {
+      if (!cmd) return null;
+      const id = Buffer.from(cmd);
+      const a = find(sent, id);
+      const b = find(received, id);
+      return a && b ? b[0] - a[0] : null;
+    },
+  };
+}
+
 /** Reads and clears the marks `name` in `page`: [[detail, ms since the epoch]]. */
 function drainMarks(page, name) {
   return page.evaluate((n) => {
@@ -202,6 +237,7 @@ async function run(cfg, browser) {
   if (items.length === 0) fatal(`the tablet's menu shows none of ${cfg.items.map((i) => i.id)} (station ${cfg.station})`);
   say(`ordering ${items.map((i) => i.id).join(', ')}`);
 
+  const wire = await watchFrames(tablet, kds);
   const skew = await clockOffset(tablet, kds);
   say(`clock check: KDS − tablet = ${skew.offset.toFixed(3)} ms (± ${skew.within.toFixed(3)})`);
   // Only marks made from now on count.
@@ -367,6 +403,25 @@ async function run(cfg, browser) {
   const shown = errors.slice(0, MAX_ERRORS);
   if (errors.length > MAX_ERRORS) shown.push(`… and ${errors.length - MAX_ERRORS} more`);
   const rendered = placed.filter((o) => o.sample !== undefined);
+  // Where the time goes, per order: the wire part (the tablet's WebSocket frame leaving Blink →
+  // the KDS's event frame arriving in Blink: Chromium's network service on both sides, the box
+  // through its WebSocket bridge) and the pages' part (the rest: the tablet's JS before its
+  // frame, the KDS's decode and render after its frame).
+  const parts = { wire: [], pages: [] };
+  for (const o of rendered) {
+    const w = wire.latency(o.cmd);
+    if (w == null) continue;
+    parts.wire.push(w);
+    parts.pages.push(o.sample - w);
+  }
+  if (parts.wire.length) {
+    const desc = (a) => {
+      const s = [...a].sort((x, y) => x - y);
+      const mean = s.reduce((x, y) => x + y, 0) / s.length;
+      return `mean ${mean.toFixed(2)}, p50 ${pct(s, 50).toFixed(2)}, max ${s[s.length - 1].toFixed(2)} ms`;
+    };
+    say(`where the time goes (${parts.wire.length} orders): wire (tablet frame out → box → KDS frame in, Chromium's network service included) ${desc(parts.wire)}; pages (tablet JS before its frame + KDS decode and render after its) ${desc(parts.pages)}`);
+  }
   return {
     samples_ms: rendered.map((o) => Math.round(o.sample * 1000) / 1000),
     placed: placed.length,
