@@ -61,16 +61,8 @@ enum Cmd {
         /// The page the device opens: tablet, kds or expo.
         #[arg(long, default_value = "tablet")]
         page: String,
-        /// The site directory: its manager credentials (made by `site init`, carried to the box
-        /// by the site bundle) are used unless --manager-id/--manager-secret are given.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// A manager device's id (another manager than the site directory's).
-        #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
-        manager_id: Option<String>,
-        /// That manager device's secret (hex).
-        #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
-        manager_secret: Option<String>,
+        #[command(flatten)]
+        manager: ManagerArgs,
         /// The 6-digit code the device shows; without it, the pending codes are listed.
         #[arg(long)]
         code: Option<String>,
@@ -91,17 +83,26 @@ enum Cmd {
         /// The box's MQTT port.
         #[arg(long, default_value_t = 1884)]
         mqtt_port: u16,
-        /// The site directory: with its manager device, doctor also logs in over MQTT and
-        /// checks that every paired tablet and screen is online.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Another manager device's id (instead of the site directory's).
-        #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
-        manager_id: Option<String>,
-        /// That manager device's secret (hex).
-        #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
-        manager_secret: Option<String>,
+        /// With a manager (--dir), doctor also logs in over MQTT and checks that every paired
+        /// tablet and screen is online.
+        #[command(flatten)]
+        manager: ManagerArgs,
     },
+}
+
+/// Who acts as a manager on the box (`pair` approves with it, `doctor` logs in with it).
+#[derive(clap::Args)]
+struct ManagerArgs {
+    /// The site directory: its manager device (made by `site init`, carried to the box by the
+    /// site bundle) is used unless --manager-id/--manager-secret are given.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Another manager device's id (instead of the site directory's).
+    #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
+    manager_id: Option<String>,
+    /// That manager device's secret (hex).
+    #[arg(long, env = "DOCKET_MANAGER_SECRET", hide_env_values = true)]
+    manager_secret: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -504,9 +505,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Pair {
             host,
             page,
-            dir,
-            manager_id,
-            manager_secret,
+            manager,
             code,
             id,
             role,
@@ -521,7 +520,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .render::<qrcode::render::unicode::Dense1x2>()
                 .quiet_zone(true)
                 .build();
-            let (manager_id, manager_secret) = manager(dir, manager_id, manager_secret)?
+            let (manager_id, manager_secret) = manager_creds(manager)?
                 .context("say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret")?;
             let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_secret}")));
             let call = |r: ureq::Request,
@@ -563,13 +562,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Doctor {
             host,
             mqtt_port,
-            dir,
-            manager_id,
-            manager_secret,
-        } => {
-            let m = manager(dir, manager_id, manager_secret)?;
-            return doctor(&host, mqtt_port, m, json);
-        }
+            manager,
+        } => return doctor(&host, mqtt_port, manager_creds(manager)?, json),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -596,12 +590,8 @@ fn probe_uplink(s: &SiteFile) -> anyhow::Result<Vec<(&'static str, Result<(), (b
 }
 
 /// A manager device's (id, secret): the flags, else the site directory's first manager.
-fn manager(
-    dir: Option<PathBuf>,
-    id: Option<String>,
-    secret: Option<String>,
-) -> anyhow::Result<Option<(String, String)>> {
-    match (id, secret, dir) {
+fn manager_creds(m: ManagerArgs) -> anyhow::Result<Option<(String, String)>> {
+    match (m.manager_id, m.manager_secret, m.dir) {
         (Some(i), Some(s), _) => Ok(Some((i, s))),
         (None, None, Some(dir)) => {
             let site = read_site(&dir)?;

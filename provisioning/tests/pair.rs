@@ -6,6 +6,21 @@ use std::process::Command;
 
 use docket_tests::{Creds, Daemon};
 
+/// A new device asks for a code, as the pages do: (6-digit code, poll token).
+fn ask(d: &Daemon) -> anyhow::Result<(String, String)> {
+    let (code, body) = d.request(
+        "POST",
+        "/api/pair",
+        &[("Content-Type", "application/json")],
+        "{}",
+    )?;
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let pin = v["code"].as_str().unwrap_or_default().to_owned();
+    let token = v["token"].as_str().unwrap_or_default().to_owned();
+    Ok((pin, token))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
     let d = Daemon::start()?;
@@ -19,16 +34,7 @@ async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
             .output()
     };
     // The device asks for a code.
-    let (code, body) = d.request(
-        "POST",
-        "/api/pair",
-        &[("Content-Type", "application/json")],
-        "{}",
-    )?;
-    assert_eq!(code, 201, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body)?;
-    let pin = v["code"].as_str().unwrap_or_default().to_owned();
-    let token = v["token"].as_str().unwrap_or_default().to_owned();
+    let (pin, token) = ask(&d)?;
 
     // Listing: QR code + URL + the pending code.
     let o = docket(&[])?;
@@ -119,16 +125,7 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         .log_text()
         .contains("manager devices from the site bundle added"));
 
-    let (code, body) = d.request(
-        "POST",
-        "/api/pair",
-        &[("Content-Type", "application/json")],
-        "{}",
-    )?;
-    assert_eq!(code, 201, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body)?;
-    let pin = v["code"].as_str().unwrap_or_default().to_owned();
-    let token = v["token"].as_str().unwrap_or_default().to_owned();
+    let (pin, token) = ask(&d)?;
     let o = run(&["pair", "--box", &host, "--dir", site_s])?;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains(&pin));

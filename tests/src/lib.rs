@@ -313,23 +313,13 @@ impl Daemon {
 
     /// SIGTERM and wait for exit; returns the exit status.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut c = self.child.take().context("not running")?;
-        let pid = c.id().to_string();
+        let pid = self.pid().context("not running")?.to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(s) = c.try_wait()? {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                bail!("docketd did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_exit().context("docketd did not stop on SIGTERM")
     }
 
-    /// Waits (up to [`DEADLINE`]) for docketd to exit by itself; returns its exit status.
+    /// Waits (up to [`DEADLINE`]) for docketd to exit; returns its exit status. Kills it when
+    /// it does not.
     pub fn wait_exit(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let mut c = self.child.take().context("not running")?;
         let deadline = Instant::now() + DEADLINE;
@@ -340,7 +330,7 @@ impl Daemon {
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                bail!("docketd did not exit by itself within {DEADLINE:?}");
+                bail!("docketd did not exit within {DEADLINE:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
