@@ -72,6 +72,10 @@ const REPLY_FILTERS: &str = "docket/v1/reply/+";
 /// Every device's presence topic (the engine's subscription).
 pub const PRESENCE_FILTER: &str = "docket/v1/devices/+/presence";
 
+/// Presence's log, `× segment_count`: the engine takes each message at once, and each one (the
+/// first publish of every connection) keeps its connection's read buffer alive while logged.
+pub const PRESENCE_SEGMENT_BYTES: usize = 16 * 1024;
+
 /// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
 /// front door (`front`) owns the public ports.
 pub fn rumqttd_config(
@@ -92,23 +96,28 @@ pub fn rumqttd_config(
             // 1 GB-per-filter examples. Every filter's log fills to its cap over hours, so the
             // per-device reply filters (one per paired device, each read only by its device,
             // which resends with the same id rather than relying on the log) get a small one.
-            // So does presence, for another reason: a message a device published keeps its
-            // connection's whole 10 KB read buffer alive while it is in a log (rumqttd slices
-            // payloads out of that buffer), and presence is the first thing a device publishes
-            // on every connection, so a long presence log grew by ~10 KB per reconnect.
+            // So do the filters devices publish on, for another reason: a message a device
+            // published keeps its connection's whole 10 KB read buffer alive while it is in a log
+            // (rumqttd slices payloads out of that buffer). Presence is the first thing a device
+            // publishes on every connection (a long presence log grew by ~10 KB per reconnect);
+            // commands the engine takes at once. docs/operations.md gives the bound.
             max_segment_size: cfg.segment_bytes,
             max_segment_count: cfg.segment_count,
             custom_segment: Some(
-                [REPLY_FILTERS, PRESENCE_FILTER]
-                    .into_iter()
-                    .map(|f| {
-                        let small = rumqttd::SegmentConfig {
-                            max_segment_size: cfg.device_segment_bytes,
-                            max_segment_count: cfg.segment_count,
-                        };
-                        (f.to_owned(), small)
-                    })
-                    .collect(),
+                [
+                    (REPLY_FILTERS, cfg.device_segment_bytes),
+                    (PRESENCE_FILTER, PRESENCE_SEGMENT_BYTES),
+                    (docket_core::wire::CMD_FILTER, cfg.command_segment_bytes),
+                ]
+                .into_iter()
+                .map(|(f, bytes)| {
+                    let seg = rumqttd::SegmentConfig {
+                        max_segment_size: bytes,
+                        max_segment_count: cfg.segment_count,
+                    };
+                    (f.to_owned(), seg)
+                })
+                .collect(),
             ),
             initialized_filters: Some(
                 ENGINE_OUTPUT_FILTERS
@@ -259,14 +268,25 @@ mod tests {
         let small = (cfg.device_segment_bytes, cfg.segment_count);
         let large = (cfg.segment_bytes, cfg.segment_count);
         assert!(small.0 < large.0);
+        assert!(PRESENCE_SEGMENT_BYTES <= small.0);
         for reply in [
             "docket/v1/reply/tab-1",
             "docket/v1/reply/kds-grill",
             "docket/v1/reply/+",
+        ] {
+            assert_eq!(segment_for(&router, reply), small, "{reply}");
+        }
+        let presence = (PRESENCE_SEGMENT_BYTES, cfg.segment_count);
+        for p in [
             "docket/v1/devices/+/presence",
             "docket/v1/devices/tab-1/presence",
         ] {
-            assert_eq!(segment_for(&router, reply), small, "{reply}");
+            assert_eq!(segment_for(&router, p), presence, "{p}");
+        }
+        let commands = (cfg.command_segment_bytes, cfg.segment_count);
+        assert!(commands.0 <= large.0);
+        for c in ["docket/v1/cmd/+", "docket/v1/cmd/tab-1"] {
+            assert_eq!(segment_for(&router, c), commands, "{c}");
         }
         for shared in [
             docket_core::wire::EVENTS_TOPIC,
@@ -274,7 +294,6 @@ mod tests {
             "docket/v1/board/+",
             "docket/v1/menu",
             "docket/v1/appliance/status",
-            "docket/v1/cmd/+",
         ] {
             assert_eq!(segment_for(&router, shared), large, "{shared}");
         }

@@ -82,6 +82,7 @@ pub struct RawMqtt {
     pub segment_bytes: Option<usize>,
     pub segment_count: Option<usize>,
     pub device_segment_bytes: Option<usize>,
+    pub command_segment_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -141,6 +142,10 @@ pub struct Config {
     /// The same for each device's reply topic (one filter per device) and for the devices'
     /// presence, `× segment_count`.
     pub device_segment_bytes: usize,
+    /// The commands log (`docket/v1/cmd/+`), `× segment_count`: the engine reads it at once,
+    /// and every command in it keeps its sender's read buffer alive, so it stays small even
+    /// when `segment_bytes` is raised.
+    pub command_segment_bytes: usize,
     pub http_listen: SocketAddr,
     /// `None` = the demo menu built into the binary.
     pub menu_file: Option<PathBuf>,
@@ -290,6 +295,9 @@ impl RawConfig {
                 "DOCKET_MQTT_DEVICE_SEGMENT_BYTES" => {
                     self.mqtt.device_segment_bytes = Some(num(&name, &value)?)
                 }
+                "DOCKET_MQTT_COMMAND_SEGMENT_BYTES" => {
+                    self.mqtt.command_segment_bytes = Some(num(&name, &value)?)
+                }
                 "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
                 "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
                 "DOCKET_LOG_FORMAT" => self.log.format = Some(value),
@@ -372,15 +380,22 @@ impl RawConfig {
             segment_bytes: bounded(
                 "mqtt.segment_bytes",
                 self.mqtt.segment_bytes,
-                1024 * 1024,
+                256 * 1024,
                 64 * 1024,
                 256 * 1024 * 1024,
             )?,
             segment_count: bounded("mqtt.segment_count", self.mqtt.segment_count, 2, 2, 64)?,
+            command_segment_bytes: bounded(
+                "mqtt.command_segment_bytes",
+                self.mqtt.command_segment_bytes,
+                256 * 1024,
+                64 * 1024,
+                256 * 1024 * 1024,
+            )?,
             device_segment_bytes: bounded(
                 "mqtt.device_segment_bytes",
                 self.mqtt.device_segment_bytes,
-                64 * 1024,
+                16 * 1024,
                 16 * 1024,
                 64 * 1024 * 1024,
             )?,
