@@ -395,7 +395,7 @@ impl RawConfig {
             device_segment_bytes: bounded(
                 "mqtt.device_segment_bytes",
                 self.mqtt.device_segment_bytes,
-                16 * 1024,
+                64 * 1024,
                 16 * 1024,
                 64 * 1024 * 1024,
             )?,
