@@ -604,10 +604,18 @@ fn manager_creds(m: ManagerArgs) -> anyhow::Result<Option<(String, String)>> {
     }
 }
 
-/// An MQTT 3.1.1 login as a device (client id = user name = id, password = secret): the
-/// CONNACK's return code (0: accepted), or `None` when the connection was closed without one
-/// (docketd's way of refusing a login, docs/protocol.md); then a clean DISCONNECT.
-fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Result<Option<u8>> {
+/// What an MQTT login attempt found.
+enum Login {
+    /// No TCP connection.
+    Unreachable,
+    /// The CONNACK's return code (0: accepted), or `None` when the connection was closed
+    /// without one (docketd's way of refusing a login, docs/protocol.md).
+    Answered(Option<u8>),
+}
+
+/// An MQTT 3.1.1 login as a device (client id = user name = id, password = secret) on one
+/// connection, then a clean DISCONNECT. `Err`: the port answered, but not as MQTT.
+fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Result<Login> {
     use std::io::Read;
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
     for field in [id, id, secret] {
@@ -628,7 +636,9 @@ fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Re
         }
     }
     packet.extend(body);
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+        return Ok(Login::Unreachable);
+    };
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(&packet)?;
     let mut ack = [0u8; 4];
@@ -640,7 +650,7 @@ fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Re
                 std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
             ) =>
         {
-            return Ok(None)
+            return Ok(Login::Answered(None))
         }
         Err(e) => return Err(e),
     }
@@ -648,7 +658,7 @@ fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Re
         return Err(std::io::Error::other("the answer is not an MQTT CONNACK"));
     }
     let _ = s.write_all(&[0xE0, 0]);
-    Ok(Some(ack[3]))
+    Ok(Login::Answered(Some(ack[3])))
 }
 
 /// `1.2.3` → (1, 2, 3); anything after `-` or `+` ignored, missing parts 0.
@@ -1064,19 +1074,23 @@ fn doctor(
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&(mhost.as_str(), mqtt_port))
             .ok()
             .and_then(|mut a| a.next());
-        let reach = addr
-            .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
-            .unwrap_or(false);
         let unreachable = format!("nothing accepts MQTT on {mhost}:{mqtt_port}: tablets cannot connect; check the box's firewall and docketd's [mqtt] listen address");
-        let (ok, says) = match (&manager, addr) {
-            _ if !reach => (false, unreachable),
-            (Some((id, secret)), Some(a)) => match mqtt_login(a, id, secret) {
-                Ok(Some(0)) => (true, format!("MQTT login as {id} accepted on port {mqtt_port}")),
-                Ok(None) | Ok(Some(4)) | Ok(Some(5)) => (false, format!("the broker refused the login of manager {id}: the box does not know it (push a bundle from this site directory: `docket site push`) or it was revoked")),
-                Ok(Some(rc)) => (false, format!("the broker answered the login with code {rc}: is port {mqtt_port} docketd's MQTT port?")),
+        let (ok, says) = match (addr, &manager) {
+            (None, _) => (false, unreachable),
+            (Some(a), None) => {
+                if std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok() {
+                    (true, format!("MQTT broker accepts connections on port {mqtt_port} (pass --dir SITE to also try a login)"))
+                } else {
+                    (false, unreachable)
+                }
+            }
+            (Some(a), Some((id, secret))) => match mqtt_login(a, id, secret) {
+                Ok(Login::Unreachable) => (false, unreachable),
+                Ok(Login::Answered(Some(0))) => (true, format!("MQTT login as {id} accepted on port {mqtt_port}")),
+                Ok(Login::Answered(None | Some(4) | Some(5))) => (false, format!("the broker refused the login of manager {id}: the box does not know it (push a bundle from this site directory: `docket site push`) or it was revoked")),
+                Ok(Login::Answered(Some(rc))) => (false, format!("the broker answered the login with code {rc}: is port {mqtt_port} docketd's MQTT port?")),
                 Err(e) => (false, format!("port {mqtt_port} accepts connections but does not speak MQTT ({e}): is it docketd's MQTT port?")),
             },
-            _ => (true, format!("MQTT broker accepts connections on port {mqtt_port} (pass --dir SITE to also try a login)")),
         };
         checks.push(Check {
             name: "broker",

@@ -139,8 +139,8 @@ pub struct Config {
     /// The broker's in-memory log per subscription filter: `segment_bytes × segment_count`.
     pub segment_bytes: usize,
     pub segment_count: usize,
-    /// The same for each device's reply topic (one filter per device) and for the devices'
-    /// presence, `× segment_count`.
+    /// The same for each device's reply topic (one filter per device), `× segment_count`
+    /// (presence has a fixed log: `broker::PRESENCE_SEGMENT_BYTES`).
     pub device_segment_bytes: usize,
     /// The commands log (`docket/v1/cmd/+`), `× segment_count`: the engine reads it at once,
     /// and every command in it keeps its sender's read buffer alive, so it stays small even

@@ -78,29 +78,28 @@ fn load_file(data_dir: &Path, name: &str) -> Result<Option<Bundle>, SiteError> {
     Ok(Some(bundle::verify(&json, &key)?))
 }
 
+/// Lays a verified bundle over `cfg`; returns its manager devices.
+fn set(cfg: &mut Config, b: Bundle) -> Vec<BundleManager> {
+    cfg.site_id = b.site_id;
+    cfg.site_name = b.name;
+    cfg.uplink.postgres_url = b.postgres_url.map(SecretUrl::new);
+    cfg.uplink.redis_url = b.redis_url.map(SecretUrl::new);
+    b.managers
+}
+
 /// Applies the stored bundle over `cfg` when it verifies; says what happened, and hands back
 /// the bundle's manager devices for [`add_managers`] once the store is open.
 pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
-    let mut managers = Vec::new();
-    let status = apply_inner(cfg, &mut managers);
-    (status, managers)
-}
-
-fn apply_inner(cfg: &mut Config, managers: &mut Vec<BundleManager>) -> SiteStatus {
-    let mut set = |cfg: &mut Config, b: Bundle| {
-        *managers = b.managers;
-        cfg.site_id = b.site_id;
-        cfg.site_name = b.name;
-        cfg.uplink.postgres_url = b.postgres_url.map(SecretUrl::new);
-        cfg.uplink.redis_url = b.redis_url.map(SecretUrl::new);
-    };
     match load(&cfg.data_dir) {
-        Ok(None) => SiteStatus {
-            state: "none",
-            serial: None,
-            reason: None,
-            pending_serial: None,
-        },
+        Ok(None) => (
+            SiteStatus {
+                state: "none",
+                serial: None,
+                reason: None,
+                pending_serial: None,
+            },
+            Vec::new(),
+        ),
         Ok(Some(b)) => {
             tracing::info!(site_id = %b.site_id, serial = b.serial, "site bundle verified and applied");
             let serial = b.serial;
@@ -110,28 +109,28 @@ fn apply_inner(cfg: &mut Config, managers: &mut Vec<BundleManager>) -> SiteStatu
             if let Err(e) = copy {
                 tracing::warn!(error = %e, "cannot keep a copy of the applied site bundle");
             }
-            set(cfg, b);
-            SiteStatus {
+            let managers = set(cfg, b);
+            let status = SiteStatus {
                 state: "applied",
                 serial: Some(serial),
                 reason: None,
                 pending_serial: None,
-            }
+            };
+            (status, managers)
         }
         Err(e) => {
             // The last bundle that verified, if any, still rules (checked against the pin again).
             let fallback = load_file(&cfg.data_dir, APPLIED_FILE).ok().flatten();
             let serial = fallback.as_ref().map(|b| b.serial);
             tracing::error!(error = %e, fallback_serial = ?serial, "site bundle REFUSED: not applied; running on the last applied bundle, or the config file when none");
-            if let Some(b) = fallback {
-                set(cfg, b);
-            }
-            SiteStatus {
+            let managers = fallback.map(|b| set(cfg, b)).unwrap_or_default();
+            let status = SiteStatus {
                 state: "refused",
                 serial,
                 reason: Some(e.to_string()),
                 pending_serial: None,
-            }
+            };
+            (status, managers)
         }
     }
 }
