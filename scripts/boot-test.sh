@@ -3,7 +3,8 @@
 # tests/tests/image.rs boots it and checks from outside: docketd READY under systemd, /healthz
 # through a forwarded port, the unit's security exposure, `docket doctor` green, tablets paired
 # with `docket pair` placing orders over MQTT, and power cuts (SIGKILL of QEMU) at random
-# moments under that load with nothing acknowledged lost or doubled.
+# moments under that load with nothing acknowledged lost or doubled; then an A/B update with RAUC
+# into the other slot under load, and a bad release that rolls back (docs/updates.md).
 #
 #   scripts/boot-test.sh              release docketd in the image
 #   scripts/boot-test.sh --debug      the dev build (CI: one build profile)
@@ -30,12 +31,19 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "boot-test: SKIPPED: building the image needs root (debootstrap)"
     exit 0
 fi
-if ! command -v qemu-system-x86_64 >/dev/null || ! command -v e2fsck >/dev/null; then
-    echo "installing: qemu-system-x86 e2fsprogs"
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v e2fsck >/dev/null || need+=(e2fsprogs)
+# The update test makes signed RAUC bundles and reads the boot order from the boot partition.
+command -v rauc >/dev/null || need+=(rauc)
+command -v mksquashfs >/dev/null || need+=(squashfs-tools)
+command -v mtype >/dev/null || need+=(mtools)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
     apt-get update -qq
     # --allow-downgrades: some machines carry a newer qemu-utils from backports.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
-        qemu-system-x86 e2fsprogs
+        "${need[@]}"
 fi
 
 flag=()

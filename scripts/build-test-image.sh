@@ -8,6 +8,7 @@
 #   scripts/build-test-image.sh            the release docketd (built if missing)
 #   scripts/build-test-image.sh --debug    the dev build (CI: one build profile)
 #   scripts/build-test-image.sh --docketd PATH --out DIR
+#   scripts/build-test-image.sh --release NAME   /etc/docket/release (default: the git commit)
 #
 # Output (default target/test-image/): docket-test.img, vmlinuz, initrd.img, build.txt.
 # The debootstrap root file system is cached (a tarball keyed by suite, mirror and package
@@ -19,11 +20,13 @@ cd "$(dirname "$0")/.."
 profile=release
 docketd=""
 out=target/test-image
+release=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --debug) profile=debug ;;
         --docketd) docketd=$2; shift ;;
         --out) out=$2; shift ;;
+        --release) release=$2; shift ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -38,8 +41,9 @@ fi
 suite=${DOCKET_IMAGE_SUITE:-bookworm}
 mirror=${DOCKET_IMAGE_MIRROR:-http://deb.debian.org/debian}
 # What the box's root file system holds besides docketd: systemd as init, a small kernel for
-# virtual machines, openssl for the first-boot identity.
-packages=systemd,systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssl,iproute2,ca-certificates,procps
+# virtual machines, openssl for the first-boot identity, RAUC (and the D-Bus it is a service
+# on) for A/B updates.
+packages=systemd,systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssl,iproute2,ca-certificates,procps,dbus,rauc,rauc-service
 cache=${DOCKET_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/docket}
 
 need=()
@@ -95,21 +99,35 @@ r="$stage/root"
 install -D -m 0755 "$docketd" "$r/usr/bin/docketd"
 install -D -m 0644 firmware/config/docketd.toml "$r/etc/docket/docketd.toml"
 install -D -m 0755 firmware/bin/docket-firstboot "$r/usr/libexec/docket/docket-firstboot"
-for u in firmware/systemd/*.service tests/image/*.service; do
+[ -n "$release" ] || release="test-image $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "$release" > "$r/etc/docket/release"
+units=()
+for u in firmware/systemd/*.service firmware/systemd/*.mount tests/image/*.service; do
     install -D -m 0644 "$u" "$r/lib/systemd/system/$(basename "$u")"
-    mkdir -p "$r/etc/systemd/system/multi-user.target.wants"
-    ln -sf "/lib/systemd/system/$(basename "$u")" "$r/etc/systemd/system/multi-user.target.wants/"
+    grep -q '^\[Install\]' "$u" && units+=("$(basename "$u")")
 done
+systemctl --root="$r" enable "${units[@]}" >/dev/null 2>&1
+# docketd's StateDirectory: the mount point of the data partition's docket/ (var-lib-docket.mount).
+mkdir -p "$r/var/lib/docket"
 install -D -m 0755 tests/image/docket-test-report "$r/usr/libexec/docket/docket-test-report"
+install -D -m 0755 tests/image/docket-test-update "$r/usr/libexec/docket/docket-test-update"
+# RAUC: the slots, the keyring (DEVELOPMENT CA), and the backend that keeps the boot order on
+# the boot partition (/boot/docket-boot.env) for the harness's "bootloader" to read.
+install -D -m 0644 firmware/rauc/docket-qemu-x86/system.conf "$r/etc/rauc/system.conf"
+install -D -m 0644 firmware/rauc/dev-keys/ca.cert.pem "$r/etc/rauc/ca.cert.pem"
+install -D -m 0755 firmware/rauc/docket-qemu-x86/bootloader-backend \
+    "$r/usr/libexec/docket/rauc-bootloader-backend"
 install -D -m 0644 firmware/sysusers.d/docket.conf "$r/usr/lib/sysusers.d/docket.conf"
 install -D -m 0644 firmware/tmpfiles.d/docket.conf "$r/usr/lib/tmpfiles.d/docket.conf"
 # The root file system is read-only on the box: users exist before the first boot.
 systemd-sysusers --root="$r"
 grep -q '^docket:' "$r/etc/passwd" || { echo "the docket user was not created" >&2; exit 1; }
 
-# Read-only root, writable /data; /tmp, /var/tmp in memory (PrivateTmp needs them writable).
+# The root (slot A /dev/vda2 or slot B /dev/vda3, from the kernel command line) stays read-only
+# as mounted; writable /data; the boot partition at /boot (RAUC's boot order); /tmp, /var/tmp in
+# memory (PrivateTmp needs them writable).
 cat > "$r/etc/fstab" <<'EOF'
-/dev/vda2  /         ext4   ro,noatime                   0 1
+/dev/vda1  /boot     vfat   noatime,sync,fmask=0133,dmask=0022  0 0
 /dev/vda4  /data     ext4   defaults,noatime,commit=5    0 2
 tmpfs      /tmp      tmpfs  mode=1777,nosuid,nodev       0 0
 tmpfs      /var/tmp  tmpfs  mode=1777,nosuid,nodev       0 0
@@ -135,6 +153,9 @@ ln -sf /lib/systemd/system/systemd-networkd-wait-online.service \
 # Nothing asks for a password on the console of a test image.
 ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
 ln -sf /dev/null "$r/etc/systemd/system/getty@tty1.service"
+# No logins on the box: logind (pulled in by D-Bus, which RAUC needs) would fail on the read-only
+# /var/lib (its StateDirectory) and list as a failed unit.
+ln -sf /dev/null "$r/etc/systemd/system/systemd-logind.service"
 
 kernel=$(basename "$r"/boot/vmlinuz-*)
 cp "$r"/boot/vmlinuz-* "$out/vmlinuz"
@@ -150,19 +171,22 @@ mke2fs -q -t ext4 -L rootfs -d "$r" "$stage/rootfs.ext4" "${size_mib}M"
 # gets its site bundle from `docket image configure`, its identity at first boot).
 mkdir -p "$out/root-empty/data"
 cp "$out/vmlinuz" "$out/initrd.img" "$stage/"
+# RAUC's boot order as U-Boot's boot script starts it: A first, three tries each.
+printf 'BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n' > "$stage/docket-boot.env"
 genimage --config firmware/genimage/test-image.cfg \
     --rootpath "$out/root-empty" --inputpath "$stage" --outputpath "$out" \
     --tmppath "$out/genimage-tmp" > "$out/genimage.log" 2>&1 \
     || { cat "$out/genimage.log" >&2; exit 1; }
 rm -rf "$out/genimage-tmp" "$out/root-empty" "$out/boot.vfat" "$out/data.ext4" "$r" \
-    "$stage/vmlinuz" "$stage/initrd.img"
+    "$stage/vmlinuz" "$stage/initrd.img" "$stage/docket-boot.env"
 
 {
     echo "built:    $(date -u +%FT%TZ)"
     echo "suite:    $suite ($mirror)"
     echo "kernel:   $kernel"
     echo "docketd:  $docketd ($profile) $(sha256sum "$docketd" | cut -c1-16)"
-    echo "rootfs:   ${size_mib} MiB"
+    echo "rootfs:   ${size_mib} MiB ($stage/rootfs.ext4, what an update bundle carries)"
+    echo "release:  $release"
 } > "$out/build.txt"
 cat "$out/build.txt"
 ls -lhs "$out/docket-test.img"

@@ -23,18 +23,22 @@ fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-units=(docketd.service docket-firstboot.service docket-mark-good.service)
+units=(docketd.service docket-firstboot.service docket-mark-good.service docket-data.service
+    var-lib-docket.mount)
 # The staged box: systemd's own units (for the targets the ours reference) and ours.
 mkdir -p "$root/usr/lib/systemd" "$root/etc/systemd/system" "$root/usr/bin" \
-    "$root/usr/libexec/docket" "$root/etc/docket" "$root/etc/rauc" "$root/data/docket"
+    "$root/usr/libexec/docket" "$root/etc/docket" "$root/etc/rauc" "$root/data/docket" \
+    "$root/var/lib/docket"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 for u in "${units[@]}"; do cp "firmware/systemd/$u" "$root/etc/systemd/system/"; done
 cp "$docketd" "$root/usr/bin/docketd"
 cp firmware/bin/docket-firstboot "$root/usr/libexec/docket/"
 printf '#!/bin/sh\nexit 0\n' > "$root/usr/bin/rauc"
+cp "$(command -v systemd-tmpfiles)" "$root/usr/bin/systemd-tmpfiles"
 chmod +x "$root/usr/bin/rauc"
 cp firmware/config/docketd.toml "$root/etc/docket/"
 cp firmware/rauc/docket-qemu-x86/system.conf "$root/etc/rauc/"
+cp firmware/rauc/docket-qemu-x86/bootloader-backend "$root/usr/libexec/docket/rauc-bootloader-backend"
 
 fail=0
 echo "== systemd-analyze verify"
@@ -44,6 +48,7 @@ if [[ -n $out ]]; then echo "$out"; fail=1; fi
 
 echo "== systemd-analyze security --offline=true"
 for u in "${units[@]}"; do
+    [[ $u == *.service ]] || continue
     # The overall exposure level, 0.0–10.0; --threshold takes it times ten.
     if line=$(systemd-analyze security --offline=true --root="$root" --threshold=20 "$u" 2>&1 | tail -1); then
         echo "ok: $line"
@@ -69,7 +74,7 @@ rm -rf "$data"
 echo "== the box's config validates"
 cfg_dir=$(mktemp -d)
 # The box's config with a writable data dir and free ports: `docketd run` validates it at start.
-sed -e "s#/data/docket#$cfg_dir/data#" -e 's#0.0.0.0:80"#127.0.0.1:0"#' \
+sed -e "s#/var/lib/docket#$cfg_dir/data#" -e 's#0.0.0.0:80"#127.0.0.1:0"#' \
     -e 's#0.0.0.0:1884#127.0.0.1:0#' -e 's#0.0.0.0:1885#127.0.0.1:0#' \
     firmware/config/docketd.toml > "$cfg_dir/docketd.toml"
 if "$docketd" run --config "$cfg_dir/docketd.toml" > "$cfg_dir/log" 2>&1 & pid=$!; then

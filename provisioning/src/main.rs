@@ -129,7 +129,7 @@ enum SiteCmd {
     Install {
         #[arg(long)]
         dir: PathBuf,
-        /// The box's data directory (`/data/docket` on the box).
+        /// The box's data directory (`/var/lib/docket` on the box: the data partition's `docket/`).
         #[arg(long)]
         data_dir: PathBuf,
     },

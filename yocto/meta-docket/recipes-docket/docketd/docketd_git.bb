@@ -45,7 +45,10 @@ do_install:append() {
     done
     install -d ${D}${sysconfdir}/docket
     install -m 0644 ${S}/firmware/config/docketd.toml ${D}${sysconfdir}/docket/docketd.toml
-    # /data/docket (owned by docket) and /data/rauc, made at boot on the data partition.
+    # /data/docket (owned by docket) and /data/rauc, made at boot on the data partition;
+    # /data/docket is bind-mounted at /var/lib/docket (var-lib-docket.mount), docketd's
+    # StateDirectory, whose mount point the read-only root file system must hold.
+    install -d ${D}${localstatedir}/lib/docket
     install -d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/firmware/tmpfiles.d/docket.conf ${D}${nonarch_libdir}/tmpfiles.d/docket.conf
     if [ -d ${S}/firmware/bin ]; then
@@ -56,17 +59,18 @@ do_install:append() {
     fi
 }
 
-FILES:${PN} += "${systemd_system_unitdir} ${libexecdir}/docket ${nonarch_libdir}/tmpfiles.d"
+FILES:${PN} += "${systemd_system_unitdir} ${libexecdir}/docket ${nonarch_libdir}/tmpfiles.d \
+                ${localstatedir}/lib/docket"
 CONFFILES:${PN} = "${sysconfdir}/docket/docketd.toml"
 # The first-boot unit makes the box identity with openssl; the mark-good unit calls rauc.
 RDEPENDS:${PN} += "openssl-bin rauc"
 
 USERADD_PACKAGES = "${PN}"
-# A fixed system user owns /data/docket (docketd.service runs as it; its StateDirectory is on /data).
-USERADD_PARAM:${PN} = "--system --home-dir /data/docket --no-create-home --shell /sbin/nologin docket"
+# A fixed system user owns /var/lib/docket, docketd.service's StateDirectory on the data partition.
+USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/docket --no-create-home --shell /sbin/nologin docket"
 
 SYSTEMD_PACKAGES = "${PN}"
-SYSTEMD_SERVICE:${PN} = "docketd.service docket-firstboot.service docket-mark-good.service"
+SYSTEMD_SERVICE:${PN} = "docketd.service docket-firstboot.service docket-mark-good.service docket-data.service var-lib-docket.mount"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 # A daemon for the box only: no native or SDK variant.
