@@ -57,8 +57,10 @@ struct Args {
     /// Screens in the reconnect-storm scenario.
     #[arg(long, default_value_t = 600)]
     storm_screens: usize,
-    /// Closed-loop clients in the flat-out scenario.
-    #[arg(long, default_value_t = 16)]
+    /// Closed-loop clients in the flat-out scenario: enough that the box, not the round trip,
+    /// is the limit (16 left the 2 cores 40 % idle; 32, 64 and 128 gave 5,380, 6,325 and 6,481
+    /// orders/s, docs/benchmarks.md).
+    #[arg(long, default_value_t = 64)]
     flat_clients: usize,
     /// Messages in broker-hop's flat-out part.
     #[arg(long, default_value_t = 50_000)]
