@@ -9,6 +9,8 @@
 #   scripts/build-test-image.sh --debug    the dev build (CI: one build profile)
 #   scripts/build-test-image.sh --docketd PATH --out DIR
 #   scripts/build-test-image.sh --release NAME   /etc/docket/release (default: the git commit)
+#   scripts/build-test-image.sh --load PATH      also docket-load, for the benchmark inside the
+#                                               box (docket-load --scenario connections-vm)
 #
 # Output (default target/test-image/): docket-test.img, vmlinuz, initrd.img, build.txt.
 # The debootstrap root file system is cached (a tarball keyed by suite, mirror and package
@@ -21,13 +23,15 @@ profile=release
 docketd=""
 out=target/test-image
 release=""
+load=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --debug) profile=debug ;;
         --docketd) docketd=$2; shift ;;
         --out) out=$2; shift ;;
         --release) release=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --load) load=$2; shift ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -111,6 +115,10 @@ systemctl --root="$r" enable "${units[@]}" >/dev/null 2>&1
 mkdir -p "$r/var/lib/docket"
 install -D -m 0755 tests/image/docket-test-report "$r/usr/libexec/docket/docket-test-report"
 install -D -m 0755 tests/image/docket-test-update "$r/usr/libexec/docket/docket-test-update"
+install -D -m 0755 tests/image/docket-test-bench "$r/usr/libexec/docket/docket-test-bench"
+if [ -n "$load" ]; then
+    install -D -m 0755 "$load" "$r/usr/libexec/docket/docket-load"
+fi
 # RAUC: the slots, the keyring (DEVELOPMENT CA), and the backend that keeps the boot order on
 # the boot partition (/boot/docket-boot.env) for the harness's "bootloader" to read.
 install -D -m 0644 firmware/rauc/docket-qemu-x86/system.conf "$r/etc/rauc/system.conf"
@@ -187,6 +195,7 @@ rm -rf "$out/genimage-tmp" "$out/root-empty" "$out/boot.vfat" "$out/data.ext4" "
     echo "docketd:  $docketd ($profile) $(sha256sum "$docketd" | cut -c1-16)"
     echo "rootfs:   ${size_mib} MiB ($stage/rootfs.ext4, what an update bundle carries)"
     echo "release:  $release"
+    [ -z "$load" ] || echo "load:     $load $(sha256sum "$load" | cut -c1-16)"
 } > "$out/build.txt"
 cat "$out/build.txt"
 ls -lhs "$out/docket-test.img"

@@ -21,6 +21,27 @@ pub struct Image {
     pub initrd: PathBuf,
 }
 
+/// How a box is booted beyond its disk: a USB stick, its memory, extra kernel command line.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// A second, read-only drive (`/dev/vdb` in the box).
+    pub usb: Option<PathBuf>,
+    /// RAM in MiB (512 by default: what the box's own tests need).
+    pub memory_mb: u32,
+    /// Appended to the kernel command line (e.g. `systemd.mask=…`).
+    pub cmdline: String,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            usb: None,
+            memory_mb: 512,
+            cmdline: String::new(),
+        }
+    }
+}
+
 /// A running virtual box.
 pub struct Vm {
     child: Child,
@@ -55,6 +76,22 @@ impl Vm {
         mqtt: u16,
         usb: Option<&Path>,
     ) -> anyhow::Result<Vm> {
+        let opts = BootOptions {
+            usb: usb.map(Path::to_owned),
+            ..BootOptions::default()
+        };
+        Vm::boot_opts(image, logs, n, http, mqtt, &opts)
+    }
+
+    /// [`Vm::boot_with`] with every option: the memory and extra kernel command line too.
+    pub fn boot_opts(
+        image: &Image,
+        logs: &Path,
+        n: usize,
+        http: u16,
+        mqtt: u16,
+        opts: &BootOptions,
+    ) -> anyhow::Result<Vm> {
         let mut env = read_boot_env(&image.disk)?;
         let slot = env.choose();
         write_boot_env(&image.disk, &env)?;
@@ -69,26 +106,37 @@ impl Vm {
             "user,id=n0,hostfwd=tcp:127.0.0.1:{http}-:80,hostfwd=tcp:127.0.0.1:{mqtt}-:1884"
         );
         let mut qemu = Command::new("qemu-system-x86_64");
-        qemu.args(["-m", "512", "-smp", "2", "-nodefaults", "-display", "none"])
-            // A reboot in the box ends QEMU; the next boot goes through the "bootloader" again.
-            .args(["-no-reboot", "-kernel"])
-            .arg(&image.kernel)
-            .arg("-initrd")
-            .arg(&image.initrd)
-            .arg("-append")
-            .arg(format!(
-                "root={root} ro rauc.slot={slot} console=ttyS0 panic=-1 systemd.show_status=1"
-            ))
-            .arg("-drive")
-            // cache=writeback: what the guest wrote reaches the file (the host's page cache)
-            // when QEMU writes it, flushes or not; what the guest kept in its own page cache
-            // is lost with the process, as on a power cut.
-            .arg(format!(
-                "file={},format=raw,if=virtio,cache=writeback",
-                image.disk.display()
-            ))
-            .args(["-netdev", &net, "-device", "virtio-net-pci,netdev=n0"]);
-        if let Some(usb) = usb {
+        let memory = opts.memory_mb.to_string();
+        qemu.args([
+            "-m",
+            &memory,
+            "-smp",
+            "2",
+            "-nodefaults",
+            "-display",
+            "none",
+        ])
+        // A reboot in the box ends QEMU; the next boot goes through the "bootloader" again.
+        .args(["-no-reboot", "-kernel"])
+        .arg(&image.kernel)
+        .arg("-initrd")
+        .arg(&image.initrd)
+        .arg("-append")
+        .arg(format!(
+            "root={root} ro rauc.slot={slot} console=ttyS0 panic=-1 systemd.show_status=1{}{}",
+            if opts.cmdline.is_empty() { "" } else { " " },
+            opts.cmdline
+        ))
+        .arg("-drive")
+        // cache=writeback: what the guest wrote reaches the file (the host's page cache)
+        // when QEMU writes it, flushes or not; what the guest kept in its own page cache
+        // is lost with the process, as on a power cut.
+        .arg(format!(
+            "file={},format=raw,if=virtio,cache=writeback",
+            image.disk.display()
+        ))
+        .args(["-netdev", &net, "-device", "virtio-net-pci,netdev=n0"]);
+        if let Some(usb) = &opts.usb {
             qemu.arg("-drive").arg(format!(
                 "file={},format=raw,if=virtio,readonly=on",
                 usb.display()

@@ -117,7 +117,7 @@ fn check_report(vm: &mut Vm, n: usize) -> anyhow::Result<BTreeMap<String, String
         "boot {n}: docket-mark-good did not confirm the slot ({}):\n{text}",
         get("MarkGood")
     );
-    let env = vm::BootEnv::parse(&get("BootEnv").replace(';', "\n"));
+    let env = boot_env(&r);
     let next = env.order.iter().find(|s| env.left(s) > 0);
     ensure!(
         env.left(&vm.slot) == vm::BOOT_TRIES && next == Some(&vm.slot),

@@ -365,7 +365,7 @@ impl RawConfig {
             max_connections: bounded(
                 "mqtt.max_connections",
                 self.mqtt.max_connections,
-                20_000,
+                10_000,
                 1,
                 200_000,
             )?,
