@@ -21,6 +21,17 @@ pub struct Image {
     pub initrd: PathBuf,
 }
 
+impl Image {
+    /// What `scripts/build-test-image.sh --out DIR` leaves in `dir`.
+    pub fn in_dir(dir: &Path) -> Image {
+        Image {
+            disk: dir.join("docket-test.img"),
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.img"),
+        }
+    }
+}
+
 /// How a box is booted beyond its disk: a USB stick, its memory, extra kernel command line.
 #[derive(Debug, Clone)]
 pub struct BootOptions {

@@ -277,8 +277,7 @@ fn configured_image(
     docket(&["image", "configure", "--dir", s(&site), s(&disk)])?;
     let image = Image {
         disk,
-        kernel: dir.join("vmlinuz"),
-        initrd: dir.join("initrd.img"),
+        ..Image::in_dir(dir)
     };
     Ok((image, site))
 }

@@ -31,6 +31,15 @@ pub fn open_file_limit() -> u64 {
 const FDS_PER_CONNECTION: u64 = 3;
 const FDS_RESERVED: u64 = 256;
 
+/// The connection counts measured: 600 devices, then the most asked (once, if that is 600 too).
+fn steps(most: usize) -> Vec<usize> {
+    if most > 600 {
+        vec![600, most]
+    } else {
+        vec![600]
+    }
+}
+
 pub async fn connections(a: &Args) -> anyhow::Result<Value> {
     // docketd inherits this process's open-file limit; it admits only the connections that fit
     // (3 descriptors each). Where the limit cannot be raised far enough (scripts/bench.sh tries
@@ -61,13 +70,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
     let mut held: Vec<Client> = Vec::new();
     let mut phases = Vec::new();
     let mut failures = 0usize;
-    // 600 devices, then the most asked (once, if that is 600 too).
-    let totals = if most > 600 {
-        vec![600, most]
-    } else {
-        vec![600]
-    };
-    for total in totals {
+    for total in steps(most) {
         let add = total - SEED_DEVICES - held.len();
         let list: Vec<(String, &str, &[&str])> = (held.len()..held.len() + add)
             .map(|i| (format!("conn-{i}"), "tablet", &[][..]))
@@ -140,12 +143,7 @@ async fn mosquitto_holding(most: usize) -> anyhow::Result<Value> {
     let mut m_held = Vec::new();
     let mut m_rss = Vec::new();
     let mut m_failed = 0usize;
-    let totals = if most > 600 {
-        vec![600, most]
-    } else {
-        vec![600]
-    };
-    for total in totals {
+    for total in steps(most) {
         let mut set = tokio::task::JoinSet::new();
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
         for i in m_held.len()..total {

@@ -24,12 +24,8 @@ use crate::Args;
 const MEMORY_MB: u32 = 4096;
 
 pub async fn connections_vm(a: &Args) -> anyhow::Result<Value> {
-    let dir = a.vm_image.clone();
-    let image = Image {
-        disk: dir.join("docket-test.img"),
-        kernel: dir.join("vmlinuz"),
-        initrd: dir.join("initrd.img"),
-    };
+    let dir = &a.vm_image;
+    let image = Image::in_dir(dir);
     for p in [&image.disk, &image.kernel, &image.initrd] {
         if !p.exists() {
             return Ok(json!({
