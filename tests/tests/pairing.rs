@@ -346,7 +346,13 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     // The box has taken the presence and dropped the broker's retained copy (rumqttd scans
     // every retained message on every SUBSCRIBE). Retained messages of a first subscription
     // arrive before those of a second: the menu arriving with no presence before it shows none.
+    // The watcher announces itself as it connects: wait until the box has taken that too, or
+    // its own retained presence may still be in the broker when it subscribes.
     let mut watcher = Client::connect(d.mqtt, &mgr).await?;
+    eventually("the watcher shows online", || {
+        device("mgr-1").is_some_and(|v| v["online"] == true)
+    })
+    .await?;
     watcher.subscribe("docket/v1/devices/+/presence").await?;
     watcher.subscribe(docket_core::wire::MENU_TOPIC).await?;
     loop {
