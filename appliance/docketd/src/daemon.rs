@@ -49,25 +49,33 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     );
 
     // Fail fast on a taken HTTP port, before anything is published.
-    let http_listener = tokio::net::TcpListener::bind(cfg.http_listen)
-        .await
+    let http_listener = front::bind(cfg.http_listen)
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
 
     // Public MQTT ports: bound now (fail fast), accepted only once the broker is ready.
     let mut public = Vec::new();
     for addr in std::iter::once(cfg.mqtt_listen).chain(cfg.mqtt_v5_listen) {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
+        let l = front::bind(addr).with_context(|| format!("cannot listen for MQTT on {addr}"))?;
         public.push(l);
     }
     // rumqttd itself listens on loopback only, behind the front door.
-    let internal_v4 = front::loopback_port()?;
+    let listeners = |n: usize| {
+        (0..n)
+            .map(|_| front::loopback_port())
+            .collect::<Result<_, _>>()
+    };
+    let n = broker::LISTENERS_PER_PROTOCOL;
+    let internal_v4 = front::Upstream::new(listeners(n)?);
     let internal_v5 = match cfg.mqtt_v5_listen {
-        Some(_) => Some(front::loopback_port()?),
+        Some(_) => Some(front::Upstream::new(listeners(n)?)),
         None => None,
     };
-    let embedded = Embedded::new(&cfg, &registry, internal_v4, internal_v5);
+    let embedded = Embedded::new(
+        &cfg,
+        &registry,
+        internal_v4.addrs(),
+        internal_v5.as_ref().map_or(&[], |u| u.addrs()),
+    );
     let link = embedded.link("docketd-engine")?;
     let settings = EngineSettings {
         site_id: cfg.site_id.clone(),
@@ -106,8 +114,11 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     // Only now accept clients.
     embedded.listen()?;
-    for addr in std::iter::once(internal_v4).chain(internal_v5) {
-        wait_accepting(addr).await?;
+    for addr in std::iter::once(&internal_v4)
+        .chain(&internal_v5)
+        .flat_map(|u| u.addrs())
+    {
+        wait_accepting(*addr).await?;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -130,7 +141,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     )));
     for (listener, upstream) in public
         .into_iter()
-        .zip(std::iter::once(internal_v4).chain(internal_v5))
+        .zip(std::iter::once(internal_v4.clone()).chain(internal_v5))
     {
         tokio::spawn(front::serve(
             listener,
@@ -153,7 +164,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
-        mqtt_upstream: Some(internal_v4),
+        mqtt_upstream: Some(internal_v4.clone()),
         mqtt_slots: slots.clone(),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
         topic_acl: cfg.topic_acl,
@@ -183,7 +194,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
-        internal_v4,
+        internal_v4.addrs()[0],
         shutdown.clone(),
     ));
     // The uplink relays read committed events through their own connections: the kitchen

@@ -13,6 +13,7 @@
 //! does authentication and limits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +32,41 @@ const BUF: usize = 4096;
 /// After a client has closed its sending side, how long the broker gets to finish answering.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// Accepts on `listener` and pipes each connection to `upstream` until `shutdown`; with
-/// `acl`, cuts a connection at its first packet outside the device topic ACL.
+/// rumqttd's loopback listeners for one protocol, taken in turn by new connections.
+///
+/// Each rumqttd listener is a thread with a single-threaded runtime that runs its accept loop and
+/// every connection it accepted ([`crate::broker::LISTENERS_PER_PROTOCOL`] says why several).
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    addrs: Arc<[SocketAddr]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    /// `addrs` must not be empty.
+    pub fn new(addrs: Vec<SocketAddr>) -> Self {
+        assert!(!addrs.is_empty(), "an upstream needs an address");
+        Upstream {
+            addrs: addrs.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The listener for the next connection.
+    pub fn pick(&self) -> SocketAddr {
+        self.addrs[self.next.fetch_add(1, Relaxed) % self.addrs.len()]
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+}
+
+/// Accepts on `listener` and pipes each connection to one of `upstream`'s listeners until
+/// `shutdown`; with `acl`, cuts a connection at its first packet outside the device topic ACL.
 pub async fn serve(
     listener: TcpListener,
-    upstream: SocketAddr,
+    upstream: Upstream,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     acl: bool,
@@ -59,6 +90,7 @@ pub async fn serve(
             continue;
         };
         let metrics = metrics.clone();
+        let upstream = upstream.pick();
         tokio::spawn(async move {
             metrics.mqtt_connections.fetch_add(1, Relaxed);
             let acl = acl.then(|| Guard::new(metrics.clone(), peer.to_string()));
@@ -293,6 +325,24 @@ pub async fn ws_bridge(
     }
 }
 
+/// How many connections a public listener queues before docketd accepts them. The standard
+/// library's 128 overflowed when 600 screens reconnected at once (an access point rebooting): the
+/// kernel dropped the SYNs past it and each of those clients waited a second to retry. The kernel
+/// caps it at `net.core.somaxconn` (4096 by default).
+pub const BACKLOG: u32 = 4096;
+
+/// Binds a public listener (`SO_REUSEADDR`, as the standard library does) with [`BACKLOG`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// A loopback address with a port free right now, for a listener only docketd connects to.
 ///
 /// rumqttd binds the port itself a moment later, so another process could take it in between.
@@ -321,7 +371,7 @@ mod tests {
         let stop = CancellationToken::new();
         tokio::spawn(serve(
             front,
-            upstream,
+            Upstream::new(vec![upstream]),
             Arc::new(Semaphore::new(1)),
             metrics.clone(),
             false,
@@ -348,5 +398,47 @@ mod tests {
         drop(b);
         assert_eq!(c.read(&mut one).await.unwrap_or(0), 0);
         stop.cancel();
+    }
+
+    #[test]
+    fn upstream_takes_its_listeners_in_turn() {
+        let addrs: Vec<SocketAddr> = (1..=3)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let u = Upstream::new(addrs.clone());
+        let clone = u.clone();
+        let picked: Vec<SocketAddr> = (0..6)
+            .map(|i| if i % 2 == 0 { u.pick() } else { clone.pick() })
+            .collect();
+        assert_eq!(picked, [&addrs[..], &addrs[..]].concat());
+    }
+
+    /// 600 clients arriving while the accept loop is busy all get in: with the standard
+    /// library's backlog of 128 the kernel drops the SYNs past it and those connects hang.
+    /// (Where the kernel caps every backlog lower, only that many are tried.)
+    #[tokio::test]
+    async fn a_public_listener_queues_a_storm_of_connections() {
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let n = cap.min(600);
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            set.spawn(tokio::time::timeout(
+                Duration::from_secs(20),
+                TcpStream::connect(addr),
+            ));
+        }
+        let mut held = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let c = r.unwrap().expect("a connection was not queued").unwrap();
+            held.push(c);
+        }
+        assert_eq!(held.len(), n);
+        // Nothing was accepted: they all wait in the listener's queue.
+        drop(l);
     }
 }

@@ -8,8 +8,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use std::net::SocketAddr;
-
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -26,7 +24,7 @@ pub struct AppState {
     pub site_id: String,
     pub version: &'static str,
     /// rumqttd's loopback listener, for `/mqtt` (None: the bridge answers 503).
-    pub mqtt_upstream: Option<SocketAddr>,
+    pub mqtt_upstream: Option<crate::front::Upstream>,
     /// Shared with the TCP front door: one limit for all MQTT connections.
     pub mqtt_slots: Arc<tokio::sync::Semaphore>,
     /// Largest WebSocket message accepted (the broker's packet limit plus framing).
@@ -170,7 +168,7 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
 
 /// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for).
 async fn mqtt_ws(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let Some(upstream) = s.mqtt_upstream else {
+    let Some(upstream) = s.mqtt_upstream.as_ref().map(crate::front::Upstream::pick) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the broker is not running").into_response();
     };
     let Ok(permit) = s.mqtt_slots.clone().try_acquire_owned() else {
