@@ -76,34 +76,17 @@ pub const PRESENCE_FILTER: &str = "docket/v1/devices/+/presence";
 /// first publish of every connection) keeps its connection's read buffer alive while logged.
 pub const PRESENCE_SEGMENT_BYTES: usize = 16 * 1024;
 
-/// How many loopback listeners rumqttd runs for each protocol, which the front door takes in
-/// turn ([`crate::front::Upstream`]). Each is a rumqttd thread whose accept loop takes about one
-/// connection per timer tick (a millisecond) and whose listen queue holds 128 (rumqttd binds it
-/// itself): past that the kernel drops the SYN and the client retries a second later. With one,
-/// 600 screens reconnecting at once took 1.9-2.4 s; with 8 (a queue of 1,024), 0.45 s. Each costs
-/// a thread and about 0.1 MB.
-pub const LISTENERS_PER_PROTOCOL: usize = 8;
-
-/// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`: one
-/// server each address); the front door (`front`) owns the public ports.
+/// The rumqttd configuration for this box. rumqttd listens on loopback only (`v4`, `v5`); the
+/// front door (`front`) owns the public ports.
 pub fn rumqttd_config(
     cfg: &Config,
     registry: &Arc<DeviceRegistry>,
-    v4: &[SocketAddr],
-    v5: &[SocketAddr],
+    v4: SocketAddr,
+    v5: Option<SocketAddr>,
 ) -> rumqttd::Config {
-    let servers = |proto: &str, addrs: &[SocketAddr]| -> HashMap<String, ServerSettings> {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let name = format!("mqtt-{proto}-{i}");
-                (name.clone(), server(&name, *a, cfg, registry))
-            })
-            .collect()
-    };
-    let v4 = servers("v4", v4);
-    let v5 = (!v5.is_empty()).then(|| servers("v5", v5));
+    let v4 = HashMap::from([("v4".to_owned(), server("mqtt-v4", v4, cfg, registry))]);
+    let v5 =
+        v5.map(|addr| HashMap::from([("v5".to_owned(), server("mqtt-v5", addr, cfg, registry))]));
     rumqttd::Config {
         id: 0,
         router: RouterConfig {
@@ -167,12 +150,12 @@ impl Embedded {
     pub fn new(
         cfg: &Config,
         registry: &Arc<DeviceRegistry>,
-        v4: &[SocketAddr],
-        v5: &[SocketAddr],
+        v4: SocketAddr,
+        v5: Option<SocketAddr>,
     ) -> Self {
         Embedded {
             broker: Broker::new(rumqttd_config(cfg, registry, v4, v5)),
-            listen: v4.iter().chain(v5).copied().collect(),
+            listen: std::iter::once(v4).chain(v5).collect(),
         }
     }
 
@@ -281,7 +264,7 @@ mod tests {
         let _store = crate::store::Store::open(&db, "s").unwrap();
         let registry = Arc::new(DeviceRegistry::open(&db, Arc::new(Metrics::default())).unwrap());
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let router = rumqttd_config(&cfg, &registry, &[addr], &[]).router;
+        let router = rumqttd_config(&cfg, &registry, addr, None).router;
         let small = (cfg.device_segment_bytes, cfg.segment_count);
         let large = (cfg.segment_bytes, cfg.segment_count);
         assert!(small.0 < large.0);

@@ -59,23 +59,12 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         public.push(l);
     }
     // rumqttd itself listens on loopback only, behind the front door.
-    let listeners = |n: usize| {
-        (0..n)
-            .map(|_| front::loopback_port())
-            .collect::<Result<_, _>>()
-    };
-    let n = broker::LISTENERS_PER_PROTOCOL;
-    let internal_v4 = front::Upstream::new(listeners(n)?);
+    let internal_v4 = front::loopback_port()?;
     let internal_v5 = match cfg.mqtt_v5_listen {
-        Some(_) => Some(front::Upstream::new(listeners(n)?)),
+        Some(_) => Some(front::loopback_port()?),
         None => None,
     };
-    let embedded = Embedded::new(
-        &cfg,
-        &registry,
-        internal_v4.addrs(),
-        internal_v5.as_ref().map_or(&[], |u| u.addrs()),
-    );
+    let embedded = Embedded::new(&cfg, &registry, internal_v4, internal_v5);
     let link = embedded.link("docketd-engine")?;
     let settings = EngineSettings {
         site_id: cfg.site_id.clone(),
@@ -114,11 +103,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     // Only now accept clients.
     embedded.listen()?;
-    for addr in std::iter::once(&internal_v4)
-        .chain(&internal_v5)
-        .flat_map(|u| u.addrs())
-    {
-        wait_accepting(*addr).await?;
+    for addr in std::iter::once(internal_v4).chain(internal_v5) {
+        wait_accepting(addr).await?;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -141,11 +127,11 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     )));
     for (listener, upstream) in public
         .into_iter()
-        .zip(std::iter::once(internal_v4.clone()).chain(internal_v5))
+        .zip(std::iter::once(internal_v4).chain(internal_v5))
     {
         tokio::spawn(front::serve(
             listener,
-            upstream,
+            front::Upstream::new(upstream),
             slots.clone(),
             metrics.clone(),
             cfg.topic_acl,
@@ -164,7 +150,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
-        mqtt_upstream: Some(internal_v4.clone()),
+        mqtt_upstream: Some(front::Upstream::new(internal_v4)),
         mqtt_slots: slots.clone(),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
         topic_acl: cfg.topic_acl,
@@ -194,7 +180,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
-        internal_v4.addrs()[0],
+        internal_v4,
         shutdown.clone(),
     ));
     // The uplink relays read committed events through their own connections: the kitchen

@@ -13,7 +13,6 @@
 //! does authentication and limits.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,38 +31,71 @@ const BUF: usize = 4096;
 /// After a client has closed its sending side, how long the broker gets to finish answering.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// rumqttd's loopback listeners for one protocol, taken in turn by new connections.
+/// rumqttd's loopback listener for one protocol, with at most [`PENDING`] connections it has not
+/// answered yet.
 ///
-/// Each rumqttd listener is a thread with a single-threaded runtime that runs its accept loop and
-/// every connection it accepted ([`crate::broker::LISTENERS_PER_PROTOCOL`] says why several).
+/// rumqttd binds its listener itself with the standard library's listen queue of 128, and its
+/// accept loop waits for a timer tick (about a millisecond) after each connection. When more
+/// connections arrived at once than the queue holds (600 screens after an access point reboots),
+/// the kernel dropped the SYNs past it and each of those waited a second to retry: the storm took
+/// 2.1-2.4 s. The front door keeps the excess waiting here instead: 0.62 s. (Several rumqttd
+/// listeners taken in turn accept faster, 0.38-0.42 s with 2, but spread the screens over more
+/// threads: 16 % more CPU at x100.)
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    addrs: Arc<[SocketAddr]>,
-    next: Arc<AtomicUsize>,
+    addr: SocketAddr,
+    pending: Arc<Semaphore>,
 }
 
+/// Connections handed to rumqttd's listener and not yet answered (CONNACK): below its queue.
+pub const PENDING: usize = 100;
+/// A connection stops counting as pending after this even unanswered: a client that never sends
+/// CONNECT must not hold a place (rumqttd drops it after 5 s).
+const PENDING_AT_MOST: Duration = Duration::from_millis(250);
+
+/// A connection's place among the listener's pending ones; dropped when the broker answers.
+pub type Pending = Option<tokio::sync::OwnedSemaphorePermit>;
+
 impl Upstream {
-    /// `addrs` must not be empty.
-    pub fn new(addrs: Vec<SocketAddr>) -> Self {
-        assert!(!addrs.is_empty(), "an upstream needs an address");
+    pub fn new(addr: SocketAddr) -> Self {
         Upstream {
-            addrs: addrs.into(),
-            next: Arc::new(AtomicUsize::new(0)),
+            addr,
+            pending: Arc::new(Semaphore::new(PENDING)),
         }
     }
 
-    /// The listener for the next connection.
-    pub fn pick(&self) -> SocketAddr {
-        self.addrs[self.next.fetch_add(1, Relaxed) % self.addrs.len()]
-    }
-
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    /// Connects to rumqttd's listener once it has room, with TCP_NODELAY.
+    pub async fn connect(&self) -> std::io::Result<(TcpStream, Pending)> {
+        let permit = self.pending.clone().acquire_owned().await.ok();
+        let broker = TcpStream::connect(self.addr).await?;
+        broker.set_nodelay(true)?;
+        Ok((broker, permit))
     }
 }
 
-/// Accepts on `listener` and pipes each connection to one of `upstream`'s listeners until
-/// `shutdown`; with `acl`, cuts a connection at its first packet outside the device topic ACL.
+/// Reads from the broker; the first bytes (the CONNACK: rumqttd has taken the connection), or
+/// [`PENDING_AT_MOST`] without any, end the connection's pending place.
+async fn read_broker(
+    from: &mut OwnedReadHalf,
+    buf: &mut [u8],
+    pending: &mut Pending,
+) -> std::io::Result<usize> {
+    if pending.is_none() {
+        return from.read(buf).await;
+    }
+    let first = tokio::select! {
+        r = from.read(buf) => Some(r),
+        _ = tokio::time::sleep(PENDING_AT_MOST) => None,
+    };
+    *pending = None;
+    match first {
+        Some(r) => r,
+        None => from.read(buf).await,
+    }
+}
+
+/// Accepts on `listener` and pipes each connection to `upstream` until `shutdown`; with `acl`,
+/// cuts a connection at its first packet outside the device topic ACL.
 pub async fn serve(
     listener: TcpListener,
     upstream: Upstream,
@@ -90,7 +122,7 @@ pub async fn serve(
             continue;
         };
         let metrics = metrics.clone();
-        let upstream = upstream.pick();
+        let upstream = upstream.clone();
         tokio::spawn(async move {
             metrics.mqtt_connections.fetch_add(1, Relaxed);
             let acl = acl.then(|| Guard::new(metrics.clone(), peer.to_string()));
@@ -195,14 +227,13 @@ impl Drop for Session {
     }
 }
 
-async fn pipe(client: TcpStream, upstream: SocketAddr, acl: Option<Guard>) -> std::io::Result<()> {
+async fn pipe(client: TcpStream, upstream: Upstream, acl: Option<Guard>) -> std::io::Result<()> {
     client.set_nodelay(true)?;
-    let broker = TcpStream::connect(upstream).await?;
-    broker.set_nodelay(true)?;
+    let (broker, pending) = upstream.connect().await?;
     let (client_r, client_w) = client.into_split();
     let (broker_r, broker_w) = broker.into_split();
     let session = acl.as_ref().map(Guard::session);
-    let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w, session));
+    let mut to_client = std::pin::pin!(broker_to_client(broker_r, client_w, session, pending));
     let mut to_broker = std::pin::pin!(client_to_broker(client_r, broker_w, acl));
     tokio::select! {
         // The broker closed (logout, refused login, takeover, keep-alive timeout): done; the
@@ -241,10 +272,11 @@ async fn broker_to_client(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     session: Option<Arc<Session>>,
+    mut pending: Pending,
 ) -> std::io::Result<()> {
     let mut buf = [0u8; BUF];
     loop {
-        let n = from.read(&mut buf).await?;
+        let n = read_broker(&mut from, &mut buf, &mut pending).await?;
         if n == 0 {
             return to.shutdown().await;
         }
@@ -268,14 +300,13 @@ pub const WS_IDLE: Duration = Duration::from_secs(180);
 /// would block every new connection).
 pub async fn ws_bridge(
     socket: axum::extract::ws::WebSocket,
-    upstream: SocketAddr,
+    upstream: Upstream,
     mut acl: Option<Guard>,
 ) -> std::io::Result<()> {
     use axum::extract::ws::Message;
     use futures_util::{SinkExt, StreamExt};
 
-    let broker = TcpStream::connect(upstream).await?;
-    broker.set_nodelay(true)?;
+    let (broker, mut pending) = upstream.connect().await?;
     let (mut broker_r, mut broker_w) = broker.into_split();
     let (mut ws_tx, mut ws_rx) = socket.split();
     let session = acl.as_ref().map(Guard::session);
@@ -303,7 +334,7 @@ pub async fn ws_bridge(
     let down = async {
         let mut buf = vec![0u8; BUF];
         loop {
-            let n = broker_r.read(&mut buf).await?;
+            let n = read_broker(&mut broker_r, &mut buf, &mut pending).await?;
             if n == 0 {
                 let _ = ws_tx.send(Message::Close(None)).await;
                 return Ok::<_, std::io::Error>(());
@@ -371,7 +402,7 @@ mod tests {
         let stop = CancellationToken::new();
         tokio::spawn(serve(
             front,
-            Upstream::new(vec![upstream]),
+            Upstream::new(upstream),
             Arc::new(Semaphore::new(1)),
             metrics.clone(),
             false,
@@ -400,17 +431,51 @@ mod tests {
         stop.cancel();
     }
 
-    #[test]
-    fn upstream_takes_its_listeners_in_turn() {
-        let addrs: Vec<SocketAddr> = (1..=3)
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
-            .collect();
-        let u = Upstream::new(addrs.clone());
-        let clone = u.clone();
-        let picked: Vec<SocketAddr> = (0..6)
-            .map(|i| if i % 2 == 0 { u.pick() } else { clone.pick() })
-            .collect();
-        assert_eq!(picked, [&addrs[..], &addrs[..]].concat());
+    /// A listener that has not answered [`PENDING`] connections gets no more until it answers
+    /// one (or [`PENDING_AT_MOST`] passes).
+    #[tokio::test]
+    async fn upstream_holds_back_connections_past_the_pending_ones() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let u = Upstream::new(l.local_addr().unwrap());
+        let mut held = Vec::new();
+        for _ in 0..PENDING {
+            let (s, p) = u.connect().await.unwrap();
+            assert!(p.is_some());
+            held.push((s, p));
+        }
+        let mut next = tokio::spawn({
+            let u = u.clone();
+            async move { u.connect().await.unwrap() }
+        });
+        // A loopback connect takes well under a millisecond.
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut next).await;
+        assert!(
+            early.is_err(),
+            "a connection past the pending ones went through"
+        );
+        held.remove(0); // one is answered (or gone)
+        let (s, p) = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("a freed place lets the next connection through")
+            .unwrap();
+        assert_eq!(
+            (s.peer_addr().unwrap(), p.is_some()),
+            (l.local_addr().unwrap(), true)
+        );
+    }
+
+    /// The broker's first bytes free the connection's pending place.
+    #[tokio::test]
+    async fn the_broker_answering_frees_the_pending_place() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let u = Upstream::new(l.local_addr().unwrap());
+        let (s, mut pending) = u.connect().await.unwrap();
+        let (mut b, _) = l.accept().await.unwrap();
+        b.write_all(b"ok").await.unwrap();
+        let (mut r, _w) = s.into_split();
+        let mut buf = [0u8; 8];
+        let n = read_broker(&mut r, &mut buf, &mut pending).await.unwrap();
+        assert_eq!((&buf[..n], pending.is_none()), (&b"ok"[..], true));
     }
 
     /// 600 clients arriving while the accept loop is busy all get in: with the standard

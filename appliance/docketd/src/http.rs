@@ -168,7 +168,7 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
 
 /// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for).
 async fn mqtt_ws(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let Some(upstream) = s.mqtt_upstream.as_ref().map(crate::front::Upstream::pick) else {
+    let Some(upstream) = s.mqtt_upstream.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the broker is not running").into_response();
     };
     let Ok(permit) = s.mqtt_slots.clone().try_acquire_owned() else {
