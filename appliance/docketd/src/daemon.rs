@@ -125,13 +125,17 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots(
         cfg.max_connections,
     )));
+    // One upstream per rumqttd listener, shared by the front door and the WebSocket bridge: the
+    // bound on connections it has not answered yet is the listener's.
+    let v4 = front::Upstream::new(internal_v4);
+    let v5 = internal_v5.map(front::Upstream::new);
     for (listener, upstream) in public
         .into_iter()
-        .zip(std::iter::once(internal_v4).chain(internal_v5))
+        .zip(std::iter::once(v4.clone()).chain(v5))
     {
         tokio::spawn(front::serve(
             listener,
-            front::Upstream::new(upstream),
+            upstream,
             slots.clone(),
             metrics.clone(),
             cfg.topic_acl,
@@ -150,7 +154,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
-        mqtt_upstream: Some(front::Upstream::new(internal_v4)),
+        mqtt_upstream: Some(v4),
         mqtt_slots: slots.clone(),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
         topic_acl: cfg.topic_acl,
