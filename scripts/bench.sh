@@ -20,7 +20,7 @@
 #
 # Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog, Mosquitto for
 # broker-hop and connections, Chromium and playwright-core for browser) and raises the open-file
-# limit for the connections scenario (docketd holds 3 descriptors per connection). Where that
+# limit for the connections scenario (docketd holds 1 descriptor per connection). Where that
 # limit cannot be raised far enough, connections-vm runs the same scenario inside the box's test
 # image under QEMU (built here with scripts/build-test-image.sh --load; needs root).
 set -euo pipefail
@@ -59,7 +59,7 @@ done
 . scripts/prereqs.sh
 docket_prereqs >/dev/null
 docket_browser_deps
-# 10,000 connections: docketd holds 3 descriptors each, Mosquitto and docket-load 1.
+# 10,000 connections: docketd, Mosquitto and docket-load hold 1 descriptor each.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "bench: building docketd and docket-load ($profile)"

@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod faults;
+pub mod raw;
 pub mod servers;
 pub mod vm;
 

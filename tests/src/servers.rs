@@ -346,7 +346,7 @@ impl Drop for Redis {
 }
 
 /// Mosquitto on a free loopback port: the benchmark's reference broker. Anonymous logins,
-/// nothing persisted, TCP_NODELAY on (its best setting for latency, as docketd's front door).
+/// nothing persisted, TCP_NODELAY on (its best setting for latency, as docketd's connections).
 pub struct Mosquitto {
     pub dir: tempfile::TempDir,
     pub port: u16,

@@ -263,7 +263,7 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
         "client id != username"
     );
     assert!(
-        login_refused(d.mqtt, "x", "docketd-kick", "guess").await,
+        login_refused(d.mqtt, "x", "docketd-probe", "guess").await,
         "internal user"
     );
     assert!(!login_refused(d.mqtt, "tablet-1", "tablet-1", &tablet.secret).await);

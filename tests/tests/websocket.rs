@@ -3,75 +3,20 @@
 //! A tiny adapter turns a local TCP port into WebSocket connections to `/mqtt`, so the same real
 //! MQTT client the other tests use speaks through the bridge.
 
-use std::net::SocketAddr;
-
-use anyhow::Context;
 use docket_core::wire::{self, CommandBody, Event};
+use docket_tests::raw::ws_adapter;
 use docket_tests::{line, login_refused, Client, Daemon};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::io::AsyncWriteExt;
 
 type R = anyhow::Result<()>;
 
-/// Opens a WebSocket to `/mqtt` asking for the `mqtt` subprotocol; checks the server agreed.
+/// Opens a WebSocket to `/mqtt` on loopback (see [`docket_tests::raw::open_ws`]).
 async fn open_ws(
     http: u16,
 ) -> anyhow::Result<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 > {
-    let mut req = format!("ws://127.0.0.1:{http}/mqtt").into_client_request()?;
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "mqtt".parse()?);
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
-    let proto = resp
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .context("no subprotocol in the answer")?;
-    anyhow::ensure!(proto == "mqtt", "subprotocol {proto:?}");
-    Ok(ws)
-}
-
-/// Serves a local TCP port; every connection becomes one WebSocket to docketd's `/mqtt`.
-async fn ws_adapter(http: u16) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(ws) = open_ws(http).await else { return };
-                let (mut ws_tx, mut ws_rx) = ws.split();
-                let (mut tcp_r, mut tcp_w) = tcp.into_split();
-                let up = async {
-                    let mut buf = vec![0u8; 4096];
-                    loop {
-                        let n = tcp_r.read(&mut buf).await.unwrap_or(0);
-                        if n == 0
-                            || ws_tx
-                                .send(Message::Binary(buf[..n].to_vec().into()))
-                                .await
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                };
-                let down = async {
-                    while let Some(Ok(m)) = ws_rx.next().await {
-                        match m {
-                            Message::Binary(b) if tcp_w.write_all(&b).await.is_err() => return,
-                            Message::Close(_) => return,
-                            _ => {}
-                        }
-                    }
-                };
-                tokio::select! { _ = up => {}, _ = down => {} }
-            });
-        }
-    });
-    Ok(addr)
+    docket_tests::raw::open_ws("127.0.0.1", http).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
 //! Starting and stopping the appliance: the order of things that makes READY=1 mean ready.
 //!
 //! Store → menu → device registry → ports bound → router + engine link → retained state
-//! republished → rumqttd's loopback listeners → the front door accepts → HTTP → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed,
-//! STOPPING=1, exit. rumqttd has no shutdown API; its threads end with the process.
+//! republished → the engine runs → the MQTT listeners and HTTP accept → a probe login through
+//! every listener → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed, STOPPING=1,
+//! every connection is closed, exit. rumqttd's router has no shutdown API; its thread ends with
+//! the process.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -14,14 +16,15 @@ use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
 use crate::api::ApiState;
-use crate::broker::{self, Embedded};
+use crate::broker::{self, Broker};
 use crate::config::Config;
+use crate::conn::{self, probe, Connections, Proto};
 use crate::devices::DeviceRegistry;
 use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, AppState};
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
-use crate::{front, menu, systemd, VERSION};
+use crate::{menu, systemd, VERSION};
 
 pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
@@ -48,24 +51,21 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );
 
-    // Fail fast on a taken HTTP port, before anything is published.
-    let http_listener = front::bind(cfg.http_listen)
+    // Fail fast on a taken port, before anything is published. Bound now, accepted only once
+    // the retained state is in place.
+    let http_listener = conn::listen::bind(cfg.http_listen)
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
-
-    // Public MQTT ports: bound now (fail fast), accepted only once the broker is ready.
-    let mut public = Vec::new();
-    for addr in std::iter::once(cfg.mqtt_listen).chain(cfg.mqtt_v5_listen) {
-        let l = front::bind(addr).with_context(|| format!("cannot listen for MQTT on {addr}"))?;
-        public.push(l);
+    let mut mqtt = Vec::new();
+    for (addr, proto, name) in std::iter::once((cfg.mqtt_listen, Proto::V4, "mqtt"))
+        .chain(cfg.mqtt_v5_listen.map(|a| (a, Proto::V5, "mqtt_v5")))
+    {
+        let l = conn::listen::bind(addr)
+            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
+        mqtt.push((l, proto, name));
     }
-    // rumqttd itself listens on loopback only, behind the front door.
-    let internal_v4 = front::loopback_port()?;
-    let internal_v5 = match cfg.mqtt_v5_listen {
-        Some(_) => Some(front::loopback_port()?),
-        None => None,
-    };
-    let embedded = Embedded::new(&cfg, &registry, internal_v4, internal_v5);
-    let link = embedded.link("docketd-engine")?;
+    let stations = menu.stations().len();
+    let broker = Broker::start(broker::router_config(&cfg, stations));
+    let link = broker.link("docketd-engine")?;
     let settings = EngineSettings {
         site_id: cfg.site_id.clone(),
         max_batch: cfg.max_batch,
@@ -101,12 +101,6 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         "retained menu, boards and status republished"
     );
 
-    // Only now accept clients.
-    embedded.listen()?;
-    for addr in std::iter::once(internal_v4).chain(internal_v5) {
-        wait_accepting(addr).await?;
-    }
-
     let stop = Arc::new(AtomicBool::new(false));
     let (engine_done_tx, mut engine_done) = oneshot::channel();
     {
@@ -122,25 +116,33 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let restart = tokio_util::sync::CancellationToken::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(connection_slots(
-        cfg.max_connections,
-    )));
-    // One upstream per rumqttd listener, shared by the front door and the WebSocket bridge: the
-    // bound on connections it has not answered yet is the listener's.
-    let v4 = front::Upstream::new(internal_v4);
-    let v5 = internal_v5.map(front::Upstream::new);
-    for (listener, upstream) in public
-        .into_iter()
-        .zip(std::iter::once(v4.clone()).chain(v5))
-    {
-        tokio::spawn(front::serve(
-            listener,
-            upstream,
-            slots.clone(),
-            metrics.clone(),
-            cfg.topic_acl,
-            shutdown.clone(),
-        ));
+    let mut targets: Vec<(&'static str, probe::Target)> = Vec::new();
+    for (l, proto, name) in &mqtt {
+        targets.push((name, probe::Target::Tcp(l.local_addr()?, *proto)));
+    }
+    targets.push((
+        "websocket",
+        probe::Target::WebSocket(http_listener.local_addr()?),
+    ));
+    let health = Arc::new(probe::Health::new(targets));
+    let connections = Connections::new(
+        broker,
+        registry.clone(),
+        metrics.clone(),
+        conn::Settings {
+            max_packet: cfg.max_payload_bytes,
+            topic_acl: cfg.topic_acl,
+        },
+        connection_slots(cfg.max_connections),
+        health.clone(),
+    )
+    .context("cannot start the MQTT admission thread")?;
+    for (listener, proto, name) in mqtt {
+        tokio::spawn(
+            connections
+                .clone()
+                .serve(listener, proto, name, shutdown.clone()),
+        );
     }
     let api = ApiState::open(
         &cfg.db_path(),
@@ -154,10 +156,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
-        mqtt_upstream: Some(v4),
-        mqtt_slots: slots.clone(),
+        mqtt: Some(connections.clone()),
         max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
-        topic_acl: cfg.topic_acl,
         api: Some(api),
         site: Some(Arc::new(http::SiteShared {
             data_dir: cfg.data_dir.clone(),
@@ -175,16 +175,36 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
                     tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
                 }
             });
-            axum::serve(listener, app.into_make_service())
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
         })
     };
-    tokio::spawn(systemd::watchdog(metrics.clone()));
+    // Every listener proves itself with a real login before READY, and keeps proving it.
+    let every = systemd::probe_every();
+    let t = Instant::now();
+    loop {
+        health.probe_all(connections.probe_token()).await;
+        match health.alive_within(every.as_millis() as u64 * 3) {
+            Ok(()) => break,
+            Err(stale) if t.elapsed() > Duration::from_secs(10) => {
+                bail!("a listener does not take logins: {stale}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    {
+        let (health, connections, stop) = (health.clone(), connections.clone(), shutdown.clone());
+        tokio::spawn(async move { health.run(connections.probe_token(), every, stop).await });
+    }
+    tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
-        internal_v4,
+        connections.clone(),
         shutdown.clone(),
     ));
     // The uplink relays read committed events through their own connections: the kitchen
@@ -233,35 +253,17 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     };
     systemd::stopping();
     shutdown.cancel();
+    connections.cut_all();
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
     tracing::info!("docketd stopped");
     result
-}
-
-/// Waits until the MQTT listener accepts connections (rumqttd binds on its own thread).
-async fn wait_accepting(addr: SocketAddr) -> anyhow::Result<()> {
-    let target = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if tokio::net::TcpStream::connect(target).await.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the MQTT listener on {addr} did not come up");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Notices device changes made by the CLI or the admin API and cuts revoked devices off at once.
 async fn watch_devices(
     registry: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
-    mqtt: SocketAddr,
+    connections: Connections,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -281,16 +283,15 @@ async fn watch_devices(
         };
         for device in cut {
             metrics.kicks.fetch_add(1, Relaxed);
-            if let Err(e) = broker::kick(mqtt, &registry, &device).await {
-                tracing::warn!(error = ?e, device, "could not cut off revoked device");
+            if connections.cut(&device, conn::Ending::Revoked) {
+                tracing::info!(device, "revoked device cut off");
             }
         }
     }
 }
 
-/// File descriptors one MQTT or WebSocket connection costs: the device's socket, the front
-/// door's socket to rumqttd, and rumqttd's end of it.
-const FDS_PER_CONNECTION: u64 = 3;
+/// File descriptors one MQTT or WebSocket connection costs: the device's socket.
+const FDS_PER_CONNECTION: u64 = 1;
 /// Descriptors kept for SQLite, listeners, the uplink and the HTTP API.
 const FDS_RESERVED: u64 = 256;
 

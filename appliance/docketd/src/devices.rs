@@ -18,10 +18,6 @@ use serde::Serialize;
 use crate::metrics::Metrics;
 use crate::store::{self, DeviceRow, StoreError};
 
-/// Username of the daemon's own loopback connection that takes over a revoked device's client id
-/// (rumqttd drops the older of two connections with one client id: that is how we cut one off).
-pub const KICK_USER: &str = "docketd-kick";
-
 pub use docket_core::wire::valid_device_id;
 
 /// Why a requested device is not acceptable (messages name no CLI flag: the API shows them too).
@@ -113,8 +109,17 @@ struct Cache {
 pub struct DeviceRegistry {
     conn: Mutex<Connection>,
     cache: RwLock<Cache>,
-    kick_token: String,
     metrics: Arc<Metrics>,
+}
+
+/// The outcome of an MQTT login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    Ok,
+    /// Unknown device, wrong secret, or a client id that is not the username.
+    BadCredentials,
+    /// The right secret of a revoked device.
+    Revoked,
 }
 
 /// The outcome of looking a device up for a command.
@@ -134,15 +139,10 @@ impl DeviceRegistry {
                 generation: -1,
                 devices: HashMap::new(),
             }),
-            kick_token: hex::encode(rand::random::<[u8; 32]>()),
             metrics,
         };
         reg.refresh()?;
         Ok(reg)
-    }
-
-    pub fn kick_token(&self) -> &str {
-        &self.kick_token
     }
 
     /// Reloads the table if another connection changed the database since last time. Returns the
@@ -219,25 +219,30 @@ impl DeviceRegistry {
         }
     }
 
-    /// The broker's login check: client id = username = device id, password = secret as hex.
-    pub fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
-        let ok = if username == KICK_USER {
-            ct_eq(password.as_bytes(), self.kick_token.as_bytes())
-        } else if client_id != username {
-            false
+    /// An MQTT login: client id = username = device id, password = the secret as hex. A wrong
+    /// secret, an unknown device and a client id that is not the username all read as bad
+    /// credentials (nothing tells which ids exist); the right secret of a revoked device reads
+    /// as revoked, so that the device can say "removed" rather than "wrong password".
+    pub fn login(&self, client_id: &str, username: &str, password: &str) -> Login {
+        let verdict = if client_id != username {
+            Login::BadCredentials
         } else {
-            match self.lookup(username) {
-                Lookup::Active(_, secret) => {
-                    ct_eq(password.as_bytes(), hex::encode(secret).as_bytes())
+            match self.get(username) {
+                Some(d) if ct_eq(password.as_bytes(), hex::encode(d.secret).as_bytes()) => {
+                    if d.revoked_at.is_some() {
+                        Login::Revoked
+                    } else {
+                        Login::Ok
+                    }
                 }
-                Lookup::Revoked | Lookup::Unknown => false,
+                _ => Login::BadCredentials,
             }
         };
-        if !ok {
+        if verdict != Login::Ok {
             self.metrics.auth_failure();
-            tracing::info!(client_id = %clip(client_id), username = %clip(username), "MQTT login refused");
+            tracing::info!(client_id = %clip(client_id), username = %clip(username), verdict = ?verdict, "MQTT login refused");
         }
-        ok
+        verdict
     }
 
     /// The admin API's login (HTTP Basic): a paired, unrevoked device id and its secret as hex.
@@ -279,7 +284,7 @@ fn clip(s: &str) -> &str {
 }
 
 /// Constant-time equality (length is not secret: secrets have a fixed length).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -296,7 +301,7 @@ mod tests {
             "a/b",
             "a+b",
             "#",
-            "docketd-kick",
+            "docketd-probe",
             "sp ace",
             &"x".repeat(65),
         ] {

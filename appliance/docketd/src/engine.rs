@@ -791,19 +791,6 @@ trait PushPacket {
 
 impl PushPacket for LinkTx {
     fn push_packet(&mut self, p: Packet) -> Result<usize, EngineError> {
-        Ok(poll_once_ready(self.send(p))?)
-    }
-}
-
-/// Polls a future that never awaits anything (rumqttd's `LinkTx::send`) to completion.
-fn poll_once_ready<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::yield_now();
+        Ok(crate::broker::poll_once_ready(self.send(p))?)
     }
 }

@@ -23,14 +23,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub site_id: String,
     pub version: &'static str,
-    /// rumqttd's loopback listener, for `/mqtt` (None: the bridge answers 503).
-    pub mqtt_upstream: Option<crate::front::Upstream>,
-    /// Shared with the TCP front door: one limit for all MQTT connections.
-    pub mqtt_slots: Arc<tokio::sync::Semaphore>,
+    /// The MQTT connection layer, for `/mqtt` and the listeners' health (None: `/mqtt` answers
+    /// 503, as in unit tests of this module).
+    pub mqtt: Option<crate::conn::Connections>,
     /// Largest WebSocket message accepted (the broker's packet limit plus framing).
     pub max_message_bytes: usize,
-    /// Enforce the device topic ACL on `/mqtt` ([`crate::acl`]).
-    pub topic_acl: bool,
     /// The pairing and admin API (None: not served, as in unit tests of this module).
     pub api: Option<crate::api::ApiState>,
     /// The site bundle's state and `POST /site/bundle` (None: not served).
@@ -76,6 +73,9 @@ struct Health<'a> {
     /// the last commit failed for lack of space.
     #[serde(skip_serializing_if = "Option::is_none")]
     disk: Option<Disk>,
+    /// Each MQTT listener: did docketd's own probe log in through it lately?
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listeners: Option<std::collections::BTreeMap<&'static str, crate::conn::probe::ListenerState>>,
 }
 
 #[derive(Serialize)]
@@ -85,11 +85,22 @@ struct Disk {
     storage_full: bool,
 }
 
-/// 200 only once docketd is ready (retained state republished, listeners up); 503 before.
+/// 200 only once docketd is ready (retained state republished, a login through every listener)
+/// and while every listener keeps taking logins; 503 before, and while one does not.
 async fn healthz(State(s): State<AppState>) -> Response {
-    let ready = s.metrics.ready.load(Relaxed);
+    let started = s.metrics.ready.load(Relaxed);
+    let fresh = crate::systemd::listener_fresh_ms();
+    let listeners_ok = s
+        .mqtt
+        .as_ref()
+        .is_none_or(|c| c.health().alive_within(fresh).is_ok());
+    let ready = started && listeners_ok;
     let body = Health {
-        status: if ready { "ok" } else { "starting" },
+        status: match (started, listeners_ok) {
+            (false, _) => "starting",
+            (true, true) => "ok",
+            (true, false) => "listener_down",
+        },
         site_id: &s.site_id,
         version: s.version,
         seq: s.metrics.seq.load(Relaxed),
@@ -107,6 +118,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 storage_full: s.metrics.storage_full.load(Relaxed),
             })
         }),
+        listeners: s.mqtt.as_ref().map(|c| c.health().report(fresh)),
     };
     let code = if ready {
         StatusCode::OK
@@ -166,28 +178,24 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
     }
 }
 
-/// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for).
-async fn mqtt_ws(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let Some(upstream) = s.mqtt_upstream.clone() else {
+/// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for): MQTT 3.1.1, served by the
+/// connection layer like the MQTT ports.
+async fn mqtt_ws(
+    State(s): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(mqtt) = s.mqtt.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the broker is not running").into_response();
     };
-    let Ok(permit) = s.mqtt_slots.clone().try_acquire_owned() else {
+    let Some(slot) = mqtt.slot() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many MQTT connections").into_response();
     };
-    let metrics = s.metrics.clone();
-    let acl = s.topic_acl;
+    let peer = format!("ws:{peer}");
     ws.protocols(["mqtt"])
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes)
-        .on_upgrade(move |socket| async move {
-            metrics.mqtt_connections.fetch_add(1, Relaxed);
-            let guard = acl.then(|| crate::front::Guard::new(metrics.clone(), "websocket".into()));
-            if let Err(e) = crate::front::ws_bridge(socket, upstream, guard).await {
-                tracing::debug!(error = %e, "MQTT WebSocket ended with an error");
-            }
-            metrics.mqtt_connections.fetch_sub(1, Relaxed);
-            drop(permit);
-        })
+        .on_upgrade(move |socket| async move { mqtt.serve_websocket(socket, peer, slot).await })
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -210,10 +218,8 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             site_id: "s".into(),
             version: "t",
-            mqtt_upstream: None,
-            mqtt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            mqtt: None,
             max_message_bytes: 1024,
-            topic_acl: true,
             api: None,
             site: None,
         }

@@ -1,15 +1,14 @@
 //! docket-appliance: the `docketd` daemon's parts. See docs/ARCHITECTURE.md for the picture.
 
-pub mod acl;
 pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod daemon;
 pub mod devices;
 pub mod engine;
-pub mod front;
 pub mod http;
 pub mod logging;
 pub mod menu;

@@ -22,17 +22,17 @@ pub fn uptime_ms() -> u64 {
 }
 
 /// Which paired devices are online: from their presence messages (the engine sees those), and
-/// from their connections (the front door sees those). A device whose last accepted connection
+/// from their connections (the connection layer sees those). A device whose last accepted connection
 /// closed is offline even when no will said so (a clean DISCONNECT sends none), and an "online"
 /// that arrives after its connection already closed is not believed. Devices never seen by the
-/// front door (its ACL off) go by their messages alone.
+/// connection layer go by their messages alone.
 #[derive(Default)]
 pub struct Presence(RwLock<PresenceMap>);
 
 #[derive(Default)]
 struct PresenceMap {
     online: HashMap<String, bool>,
-    /// Accepted connections open now, per device the front door has seen log in.
+    /// Accepted connections open now, per device the connection layer has seen log in.
     conns: HashMap<String, usize>,
 }
 
@@ -51,7 +51,7 @@ impl Presence {
         m.count()
     }
 
-    /// The broker accepted a login of `device` through the front door.
+    /// The connection layer admitted a login of `device`.
     pub fn connected(&self, device: &str) {
         let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
         *m.conns.entry(device.to_owned()).or_default() += 1;
@@ -106,7 +106,7 @@ pub struct Metrics {
     pub seq: AtomicU64,
     pub open_orders: AtomicU64,
     pub online_devices: AtomicU64,
-    /// Open MQTT connections through the front door.
+    /// Open MQTT connections (TCP and WebSocket).
     pub mqtt_connections: AtomicU64,
     pub paired_devices: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn presence_follows_connections_as_well_as_messages() {
         let p = Presence::default();
-        // Messages alone (a device the front door never counted).
+        // Messages alone (a device the connection layer never counted).
         assert_eq!(p.set("tab-1", true), 1);
         assert!(p.is_online("tab-1"));
         // Counted: two connections (a takeover), the older closes: still online.
@@ -455,7 +455,7 @@ mod tests {
         // Back: connected, then its "online".
         p.connected("tab-1");
         assert_eq!(p.set("tab-1", true), 1);
-        // A device the engine does not track is never added by the front door.
+        // A device the engine does not track is never added by the connection layer.
         p.connected("stranger");
         assert_eq!(p.disconnected("stranger"), None);
         assert!(!p.is_online("stranger"));

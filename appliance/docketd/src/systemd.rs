@@ -1,6 +1,7 @@
-//! systemd integration: READY=1 once retained state is republished, WATCHDOG=1 only while the
-//! engine proves it is alive by a heartbeat round trip through the broker, STATUS= lines, and
-//! STOPPING=1 after draining. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
+//! systemd integration: READY=1 once retained state is republished and every listener took a
+//! login, WATCHDOG=1 only while the engine proves it is alive by a heartbeat round trip through
+//! the broker and every listener by a recent probe login ([`crate::conn::probe`]), STATUS= lines,
+//! and STOPPING=1 after draining. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -8,7 +9,29 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+use crate::conn::probe::Health;
 use crate::metrics::Metrics;
+
+/// How often every listener is probed: four times per watchdog period (between 250 ms and 2 s),
+/// every 2 s without a watchdog.
+pub fn probe_every() -> Duration {
+    match watchdog_period() {
+        Some(p) => (p / 4).clamp(Duration::from_millis(250), Duration::from_secs(2)),
+        None => Duration::from_secs(2),
+    }
+}
+
+/// A listener whose last probe login is older than this (ms) is down: three probes missed, or
+/// half the watchdog period, whichever is shorter.
+pub fn listener_fresh_ms() -> u64 {
+    let three = probe_every().as_millis() as u64 * 3 + 500;
+    match watchdog_period() {
+        Some(p) => three
+            .min(p.as_millis() as u64 / 2)
+            .max(probe_every().as_millis() as u64 * 2),
+        None => three,
+    }
+}
 
 /// The watchdog period systemd asks for: `WATCHDOG_USEC`, for this process (`WATCHDOG_PID`
 /// unset or ours, as libsystemd's `sd_watchdog_enabled` reads it).
@@ -41,8 +64,9 @@ pub fn stopping() {
 }
 
 /// Pets the watchdog at half its period, but only while the engine's last heartbeat round trip
-/// is recent: a hung engine lets systemd restart the box's service.
-pub async fn watchdog(metrics: Arc<Metrics>) {
+/// is recent and every listener took a probe login lately: a hung engine or a dead listener lets
+/// systemd restart the box's service.
+pub async fn watchdog(metrics: Arc<Metrics>, listeners: Arc<Health>) {
     let Some(period) = watchdog_period() else {
         return;
     };
@@ -54,13 +78,16 @@ pub async fn watchdog(metrics: Arc<Metrics>) {
         tick.tick().await;
         let now_ms = crate::metrics::uptime_ms();
         let last = metrics.heartbeat_ms.load(Relaxed);
-        if now_ms.saturating_sub(last) < (period.as_millis() as u64) / 2 {
-            notify(&[NotifyState::Watchdog]);
-        } else {
+        let listeners = listeners.alive_within(listener_fresh_ms());
+        if now_ms.saturating_sub(last) >= (period.as_millis() as u64) / 2 {
             tracing::error!(
                 last_heartbeat_ms_ago = now_ms - last,
                 "engine heartbeat is late; not petting the watchdog"
             );
+        } else if let Err(stale) = listeners {
+            tracing::error!(listeners = %stale, "a listener does not take logins; not petting the watchdog");
+        } else {
+            notify(&[NotifyState::Watchdog]);
         }
     }
 }

@@ -26,9 +26,9 @@ pub fn open_file_limit() -> u64 {
         .unwrap_or(0)
 }
 
-/// Descriptors docketd holds per MQTT connection (the device's socket, the front door's socket
-/// to rumqttd and rumqttd's end of it) and keeps for itself; see `daemon.rs`.
-const FDS_PER_CONNECTION: u64 = 3;
+/// Descriptors docketd holds per MQTT connection (the device's socket) and keeps for itself;
+/// see `daemon.rs`.
+const FDS_PER_CONNECTION: u64 = 1;
 const FDS_RESERVED: u64 = 256;
 
 /// The connection counts measured: 600 devices, then the most asked (once, if that is 600 too).
@@ -42,7 +42,7 @@ fn steps(most: usize) -> Vec<usize> {
 
 pub async fn connections(a: &Args) -> anyhow::Result<Value> {
     // docketd inherits this process's open-file limit; it admits only the connections that fit
-    // (3 descriptors each). Where the limit cannot be raised far enough (scripts/bench.sh tries
+    // (1 descriptor each). Where the limit cannot be raised far enough (scripts/bench.sh tries
     // ulimit -n 65536), measure the most that fit and say so.
     let have = open_file_limit();
     let fit = (have.saturating_sub(FDS_RESERVED + 64) / FDS_PER_CONNECTION) as usize;

@@ -1,5 +1,6 @@
 //! `broker-hop`: the floor. One client publishes, another receives, through (a) docketd's
-//! embedded broker (by its front door, as devices connect) and (b) Mosquitto on a free port;
+//! embedded broker (through its connection layer, as devices connect) and (b) Mosquitto on a
+//! free port;
 //! the same payload size as a signed `place_order`, QoS 1 both ways, the same harness.
 //!
 //! Latency: an open loop at `HOP_RATE` messages/s, each stamped with its send instant on this

@@ -897,7 +897,7 @@ fn markdown(
     if let Some(v) = results.get("broker-hop") {
         let (dk, mq) = (&v["docketd"], &v["mosquitto"]);
         o += &format!(
-            "\nbroker-hop ({}): p50 / p99 / p999 {} / {} / {} ms through docketd's broker (its front door included), {} / {} / {} ms through Mosquitto {}; flat out {} vs {} messages/s.\n",
+            "\nbroker-hop ({}): p50 / p99 / p999 {} / {} / {} ms through docketd's broker (its connection layer included), {} / {} / {} ms through Mosquitto {}; flat out {} vs {} messages/s.\n",
             v["load"].as_str().unwrap_or(""),
             num(f(dk, "p50_ms"), 3), num(f(dk, "p99_ms"), 3), num(f(dk, "p999_ms"), 3),
             num(f(mq, "p50_ms"), 3), num(f(mq, "p99_ms"), 3), num(f(mq, "p999_ms"), 3),
@@ -917,7 +917,7 @@ fn markdown(
     }
     if let Some(v) = results.get("connections") {
         o += &format!(
-            "\nconnections: {} devices, {} failures; docketd RSS {} MB at 600 devices and {} MB at {} ({} KB per connection: rumqttd's buffers plus the front door's); Mosquitto holding as many: {} KB per connection.\n",
+            "\nconnections: {} devices, {} failures; docketd RSS {} MB at 600 devices and {} MB at {} ({} KB per connection: rumqttd's router queues plus the connection layer's); Mosquitto holding as many: {} KB per connection.\n",
             v["devices"], v["failures"], num(f(v, "rss_600_mb"), 1), num(f(v, "rss_mb"), 1), v["devices"],
             num(f(v, "kb_per_connection"), 1), num(f(&v["mosquitto"], "kb_per_connection"), 1),
         );

@@ -1,9 +1,10 @@
 //! `connections-vm`: the `connections` scenario run inside the box's own test image under QEMU,
 //! for the connection count this machine's open-file limit cannot fit.
 //!
-//! docketd holds 3 descriptors per MQTT connection (the device's socket, the front door's socket
-//! to rumqttd, rumqttd's end of it). The box's unit gives it `LimitNOFILE=65536`; a container
-//! without `CAP_SYS_RESOURCE` may cap every process lower (20,000 here, which fits 6,500). The
+//! docketd holds 1 descriptor per MQTT connection (3 before it owned its connections: the
+//! device's socket, a pipe to rumqttd's loopback listener and rumqttd's end of it). The box's unit
+//! gives it `LimitNOFILE=65536`; a container without `CAP_SYS_RESOURCE` may cap every process lower
+//! (20,000 here, which fit 6,500 connections at 3 each). The
 //! virtual box has its own kernel, where root raises the limit: the image (built with
 //! `scripts/build-test-image.sh --load`) is booted with docketd's own unit masked and
 //! `docket-test-bench.service` wanted; that unit runs this same binary's `connections` scenario

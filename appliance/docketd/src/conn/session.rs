@@ -1,0 +1,373 @@
+//! One device connection from login to goodbye: every packet the device sends is judged (the
+//! topic ACL, on the packet rumqttd's codec parsed) before it reaches the router, and everything
+//! the router forwards is written in the device's own protocol version.
+//!
+//! Owns the connection's socket, its link into the router and its will. A fault in one session
+//! (a panic included) ends that session only: the task catches it, and the cleanup (will, router,
+//! presence) runs on drop whatever happened.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rumqttd::local::LinkTx;
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode as Reason, Packet, PingResp, Publish};
+use rumqttd::Notification;
+
+use super::acl;
+use super::codec::Proto;
+use super::login::{self, Admitted, Pending};
+use super::outbound::Outbound;
+use super::table::{Ending, Handle};
+use super::transport::Transport;
+use super::wire::{Broken, Wire};
+use super::Shared;
+use crate::broker::{drain_now, poll_once_ready};
+
+/// Packets handed to the router in one go (rumqttd's own links take 100).
+const BATCH: usize = 100;
+/// Router notifications written in one go.
+const NOTIFICATIONS: usize = 256;
+
+/// How a logged-in session ended, and so whether its will is published.
+#[derive(Debug)]
+enum End {
+    /// DISCONNECT: no will, unless an MQTT 5 device gave another reason than a normal one.
+    Clean { will: bool },
+    /// The socket closed or failed, or a write stalled: the will.
+    Lost,
+    /// Silent past its keep-alive: the will.
+    Idle,
+    /// Cut by the box for a packet it refused: the will, and a DISCONNECT for MQTT 5.
+    Cut(Reason),
+    /// Told to end from outside.
+    Told(Ending),
+    /// The router dropped the link (the same device logged in again, or the router judged a
+    /// packet): no will, the device is not known to be offline.
+    RouterGone,
+}
+
+/// Serves one accepted connection until it ends.
+pub async fn run<T: Transport>(
+    shared: Arc<Shared>,
+    t: T,
+    proto: Proto,
+    peer: String,
+    mut pending: Pending,
+) {
+    let mut w = Wire::new(t, proto, shared.settings.max_packet);
+    let mut bye = Goodbye {
+        shared: shared.clone(),
+        device: None,
+        handle: None,
+        tx: None,
+        will: None,
+        fire: false,
+    };
+    let served = AssertUnwindSafe(async {
+        let Some(a) = login::login(&shared, &mut w, &peer, &mut pending).await else {
+            return;
+        };
+        drop(pending);
+        serve(&shared, &mut w, a, &peer, &mut bye).await;
+    })
+    .catch_unwind()
+    .await;
+    if served.is_err() {
+        tracing::error!(peer, device = ?bye.device, "MQTT connection task panicked; connection closed");
+        bye.fire = true;
+    }
+    drop(bye);
+}
+
+async fn serve<T: Transport>(
+    shared: &Shared,
+    w: &mut Wire<T>,
+    a: Admitted,
+    peer: &str,
+    bye: &mut Goodbye,
+) {
+    let Admitted {
+        device,
+        tx,
+        mut rx,
+        will,
+        idle,
+        upgrade_state,
+    } = a;
+    let handle = shared.table.enter(&device);
+    shared.metrics.presence.connected(&device);
+    bye.device = Some(device.clone());
+    bye.handle = Some(handle.clone());
+    bye.will = will;
+    let mut out = Outbound::new(upgrade_state);
+    let ctx = Ctx {
+        shared,
+        device: &device,
+        peer,
+    };
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
+    // The link lives in the goodbye from here on, so that it leaves the router even on a panic.
+    let tx = bye.tx.insert(tx);
+    // Packets that came in the same read as the CONNECT (clients pipeline their SUBSCRIBEs).
+    let first = incoming(&ctx, w, tx, &mut out).await;
+    let end = if let Some(end) = first {
+        end
+    } else {
+        loop {
+            tokio::select! {
+                _ = handle.cancelled() => break End::Told(handle.ending()),
+                r = w.fill() => {
+                    if r.is_err() {
+                        break End::Lost;
+                    }
+                    silence.as_mut().reset(tokio::time::Instant::now() + idle);
+                    if let Some(end) = incoming(&ctx, w, tx, &mut out).await {
+                        break end;
+                    }
+                }
+                r = rx.next() => match r {
+                    Err(_) => break End::RouterGone,
+                    Ok(first) => {
+                        let mut batch: Vec<Notification> = first.into_iter().collect();
+                        drain_now(&mut rx, &mut batch, NOTIFICATIONS);
+                        let (end, unscheduled) = outgoing(w, &mut out, batch);
+                        if let Some(end) = end {
+                            break end;
+                        }
+                        if w.flush().await.is_err() {
+                            break End::Lost;
+                        }
+                        // The router paused this link (its queue was full): ready for more.
+                        if unscheduled && rx.wake().await.is_err() {
+                            break End::RouterGone;
+                        }
+                    }
+                },
+                _ = &mut silence => break End::Idle,
+            }
+        }
+    };
+    tracing::debug!(peer, device, end = ?end, "MQTT connection ended");
+    let (fire, last) = match end {
+        End::Clean { will } => (will, None),
+        End::Lost | End::Idle => (true, None),
+        End::Cut(reason) => (true, Some(reason)),
+        End::Told(Ending::TakenOver) => (false, Some(Reason::SessionTakenOver)),
+        End::Told(Ending::Revoked) => (true, Some(Reason::AdministrativeAction)),
+        End::Told(Ending::Shutdown) => (false, Some(Reason::ServerShuttingDown)),
+        End::Told(Ending::None) | End::RouterGone => (false, None),
+    };
+    bye.fire = fire;
+    let last = last.map(|reason_code| Packet::Disconnect(Disconnect { reason_code }, None));
+    w.goodbye(last).await;
+}
+
+struct Ctx<'a> {
+    shared: &'a Shared,
+    device: &'a str,
+    peer: &'a str,
+}
+
+impl Ctx<'_> {
+    /// Logs and counts a cut for a packet outside the device topic ACL.
+    fn acl_cut(&self, v: &acl::Violation) -> End {
+        self.shared.metrics.acl_cuts.fetch_add(1, Relaxed);
+        tracing::warn!(
+            peer = %self.peer,
+            device = %super::clip(self.device),
+            reason = %v,
+            "MQTT connection cut: outside the device topic ACL"
+        );
+        End::Cut(Reason::NotAuthorized)
+    }
+}
+
+/// Handles every whole packet read so far: judged, then handed to the router in batches.
+async fn incoming<T: Transport>(
+    ctx: &Ctx<'_>,
+    w: &mut Wire<T>,
+    tx: &mut LinkTx,
+    out: &mut Outbound,
+) -> Option<End> {
+    let mut fwd: Vec<Packet> = Vec::new();
+    let acl_on = ctx.shared.settings.topic_acl;
+    let end = loop {
+        let p = match w.take() {
+            Ok(Some(p)) => p,
+            Ok(None) => break None,
+            Err(Broken::Malformed(e)) => {
+                tracing::info!(peer = %ctx.peer, device = %super::clip(ctx.device), error = %e, "MQTT connection cut: malformed packet");
+                break Some(End::Cut(Reason::MalformedPacket));
+            }
+            Err(_) => break Some(End::Lost),
+        };
+        match p {
+            Packet::Publish(publish, props) => {
+                if acl_on {
+                    let topic = String::from_utf8_lossy(&publish.topic);
+                    if let Err(v) = acl::may_publish(ctx.device, &topic) {
+                        break Some(ctx.acl_cut(&v));
+                    }
+                }
+                fwd.push(Packet::Publish(publish, props));
+            }
+            Packet::Subscribe(mut sub, props) => {
+                if acl_on {
+                    if let Some(f) = sub
+                        .filters
+                        .iter()
+                        .find(|f| !acl::may_subscribe(ctx.device, &f.path))
+                    {
+                        let v = acl::Violation(format!("subscribe to {:?}", f.path));
+                        break Some(ctx.acl_cut(&v));
+                    }
+                }
+                out.subscribe(&mut sub);
+                fwd.push(Packet::Subscribe(sub, props));
+            }
+            Packet::Unsubscribe(u, props) => {
+                out.unsubscribe(&u);
+                fwd.push(Packet::Unsubscribe(u, props));
+            }
+            Packet::PubAck(ack, props) => {
+                if !out.acked(ack.pkid) {
+                    fwd.push(Packet::PubAck(ack, props));
+                }
+            }
+            p @ (Packet::PubRec(..) | Packet::PubRel(..) | Packet::PubComp(..)) => fwd.push(p),
+            // Answered here: a keep-alive needs no trip through the router.
+            Packet::PingReq(_) => w.queue(Packet::PingResp(PingResp)),
+            // Only a normal disconnection withdraws the will (MQTT 5 3.14.2.1).
+            Packet::Disconnect(d, _) => {
+                break Some(End::Clean {
+                    will: d.reason_code != Reason::NormalDisconnection,
+                })
+            }
+            other => {
+                tracing::info!(peer = %ctx.peer, device = %super::clip(ctx.device), packet = kind(&other), "MQTT connection cut: a packet a client does not send");
+                break Some(End::Cut(Reason::ProtocolError));
+            }
+        }
+        if fwd.len() >= BATCH && forward(ctx.shared, tx, &mut fwd).await.is_err() {
+            break Some(End::RouterGone);
+        }
+    };
+    if forward(ctx.shared, tx, &mut fwd).await.is_err() {
+        return Some(End::RouterGone);
+    }
+    if w.flush().await.is_err() {
+        return Some(End::Lost);
+    }
+    end
+}
+
+/// Hands packets to the router: all but the last straight into the link's queue, the last with
+/// the notification (one router wake-up per batch, as rumqttd's own links do).
+async fn forward(
+    shared: &Shared,
+    tx: &mut LinkTx,
+    packets: &mut Vec<Packet>,
+) -> Result<(), rumqttd::local::LinkError> {
+    let Some(last) = packets.pop() else {
+        return Ok(());
+    };
+    if !packets.is_empty() {
+        tx.buffer().extend(packets.drain(..));
+    }
+    // rumqttd's `send` blocks the thread while the router's channel is full: wait here instead.
+    while shared.broker.congested() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tx.send(last).await.map(|_| ())
+}
+
+/// Queues what the router forwarded, shaped for the device; says whether the router paused the
+/// link (it then waits for a wake-up).
+fn outgoing<T: Transport>(
+    w: &mut Wire<T>,
+    out: &mut Outbound,
+    batch: Vec<Notification>,
+) -> (Option<End>, bool) {
+    let mut unscheduled = false;
+    for n in batch {
+        if matches!(n, Notification::Unschedule) {
+            unscheduled = true;
+            continue;
+        }
+        let p = match Option::<Packet>::from(n) {
+            // The link's CONNACK was answered at login.
+            None | Some(Packet::ConnAck(..)) => continue,
+            Some(p) => p,
+        };
+        if let Packet::Disconnect(d, _) = &p {
+            // The router disconnects the link (a packet it refused): the will.
+            return (Some(End::Cut(d.reason_code)), unscheduled);
+        }
+        match out.shape(p) {
+            Ok(p) => w.queue(p),
+            Err(e) => {
+                tracing::info!(error = %e, "MQTT connection cut: not acknowledging");
+                return (Some(End::Cut(Reason::ReceiveMaximumExceeded)), unscheduled);
+            }
+        }
+    }
+    (None, unscheduled)
+}
+
+fn kind(p: &Packet) -> &'static str {
+    match p {
+        Packet::Connect(..) => "CONNECT",
+        Packet::ConnAck(..) => "CONNACK",
+        Packet::SubAck(..) => "SUBACK",
+        Packet::UnsubAck(..) => "UNSUBACK",
+        Packet::PingResp(..) => "PINGRESP",
+        _ => "other",
+    }
+}
+
+/// Takes a link out of the router (a no-op if the router dropped it already).
+pub fn leave_router(tx: &mut LinkTx) {
+    let bye = Packet::Disconnect(
+        Disconnect {
+            reason_code: Reason::NormalDisconnection,
+        },
+        None,
+    );
+    let _ = poll_once_ready(tx.send(bye));
+}
+
+/// What a session leaves behind, undone whatever way it ended (a panic included): the will,
+/// the router's link, the connection table and presence.
+struct Goodbye {
+    shared: Arc<Shared>,
+    device: Option<String>,
+    handle: Option<Arc<Handle>>,
+    tx: Option<LinkTx>,
+    will: Option<Publish>,
+    fire: bool,
+}
+
+impl Drop for Goodbye {
+    fn drop(&mut self) {
+        if self.fire {
+            if let Some(will) = self.will.take() {
+                self.shared.desk.will(will);
+            }
+        }
+        if let Some(mut tx) = self.tx.take() {
+            leave_router(&mut tx);
+        }
+        let (Some(device), Some(handle)) = (&self.device, &self.handle) else {
+            return;
+        };
+        self.shared.table.leave(device, handle);
+        if let Some(n) = self.shared.metrics.presence.disconnected(device) {
+            self.shared.metrics.online_devices.store(n as u64, Relaxed);
+            tracing::debug!(device = %device, "offline: its last connection closed");
+        }
+    }
+}

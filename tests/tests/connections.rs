@@ -1,0 +1,211 @@
+//! docketd owns every device connection: one MQTT parser (rumqttd's codec), the device ACL on
+//! the packet that parser produced, CONNACKs that say why a login was refused, messages converted
+//! between protocol versions, and retained state delivered in full.
+//!
+//! The first tests are the attacks that worked against the byte-pipe front door, written as
+//! hand-made packets (`docket_tests::raw`): they failed against that design.
+
+use std::time::Duration;
+
+use docket_core::wire::{self, CommandBody};
+use docket_tests::raw::{self, Raw, Will};
+use docket_tests::{line, Client, Creds, Daemon, ACL_OFF};
+
+type R = anyhow::Result<()>;
+
+fn place(table: &str) -> CommandBody {
+    CommandBody::PlaceOrder {
+        table: table.into(),
+        lines: vec![line("fries", 1)],
+    }
+}
+
+/// An MQTT 5 connect property block that declares 1 byte but holds a 5-byte Session Expiry
+/// Interval whose value bytes read, to a parser that trusts the declared length, as the client
+/// id `#` followed by a will property length of `then`.
+fn overrunning_props(then: u8) -> Vec<u8> {
+    vec![0x01, 0x11, 0x00, 0x01, b'#', then]
+}
+
+/// The CONNECT that made the old front door judge a device called `#` while rumqttd logged the
+/// real device in.
+fn crafted_connect(c: &Creds) -> Vec<u8> {
+    raw::connect(5, &overrunning_props(0), &c.id, None, &c.id, &c.secret)
+}
+
+/// The same trick with a will: the old front door read the will topic out of a user property
+/// (`docket/v1/devices/#/presence`, "allowed" for a device called `#`) while rumqttd took the
+/// real will: `docket/v1/events`, with MQTT 5 properties.
+fn crafted_will_connect(c: &Creds) -> Vec<u8> {
+    let fake = b"docket/v1/devices/#/presence";
+    let mut value = (fake.len() as u16).to_be_bytes().to_vec();
+    value.extend_from_slice(fake);
+    let will_props = raw::props(&raw::user_property("k", &value));
+    // What the old reader skipped after "#": the real client id field, the will property
+    // length, the user property's id, key and value length; then it read `value` as the topic.
+    let skip = 2 + c.id.len() + 1 + 1 + 3 + 2;
+    let will = Will {
+        topic: wire::EVENTS_TOPIC,
+        payload: b"will",
+        retain: false,
+        props: will_props,
+    };
+    raw::connect(
+        5,
+        &overrunning_props(skip as u8),
+        &c.id,
+        Some(&will),
+        &c.id,
+        &c.secret,
+    )
+}
+
+/// A tablet's crafted CONNECT on the MQTT 5 port, then `SUBSCRIBE docket/v1/reply/#`: it must
+/// never read another tablet's reply (it did through the old front door).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crafted_mqtt5_connect_cannot_read_other_devices_replies() -> R {
+    let d = Daemon::start()?;
+    let victim = d.add_device("tablet-1", "tablet", &[])?;
+    let spy = d.add_device("tablet-2", "tablet", &[])?;
+    let mut s = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
+    s.send(&crafted_connect(&spy)).await?;
+    // Whatever the box answered, try the subscription.
+    let _ = s
+        .send(&raw::subscribe(1, &[0], &["docket/v1/reply/#"]))
+        .await;
+    let mut v = Client::connect(d.mqtt, &victim).await?;
+    assert!(v.command(&place("1")).await?.ok);
+    let (frames, closed) = s.collect(Duration::from_millis(800)).await;
+    let leaked: Vec<String> = frames
+        .iter()
+        .filter_map(|f| f.topic())
+        .filter(|t| t.starts_with("docket/v1/reply/") && t != &wire::reply_topic(&spy.id))
+        .collect();
+    assert!(leaked.is_empty(), "the spy read {leaked:?}");
+    assert!(closed, "the crafted CONNECT was not refused");
+    assert!(
+        frames.iter().all(|f| f.kind() != 9),
+        "the subscription was acknowledged: {frames:?}"
+    );
+    Ok(())
+}
+
+/// The crafted will (MQTT 5 properties, on the events topic) must not reach screens, and no
+/// connection's fault may stop the MQTT 3.1.1 or WebSocket listeners taking logins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crafted_will_cannot_reach_screens_or_stop_a_listener() -> R {
+    let d = Daemon::start()?;
+    let kds = d.add_device("kds-grill", "station", &["grill"])?;
+    let kds_ws = d.add_device("kds-fry", "station", &["fry"])?;
+    let rogue = d.add_device("tablet-2", "tablet", &[])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut k = Client::connect(d.mqtt, &kds).await?;
+    k.subscribe(wire::EVENTS_TOPIC).await?;
+    let ws = raw::ws_adapter(d.http).await?.port();
+    let mut kw = Client::connect(ws, &kds_ws).await;
+    if let Ok(c) = kw.as_mut() {
+        c.subscribe(wire::EVENTS_TOPIC).await?;
+    }
+
+    let mut s = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
+    s.send(&crafted_will_connect(&rogue)).await?;
+    let _ = tokio::time::timeout(Duration::from_millis(500), s.connack()).await;
+    // Drop the connection without DISCONNECT: a will, had one been taken, fires now.
+    drop(s);
+
+    let seen = k.drain_for(Duration::from_millis(500)).await;
+    assert!(
+        seen.iter().all(|m| m.payload != b"will"),
+        "the will reached a screen"
+    );
+    // (The 3.1.1 encoder panicked on the will's properties and took the screens' connections.)
+    assert!(k.is_connected(), "the 3.1.1 screen lost its connection");
+    if let Ok(c) = kw.as_ref() {
+        assert!(c.is_connected(), "the WebSocket screen lost its connection");
+    }
+    // Every listener still takes logins and serves orders.
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    assert!(t.command(&place("v4")).await?.ok, "3.1.1 listener");
+    let mut tw = Client::connect(ws, &tablet).await?;
+    assert!(tw.command(&place("ws")).await?.ok, "WebSocket listener");
+    let mut r5 = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
+    r5.send(&raw::connect(
+        5,
+        &[0],
+        &rogue.id,
+        None,
+        &rogue.id,
+        &rogue.secret,
+    ))
+    .await?;
+    assert_eq!(r5.connack().await?, Some(0), "MQTT 5 listener");
+    assert_eq!(d.get("/healthz")?.0, 200);
+    Ok(())
+}
+
+/// With the ACL off (the bare broker, as the benchmark uses it), a publish carrying MQTT 5
+/// properties reaches 3.1.1 and WebSocket subscribers without them, and every listener keeps
+/// taking logins. (rumqttd's 3.1.1 encoder panics on a message with properties.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_are_dropped_for_311_and_websocket_subscribers() -> R {
+    let d = Daemon::start_with_env(&[ACL_OFF])?;
+    let a = d.add_device("tablet-1", "tablet", &[])?;
+    let b = d.add_device("tablet-2", "tablet", &[])?;
+    let c = d.add_device("tablet-3", "tablet", &[])?;
+    let topic = "bench/props";
+    let mut v4 = Raw::connect("127.0.0.1", d.mqtt).await?;
+    v4.send(&raw::connect(4, &[], &a.id, None, &a.id, &a.secret))
+        .await?;
+    assert_eq!(v4.connack().await?, Some(0));
+    v4.send(&raw::subscribe(1, &[], &[topic])).await?;
+    let ws = raw::ws_adapter(d.http).await?.port();
+    let mut vw = Raw::connect("127.0.0.1", ws).await?;
+    vw.send(&raw::connect(4, &[], &b.id, None, &b.id, &b.secret))
+        .await?;
+    assert_eq!(vw.connack().await?, Some(0));
+    vw.send(&raw::subscribe(1, &[], &[topic])).await?;
+    for s in [&mut v4, &mut vw] {
+        let f = s.next(docket_tests::DEADLINE).await?.expect("SUBACK");
+        assert_eq!(f.kind(), 9, "{f:?}");
+    }
+
+    let mut p5 = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
+    p5.send(&raw::connect(5, &[0], &c.id, None, &c.id, &c.secret))
+        .await?;
+    assert_eq!(p5.connack().await?, Some(0));
+    let mut props = raw::user_property("origin", b"v5");
+    props.extend_from_slice(&[0x01, 0x01]); // payload format: UTF-8
+    props.extend_from_slice(&[0x02, 0, 0, 0, 60]); // message expiry
+    p5.send(&raw::publish(
+        topic,
+        Some(7),
+        &raw::props(&props),
+        b"hello",
+        false,
+    ))
+    .await?;
+
+    for (name, s) in [("3.1.1", &mut v4), ("WebSocket", &mut vw)] {
+        let f = loop {
+            let f = s
+                .next(docket_tests::DEADLINE)
+                .await?
+                .unwrap_or_else(|| panic!("{name}: connection closed"));
+            if f.kind() == 3 {
+                break f;
+            }
+        };
+        assert_eq!(f.topic().as_deref(), Some(topic), "{name}");
+        assert_eq!(
+            f.payload_v4(),
+            b"hello",
+            "{name}: properties in the payload"
+        );
+    }
+    // Every listener still takes logins.
+    let mut t = Client::connect(d.mqtt, &a).await?;
+    assert!(t.command(&place("after")).await?.ok);
+    let mut tw = Client::connect(ws, &b).await?;
+    assert!(tw.command(&place("after-ws")).await?.ok);
+    Ok(())
+}
