@@ -209,3 +209,288 @@ async fn mqtt5_properties_are_dropped_for_311_and_websocket_subscribers() -> R {
     assert!(tw.command(&place("after-ws")).await?.ok);
     Ok(())
 }
+
+/// The three listeners with the protocol level each speaks.
+async fn listeners(d: &Daemon) -> anyhow::Result<Vec<(&'static str, u16, u8)>> {
+    let ws = raw::ws_adapter(d.http).await?.port();
+    Ok(vec![
+        ("3.1.1", d.mqtt, 4),
+        ("MQTT 5", d.mqtt_v5, 5),
+        ("WebSocket", ws, 4),
+    ])
+}
+
+/// Logs in by hand; returns the CONNACK code and whether the box then closed the connection.
+async fn try_login(
+    port: u16,
+    level: u8,
+    id: &str,
+    user: &str,
+    pass: &str,
+) -> anyhow::Result<(Option<u8>, Raw)> {
+    let props: &[u8] = if level == 5 { &[0] } else { &[] };
+    let mut s = Raw::connect("127.0.0.1", port).await?;
+    s.send(&raw::connect(level, props, id, None, user, pass))
+        .await?;
+    let code = s.connack().await?;
+    Ok((code, s))
+}
+
+/// A refused login is answered with a CONNACK that says why, on every listener: a tablet can
+/// tell "removed" or "wrong credentials" from "network down".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_says_why_on_every_listener() -> R {
+    let d = Daemon::start()?;
+    let t1 = d.add_device("tablet-1", "tablet", &[])?;
+    let t2 = d.add_device("tablet-2", "tablet", &[])?;
+    d.cli(&["device", "revoke", "--id", "tablet-2"])?;
+    let wrong = "0".repeat(64);
+    for (name, port, level) in listeners(&d).await? {
+        let (bad, removed) = if level == 5 { (0x86, 0x87) } else { (4, 5) };
+        let cases = [
+            (
+                "wrong secret",
+                "tablet-1",
+                "tablet-1",
+                wrong.as_str(),
+                Some(bad),
+            ),
+            (
+                "unknown device",
+                "nobody",
+                "nobody",
+                t1.secret.as_str(),
+                Some(bad),
+            ),
+            (
+                "client id is not the username",
+                "tablet-1",
+                "tablet-2",
+                t2.secret.as_str(),
+                Some(bad),
+            ),
+            (
+                "revoked",
+                "tablet-2",
+                "tablet-2",
+                t2.secret.as_str(),
+                Some(removed),
+            ),
+            (
+                "the box's own probe user",
+                "docketd-probe-x",
+                "docketd-probe",
+                wrong.as_str(),
+                Some(bad),
+            ),
+            (
+                "paired",
+                "tablet-1",
+                "tablet-1",
+                t1.secret.as_str(),
+                Some(0),
+            ),
+        ];
+        for (what, id, user, pass, want) in cases {
+            let (code, mut s) = try_login(port, level, id, user, pass).await?;
+            assert_eq!(code, want, "{name}: {what}");
+            if want != Some(0) {
+                let (_, closed) = s.collect(Duration::from_millis(500)).await;
+                assert!(closed, "{name}: {what}: connection left open");
+            }
+        }
+    }
+    // MQTT 5 refusals carry a reason a person can read.
+    let mut s = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
+    s.send(&raw::connect(
+        5,
+        &[0],
+        "tablet-2",
+        None,
+        "tablet-2",
+        &t2.secret,
+    ))
+    .await?;
+    let f = s.next(docket_tests::DEADLINE).await?.expect("CONNACK");
+    assert!(
+        String::from_utf8_lossy(&f.body).contains("removed"),
+        "{f:?}"
+    );
+    // A client of the other MQTT version is told so in 3.1.1 ("unacceptable protocol version").
+    let (code, _) = try_login(d.mqtt, 5, "tablet-1", "tablet-1", &t1.secret).await?;
+    assert_eq!(code, Some(1), "MQTT 5 on the 3.1.1 port");
+    let (code, _) = try_login(d.mqtt_v5, 4, "tablet-1", "tablet-1", &t1.secret).await?;
+    assert_eq!(code, Some(1), "3.1.1 on the MQTT 5 port");
+    assert!(d.metric("docket_auth_failures_total")? >= 15.0);
+    Ok(())
+}
+
+/// Wills on other topics and subscriptions to other devices' replies or commands are refused
+/// on every listener, and nothing of them reaches anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_judges_the_parsed_packet_on_every_listener() -> R {
+    let d = Daemon::start()?;
+    let victim = d.add_device("tablet-1", "tablet", &[])?;
+    let rogue = d.add_device("tablet-2", "tablet", &[])?;
+    let mut v = Client::connect(d.mqtt, &victim).await?;
+    let mut cuts = 0.0;
+    for (name, port, level) in listeners(&d).await? {
+        let props: &[u8] = if level == 5 { &[0] } else { &[] };
+        for topic in [
+            wire::presence_topic(&victim.id),
+            wire::EVENTS_TOPIC.to_owned(),
+            wire::reply_topic(&victim.id),
+        ] {
+            let will = Will {
+                topic: &topic,
+                payload: b"offline",
+                retain: true,
+                props: props.to_vec(),
+            };
+            let mut s = Raw::connect("127.0.0.1", port).await?;
+            s.send(&raw::connect(
+                level,
+                props,
+                &rogue.id,
+                Some(&will),
+                &rogue.id,
+                &rogue.secret,
+            ))
+            .await?;
+            let want = if level == 5 { 0x87 } else { 5 };
+            assert_eq!(s.connack().await?, Some(want), "{name}: a will on {topic}");
+            cuts += 1.0;
+        }
+        for filter in [
+            "docket/v1/reply/#",
+            "docket/v1/reply/+",
+            "docket/v1/cmd/+",
+            "#",
+        ] {
+            let (code, mut s) = try_login(port, level, &rogue.id, &rogue.id, &rogue.secret).await?;
+            assert_eq!(code, Some(0));
+            s.send(&raw::subscribe(1, props, &[wire::EVENTS_TOPIC, filter]))
+                .await?;
+            let (frames, closed) = s.collect(Duration::from_millis(500)).await;
+            assert!(closed, "{name}: subscribed to {filter}");
+            assert!(
+                frames.iter().all(|f| f.kind() != 9),
+                "{name}: SUBACK for {filter}"
+            );
+            cuts += 1.0;
+        }
+    }
+    assert!(v.command(&place("1")).await?.ok);
+    let seen = v.drain_for(Duration::from_millis(300)).await;
+    assert!(seen.is_empty(), "the victim received {seen:?}");
+    assert_eq!(d.metric("docket_acl_cuts_total")?, cuts);
+    Ok(())
+}
+
+/// A menu with one station per item.
+fn menu_with_stations(dir: &std::path::Path, n: usize) -> anyhow::Result<std::path::PathBuf> {
+    let mut toml = String::from("version = 1\n");
+    for i in 0..n {
+        toml.push_str(&format!(
+            "[[items]]\nid = \"item-{i}\"\nname = \"Item {i}\"\nprice = 100\nstation = \"s{i:03}\"\n"
+        ));
+    }
+    let path = dir.join("menu.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// rumqttd's router forwards only 100 retained messages on a QoS 1 subscription: an expo on a
+/// 300-station menu must still get every board, at the QoS it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_retained_board_arrives_on_subscribe() -> R {
+    let dir = tempfile::tempdir()?;
+    let menu = menu_with_stations(dir.path(), 300)?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &format!("[menu]\nfile = \"{}\"", menu.display()),
+    )?;
+    let expo = d.add_device("expo-1", "expo", &[])?;
+    let expo5 = d.add_device("expo-2", "expo", &[])?;
+    // A 3.1.1 screen (rumqttc, QoS 1).
+    let mut c = Client::connect(d.mqtt, &expo).await?;
+    c.subscribe("docket/v1/board/+").await?;
+    let mut boards = std::collections::BTreeSet::new();
+    while boards.len() < 301 {
+        let m = c
+            .wait_for(|m| m.topic.starts_with("docket/v1/board/"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{} of 301 boards: {e}", boards.len()))?;
+        assert!(m.retain, "{} not retained", m.topic);
+        boards.insert(m.topic);
+    }
+    // An MQTT 5 screen by hand: every board at QoS 1 with a packet id, each acknowledged.
+    let (code, mut s) = try_login(d.mqtt_v5, 5, &expo5.id, &expo5.id, &expo5.secret).await?;
+    assert_eq!(code, Some(0));
+    s.send(&raw::subscribe(1, &[0], &["docket/v1/board/+"]))
+        .await?;
+    let mut topics = std::collections::BTreeSet::new();
+    let mut granted = None;
+    while topics.len() < 301 {
+        let f = s.next(docket_tests::DEADLINE).await?.expect("open");
+        match f.kind() {
+            9 => granted = f.body.get(3).copied(),
+            3 => {
+                assert_eq!(f.qos(), 1, "{:?}", f.topic());
+                let id = f.pkid().expect("packet id");
+                s.send(&raw::packet(0x40, &id.to_be_bytes())).await?;
+                topics.insert(f.topic().expect("topic"));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(granted, Some(1), "SUBACK grants QoS 1");
+    // The acknowledgements were taken: still connected and still served.
+    s.send(&[0xC0, 0]).await?;
+    let pong = loop {
+        let f = s
+            .next(docket_tests::DEADLINE)
+            .await?
+            .expect("still connected");
+        if f.kind() == 13 {
+            break f;
+        }
+    };
+    assert_eq!(pong.kind(), 13);
+    Ok(())
+}
+
+/// A client that sends CONNECT and SUBSCRIBE in one write (mqtt.js and rumqttc pipeline them)
+/// gets its SUBACK without sending anything more; a packet only servers send ends only its
+/// sender's connection (rumqttd's MQTT 5 reader panics on a CONNACK or UNSUBACK).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_and_server_only_packets() -> R {
+    let d = Daemon::start()?;
+    let t = d.add_device("tablet-1", "tablet", &[])?;
+    for (port, level) in [(d.mqtt, 4u8), (d.mqtt_v5, 5)] {
+        let props: &[u8] = if level == 5 { &[0] } else { &[] };
+        let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.secret);
+        bytes.extend(raw::subscribe(1, props, &[wire::EVENTS_TOPIC]));
+        let mut s = Raw::connect("127.0.0.1", port).await?;
+        s.send(&bytes).await?;
+        assert_eq!(s.connack().await?, Some(0));
+        let f = s.next(docket_tests::DEADLINE).await?.expect("SUBACK");
+        assert_eq!(f.kind(), 9, "level {level}: {f:?}");
+        // CONNACK (2) and UNSUBACK (11) from a client.
+        for bad in [
+            raw::packet(0x20, &[0, 0, 0]),
+            raw::packet(0xB0, &[0, 1, 0, 0]),
+        ] {
+            let (code, mut s) = try_login(port, level, &t.id, &t.id, &t.secret).await?;
+            assert_eq!(code, Some(0));
+            s.send(&bad).await?;
+            let (_, closed) = s.collect(Duration::from_millis(500)).await;
+            assert!(closed, "level {level}: {bad:?} left the connection open");
+        }
+    }
+    let mut c = Client::connect(d.mqtt, &t).await?;
+    assert!(c.command(&place("after")).await?.ok);
+    assert_eq!(d.get("/healthz")?.0, 200);
+    Ok(())
+}

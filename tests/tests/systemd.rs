@@ -8,19 +8,7 @@ use docket_tests::Daemon;
 
 /// Reads notifications until one contains `want` (or the deadline passes); returns all seen.
 fn wait_for(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> bool {
-    let deadline = Instant::now() + docket_tests::DEADLINE;
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let hit = msg.lines().any(|l| l == want);
-            seen.push(msg);
-            if hit {
-                return true;
-            }
-        }
-    }
-    false
+    wait_for_within(sock, want, seen, docket_tests::DEADLINE)
 }
 
 #[test]
@@ -69,4 +57,92 @@ fn notifies_ready_watchdog_and_stopping() -> anyhow::Result<()> {
         "no STOPPING=1: {seen:?}"
     );
     Ok(())
+}
+
+/// Closes a listening socket of another process from outside, as a kernel fault would
+/// (`ss -K`, the kernel's socket-destroy call): the port refuses connections from then on.
+fn kill_listener(port: u16) -> anyhow::Result<()> {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-K",
+            "state",
+            "listening",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "ss -K: {out:?}");
+    anyhow::ensure!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the listener on {port} still accepts (no socket-destroy support here?)"
+    );
+    Ok(())
+}
+
+/// A listener that dies is reported by `/healthz` (503, naming it) and the watchdog stops being
+/// petted, so that systemd restarts docketd; the engine's heartbeat alone would not notice.
+#[test]
+fn a_dead_listener_fails_healthz_and_stops_the_watchdog() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path)?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let path_s = path.to_string_lossy().into_owned();
+    let d = Daemon::start_with_env(&[("NOTIFY_SOCKET", &path_s), ("WATCHDOG_USEC", "2000000")])?;
+    let mut seen = Vec::new();
+    assert!(wait_for(&sock, "WATCHDOG=1", &mut seen), "{seen:?}");
+    let (code, body) = d.get("/healthz")?;
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    for name in ["mqtt", "mqtt_v5", "websocket"] {
+        assert_eq!(health["listeners"][name]["ok"], true, "{name}: {body}");
+    }
+
+    kill_listener(d.mqtt)?;
+    let deadline = Instant::now() + docket_tests::DEADLINE;
+    let body = loop {
+        let (code, body) = d.get("/healthz")?;
+        if code == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "/healthz still 200: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "listener_down", "{body}");
+    assert_eq!(health["listeners"]["mqtt"]["ok"], false, "{body}");
+    assert_eq!(health["listeners"]["mqtt_v5"]["ok"], true, "{body}");
+    // No more pets: drain what was sent before the listener died, then watch a whole period.
+    std::thread::sleep(Duration::from_millis(1100));
+    while sock.recv(&mut [0u8; 4096]).is_ok() {}
+    let mut after = Vec::new();
+    assert!(
+        !wait_for_within(&sock, "WATCHDOG=1", &mut after, Duration::from_secs(3)),
+        "the watchdog was petted with a dead listener: {after:?}"
+    );
+    assert!(d.log_text().contains("MQTT listener died"));
+    Ok(())
+}
+
+/// Like [`wait_for`], with its own deadline.
+fn wait_for_within(
+    sock: &UnixDatagram,
+    want: &str,
+    seen: &mut Vec<String>,
+    within: Duration,
+) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let hit = msg.lines().any(|l| l == want);
+            seen.push(msg);
+            if hit {
+                return true;
+            }
+        }
+    }
+    false
 }

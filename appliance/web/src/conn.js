@@ -240,7 +240,7 @@ export class Link {
     });
     this.client.on('connect', () => this.connected());
     this.client.on('close', () => this.closed());
-    this.client.on('error', () => {});
+    this.client.on('error', (e) => this.refused(e));
     this.client.on('message', (topic, payload) => this.message(topic, payload));
     this.timer = setInterval(() => {
       this.checkSilence();
@@ -277,11 +277,25 @@ export class Link {
     for (const [id, p] of this.pending) this.publish(id, p);
   }
 
+  /**
+   * The box refused the login and said why in its CONNACK: 5 (not authorised) = this device
+   * was revoked, 4 (bad user name or password) = the box does not know this device or secret.
+   * Anything else is a network error: `closed` retries.
+   */
+  refused(e) {
+    const reason = e && e.code === 5 ? 'revoked' : e && e.code === 4 ? 'unknown' : null;
+    if (!reason || this.state === 'refused') return;
+    this.stop();
+    this.setState('refused');
+    showRefused(this.scope, reason);
+  }
+
   async closed() {
     if (this.state === 'refused') return;
     this.setState('reconnecting');
     this.failures += 1;
-    // A refused login looks like any dropped connection: ask the box why, now and then.
+    // A box that closes without a CONNACK (an older one, or a network fault): ask it why, now
+    // and then.
     if (this.failures === 2 || this.failures % 10 === 0) {
       const who = await whoami(this.device);
       if (who.status === 'revoked' || who.status === 'unknown') {

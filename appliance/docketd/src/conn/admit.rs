@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{drain_now, poll_once_ready, Broker};
 use crate::devices::{ct_eq, DeviceRegistry, Login};
+use crate::metrics::Metrics;
 
 /// Logins and wills waiting for the desk; past this a login is answered "server busy".
 const QUEUE: usize = 4096;
@@ -65,13 +66,17 @@ pub struct Desk {
 }
 
 impl Desk {
-    pub fn start(broker: Broker, registry: Arc<DeviceRegistry>) -> std::io::Result<Desk> {
+    pub fn start(
+        broker: Broker,
+        registry: Arc<DeviceRegistry>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Desk> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let probe_token: Arc<str> = hex::encode(rand::random::<[u8; 32]>()).into();
         let token = probe_token.clone();
         std::thread::Builder::new()
             .name("mqtt-admit".into())
-            .spawn(move || run(rx, broker, registry, &token))?;
+            .spawn(move || run(rx, broker, registry, metrics, &token))?;
         Ok(Desk { jobs, probe_token })
     }
 
@@ -98,13 +103,19 @@ impl Desk {
     }
 }
 
-fn run(mut jobs: mpsc::Receiver<Job>, broker: Broker, registry: Arc<DeviceRegistry>, token: &str) {
+fn run(
+    mut jobs: mpsc::Receiver<Job>,
+    broker: Broker,
+    registry: Arc<DeviceRegistry>,
+    metrics: Arc<Metrics>,
+    token: &str,
+) {
     let mut wills: Option<(LinkTx, LinkRx)> = None;
     let mut scratch = Vec::new();
     while let Some(job) = jobs.blocking_recv() {
         match job {
             Job::Login(ask, reply) => {
-                let _ = reply.send(admit(&broker, &registry, token, ask));
+                let _ = reply.send(admit(&broker, &registry, &metrics, token, ask));
             }
             Job::Will(p) => {
                 if wills.is_none() {
@@ -128,7 +139,13 @@ fn run(mut jobs: mpsc::Receiver<Job>, broker: Broker, registry: Arc<DeviceRegist
     }
 }
 
-fn admit(broker: &Broker, registry: &DeviceRegistry, token: &str, ask: Ask) -> Admission {
+fn admit(
+    broker: &Broker,
+    registry: &DeviceRegistry,
+    metrics: &Metrics,
+    token: &str,
+    ask: Ask,
+) -> Admission {
     let probe = ask.username == PROBE_USER;
     let verdict = if probe {
         if ask.client_id.starts_with("docketd-probe-")
@@ -136,6 +153,7 @@ fn admit(broker: &Broker, registry: &DeviceRegistry, token: &str, ask: Ask) -> A
         {
             Login::Ok
         } else {
+            metrics.auth_failure();
             tracing::info!("MQTT login refused: a probe login without the probe token");
             Login::BadCredentials
         }

@@ -15,9 +15,10 @@
 pub mod acl;
 pub mod admit;
 pub mod codec;
+pub mod inbound;
 pub mod listen;
 pub mod login;
-mod outbound;
+pub mod outbound;
 pub mod probe;
 mod session;
 pub mod strict;
@@ -72,7 +73,7 @@ impl Connections {
         max_connections: usize,
         health: Arc<probe::Health>,
     ) -> std::io::Result<Connections> {
-        let desk = admit::Desk::start(broker.clone(), registry)?;
+        let desk = admit::Desk::start(broker.clone(), registry, metrics.clone())?;
         Ok(Connections(Arc::new(Shared {
             broker,
             desk,

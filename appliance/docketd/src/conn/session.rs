@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Disconnect, DisconnectReasonCode as Reason, Packet, PingResp, Publish};
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode as Reason, Packet, Publish};
 use rumqttd::Notification;
 
 use super::acl;
 use super::codec::Proto;
+use super::inbound::{self, Step, Stop};
 use super::login::{self, Admitted, Pending};
 use super::outbound::Outbound;
 use super::table::{Ending, Handle};
@@ -205,50 +206,14 @@ async fn incoming<T: Transport>(
             }
             Err(_) => break Some(End::Lost),
         };
-        match p {
-            Packet::Publish(publish, props) => {
-                if acl_on {
-                    let topic = String::from_utf8_lossy(&publish.topic);
-                    if let Err(v) = acl::may_publish(ctx.device, &topic) {
-                        break Some(ctx.acl_cut(&v));
-                    }
-                }
-                fwd.push(Packet::Publish(publish, props));
-            }
-            Packet::Subscribe(mut sub, props) => {
-                if acl_on {
-                    if let Some(f) = sub
-                        .filters
-                        .iter()
-                        .find(|f| !acl::may_subscribe(ctx.device, &f.path))
-                    {
-                        let v = acl::Violation(format!("subscribe to {:?}", f.path));
-                        break Some(ctx.acl_cut(&v));
-                    }
-                }
-                out.subscribe(&mut sub);
-                fwd.push(Packet::Subscribe(sub, props));
-            }
-            Packet::Unsubscribe(u, props) => {
-                out.unsubscribe(&u);
-                fwd.push(Packet::Unsubscribe(u, props));
-            }
-            Packet::PubAck(ack, props) => {
-                if !out.acked(ack.pkid) {
-                    fwd.push(Packet::PubAck(ack, props));
-                }
-            }
-            p @ (Packet::PubRec(..) | Packet::PubRel(..) | Packet::PubComp(..)) => fwd.push(p),
-            // Answered here: a keep-alive needs no trip through the router.
-            Packet::PingReq(_) => w.queue(Packet::PingResp(PingResp)),
-            // Only a normal disconnection withdraws the will (MQTT 5 3.14.2.1).
-            Packet::Disconnect(d, _) => {
-                break Some(End::Clean {
-                    will: d.reason_code != Reason::NormalDisconnection,
-                })
-            }
-            other => {
-                tracing::info!(peer = %ctx.peer, device = %super::clip(ctx.device), packet = kind(&other), "MQTT connection cut: a packet a client does not send");
+        match inbound::judge(ctx.device, acl_on, out, p) {
+            Step::Forward(p) => fwd.push(p),
+            Step::Reply(p) => w.queue(p),
+            Step::Done => {}
+            Step::Stop(Stop::Disconnect { will }) => break Some(End::Clean { will }),
+            Step::Stop(Stop::Acl(v)) => break Some(ctx.acl_cut(&v)),
+            Step::Stop(Stop::Protocol(what)) => {
+                tracing::info!(peer = %ctx.peer, device = %super::clip(ctx.device), packet = what, "MQTT connection cut: a packet a client does not send");
                 break Some(End::Cut(Reason::ProtocolError));
             }
         }
@@ -316,17 +281,6 @@ fn outgoing<T: Transport>(
         }
     }
     (None, unscheduled)
-}
-
-fn kind(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(..) => "CONNECT",
-        Packet::ConnAck(..) => "CONNACK",
-        Packet::SubAck(..) => "SUBACK",
-        Packet::UnsubAck(..) => "UNSUBACK",
-        Packet::PingResp(..) => "PINGRESP",
-        _ => "other",
-    }
 }
 
 /// Takes a link out of the router (a no-op if the router dropped it already).

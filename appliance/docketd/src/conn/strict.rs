@@ -267,3 +267,200 @@ fn ack(
     let used = 3 + block(head, fixed + 3, parsed.unwrap_or(0), what)?;
     fill(what, remaining, used)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::codec::{Proto, ReadError};
+    use bytes::{Bytes, BytesMut};
+    use rumqttd::protocol::{
+        Connect, Filter, LastWill, Login, Publish, QoS, RetainForwardRule, Subscribe, Unsubscribe,
+    };
+
+    fn users() -> Vec<(String, String)> {
+        vec![("a".into(), "1".into()), ("bb".into(), "22".into())]
+    }
+
+    fn full_connect() -> Packet {
+        Packet::Connect(
+            Connect {
+                keep_alive: 30,
+                client_id: "tab-1".into(),
+                clean_session: true,
+            },
+            Some(ConnectProperties {
+                session_expiry_interval: Some(10),
+                receive_maximum: Some(20),
+                max_packet_size: Some(1 << 20),
+                topic_alias_max: Some(0),
+                request_response_info: Some(1),
+                request_problem_info: Some(1),
+                user_properties: users(),
+                authentication_method: Some("m".into()),
+                authentication_data: Some(Bytes::from_static(b"data")),
+            }),
+            Some(LastWill {
+                topic: Bytes::from_static(b"docket/v1/devices/tab-1/presence"),
+                message: Bytes::from_static(b"offline"),
+                qos: QoS::AtLeastOnce,
+                retain: true,
+            }),
+            Some(LastWillProperties {
+                delay_interval: Some(5),
+                payload_format_indicator: Some(1),
+                message_expiry_interval: Some(60),
+                content_type: Some("text/plain".into()),
+                response_topic: Some("r".into()),
+                correlation_data: Some(Bytes::from_static(b"c")),
+                user_properties: users(),
+            }),
+            Some(Login {
+                username: "tab-1".into(),
+                password: "secret".into(),
+            }),
+        )
+    }
+
+    fn full_publish() -> Packet {
+        Packet::Publish(
+            Publish::new(
+                Bytes::from_static(b"docket/v1/cmd/tab-1"),
+                Bytes::from_static(b"payload"),
+                false,
+            ),
+            Some(PublishProperties {
+                payload_format_indicator: Some(1),
+                message_expiry_interval: Some(9),
+                topic_alias: None,
+                response_topic: Some("r".into()),
+                correlation_data: Some(Bytes::from_static(b"cd")),
+                user_properties: users(),
+                subscription_identifiers: vec![],
+                content_type: Some("application/cbor".into()),
+            }),
+        )
+    }
+
+    fn full_subscribe() -> Packet {
+        Packet::Subscribe(
+            Subscribe {
+                pkid: 3,
+                filters: vec![Filter {
+                    path: "docket/v1/events".into(),
+                    qos: QoS::AtLeastOnce,
+                    nolocal: false,
+                    preserve_retain: false,
+                    retain_forward_rule: RetainForwardRule::OnEverySubscribe,
+                }],
+            },
+            Some(SubscribeProperties {
+                id: Some(300),
+                user_properties: users(),
+            }),
+        )
+    }
+
+    fn encode(p: Packet) -> BytesMut {
+        let mut b = BytesMut::new();
+        Proto::V5.write(p, &mut b).unwrap();
+        b
+    }
+
+    /// What rumqttd's own MQTT 5 encoder writes passes: the sizes here are its sizes.
+    #[test]
+    fn what_rumqttd_encodes_adds_up() {
+        let unsub = Packet::Unsubscribe(
+            Unsubscribe {
+                pkid: 4,
+                filters: vec!["a".into(), "b/c".into()],
+            },
+            Some(UnsubscribeProperties {
+                user_properties: users(),
+            }),
+        );
+        for p in [full_connect(), full_publish(), full_subscribe(), unsub] {
+            let mut b = encode(p.clone());
+            let back = Proto::V5.read(&mut b, 1 << 20, &mut Vec::new());
+            assert_eq!(back.ok(), Some(p));
+        }
+    }
+
+    /// Bytes of a packet with its property block replaced by `props` (whole block, length
+    /// included) and the remaining length fixed up.
+    fn with_props(packet: &[u8], at: usize, old_len: usize, props: &[u8]) -> Vec<u8> {
+        let body_start = 2; // the test packets are under 128 bytes
+        let mut body = packet[body_start..at].to_vec();
+        body.extend_from_slice(props);
+        body.extend_from_slice(&packet[at + old_len..]);
+        let mut out = vec![packet[0], body.len() as u8];
+        out.extend(body);
+        out
+    }
+
+    fn refused(bytes: &[u8]) -> Option<String> {
+        let mut b = BytesMut::from(bytes);
+        match Proto::V5.read(&mut b, 1 << 20, &mut Vec::new()) {
+            Ok(p) => {
+                assert!(b.is_empty(), "bytes left over");
+                let _ = p;
+                None
+            }
+            Err(ReadError::Short(_)) => panic!("a whole packet read as short"),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn overruns_duplicates_unknown_ids_and_leftovers_are_refused() {
+        // A plain MQTT 5 CONNECT: props at offset 2 + 10, an empty block (one 0 byte).
+        let base = {
+            let mut b = Vec::new();
+            b.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 5, 0xC2, 0, 30, 0]);
+            for f in ["tab-1", "tab-1", "secret"] {
+                b.extend_from_slice(&(f.len() as u16).to_be_bytes());
+                b.extend_from_slice(f.as_bytes());
+            }
+            let mut p = vec![0x10, b.len() as u8];
+            p.extend(b);
+            p
+        };
+        assert_eq!(refused(&base), None);
+        let at = 12;
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // Declares 1 byte, holds a 5-byte session expiry.
+            ("overrun", with_props(&base, at, 1, &[1, 0x11, 0, 0, 0, 10])),
+            // Two session expiries: rumqttd keeps the last.
+            (
+                "duplicate",
+                with_props(&base, at, 1, &[10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2]),
+            ),
+            // Property id 0x7F does not exist; 0x23 (topic alias) is not a CONNECT property.
+            ("unknown id", with_props(&base, at, 1, &[2, 0x7F, 0])),
+            ("foreign id", with_props(&base, at, 1, &[3, 0x23, 0, 1])),
+            // A length in a longer form than needed.
+            ("long form", with_props(&base, at, 1, &[0x80, 0x00])),
+            // Bytes after the password.
+            ("leftover", {
+                let mut p = base.clone();
+                p[1] += 2;
+                p.extend_from_slice(&[0xAB, 0xCD]);
+                p
+            }),
+        ];
+        for (what, bytes) in cases {
+            assert!(refused(&bytes).is_some(), "{what} passed");
+        }
+        // The same overrun in a PUBLISH: props right after the topic.
+        let p = encode(Packet::Publish(
+            Publish::new(
+                Bytes::from_static(b"t"),
+                Bytes::from_static(b"abcdef"),
+                false,
+            ),
+            None,
+        ));
+        assert_eq!(refused(&p), None);
+        let overrun = with_props(&p, 2 + 3, 1, &[1, 0x02, 0, 0, 0]);
+        assert!(refused(&overrun).is_some_and(|e| e.contains("PUBLISH")));
+    }
+}

@@ -1,0 +1,335 @@
+//! What a logged-in device sends, judged packet by packet: forwarded to the router as parsed,
+//! answered here, or the end of the connection. The device topic ACL ([`super::acl`]) judges the
+//! very packet that is forwarded: there is no second reading of the bytes.
+//!
+//! Pure: a packet in, a step out. The session does the I/O.
+
+use rumqttd::protocol::{DisconnectReasonCode as Reason, Packet, PingResp};
+
+use super::acl::{self, Violation};
+use super::outbound::Outbound;
+
+/// What to do with one packet.
+#[derive(Debug)]
+pub enum Step {
+    /// Hand it to the router, as parsed (state subscriptions at QoS 0, see `outbound`).
+    Forward(Packet),
+    /// Answer the device with this, here.
+    Reply(Packet),
+    /// Taken care of here (a PUBACK for one of the session's own deliveries).
+    Done,
+    /// End the connection.
+    Stop(Stop),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// DISCONNECT: the will only when an MQTT 5 device gave another reason than a normal one.
+    Disconnect { will: bool },
+    /// Outside the device topic ACL.
+    Acl(Violation),
+    /// A packet a client does not send.
+    Protocol(&'static str),
+}
+
+/// Judges one packet of `device` (`acl`: the topic ACL is on).
+pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
+    match p {
+        Packet::Publish(publish, props) => {
+            if acl {
+                let topic = String::from_utf8_lossy(&publish.topic);
+                if let Err(v) = acl::may_publish(device, &topic) {
+                    return Step::Stop(Stop::Acl(v));
+                }
+            }
+            Step::Forward(Packet::Publish(publish, props))
+        }
+        Packet::Subscribe(mut sub, props) => {
+            if sub.filters.is_empty() {
+                return Step::Stop(Stop::Protocol("a SUBSCRIBE without filters"));
+            }
+            if acl {
+                if let Some(f) = sub
+                    .filters
+                    .iter()
+                    .find(|f| !acl::may_subscribe(device, &f.path))
+                {
+                    return Step::Stop(Stop::Acl(Violation(format!("subscribe to {:?}", f.path))));
+                }
+            }
+            out.subscribe(&mut sub);
+            Step::Forward(Packet::Subscribe(sub, props))
+        }
+        Packet::Unsubscribe(u, props) => {
+            out.unsubscribe(&u);
+            Step::Forward(Packet::Unsubscribe(u, props))
+        }
+        Packet::PubAck(ack, props) => {
+            if out.acked(ack.pkid) {
+                Step::Done
+            } else {
+                Step::Forward(Packet::PubAck(ack, props))
+            }
+        }
+        p @ (Packet::PubRec(..) | Packet::PubRel(..) | Packet::PubComp(..)) => Step::Forward(p),
+        // Answered here: a keep-alive needs no trip through the router.
+        Packet::PingReq(_) => Step::Reply(Packet::PingResp(PingResp)),
+        // Only a normal disconnection withdraws the will (MQTT 5 3.14.2.1).
+        Packet::Disconnect(d, _) => Step::Stop(Stop::Disconnect {
+            will: d.reason_code != Reason::NormalDisconnection,
+        }),
+        Packet::Connect(..) => Step::Stop(Stop::Protocol("a second CONNECT")),
+        Packet::ConnAck(..) => Step::Stop(Stop::Protocol("a CONNACK")),
+        Packet::SubAck(..) => Step::Stop(Stop::Protocol("a SUBACK")),
+        Packet::UnsubAck(..) => Step::Stop(Stop::Protocol("an UNSUBACK")),
+        Packet::PingResp(..) => Step::Stop(Stop::Protocol("a PINGRESP")),
+    }
+}
+
+/// What a stream of bytes from one logged-in device comes to: the packets forwarded to the
+/// router, and why it stopped (`None`: it did not, the bytes ran out). The bytes arrive in
+/// pieces of the given sizes (cycled), as a socket may deliver them.
+///
+/// For the fuzz target and the property tests: it runs the same codec and judge as a session,
+/// and panics if anything forwarded is outside the ACL the judge applied.
+pub fn replay(
+    proto: super::Proto,
+    device: &str,
+    acl_on: bool,
+    bytes: &[u8],
+    pieces: &[usize],
+) -> (Vec<Packet>, Option<String>) {
+    let mut out = Outbound::new(true);
+    let mut buf = bytes::BytesMut::new();
+    let mut scratch = Vec::new();
+    let mut forwarded = Vec::new();
+    let mut rest = bytes;
+    let mut sizes = pieces.iter().copied().filter(|n| *n > 0).cycle();
+    loop {
+        match proto.read(&mut buf, 64 * 1024, &mut scratch) {
+            Ok(p) => match judge(device, acl_on, &mut out, p) {
+                Step::Forward(p) => {
+                    assert_allowed(device, acl_on, &p);
+                    forwarded.push(p);
+                }
+                Step::Reply(_) | Step::Done => {}
+                Step::Stop(s) => return (forwarded, Some(format!("{s:?}"))),
+            },
+            Err(super::codec::ReadError::Short(_)) => {
+                if rest.is_empty() {
+                    return (forwarded, None);
+                }
+                let n = sizes.next().unwrap_or(rest.len()).min(rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
+            Err(e) => return (forwarded, Some(format!("malformed: {e}"))),
+        }
+    }
+}
+
+/// Panics unless a forwarded packet is one the ACL allows and a client may send.
+fn assert_allowed(device: &str, acl_on: bool, p: &Packet) {
+    match p {
+        Packet::Publish(publish, _) => {
+            let topic = String::from_utf8_lossy(&publish.topic);
+            assert!(
+                !acl_on || acl::may_publish(device, &topic).is_ok(),
+                "forwarded a publish on {topic:?}"
+            );
+        }
+        Packet::Subscribe(sub, _) => {
+            for f in &sub.filters {
+                assert!(
+                    !acl_on || acl::may_subscribe(device, &f.path),
+                    "forwarded a subscription to {:?}",
+                    f.path
+                );
+            }
+        }
+        Packet::Unsubscribe(..)
+        | Packet::PubAck(..)
+        | Packet::PubRec(..)
+        | Packet::PubRel(..)
+        | Packet::PubComp(..) => {}
+        other => panic!("forwarded a packet a client does not send: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::Proto;
+    use proptest::prelude::*;
+
+    fn remaining(n: usize, out: &mut Vec<u8>) {
+        let mut n = n;
+        loop {
+            let mut b = (n % 128) as u8;
+            n /= 128;
+            if n > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    fn s(x: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(x.len() as u16).to_be_bytes());
+        out.extend_from_slice(x.as_bytes());
+    }
+
+    fn packet(first: u8, body: Vec<u8>) -> Vec<u8> {
+        let mut p = vec![first];
+        remaining(body.len(), &mut p);
+        p.extend(body);
+        p
+    }
+
+    fn publish(topic: &str, payload: &[u8], v5: bool) -> Vec<u8> {
+        let mut b = Vec::new();
+        s(topic, &mut b);
+        b.extend_from_slice(&[0, 7]);
+        if v5 {
+            b.push(0);
+        }
+        b.extend_from_slice(payload);
+        packet(0x32, b)
+    }
+
+    fn subscribe(filters: &[&str], v5: bool) -> Vec<u8> {
+        let mut b = vec![0, 9];
+        if v5 {
+            b.push(0);
+        }
+        for f in filters {
+            s(f, &mut b);
+            b.push(1);
+        }
+        packet(0x82, b)
+    }
+
+    /// A subscription whose property block declares 1 byte but holds a 5-byte subscription
+    /// identifier whose value bytes, read the standard way, start a filter `#`.
+    fn overrunning_subscribe() -> Vec<u8> {
+        let mut b = vec![0, 9, 0x01, 0x0B, 0x01, 0x00, 0x01, b'#', 0x01];
+        s("docket/v1/events", &mut b);
+        b.push(1);
+        packet(0x82, b)
+    }
+
+    const DEVICE: &str = "tab-1";
+
+    fn allowed() -> Vec<String> {
+        vec![
+            "docket/v1/cmd/tab-1".into(),
+            "docket/v1/devices/tab-1/presence".into(),
+        ]
+    }
+
+    fn any_topic() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("docket/v1/cmd/tab-1".to_owned()),
+            Just("docket/v1/devices/tab-1/presence".to_owned()),
+            Just("docket/v1/cmd/tab-2".to_owned()),
+            Just("docket/v1/events".to_owned()),
+            Just("docket/v1/reply/tab-2".to_owned()),
+            Just("docket/v1/board/grill".to_owned()),
+            "[a-z/#+]{0,20}",
+        ]
+    }
+
+    fn any_filter() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("docket/v1/reply/tab-1".to_owned()),
+            Just("docket/v1/events".to_owned()),
+            Just("docket/v1/board/+".to_owned()),
+            Just("docket/v1/menu".to_owned()),
+            Just("docket/v1/reply/#".to_owned()),
+            Just("docket/v1/cmd/+".to_owned()),
+            Just("#".to_owned()),
+            "[a-z/#+]{0,20}",
+        ]
+    }
+
+    /// A stream of packets a device might send: well formed, forbidden, or with bytes changed.
+    fn stream(v5: bool) -> impl Strategy<Value = Vec<u8>> {
+        let one = prop_oneof![
+            (any_topic(), proptest::collection::vec(any::<u8>(), 0..64))
+                .prop_map(move |(t, p)| publish(&t, &p, v5)),
+            proptest::collection::vec(any_filter(), 1..4).prop_map(move |f| {
+                let f: Vec<&str> = f.iter().map(String::as_str).collect();
+                subscribe(&f, v5)
+            }),
+            Just(vec![0xC0, 0]),
+            Just(overrunning_subscribe()),
+            proptest::collection::vec(any::<u8>(), 0..16),
+        ];
+        (
+            proptest::collection::vec(one, 1..8),
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        )
+            .prop_map(|(packets, flips)| {
+                let mut all: Vec<u8> = packets.concat();
+                for (at, x) in flips {
+                    if !all.is_empty() {
+                        let i = at % all.len();
+                        all[i] ^= x;
+                    }
+                }
+                all
+            })
+    }
+
+    proptest! {
+        /// Random and mutated packet streams: nothing panics, nothing outside the ACL is
+        /// forwarded (`replay` asserts it), and how the bytes are split never changes what is.
+        #[test]
+        fn whatever_is_forwarded_is_what_the_acl_approved(
+            v5 in any::<bool>(),
+            bytes in (any::<bool>()).prop_flat_map(stream),
+            pieces in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let proto = if v5 { Proto::V5 } else { Proto::V4 };
+            let whole = replay(proto, DEVICE, true, &bytes, &[bytes.len().max(1)]);
+            let split = replay(proto, DEVICE, true, &bytes, &pieces);
+            prop_assert_eq!(format!("{whole:?}"), format!("{split:?}"));
+        }
+    }
+
+    #[test]
+    fn an_overrunning_subscription_is_refused_not_read_as_events() {
+        let (fwd, stop) = replay(Proto::V5, DEVICE, true, &overrunning_subscribe(), &[1000]);
+        assert!(fwd.is_empty(), "{fwd:?}");
+        assert!(stop.is_some_and(|s| s.contains("malformed")));
+    }
+
+    #[test]
+    fn allowed_traffic_is_forwarded_as_parsed() {
+        for v5 in [false, true] {
+            let proto = if v5 { Proto::V5 } else { Proto::V4 };
+            let mut bytes = subscribe(&["docket/v1/reply/tab-1", "docket/v1/board/+"], v5);
+            for t in allowed() {
+                bytes.extend(publish(&t, b"x", v5));
+            }
+            bytes.extend([0xC0, 0]);
+            let (fwd, stop) = replay(proto, DEVICE, true, &bytes, &[7]);
+            assert_eq!((fwd.len(), stop), (3, None), "v5 {v5}");
+            let (fwd, stop) = replay(
+                proto,
+                DEVICE,
+                true,
+                &publish("docket/v1/events", b"x", v5),
+                &[3],
+            );
+            assert!(fwd.is_empty());
+            assert_eq!(
+                stop.as_deref(),
+                Some("Acl(Violation(\"publish on \\\"docket/v1/events\\\"\"))")
+            );
+        }
+    }
+}
