@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of docket-core (appliance/core/fuzz: cargo-fuzz and libFuzzer) in
-# bounded runs: each target starts from its committed corpus and stops after N seconds. Fails on
+# Coverage-guided fuzzing (cargo-fuzz and libFuzzer) of docket-core (appliance/core/fuzz:
+# envelope, commands) and of docketd's MQTT connection layer (appliance/docketd/fuzz:
+# connection) in bounded runs: each target starts from its committed corpus and stops after N seconds. Fails on
 # any panic, broken invariant, timeout or out-of-memory, and prints the input that caused it.
 #
 #   scripts/fuzz.sh                         every target, 30 s each
-#   scripts/fuzz.sh --seconds 600 commands  one target (envelope, commands), ten minutes
+#   scripts/fuzz.sh --seconds 600 commands  one target (envelope, commands, connection), ten minutes
 #   scripts/fuzz.sh --grow                  add what the run finds to the committed corpus
 #                                           (then run --cmin before committing it)
 #   scripts/fuzz.sh --cmin                  minimise the committed corpus; no fuzzing (keeps
@@ -15,13 +16,13 @@
 #   scripts/fuzz.sh --jobs 1                targets one after another (default: one per core)
 #
 # New inputs a run finds go to a temp dir and are dropped, unless --grow. Crash inputs and each
-# target's last log go to appliance/core/fuzz/artifacts/TARGET/ (not committed). Reproduce one:
+# target's last log go to its fuzz dir's artifacts/TARGET/ (not committed). Reproduce one:
 #   appliance/core/fuzz/target/<host>/release/TARGET appliance/core/fuzz/artifacts/TARGET/crash-…
-# and keep it for the regression by copying it into appliance/core/fuzz/corpus/TARGET/.
+# and keep it for the regression by copying it into that fuzz dir's corpus/TARGET/.
 #
 # Installs the pinned cargo-fuzz when missing. Builds with the repo's pinned stable toolchain
 # (rust-toolchain.toml) and RUSTC_BOOTSTRAP=1, since cargo-fuzz passes nightly-only flags, into
-# appliance/core/fuzz/target, never the workspace's target/.
+# each fuzz dir's target/, never the workspace's target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -29,8 +30,15 @@ export RUSTC_BOOTSTRAP=1
 export RUST_BACKTRACE=1
 
 CARGO_FUZZ_VERSION=0.13.2
-FUZZ_DIR=appliance/core/fuzz
-ALL_TARGETS=(envelope commands)
+ALL_TARGETS=(envelope commands connection)
+
+# The fuzz crate a target belongs to.
+fuzz_dir() {
+    case $1 in
+        connection) echo appliance/docketd/fuzz ;;
+        *) echo appliance/core/fuzz ;;
+    esac
+}
 
 seconds=30
 grow=0
@@ -68,15 +76,18 @@ fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 fuzz_cargo() {
-    # From appliance/core, cargo-fuzz finds its crate in ./fuzz.
-    (cd "$FUZZ_DIR/.." && cargo fuzz "$@")
+    # From the crate's directory, cargo-fuzz finds its fuzz crate in ./fuzz.
+    local dir=$1
+    shift
+    (cd "$dir/.." && cargo fuzz "$@")
 }
 
 if [[ $cmin -eq 1 ]]; then
-    mkdir -p "$FUZZ_DIR/target"
     for t in "${targets[@]}"; do
+        FUZZ_DIR=$(fuzz_dir "$t")
+        mkdir -p "$FUZZ_DIR/target"
         before=$(find "$FUZZ_DIR/corpus/$t" -type f | wc -l)
-        fuzz_cargo cmin --sanitizer "$sanitizer" --target "$host" \
+        fuzz_cargo "$FUZZ_DIR" cmin --sanitizer "$sanitizer" --target "$host" \
             --target-dir "$PWD/$FUZZ_DIR/target" "$t" -- -set_cover_merge=1 -use_counters=0 \
             >"$FUZZ_DIR/target/cmin-$t.log" 2>&1 \
             || { tail -n 30 "$FUZZ_DIR/target/cmin-$t.log" >&2; exit 1; }
@@ -86,9 +97,15 @@ if [[ $cmin -eq 1 ]]; then
 fi
 
 start=$(date +%s)
-echo "fuzz: building ${ALL_TARGETS[*]} (sanitizer: $sanitizer; cargo-fuzz $CARGO_FUZZ_VERSION, $(rustc --version))"
-CARGO_TERM_QUIET=true fuzz_cargo build --sanitizer "$sanitizer" --target "$host" \
-    --target-dir "$PWD/$FUZZ_DIR/target"
+echo "fuzz: building ${targets[*]} (sanitizer: $sanitizer; cargo-fuzz $CARGO_FUZZ_VERSION, $(rustc --version))"
+built=()
+for t in "${targets[@]}"; do
+    FUZZ_DIR=$(fuzz_dir "$t")
+    [[ " ${built[*]} " == *" $FUZZ_DIR "* ]] && continue
+    CARGO_TERM_QUIET=true fuzz_cargo "$FUZZ_DIR" build --sanitizer "$sanitizer" --target "$host" \
+        --target-dir "$PWD/$FUZZ_DIR/target"
+    built+=("$FUZZ_DIR")
+done
 echo "fuzz: built in $(( $(date +%s) - start )) s"
 
 scratch=$(mktemp -d)
@@ -97,6 +114,8 @@ trap 'rm -rf "$scratch"' EXIT
 # Runs one target for $seconds; its libFuzzer output goes to artifacts/TARGET/last-run.log.
 fuzz_one() {
     local t=$1
+    local FUZZ_DIR
+    FUZZ_DIR=$(fuzz_dir "$t")
     local out="$FUZZ_DIR/artifacts/$t"
     local corpus=("$FUZZ_DIR/corpus/$t")
     mkdir -p "$out"
@@ -120,6 +139,8 @@ final_stat() {
 # One line per target from its log; on failure, the input and the panic with its stack.
 report() {
     local t=$1 status=$2
+    local FUZZ_DIR
+    FUZZ_DIR=$(fuzz_dir "$t")
     local log="$FUZZ_DIR/artifacts/$t/last-run.log"
     local done_line
     done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true)

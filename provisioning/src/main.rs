@@ -939,8 +939,21 @@ fn doctor(
     let t1 = now_ms();
     let health: Option<serde_json::Value> = match health {
         Ok(r) => r.into_json().ok(),
-        Err(ureq::Error::Status(503, _)) => {
-            checks.push(Check { name: "health", ok: false, says: "docketd is running but not ready yet: wait a minute; if it stays so, power-cycle the box and run doctor again".into() });
+        Err(ureq::Error::Status(503, r)) => {
+            let v: serde_json::Value = r.into_json().unwrap_or_default();
+            let says = if v["status"] == "listener_down" {
+                let down: Vec<String> = v["listeners"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, l)| l["ok"] != true)
+                    .map(|(name, l)| format!("{name} ({})", l["error"].as_str().unwrap_or("no recent login")))
+                    .collect();
+                format!("docketd runs but a listener no longer takes logins: {}; devices on it cannot connect. The service restarts itself within its watchdog period; if this stays, power-cycle the box", down.join(", "))
+            } else {
+                "docketd is running but not ready yet: wait a minute; if it stays so, power-cycle the box and run doctor again".into()
+            };
+            checks.push(Check { name: "health", ok: false, says });
             None
         }
         Err(ureq::Error::Status(code, _)) => {
@@ -1087,7 +1100,9 @@ fn doctor(
             (Some(a), Some((id, secret))) => match mqtt_login(a, id, secret) {
                 Ok(Login::Unreachable) => (false, unreachable),
                 Ok(Login::Answered(Some(0))) => (true, format!("MQTT login as {id} accepted on port {mqtt_port}")),
-                Ok(Login::Answered(None | Some(4) | Some(5))) => (false, format!("the broker refused the login of manager {id}: the box does not know it (push a bundle from this site directory: `docket site push`) or it was revoked")),
+                Ok(Login::Answered(Some(4))) => (false, format!("the broker refused the login of manager {id}: the box does not know this manager or its secret (push a bundle from this site directory: `docket site push`)")),
+                Ok(Login::Answered(Some(5))) => (false, format!("the broker refused the login of manager {id}: this manager was revoked on the box; use another manager's site directory, or approve a new manager on /admin")),
+                Ok(Login::Answered(None)) => (false, format!("the broker closed the login of manager {id} without an answer: the box is out of connections or runs an old docketd; run doctor again in a minute")),
                 Ok(Login::Answered(Some(rc))) => (false, format!("the broker answered the login with code {rc}: is port {mqtt_port} docketd's MQTT port?")),
                 Err(e) => (false, format!("port {mqtt_port} accepts connections but does not speak MQTT ({e}): is it docketd's MQTT port?")),
             },

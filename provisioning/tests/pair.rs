@@ -192,6 +192,13 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     ])?;
     assert!(!green);
     assert!(says(&v, "broker").contains("refused the login"), "{v}");
+    assert!(says(&v, "broker").contains("does not know this manager"), "{v}");
+    // A revoked manager: red, and said so (the box's CONNACK tells the two apart).
+    let gone = d.add_device("mgr-gone", "manager", &[])?;
+    d.cli(&["device", "revoke", "--id", "mgr-gone"])?;
+    let (green, v) = doctor(&["--manager-id", "mgr-gone", "--manager-secret", &gone.secret])?;
+    assert!(!green);
+    assert!(says(&v, "broker").contains("was revoked"), "{v}");
     // The screen goes away: red, naming it.
     c.disconnect().await;
     let deadline = std::time::Instant::now() + docket_tests::DEADLINE;
