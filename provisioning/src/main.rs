@@ -947,13 +947,22 @@ fn doctor(
                     .into_iter()
                     .flatten()
                     .filter(|(_, l)| l["ok"] != true)
-                    .map(|(name, l)| format!("{name} ({})", l["error"].as_str().unwrap_or("no recent login")))
+                    .map(|(name, l)| {
+                        format!(
+                            "{name} ({})",
+                            l["error"].as_str().unwrap_or("no recent login")
+                        )
+                    })
                     .collect();
                 format!("docketd runs but a listener no longer takes logins: {}; devices on it cannot connect. The service restarts itself within its watchdog period; if this stays, power-cycle the box", down.join(", "))
             } else {
                 "docketd is running but not ready yet: wait a minute; if it stays so, power-cycle the box and run doctor again".into()
             };
-            checks.push(Check { name: "health", ok: false, says });
+            checks.push(Check {
+                name: "health",
+                ok: false,
+                says,
+            });
             None
         }
         Err(ureq::Error::Status(code, _)) => {

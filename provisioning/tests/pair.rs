@@ -192,10 +192,26 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     ])?;
     assert!(!green);
     assert!(says(&v, "broker").contains("refused the login"), "{v}");
-    assert!(says(&v, "broker").contains("does not know this manager"), "{v}");
+    assert!(
+        says(&v, "broker").contains("does not know this manager"),
+        "{v}"
+    );
     // A revoked manager: red, and said so (the box's CONNACK tells the two apart).
-    let gone = d.add_device("mgr-gone", "manager", &[])?;
-    d.cli(&["device", "revoke", "--id", "mgr-gone"])?;
+    // (The bundle made this data directory cafe-3's: the CLI is told so.)
+    let cli = |args: &[&str]| -> anyhow::Result<String> {
+        let o = std::process::Command::new(docket_tests::docketd_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&d.config)
+            .env("DOCKET_SITE_ID", "cafe-3")
+            .output()?;
+        anyhow::ensure!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Ok(String::from_utf8(o.stdout)?)
+    };
+    let gone: docket_tests::Creds = serde_json::from_str(
+        cli(&["device", "add", "--id", "mgr-gone", "--role", "manager"])?.trim(),
+    )?;
+    cli(&["device", "revoke", "--id", "mgr-gone"])?;
     let (green, v) = doctor(&["--manager-id", "mgr-gone", "--manager-secret", &gone.secret])?;
     assert!(!green);
     assert!(says(&v, "broker").contains("was revoked"), "{v}");
