@@ -53,66 +53,18 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     // Fail fast on a taken port, before anything is published. Bound now, accepted only once
     // the retained state is in place.
-    let http_listener = conn::listen::bind(cfg.http_listen)
-        .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
-    let mut mqtt = Vec::new();
-    for (addr, proto, name) in std::iter::once((cfg.mqtt_listen, Proto::V4, "mqtt"))
-        .chain(cfg.mqtt_v5_listen.map(|a| (a, Proto::V5, "mqtt_v5")))
-    {
-        let l = conn::listen::bind(addr)
-            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
-        mqtt.push((l, proto, name));
-    }
+    let (http_listener, mqtt) = bind_listeners(&cfg)?;
     let stations = menu.stations().len();
     let broker = Broker::start(broker::router_config(&cfg, stations));
-    let link = broker.link("docketd-engine")?;
-    let settings = EngineSettings {
-        site_id: cfg.site_id.clone(),
-        max_batch: cfg.max_batch,
-        board_interval: Duration::from_millis(cfg.board_interval_ms),
-        replay_page: cfg.replay_page,
-        rate_limit: crate::ratelimit::Limit {
-            per_second: cfg.commands_per_second,
-            burst: cfg.command_burst,
-        },
-        version: VERSION.to_owned(),
-    };
-    let mut engine = Engine::new(
-        settings,
+    let (stop, mut engine_done) = start_engine(
+        &cfg,
+        &broker,
         store,
         menu,
         registry.clone(),
         metrics.clone(),
-        link,
-    )?;
-
-    systemd::status("republishing retained state");
-    let t = Instant::now();
-    let (engine, republished) = tokio::task::spawn_blocking(move || {
-        let ok = engine.republish_retained(Instant::now() + Duration::from_secs(10));
-        (engine, ok)
-    })
+    )
     .await?;
-    if !republished? {
-        bail!("the broker did not take the retained state within 10 s");
-    }
-    tracing::info!(
-        took_ms = t.elapsed().as_millis() as u64,
-        "retained menu, boards and status republished"
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let (engine_done_tx, mut engine_done) = oneshot::channel();
-    {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let r = engine.run(stop);
-                let _ = engine_done_tx.send(r);
-            })
-            .context("cannot start the engine thread")?;
-    }
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let restart = tokio_util::sync::CancellationToken::new();
@@ -165,41 +117,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
             restart: cfg.restart_on_site_push.then(|| restart.clone()),
         })),
     });
-    let http_task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            // TCP_NODELAY: pages speak MQTT over this WebSocket; with Nagle on, a reply sent
-            // right after a PUBACK waited ~40 ms for the browser's delayed ACK.
-            let listener = http_listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
-                }
-            });
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        })
-    };
-    // Every listener proves itself with a real login before READY, and keeps proving it.
-    let every = systemd::probe_every();
-    let t = Instant::now();
-    loop {
-        health.probe_all(connections.probe_token()).await;
-        match health.alive_within(every.as_millis() as u64 * 3) {
-            Ok(()) => break,
-            Err(stale) if t.elapsed() > Duration::from_secs(10) => {
-                bail!("a listener does not take logins: {stale}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    {
-        let (health, connections, stop) = (health.clone(), connections.clone(), shutdown.clone());
-        tokio::spawn(async move { health.run(connections.probe_token(), every, stop).await });
-    }
+    let http_task = tokio::spawn(serve_http(http_listener, app, shutdown.clone()));
+    prove_listeners(&health, &connections, &shutdown).await?;
     tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
     tokio::spawn(watch_devices(
         registry.clone(),
@@ -233,7 +152,22 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         r = &mut engine_done => Some(r),
     };
     metrics.ready.store(false, Relaxed);
-    let result = match engine_result {
+    let result = finish(engine_result, &stop, engine_done).await;
+    systemd::stopping();
+    shutdown.cancel();
+    connections.cut_all();
+    let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+    tracing::info!("docketd stopped");
+    result
+}
+
+/// How the engine ended: by itself (an error: it does not stop otherwise), or told to drain.
+async fn finish(
+    ended: Option<Result<Result<(), crate::engine::EngineError>, oneshot::error::RecvError>>,
+    stop: &AtomicBool,
+    engine_done: EngineDone,
+) -> anyhow::Result<()> {
+    match ended {
         Some(Ok(Ok(()))) => Ok(()),
         Some(Ok(Err(e))) => Err(anyhow::Error::new(e).context("the engine stopped")),
         Some(Err(_)) => Err(anyhow::anyhow!("the engine thread died")),
@@ -250,13 +184,126 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
                 Err(_) => Err(anyhow::anyhow!("the engine did not drain within 10 s")),
             }
         }
+    }
+}
+
+type EngineDone = oneshot::Receiver<Result<(), crate::engine::EngineError>>;
+
+/// The engine: built on its link, the retained state republished and taken by the router, then
+/// running on its own thread. Returns its stop flag and the channel it reports its end on.
+async fn start_engine(
+    cfg: &Config,
+    broker: &Broker,
+    store: Store,
+    menu: docket_core::Menu,
+    registry: Arc<DeviceRegistry>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Arc<AtomicBool>, EngineDone)> {
+    let link = broker.link("docketd-engine")?;
+    let settings = EngineSettings {
+        site_id: cfg.site_id.clone(),
+        max_batch: cfg.max_batch,
+        board_interval: Duration::from_millis(cfg.board_interval_ms),
+        replay_page: cfg.replay_page,
+        rate_limit: crate::ratelimit::Limit {
+            per_second: cfg.commands_per_second,
+            burst: cfg.command_burst,
+        },
+        version: VERSION.to_owned(),
     };
-    systemd::stopping();
-    shutdown.cancel();
-    connections.cut_all();
-    let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
-    tracing::info!("docketd stopped");
-    result
+    let mut engine = Engine::new(settings, store, menu, registry, metrics, link)?;
+
+    systemd::status("republishing retained state");
+    let t = Instant::now();
+    let (engine, republished) = tokio::task::spawn_blocking(move || {
+        let ok = engine.republish_retained(Instant::now() + Duration::from_secs(10));
+        (engine, ok)
+    })
+    .await?;
+    if !republished? {
+        bail!("the broker did not take the retained state within 10 s");
+    }
+    tracing::info!(
+        took_ms = t.elapsed().as_millis() as u64,
+        "retained menu, boards and status republished"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (engine_done_tx, engine_done) = oneshot::channel();
+    {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let r = engine.run(stop);
+                let _ = engine_done_tx.send(r);
+            })
+            .context("cannot start the engine thread")?;
+    }
+
+    Ok((stop, engine_done))
+}
+
+/// HTTP (the pages, the APIs, `/mqtt`) until shutdown.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    // TCP_NODELAY: pages speak MQTT over this WebSocket; with Nagle on, a reply sent right
+    // after a PUBACK waited ~40 ms for the browser's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
+        }
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}
+
+type Mqtt = Vec<(tokio::net::TcpListener, Proto, &'static str)>;
+
+/// Binds HTTP and the MQTT ports (each with the connection layer's deep listen queue).
+fn bind_listeners(cfg: &Config) -> anyhow::Result<(tokio::net::TcpListener, Mqtt)> {
+    let http = conn::listen::bind(cfg.http_listen)
+        .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
+    let mut mqtt = Vec::new();
+    for (addr, proto, name) in std::iter::once((cfg.mqtt_listen, Proto::V4, "mqtt"))
+        .chain(cfg.mqtt_v5_listen.map(|a| (a, Proto::V5, "mqtt_v5")))
+    {
+        let l = conn::listen::bind(addr)
+            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
+        mqtt.push((l, proto, name));
+    }
+    Ok((http, mqtt))
+}
+
+/// Every listener proves itself with a real login before READY (within 10 s), and keeps proving
+/// it until shutdown.
+async fn prove_listeners(
+    health: &Arc<probe::Health>,
+    connections: &Connections,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let every = systemd::probe_every();
+    let t = Instant::now();
+    loop {
+        health.probe_all(connections.probe_token()).await;
+        match health.alive_within(every.as_millis() as u64 * 3) {
+            Ok(()) => break,
+            Err(stale) if t.elapsed() > Duration::from_secs(10) => {
+                bail!("a listener does not take logins: {stale}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let (health, connections, stop) = (health.clone(), connections.clone(), shutdown.clone());
+    tokio::spawn(async move { health.run(connections.probe_token(), every, stop).await });
+    Ok(())
 }
 
 /// Notices device changes made by the CLI or the admin API and cuts revoked devices off at once.

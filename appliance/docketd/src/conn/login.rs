@@ -14,7 +14,7 @@ use rumqttd::protocol::{
     ConnAck, ConnAckProperties, ConnectReturnCode as C, Error as CodecError, Packet, Publish,
 };
 
-use super::admit::{Admission, Ask};
+use super::admit::{self, Admission, Ask};
 use super::codec::{Proto, ReadError};
 use super::transport::Transport;
 use super::wire::{Broken, Wire};
@@ -56,57 +56,20 @@ pub async fn login<T: Transport>(
     peer: &str,
     pending: &mut Pending,
 ) -> Option<Admitted> {
-    let first = match tokio::time::timeout(PENDING_AT_MOST, w.next()).await {
-        Ok(r) => r,
-        Err(_) => {
-            pending.take();
-            match tokio::time::timeout(CONNECT_TIMEOUT - PENDING_AT_MOST, w.next()).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::debug!(peer, "no CONNECT in time");
-                    return None;
-                }
-            }
-        }
-    };
-    let packet = match first {
-        Ok(p) => p,
-        Err(Broken::Malformed(ReadError::Codec(CodecError::InvalidProtocolLevel(level)))) => {
-            // The client speaks another MQTT version than this port: say so in 3.1.1, which
-            // every version's client reads.
-            tracing::info!(
-                peer,
-                level,
-                "MQTT login refused: protocol version of another port"
-            );
-            let nack = Packet::ConnAck(refusal(C::RefusedProtocolVersion), None);
-            w.proto = Proto::V4;
-            w.goodbye(Some(nack)).await;
-            return None;
-        }
-        Err(e) => {
-            tracing::debug!(peer, error = ?e, "connection closed before a valid CONNECT");
-            return None;
-        }
-    };
-    let Packet::Connect(connect, props, will, _will_props, login) = packet else {
+    let Packet::Connect(connect, props, will, _will_props, login) =
+        read_connect(w, peer, pending).await?
+    else {
         tracing::debug!(peer, "first packet is not CONNECT");
         return None;
     };
-    let refuse = |code: C, why: &str| {
-        let props = w.proto.is_v5().then(|| ConnAckProperties {
-            reason_string: Some(why.to_owned()),
-            ..Default::default()
-        });
-        Packet::ConnAck(refusal(code), props)
-    };
     let device = connect.client_id.clone();
     if device.is_empty() {
-        let nack = refuse(
+        refuse(
+            w,
             C::ClientIdentifierNotValid,
             "a device logs in with its device id",
-        );
-        w.goodbye(Some(nack)).await;
+        )
+        .await;
         return None;
     }
     if let (Some(will), true) = (&will, shared.settings.topic_acl) {
@@ -114,11 +77,12 @@ pub async fn login<T: Transport>(
         if let Err(v) = super::acl::may_will(&device, &topic) {
             shared.metrics.acl_cuts.fetch_add(1, Relaxed);
             tracing::warn!(peer, device = %super::clip(&device), reason = %v, "MQTT login refused: outside the device topic ACL");
-            let nack = refuse(
+            refuse(
+                w,
                 C::NotAuthorized,
                 "a will outside the device's own presence topic",
-            );
-            w.goodbye(Some(nack)).await;
+            )
+            .await;
             return None;
         }
     }
@@ -132,50 +96,36 @@ pub async fn login<T: Transport>(
         password: login.password,
         clean_session: connect.clean_session,
     };
-    let (tx, rx, ack, probe) = match shared.desk.login(ask).await {
-        Admission::Admitted(link) => (link.tx, link.rx, link.ack, link.probe),
-        Admission::Refused(why) => {
-            let nack = match why {
-                Login::Revoked => refuse(C::NotAuthorized, "this device was removed from the box"),
-                _ => refuse(C::BadUserNamePassword, "unknown device or wrong secret"),
-            };
-            w.goodbye(Some(nack)).await;
+    let link = match shared.desk.login(ask).await {
+        Admission::Admitted(link) => link,
+        Admission::Refused(Login::Revoked) => {
+            refuse(w, C::NotAuthorized, "this device was removed from the box").await;
+            return None;
+        }
+        Admission::Refused(_) => {
+            refuse(w, C::BadUserNamePassword, "unknown device or wrong secret").await;
             return None;
         }
         Admission::Unavailable => {
-            w.goodbye(Some(refuse(
+            refuse(
+                w,
                 C::ServerUnavailable,
                 "the box cannot take more connections now",
-            )))
+            )
             .await;
             return None;
         }
     };
-    let session_present = match Option::<Packet>::from(ack) {
-        Some(Packet::ConnAck(a, _)) => a.session_present,
-        _ => false,
-    };
     let keep_alive = connect.keep_alive;
-    let mut props_out = None;
-    if w.proto.is_v5() {
-        props_out = Some(ConnAckProperties {
-            max_packet_size: u32::try_from(shared.settings.max_packet).ok(),
-            // Absent topic alias maximum: none accepted (the ACL judges every topic).
-            shared_subscription_available: shared.settings.topic_acl.then_some(0),
-            server_keep_alive: (keep_alive == 0).then_some(SERVER_KEEP_ALIVE),
-            ..Default::default()
-        });
-    }
-    w.queue(Packet::ConnAck(
-        ConnAck {
-            session_present,
-            code: C::Success,
-        },
-        props_out,
-    ));
+    let admit::Link {
+        mut tx,
+        rx,
+        ack,
+        probe,
+    } = *link;
+    w.queue(accepted(shared, w.proto, ack, keep_alive));
     let flushed = w.flush().await;
     pending.take();
-    let mut tx = tx;
     if probe || flushed.is_err() {
         // A probe has proved the listener, the desk and the router: done.
         super::session::leave_router(&mut tx);
@@ -205,9 +155,84 @@ pub async fn login<T: Transport>(
     })
 }
 
-fn refusal(code: C) -> ConnAck {
-    ConnAck {
+/// The first packet, within [`CONNECT_TIMEOUT`]; the pending place is given up after
+/// [`PENDING_AT_MOST`] either way. A client of the other MQTT version is told so.
+async fn read_connect<T: Transport>(
+    w: &mut Wire<T>,
+    peer: &str,
+    pending: &mut Pending,
+) -> Option<Packet> {
+    let first = match tokio::time::timeout(PENDING_AT_MOST, w.next()).await {
+        Ok(r) => r,
+        Err(_) => {
+            pending.take();
+            match tokio::time::timeout(CONNECT_TIMEOUT - PENDING_AT_MOST, w.next()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!(peer, "no CONNECT in time");
+                    return None;
+                }
+            }
+        }
+    };
+    match first {
+        Ok(p) => Some(p),
+        Err(Broken::Malformed(ReadError::Codec(CodecError::InvalidProtocolLevel(level)))) => {
+            // The client speaks another MQTT version than this port: say so in 3.1.1, which
+            // every version's client reads.
+            tracing::info!(
+                peer,
+                level,
+                "MQTT login refused: protocol version of another port"
+            );
+            w.proto = Proto::V4;
+            refuse(w, C::RefusedProtocolVersion, "").await;
+            None
+        }
+        Err(e) => {
+            tracing::debug!(peer, error = ?e, "connection closed before a valid CONNECT");
+            None
+        }
+    }
+}
+
+/// Answers a refused login with a CONNACK saying why (MQTT 5: with a reason string), and closes.
+async fn refuse<T: Transport>(w: &mut Wire<T>, code: C, why: &str) {
+    let props = w.proto.is_v5().then(|| ConnAckProperties {
+        reason_string: Some(why.to_owned()),
+        ..Default::default()
+    });
+    let ack = ConnAck {
         session_present: false,
         code,
-    }
+    };
+    w.goodbye(Some(Packet::ConnAck(ack, props))).await;
+}
+
+/// The CONNACK of an admitted login: the router's "session present", and for MQTT 5 what the
+/// box accepts.
+fn accepted(
+    shared: &Shared,
+    proto: Proto,
+    router_ack: rumqttd::Notification,
+    keep_alive: u16,
+) -> Packet {
+    let session_present = match Option::<Packet>::from(router_ack) {
+        Some(Packet::ConnAck(a, _)) => a.session_present,
+        _ => false,
+    };
+    let props = proto.is_v5().then(|| ConnAckProperties {
+        max_packet_size: u32::try_from(shared.settings.max_packet).ok(),
+        // Absent topic alias maximum: none accepted (the ACL judges every topic).
+        shared_subscription_available: shared.settings.topic_acl.then_some(0),
+        server_keep_alive: (keep_alive == 0).then_some(SERVER_KEEP_ALIVE),
+        ..Default::default()
+    });
+    Packet::ConnAck(
+        ConnAck {
+            session_present,
+            code: C::Success,
+        },
+        props,
+    )
 }
