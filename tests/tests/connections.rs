@@ -494,3 +494,53 @@ async fn pipelined_and_server_only_packets() -> R {
     assert_eq!(d.get("/healthz")?.0, 200);
     Ok(())
 }
+
+/// A screen that stopped reading (its socket full, a write pending) is still cut off the moment
+/// it is revoked, not when the write gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_that_stopped_reading_is_cut_at_once() -> R {
+    let d = Daemon::start_with(&[], "test-site", "commands_per_second = 0")?;
+    let kds = d.add_device("kds-stuck", "station", &["grill"])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    // A tiny receive buffer, and never a read after the SUBACK.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(2048)?;
+    let mut s = Raw {
+        stream: socket.connect(([127, 0, 0, 1], d.mqtt).into()).await?,
+    };
+    s.send(&raw::connect(4, &[], &kds.id, None, &kds.id, &kds.secret))
+        .await?;
+    assert_eq!(s.connack().await?, Some(0));
+    // Events, and the boards: each one carries every open order, several times a second.
+    s.send(&raw::subscribe(
+        1,
+        &[],
+        &[wire::EVENTS_TOPIC, "docket/v1/board/+"],
+    ))
+    .await?;
+    let f = s.next(docket_tests::DEADLINE).await?.expect("SUBACK");
+    assert_eq!(f.kind(), 9);
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    // Enough events to fill both socket buffers: the box's writes to the screen get stuck.
+    for i in 0..600 {
+        assert!(t.command(&place(&format!("{i}"))).await?.ok);
+    }
+    assert_eq!(d.metric("docket_mqtt_connections")?, 2.0);
+    // Orders keep coming while the manager revokes it: the box is in the middle of a write.
+    let busy = tokio::spawn(async move {
+        for i in 0.. {
+            if t.command(&place(&format!("more-{i}"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d.cli(&["device", "revoke", "--id", "kds-stuck"])?;
+    let r = docket_tests::eventually("the revoked, non-reading screen is cut", || {
+        d.metric("docket_mqtt_connections").is_ok_and(|n| n < 2.0)
+    })
+    .await;
+    busy.abort();
+    r?;
+    Ok(())
+}

@@ -320,14 +320,12 @@ async fn watch_devices(
             _ = tick.tick() => {}
         }
         let reg = registry.clone();
-        let cut = match tokio::task::spawn_blocking(move || reg.refresh()).await {
-            Ok(Ok(cut)) => cut,
-            Ok(Err(e)) => {
-                tracing::warn!(error = ?e, "device refresh failed");
-                continue;
-            }
+        match tokio::task::spawn_blocking(move || reg.refresh()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = ?e, "device refresh failed"),
             Err(_) => continue,
-        };
+        }
+        let cut = registry.take_revoked();
         for device in cut {
             metrics.kicks.fetch_add(1, Relaxed);
             if connections.cut(&device, conn::Ending::Revoked) {

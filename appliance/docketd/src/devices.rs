@@ -109,6 +109,9 @@ struct Cache {
 pub struct DeviceRegistry {
     conn: Mutex<Connection>,
     cache: RwLock<Cache>,
+    /// Devices revoked (or deleted) since the last [`DeviceRegistry::take_revoked`], whichever
+    /// caller's refresh noticed it: the device watcher cuts their connections.
+    revoked: Mutex<Vec<String>>,
     metrics: Arc<Metrics>,
 }
 
@@ -139,6 +142,7 @@ impl DeviceRegistry {
                 generation: -1,
                 devices: HashMap::new(),
             }),
+            revoked: Mutex::new(Vec::new()),
             metrics,
         };
         reg.refresh()?;
@@ -189,7 +193,20 @@ impl DeviceRegistry {
                 .filter(|d| d.revoked_at.is_none())
                 .count(),
         );
+        drop(cache);
+        if !cut.is_empty() {
+            self.revoked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(cut.iter().cloned());
+        }
         Ok(cut)
+    }
+
+    /// Devices revoked since the last call, noticed by any refresh (a login, a command's MAC
+    /// check, the admin API, the watcher): none is missed because someone else looked first.
+    pub fn take_revoked(&self) -> Vec<String> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn get(&self, id: &str) -> Option<DeviceRow> {

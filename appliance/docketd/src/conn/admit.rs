@@ -15,6 +15,7 @@ use rumqttd::protocol::{Packet, Publish};
 use rumqttd::Notification;
 use tokio::sync::{mpsc, oneshot};
 
+use super::table::{Handle, Table};
 use crate::broker::{drain_now, poll_once_ready, Broker};
 use crate::devices::{ct_eq, DeviceRegistry, Login};
 use crate::metrics::Metrics;
@@ -40,8 +41,8 @@ pub struct Link {
     pub rx: LinkRx,
     /// The router's CONNACK for the link (session present or not).
     pub ack: Notification,
-    /// docketd's own probe, not a device.
-    pub probe: bool,
+    /// The device's entry in the connection table (None: docketd's own probe).
+    pub handle: Option<Arc<Handle>>,
 }
 
 /// The desk's answer to a login.
@@ -70,13 +71,14 @@ impl Desk {
         broker: Broker,
         registry: Arc<DeviceRegistry>,
         metrics: Arc<Metrics>,
+        table: Arc<Table>,
     ) -> std::io::Result<Desk> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let probe_token: Arc<str> = hex::encode(rand::random::<[u8; 32]>()).into();
         let token = probe_token.clone();
         std::thread::Builder::new()
             .name("mqtt-admit".into())
-            .spawn(move || run(rx, broker, registry, metrics, &token))?;
+            .spawn(move || run(rx, broker, registry, metrics, table, &token))?;
         Ok(Desk { jobs, probe_token })
     }
 
@@ -108,6 +110,7 @@ fn run(
     broker: Broker,
     registry: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
+    table: Arc<Table>,
     token: &str,
 ) {
     let mut wills: Option<(LinkTx, LinkRx)> = None;
@@ -115,7 +118,7 @@ fn run(
     while let Some(job) = jobs.blocking_recv() {
         match job {
             Job::Login(ask, reply) => {
-                let _ = reply.send(admit(&broker, &registry, &metrics, token, ask));
+                let _ = reply.send(admit(&broker, &registry, &metrics, &table, token, ask));
             }
             Job::Will(p) => {
                 if wills.is_none() {
@@ -143,6 +146,7 @@ fn admit(
     broker: &Broker,
     registry: &DeviceRegistry,
     metrics: &Metrics,
+    table: &Table,
     token: &str,
     ask: Ask,
 ) -> Admission {
@@ -173,7 +177,17 @@ fn admit(
         .topic_alias_max(0)
         .build();
     match built {
-        Ok((tx, rx, ack)) => Admission::Admitted(Box::new(Link { tx, rx, ack, probe })),
+        Ok((tx, rx, ack)) => {
+            // Entered here, in the order the router took the links: the router has just dropped
+            // an earlier link of this client id, and the table ends that session (no will).
+            let handle = (!probe).then(|| table.enter(&ask.client_id));
+            Admission::Admitted(Box::new(Link {
+                tx,
+                rx,
+                ack,
+                handle,
+            }))
+        }
         Err(e) => {
             log_link_error(&ask.client_id, &e);
             Admission::Unavailable

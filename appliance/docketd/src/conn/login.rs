@@ -39,6 +39,8 @@ pub type Pending = Option<tokio::sync::OwnedSemaphorePermit>;
 /// A logged-in device.
 pub struct Admitted {
     pub device: String,
+    /// Its entry in the connection table (takeover, revocation).
+    pub handle: std::sync::Arc<super::table::Handle>,
     pub tx: LinkTx,
     pub rx: LinkRx,
     /// Its will, published by the box if the connection ends without DISCONNECT.
@@ -121,19 +123,24 @@ pub async fn login<T: Transport>(
         mut tx,
         rx,
         ack,
-        probe,
+        handle,
     } = *link;
     w.queue(accepted(shared, w.proto, ack, keep_alive));
     let flushed = w.flush().await;
     pending.take();
-    if probe || flushed.is_err() {
-        // A probe has proved the listener, the desk and the router: done.
-        super::session::leave_router(&mut tx);
-        if probe {
-            w.goodbye(None).await;
+    let handle = match handle {
+        Some(h) if flushed.is_ok() => h,
+        other => {
+            // A probe has proved the listener, the desk and the router: done.
+            super::session::leave_router(&mut tx);
+            if let Some(h) = other {
+                shared.table.leave(&device, &h);
+            } else {
+                w.goodbye(None).await;
+            }
+            return None;
         }
-        return None;
-    }
+    };
     let idle = match keep_alive {
         0 if w.proto.is_v5() => Duration::from_secs(u64::from(SERVER_KEEP_ALIVE)) * 3 / 2,
         0 => NO_KEEP_ALIVE_IDLE,
@@ -147,6 +154,7 @@ pub async fn login<T: Transport>(
     let will = will.map(|w| Publish::new(w.topic, w.message, w.retain));
     Some(Admitted {
         device,
+        handle,
         tx,
         rx,
         will,

@@ -49,7 +49,7 @@ pub struct Settings {
 pub struct Shared {
     pub broker: Broker,
     pub desk: admit::Desk,
-    table: table::Table,
+    table: Arc<table::Table>,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     /// Connections accepted and not yet answered ([`listen::PENDING`]).
@@ -73,11 +73,12 @@ impl Connections {
         max_connections: usize,
         health: Arc<probe::Health>,
     ) -> std::io::Result<Connections> {
-        let desk = admit::Desk::start(broker.clone(), registry, metrics.clone())?;
+        let table = Arc::new(table::Table::default());
+        let desk = admit::Desk::start(broker.clone(), registry, metrics.clone(), table.clone())?;
         Ok(Connections(Arc::new(Shared {
             broker,
             desk,
-            table: table::Table::default(),
+            table,
             metrics,
             settings,
             pending: Arc::new(Semaphore::new(listen::PENDING)),

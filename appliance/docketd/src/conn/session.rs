@@ -92,13 +92,13 @@ async fn serve<T: Transport>(
 ) {
     let Admitted {
         device,
+        handle,
         tx,
         mut rx,
         will,
         idle,
         upgrade_state,
     } = a;
-    let handle = shared.table.enter(&device);
     shared.metrics.presence.connected(&device);
     bye.device = Some(device.clone());
     bye.handle = Some(handle.clone());
@@ -114,7 +114,10 @@ async fn serve<T: Transport>(
     // The link lives in the goodbye from here on, so that it leaves the router even on a panic.
     let tx = bye.tx.insert(tx);
     // Packets that came in the same read as the CONNECT (clients pipeline their SUBSCRIBEs).
-    let first = incoming(&ctx, w, tx, &mut out).await;
+    let first = match incoming(&ctx, w, tx, &mut out).await {
+        Some(end) => Some(end),
+        None => flush_unless_told(w, &handle).await.err(),
+    };
     let end = if let Some(end) = first {
         end
     } else {
@@ -129,6 +132,9 @@ async fn serve<T: Transport>(
                     if let Some(end) = incoming(&ctx, w, tx, &mut out).await {
                         break end;
                     }
+                    if let Err(end) = flush_unless_told(w, &handle).await {
+                        break end;
+                    }
                 }
                 r = rx.next() => match r {
                     Err(_) => break End::RouterGone,
@@ -139,8 +145,8 @@ async fn serve<T: Transport>(
                         if let Some(end) = end {
                             break end;
                         }
-                        if w.flush().await.is_err() {
-                            break End::Lost;
+                        if let Err(end) = flush_unless_told(w, &handle).await {
+                            break end;
                         }
                         // The router paused this link (its queue was full): ready for more.
                         if unscheduled && rx.wake().await.is_err() {
@@ -224,10 +230,19 @@ async fn incoming<T: Transport>(
     if forward(ctx.shared, tx, &mut fwd).await.is_err() {
         return Some(End::RouterGone);
     }
-    if w.flush().await.is_err() {
-        return Some(End::Lost);
-    }
     end
+}
+
+/// Writes what is queued, unless the session is told to end meanwhile (a device that stopped
+/// reading is still cut off at once when it is revoked).
+async fn flush_unless_told<T: Transport>(w: &mut Wire<T>, handle: &Handle) -> Result<(), End> {
+    tokio::select! {
+        r = w.flush() => return r.map_err(|_| End::Lost),
+        _ = handle.cancelled() => {}
+    }
+    // Part of it may be on the wire: nothing more of it goes.
+    w.discard();
+    Err(End::Told(handle.ending()))
 }
 
 /// Hands packets to the router: all but the last straight into the link's queue, the last with

@@ -120,6 +120,11 @@ impl<T: Transport> Wire<T> {
         }
     }
 
+    /// Drops what is queued and not yet written.
+    pub fn discard(&mut self) {
+        self.write = BytesMut::new();
+    }
+
     /// Queues a last packet, writes it if the peer takes it soon, and closes.
     pub async fn goodbye(&mut self, last: Option<Packet>) {
         if let Some(p) = last {
