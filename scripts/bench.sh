@@ -77,7 +77,8 @@ build=(cargo build --locked --workspace --bins)
 [[ $profile == debug ]] && build=(cargo build --locked --workspace --all-targets)
 "${build[@]}"
 target_dir=${CARGO_TARGET_DIR:-target}
-export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"
+[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
+export DOCKETD_BIN="$target_dir/$profile/docketd"
 vm_image="$target_dir/bench-image"
 if [[ $scenario == all || ,$scenario, == *,connections-vm,* ]]; then
     if [[ $(id -u) -eq 0 ]]; then
