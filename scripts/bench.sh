@@ -2,7 +2,7 @@
 # Benchmarks: builds the release docketd and docket-load, then runs the scenarios against a
 # docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
 #
-#   scripts/bench.sh                     every scenario (about 15 minutes)
+#   scripts/bench.sh                     every scenario (about 17 minutes)
 #   scripts/bench.sh --quick             a smoke run (short phases, 10,000-event backlog, 2,000
 #                                        devices, 600 in the test image)
 #   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, flat-out-10, pi,
