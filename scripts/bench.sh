@@ -2,12 +2,17 @@
 # Benchmarks: builds the release docketd and docket-load, then runs the scenarios against a
 # docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
 #
-#   scripts/bench.sh                     every scenario (about 15 minutes)
+#   scripts/bench.sh                     every scenario (about 17 minutes)
 #   scripts/bench.sh --quick             a smoke run (short phases, 10,000-event backlog, 2,000
 #                                        devices, 600 in the test image)
-#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, broker-hop,
-#                                        browser, connections, connections-vm, reconnect-storm,
-#                                        backlog, restart; or a,b)
+#   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, flat-out-10, pi,
+#                                        broker-hop, browser, connections, connections-vm,
+#                                        reconnect-storm, backlog, restart; or a,b)
+#   scripts/bench.sh --scenario pi       x100 and flat-out against a docketd on a Raspberry Pi 4's
+#                                        CPU (cgroup v1 quotas) with an SD card's fsync (FUSE,
+#                                        docket-slowfs); needs root, else "not available"; see
+#                                        docs/benchmarks.md, "The pi profile"
+#   scripts/bench.sh --pi-fsync-ms 5     milliseconds each fsync takes in pi (default 5)
 #   scripts/bench.sh --duration 60       seconds of measured load per scenario (default 30)
 #   scripts/bench.sh --connections 2000  devices in the connections scenario (default 10,000)
 #   scripts/bench.sh --vm-connections N  devices in connections-vm (default 10,000)
@@ -34,6 +39,7 @@ connections=10000
 vm_connections=10000
 keep_alive=15
 hop_messages=50000
+pi_fsync_ms=5
 json=""
 profile=release
 update_docs=0
@@ -50,7 +56,8 @@ while [[ $# -gt 0 ]]; do
         --backlog-events) backlog=$2; shift ;;
         --debug) profile=debug ;;
         --update-docs) update_docs=1 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --pi-fsync-ms) pi_fsync_ms=$2; shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -70,7 +77,8 @@ build=(cargo build --locked --workspace --bins)
 [[ $profile == debug ]] && build=(cargo build --locked --workspace --all-targets)
 "${build[@]}"
 target_dir=${CARGO_TARGET_DIR:-target}
-export DOCKETD_BIN="$PWD/$target_dir/$profile/docketd"
+[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
+export DOCKETD_BIN="$target_dir/$profile/docketd"
 vm_image="$target_dir/bench-image"
 if [[ $scenario == all || ,$scenario, == *,connections-vm,* ]]; then
     if [[ $(id -u) -eq 0 ]]; then
@@ -95,7 +103,7 @@ trap 'rm -f "$md"' EXIT
 args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
     --restart-events "$restart_events" --connections "$connections" --hop-messages "$hop_messages"
     --vm-image "$vm_image" --vm-connections "$vm_connections" --keep-alive "$keep_alive"
-    --markdown "$md")
+    --pi-fsync-ms "$pi_fsync_ms" --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"

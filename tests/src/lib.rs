@@ -8,6 +8,7 @@ pub mod raw;
 pub mod servers;
 pub mod vm;
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,8 @@ pub struct Daemon {
     /// The address its listeners are on: loopback, or its own network namespace's.
     pub host: std::net::Ipv4Addr,
     netns: Option<Netns>,
+    /// A command docketd is exec'd through (empty: started directly); see [`Daemon::start_in`].
+    launcher: Vec<OsString>,
 }
 
 /// A network namespace of its own for a daemon, reached over a veth pair: clients cross a real
@@ -185,7 +188,21 @@ impl Daemon {
         site_id: &str,
         extra_toml: &str,
     ) -> anyhow::Result<Daemon> {
-        Daemon::start_inner(env, site_id, extra_toml, None)
+        Daemon::start_inner(tempfile::tempdir()?, &[], env, site_id, extra_toml, None)
+    }
+
+    /// Like [`Daemon::start_with`], in a temp dir the caller made and through a launcher: docketd
+    /// runs as `launcher... docketd run --config ...` (a command that execs its arguments, e.g.
+    /// after joining a cgroup), restarts too. Its data dir is `<dir>/data`, so a caller can mount
+    /// a filesystem there first. The benchmark's `pi` profile does both.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        launcher: &[OsString],
+        env: &[(&str, &str)],
+        site_id: &str,
+        extra_toml: &str,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::start_inner(dir, launcher, env, site_id, extra_toml, None)
     }
 
     /// Like [`Daemon::start_with`], in a network namespace of its own reached over a veth pair
@@ -196,7 +213,8 @@ impl Daemon {
         site_id: &str,
         extra_toml: &str,
     ) -> anyhow::Result<Daemon> {
-        Daemon::start_inner(env, site_id, extra_toml, Netns::create())
+        let dir = tempfile::tempdir()?;
+        Daemon::start_inner(dir, &[], env, site_id, extra_toml, Netns::create())
     }
 
     /// Does this daemon run in its own network namespace (clients cross a veth interface)?
@@ -205,6 +223,8 @@ impl Daemon {
     }
 
     fn start_inner(
+        dir: tempfile::TempDir,
+        launcher: &[OsString],
         env: &[(&str, &str)],
         site_id: &str,
         extra_toml: &str,
@@ -214,7 +234,6 @@ impl Daemon {
             Some((ns, ip)) => (Some(ns), ip),
             None => (None, std::net::Ipv4Addr::LOCALHOST),
         };
-        let dir = tempfile::tempdir()?;
         let mqtt = free_port();
         let mqtt_v5 = free_port();
         let http = free_port();
@@ -241,6 +260,7 @@ impl Daemon {
                 .collect(),
             host,
             netns,
+            launcher: launcher.to_vec(),
         };
         d.spawn()?;
         Ok(d)
@@ -251,15 +271,14 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                // `ip netns exec` execs docketd: the child is docketd itself.
-                c.args(["netns", "exec", &ns.name]).arg(docketd_bin());
-                c
-            }
-            None => Command::new(docketd_bin()),
-        };
+        // Launchers exec what follows them (`ip netns exec` too): the child is docketd itself.
+        let mut argv = self.launcher.clone();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns.name.as_str()].map(OsString::from));
+        }
+        argv.push(docketd_bin().into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)

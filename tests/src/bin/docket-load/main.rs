@@ -9,7 +9,9 @@
 //! - docketd's RSS and CPU from /proc.
 //!
 //! Scenarios: `seed` (50 tablets × 2 orders/min, 10 screens, as in the case study), `x10`,
-//! `x100`, `flat-out` (closed loop, as fast as durable commits allow), `connections` (10,000
+//! `x100`, `flat-out` (closed loop, as fast as durable commits allow), `flat-out-10` (the same
+//! with the case study's 10 screens), `pi` (x100 and flat-out against a docketd on a Raspberry
+//! Pi 4's CPU with an SD card's fsync), `connections` (10,000
 //! connected devices with the seed load on top; Mosquitto holding as many beside it),
 //! `reconnect-storm` (600 screens drop and return at once), `broker-hop` (the bare publish →
 //! receive floor through docketd's broker and through Mosquitto), `browser` (Chromium tablet
@@ -19,7 +21,9 @@
 
 mod browser;
 mod connections;
+mod flat;
 mod hop;
+mod pi;
 mod storm;
 mod vm;
 
@@ -39,8 +43,8 @@ use serde_json::{json, Value};
 #[derive(Parser)]
 #[command(about = "Docket benchmark load generator")]
 struct Args {
-    /// seed, x10, x100, flat-out, connections, connections-vm, reconnect-storm, broker-hop,
-    /// browser, backlog, restart; several comma-separated, or all
+    /// seed, x10, x100, flat-out, flat-out-10, pi, connections, connections-vm,
+    /// reconnect-storm, broker-hop, browser, backlog, restart; several comma-separated, or all
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of measured load per scenario (or phase).
@@ -80,6 +84,16 @@ struct Args {
     /// orders/s, docs/benchmarks.md).
     #[arg(long, default_value_t = 64)]
     flat_clients: usize,
+    /// pi: milliseconds each fsync of docketd's data dir takes (an SD card's, docs/benchmarks.md).
+    #[arg(long, default_value_t = 5.0)]
+    pi_fsync_ms: f64,
+    /// pi: one Pi 4 core as a fraction of one core of this machine (default: the calibration
+    /// for this CPU in pi.rs).
+    #[arg(long)]
+    pi_core_share: Option<f64>,
+    /// pi: the Pi 4's four cores together, in cores of this machine (default: as above).
+    #[arg(long)]
+    pi_total_cores: Option<f64>,
     /// Messages in broker-hop's flat-out part.
     #[arg(long, default_value_t = 50_000)]
     hop_messages: usize,
@@ -610,79 +624,6 @@ async fn closed_loop(d: &Daemon, tag: &str, clients: usize, events: u64) -> anyh
     )
 }
 
-/// Flat out: `clients` closed-loop managers each place an order and complete it as fast as
-/// replies come, for `secs`; two screens count every event (lost, duplicated, out of order) and
-/// time order-to-screen. An order is two durable commands (place, complete).
-async fn flat_out(d: &Daemon, clients: usize, secs: u64) -> anyhow::Result<Value> {
-    let sent: Sent = Default::default();
-    let m = Measure::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_screens = Arc::new(AtomicBool::new(false));
-    let mut screens = Vec::new();
-    for mut c in devices(d, "flat-screen", "expo", &[], 2).await? {
-        c.subscribe(wire::EVENTS_TOPIC).await?;
-        screens.push(tokio::spawn(screen(
-            c,
-            sent.clone(),
-            m.clone(),
-            stop_screens.clone(),
-        )));
-    }
-    let first_seq = d.metric("docket_seq")? as u64 + 1;
-    let proc = Proc::start(d);
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for mut c in devices(d, "flat-mgr", "manager", &[], clients).await? {
-        let (stop, sent, m) = (stop.clone(), sent.clone(), m.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let body = CommandBody::PlaceOrder {
-                    table: "1".into(),
-                    lines: vec![line("burger-classic", 1)],
-                };
-                let r = timed_place(&mut c, &sent, &m, &body).await?;
-                let o = r.order_id.context("order id")?;
-                let r = c.command(&CommandBody::Complete { order_id: o }).await?;
-                anyhow::ensure!(r.ok, "complete refused: {r:?}");
-                m.orders.fetch_add(1, Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
-    stop.store(true, Relaxed);
-    for t in tasks {
-        t.await??;
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc.cpu_pct();
-    let expected = d.metric("docket_seq")? as u64;
-    // Every placed order's event reaches both screens (lost ones are counted below).
-    let want = 2 * m.orders.load(Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while m.to_screen.lock().unwrap_or_else(|p| p.into_inner()).len() < want
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop_screens.store(true, Relaxed);
-    let (lost, dup, ooo) = screen_counts(screens, first_seq, expected).await?;
-    let (h, r) = m.histograms();
-    let orders = m.orders.load(Relaxed);
-    let events = expected + 1 - first_seq;
-    Ok(json!({
-        "load": format!("{clients} closed-loop clients: place, complete; 2 screens"),
-        "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "p999_ms": ms(&h, 0.999),
-        "max_ms": h.max() as f64 / 1000.0,
-        "reply_p50_ms": ms(&r, 0.5), "reply_p99_ms": ms(&r, 0.99),
-        "orders": orders, "events": events, "seconds": wall,
-        "orders_per_s": orders as f64 / wall, "events_per_s": events as f64 / wall,
-        "lost": lost, "duplicated": dup, "out_of_order": ooo,
-        "cpu_pct": cpu, "rss_mb": rss_mb(proc.pid),
-    }))
-}
-
 /// Config for scenarios whose few clients each send far more than a real device (the
 /// closed-loop clients, the one kitchen device of the open-loop scenarios): the
 /// per-device command rate limit (50/s by default) is off there. It lands in the test
@@ -709,10 +650,12 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
             ));
             v
         }
-        "flat-out" => {
+        "flat-out" | "flat-out-10" => {
             let d = Daemon::start_with(&[], "demo", NO_RATE_LIMIT)?;
-            flat_out(&d, a.flat_clients, a.duration).await?
+            let screens = if name == "flat-out" { 2 } else { 10 };
+            flat::flat_out(&d, a.flat_clients, screens, a.duration).await?
         }
+        "pi" => pi::pi(a).await?,
         "connections" => connections::connections(a).await?,
         "connections-vm" => vm::connections_vm(a).await?,
         "reconnect-storm" => storm::storm(a).await?,
@@ -848,7 +791,7 @@ fn markdown(
         std::process::Command::new("date").args(["-u", "+%Y-%m-%d %H:%M"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default(),
         env!("CARGO_PKG_VERSION"),
     );
-    for (n, v) in results {
+    for (n, v) in results.iter().flat_map(|(n, v)| rows(n, v)) {
         let load = v
             .get("load")
             .and_then(Value::as_str)
@@ -878,6 +821,12 @@ fn markdown(
             num(f(v, "events_per_s"), 0),
             num(f(v, "orders_per_s"), 0)
         );
+    }
+    if let Some(v) = results.get("flat-out-10") {
+        o += &flat::markdown(v);
+    }
+    if let Some(v) = results.get("pi") {
+        o += &pi::markdown(v);
     }
     if let Some(v) = results.get("backlog") {
         o += &format!(
@@ -964,6 +913,15 @@ fn markdown(
     o
 }
 
+/// A result's table rows: `pi` has one per run, the others one.
+fn rows<'a>(name: &str, v: &'a Value) -> Vec<(String, &'a Value)> {
+    if name == "pi" {
+        pi::rows(v)
+    } else {
+        vec![(name.to_owned(), v)]
+    }
+}
+
 fn mosquitto_version() -> String {
     std::process::Command::new("/usr/sbin/mosquitto")
         .arg("-h")
@@ -1002,6 +960,8 @@ async fn main() -> anyhow::Result<()> {
             "x10",
             "x100",
             "flat-out",
+            "flat-out-10",
+            "pi",
             "broker-hop",
             "browser",
             "connections",
@@ -1034,7 +994,7 @@ async fn main() -> anyhow::Result<()> {
         "rss MB",
         "cpu %"
     );
-    for (n, v) in &results {
+    for (n, v) in results.iter().flat_map(|(n, v)| rows(n, v)) {
         let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
         println!(
             "{:<15} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>5} {:>5} {:>8.1} {:>6.1}",
@@ -1096,6 +1056,12 @@ async fn main() -> anyhow::Result<()> {
                 r.as_f64().unwrap_or(0.0)
             );
         }
+    }
+    if let Some(v) = results.get("flat-out-10") {
+        print!("{}", flat::markdown(v));
+    }
+    if let Some(v) = results.get("pi") {
+        print!("{}", pi::markdown(v));
     }
     let budgets = budget_lines(&results);
     for (sc, what, v, pass) in &budgets {
