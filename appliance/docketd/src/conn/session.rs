@@ -113,17 +113,20 @@ async fn serve<T: Transport>(
     tokio::pin!(silence);
     // The link lives in the goodbye from here on, so that it leaves the router even on a panic.
     let tx = bye.tx.insert(tx);
+    // One wait for "end now", registered once (a cancellation waiter costs a lock to add).
+    let told = handle.cancelled();
+    tokio::pin!(told);
     // Packets that came in the same read as the CONNECT (clients pipeline their SUBSCRIBEs).
     let first = match incoming(&ctx, w, tx, &mut out).await {
         Some(end) => Some(end),
-        None => flush_unless_told(w, &handle).await.err(),
+        None => flush_unless_told(w, &handle, told.as_mut()).await.err(),
     };
     let end = if let Some(end) = first {
         end
     } else {
         loop {
             tokio::select! {
-                _ = handle.cancelled() => break End::Told(handle.ending()),
+                _ = &mut told => break End::Told(handle.ending()),
                 r = w.fill() => {
                     if r.is_err() {
                         break End::Lost;
@@ -132,7 +135,7 @@ async fn serve<T: Transport>(
                     if let Some(end) = incoming(&ctx, w, tx, &mut out).await {
                         break end;
                     }
-                    if let Err(end) = flush_unless_told(w, &handle).await {
+                    if let Err(end) = flush_unless_told(w, &handle, told.as_mut()).await {
                         break end;
                     }
                 }
@@ -145,7 +148,7 @@ async fn serve<T: Transport>(
                         if let Some(end) = end {
                             break end;
                         }
-                        if let Err(end) = flush_unless_told(w, &handle).await {
+                        if let Err(end) = flush_unless_told(w, &handle, told.as_mut()).await {
                             break end;
                         }
                         // The router paused this link (its queue was full): ready for more.
@@ -235,10 +238,17 @@ async fn incoming<T: Transport>(
 
 /// Writes what is queued, unless the session is told to end meanwhile (a device that stopped
 /// reading is still cut off at once when it is revoked).
-async fn flush_unless_told<T: Transport>(w: &mut Wire<T>, handle: &Handle) -> Result<(), End> {
+async fn flush_unless_told<T: Transport>(
+    w: &mut Wire<T>,
+    handle: &Handle,
+    told: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> Result<(), End> {
+    if w.flush_now() {
+        return Ok(());
+    }
     tokio::select! {
         r = w.flush() => return r.map_err(|_| End::Lost),
-        _ = handle.cancelled() => {}
+        _ = told => {}
     }
     // Part of it may be on the wire: nothing more of it goes.
     w.discard();

@@ -21,6 +21,11 @@ pub trait Transport: Send + 'static {
         buf: &mut BytesMut,
         want: usize,
     ) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Writes what the peer takes at once without waiting; how many bytes (0: none, or a
+    /// transport that cannot say, which then goes through `write`).
+    fn try_write(&mut self, _bytes: &[u8]) -> usize {
+        0
+    }
     /// Writes all of `bytes` (one WebSocket message on `/mqtt`).
     fn write(&mut self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
     /// Says goodbye at the transport level (FIN, or a WebSocket Close) as far as it can.
@@ -39,6 +44,17 @@ impl Transport for tokio::net::TcpStream {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> usize {
+        let mut done = 0;
+        while done < bytes.len() {
+            match tokio::net::TcpStream::try_write(self, &bytes[done..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+        done
     }
 
     async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -102,17 +102,36 @@ impl<T: Transport> Wire<T> {
         }
     }
 
+    /// Writes what is queued if the socket takes all of it right now (the usual case: no timer,
+    /// no wait); true when nothing is left to write. What it took is gone from the queue.
+    pub fn flush_now(&mut self) -> bool {
+        if self.write.is_empty() {
+            return true;
+        }
+        let n = self.t.try_write(&self.write);
+        if n == self.write.len() {
+            self.release_write();
+            return true;
+        }
+        let _ = self.write.split_to(n);
+        false
+    }
+
+    fn release_write(&mut self) {
+        if self.write.capacity() > KEEP_WRITE {
+            self.write = BytesMut::new();
+        } else {
+            self.write.clear();
+        }
+    }
+
     /// Writes what is queued.
     pub async fn flush(&mut self) -> Result<(), Broken> {
         if self.write.is_empty() {
             return Ok(());
         }
         let r = tokio::time::timeout(WRITE_STALL, self.t.write(&self.write)).await;
-        if self.write.capacity() > KEEP_WRITE {
-            self.write = BytesMut::new();
-        } else {
-            self.write.clear();
-        }
+        self.release_write();
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Broken::Closed),
