@@ -385,6 +385,15 @@ impl Engine {
         &mut self,
         commands: Vec<(String, bytes::Bytes)>,
     ) -> Result<(), EngineError> {
+        let t = Instant::now();
+        let r = self.handle_batch(commands);
+        self.metrics
+            .command_micros
+            .fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        r
+    }
+
+    fn handle_batch(&mut self, commands: Vec<(String, bytes::Bytes)>) -> Result<(), EngineError> {
         let now = now_ms();
         let mut batch = Batch::default();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(commands.len());
@@ -581,18 +590,37 @@ impl Engine {
         self.metrics.seq.store(self.last_seq, Relaxed);
         let open = self.site.orders.values().filter(|o| o.is_open()).count();
         self.metrics.open_orders.store(open as u64, Relaxed);
-        // Only now, after the commit: replies, events, and the boards they change.
+        // Only now, after the commit: replies, events, and the boards they change. Handed to the
+        // router as one batch (one wake-up of its thread for the whole group commit).
+        let mut out = Vec::with_capacity(outcomes.len() + batch.events.len());
         for o in outcomes {
-            self.send(o)?;
+            out.push(plain(wire::reply_topic(&o.device).into_bytes(), o.bytes));
         }
         for (e, payload) in &batch.events {
-            self.tx.publish(wire::EVENTS_TOPIC, payload.clone())?;
+            out.push(plain(
+                wire::EVENTS_TOPIC.as_bytes().to_vec(),
+                payload.clone(),
+            ));
             self.mark_dirty(e);
         }
+        self.publish_all(out)?;
         // Completed orders leave memory once their boards are recomputed.
         if !self.dirty.is_empty() && self.boards_due() <= Instant::now() {
             self.publish_boards()?;
         }
+        Ok(())
+    }
+
+    /// Hands publishes to the router in one notification: all but the last straight into the
+    /// link's queue, the last with the wake-up.
+    fn publish_all(&mut self, mut packets: Vec<Packet>) -> Result<(), EngineError> {
+        let Some(last) = packets.pop() else {
+            return Ok(());
+        };
+        if !packets.is_empty() {
+            self.tx.buffer().extend(packets);
+        }
+        self.tx.push_packet(last)?;
         Ok(())
     }
 
@@ -704,6 +732,15 @@ impl Engine {
     }
 
     fn publish_boards(&mut self) -> Result<(), EngineError> {
+        let t = Instant::now();
+        let r = self.publish_dirty_boards();
+        self.metrics
+            .board_micros
+            .fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        r
+    }
+
+    fn publish_dirty_boards(&mut self) -> Result<(), EngineError> {
         let dirty = std::mem::take(&mut self.dirty);
         for station in &dirty {
             let board = docket_core::board(station, self.last_seq, self.site.orders.values());
@@ -782,6 +819,18 @@ enum Checked {
         actor: docket_core::Actor,
         body: Result<CommandBody, Rejection>,
     },
+}
+
+/// A QoS 0, not retained publish, as `LinkTx::publish` makes it.
+fn plain(topic: Vec<u8>, payload: Vec<u8>) -> Packet {
+    Packet::Publish(
+        Publish::new(
+            bytes::Bytes::from(topic),
+            bytes::Bytes::from(payload),
+            false,
+        ),
+        None,
+    )
 }
 
 /// `LinkTx::send` is async only in name; this is its synchronous use.

@@ -114,6 +114,10 @@ pub struct Metrics {
     pub acl_cuts: AtomicU64,
     pub kicks: AtomicU64,
     pub board_publishes: AtomicU64,
+    /// Microseconds the engine spent computing, encoding and handing over board snapshots.
+    pub board_micros: AtomicU64,
+    /// Microseconds the engine spent on command batches (checks, decisions, commit, publishing).
+    pub command_micros: AtomicU64,
     pub ready: AtomicBool,
     /// The last commit failed because the disk is full (cleared by the next commit).
     pub storage_full: AtomicBool,
@@ -312,6 +316,12 @@ impl Metrics {
             "Retained board snapshots published.",
             self.board_publishes.load(Relaxed),
         );
+        for (name, help, micros) in [
+            ("docket_board_seconds_total", "Time the engine spent computing, encoding and publishing board snapshots.", &self.board_micros),
+            ("docket_command_seconds_total", "Time the engine spent on command batches: checks, decisions, the commit, publishing replies and events (and boards due right after).", &self.command_micros),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", micros.load(Relaxed) as f64 / 1e6);
+        }
         let _ = writeln!(o, "# HELP docket_foreign_writes_total Writes by others to the box's own state topics, restored.\n# TYPE docket_foreign_writes_total counter");
         for (topic, n) in self
             .foreign_writes

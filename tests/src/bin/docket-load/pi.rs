@@ -174,13 +174,13 @@ impl Drop for PiBox {
 }
 
 /// docketd's `docket_commit_seconds` histogram at one instant: (le in s, cumulative count).
-struct Commits {
+pub struct Commits {
     buckets: Vec<(f64, f64)>,
     sum: f64,
     count: f64,
 }
 
-fn commits(d: &Daemon) -> anyhow::Result<Commits> {
+pub fn commits(d: &Daemon) -> anyhow::Result<Commits> {
     let (_, body) = d.get("/metrics")?;
     let mut c = Commits {
         buckets: Vec::new(),
@@ -215,7 +215,7 @@ fn commits(d: &Daemon) -> anyhow::Result<Commits> {
 impl Commits {
     /// The commits between `before` and now: count, mean, and the buckets holding p50 and p99
     /// (as "at most", in ms).
-    fn since(&self, before: &Commits) -> Value {
+    pub fn since(&self, before: &Commits) -> Value {
         let n = self.count - before.count;
         let le = |q: f64| {
             self.buckets
