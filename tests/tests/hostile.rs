@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use docket_core::wire::{self, CommandBody, Reply};
+use docket_tests::raw::{field as mqtt_str, varint as remaining};
 use docket_tests::{line, Client, Daemon};
 
 type R = anyhow::Result<()>;
@@ -91,26 +92,6 @@ async fn a_flooding_device_is_rate_limited_and_others_are_not() -> R {
     );
     assert!(d.log_text().contains("over its command rate limit"));
     Ok(())
-}
-
-/// MQTT's variable-length "remaining length".
-fn remaining(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            return;
-        }
-    }
-}
-
-fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s);
 }
 
 /// An MQTT 3.1.1 CONNECT with username and password, written by hand.
