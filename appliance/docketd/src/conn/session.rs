@@ -68,7 +68,9 @@ pub async fn run<T: Transport>(
         fire: false,
     };
     let served = AssertUnwindSafe(async {
-        let Some(a) = login::login(&shared, &mut w, &peer, &mut pending).await else {
+        // Boxed: the login's state is freed once it is done, not kept in every session's task.
+        let login = Box::pin(login::login(&shared, &mut w, &peer, &mut pending));
+        let Some(a) = login.await else {
             return;
         };
         drop(pending);
@@ -152,7 +154,8 @@ async fn serve<T: Transport>(
                             break end;
                         }
                         // The router paused this link (its queue was full): ready for more.
-                        if unscheduled && rx.wake().await.is_err() {
+                        // (Boxed: the wake-up carries a router event of ~1 KB inline.)
+                    if unscheduled && Box::pin(rx.wake()).await.is_err() {
                             break End::RouterGone;
                         }
                     }
@@ -173,7 +176,7 @@ async fn serve<T: Transport>(
     };
     bye.fire = fire;
     let last = last.map(|reason_code| Packet::Disconnect(Disconnect { reason_code }, None));
-    w.goodbye(last).await;
+    Box::pin(w.goodbye(last)).await;
 }
 
 struct Ctx<'a> {
@@ -246,6 +249,16 @@ async fn flush_unless_told<T: Transport>(
     if w.flush_now() {
         return Ok(());
     }
+    // The socket is full: wait for it (boxed, like every rare wait here, so that an idle
+    // connection's task stays small).
+    Box::pin(flush_or_told(w, handle, told)).await
+}
+
+async fn flush_or_told<T: Transport>(
+    w: &mut Wire<T>,
+    handle: &Handle,
+    told: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> Result<(), End> {
     tokio::select! {
         r = w.flush() => return r.map_err(|_| End::Lost),
         _ = told => {}
@@ -262,17 +275,27 @@ async fn forward(
     tx: &mut LinkTx,
     packets: &mut Vec<Packet>,
 ) -> Result<(), rumqttd::local::LinkError> {
+    if packets.is_empty() {
+        return Ok(());
+    }
+    // rumqttd's `send` blocks the thread while the router's channel is full: wait here instead
+    // (boxed: the rare wait's state is not carried by every idle connection's task).
+    if shared.broker.congested() {
+        Box::pin(until_uncongested(shared)).await;
+    }
     let Some(last) = packets.pop() else {
         return Ok(());
     };
     if !packets.is_empty() {
         tx.buffer().extend(packets.drain(..));
     }
-    // rumqttd's `send` blocks the thread while the router's channel is full: wait here instead.
+    poll_once_ready(tx.send(last)).map(|_| ())
+}
+
+async fn until_uncongested(shared: &Shared) {
     while shared.broker.congested() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    tx.send(last).await.map(|_| ())
 }
 
 /// Queues what the router forwarded, shaped for the device; says whether the router paused the
