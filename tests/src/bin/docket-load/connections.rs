@@ -67,6 +67,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
     let d = Daemon::start_with_env(&[("DOCKET_MQTT_MAX_CONNECTIONS", &max)])?;
     let pid = d.pid().unwrap_or(0);
     let idle_rss = rss_mb(pid);
+    let idle_files = open_files(pid);
     let mut held: Vec<Client> = Vec::new();
     let mut phases = Vec::new();
     let mut failures = 0usize;
@@ -87,6 +88,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         failures += failed.len();
         held.extend(clients);
         let rss_connected = rss_mb(pid);
+        let files = open_files(pid);
         eprintln!(
             "connections: {} idle devices held; seed load on top",
             held.len()
@@ -100,6 +102,8 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
             "connects_per_s": add as f64 / connect_s,
             "failed": failed.len(), "dropped": dropped,
             "rss_connected_mb": rss_connected,
+            "open_files": files,
+            "files_per_connection": (files.saturating_sub(idle_files)) as f64 / (held.len() + SEED_DEVICES) as f64,
             "rss_mb": v["rss_mb"], "cpu_pct": v["cpu_pct"],
             "p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"], "p999_ms": v["p999_ms"],
             "max_ms": v["max_ms"], "orders_per_s": v["orders_per_s"],
@@ -128,6 +132,7 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         "idle_rss_mb": idle_rss,
         "rss_600_mb": phases[0]["rss_mb"],
         "kb_per_connection": (rss_most - idle_rss) * 1024.0 / most as f64,
+        "files_per_connection": last["files_per_connection"],
         "mosquitto": mosquitto,
         "p50_ms": last["p50_ms"], "p99_ms": last["p99_ms"], "p999_ms": last["p999_ms"],
         "max_ms": last["max_ms"], "orders_per_s": last["orders_per_s"],
@@ -170,4 +175,9 @@ async fn mosquitto_holding(most: usize) -> anyhow::Result<Value> {
         "idle_rss_mb": m_idle, "held": m_rss, "failed": m_failed,
         "kb_per_connection": (m_most - m_idle) * 1024.0 / most as f64,
     }))
+}
+
+/// The open file descriptors of a process (0 if it is gone).
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }

@@ -880,9 +880,9 @@ fn markdown(
     }
     if let Some(v) = results.get("connections") {
         o += &format!(
-            "\nconnections: {} devices, {} failures; docketd RSS {} MB at 600 devices and {} MB at {} ({} KB per connection: rumqttd's router queues plus the connection layer's); Mosquitto holding as many: {} KB per connection.\n",
+            "\nconnections: {} devices, {} failures; docketd RSS {} MB at 600 devices and {} MB at {} ({} KB and {} open files per connection: rumqttd's router queues plus the connection layer's); Mosquitto holding as many: {} KB per connection.\n",
             v["devices"], v["failures"], num(f(v, "rss_600_mb"), 1), num(f(v, "rss_mb"), 1), v["devices"],
-            num(f(v, "kb_per_connection"), 1), num(f(&v["mosquitto"], "kb_per_connection"), 1),
+            num(f(v, "kb_per_connection"), 1), num(f(v, "files_per_connection"), 2), num(f(&v["mosquitto"], "kb_per_connection"), 1),
         );
     }
     if let Some(v) = results.get("connections-vm") {
