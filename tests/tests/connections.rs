@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use docket_core::wire::{self, CommandBody};
 use docket_tests::raw::{self, Raw, Will};
 use docket_tests::{line, Client, Creds, Daemon, ACL_OFF};
@@ -542,5 +544,73 @@ async fn a_revoked_device_that_stopped_reading_is_cut_at_once() -> R {
     .await;
     busy.abort();
     r?;
+    Ok(())
+}
+
+/// A device's commands skip the router, its SUBSCRIBEs do not: a client that sends CONNECT
+/// (clean session), SUBSCRIBE to its reply topic and a command in one write still gets the
+/// reply (the session holds the command until the router answered the SUBSCRIBE), and the
+/// command's PUBACK; on every listener, ten times over to give a race its chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_pipelined_behind_its_subscribe_gets_its_reply() -> R {
+    let d = Daemon::start()?;
+    let t = d.add_device("tablet-1", "tablet", &[])?;
+    let secret = t.secret_bytes();
+    let mut n = 0;
+    for (port, level) in [(d.mqtt, 4u8), (d.mqtt_v5, 5)] {
+        let props: &[u8] = if level == 5 { &[0] } else { &[] };
+        for round in 0..10 {
+            n += 1;
+            let id = format!("pipelined-{level}-{round}");
+            let env = wire::Envelope::sign(&id, &t.id, &secret, &place(&format!("P{n}")))?;
+            let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.secret);
+            bytes.extend(raw::subscribe(1, props, &[&wire::reply_topic(&t.id)]));
+            bytes.extend(raw::publish(
+                &wire::cmd_topic(&t.id),
+                Some(7),
+                props,
+                &wire::encode(&env)?,
+                false,
+            ));
+            let mut s = Raw::connect("127.0.0.1", port).await?;
+            s.send(&bytes).await?;
+            assert_eq!(s.connack().await?, Some(0));
+            let (mut suback, mut puback, mut reply) = (false, false, None);
+            while reply.is_none() {
+                let f = s
+                    .next(docket_tests::DEADLINE)
+                    .await?
+                    .with_context(|| format!("level {level} round {round}: closed"))?;
+                match f.kind() {
+                    9 => suback = true,
+                    4 => {
+                        assert!(suback, "level {level}: PUBACK before SUBACK");
+                        assert_eq!(f.body[..2], 7u16.to_be_bytes(), "the command's packet id");
+                        puback = true;
+                    }
+                    3 if f.topic().as_deref() == Some(wire::reply_topic(&t.id).as_str()) => {
+                        let payload = if level == 5 {
+                            // The property length (one byte below 128) and the properties.
+                            let props = f.v5_property_len().expect("properties");
+                            assert!(props < 128);
+                            f.payload_v4()[1 + props..].to_vec()
+                        } else {
+                            f.payload_v4()
+                        };
+                        reply = Some(wire::decode::<wire::Reply>(&payload)?);
+                    }
+                    _ => {}
+                }
+            }
+            let reply = reply.expect("a reply");
+            assert!(puback, "level {level} round {round}: no PUBACK");
+            assert_eq!(reply.command, id);
+            assert!(reply.ok, "{reply:?}");
+        }
+    }
+    assert_eq!(
+        d.metric("docket_commands_total{result=\"ok\"}")?,
+        f64::from(n)
+    );
     Ok(())
 }

@@ -136,13 +136,19 @@ impl Rejection {
     }
 }
 
+/// Does `station`'s board show `order`: expo shows every open order, a station those with a line
+/// being cooked there.
+pub fn shows(station: &str, order: &Order) -> bool {
+    if station == wire::EXPO {
+        order.is_open()
+    } else {
+        order.on_station(station)
+    }
+}
+
 /// The board snapshot for `station` (or [`wire::EXPO`]): its open orders in ticket order.
 pub fn board<'a>(station: &str, seq: u64, orders: impl Iterator<Item = &'a Order>) -> wire::Board {
-    let mut list: Vec<Order> = if station == wire::EXPO {
-        orders.filter(|o| o.is_open()).cloned().collect()
-    } else {
-        orders.filter(|o| o.on_station(station)).cloned().collect()
-    };
+    let mut list: Vec<Order> = orders.filter(|o| shows(station, o)).cloned().collect();
     list.sort_by_key(|o| o.ticket);
     wire::Board {
         station: station.to_owned(),

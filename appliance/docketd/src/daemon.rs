@@ -56,9 +56,10 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let (http_listener, mqtt) = bind_listeners(&cfg)?;
     let stations = menu.stations().len();
     let broker = Broker::start(broker::router_config(&cfg, stations));
+    let (commands, inbox) = crate::inbox::channel(crate::inbox::CAPACITY);
     let (stop, mut engine_done) = start_engine(
         &cfg,
-        &broker,
+        (&broker, inbox),
         store,
         menu,
         registry.clone(),
@@ -79,6 +80,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let health = Arc::new(probe::Health::new(targets));
     let connections = Connections::new(
         broker,
+        commands,
         registry.clone(),
         metrics.clone(),
         conn::Settings {
@@ -193,7 +195,7 @@ type EngineDone = oneshot::Receiver<Result<(), crate::engine::EngineError>>;
 /// running on its own thread. Returns its stop flag and the channel it reports its end on.
 async fn start_engine(
     cfg: &Config,
-    broker: &Broker,
+    (broker, inbox): (&Broker, crate::inbox::Inbox),
     store: Store,
     menu: docket_core::Menu,
     registry: Arc<DeviceRegistry>,
@@ -211,7 +213,7 @@ async fn start_engine(
         },
         version: VERSION.to_owned(),
     };
-    let mut engine = Engine::new(settings, store, menu, registry, metrics, link)?;
+    let mut engine = Engine::new(settings, store, menu, registry, metrics, link, inbox)?;
 
     systemd::status("republishing retained state");
     let t = Instant::now();

@@ -7,7 +7,6 @@
 //! with a heartbeat round trip through the broker. Must not serve HTTP or touch the network.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +15,13 @@ use docket_core::ledger::process;
 use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
 use docket_core::{Code, Menu, Rejection, Site};
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
+
+use crate::inbox::{Inbox, Input};
+use bytes::Bytes;
 use rumqttd::protocol::{Packet, Publish};
 use rumqttd::Notification;
 
+use crate::boards::Boards;
 use crate::devices::{DeviceRegistry, Lookup};
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimiter, Verdict};
@@ -49,6 +52,8 @@ pub enum EngineError {
     Link(#[source] Box<LinkError>),
     #[error("encoding")]
     Wire(#[from] wire::WireError),
+    #[error("cannot start the engine's link thread")]
+    Thread(#[from] std::io::Error),
 }
 
 impl From<LinkError> for EngineError {
@@ -100,17 +105,21 @@ pub struct Engine {
     devices: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
     tx: LinkTx,
-    rx: LinkRx,
+    /// Commands from the sessions and what the router forwards on the link ([`crate::inbox`]).
+    inbox: Inbox,
     stations: Vec<String>,
     dirty: BTreeSet<String>,
+    /// Boards encoded from each order's cached CBOR ([`crate::boards`]).
+    boards: Boards,
     last_boards: Option<Instant>,
     last_refresh: Instant,
     /// Seq of every board as last published.
     board_seq: HashMap<String, u64>,
     /// Last payload the engine published per state topic (what it restores).
-    current: HashMap<String, Vec<u8>>,
-    /// Hashes of the engine's own recent publishes per state topic, to tell its echo from others.
-    own: HashMap<String, VecDeque<u64>>,
+    current: HashMap<String, Bytes>,
+    /// The engine's own recent publishes per state topic (the last [`OWN_KEPT`]), to tell its
+    /// echo from others' writes. Shared with the router's log, not copies.
+    own: HashMap<String, VecDeque<Bytes>>,
     heartbeat_sent: Option<(u64, Instant)>,
     heartbeat_n: u64,
     last_status: Option<Instant>,
@@ -119,10 +128,16 @@ pub struct Engine {
 
 use crate::clock::now_ms;
 
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+/// Own publishes remembered per state topic: echoes of older ones still on their way back count
+/// as the engine's own. A topic is published at most once per board interval and its echo
+/// comes back within a turn, so a few suffice; they are the very buffers the router's log holds
+/// (a board is not copied), so keeping them costs little.
+const OWN_KEPT: usize = 4;
+
+/// Is `echo` one of the engine's own publishes `ours`? The router forwards the very bytes it
+/// was handed (the same allocation: a pointer compare); equal contents count as well.
+fn is_echo(ours: &Bytes, echo: &[u8]) -> bool {
+    (ours.as_ptr() == echo.as_ptr() && ours.len() == echo.len()) || ours[..] == echo[..]
 }
 
 impl Engine {
@@ -133,6 +148,7 @@ impl Engine {
         devices: Arc<DeviceRegistry>,
         metrics: Arc<Metrics>,
         (mut tx, rx): (LinkTx, LinkRx),
+        inbox: Inbox,
     ) -> Result<Self, EngineError> {
         let loaded = store.load()?;
         // Stamps continue from the latest one committed, whatever the wall clock says now.
@@ -140,6 +156,7 @@ impl Engine {
         for f in filters() {
             tx.subscribe(f)?;
         }
+        inbox.attach(rx)?;
         let stations = menu.stations();
         let started_unix_ms = now_ms();
         metrics.started_unix_ms.store(started_unix_ms, Relaxed);
@@ -156,9 +173,10 @@ impl Engine {
             devices,
             metrics,
             tx,
-            rx,
+            inbox,
             stations,
             dirty: BTreeSet::new(),
+            boards: Boards::default(),
             last_boards: None,
             last_refresh: Instant::now(),
             board_seq: HashMap::new(),
@@ -228,16 +246,13 @@ impl Engine {
             wake = wake.min(self.boards_due());
         }
         let mut batch = Vec::new();
-        match self.rx.recv_deadline(wake) {
-            Ok(Some(n)) => batch.push(n),
-            Ok(None) | Err(LinkError::RecvTimeout(_)) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(i) = self.inbox.recv_deadline(wake) {
+            batch.push(i);
         }
         while batch.len() < self.settings.max_batch * 4 {
-            match self.rx.recv_deadline(Instant::now()) {
-                Ok(Some(n)) => batch.push(n),
-                Ok(None) | Err(LinkError::RecvTimeout(_)) => break,
-                Err(e) => return Err(e.into()),
+            match self.inbox.try_recv() {
+                Some(i) => batch.push(i),
+                None => break,
             }
         }
         self.handle(batch)?;
@@ -285,23 +300,24 @@ impl Engine {
         Ok(())
     }
 
-    fn handle(&mut self, notifications: Vec<Notification>) -> Result<(), EngineError> {
+    fn handle(&mut self, inputs: Vec<Input>) -> Result<(), EngineError> {
         let mut commands: Vec<(String, bytes::Bytes)> = Vec::new();
-        for n in notifications {
-            match n {
-                Notification::Forward(f) => {
+        for i in inputs {
+            match i {
+                Input::Command { device, payload } => commands.push((device, payload)),
+                Input::LinkLost(e) => return Err(EngineError::Link(e)),
+                Input::Router(Notification::Forward(f)) => {
                     let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
                     if let Some(device) = wire::device_of_cmd_topic(&topic) {
                         commands.push((device.to_owned(), f.publish.payload));
                     } else {
                         self.observe(&topic, &f.publish.payload)?;
                     }
-                    if commands.len() >= self.settings.max_batch {
-                        self.handle_commands(std::mem::take(&mut commands))?;
-                    }
                 }
-                Notification::Unschedule => self.rx.ready()?,
-                _ => {}
+                Input::Router(_) => {}
+            }
+            if commands.len() >= self.settings.max_batch {
+                self.handle_commands(std::mem::take(&mut commands))?;
             }
         }
         if !commands.is_empty() {
@@ -351,9 +367,8 @@ impl Engine {
             return Ok(());
         }
         if let Some(current) = self.current.get(topic) {
-            let h = hash(payload);
             let own = self.own.entry(topic.to_owned()).or_default();
-            if let Some(i) = own.iter().position(|x| *x == h) {
+            if let Some(i) = own.iter().position(|x| is_echo(x, payload)) {
                 own.remove(i);
                 return Ok(());
             }
@@ -632,6 +647,7 @@ impl Engine {
     fn reload(&mut self) -> Result<(), EngineError> {
         let loaded = self.store.load()?;
         self.site.orders = loaded.open_orders;
+        self.boards.clear();
         self.site.next_ticket = loaded.next_ticket;
         self.last_seq = loaded.last_seq;
         self.dirty.extend(self.stations.iter().cloned());
@@ -743,13 +759,15 @@ impl Engine {
     fn publish_dirty_boards(&mut self) -> Result<(), EngineError> {
         let dirty = std::mem::take(&mut self.dirty);
         for station in &dirty {
-            let board = docket_core::board(station, self.last_seq, self.site.orders.values());
-            let bytes = wire::encode(&board)?;
+            let bytes = self
+                .boards
+                .encode(station, self.last_seq, &self.site.orders)?;
             self.publish_state(&wire::board_topic(station), bytes)?;
             self.board_seq.insert(station.clone(), self.last_seq);
             self.metrics.board_publishes.fetch_add(1, Relaxed);
         }
         self.site.orders.retain(|_, o| o.is_open());
+        self.boards.prune(&self.site.orders);
         self.metrics
             .open_orders
             .store(self.site.orders.len() as u64, Relaxed);
@@ -785,14 +803,16 @@ impl Engine {
     }
 
     /// Publishes a retained state message and remembers it as ours.
-    fn publish_state(&mut self, topic: &str, bytes: Vec<u8>) -> Result<(), EngineError> {
+    fn publish_state(&mut self, topic: &str, bytes: impl Into<Bytes>) -> Result<(), EngineError> {
+        let bytes: Bytes = bytes.into();
         let own = self.own.entry(topic.to_owned()).or_default();
-        own.push_back(hash(&bytes));
-        while own.len() > 16 {
+        own.push_back(bytes.clone());
+        while own.len() > OWN_KEPT {
             own.pop_front();
         }
         self.current.insert(topic.to_owned(), bytes.clone());
-        let publish = Publish::new(topic.as_bytes().to_vec(), bytes, true);
+        let topic = Bytes::copy_from_slice(topic.as_bytes());
+        let publish = Publish::new(topic, bytes, true);
         self.tx.push_packet(Packet::Publish(publish, None))?;
         Ok(())
     }

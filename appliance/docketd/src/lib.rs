@@ -1,6 +1,7 @@
 //! docket-appliance: the `docketd` daemon's parts. See docs/ARCHITECTURE.md for the picture.
 
 pub mod api;
+pub mod boards;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -10,6 +11,7 @@ pub mod daemon;
 pub mod devices;
 pub mod engine;
 pub mod http;
+pub mod inbox;
 pub mod logging;
 pub mod menu;
 pub mod metrics;

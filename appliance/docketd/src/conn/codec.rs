@@ -157,6 +157,22 @@ fn for_v5(p: Packet) -> Packet {
     }
 }
 
+/// A parsed PUBLISH's QoS and packet id. rumqttd keeps both to itself; its `serialize` (the
+/// inverse of `deserialize`) writes them in the first three bytes, here of a copy without topic
+/// or payload (two reference counts, no copy of the message).
+pub fn delivery(p: &protocol::Publish) -> (QoS, u16) {
+    let mut bare = p.clone();
+    bare.topic = bytes::Bytes::new();
+    bare.payload = bytes::Bytes::new();
+    let b = bare.serialize();
+    let qos = match (b[0] >> 1) & 0b11 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    (qos, u16::from_be_bytes([b[1], b[2]]))
+}
+
 fn v4_connack(c: C) -> C {
     match c {
         C::Success => C::Success,
@@ -180,6 +196,31 @@ fn v4_suback(c: S) -> S {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_reads_the_qos_and_packet_id_a_publish_was_sent_with() {
+        for (qos, pkid) in [
+            (QoS::AtMostOnce, 0u16),
+            (QoS::AtLeastOnce, 1),
+            (QoS::AtLeastOnce, 0xBEEF),
+            (QoS::ExactlyOnce, 7),
+        ] {
+            let mut b = BytesMut::new();
+            b.extend_from_slice(&[0x30 | ((qos as u8) << 1), 0]);
+            b.extend_from_slice(&[0, 3, b'a', b'/', b'b']);
+            if qos != QoS::AtMostOnce {
+                b.extend_from_slice(&pkid.to_be_bytes());
+            }
+            b.extend_from_slice(b"payload");
+            b[1] = (b.len() - 2) as u8;
+            let mut scratch = Vec::new();
+            let Ok(Packet::Publish(p, _)) = Proto::V4.read(&mut b, 1024, &mut scratch) else {
+                panic!("not read as a PUBLISH");
+            };
+            assert_eq!(delivery(&p), (qos, pkid));
+            assert_eq!(&p.payload[..], b"payload");
+        }
+    }
     use bytes::Bytes;
     use rumqttd::protocol::{
         ConnAck, ConnAckProperties, PubAck, PubAckProperties, PubAckReason, Publish,

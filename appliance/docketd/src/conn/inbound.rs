@@ -4,7 +4,7 @@
 //!
 //! Pure: a packet in, a step out. The session does the I/O.
 
-use rumqttd::protocol::{DisconnectReasonCode as Reason, Packet, PingResp};
+use rumqttd::protocol::{DisconnectReasonCode as Reason, Packet, PingResp, Publish, QoS};
 
 use super::acl::{self, Violation};
 use super::outbound::Outbound;
@@ -14,6 +14,9 @@ use super::outbound::Outbound;
 pub enum Step {
     /// Hand it to the router, as parsed (state subscriptions at QoS 0, see `outbound`).
     Forward(Packet),
+    /// A command on the device's own command topic (QoS 0 or 1, not retained): straight to the
+    /// engine ([`crate::inbox`]), acknowledged here once the engine's queue took it.
+    Command(Publish),
     /// Answer the device with this, here.
     Reply(Packet),
     /// Taken care of here (a PUBACK for one of the session's own deliveries).
@@ -40,6 +43,9 @@ pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
                 let topic = String::from_utf8_lossy(&publish.topic);
                 if let Err(v) = acl::may_publish(device, &topic) {
                     return Step::Stop(Stop::Acl(v));
+                }
+                if is_own_command(device, &publish) {
+                    return Step::Command(publish);
                 }
             }
             Step::Forward(Packet::Publish(publish, props))
@@ -86,8 +92,20 @@ pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
     }
 }
 
+/// A command the engine takes from the session itself: on the device's own command topic, at
+/// QoS 0 or 1, not retained (anything else the ACL allowed goes through the router). Only with
+/// the ACL on, so that the bare-broker benchmark measures the router alone.
+fn is_own_command(device: &str, p: &Publish) -> bool {
+    !p.retain
+        && super::codec::delivery(p).0 != QoS::ExactlyOnce
+        && std::str::from_utf8(&p.topic)
+            .ok()
+            .and_then(docket_core::wire::device_of_cmd_topic)
+            == Some(device)
+}
+
 /// What a stream of bytes from one logged-in device comes to: the packets forwarded to the
-/// router, and why it stopped (`None`: it did not, the bytes ran out). The bytes arrive in
+/// router or handed to the engine (in the order the device sent them), and why it stopped (`None`: it did not, the bytes ran out). The bytes arrive in
 /// pieces of the given sizes (cycled), as a socket may deliver them.
 ///
 /// For the fuzz target and the property tests: it runs the same codec and judge as a session,
@@ -109,6 +127,12 @@ pub fn replay(
         match proto.read(&mut buf, 64 * 1024, &mut scratch) {
             Ok(p) => match judge(device, acl_on, &mut out, p) {
                 Step::Forward(p) => {
+                    assert_allowed(device, acl_on, &p);
+                    forwarded.push(p);
+                }
+                Step::Command(p) => {
+                    assert!(is_own_command(device, &p), "handed the engine {p:?}");
+                    let p = Packet::Publish(p, None);
                     assert_allowed(device, acl_on, &p);
                     forwarded.push(p);
                 }
@@ -284,6 +308,45 @@ mod tests {
             let split = replay(proto, DEVICE, true, &bytes, &pieces);
             prop_assert_eq!(format!("{whole:?}"), format!("{split:?}"));
         }
+    }
+
+    #[test]
+    fn only_the_devices_own_plain_commands_skip_the_router() {
+        let mut out = Outbound::new(true);
+        let cmd = |topic: &str, qos: QoS, retain: bool| {
+            // Publish::deserialize is rumqttd's public way to a publish with a QoS and an id.
+            let mut b = vec![0x30 | u8::from(retain) | ((qos as u8) << 1), 0, 1];
+            b.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+            b.extend_from_slice(topic.as_bytes());
+            b.push(b'x');
+            Packet::Publish(Publish::deserialize(bytes::Bytes::from(b)), None)
+        };
+        let own = "docket/v1/cmd/tab-1";
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            let step = judge(DEVICE, true, &mut out, cmd(own, qos, false));
+            assert!(matches!(step, Step::Command(_)), "{qos:?}: {step:?}");
+        }
+        // Exactly-once and retained commands, and the bare broker, keep the router's path.
+        for (p, acl) in [
+            (cmd(own, QoS::ExactlyOnce, false), true),
+            (cmd(own, QoS::AtLeastOnce, true), true),
+            (cmd(own, QoS::AtLeastOnce, false), false),
+            (
+                cmd("docket/v1/devices/tab-1/presence", QoS::AtLeastOnce, false),
+                true,
+            ),
+        ] {
+            let step = judge(DEVICE, acl, &mut out, p);
+            assert!(matches!(step, Step::Forward(_)), "{step:?}");
+        }
+        // Another device's command topic is outside the ACL, whatever its QoS.
+        let step = judge(
+            DEVICE,
+            true,
+            &mut out,
+            cmd("docket/v1/cmd/tab-2", QoS::AtMostOnce, false),
+        );
+        assert!(matches!(step, Step::Stop(Stop::Acl(_))), "{step:?}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! protocol version, and retained state arrives in full ([`outbound`]). One socket per device,
 //! nothing in between.
 //!
-//! Must not decide anything about orders: commands go through the router to the engine.
+//! Must not decide anything about orders: a device's commands go to the engine's queue
+//! ([`crate::inbox`]) as the ACL passed them, everything else through the router.
 
 pub mod acl;
 pub mod admit;
@@ -33,6 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::devices::DeviceRegistry;
+use crate::inbox::Commands;
 use crate::metrics::Metrics;
 
 pub use codec::Proto;
@@ -48,6 +50,8 @@ pub struct Settings {
 
 pub struct Shared {
     pub broker: Broker,
+    /// The engine's queue: commands skip the router.
+    pub commands: Commands,
     pub desk: admit::Desk,
     table: Arc<table::Table>,
     pub metrics: Arc<Metrics>,
@@ -67,6 +71,7 @@ pub struct Connections(Arc<Shared>);
 impl Connections {
     pub fn new(
         broker: Broker,
+        commands: Commands,
         registry: Arc<DeviceRegistry>,
         metrics: Arc<Metrics>,
         settings: Settings,
@@ -77,6 +82,7 @@ impl Connections {
         let desk = admit::Desk::start(broker.clone(), registry, metrics.clone(), table.clone())?;
         Ok(Connections(Arc::new(Shared {
             broker,
+            commands,
             desk,
             table,
             metrics,

@@ -39,6 +39,8 @@ pub struct Outbound {
     next: u16,
     /// Deliver state above QoS 0 (off for an MQTT 5 device with a small Receive Maximum).
     upgrade: bool,
+    /// SUBSCRIBEs sent to the router and not yet answered.
+    awaiting: usize,
 }
 
 impl Outbound {
@@ -52,6 +54,7 @@ impl Outbound {
 
     /// Rewrites a device's SUBSCRIBE before it goes to the router: state filters at QoS 0.
     pub fn subscribe(&mut self, sub: &mut Subscribe) {
+        self.awaiting += 1;
         let mut fix = Vec::new();
         for (i, f) in sub.filters.iter_mut().enumerate() {
             if !is_state_filter(&f.path) || f.qos == QoS::AtMostOnce {
@@ -71,6 +74,14 @@ impl Outbound {
         if !fix.is_empty() {
             self.subacks.push((sub.pkid, fix));
         }
+    }
+
+    /// Is a SUBSCRIBE of this session still unanswered by the router? The session holds the
+    /// device's commands meanwhile, so that no reply is published before the device's
+    /// subscription to its reply topic is in place (a command skips the router, its SUBSCRIBE
+    /// does not).
+    pub fn subscribing(&self) -> bool {
+        self.awaiting > 0
     }
 
     pub fn unsubscribe(&mut self, u: &Unsubscribe) {
@@ -93,6 +104,7 @@ impl Outbound {
         match p {
             Packet::Publish(publish, props) => Ok(Packet::Publish(self.publish(publish)?, props)),
             Packet::SubAck(mut ack, props) => {
+                self.awaiting = self.awaiting.saturating_sub(1);
                 if let Some(i) = self.subacks.iter().position(|(id, _)| *id == ack.pkid) {
                     let (_, fix) = self.subacks.swap_remove(i);
                     for (idx, qos) in fix {
@@ -208,7 +220,9 @@ mod tests {
                 filter("docket/v1/menu", QoS::AtMostOnce),
             ],
         };
+        assert!(!o.subscribing());
         o.subscribe(&mut sub);
+        assert!(o.subscribing(), "sent, not yet answered");
         let qos: Vec<QoS> = sub.filters.iter().map(|f| f.qos).collect();
         assert_eq!(qos, [QoS::AtLeastOnce, QoS::AtMostOnce, QoS::AtMostOnce]);
         // The router grants what it was asked; the device is told what it asked.
@@ -223,6 +237,7 @@ mod tests {
         let Ok(Packet::SubAck(ack, _)) = o.shape(Packet::SubAck(ack, None)) else {
             panic!("not a SUBACK")
         };
+        assert!(!o.subscribing(), "answered");
         assert_eq!(
             ack.return_codes,
             [

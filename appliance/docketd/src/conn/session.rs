@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Disconnect, DisconnectReasonCode as Reason, Packet, Publish};
+use rumqttd::protocol::{
+    Disconnect, DisconnectReasonCode as Reason, Packet, PubAck, PubAckReason, Publish, QoS,
+};
 use rumqttd::Notification;
 
 use super::acl;
@@ -46,7 +48,8 @@ enum End {
     /// Told to end from outside.
     Told(Ending),
     /// The router dropped the link (the same device logged in again, or the router judged a
-    /// packet): no will, the device is not known to be offline.
+    /// packet), or the engine stopped taking commands (docketd is stopping): no will, the
+    /// device is not known to be offline.
     RouterGone,
 }
 
@@ -118,8 +121,10 @@ async fn serve<T: Transport>(
     // One wait for "end now", registered once (a cancellation waiter costs a lock to add).
     let told = handle.cancelled();
     tokio::pin!(told);
+    // Commands waiting for the device's SUBSCRIBEs to be answered (see `release`).
+    let mut held: Vec<Publish> = Vec::new();
     // Packets that came in the same read as the CONNECT (clients pipeline their SUBSCRIBEs).
-    let first = match incoming(&ctx, w, tx, &mut out).await {
+    let first = match incoming(&ctx, w, tx, &mut out, &mut held).await {
         Some(end) => Some(end),
         None => flush_unless_told(w, &handle, told.as_mut()).await.err(),
     };
@@ -129,12 +134,13 @@ async fn serve<T: Transport>(
         loop {
             tokio::select! {
                 _ = &mut told => break End::Told(handle.ending()),
-                r = w.fill() => {
+                // Nothing more is read while commands are held: they are bounded by one read.
+                r = w.fill(), if held.is_empty() => {
                     if r.is_err() {
                         break End::Lost;
                     }
                     silence.as_mut().reset(tokio::time::Instant::now() + idle);
-                    if let Some(end) = incoming(&ctx, w, tx, &mut out).await {
+                    if let Some(end) = incoming(&ctx, w, tx, &mut out, &mut held).await {
                         break end;
                     }
                     if let Err(end) = flush_unless_told(w, &handle, told.as_mut()).await {
@@ -148,6 +154,9 @@ async fn serve<T: Transport>(
                         drain_now(&mut rx, &mut batch, NOTIFICATIONS);
                         let (end, unscheduled) = outgoing(w, &mut out, batch);
                         if let Some(end) = end {
+                            break end;
+                        }
+                        if let Some(end) = release(&ctx, w, &out, &mut held).await {
                             break end;
                         }
                         if let Err(end) = flush_unless_told(w, &handle, told.as_mut()).await {
@@ -199,12 +208,14 @@ impl Ctx<'_> {
     }
 }
 
-/// Handles every whole packet read so far: judged, then handed to the router in batches.
+/// Handles every whole packet read so far: judged, then handed to the router in batches, and
+/// commands to the engine.
 async fn incoming<T: Transport>(
     ctx: &Ctx<'_>,
     w: &mut Wire<T>,
     tx: &mut LinkTx,
     out: &mut Outbound,
+    held: &mut Vec<Publish>,
 ) -> Option<End> {
     let mut fwd: Vec<Packet> = Vec::new();
     let acl_on = ctx.shared.settings.topic_acl;
@@ -220,6 +231,7 @@ async fn incoming<T: Transport>(
         };
         match inbound::judge(ctx.device, acl_on, out, p) {
             Step::Forward(p) => fwd.push(p),
+            Step::Command(p) => held.push(p),
             Step::Reply(p) => w.queue(p),
             Step::Done => {}
             Step::Stop(Stop::Disconnect { will }) => break Some(End::Clean { will }),
@@ -236,7 +248,45 @@ async fn incoming<T: Transport>(
     if forward(ctx.shared, tx, &mut fwd).await.is_err() {
         return Some(End::RouterGone);
     }
-    end
+    if end.is_some() {
+        return end;
+    }
+    release(ctx, w, out, held).await
+}
+
+/// Hands held commands to the engine in the order the device sent them, and acknowledges each
+/// one the engine's queue took (QoS 1), unless a SUBSCRIBE of the device is still unanswered:
+/// the engine's reply must find the device subscribed to its reply topic, as it did when
+/// commands went through the router behind the SUBSCRIBE.
+async fn release<T: Transport>(
+    ctx: &Ctx<'_>,
+    w: &mut Wire<T>,
+    out: &Outbound,
+    held: &mut Vec<Publish>,
+) -> Option<End> {
+    if held.is_empty() || out.subscribing() {
+        return None;
+    }
+    for p in held.drain(..) {
+        let (qos, pkid) = super::codec::delivery(&p);
+        if ctx
+            .shared
+            .commands
+            .send(ctx.device, p.payload)
+            .await
+            .is_err()
+        {
+            return Some(End::RouterGone);
+        }
+        if qos == QoS::AtLeastOnce {
+            let ack = PubAck {
+                pkid,
+                reason: PubAckReason::Success,
+            };
+            w.queue(Packet::PubAck(ack, None));
+        }
+    }
+    None
 }
 
 /// Writes what is queued, unless the session is told to end meanwhile (a device that stopped

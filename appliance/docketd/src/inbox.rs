@@ -1,0 +1,161 @@
+//! The engine's one input queue. Two kinds of input arrive in it:
+//!
+//! - **commands**, handed over by the device's own connection session ([`crate::conn`]) once the
+//!   device ACL has judged the PUBLISH on `docket/v1/cmd/{its id}`: no trip through the router,
+//!   so a command costs the router nothing and the engine one wake-up;
+//! - **everything the router forwards on the engine's link** (state-topic echoes and foreign
+//!   writes, presence, the heartbeat, and commands that came through the router after all),
+//!   moved here by a small thread that also answers the router's "paused" notifications.
+//!
+//! The queue is bounded: a session waits (and so stops reading its socket) while it is full, and
+//! so does the link's thread. Per device, commands keep the order the device sent them in.
+//! Must not judge or decide anything: it only carries.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use rumqttd::local::{LinkError, LinkRx};
+use rumqttd::Notification;
+
+/// Inputs waiting for the engine at most. Each is a command or a notification (a few hundred
+/// bytes each); the engine takes up to 4 × `max_batch` of them per turn.
+pub const CAPACITY: usize = 4096;
+
+/// One thing for the engine.
+#[derive(Debug)]
+pub enum Input {
+    /// A command, as published by `device` on its own command topic.
+    Command { device: String, payload: Bytes },
+    /// What the router forwarded on the engine's link.
+    Router(Notification),
+    /// The engine's link failed (the router is gone): the engine stops with this.
+    LinkLost(Box<LinkError>),
+}
+
+/// The sending side: the connection layer holds one. Cheap to clone.
+#[derive(Clone)]
+pub struct Commands(flume::Sender<Input>);
+
+/// The engine has stopped: nothing takes commands any more.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine stopped taking commands")]
+pub struct Stopped;
+
+impl Commands {
+    /// Hands a device's command to the engine, waiting while the queue is full.
+    pub async fn send(&self, device: &str, payload: Bytes) -> Result<(), Stopped> {
+        let input = Input::Command {
+            device: device.to_owned(),
+            payload,
+        };
+        // The common case without a future: the queue has room.
+        match self.0.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(input)) => {
+                self.0.send_async(input).await.map_err(|_| Stopped)
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(Stopped),
+        }
+    }
+}
+
+/// The receiving side: the engine's.
+pub struct Inbox {
+    rx: flume::Receiver<Input>,
+    /// Kept to attach the router link's thread.
+    tx: flume::Sender<Input>,
+}
+
+/// A new queue: the sessions' side and the engine's.
+pub fn channel(capacity: usize) -> (Commands, Inbox) {
+    let (tx, rx) = flume::bounded(capacity);
+    (Commands(tx.clone()), Inbox { rx, tx })
+}
+
+impl Inbox {
+    /// Moves what the router forwards on `link` into this queue, on a thread of its own, until
+    /// the link fails or the engine is gone. The router pauses a link whose queue is full; the
+    /// thread tells it "ready" again (the engine took what was queued, or will).
+    pub fn attach(&self, mut link: LinkRx) -> std::io::Result<()> {
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("engine-link".into())
+            .spawn(move || loop {
+                let input = match link.recv() {
+                    Ok(Some(Notification::Unschedule)) => match link.ready() {
+                        Ok(()) => continue,
+                        Err(e) => Input::LinkLost(Box::new(e)),
+                    },
+                    Ok(Some(n)) => Input::Router(n),
+                    Ok(None) => continue,
+                    Err(e) => Input::LinkLost(Box::new(e)),
+                };
+                let lost = matches!(input, Input::LinkLost(_));
+                if tx.send(input).is_err() || lost {
+                    return;
+                }
+            })
+            .map(|_| ())
+    }
+
+    /// The next input, waiting until `deadline` at most (`None`: nothing came).
+    pub fn recv_deadline(&self, deadline: Instant) -> Option<Input> {
+        // The inbox holds a sender itself, so the queue never reads as disconnected.
+        self.rx.recv_deadline(deadline).ok()
+    }
+
+    /// The next input if one is waiting.
+    pub fn try_recv(&self) -> Option<Input> {
+        self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_arrive_in_order_and_a_full_queue_waits_for_room() {
+        let (commands, inbox) = channel(2);
+        commands
+            .send("tab-1", Bytes::from_static(b"a"))
+            .await
+            .unwrap();
+        commands
+            .send("tab-1", Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        // Full: the third waits until the engine takes one.
+        let third = tokio::spawn({
+            let commands = commands.clone();
+            async move { commands.send("tab-1", Bytes::from_static(b"c")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !third.is_finished(),
+            "a full queue must make the sender wait"
+        );
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            match tokio::task::block_in_place(|| inbox.recv_deadline(deadline)) {
+                Some(Input::Command { device, payload }) => {
+                    assert_eq!(device, "tab-1");
+                    got.push(payload);
+                }
+                other => panic!("expected a command, got {other:?}"),
+            }
+        }
+        third.await.unwrap().unwrap();
+        assert_eq!(got, [&b"a"[..], b"b", b"c"]);
+        assert!(inbox.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_engine_is_reported_to_the_sender() {
+        let (commands, inbox) = channel(2);
+        drop(inbox);
+        assert!(commands.send("tab-1", Bytes::new()).await.is_err());
+    }
+}
