@@ -209,25 +209,36 @@ fn read_site(dir: &Path) -> anyhow::Result<SiteFile> {
 }
 
 fn write_site(dir: &Path, s: &SiteFile) -> anyhow::Result<()> {
+    let text = toml::to_string(s).context("cannot write the site file")?;
+    write_secret(&dir.join("site.toml"), text.as_bytes())
+}
+
+/// Writes a file that holds secrets (a manager's secret, head office's passwords): readable by
+/// its owner only (0600), also when an older version of it was readable by others.
+fn write_secret(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let p = dir.join("site.toml");
     let w = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&p)?;
-        // Site directories made before the file held secrets may have it readable by others.
+            .open(p)?;
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(
-            toml::to_string(s)
-                .map_err(std::io::Error::other)?
-                .as_bytes(),
-        )?;
+        f.write_all(bytes)?;
         f.sync_all()
     };
     w().with_context(|| format!("cannot write {}", p.display()))
+}
+
+/// Makes a directory of secrets: owner only (0700).
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
@@ -263,7 +274,8 @@ fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
     };
     bundle::check_content(&b)?;
     let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
-    std::fs::write(dir.join("site-bundle.json"), &json)?;
+    // The bundle carries the manager secrets and head office's passwords.
+    write_secret(&dir.join("site-bundle.json"), json.as_bytes())?;
     write_site(dir, &s)?;
     Ok((json, b))
 }
@@ -312,8 +324,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                         dir.display()
                     );
                 }
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                make_private_dir(&dir)?;
                 let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
                 write_private(&dir.join("site.key"), &bundle::key_text(&key.to_bytes()))?;
                 std::fs::write(
@@ -358,7 +369,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 std::fs::create_dir_all(&data_dir)
                     .with_context(|| format!("cannot create {}", data_dir.display()))?;
                 std::fs::copy(dir.join("site.pub"), data_dir.join("site-key.pub"))?;
-                std::fs::write(data_dir.join("site-bundle.json"), bjson)?;
+                write_secret(&data_dir.join("site-bundle.json"), bjson.as_bytes())?;
                 out(
                     json,
                     serde_json::json!({"serial": b.serial, "data_dir": data_dir}),

@@ -109,6 +109,21 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     d.terminate()?;
     std::fs::remove_dir_all(&data)?;
     ok(&["site", "install", "--dir", s(&site), "--data-dir", s(&data)]);
+    // Every file that holds a secret is its owner's only, on the laptop and on the box; the
+    // site directory too.
+    for f in [
+        site.join("site.key"),
+        site.join("site.toml"),
+        site.join("site-bundle.json"),
+        data.join("site-bundle.json"),
+    ] {
+        let mode = std::fs::metadata(&f)?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+    }
+    assert_eq!(
+        std::fs::metadata(&site)?.permissions().mode() & 0o777,
+        0o700
+    );
     d.restart()?;
     let h = health(&d);
     assert_eq!(h["site"]["state"], "applied", "{h}");
@@ -137,6 +152,11 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     assert_eq!(health(&d)["site"]["pending_serial"], 2);
     // Replaying an older (validly signed) bundle is refused with 409.
     let old = std::fs::read_to_string(data.join("site-bundle.json"))?;
+    // docketd stored the pushed bundle for its owner only as well.
+    let mode = std::fs::metadata(data.join("site-bundle.json"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     ok(&["site", "bundle", "--dir", s(&site)]); // serial 3 on the laptop only
     let (code, body) = d.request("POST", "/site/bundle", &[], &old)?;
     assert_eq!(code, 409, "{body}");

@@ -186,6 +186,27 @@ impl UplinkMetrics {
     }
 }
 
+/// Distinct topics `docket_foreign_writes_total` has a label for; the rest are `other`.
+pub const FOREIGN_TOPICS: usize = 32;
+/// The label of foreign writes past [`FOREIGN_TOPICS`] topics (the box's state topics never
+/// look like this).
+const FOREIGN_OTHER: &str = "<other>";
+
+/// A Prometheus label value as the text format wants it: backslash, double quote and line feed
+/// escaped, so that a client-chosen string cannot end the label or the line.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Metrics {
     pub fn reject(&self, code: Code) {
         if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
@@ -213,13 +234,20 @@ impl Metrics {
         self.commit_commands.fetch_add(commands as u64, Relaxed);
     }
 
+    /// Counts a foreign write to `topic`. The topic is the writer's choice (a made-up board), so
+    /// the labels are bounded: past [`FOREIGN_TOPICS`] distinct topics, the rest count as
+    /// `other`.
     pub fn foreign_write(&self, topic: &str) {
-        *self
+        let mut map = self
             .foreign_writes
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(topic.to_owned())
-            .or_default() += 1;
+            .unwrap_or_else(|p| p.into_inner());
+        let key = if map.contains_key(topic) || map.len() < FOREIGN_TOPICS {
+            topic
+        } else {
+            FOREIGN_OTHER
+        };
+        *map.entry(key.to_owned()).or_default() += 1;
     }
 
     pub fn auth_failure(&self) {
@@ -329,6 +357,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
+            let topic = label_value(topic);
             let _ = writeln!(o, "docket_foreign_writes_total{{topic=\"{topic}\"}} {n}");
         }
         let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
@@ -485,6 +514,29 @@ mod tests {
         assert!(text.contains("docket_commit_seconds_count 1"));
         assert!(text.contains("docket_foreign_writes_total{topic=\"docket/v1/menu\"} 1"));
         assert_eq!(m.rejects(Code::BadMac), 2);
+    }
+
+    #[test]
+    fn foreign_write_labels_are_escaped_and_bounded() {
+        let m = Metrics::default();
+        m.foreign_write("docket/v1/board/a\"} 1\ndocket_up{x=\"\\");
+        for i in 0..100 {
+            m.foreign_write(&format!("docket/v1/board/s{i}"));
+        }
+        let text = m.render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("docket_foreign_writes_total{"))
+            .collect();
+        assert_eq!(lines.len(), FOREIGN_TOPICS + 1, "{lines:#?}");
+        assert!(lines.contains(
+            &"docket_foreign_writes_total{topic=\"docket/v1/board/a\\\"} 1\\ndocket_up{x=\\\"\\\\\"} 1"
+        ));
+        assert!(lines.contains(&"docket_foreign_writes_total{topic=\"<other>\"} 69"));
+        assert!(
+            !text.lines().any(|l| l.starts_with("docket_up")),
+            "a label ended a line"
+        );
     }
 
     #[test]

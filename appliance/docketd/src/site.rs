@@ -196,7 +196,15 @@ fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteErr
     let tmp = data_dir.join(format!("{name}.tmp"));
     let w = |e| SiteError::Write(p.clone(), e);
     {
-        let mut f = std::fs::File::create(&tmp).map_err(w)?;
+        // Owner only: a bundle holds the manager secrets and head office's passwords.
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(w)?;
         f.write_all(bytes).map_err(w)?;
         f.sync_all().map_err(w)?;
     }
