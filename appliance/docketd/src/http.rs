@@ -191,7 +191,6 @@ async fn mqtt_ws(
     let Some(slot) = mqtt.slot() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many MQTT connections").into_response();
     };
-    let peer = format!("ws:{peer}");
     ws.protocols(["mqtt"])
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes)

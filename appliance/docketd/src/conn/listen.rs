@@ -23,9 +23,10 @@ use super::Shared;
 /// it at `net.core.somaxconn` (4096 by default).
 pub const BACKLOG: u32 = 4096;
 
-/// Connections accepted and not yet answered (CONNACK) at once; more wait in the listen queue.
+/// Connections accepted and not yet answered (CONNACK) at once, [`super::gate::PER_ADDRESS`]
+/// of them from one address; more wait for a place (their tasks hold a socket, no buffer).
 /// Logins are checked and linked into the router one at a time ([`super::admit`]): this keeps a
-/// storm's tasks and buffers from piling up in memory ahead of them.
+/// storm's read buffers from piling up in memory ahead of them.
 pub const PENDING: usize = 100;
 
 /// Binds a listener (`SO_REUSEADDR`, as the standard library does) with [`BACKLOG`].
@@ -110,13 +111,16 @@ pub async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        // Wait for a place among the unanswered ones; the rest wait in the listen queue.
-        let pending: Pending = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = shared.pending.clone().acquire_owned() => p.ok(),
-        };
         let shared = shared.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
+            // A place among the unanswered ones, its address's first ([`super::gate`]): a
+            // flood from one address waits here, in its own tasks, not in the listen queue
+            // ahead of everyone else.
+            let pending: Pending = tokio::select! {
+                _ = stop.cancelled() => return,
+                p = shared.gate.enter(peer.ip()) => Some(p),
+            };
             shared.metrics.mqtt_connections.fetch_add(1, Relaxed);
             super::session::run(shared.clone(), socket, proto, peer.to_string(), pending).await;
             shared.metrics.mqtt_connections.fetch_sub(1, Relaxed);

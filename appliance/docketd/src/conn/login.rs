@@ -34,7 +34,7 @@ const SERVER_KEEP_ALIVE: u16 = 60;
 const UPGRADE_RECEIVE_MAXIMUM: u16 = 1000;
 
 /// A connection's place among those not yet answered (see `listen`).
-pub type Pending = Option<tokio::sync::OwnedSemaphorePermit>;
+pub type Pending = Option<super::gate::Place>;
 
 /// A logged-in device.
 pub struct Admitted {

@@ -16,6 +16,7 @@
 pub mod acl;
 pub mod admit;
 pub mod codec;
+pub mod gate;
 pub mod inbound;
 pub mod listen;
 pub mod login;
@@ -56,8 +57,9 @@ pub struct Shared {
     table: Arc<table::Table>,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    /// Connections accepted and not yet answered ([`listen::PENDING`]).
-    pending: Arc<Semaphore>,
+    /// Places for connections accepted and not yet answered ([`listen::PENDING`], per address
+    /// [`gate::PER_ADDRESS`]).
+    gate: Arc<gate::Gate>,
     /// Connections open, MQTT and WebSocket together (`[mqtt] max_connections`, or fewer when
     /// the open-file limit is lower).
     slots: Arc<Semaphore>,
@@ -87,7 +89,7 @@ impl Connections {
             table,
             metrics,
             settings,
-            pending: Arc::new(Semaphore::new(listen::PENDING)),
+            gate: gate::Gate::new(listen::PENDING),
             slots: Arc::new(Semaphore::new(max_connections)),
             health,
         })))
@@ -113,10 +115,11 @@ impl Connections {
     pub async fn serve_websocket(
         &self,
         socket: axum::extract::ws::WebSocket,
-        peer: String,
+        peer: std::net::SocketAddr,
         slot: OwnedSemaphorePermit,
     ) {
-        let pending = self.0.pending.clone().acquire_owned().await.ok();
+        let pending = Some(self.0.gate.enter(peer.ip()).await);
+        let peer = format!("ws:{peer}");
         self.0.metrics.mqtt_connections.fetch_add(1, Relaxed);
         session::run(
             self.0.clone(),
