@@ -15,8 +15,9 @@ pub enum Step {
     /// Hand it to the router, as parsed (state subscriptions at QoS 0, see `outbound`).
     Forward(Packet),
     /// A command on the device's own command topic (QoS 0 or 1, not retained): straight to the
-    /// engine ([`crate::inbox`]), acknowledged here once the engine's queue took it.
-    Command(Publish),
+    /// engine ([`crate::inbox`]), acknowledged here once the engine's queue took it: the packet
+    /// id to PUBACK (QoS 1) or none (QoS 0).
+    Command(Publish, Option<u16>),
     /// Answer the device with this, here.
     Reply(Packet),
     /// Taken care of here (a PUBACK for one of the session's own deliveries).
@@ -44,8 +45,8 @@ pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
                 if let Err(v) = acl::may_publish(device, &topic) {
                     return Step::Stop(Stop::Acl(v));
                 }
-                if is_own_command(device, &publish) {
-                    return Step::Command(publish);
+                if let Some(ack) = own_command(device, &publish) {
+                    return Step::Command(publish, ack);
                 }
             }
             Step::Forward(Packet::Publish(publish, props))
@@ -94,14 +95,18 @@ pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
 
 /// A command the engine takes from the session itself: on the device's own command topic, at
 /// QoS 0 or 1, not retained (anything else the ACL allowed goes through the router). Only with
-/// the ACL on, so that the bare-broker benchmark measures the router alone.
-fn is_own_command(device: &str, p: &Publish) -> bool {
-    !p.retain
-        && super::codec::delivery(p).0 != QoS::ExactlyOnce
-        && std::str::from_utf8(&p.topic)
-            .ok()
-            .and_then(docket_core::wire::device_of_cmd_topic)
-            == Some(device)
+/// the ACL on, so that the bare-broker benchmark measures the router alone. `Some(ack)`: the
+/// packet id to acknowledge, if any.
+fn own_command(device: &str, p: &Publish) -> Option<Option<u16>> {
+    let topic = std::str::from_utf8(&p.topic).ok()?;
+    if p.retain || docket_core::wire::device_of_cmd_topic(topic) != Some(device) {
+        return None;
+    }
+    match super::codec::delivery(p) {
+        (QoS::AtMostOnce, _) => Some(None),
+        (QoS::AtLeastOnce, pkid) => Some(Some(pkid)),
+        (QoS::ExactlyOnce, _) => None,
+    }
 }
 
 /// What a stream of bytes from one logged-in device comes to: the packets forwarded to the
@@ -130,8 +135,8 @@ pub fn replay(
                     assert_allowed(device, acl_on, &p);
                     forwarded.push(p);
                 }
-                Step::Command(p) => {
-                    assert!(is_own_command(device, &p), "handed the engine {p:?}");
+                Step::Command(p, _) => {
+                    assert!(own_command(device, &p).is_some(), "handed the engine {p:?}");
                     let p = Packet::Publish(p, None);
                     assert_allowed(device, acl_on, &p);
                     forwarded.push(p);
@@ -324,7 +329,7 @@ mod tests {
         let own = "docket/v1/cmd/tab-1";
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
             let step = judge(DEVICE, true, &mut out, cmd(own, qos, false));
-            assert!(matches!(step, Step::Command(_)), "{qos:?}: {step:?}");
+            assert!(matches!(step, Step::Command(..)), "{qos:?}: {step:?}");
         }
         // Exactly-once and retained commands, and the bare broker, keep the router's path.
         for (p, acl) in [

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use rumqttd::local::LinkTx;
 use rumqttd::protocol::{
-    Disconnect, DisconnectReasonCode as Reason, Packet, PubAck, PubAckReason, Publish, QoS,
+    Disconnect, DisconnectReasonCode as Reason, Packet, PubAck, PubAckReason, Publish,
 };
 use rumqttd::Notification;
 
@@ -122,7 +122,7 @@ async fn serve<T: Transport>(
     let told = handle.cancelled();
     tokio::pin!(told);
     // Commands waiting for the device's SUBSCRIBEs to be answered (see `release`).
-    let mut held: Vec<Publish> = Vec::new();
+    let mut held: Vec<(Publish, Option<u16>)> = Vec::new();
     // Packets that came in the same read as the CONNECT (clients pipeline their SUBSCRIBEs).
     let first = match incoming(&ctx, w, tx, &mut out, &mut held).await {
         Some(end) => Some(end),
@@ -215,7 +215,7 @@ async fn incoming<T: Transport>(
     w: &mut Wire<T>,
     tx: &mut LinkTx,
     out: &mut Outbound,
-    held: &mut Vec<Publish>,
+    held: &mut Vec<(Publish, Option<u16>)>,
 ) -> Option<End> {
     let mut fwd: Vec<Packet> = Vec::new();
     let acl_on = ctx.shared.settings.topic_acl;
@@ -231,7 +231,7 @@ async fn incoming<T: Transport>(
         };
         match inbound::judge(ctx.device, acl_on, out, p) {
             Step::Forward(p) => fwd.push(p),
-            Step::Command(p) => held.push(p),
+            Step::Command(p, ack) => held.push((p, ack)),
             Step::Reply(p) => w.queue(p),
             Step::Done => {}
             Step::Stop(Stop::Disconnect { will }) => break Some(End::Clean { will }),
@@ -262,13 +262,12 @@ async fn release<T: Transport>(
     ctx: &Ctx<'_>,
     w: &mut Wire<T>,
     out: &Outbound,
-    held: &mut Vec<Publish>,
+    held: &mut Vec<(Publish, Option<u16>)>,
 ) -> Option<End> {
     if held.is_empty() || out.subscribing() {
         return None;
     }
-    for p in held.drain(..) {
-        let (qos, pkid) = super::codec::delivery(&p);
+    for (p, ack) in held.drain(..) {
         if ctx
             .shared
             .commands
@@ -278,7 +277,7 @@ async fn release<T: Transport>(
         {
             return Some(End::RouterGone);
         }
-        if qos == QoS::AtLeastOnce {
+        if let Some(pkid) = ack {
             let ack = PubAck {
                 pkid,
                 reason: PubAckReason::Success,
