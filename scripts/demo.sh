@@ -300,7 +300,8 @@ cat <<EOF
  metrics      http://127.0.0.1:$HTTP_PORT/metrics
  data         $DEMO_DIR   (config docketd.toml, store data/, log docketd.log)
 
- Demo devices (MQTT username = client id = id, password = secret; also in devices.jsonl):
+ Demo devices and their secrets (also in devices.jsonl; a device logs in with a key derived
+ from its secret, docs/protocol.md "Keys"):
 EOF
 python3 -c '
 import json, sys
@@ -310,11 +311,13 @@ for line in open(sys.argv[1]):
         role = d["role"] + ("(" + ",".join(d["stations"]) + ")" if d.get("stations") else "")
         print("   %-10s %-16s %s" % (d["id"], role, d["secret"]))
 ' "$DEVICES"
+# manager-1's MQTT password: its login key, HKDF-SHA256 (empty salt) of its secret.
 watch_secret=$(python3 -c '
-import json, sys
+import hashlib, hmac, json, sys
 for line in open(sys.argv[1]):
     if line.strip() and json.loads(line)["id"] == "manager-1":
-        print(json.loads(line)["secret"])
+        prk = hmac.new(bytes(32), bytes.fromhex(json.loads(line)["secret"]), hashlib.sha256).digest()
+        print(hmac.new(prk, b"docket/v1 login key\x01", hashlib.sha256).hexdigest())
 ' "$DEVICES")
 echo
 echo " Watch the traffic (the broker admits paired devices only, client id = username = device id;"
@@ -324,7 +327,7 @@ if [[ -z $watch_secret ]]; then
 elif command -v mosquitto_sub >/dev/null; then
     echo "   mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -i manager-1 -u manager-1 -P $watch_secret -t 'docket/v1/#' -F '%t %l bytes'"
 else
-    echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with its secret)"
+    echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with that password)"
 fi
 echo
 echo " The pages (open them in a browser; each link carries its device's credentials once, then the"

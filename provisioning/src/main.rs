@@ -531,9 +531,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .render::<qrcode::render::unicode::Dense1x2>()
                 .quiet_zone(true)
                 .build();
-            let (manager_id, manager_secret) = manager_creds(manager)?
+            let (manager_id, manager_password) = manager_creds(manager)?
                 .context("say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret")?;
-            let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_secret}")));
+            let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_password}")));
             let call = |r: ureq::Request,
                         body: Option<serde_json::Value>|
              -> anyhow::Result<serde_json::Value> {
@@ -600,19 +600,25 @@ fn probe_uplink(s: &SiteFile) -> anyhow::Result<Vec<(&'static str, Result<(), (b
     Ok(out)
 }
 
-/// A manager device's (id, secret): the flags, else the site directory's first manager.
+/// A manager device's id and login password (its login key as hex, `docket_core::keys`; the
+/// secret itself never goes on the wire): from the flags, else the site directory's first manager.
 fn manager_creds(m: ManagerArgs) -> anyhow::Result<Option<(String, String)>> {
-    match (m.manager_id, m.manager_secret, m.dir) {
-        (Some(i), Some(s), _) => Ok(Some((i, s))),
+    let (id, secret) = match (m.manager_id, m.manager_secret, m.dir) {
+        (Some(i), Some(s), _) => (i, s),
         (None, None, Some(dir)) => {
             let site = read_site(&dir)?;
             let m = site.managers.into_iter().next().with_context(|| {
                 format!("{} has no manager device (made before `site init` created one): pass --manager-id/--manager-secret", dir.join("site.toml").display())
             })?;
-            Ok(Some((m.id, m.secret)))
+            (m.id, m.secret)
         }
-        _ => Ok(None),
-    }
+        _ => return Ok(None),
+    };
+    let bytes: [u8; 32] = hex::decode(secret.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("the secret of manager {id} is not 64 hex characters"))?;
+    Ok(Some((id, docket_core::keys::password(&bytes))))
 }
 
 /// What an MQTT login attempt found.
@@ -624,12 +630,12 @@ enum Login {
     Answered(Option<u8>),
 }
 
-/// An MQTT 3.1.1 login as a device (client id = user name = id, password = secret) on one
+/// An MQTT 3.1.1 login as a device (client id = user name = id, password = its login key) on one
 /// connection, then a clean DISCONNECT. `Err`: the port answered, but not as MQTT.
-fn mqtt_login(addr: std::net::SocketAddr, id: &str, secret: &str) -> std::io::Result<Login> {
+fn mqtt_login(addr: std::net::SocketAddr, id: &str, password: &str) -> std::io::Result<Login> {
     use std::io::Read;
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
-    for field in [id, id, secret] {
+    for field in [id, id, password] {
         body.extend((field.len() as u16).to_be_bytes());
         body.extend(field.as_bytes());
     }
@@ -1117,7 +1123,7 @@ fn doctor(
                     (false, unreachable)
                 }
             }
-            (Some(a), Some((id, secret))) => match mqtt_login(a, id, secret) {
+            (Some(a), Some((id, password))) => match mqtt_login(a, id, password) {
                 Ok(Login::Unreachable) => (false, unreachable),
                 Ok(Login::Answered(Some(0))) => (true, format!("MQTT login as {id} accepted on port {mqtt_port}")),
                 Ok(Login::Answered(Some(4))) => (false, format!("the broker refused the login of manager {id}: the box does not know this manager or its secret (push a bundle from this site directory: `docket site push`)")),
@@ -1135,8 +1141,8 @@ fn doctor(
 
         // Device presence, seen by the box (needs a manager).
         match &manager {
-            Some((id, secret)) => {
-                let auth = format!("Basic {}", b64(&format!("{id}:{secret}")));
+            Some((id, password)) => {
+                let auth = format!("Basic {}", b64(&format!("{id}:{password}")));
                 let devices = agent()
                     .get(&format!("{base}/api/admin/devices"))
                     .set("Authorization", &auth)

@@ -49,20 +49,21 @@ async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
         "{text}"
     );
 
-    // Wrong manager secret: refused in words.
-    let o = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args([
-            "pair",
-            "--box",
-            &host,
-            "--manager-id",
-            &mgr.id,
-            "--manager-secret",
-            "00",
-        ])
-        .output()?;
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("manager credentials"));
+    // Wrong manager secret: refused by the box, in words; one that is not a secret at all is
+    // refused before anything is sent.
+    let wrong = "ab".repeat(32);
+    for (secret, says) in [
+        (wrong.as_str(), "manager credentials"),
+        ("00", "not 64 hex characters"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(["pair", "--box", &host, "--manager-id", &mgr.id])
+            .args(["--manager-secret", secret])
+            .output()?;
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{secret}: {err}");
+    }
 
     // Approve; the device collects its credentials and logs in over MQTT.
     let o = docket(&[

@@ -19,13 +19,13 @@ export class Device {
   static async connect(daemon, creds) {
     const d = new Device();
     d.creds = creds;
-    d.secret = wire.hexToBytes(creds.secret);
+    d.keys = wire.deviceKeys(wire.hexToBytes(creds.secret));
     d.replies = new Map();
     d.waiters = new Map();
     d.client = await mqtt.connectAsync(`mqtt://127.0.0.1:${daemon.mqttPort}`, {
       clientId: creds.id,
       username: creds.id,
-      password: creds.secret,
+      password: wire.loginPassword(creds.secret),
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: DEADLINE_MS,
@@ -44,7 +44,7 @@ export class Device {
   /** Sends one command body; resolves to its reply (rejects after the deadline). */
   async command(body) {
     const id = wire.newCommandId();
-    const bytes = wire.envelope(this.creds.id, this.secret, id, body);
+    const bytes = wire.envelope(this.creds.id, this.keys.mac, id, body);
     const reply = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no reply to ${body.type} in ${DEADLINE_MS} ms`)), DEADLINE_MS);
       this.waiters.set(id, (r) => {

@@ -85,6 +85,16 @@ impl Creds {
             .try_into()
             .expect("32 bytes")
     }
+
+    /// The password this device logs in with (MQTT and the admin API): its login key as hex.
+    pub fn login(&self) -> String {
+        docket_core::keys::password(&self.secret_bytes())
+    }
+
+    /// The key this device's commands are MAC'd with.
+    pub fn mac_key(&self) -> docket_core::keys::MacKey {
+        docket_core::keys::DeviceKeys::derive(&self.secret_bytes()).mac
+    }
 }
 
 /// A running docketd with its own temp data dir and ports.
@@ -595,7 +605,7 @@ pub struct Msg {
 pub struct Client {
     pub client: AsyncClient,
     pub id: String,
-    secret: Option<[u8; 32]>,
+    mac_key: Option<docket_core::keys::MacKey>,
     rx: mpsc::UnboundedReceiver<Msg>,
     subacks: mpsc::UnboundedReceiver<()>,
     task: tokio::task::JoinHandle<()>,
@@ -658,7 +668,7 @@ async fn handshake(mut ev: EventLoop) -> anyhow::Result<EventLoop> {
 }
 
 impl Client {
-    /// Connects as a paired device (username = client id = device id, password = hex secret).
+    /// Connects as a paired device (username = client id = device id, password = its login key).
     pub async fn connect(port: u16, creds: &Creds) -> anyhow::Result<Client> {
         Client::connect_to("127.0.0.1", port, creds).await
     }
@@ -676,9 +686,9 @@ impl Client {
         keep_alive: Duration,
     ) -> anyhow::Result<Client> {
         let mut c =
-            Client::connect_inner(host, port, &creds.id, &creds.id, &creds.secret, keep_alive)
+            Client::connect_inner(host, port, &creds.id, &creds.id, &creds.login(), keep_alive)
                 .await?;
-        c.secret = Some(creds.secret_bytes());
+        c.mac_key = Some(creds.mac_key());
         Ok(c)
     }
 
@@ -748,7 +758,7 @@ impl Client {
         let mut c = Client {
             client,
             id: client_id.to_owned(),
-            secret: None,
+            mac_key: None,
             rx,
             subacks,
             task,
@@ -798,8 +808,8 @@ impl Client {
 
     /// Signs and sends a command with a given id.
     pub async fn send_as(&mut self, id: &str, body: &CommandBody) -> anyhow::Result<()> {
-        let secret = self.secret.context("client has no device secret")?;
-        let env = Envelope::sign(id, &self.id, &secret, body)?;
+        let key = self.mac_key.context("client has no device keys")?;
+        let env = Envelope::sign(id, &self.id, &key, body)?;
         self.publish(&wire::cmd_topic(&self.id), wire::encode(&env)?, false)
             .await
     }

@@ -124,10 +124,11 @@ async fn invalid_commands_are_refused_with_stable_codes() -> R {
 
     // An unknown command type, correctly signed.
     let body = wire::encode(&serde_json::json!({"type": "launch_rockets", "order_id": id}))?;
+    let id = t.next_id();
     let env = Envelope {
-        id: t.next_id(),
+        mac: wire::mac(&tablet.mac_key(), "tablet-1", &id, &body).to_vec(),
+        id,
         device: "tablet-1".into(),
-        mac: wire::mac(&tablet.secret_bytes(), &body).to_vec(),
         body,
     };
     let before = counts(&d)?;
@@ -183,7 +184,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     let mut env = Envelope::sign(
         &t.next_id(),
         "tablet-1",
-        &tablet.secret_bytes(),
+        &tablet.mac_key(),
         &place(vec![line("fries", 1)]),
     )?;
     env.mac = vec![0; 32];
@@ -208,7 +209,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     let env = Envelope::sign(
         &o.next_id(),
         "tablet-1",
-        &tablet.secret_bytes(),
+        &tablet.mac_key(),
         &place(vec![line("fries", 1)]),
     )?;
     o.publish(&wire::cmd_topic("tablet-2"), wire::encode(&env)?, false)
@@ -218,13 +219,44 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     let env = Envelope::sign(
         &o.next_id(),
         "tablet-1",
-        &other.secret_bytes(),
+        &other.mac_key(),
         &place(vec![line("fries", 1)]),
     )?;
     o.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
         .await?;
     assert_eq!(code(&t.reply_to(&env.id).await?), "bad_mac");
     assert_eq!(counts(&d)?, after_good);
+
+    // A captured envelope published again under a new id: the MAC covers the id, so it is not a
+    // second order (it would be, were only the body signed).
+    let captured = Envelope::sign(
+        &t.next_id(),
+        "tablet-1",
+        &tablet.mac_key(),
+        &place(vec![line("fries", 3)]),
+    )?;
+    t.publish(
+        &wire::cmd_topic("tablet-1"),
+        wire::encode(&captured)?,
+        false,
+    )
+    .await?;
+    assert!(t.reply_to(&captured.id).await?.ok);
+    let after_captured = counts(&d)?;
+    assert_eq!(after_captured.0, after_good.0 + 1);
+    let replayed = Envelope {
+        id: t.next_id(),
+        ..captured.clone()
+    };
+    t.publish(
+        &wire::cmd_topic("tablet-1"),
+        wire::encode(&replayed)?,
+        false,
+    )
+    .await?;
+    assert_eq!(code(&t.reply_to(&replayed.id).await?), "bad_mac");
+    assert_eq!(counts(&d)?, after_captured);
+    let after_good = after_captured;
 
     // An oversized command (1 MB of notes): refused as too large, nothing written.
     let mut big = line("fries", 1);
@@ -255,18 +287,21 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
         "wrong password"
     );
     assert!(
-        login_refused(d.mqtt, "nobody", "nobody", &tablet.secret).await,
+        login_refused(d.mqtt, "nobody", "nobody", &tablet.login()).await,
         "unknown device"
     );
     assert!(
-        login_refused(d.mqtt, "tablet-1", "tablet-9", &victim.secret).await,
+        login_refused(d.mqtt, "tablet-1", "tablet-9", &victim.login()).await,
         "client id != username"
     );
     assert!(
         login_refused(d.mqtt, "x", "docketd-probe", "guess").await,
         "internal user"
     );
-    assert!(!login_refused(d.mqtt, "tablet-1", "tablet-1", &tablet.secret).await);
+    assert!(!login_refused(d.mqtt, "tablet-1", "tablet-1", &tablet.login()).await);
+    // The secret itself is not a password: only the login key derived from it is (the secret
+    // never crosses the wire after pairing).
+    assert!(login_refused(d.mqtt, "tablet-1", "tablet-1", &tablet.secret).await);
     assert!(d.metric("docket_auth_failures_total")? >= 4.0);
 
     // A connected device is cut off the moment it is revoked, and cannot come back.
@@ -275,7 +310,7 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
     let out = d.cli(&["device", "revoke", "--id", "tablet-9"])?;
     assert!(out.contains("\"revoked\":true"));
     docket_tests::eventually("the revoked device is disconnected", || !v.is_connected()).await?;
-    assert!(login_refused(d.mqtt, "tablet-9", "tablet-9", &victim.secret).await);
+    assert!(login_refused(d.mqtt, "tablet-9", "tablet-9", &victim.login()).await);
     // Commands in its name (relayed by another device) are refused too.
     let mut t = Client::connect(d.mqtt, &tablet).await?;
     // (the refusal goes to tablet-9's reply topic, which tablet-1 listens to here)
@@ -283,7 +318,7 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
     let env = Envelope::sign(
         &t.next_id(),
         "tablet-9",
-        &victim.secret_bytes(),
+        &victim.mac_key(),
         &place(vec![line("fries", 1)]),
     )?;
     t.publish(&wire::cmd_topic("tablet-9"), wire::encode(&env)?, false)
@@ -320,6 +355,10 @@ async fn logins_are_checked_and_revocation_cuts_off_at_once() -> R {
     let list = d.cli(&["device", "list"])?;
     assert_eq!(list.lines().count(), 3);
     assert!(!list.contains(&tablet.secret), "list must not show secrets");
+    assert!(
+        !list.contains(&tablet.login()),
+        "list must not show login keys"
+    );
     Ok(())
 }
 

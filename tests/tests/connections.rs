@@ -32,7 +32,7 @@ fn overrunning_props(then: u8) -> Vec<u8> {
 /// The CONNECT that made the old front door judge a device called `#` while rumqttd logged the
 /// real device in.
 fn crafted_connect(c: &Creds) -> Vec<u8> {
-    raw::connect(5, &overrunning_props(0), &c.id, None, &c.id, &c.secret)
+    raw::connect(5, &overrunning_props(0), &c.id, None, &c.id, &c.login())
 }
 
 /// The same trick with a will: the old front door read the will topic out of a user property
@@ -58,7 +58,7 @@ fn crafted_will_connect(c: &Creds) -> Vec<u8> {
         &c.id,
         Some(&will),
         &c.id,
-        &c.secret,
+        &c.login(),
     )
 }
 
@@ -137,7 +137,7 @@ async fn a_crafted_will_cannot_reach_screens_or_stop_a_listener() -> R {
         &rogue.id,
         None,
         &rogue.id,
-        &rogue.secret,
+        &rogue.login(),
     ))
     .await?;
     assert_eq!(r5.connack().await?, Some(0), "MQTT 5 listener");
@@ -156,13 +156,13 @@ async fn mqtt5_properties_are_dropped_for_311_and_websocket_subscribers() -> R {
     let c = d.add_device("tablet-3", "tablet", &[])?;
     let topic = "bench/props";
     let mut v4 = Raw::connect("127.0.0.1", d.mqtt).await?;
-    v4.send(&raw::connect(4, &[], &a.id, None, &a.id, &a.secret))
+    v4.send(&raw::connect(4, &[], &a.id, None, &a.id, &a.login()))
         .await?;
     assert_eq!(v4.connack().await?, Some(0));
     v4.send(&raw::subscribe(1, &[], &[topic])).await?;
     let ws = raw::ws_adapter(d.http).await?.port();
     let mut vw = Raw::connect("127.0.0.1", ws).await?;
-    vw.send(&raw::connect(4, &[], &b.id, None, &b.id, &b.secret))
+    vw.send(&raw::connect(4, &[], &b.id, None, &b.id, &b.login()))
         .await?;
     assert_eq!(vw.connack().await?, Some(0));
     vw.send(&raw::subscribe(1, &[], &[topic])).await?;
@@ -172,7 +172,7 @@ async fn mqtt5_properties_are_dropped_for_311_and_websocket_subscribers() -> R {
     }
 
     let mut p5 = Raw::connect("127.0.0.1", d.mqtt_v5).await?;
-    p5.send(&raw::connect(5, &[0], &c.id, None, &c.id, &c.secret))
+    p5.send(&raw::connect(5, &[0], &c.id, None, &c.id, &c.login()))
         .await?;
     assert_eq!(p5.connack().await?, Some(0));
     let mut props = raw::user_property("origin", b"v5");
@@ -247,6 +247,7 @@ async fn a_refused_login_says_why_on_every_listener() -> R {
     let t2 = d.add_device("tablet-2", "tablet", &[])?;
     d.cli(&["device", "revoke", "--id", "tablet-2"])?;
     let wrong = "0".repeat(64);
+    let (p1, p2) = (t1.login(), t2.login());
     for (name, port, level) in listeners(&d).await? {
         let (bad, removed) = if level == 5 { (0x86, 0x87) } else { (4, 5) };
         let cases = [
@@ -257,25 +258,19 @@ async fn a_refused_login_says_why_on_every_listener() -> R {
                 wrong.as_str(),
                 Some(bad),
             ),
-            (
-                "unknown device",
-                "nobody",
-                "nobody",
-                t1.secret.as_str(),
-                Some(bad),
-            ),
+            ("unknown device", "nobody", "nobody", p1.as_str(), Some(bad)),
             (
                 "client id is not the username",
                 "tablet-1",
                 "tablet-2",
-                t2.secret.as_str(),
+                p2.as_str(),
                 Some(bad),
             ),
             (
                 "revoked",
                 "tablet-2",
                 "tablet-2",
-                t2.secret.as_str(),
+                p2.as_str(),
                 Some(removed),
             ),
             (
@@ -285,13 +280,7 @@ async fn a_refused_login_says_why_on_every_listener() -> R {
                 wrong.as_str(),
                 Some(bad),
             ),
-            (
-                "paired",
-                "tablet-1",
-                "tablet-1",
-                t1.secret.as_str(),
-                Some(0),
-            ),
+            ("paired", "tablet-1", "tablet-1", p1.as_str(), Some(0)),
         ];
         for (what, id, user, pass, want) in cases {
             let (code, mut s) = try_login(port, level, id, user, pass).await?;
@@ -310,7 +299,7 @@ async fn a_refused_login_says_why_on_every_listener() -> R {
         "tablet-2",
         None,
         "tablet-2",
-        &t2.secret,
+        &t2.login(),
     ))
     .await?;
     let f = s.next(docket_tests::DEADLINE).await?.expect("CONNACK");
@@ -319,9 +308,9 @@ async fn a_refused_login_says_why_on_every_listener() -> R {
         "{f:?}"
     );
     // A client of the other MQTT version is told so in 3.1.1 ("unacceptable protocol version").
-    let (code, _) = try_login(d.mqtt, 5, "tablet-1", "tablet-1", &t1.secret).await?;
+    let (code, _) = try_login(d.mqtt, 5, "tablet-1", "tablet-1", &t1.login()).await?;
     assert_eq!(code, Some(1), "MQTT 5 on the 3.1.1 port");
-    let (code, _) = try_login(d.mqtt_v5, 4, "tablet-1", "tablet-1", &t1.secret).await?;
+    let (code, _) = try_login(d.mqtt_v5, 4, "tablet-1", "tablet-1", &t1.login()).await?;
     assert_eq!(code, Some(1), "3.1.1 on the MQTT 5 port");
     assert!(d.metric("docket_auth_failures_total")? >= 15.0);
     Ok(())
@@ -356,7 +345,7 @@ async fn the_acl_judges_the_parsed_packet_on_every_listener() -> R {
                 &rogue.id,
                 Some(&will),
                 &rogue.id,
-                &rogue.secret,
+                &rogue.login(),
             ))
             .await?;
             let want = if level == 5 { 0x87 } else { 5 };
@@ -369,7 +358,8 @@ async fn the_acl_judges_the_parsed_packet_on_every_listener() -> R {
             "docket/v1/cmd/+",
             "#",
         ] {
-            let (code, mut s) = try_login(port, level, &rogue.id, &rogue.id, &rogue.secret).await?;
+            let (code, mut s) =
+                try_login(port, level, &rogue.id, &rogue.id, &rogue.login()).await?;
             assert_eq!(code, Some(0));
             s.send(&raw::subscribe(1, props, &[wire::EVENTS_TOPIC, filter]))
                 .await?;
@@ -428,7 +418,7 @@ async fn every_retained_board_arrives_on_subscribe() -> R {
         boards.insert(m.topic);
     }
     // An MQTT 5 screen by hand: every board at QoS 1 with a packet id, each acknowledged.
-    let (code, mut s) = try_login(d.mqtt_v5, 5, &expo5.id, &expo5.id, &expo5.secret).await?;
+    let (code, mut s) = try_login(d.mqtt_v5, 5, &expo5.id, &expo5.id, &expo5.login()).await?;
     assert_eq!(code, Some(0));
     s.send(&raw::subscribe(1, &[0], &["docket/v1/board/+"]))
         .await?;
@@ -472,7 +462,7 @@ async fn pipelined_and_server_only_packets() -> R {
     let t = d.add_device("tablet-1", "tablet", &[])?;
     for (port, level) in [(d.mqtt, 4u8), (d.mqtt_v5, 5)] {
         let props: &[u8] = if level == 5 { &[0] } else { &[] };
-        let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.secret);
+        let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.login());
         bytes.extend(raw::subscribe(1, props, &[wire::EVENTS_TOPIC]));
         let mut s = Raw::connect("127.0.0.1", port).await?;
         s.send(&bytes).await?;
@@ -484,7 +474,7 @@ async fn pipelined_and_server_only_packets() -> R {
             raw::packet(0x20, &[0, 0, 0]),
             raw::packet(0xB0, &[0, 1, 0, 0]),
         ] {
-            let (code, mut s) = try_login(port, level, &t.id, &t.id, &t.secret).await?;
+            let (code, mut s) = try_login(port, level, &t.id, &t.id, &t.login()).await?;
             assert_eq!(code, Some(0));
             s.send(&bad).await?;
             let (_, closed) = s.collect(Duration::from_millis(500)).await;
@@ -510,7 +500,7 @@ async fn a_revoked_device_that_stopped_reading_is_cut_at_once() -> R {
     let mut s = Raw {
         stream: socket.connect(([127, 0, 0, 1], d.mqtt).into()).await?,
     };
-    s.send(&raw::connect(4, &[], &kds.id, None, &kds.id, &kds.secret))
+    s.send(&raw::connect(4, &[], &kds.id, None, &kds.id, &kds.login()))
         .await?;
     assert_eq!(s.connack().await?, Some(0));
     // Events, and the boards: each one carries every open order, several times a second.
@@ -556,8 +546,8 @@ async fn order_in_one_write(
     id: &str,
 ) -> anyhow::Result<(wire::Reply, bool)> {
     let props: &[u8] = if level == 5 { &[0] } else { &[] };
-    let env = wire::Envelope::sign(id, &t.id, &t.secret_bytes(), &place(id))?;
-    let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.secret);
+    let env = wire::Envelope::sign(id, &t.id, &t.mac_key(), &place(id))?;
+    let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.login());
     bytes.extend(raw::subscribe(1, props, &[&wire::reply_topic(&t.id)]));
     bytes.extend(raw::publish(
         &wire::cmd_topic(&t.id),

@@ -196,7 +196,7 @@ async fn a_reader_that_never_reads_slows_nobody_down() -> R {
     // Logs in, subscribes to the heaviest topics (every event, every board), and never reads
     // a byte again.
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", d.mqtt)).await?;
-    s.write_all(&connect_packet(&spy.id, &spy.id, &spy.secret))
+    s.write_all(&connect_packet(&spy.id, &spy.id, &spy.login()))
         .await?;
     let mut body = vec![0, 1];
     for f in [wire::EVENTS_TOPIC, "docket/v1/board/+"] {
@@ -249,12 +249,12 @@ async fn malformed_and_oversized_packets_cut_only_their_sender() -> R {
     let mut t = Client::connect(d.mqtt, &tablet).await?;
     assert!(t.command(&place("before")).await?.ok);
 
-    let login = connect_packet(&rogue.id, &rogue.id, &rogue.secret);
+    let login = connect_packet(&rogue.id, &rogue.id, &rogue.login());
     let big = vec![0xA5u8; 3 * 1024 * 1024]; // over [mqtt] max_payload_bytes (2 MiB)
     let mut cases: Vec<(String, Vec<u8>)> = vec![
         ("garbage before CONNECT".into(), vec![0xFF; 64]),
         ("CONNECT with protocol level 9".into(), {
-            let mut p = connect_packet(&rogue.id, &rogue.id, &rogue.secret);
+            let mut p = connect_packet(&rogue.id, &rogue.id, &rogue.login());
             p[8] = 9;
             p
         }),

@@ -395,13 +395,13 @@ async fn an_mqtt5_tablet_places_an_order() -> R {
     let d = Daemon::start()?;
     let creds = d.add_device("tablet-5", "tablet", &[])?;
     let mut opts = MqttOptions::new("tablet-5", "127.0.0.1", d.mqtt_v5);
-    opts.set_credentials("tablet-5", creds.secret.clone());
+    opts.set_credentials("tablet-5", creds.login());
     let (client, mut ev) = AsyncClient::new(opts, 10);
     client
         .subscribe(wire::reply_topic("tablet-5"), QoS::AtLeastOnce)
         .await?;
     let body = place("3", vec![line("negroni", 2)]);
-    let env = wire::Envelope::sign("v5-cmd-1", "tablet-5", &creds.secret_bytes(), &body)?;
+    let env = wire::Envelope::sign("v5-cmd-1", "tablet-5", &creds.mac_key(), &body)?;
     let reply = tokio::time::timeout(docket_tests::DEADLINE, async {
         loop {
             match ev.poll().await? {

@@ -173,7 +173,7 @@ async fn pair_through_the_admin_api() -> R {
     let d = Daemon::start()?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let auth = basic_auth(&mgr.id, &mgr.secret);
+    let auth = basic_auth(&mgr.id, &mgr.login());
     let a = ask(&d, Some("window tablet"))?;
 
     let (status, v) = admin(&d, &auth, "GET", "/api/admin/pairings", "")?;
@@ -188,9 +188,9 @@ async fn pair_through_the_admin_api() -> R {
     // Wrong, missing and non-manager credentials: refused, nothing changes.
     let approve = format!("/api/admin/pairings/{}/approve", a.code);
     let body = r#"{"id":"tablet-new","role":"tablet"}"#;
-    let wrong_secret = basic_auth(&mgr.id, &tablet.secret);
-    let unknown = basic_auth("nobody", &mgr.secret);
-    let not_manager = basic_auth(&tablet.id, &tablet.secret);
+    let wrong_secret = basic_auth(&mgr.id, &tablet.login());
+    let unknown = basic_auth("nobody", &mgr.login());
+    let not_manager = basic_auth(&tablet.id, &tablet.login());
     let before = device_count(&d)?;
     for (headers, want) in [
         (vec![], 401),
@@ -321,7 +321,7 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     let d = Daemon::start_with_env(&[docket_tests::ACL_OFF])?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let auth = basic_auth(&mgr.id, &mgr.secret);
+    let auth = basic_auth(&mgr.id, &mgr.login());
     let device = |id: &str| -> Option<Value> {
         let (_, v) = admin(&d, &auth, "GET", "/api/admin/devices", "").ok()?;
         v["devices"]
@@ -388,7 +388,7 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
         revoke,
         &[(
             "Authorization",
-            basic_auth(&tablet.id, &tablet.secret).as_str(),
+            basic_auth(&tablet.id, &tablet.login()).as_str(),
         )],
         "",
     )?;
@@ -399,7 +399,7 @@ async fn admin_device_list_shows_presence_and_revoke_cuts_off() -> R {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["revoked"], true);
     eventually("the revoked tablet is disconnected", || !t.is_connected()).await?;
-    assert!(login_refused(d.mqtt, &tablet.id, &tablet.id, &tablet.secret).await);
+    assert!(login_refused(d.mqtt, &tablet.id, &tablet.id, &tablet.login()).await);
     let v = device("tablet-1").context("listed")?;
     assert!(v["revoked_at"].is_u64() && v["online"] == false, "{v}");
     let (status, v) = admin(&d, &auth, "POST", "/api/admin/devices/nope/revoke", "")?;
@@ -478,5 +478,56 @@ async fn import_adds_all_or_nothing() -> R {
         })
         .await?;
     assert!(r.ok, "{r:?}");
+    Ok(())
+}
+
+/// `docketd device login-key` turns a secret (stdin) into the password the API and the broker
+/// take; the secret itself is refused as a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_key_from_the_cli_is_the_admin_password_and_the_secret_is_not() -> R {
+    use std::io::Write;
+    let d = Daemon::start()?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let key = |input: &str| -> anyhow::Result<(bool, String)> {
+        let mut child = std::process::Command::new(docket_tests::docketd_bin())
+            .args(["device", "login-key"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(if out.status.success() {
+            &out.stdout
+        } else {
+            &out.stderr
+        });
+        Ok((out.status.success(), text.trim().to_owned()))
+    };
+    let (ok, printed) = key(&format!("{}\n", mgr.secret))?;
+    assert!(ok, "{printed}");
+    assert_eq!(printed, mgr.login());
+    let (status, _) = admin(
+        &d,
+        &basic_auth(&mgr.id, &printed),
+        "GET",
+        "/api/admin/devices",
+        "",
+    )?;
+    assert_eq!(status, 200);
+    let (status, _) = admin(
+        &d,
+        &basic_auth(&mgr.id, &mgr.secret),
+        "GET",
+        "/api/admin/devices",
+        "",
+    )?;
+    assert_eq!(status, 401, "the secret is not a password");
+    let (ok, said) = key("not a secret")?;
+    assert!(!ok && said.contains("64 hex"), "{said}");
     Ok(())
 }

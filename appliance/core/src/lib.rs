@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod decide;
+pub mod keys;
 pub mod ledger;
 pub mod menu;
 pub mod order;

@@ -7,6 +7,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::keys::MacKey;
 use crate::order::Order;
 
 /// Topic prefix of every Docket message.
@@ -78,11 +79,11 @@ impl Envelope {
     pub fn sign(
         id: &str,
         device: &str,
-        secret: &[u8; 32],
+        key: &MacKey,
         body: &CommandBody,
     ) -> Result<Self, WireError> {
         let body = encode(body)?;
-        let mac = mac(secret, &body).to_vec();
+        let mac = mac(key, device, id, &body).to_vec();
         Ok(Envelope {
             id: id.to_owned(),
             device: device.to_owned(),
@@ -91,19 +92,35 @@ impl Envelope {
         })
     }
 
-    /// Constant-time check of the MAC against the device secret.
-    pub fn verify(&self, secret: &[u8; 32]) -> bool {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
-        m.update(&self.body);
-        m.verify_slice(&self.mac).is_ok()
+    /// Constant-time check of the MAC over this envelope's device, id and body.
+    pub fn verify(&self, key: &MacKey) -> bool {
+        mac_of(key, &self.device, &self.id, &self.body)
+            .verify_slice(&self.mac)
+            .is_ok()
     }
 }
 
-/// HMAC-SHA256 over `body`, keyed with the 32 raw secret bytes.
-pub fn mac(secret: &[u8; 32], body: &[u8]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key size");
+/// Domain separator that starts every command MAC's message (then a zero byte).
+pub const MAC_DOMAIN: &[u8] = b"docket/v1 command";
+
+/// HMAC-SHA256 keyed with the device's MAC key over
+/// `"docket/v1 command" 0x00 ‖ u32be(len device) ‖ device ‖ u32be(len id) ‖ id ‖ body`:
+/// the same body under another id or device is another MAC.
+pub fn mac(key: &MacKey, device: &str, id: &str, body: &[u8]) -> [u8; 32] {
+    mac_of(key, device, id, body).finalize().into_bytes().into()
+}
+
+fn mac_of(key: &MacKey, device: &str, id: &str, body: &[u8]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key size");
+    m.update(MAC_DOMAIN);
+    m.update(&[0]);
+    for field in [device.as_bytes(), id.as_bytes()] {
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        m.update(&len.to_be_bytes());
+        m.update(field);
+    }
     m.update(body);
-    m.finalize().into_bytes().into()
+    m
 }
 
 /// One ordered line as a tablet sends it.

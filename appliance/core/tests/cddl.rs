@@ -16,7 +16,7 @@ use docket_core::{Actor, Code, Menu, MenuItem, Rejection, Role, Site};
 use serde_json::{json, Value};
 
 const PROTOCOL: &str = include_str!("../../../docs/protocol.md");
-const SECRET: [u8; 32] = [7; 32];
+const SECRET: docket_core::keys::MacKey = docket_core::keys::MacKey([7; 32]);
 
 /// The one ```cddl block of the document.
 fn schema() -> &'static str {

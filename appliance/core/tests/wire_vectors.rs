@@ -1,5 +1,6 @@
 //! The byte-exact examples from the shared wire contract: a foreign client and docketd agree.
 
+use docket_core::keys::{self, DeviceKeys, MacKey};
 use docket_core::wire::{
     self, decode, decode_body, encode, CommandBody, Envelope, LineInput, Reply,
 };
@@ -25,6 +26,20 @@ fn secret() -> [u8; 32] {
         .expect("32 bytes")
 }
 
+fn mac_key() -> MacKey {
+    DeviceKeys::derive(&secret()).mac
+}
+
+#[test]
+fn keys_derive_byte_exact() {
+    let v = vectors();
+    let k = DeviceKeys::derive(&secret());
+    assert_eq!(k.login.0.to_vec(), hex_of(&v, &["device", "login_key_hex"]));
+    assert_eq!(k.mac.0.to_vec(), hex_of(&v, &["device", "mac_key_hex"]));
+    assert_eq!(keys::password(&secret()), v["device"]["mqtt_password"]);
+    assert_ne!(v["device"]["mqtt_password"], v["device"]["secret_hex"]);
+}
+
 #[test]
 fn body_encodes_byte_exact_and_mac_matches() {
     let v = vectors();
@@ -41,8 +56,17 @@ fn body_encodes_byte_exact_and_mac_matches() {
     let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
     assert_eq!(encode(&body).unwrap(), want);
     assert_eq!(decode_body(&want).unwrap(), body);
+    let id = v["command_place_order"]["envelope"]["id"].as_str().unwrap();
+    let mut input = wire::MAC_DOMAIN.to_vec();
+    input.push(0);
+    for field in ["tablet-1", id] {
+        input.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        input.extend_from_slice(field.as_bytes());
+    }
+    input.extend_from_slice(&want);
+    assert_eq!(input, hex_of(&v, &["command_place_order", "mac_input_hex"]));
     assert_eq!(
-        wire::mac(&secret(), &want).to_vec(),
+        wire::mac(&mac_key(), "tablet-1", id, &want).to_vec(),
         hex_of(&v, &["command_place_order", "mac_hex"])
     );
 }
@@ -54,7 +78,7 @@ fn envelope_round_trips_byte_exact_and_verifies() {
     let env: Envelope = decode(&bytes).unwrap();
     assert_eq!(env.id, "01JDQ7ZK4P8X3V2M6N9R5T0W1Y");
     assert_eq!(env.device, "tablet-1");
-    assert!(env.verify(&secret()));
+    assert!(env.verify(&mac_key()));
     assert_eq!(encode(&env).unwrap(), bytes);
     assert_eq!(
         v["command_place_order"]["topic"],
@@ -63,7 +87,7 @@ fn envelope_round_trips_byte_exact_and_verifies() {
     let signed = Envelope::sign(
         &env.id,
         "tablet-1",
-        &secret(),
+        &mac_key(),
         &decode_body(&env.body).unwrap(),
     )
     .unwrap();
@@ -78,7 +102,30 @@ fn wrong_mac_does_not_verify() {
         &["command_with_wrong_mac", "envelope_cbor_hex"],
     ))
     .unwrap();
-    assert!(!env.verify(&secret()));
+    assert!(!env.verify(&mac_key()));
+}
+
+#[test]
+fn an_envelope_replayed_under_a_new_id_does_not_verify() {
+    let v = vectors();
+    let good: Envelope =
+        decode(&hex_of(&v, &["command_place_order", "envelope_cbor_hex"])).unwrap();
+    let replayed: Envelope = decode(&hex_of(
+        &v,
+        &["command_replayed_under_new_id", "envelope_cbor_hex"],
+    ))
+    .unwrap();
+    assert_eq!((&replayed.body, &replayed.mac), (&good.body, &good.mac));
+    assert_ne!(replayed.id, good.id);
+    assert!(!replayed.verify(&mac_key()));
+    // Nor under another device's name, nor keyed with the secret or the login key.
+    let other = Envelope {
+        device: "tablet-2".into(),
+        ..good.clone()
+    };
+    assert!(!other.verify(&mac_key()));
+    assert!(!good.verify(&MacKey(secret())));
+    assert!(!good.verify(&MacKey(DeviceKeys::derive(&secret()).login.0)));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The JSON API on the HTTP port: pairing for new devices (`/api/pair`) and the manager's admin
-//! endpoints (`/api/admin/…`, HTTP Basic with a manager device's id and its secret as hex).
+//! endpoints (`/api/admin/…`, HTTP Basic with a manager device's id and its login key as hex, `docket_core::keys`).
 //! The table of endpoints is in docs/operations.md ("Pairing").
 //!
 //! Owns the admin connection to the store (behind a mutex, used only inside `spawn_blocking`)
@@ -103,7 +103,7 @@ pub enum AppError {
     BadLabel,
     #[error(transparent)]
     InvalidDevice(#[from] InvalidDevice),
-    #[error("sign in with a manager device's id and secret (HTTP Basic)")]
+    #[error("sign in with a manager device's id and login key (HTTP Basic)")]
     Unauthorized,
     #[error("device {0:?} is not a manager")]
     Forbidden(String),
@@ -285,7 +285,7 @@ async fn pair_poll(
 // ---- a device asking about itself (its Basic login) ----
 
 /// Who am I? A page whose MQTT login is refused (the broker just drops the connection) asks
-/// here why: 200 with its row, 403 `revoked`, or 401 for an unknown device or a wrong secret.
+/// here why: 200 with its row, 403 `revoked`, or 401 for an unknown device or a wrong login key.
 async fn device_self(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -520,7 +520,7 @@ mod tests {
                 revoked_at: None,
             };
             store::devices::add(&conn, &d).unwrap();
-            creds.push(format!("{id}:{}", hex::encode(d.secret)));
+            creds.push(format!("{id}:{}", docket_core::keys::password(&d.secret)));
         }
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(DeviceRegistry::open(&db, metrics.clone()).unwrap());

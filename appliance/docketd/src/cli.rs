@@ -262,3 +262,17 @@ pub async fn uplink_check(cfg: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `docketd device login-key`: the login key of the secret on `input`, as 64 hex characters.
+pub fn device_login_key(mut input: impl std::io::Read) -> anyhow::Result<()> {
+    let mut text = String::new();
+    input
+        .read_to_string(&mut text)
+        .context("reading the secret from stdin")?;
+    let secret: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("stdin is not a device secret (64 hex characters)")?;
+    println!("{}", docket_core::keys::password(&secret));
+    Ok(())
+}

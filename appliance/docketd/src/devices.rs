@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
+use docket_core::keys::{DeviceKeys, MacKey};
 use docket_core::{Actor, Role};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -104,6 +105,25 @@ struct Cache {
     data_version: i64,
     generation: i64,
     devices: HashMap<String, DeviceRow>,
+    /// Each device's keys, derived once per reload (never the secret itself on a hot path).
+    keys: HashMap<String, Keys>,
+}
+
+/// What a device's secret gives the box: the password it logs in with and the key its commands
+/// are MAC'd with.
+struct Keys {
+    password: String,
+    mac: MacKey,
+}
+
+impl Keys {
+    fn of(secret: &[u8; 32]) -> Self {
+        let k = DeviceKeys::derive(secret);
+        Keys {
+            password: k.login.password(),
+            mac: k.mac,
+        }
+    }
 }
 
 pub struct DeviceRegistry {
@@ -127,7 +147,7 @@ pub enum Login {
 
 /// The outcome of looking a device up for a command.
 pub enum Lookup {
-    Active(Actor, [u8; 32]),
+    Active(Actor, MacKey),
     Revoked,
     Unknown,
 }
@@ -141,6 +161,7 @@ impl DeviceRegistry {
                 data_version: -1,
                 generation: -1,
                 devices: HashMap::new(),
+                keys: HashMap::new(),
             }),
             revoked: Mutex::new(Vec::new()),
             metrics,
@@ -180,6 +201,10 @@ impl DeviceRegistry {
             .filter(|d| d.revoked_at.is_none())
             .map(|d| d.id.clone())
             .collect();
+        cache.keys = rows
+            .iter()
+            .map(|d| (d.id.clone(), Keys::of(&d.secret)))
+            .collect();
         cache.devices = rows.into_iter().map(|d| (d.id.clone(), d)).collect();
         cache.data_version = version;
         let cut: Vec<String> = was_active
@@ -210,49 +235,56 @@ impl DeviceRegistry {
     }
 
     fn get(&self, id: &str) -> Option<DeviceRow> {
+        self.get_with(id, |d, _| d.clone())
+    }
+
+    /// Refreshes, then looks `id` up with its keys.
+    fn get_with<T>(&self, id: &str, f: impl FnOnce(&DeviceRow, &Keys) -> T) -> Option<T> {
         if let Err(e) = self.refresh() {
             tracing::warn!(error = ?e, "device registry refresh failed; using the cached table");
         }
-        self.cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .devices
-            .get(id)
-            .cloned()
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        Some(f(cache.devices.get(id)?, cache.keys.get(id)?))
     }
 
+    /// A device by id for a command: its actor and MAC key when it is paired and not revoked.
     pub fn lookup(&self, id: &str) -> Lookup {
-        match self.get(id) {
-            None => Lookup::Unknown,
-            Some(d) if d.revoked_at.is_some() => Lookup::Revoked,
-            Some(d) => Lookup::Active(
-                Actor {
-                    device: d.id,
-                    role: d.role,
-                    stations: d.stations,
-                },
-                d.secret,
-            ),
-        }
+        let found = self.get_with(id, |d, k| {
+            if d.revoked_at.is_some() {
+                return Lookup::Revoked;
+            }
+            let actor = Actor {
+                device: d.id.clone(),
+                role: d.role,
+                stations: d.stations.clone(),
+            };
+            Lookup::Active(actor, k.mac)
+        });
+        found.unwrap_or(Lookup::Unknown)
     }
 
-    /// An MQTT login: client id = username = device id, password = the secret as hex. A wrong
-    /// secret, an unknown device and a client id that is not the username all read as bad
-    /// credentials (nothing tells which ids exist); the right secret of a revoked device reads
-    /// as revoked, so that the device can say "removed" rather than "wrong password".
+    /// Whether `password` is the device's login key as hex (constant time), and if so whether the
+    /// device is revoked; `None` for an unknown device or a wrong password.
+    fn password_ok(&self, id: &str, password: &str) -> Option<DeviceRow> {
+        self.get_with(id, |d, k| {
+            ct_eq(password.as_bytes(), k.password.as_bytes()).then(|| d.clone())
+        })
+        .flatten()
+    }
+
+    /// An MQTT login: client id = username = device id, password = the device's login key as hex
+    /// (`docket_core::keys`). A wrong password, an unknown device and a client id that is not the
+    /// username all read as bad credentials (nothing tells which ids exist); the right password
+    /// of a revoked device reads as revoked, so that the device can say "removed" rather than
+    /// "wrong password".
     pub fn login(&self, client_id: &str, username: &str, password: &str) -> Login {
         let verdict = if client_id != username {
             Login::BadCredentials
         } else {
-            match self.get(username) {
-                Some(d) if ct_eq(password.as_bytes(), hex::encode(d.secret).as_bytes()) => {
-                    if d.revoked_at.is_some() {
-                        Login::Revoked
-                    } else {
-                        Login::Ok
-                    }
-                }
-                _ => Login::BadCredentials,
+            match self.password_ok(username, password) {
+                Some(d) if d.revoked_at.is_some() => Login::Revoked,
+                Some(_) => Login::Ok,
+                None => Login::BadCredentials,
             }
         };
         if verdict != Login::Ok {
@@ -262,29 +294,24 @@ impl DeviceRegistry {
         verdict
     }
 
-    /// The admin API's login (HTTP Basic): a paired, unrevoked device id and its secret as hex.
-    /// Compared in constant time; no failure says which part was wrong.
-    pub fn verify(&self, id: &str, secret_hex: &str) -> Option<Actor> {
-        match self.lookup(id) {
-            Lookup::Active(actor, secret) => {
-                ct_eq(secret_hex.as_bytes(), hex::encode(secret).as_bytes()).then_some(actor)
-            }
-            Lookup::Revoked | Lookup::Unknown => None,
-        }
+    /// The admin API's login (HTTP Basic): a paired, unrevoked device id and its login key as
+    /// hex. Compared in constant time; no failure says which part was wrong.
+    pub fn verify(&self, id: &str, password: &str) -> Option<Actor> {
+        let d = self.password_ok(id, password)?;
+        d.revoked_at.is_none().then_some(Actor {
+            device: d.id,
+            role: d.role,
+            stations: d.stations,
+        })
     }
 
-    /// A device asking about itself (`GET /api/device`): the row when the secret is right,
+    /// A device asking about itself (`GET /api/device`): the row when the password is right,
     /// `Err(true)` when it is right but the device is revoked, `Err(false)` otherwise.
-    pub fn check(&self, id: &str, secret_hex: &str) -> Result<DeviceRow, bool> {
-        match self.get(id) {
-            Some(d) if ct_eq(secret_hex.as_bytes(), hex::encode(d.secret).as_bytes()) => {
-                if d.revoked_at.is_some() {
-                    Err(true)
-                } else {
-                    Ok(d)
-                }
-            }
-            _ => Err(false),
+    pub fn check(&self, id: &str, password: &str) -> Result<DeviceRow, bool> {
+        match self.password_ok(id, password) {
+            Some(d) if d.revoked_at.is_some() => Err(true),
+            Some(d) => Ok(d),
+            None => Err(false),
         }
     }
 

@@ -100,6 +100,10 @@ enum DeviceCommand {
         #[command(flatten)]
         device: DeviceSpec,
     },
+    /// Print the login key (the MQTT and admin API password) of a device secret read from
+    /// stdin (64 hex characters): for scripts and `curl -u ID:KEY`; the secret stays off the
+    /// command line.
+    LoginKey,
     /// Reject a pairing request.
     Reject {
         #[arg(long)]
@@ -175,6 +179,7 @@ fn main() -> ExitCode {
                 device: d,
             } => load(config.as_deref())
                 .and_then(|c| cli::device_approve(&c, &code, &d.id, &d.role, &d.stations)),
+            DeviceCommand::LoginKey => cli::device_login_key(std::io::stdin().lock()),
             DeviceCommand::Reject { config, code } => {
                 load(config.as_deref()).and_then(|c| cli::device_reject(&c, &code))
             }

@@ -2,7 +2,7 @@
 // list with presence and revoke, and the box's health. Talks to /api/admin/… with this device's
 // manager login (HTTP Basic), and to MQTT for the menu's stations and the live status.
 
-import { obtainDevice, Link, badge, el, forgetDevice } from './conn.js';
+import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
 
 const SCOPE = 'admin';
@@ -20,7 +20,7 @@ async function api(method, path, body) {
   const r = await fetch(path, {
     method,
     headers: {
-      Authorization: 'Basic ' + btoa(`${device.id}:${device.secret}`),
+      Authorization: basicAuth(device),
       ...(body ? { 'Content-Type': 'application/json' } : {}),
     },
     body: body ? JSON.stringify(body) : undefined,

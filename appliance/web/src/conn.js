@@ -5,7 +5,7 @@
 // connection without saying why).
 
 import mqtt from 'mqtt';
-import { encode, decode, envelope, hexToBytes, newCommandId, topics } from './wire.js';
+import { encode, decode, envelope, hexToBytes, bytesToHex, deviceKeys, loginPassword, newCommandId, topics } from './wire.js';
 
 const DEVICE_KEY = (scope) => `docket.device.${scope}`;
 const PAIRING_KEY = (scope) => `docket.pairing.${scope}`;
@@ -34,8 +34,9 @@ export function forgetDevice(scope) {
   localStorage.removeItem(DEVICE_KEY(scope));
 }
 
-function basicAuth(d) {
-  return 'Basic ' + btoa(`${d.id}:${d.secret}`);
+/** HTTP Basic for a device: its id and login key (never the secret). */
+export function basicAuth(d) {
+  return 'Basic ' + btoa(`${d.id}:${loginPassword(d.secret)}`);
 }
 
 /** Asks the box who this device is: `{status: 'ok'|'revoked'|'unknown'|'unreachable', device?}`. */
@@ -200,7 +201,7 @@ export class Link {
   constructor(scope, device, { subscriptions, onMessage, onReply, onState, onSession, onConnect, onStatus }) {
     this.scope = scope;
     this.device = device;
-    this.secret = hexToBytes(device.secret);
+    this.keys = deviceKeys(hexToBytes(device.secret));
     this.subscriptions = subscriptions;
     this.onMessage = onMessage || (() => {});
     this.onReply = onReply || (() => {});
@@ -230,7 +231,7 @@ export class Link {
       protocolVersion: 4,
       clientId: d.id,
       username: d.id,
-      password: d.secret,
+      password: bytesToHex(this.keys.login),
       clean: true,
       keepalive: 15,
       reconnectPeriod: 1000,
@@ -386,7 +387,7 @@ export class Link {
   /** A new command's id and signed envelope, not sent yet (the tablet stores it first). */
   seal(body) {
     const id = newCommandId();
-    return { id, bytes: envelope(this.device.id, this.secret, id, body) };
+    return { id, bytes: envelope(this.device.id, this.keys.mac, id, body) };
   }
 }
 

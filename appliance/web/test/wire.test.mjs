@@ -1,29 +1,49 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { encode, decode, envelope, mac, hexToBytes, bytesToHex, newCommandId } from '../src/wire.js';
+import {
+  encode, decode, envelope, mac, macInput, deviceKeys, loginPassword, hexToBytes, bytesToHex, newCommandId,
+} from '../src/wire.js';
 
 const vectors = JSON.parse(
   fs.readFileSync(new URL('../../core/tests/wire-vectors.json', import.meta.url)),
 );
 const secret = hexToBytes(vectors.device.secret_hex);
+const keys = deviceKeys(secret);
 
 test('the command body encodes byte for byte as the shared vector', () => {
   const v = vectors.command_place_order;
   assert.equal(bytesToHex(encode(v.body)), v.body_cbor_hex);
 });
 
-test('the MAC and the whole envelope match the shared vector', () => {
+test('the login and MAC keys derive byte for byte as the shared vector', () => {
+  assert.equal(bytesToHex(keys.login), vectors.device.login_key_hex);
+  assert.equal(bytesToHex(keys.mac), vectors.device.mac_key_hex);
+  assert.equal(loginPassword(vectors.device.secret_hex), vectors.device.mqtt_password);
+  assert.notEqual(vectors.device.mqtt_password, vectors.device.secret_hex);
+});
+
+test('the MAC input, the MAC and the whole envelope match the shared vector', () => {
   const v = vectors.command_place_order;
-  assert.equal(bytesToHex(mac(secret, hexToBytes(v.body_cbor_hex))), v.mac_hex);
-  const env = envelope(vectors.device.id, secret, v.envelope.id, v.body);
+  const body = hexToBytes(v.body_cbor_hex);
+  assert.equal(bytesToHex(macInput(vectors.device.id, v.envelope.id, body)), v.mac_input_hex);
+  assert.equal(bytesToHex(mac(keys.mac, vectors.device.id, v.envelope.id, body)), v.mac_hex);
+  const env = envelope(vectors.device.id, keys.mac, v.envelope.id, v.body);
   assert.equal(bytesToHex(env), v.envelope_cbor_hex);
 });
 
-test('a wrong key gives a different MAC', () => {
+test('a wrong key, another id or another device gives a different MAC', () => {
   const v = vectors.command_place_order;
-  const other = new Uint8Array(32);
-  assert.notEqual(bytesToHex(mac(other, hexToBytes(v.body_cbor_hex))), v.mac_hex);
+  const body = hexToBytes(v.body_cbor_hex);
+  const id = v.envelope.id;
+  assert.notEqual(bytesToHex(mac(new Uint8Array(32), vectors.device.id, id, body)), v.mac_hex);
+  assert.notEqual(bytesToHex(mac(secret, vectors.device.id, id, body)), v.mac_hex);
+  assert.notEqual(bytesToHex(mac(keys.mac, vectors.device.id, '01JDQ7ZK4P8X3V2M6N9R5T0W2Z', body)), v.mac_hex);
+  assert.notEqual(bytesToHex(mac(keys.mac, 'tablet-2', id, body)), v.mac_hex);
+  // The replay vector is the signed envelope under a new id: its MAC no longer matches it.
+  const replayed = decode(hexToBytes(vectors.command_replayed_under_new_id.envelope_cbor_hex));
+  assert.equal(bytesToHex(replayed.mac), v.mac_hex);
+  assert.notEqual(bytesToHex(mac(keys.mac, replayed.device, replayed.id, replayed.body)), v.mac_hex);
 });
 
 test('replies decode to plain objects', () => {

@@ -9,9 +9,9 @@ use docket_core::wire::{self, ApplianceStatus, Board, CommandBody, Envelope, Eve
 use docket_core::Menu;
 use libfuzzer_sys::fuzz_target;
 
-/// A secret no seed was signed with: `verify` must say no without panicking, whatever the MAC's
+/// A MAC key no seed was signed with: `verify` must say no without panicking, whatever the MAC's
 /// length.
-const SECRET: [u8; 32] = [7u8; 32];
+const SECRET: docket_core::keys::MacKey = docket_core::keys::MacKey([7u8; 32]);
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(env) = wire::decode::<Envelope>(data) {

@@ -34,7 +34,12 @@ fn payload_len() -> anyhow::Result<usize> {
             line("ipa-pint", 2),
         ],
     };
-    let env = Envelope::sign("01JBENCHHOPCOMMANDID00000", "tablet-1", &[7; 32], &body)?;
+    let env = Envelope::sign(
+        "01JBENCHHOPCOMMANDID00000",
+        "tablet-1",
+        &docket_core::keys::MacKey([7; 32]),
+        &body,
+    )?;
     Ok(docket_core::wire::encode(&env)?.len())
 }
 
