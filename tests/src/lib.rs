@@ -479,6 +479,25 @@ impl Daemon {
         Ok((r.status, r.body))
     }
 
+    /// Like [`Daemon::http`], from the local address `from` (another device on the LAN).
+    pub fn http_from(
+        &self,
+        from: std::net::IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<HttpReply> {
+        http_request_from(
+            Some(from),
+            (self.host, self.http).into(),
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
     /// Like [`Daemon::request`], keeping the response head for header checks.
     pub fn http(
         &self,
@@ -520,7 +539,40 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> anyhow::Result<HttpReply> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    http_request_from(None, addr, method, path, headers, body)
+}
+
+/// A TCP connection to `to` from the local address `from`. Every 127.0.0.0/8 address is this
+/// host, so a test can act as several devices of the LAN, each with its own address.
+pub fn connect_from(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<TcpStream> {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let family = if from.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    bind(&fd, &std::net::SocketAddr::new(from, 0))?;
+    connect(&fd, &to)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// [`http_request`] from a chosen local address (`None`: the system's choice).
+pub fn http_request_from(
+    from: Option<std::net::IpAddr>,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<HttpReply> {
+    let mut s = match from {
+        Some(ip) => connect_from(ip, addr)?,
+        None => TcpStream::connect_timeout(&addr, Duration::from_secs(5))?,
+    };
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",

@@ -16,11 +16,17 @@ struct Asked {
 }
 
 fn ask(d: &Daemon, label: Option<&str>) -> anyhow::Result<Asked> {
+    ask_from(d, label, [127, 0, 0, 1])
+}
+
+/// A pairing request from another address of the LAN (any 127.0.0.0/8 address is this host).
+fn ask_from(d: &Daemon, label: Option<&str>, from: [u8; 4]) -> anyhow::Result<Asked> {
     let body = match label {
         Some(l) => json!({ "label": l }).to_string(),
         None => "{}".to_owned(),
     };
-    let r = d.http(
+    let r = d.http_from(
+        from.into(),
         "POST",
         "/api/pair",
         &[("Content-Type", "application/json")],
@@ -288,16 +294,36 @@ async fn pair_through_the_admin_api() -> R {
     let (status, v) = admin(&d, &auth, "POST", &reject, "")?;
     assert_eq!((status, error_code(&v)), (409, "pairing_decided"));
 
-    // At most 50 waiting: the 51st is refused, and writes nothing.
-    for i in 0..50 {
-        ask(&d, Some(&format!("flood {i}")))?;
+    // One address may have 3 requests waiting: a 4th is refused and writes nothing, while
+    // another address still gets a code; the admin list says where each came from.
+    let attacker = [127, 0, 9, 9];
+    for i in 0..3 {
+        ask_from(&d, Some(&format!("Grill KDS {i}")), attacker)?;
     }
-    let (status, body) = d.request("POST", "/api/pair", &[], "{}")?;
-    assert_eq!(status, 429, "{body}");
+    let r = d.http_from(attacker.into(), "POST", "/api/pair", &[], "{}")?;
     assert_eq!(
-        error_code(&serde_json::from_str(&body)?),
-        "too_many_pairings"
+        (r.status, error_code(&r.json()?)),
+        (429, "too_many_pairings_from_address"),
+        "{}",
+        r.body
     );
+    ask_from(&d, Some("bar tablet"), [127, 0, 9, 10])?;
+    let (_, v) = admin(&d, &auth, "GET", "/api/admin/pairings", "")?;
+    let list = v["pairings"].as_array().context("pairings")?;
+    let from = |addr: &str| list.iter().filter(|p| p["addr"] == addr).count();
+    assert_eq!(
+        (list.len(), from("127.0.9.9"), from("127.0.9.10")),
+        (4, 3, 1),
+        "{v}"
+    );
+
+    // At most 50 waiting in all: the 51st is refused, and writes nothing.
+    for i in 4..50u8 {
+        ask_from(&d, Some(&format!("flood {i}")), [127, 0, 10, i])?;
+    }
+    let r = d.http_from([127, 0, 11, 1].into(), "POST", "/api/pair", &[], "{}")?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(error_code(&r.json()?), "too_many_pairings");
     let (_, v) = admin(&d, &auth, "GET", "/api/admin/pairings", "")?;
     assert_eq!(v["pairings"].as_array().map(Vec::len), Some(50));
 

@@ -148,6 +148,9 @@ impl AppError {
                 StoreError::DeviceExists(_) => (S::CONFLICT, "device_exists"),
                 StoreError::NoDevice(_) => (S::NOT_FOUND, "unknown_device"),
                 StoreError::TooManyPairings { .. } => (S::TOO_MANY_REQUESTS, "too_many_pairings"),
+                StoreError::TooManyPairingsFrom { .. } => {
+                    (S::TOO_MANY_REQUESTS, "too_many_pairings_from_address")
+                }
                 _ => (S::INTERNAL_SERVER_ERROR, "internal"),
             },
             AppError::Join(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
@@ -234,16 +237,38 @@ fn clean_label(label: Option<String>) -> Result<Option<String>, AppError> {
     Ok((!label.is_empty()).then(|| label.to_owned()))
 }
 
+/// The peer's socket address, when the request came over a socket (`ConnectInfo`).
+struct Peer(Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Peer(info.map(|i| i.0)))
+    }
+}
+
 async fn pair_create(
     State(s): State<ApiState>,
+    Peer(peer): Peer,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     let req: PairRequest = parse(&body?)?;
     let label = clean_label(req.label)?;
     let now = now_ms();
     let l = label.clone();
-    let p = with_db(&s, move |c| pairing::create(c, l.as_deref(), now)).await?;
-    tracing::info!(code = %p.code, label = ?label, "pairing requested");
+    // The peer's IP (IPv4-mapped IPv6 shown as IPv4); "unknown" only where no socket is (tests
+    // that call the router directly).
+    let addr = peer.map_or_else(
+        || "unknown".to_owned(),
+        |a| a.ip().to_canonical().to_string(),
+    );
+    let a = addr.clone();
+    let p = with_db(&s, move |c| pairing::create(c, l.as_deref(), &a, now)).await?;
+    tracing::info!(code = %p.code, label = ?label, addr, "pairing requested");
     let body = json!({
         "code": p.code,
         "token": hex::encode(p.token),
@@ -396,6 +421,7 @@ async fn admin_pairings(_m: Manager, State(s): State<ApiState>) -> Result<Json<V
             json!({
                 "code": p.code,
                 "label": p.label,
+                "addr": p.addr,
                 "created_at": p.created_at,
                 "age_s": now.saturating_sub(p.created_at) / 1000,
                 "expires_in_s": secs_until(p.expires_at, now),

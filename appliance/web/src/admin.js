@@ -74,6 +74,9 @@ function pairingRow(p) {
     { 'data-code': p.code },
     el('td', { class: 'code' }, p.code),
     el('td', {}, p.label || ''),
+    // Where the request came from: a code nobody in the room asked for, or many from one
+    // address, is someone else on the Wi-Fi.
+    el('td', { class: 'addr', title: 'the network address the request came from' }, p.addr ? `from ${p.addr}` : ''),
     el('td', { class: 'age' }, `${p.age_s}s`),
     el('td', {}, id),
     el('td', {}, role, boxes),

@@ -40,6 +40,8 @@ pub enum StoreError {
     NoDevice(String),
     #[error("too many pairing requests are waiting (at most {max}); approve or reject some, or wait for them to expire")]
     TooManyPairings { max: usize },
+    #[error("too many pairing requests from this address are waiting (at most {max}); approve or reject them, or wait for them to expire")]
+    TooManyPairingsFrom { max: usize },
     #[error("no pairing request with code {0:?} (unknown or expired)")]
     UnknownPairing(String),
     #[error("pairing request {0:?} was already approved or rejected")]
@@ -141,6 +143,10 @@ CREATE TABLE uplink_cursor (
     seq    INTEGER NOT NULL,
     at     INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#,
+    // 4: the address a pairing request came from (at most a few pending per address).
+    r#"
+ALTER TABLE pairings ADD COLUMN addr TEXT;
 "#,
 ];
 

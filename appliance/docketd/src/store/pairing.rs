@@ -22,6 +22,9 @@ use super::{devices, DeviceRow, StoreError};
 pub const TTL_MS: u64 = 10 * 60 * 1000;
 /// Most pending requests at once: anyone on the LAN may ask, and must not be able to fill the disk.
 pub const MAX_PENDING: usize = 50;
+/// Most pending requests from one network address: one device (or one attacker) cannot take the
+/// whole queue, so pairing stays open to every other address on the LAN.
+pub const MAX_PER_ADDRESS: usize = 3;
 
 /// Wall-clock milliseconds since the Unix epoch, the clock pairing expiry is measured on.
 ///
@@ -47,6 +50,8 @@ pub struct NewPairing {
 pub struct Pending {
     pub code: String,
     pub label: Option<String>,
+    /// The network address the request came from, as the box saw it.
+    pub addr: Option<String>,
     pub created_at: u64,
     pub expires_at: u64,
 }
@@ -72,10 +77,12 @@ pub fn purge_expired(conn: &Connection, now: u64) -> Result<usize, StoreError> {
 }
 
 /// Records a new pairing request with a random code (unique among live requests) and a random
-/// 256-bit token. Refused when [`MAX_PENDING`] requests are already waiting.
+/// 256-bit token, remembering the requester's address `addr`. Refused when [`MAX_PENDING`]
+/// requests are already waiting, or [`MAX_PER_ADDRESS`] from `addr`.
 pub fn create(
     conn: &mut Connection,
     label: Option<&str>,
+    addr: &str,
     now: u64,
 ) -> Result<NewPairing, StoreError> {
     // Purged in its own statement: a refusal below rolls the transaction back, which would
@@ -90,6 +97,16 @@ pub fn create(
     if pending >= MAX_PENDING {
         return Err(StoreError::TooManyPairings { max: MAX_PENDING });
     }
+    let from_addr: usize = tx.query_row(
+        "SELECT COUNT(*) FROM pairings WHERE state = 'pending' AND addr = ?1",
+        [addr],
+        |r| r.get(0),
+    )?;
+    if from_addr >= MAX_PER_ADDRESS {
+        return Err(StoreError::TooManyPairingsFrom {
+            max: MAX_PER_ADDRESS,
+        });
+    }
     let token: [u8; 32] = rand::random();
     let expires_at = now + TTL_MS;
     let mut rng = rand::thread_rng();
@@ -98,9 +115,9 @@ pub fn create(
     for _ in 0..32 {
         let code = format!("{:06}", rng.gen_range(0..1_000_000u32));
         let n = tx.execute(
-            "INSERT INTO pairings (code, token_hash, label, created_at, expires_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending') ON CONFLICT (code) DO NOTHING",
-            params![code, token_hash(&token), label, now, expires_at],
+            "INSERT INTO pairings (code, token_hash, label, created_at, expires_at, state, addr)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6) ON CONFLICT (code) DO NOTHING",
+            params![code, token_hash(&token), label, now, expires_at, addr],
         )?;
         if n == 1 {
             tx.commit()?;
@@ -216,7 +233,7 @@ pub fn poll(conn: &mut Connection, token: &[u8; 32], now: u64) -> Result<Option<
 /// Live pending requests, oldest first.
 pub fn pending(conn: &Connection, now: u64) -> Result<Vec<Pending>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT code, label, created_at, expires_at FROM pairings
+        "SELECT code, label, created_at, expires_at, addr FROM pairings
          WHERE state = 'pending' AND expires_at > ?1 ORDER BY created_at, code",
     )?;
     let rows = stmt.query_map([now], |r| {
@@ -225,6 +242,7 @@ pub fn pending(conn: &Connection, now: u64) -> Result<Vec<Pending>, StoreError> 
             label: r.get(1)?,
             created_at: r.get(2)?,
             expires_at: r.get(3)?,
+            addr: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -262,7 +280,7 @@ mod tests {
     #[test]
     fn create_approve_collect_once() {
         let mut c = db();
-        let p = create(&mut c, Some("bar tablet"), 1_000).unwrap();
+        let p = create(&mut c, Some("bar tablet"), "10.0.0.9", 1_000).unwrap();
         assert_eq!(p.code.len(), 6);
         assert!(p.code.bytes().all(|b| b.is_ascii_digit()));
         assert_eq!(p.expires_at, 1_000 + TTL_MS);
@@ -271,6 +289,7 @@ mod tests {
             vec![Pending {
                 code: p.code.clone(),
                 label: Some("bar tablet".into()),
+                addr: Some("10.0.0.9".into()),
                 created_at: 1_000,
                 expires_at: 1_000 + TTL_MS
             }]
@@ -311,7 +330,7 @@ mod tests {
     fn approve_is_all_or_nothing() {
         let mut c = db();
         devices::add(&c, &device("taken")).unwrap();
-        let p = create(&mut c, None, 1_000).unwrap();
+        let p = create(&mut c, None, "10.0.0.9", 1_000).unwrap();
         assert!(matches!(
             approve(&mut c, &p.code, &device("taken"), 2_000),
             Err(StoreError::DeviceExists(_))
@@ -329,7 +348,7 @@ mod tests {
     #[test]
     fn reject_then_poll_says_rejected_until_expiry() {
         let mut c = db();
-        let p = create(&mut c, None, 1_000).unwrap();
+        let p = create(&mut c, None, "10.0.0.9", 1_000).unwrap();
         reject(&mut c, &p.code, 2_000).unwrap();
         assert_eq!(poll(&mut c, &p.token, 3_000).unwrap(), Some(Poll::Rejected));
         assert_eq!(poll(&mut c, &p.token, 3_000).unwrap(), Some(Poll::Rejected));
@@ -340,7 +359,7 @@ mod tests {
     #[test]
     fn expired_requests_are_absent_and_purged() {
         let mut c = db();
-        let p = create(&mut c, None, 1_000).unwrap();
+        let p = create(&mut c, None, "10.0.0.9", 1_000).unwrap();
         let expired = 1_000 + TTL_MS;
         assert!(pending(&c, expired).unwrap().is_empty());
         assert_eq!(poll(&mut c, &p.token, expired).unwrap(), None);
@@ -359,20 +378,21 @@ mod tests {
     #[test]
     fn at_most_max_pending() {
         let mut c = db();
-        for _ in 0..MAX_PENDING {
-            create(&mut c, None, 1_000).unwrap();
+        let addr = |i: usize| format!("10.0.{}.{}", i / 200, i % 200);
+        for i in 0..MAX_PENDING {
+            create(&mut c, None, &addr(i), 1_000).unwrap();
         }
         assert!(matches!(
-            create(&mut c, None, 1_000),
+            create(&mut c, None, "10.9.9.9", 1_000),
             Err(StoreError::TooManyPairings { .. })
         ));
         assert_eq!(count(&c), MAX_PENDING as i64);
         // Deciding one frees a slot; so does expiry.
         let code = pending(&c, 1_000).unwrap()[0].code.clone();
         reject(&mut c, &code, 1_000).unwrap();
-        create(&mut c, None, 1_000).unwrap();
-        assert!(create(&mut c, None, 1_000).is_err());
-        create(&mut c, None, 1_000 + TTL_MS).unwrap();
+        create(&mut c, None, "10.9.9.9", 1_000).unwrap();
+        assert!(create(&mut c, None, "10.9.9.8", 1_000).is_err());
+        create(&mut c, None, "10.9.9.9", 1_000 + TTL_MS).unwrap();
         let codes: std::collections::HashSet<String> = pending(&c, 1_000 + TTL_MS)
             .unwrap()
             .into_iter()
@@ -382,9 +402,34 @@ mod tests {
     }
 
     #[test]
+    fn one_address_cannot_take_the_queue() {
+        let mut c = db();
+        for _ in 0..MAX_PER_ADDRESS {
+            create(&mut c, Some("Grill KDS"), "10.0.0.66", 1_000).unwrap();
+        }
+        assert!(matches!(
+            create(&mut c, Some("Grill KDS"), "10.0.0.66", 1_000),
+            Err(StoreError::TooManyPairingsFrom { .. })
+        ));
+        assert_eq!(count(&c), MAX_PER_ADDRESS as i64);
+        // Another address still gets a code, and the list says where each came from.
+        create(&mut c, Some("bar"), "10.0.0.7", 1_000).unwrap();
+        let list = pending(&c, 1_000).unwrap();
+        assert_eq!(list.len(), MAX_PER_ADDRESS + 1);
+        let from_66 = list
+            .iter()
+            .filter(|p| p.addr.as_deref() == Some("10.0.0.66"));
+        assert_eq!(from_66.count(), MAX_PER_ADDRESS);
+        // A decided request no longer counts against its address.
+        let code = list[0].code.clone();
+        reject(&mut c, &code, 1_000).unwrap();
+        create(&mut c, None, "10.0.0.66", 1_000).unwrap();
+    }
+
+    #[test]
     fn revoked_before_collection_is_rejected() {
         let mut c = db();
-        let p = create(&mut c, None, 1_000).unwrap();
+        let p = create(&mut c, None, "10.0.0.9", 1_000).unwrap();
         approve(&mut c, &p.code, &device("tablet-1"), 2_000).unwrap();
         devices::revoke(&c, "tablet-1", 2_500).unwrap();
         assert_eq!(poll(&mut c, &p.token, 3_000).unwrap(), Some(Poll::Rejected));
@@ -394,7 +439,7 @@ mod tests {
     #[test]
     fn only_a_hash_of_the_token_is_stored() {
         let mut c = db();
-        let p = create(&mut c, None, 1_000).unwrap();
+        let p = create(&mut c, None, "10.0.0.9", 1_000).unwrap();
         let stored: Vec<u8> = c
             .query_row("SELECT token_hash FROM pairings", [], |r| r.get(0))
             .unwrap();
