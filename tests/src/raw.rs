@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use docket_core::wire;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -224,6 +225,19 @@ impl Raw {
         Ok(Raw { stream })
     }
 
+    /// [`Raw::connect`] from the local address `from` (another device of the LAN).
+    pub async fn connect_from(
+        from: std::net::IpAddr,
+        host: &str,
+        port: u16,
+    ) -> anyhow::Result<Raw> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = socket.connect(format!("{host}:{port}").parse()?).await?;
+        stream.set_nodelay(true)?;
+        Ok(Raw { stream })
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.stream.write_all(bytes).await?;
         Ok(())
@@ -303,10 +317,32 @@ pub async fn open_ws(
 ) -> anyhow::Result<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 > {
+    open_ws_from(None, host, http).await
+}
+
+/// [`open_ws`] from a chosen local address (another device of the LAN; `None`: the system's).
+pub async fn open_ws_from(
+    from: Option<std::net::IpAddr>,
+    host: &str,
+    http: u16,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let mut req = format!("ws://{host}:{http}/mqtt").into_client_request()?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "mqtt".parse()?);
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+    let to: SocketAddr = format!("{host}:{http}").parse()?;
+    let tcp = match from {
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(to).await?
+        }
+        None => TcpStream::connect(to).await?,
+    };
+    tcp.set_nodelay(true)?;
+    let (ws, resp) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await?;
     let proto = resp
         .headers()
         .get("Sec-WebSocket-Protocol")
@@ -318,12 +354,20 @@ pub async fn open_ws(
 /// Serves a local TCP port; every connection becomes one WebSocket to docketd's `/mqtt`, so any
 /// TCP client (rumqttc, [`Raw`]) speaks through the box's WebSocket path.
 pub async fn ws_adapter(http: u16) -> anyhow::Result<SocketAddr> {
+    ws_adapter_from(None, http).await
+}
+
+/// [`ws_adapter`] whose WebSockets come from the local address `from`.
+pub async fn ws_adapter_from(
+    from: Option<std::net::IpAddr>,
+    http: u16,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(ws) = open_ws("127.0.0.1", http).await else {
+                let Ok(ws) = open_ws_from(from, "127.0.0.1", http).await else {
                     return;
                 };
                 pipe_ws(ws, tcp).await;
@@ -363,4 +407,59 @@ where
         }
     };
     tokio::select! { _ = up => {}, _ = down => {} }
+}
+
+/// Logs in on `s`, subscribes to the reply topic and places an order, all in one write (MQTT
+/// `level` 4 or 5); returns the reply and whether the command's PUBACK came after the SUBACK.
+pub async fn order_in_one_write(
+    s: &mut Raw,
+    level: u8,
+    t: &crate::Creds,
+    id: &str,
+) -> anyhow::Result<(wire::Reply, bool)> {
+    let props: &[u8] = if level == 5 { &[0] } else { &[] };
+    let body = wire::CommandBody::PlaceOrder {
+        table: id.into(),
+        lines: vec![crate::line("fries", 1)],
+    };
+    let env = wire::Envelope::sign(id, &t.id, &t.mac_key(), &body)?;
+    let mut bytes = connect(level, props, &t.id, None, &t.id, &t.login());
+    bytes.extend(subscribe(1, props, &[&wire::reply_topic(&t.id)]));
+    bytes.extend(publish(
+        &wire::cmd_topic(&t.id),
+        Some(7),
+        props,
+        &wire::encode(&env)?,
+        false,
+    ));
+    s.send(&bytes).await?;
+    anyhow::ensure!(s.connack().await? == Some(0), "login refused");
+    let (mut suback, mut acked_after_suback) = (false, None);
+    loop {
+        let f = s
+            .next(crate::DEADLINE)
+            .await?
+            .with_context(|| format!("level {level}, {id}: closed"))?;
+        match f.kind() {
+            9 => suback = true,
+            4 => {
+                assert_eq!(f.body[..2], 7u16.to_be_bytes(), "the command's packet id");
+                acked_after_suback = Some(suback);
+            }
+            3 if f.topic().as_deref() == Some(wire::reply_topic(&t.id).as_str()) => {
+                let payload = if level == 5 {
+                    // The property length (one byte below 128) and the properties.
+                    let props = f.v5_property_len().expect("properties");
+                    assert!(props < 128);
+                    f.payload_v4()[1 + props..].to_vec()
+                } else {
+                    f.payload_v4()
+                };
+                let reply = wire::decode::<wire::Reply>(&payload)?;
+                let acked = acked_after_suback.context("the reply came before the PUBACK")?;
+                return Ok((reply, acked));
+            }
+            _ => {}
+        }
+    }
 }

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-
 use docket_core::wire::{self, CommandBody};
 use docket_tests::raw::{self, Raw, Will};
 use docket_tests::{line, Client, Creds, Daemon, ACL_OFF};
@@ -537,57 +535,6 @@ async fn a_revoked_device_that_stopped_reading_is_cut_at_once() -> R {
     Ok(())
 }
 
-/// Logs in on `s`, subscribes to the reply topic and places an order, all in one write (MQTT
-/// `level` 4 or 5); returns the reply and whether the command's PUBACK came after the SUBACK.
-async fn order_in_one_write(
-    s: &mut Raw,
-    level: u8,
-    t: &Creds,
-    id: &str,
-) -> anyhow::Result<(wire::Reply, bool)> {
-    let props: &[u8] = if level == 5 { &[0] } else { &[] };
-    let env = wire::Envelope::sign(id, &t.id, &t.mac_key(), &place(id))?;
-    let mut bytes = raw::connect(level, props, &t.id, None, &t.id, &t.login());
-    bytes.extend(raw::subscribe(1, props, &[&wire::reply_topic(&t.id)]));
-    bytes.extend(raw::publish(
-        &wire::cmd_topic(&t.id),
-        Some(7),
-        props,
-        &wire::encode(&env)?,
-        false,
-    ));
-    s.send(&bytes).await?;
-    anyhow::ensure!(s.connack().await? == Some(0), "login refused");
-    let (mut suback, mut acked_after_suback) = (false, None);
-    loop {
-        let f = s
-            .next(docket_tests::DEADLINE)
-            .await?
-            .with_context(|| format!("level {level}, {id}: closed"))?;
-        match f.kind() {
-            9 => suback = true,
-            4 => {
-                assert_eq!(f.body[..2], 7u16.to_be_bytes(), "the command's packet id");
-                acked_after_suback = Some(suback);
-            }
-            3 if f.topic().as_deref() == Some(wire::reply_topic(&t.id).as_str()) => {
-                let payload = if level == 5 {
-                    // The property length (one byte below 128) and the properties.
-                    let props = f.v5_property_len().expect("properties");
-                    assert!(props < 128);
-                    f.payload_v4()[1 + props..].to_vec()
-                } else {
-                    f.payload_v4()
-                };
-                let reply = wire::decode::<wire::Reply>(&payload)?;
-                let acked = acked_after_suback.context("the reply came before the PUBACK")?;
-                return Ok((reply, acked));
-            }
-            _ => {}
-        }
-    }
-}
-
 /// A device's commands skip the router, its SUBSCRIBEs do not: a client that sends CONNECT
 /// (clean session), SUBSCRIBE to its reply topic and a command in one write still gets the
 /// reply (the session holds the command until the router answered the SUBSCRIBE), and the
@@ -603,7 +550,8 @@ async fn a_command_pipelined_behind_its_subscribe_gets_its_reply() -> R {
             n += 1;
             let id = format!("pipelined-{level}-{round}");
             let mut s = Raw::connect("127.0.0.1", port).await?;
-            let (reply, acked_after_suback) = order_in_one_write(&mut s, level, &t, &id).await?;
+            let (reply, acked_after_suback) =
+                raw::order_in_one_write(&mut s, level, &t, &id).await?;
             assert!(acked_after_suback, "level {level}: PUBACK before SUBACK");
             assert_eq!(reply.command, id);
             assert!(reply.ok, "{reply:?}");
@@ -613,35 +561,5 @@ async fn a_command_pipelined_behind_its_subscribe_gets_its_reply() -> R {
         d.metric("docket_commands_total{result=\"ok\"}")?,
         f64::from(n)
     );
-    Ok(())
-}
-
-/// One machine on the Wi-Fi opens 2,000 MQTT connections and sends nothing; a tablet at another
-/// address still logs in and has its order answered within 2 s. Before the per-address places
-/// (`conn::gate`), the flood took every place among the unanswered connections, 100 per 250 ms,
-/// and the tablet's connection waited behind it in the listen queue: about 5 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_silent_connections_from_one_address_does_not_hold_up_a_tablet() -> R {
-    let d = Daemon::start()?;
-    let t = d.add_device("tablet-1", "tablet", &[])?;
-    let mut flood = Vec::new();
-    for _ in 0..2000 {
-        flood.push(tokio::net::TcpStream::connect(("127.0.0.1", d.mqtt)).await?);
-    }
-    let started = std::time::Instant::now();
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind("127.0.0.2:0".parse()?)?;
-    let stream = socket
-        .connect(format!("127.0.0.1:{}", d.mqtt).parse()?)
-        .await?;
-    let mut s = Raw { stream };
-    let (reply, _) = order_in_one_write(&mut s, 4, &t, "past-the-flood").await?;
-    let took = started.elapsed();
-    assert!(reply.ok, "{reply:?}");
-    assert!(
-        took < Duration::from_secs(2),
-        "the tablet waited {took:?} behind another address's flood"
-    );
-    drop(flood);
     Ok(())
 }

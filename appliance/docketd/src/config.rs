@@ -89,6 +89,24 @@ pub struct RawMqtt {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
+    pub header_timeout_ms: Option<usize>,
+    pub request_timeout_ms: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+}
+
+/// Bounds on HTTP connections ([`crate::http_conn`]; docs/operations.md, "Limits").
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// A request's head must arrive in full within this, and an idle keep-alive connection is
+    /// closed after it.
+    pub header_timeout: std::time::Duration,
+    /// A request (its body read and its answer) must be done within this, or gets 408.
+    pub request_timeout: std::time::Duration,
+    /// HTTP connections at once (WebSockets count as MQTT connections once upgraded).
+    pub max_connections: usize,
+    /// HTTP connections at once from one address.
+    pub per_address: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -147,6 +165,7 @@ pub struct Config {
     /// when `segment_bytes` is raised.
     pub command_segment_bytes: usize,
     pub http_listen: SocketAddr,
+    pub http_limits: HttpLimits,
     /// `None` = the demo menu built into the binary.
     pub menu_file: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -287,6 +306,12 @@ impl RawConfig {
                     self.mqtt.max_connections = Some(num(&name, &value)?)
                 }
                 "DOCKET_MQTT_TOPIC_ACL" => self.mqtt.topic_acl = Some(flag(name, value)?),
+                "DOCKET_HTTP_HEADER_TIMEOUT_MS" => {
+                    self.http.header_timeout_ms = Some(num(&name, &value)?)
+                }
+                "DOCKET_HTTP_REQUEST_TIMEOUT_MS" => {
+                    self.http.request_timeout_ms = Some(num(&name, &value)?)
+                }
                 "DOCKET_RESTART_ON_SITE_PUSH" => {
                     self.restart_on_site_push = Some(flag(name, value)?)
                 }
@@ -328,7 +353,7 @@ impl RawConfig {
             Some(s) if s.is_empty() => None,
             other => Some(addr("mqtt.listen_v5", other, "0.0.0.0:1885")?),
         };
-        let http_listen = addr("http.listen", self.http.listen, "0.0.0.0:8080")?;
+        let http_listen = addr("http.listen", self.http.listen.clone(), "0.0.0.0:8080")?;
         if mqtt_v5_listen.is_some_and(|v5| v5 == mqtt_listen && v5.port() != 0) {
             return Err(ConfigError::Invalid(
                 "mqtt.listen and mqtt.listen_v5 must differ".into(),
@@ -400,6 +425,7 @@ impl RawConfig {
                 64 * 1024 * 1024,
             )?,
             http_listen,
+            http_limits: http_limits(&self.http, &bounded)?,
             menu_file: self.menu.file,
             log_format,
             max_batch: bounded("engine.max_batch", self.engine.max_batch, 256, 1, 10_000)?,
@@ -428,6 +454,38 @@ impl RawConfig {
             uplink: uplink(self.uplink, &bounded)?,
         })
     }
+}
+
+fn http_limits(h: &RawHttp, bounded: Bounded) -> Result<HttpLimits, ConfigError> {
+    let ms = |v: usize| std::time::Duration::from_millis(v as u64);
+    let header = bounded(
+        "http.header_timeout_ms",
+        h.header_timeout_ms,
+        10_000,
+        100,
+        600_000,
+    )?;
+    let request = bounded(
+        "http.request_timeout_ms",
+        h.request_timeout_ms,
+        30_000,
+        100,
+        600_000,
+    )?;
+    let max = bounded("http.max_connections", h.max_connections, 512, 1, 1_000_000)?;
+    let per_address = bounded(
+        "http.max_connections_per_address",
+        h.max_connections_per_address,
+        64,
+        1,
+        max,
+    )?;
+    Ok(HttpLimits {
+        header_timeout: ms(header),
+        request_timeout: ms(request),
+        max_connections: max,
+        per_address,
+    })
 }
 
 /// `bounded(what, value, default, lo, hi)`: the value or default, checked to be in lo..=hi.
@@ -575,6 +633,8 @@ mod tests {
             "[mqtt]\nlisten = \"nope\"",
             "[log]\nformat = \"xml\"",
             "[mqtt]\nmax_payload_bytes = 10",
+            "[http]\nheader_timeout_ms = 0",
+            "[http]\nmax_connections = 10\nmax_connections_per_address = 11",
         ];
         for b in bad {
             let raw: RawConfig = toml::from_str(b).unwrap();

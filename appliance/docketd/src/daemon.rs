@@ -6,13 +6,11 @@
 //! every connection is closed, exit. rumqttd's router has no shutdown API; its thread ends with
 //! the process.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
 use crate::api::ApiState;
@@ -119,7 +117,13 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
             restart: cfg.restart_on_site_push.then(|| restart.clone()),
         })),
     });
-    let http_task = tokio::spawn(serve_http(http_listener, app, shutdown.clone()));
+    let http_task = tokio::spawn(crate::http_conn::serve(
+        http_listener,
+        app,
+        cfg.http_limits,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     prove_listeners(&health, &connections, &shutdown).await?;
     tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
     tokio::spawn(watch_devices(
@@ -244,27 +248,6 @@ async fn start_engine(
     }
 
     Ok((stop, engine_done))
-}
-
-/// HTTP (the pages, the APIs, `/mqtt`) until shutdown.
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    // TCP_NODELAY: pages speak MQTT over this WebSocket; with Nagle on, a reply sent right
-    // after a PUBACK waited ~40 ms for the browser's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
 }
 
 type Mqtt = Vec<(tokio::net::TcpListener, Proto, &'static str)>;

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod devices;
 pub mod engine;
 pub mod http;
+pub mod http_conn;
 pub mod inbox;
 pub mod logging;
 pub mod menu;

@@ -113,6 +113,8 @@ pub struct Metrics {
     /// MQTT connections cut for a packet outside the device topic ACL.
     pub acl_cuts: AtomicU64,
     pub kicks: AtomicU64,
+    /// HTTP connections closed at once: the box or their address was at its limit.
+    pub http_refused: AtomicU64,
     pub board_publishes: AtomicU64,
     /// Microseconds the engine spent computing, encoding and handing over board snapshots.
     pub board_micros: AtomicU64,
@@ -337,6 +339,12 @@ impl Metrics {
             "docket_kicks_total",
             "Connections of revoked devices cut off.",
             self.kicks.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "docket_http_refused_total",
+            "HTTP connections closed at once because the box or their address was at its limit.",
+            self.http_refused.load(Relaxed),
         );
         counter(
             &mut o,
