@@ -3,7 +3,9 @@
 #   1. the recipe's crate list (docketd-crates.inc) is in sync with Cargo.lock;
 #   2. oelint-adv on every recipe, bbappend and conf file of yocto/meta-docket (only the rule
 #      that pings homepages over the network is suppressed), and the license checksum;
-#   3. the kas files against kas's own JSON schema, includes resolved, every layer pinned;
+#   3. the kas files against kas's own JSON schema, includes resolved, every layer pinned; a
+#      release build (yocto/kas/docket-release.yml) refuses the development RAUC keys
+#      (yocto/tools/check_release.py, both outcomes from its fixtures);
 #   4. RAUC round trip with the development keys: a bundle is signed, verified and extracted
 #      intact; a tampered payload, a tampered signature and a bundle signed by another CA are
 #      rejected; every system.conf loads in rauc;
@@ -86,6 +88,9 @@ mkdir -p "$tmp/kas"
 export KAS_WORK_DIR="$tmp/kas"
 "$VENV/bin/python" yocto/tools/check_kas.py --self-test 2>/dev/null
 "$VENV/bin/python" yocto/tools/check_kas.py "$ROOT" yocto/kas/docket-rpi*.yml
+
+step "release builds refuse the DEVELOPMENT RAUC keys (offline)"
+"$VENV/bin/python" yocto/tools/check_release.py --self-test "$ROOT"
 
 step "RAUC: sign, verify, extract; tampered and foreign bundles rejected"
 KEYS=firmware/rauc/dev-keys

@@ -30,11 +30,14 @@ RAUC_SLOT_rootfs[fstype] = "ext4"
 
 # The Docket repository holding this layer (four levels up from this file's directory).
 DOCKET_REPO_DIR := "${@os.path.normpath(os.path.join(d.getVar('THISDIR'), '..', '..', '..', '..'))}"
-# DEVELOPMENT keys from firmware/rauc/dev-keys (see its README). A production build sets
-# RAUC_KEY_FILE and RAUC_CERT_FILE to the release signing key and certificate (kas or local.conf),
-# and rauc-conf's RAUC_KEYRING_FILE to the release CA.
-RAUC_KEY_FILE ?= "${DOCKET_REPO_DIR}/firmware/rauc/dev-keys/development-1.key.pem"
-RAUC_CERT_FILE ?= "${DOCKET_REPO_DIR}/firmware/rauc/dev-keys/development-1.cert.pem"
+# Signed with DOCKET_RAUC_KEY and DOCKET_RAUC_CERT: the DEVELOPMENT keys from
+# firmware/rauc/dev-keys unless the build sets them, which a release build (DOCKET_RELEASE = "1",
+# yocto/kas/docket-release.yml) must: the distro's docket_rauc_keys class refuses the development
+# ones. Assigned, not ?=: meta-rauc-raspberrypi's layer.conf sets RAUC_KEY_FILE, RAUC_CERT_FILE
+# and RAUC_KEYRING_FILE to its demo keys first.
+RAUC_KEY_FILE = "${DOCKET_RAUC_KEY}"
+RAUC_CERT_FILE = "${DOCKET_RAUC_CERT}"
+RAUC_KEYRING_FILE = "${DOCKET_RAUC_KEYRING}"
 
 # A bundle is built for one machine and never for the host.
 BBCLASSEXTEND = ""
