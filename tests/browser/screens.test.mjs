@@ -1,7 +1,7 @@
 // The four pages in headless Chromium against the real docketd, opened under a LAN host name
 // (not a secure context, as in a restaurant): pairing through the admin page, an order from the
 // tablet to the KDS and expo, keyboard bump, the tablet's offline outbox across a reload, a KDS
-// that comes back after missing orders, and a revoked device.
+// that comes back after missing orders, a revoked device, and a revocation from /admin.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -285,6 +285,59 @@ test('a revoked device is refused and its page says so', async (t) => {
   await tablet.reload();
   await refused.waitFor();
   await assertClean(tablet);
+});
+
+test('a manager revokes a screen on /admin: its connection is gone within 1 s and it receives nothing after', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const mgr = await daemon.addDevice('mgr-1', 'manager');
+  const tabletCreds = await daemon.addDevice('tablet-1', 'tablet');
+  const kdsCreds = await daemon.addDevice('kds-grill', 'station', ['grill']);
+  const admin = await open(browser, daemon, t, 'admin-revoke', '/admin', mgr);
+  await live(admin);
+
+  // The screen, a device in Node on the MQTT port: it follows the events and its board.
+  const kds = await Device.connect(daemon, kdsCreds);
+  const heard = [];
+  let closedAt = null;
+  kds.client.on('message', (topic) => heard.push({ topic, at: performance.now() }));
+  kds.client.on('close', () => {
+    closedAt ??= performance.now();
+  });
+  await kds.client.subscribeAsync(['docket/v1/events', 'docket/v1/board/grill'], { qos: 1 });
+  // It says it is online, as a screen's page does (CBOR text "online", retained).
+  await kds.client.publishAsync('docket/v1/devices/kds-grill/presence', Buffer.from([0x66, ...Buffer.from('online')]), {
+    qos: 1,
+    retain: true,
+  });
+  const tablet = await Device.connect(daemon, tabletCreds);
+  t.after(() => tablet.close());
+  await tablet.ok({ type: 'place_order', table: '4', lines: [{ item: 'burger-classic', qty: 1 }] });
+  await waitFor(() => heard.some((m) => m.topic === 'docket/v1/events'), {
+    message: 'the screen hears the first order',
+    timeout: DEADLINE_MS,
+  });
+
+  // Revoke, as a manager does: the button, then its confirmation.
+  const row = admin.locator('#devices tr[data-device="kds-grill"]');
+  await admin.waitForSelector('#devices tr[data-device="kds-grill"][data-presence="online"]');
+  const button = row.locator('button.revoke');
+  await button.click();
+  assert.match(await button.innerText(), /Really revoke kds-grill/);
+  const clickedAt = performance.now();
+  await button.click();
+  await waitFor(() => closedAt !== null, { message: 'the revoked screen is cut off', timeout: DEADLINE_MS });
+  const took = closedAt - clickedAt;
+  assert.ok(took < 1000, `the revoked screen's connection lasted ${Math.round(took)} ms after the confirmation`);
+  await admin.waitForSelector('#devices tr[data-device="kds-grill"][data-presence="revoked"]');
+  await screenshot(admin, 'admin-revoked');
+
+  // Orders go on; the revoked screen hears none of them.
+  const before = heard.length;
+  await tablet.ok({ type: 'place_order', table: '5', lines: [{ item: 'burger-classic', qty: 2 }] });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(heard.length, before, 'the revoked screen received messages after it was cut off');
+  assert.ok(heard.every((m) => m.at <= closedAt), 'a message arrived after the cut');
+  await assertClean(admin);
 });
 
 test('200 open tickets: an update touches only its own card (keyed DOM, no whole-board re-render)', async (t) => {
