@@ -22,6 +22,12 @@ pub mod limits {
     pub const MAX_TABLE_CHARS: usize = 16;
     pub const MAX_ID_CHARS: usize = 64;
     pub const MAX_COURSE: u32 = 9;
+    /// An order's CBOR encoding (what every event about it and its board entry carry): a paired
+    /// device cannot grow one order into a quarter of a megabyte with `add_lines`.
+    pub const MAX_ORDER_BYTES: usize = 16 * 1024;
+    /// Open orders of a site: a paired device cannot grow the boards and the box's memory
+    /// without end.
+    pub const MAX_OPEN_ORDERS: usize = 500;
 }
 
 /// What a paired device is allowed to do.
@@ -135,6 +141,13 @@ pub fn decide(
         CommandBody::PlaceOrder { table, lines } => {
             check_text("table", table, limits::MAX_TABLE_CHARS, false)?;
             check_lines_count(lines.len(), 0)?;
+            let open = site.orders.values().filter(|o| o.is_open()).count();
+            if open >= limits::MAX_OPEN_ORDERS {
+                return Err(Rejection::new(
+                    Code::TooManyOpenOrders,
+                    format!("{open} orders are open, the most the box keeps: complete some first"),
+                ));
+            }
             let menu = site
                 .menu
                 .as_ref()
@@ -160,6 +173,7 @@ pub fn decide(
                 order.lines.push(line);
             }
             order.refresh_status();
+            check_order_bytes(&order)?;
             Ok(vec![Change {
                 kind: EventKind::OrderPlaced,
                 order,
@@ -177,7 +191,9 @@ pub fn decide(
                 let line = make_line(menu, input, next.lines.len() as u32 + 1, next.fired_course)?;
                 next.lines.push(line);
             }
-            Ok(vec![changed(next, EventKind::LinesAdded)])
+            let change = changed(next, EventKind::LinesAdded);
+            check_order_bytes(&change.order)?;
+            Ok(vec![change])
         }
         CommandBody::VoidLine { order_id, line } => {
             let order = open_order(site, order_id)?;
@@ -321,6 +337,21 @@ fn known_station(site: &Site, station: &str) -> Result<(), Rejection> {
             format!("no station {:?}", clip(station)),
         ))
     }
+}
+
+fn check_order_bytes(order: &Order) -> Result<(), Rejection> {
+    // Encoding plain data cannot fail; were it to, the order is refused rather than let through.
+    let bytes = crate::wire::encode(order).map_or(usize::MAX, |b| b.len());
+    if bytes > limits::MAX_ORDER_BYTES {
+        return Err(Rejection::new(
+            Code::TooLarge,
+            format!(
+                "the order would be {bytes} bytes; the limit is {}: shorter notes, or a new order",
+                limits::MAX_ORDER_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_lines_count(adding: usize, existing: usize) -> Result<(), Rejection> {
@@ -775,6 +806,56 @@ mod tests {
             rejected(&mut s, &tablet(), place_cmd(vec![li("burger", 1)])),
             Code::NoMenu
         );
+    }
+
+    #[test]
+    fn an_order_grows_to_at_most_16_kib() {
+        // Lines with the longest notes fill an order's bytes long before its 200 lines.
+        let mut s = site();
+        let mut long = li("fries", 1);
+        long.notes = Some("n".repeat(limits::MAX_NOTES_CHARS));
+        let o = place(&mut s, vec![long.clone(); 40]);
+        let mut grown = 40;
+        let code = loop {
+            match decide(&s, &tablet(), &add(&o.id, vec![long.clone(); 10]), 0) {
+                Ok(changes) => {
+                    for c in &changes {
+                        apply(&mut s, c);
+                    }
+                    grown += 10;
+                }
+                Err(r) => break r.code,
+            }
+        };
+        assert_eq!(code, Code::TooLarge);
+        assert!(grown < limits::MAX_LINES_PER_ORDER, "{grown} lines");
+        let bytes = crate::wire::encode(&s.orders[&o.id]).unwrap().len();
+        assert!(bytes <= limits::MAX_ORDER_BYTES, "{bytes}");
+        // Nothing of the refused command was applied; a short line still fits.
+        assert_eq!(s.orders[&o.id].lines.len(), grown);
+        ok(&mut s, &tablet(), add(&o.id, vec![li("fries", 1)]));
+    }
+
+    #[test]
+    fn a_site_holds_at_most_500_open_orders() {
+        let mut s = site();
+        let mut first = None;
+        for _ in 0..limits::MAX_OPEN_ORDERS {
+            let o = place(&mut s, vec![li("fries", 1)]);
+            first.get_or_insert(o.id);
+        }
+        assert_eq!(
+            rejected(&mut s, &tablet(), place_cmd(vec![li("fries", 1)])),
+            Code::TooManyOpenOrders
+        );
+        // Completing one makes room.
+        let first = first.unwrap();
+        ok(
+            &mut s,
+            &manager(),
+            CommandBody::Complete { order_id: first },
+        );
+        place(&mut s, vec![li("fries", 1)]);
     }
 
     #[test]

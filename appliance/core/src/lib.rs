@@ -52,10 +52,13 @@ pub enum Code {
     /// The device sent more commands than its rate limit allows; nothing was recorded: send it
     /// again with the same id in a moment.
     RateLimited,
+    /// The site has as many open orders as the box keeps (`decide::limits::MAX_OPEN_ORDERS`):
+    /// complete some first (a refusal like any other: a new id then).
+    TooManyOpenOrders,
 }
 
 impl Code {
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -84,6 +87,7 @@ impl Code {
         Code::Internal,
         Code::StorageFull,
         Code::RateLimited,
+        Code::TooManyOpenOrders,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Code {
             Code::Internal => "internal",
             Code::StorageFull => "storage_full",
             Code::RateLimited => "rate_limited",
+            Code::TooManyOpenOrders => "too_many_open_orders",
         }
     }
 }

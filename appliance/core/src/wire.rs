@@ -100,6 +100,18 @@ impl Envelope {
     }
 }
 
+/// The `id` of an envelope, read without decoding the rest (the body is skipped, not copied):
+/// what the box needs to refuse an oversized command by name. At most 64 characters are kept.
+pub fn envelope_id(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    let e: IdOnly = cbor4ii::serde::from_slice(bytes).ok()?;
+    (!e.id.is_empty()).then(|| e.id.chars().take(64).collect())
+}
+
 /// Domain separator that starts every command MAC's message (then a zero byte).
 pub const MAC_DOMAIN: &[u8] = b"docket/v1 command";
 

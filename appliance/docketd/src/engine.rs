@@ -417,6 +417,12 @@ impl Engine {
         let mut recorded = 0usize;
 
         for (topic_device, payload) in commands {
+            // Every command the device's topic carries counts, refused ones too, and one over
+            // the limit is answered from its id alone: a flood is not decoded, checked or logged.
+            if let Some(o) = self.over_rate(&topic_device, &payload)? {
+                outcomes.extend(o);
+                continue;
+            }
             match self.check(&topic_device, &payload) {
                 Checked::Drop => {}
                 Checked::Refuse { command, rejection } => {
@@ -431,26 +437,6 @@ impl Engine {
                     });
                 }
                 Checked::Ok { env, actor, body } => {
-                    if let Verdict::Refuse { first } =
-                        self.rate.check(&actor.device, Instant::now())
-                    {
-                        self.metrics.reject(Code::RateLimited);
-                        self.metrics.commands_rejected.fetch_add(1, Relaxed);
-                        if first {
-                            tracing::warn!(device = %actor.device, limit = self.settings.rate_limit.per_second, burst = self.settings.rate_limit.burst, "device over its command rate limit: refusing with rate_limited (logged once per episode)");
-                        }
-                        let limit = self.settings.rate_limit;
-                        let rejection = Rejection::new(
-                            Code::RateLimited,
-                            format!("too many commands from this device (over {} per second, {} at once): send it again with the same id in a moment", limit.per_second, limit.burst),
-                        );
-                        outcomes.push(Outcome {
-                            device: actor.device.clone(),
-                            bytes: wire::encode(&Reply::rejected(&env.id, &rejection))?,
-                            pending: None,
-                        });
-                        continue;
-                    }
                     let key = (actor.device.clone(), env.id.clone());
                     // Exactly once: a command seen before gets its first reply, nothing else.
                     let seen = match fresh.get(&key) {
@@ -665,8 +651,57 @@ impl Engine {
         }
     }
 
+    /// The device's command rate, counted for every command on its topic: `None` within it,
+    /// else the `rate_limited` answer (nothing, for a payload without an id).
+    fn over_rate(
+        &mut self,
+        topic_device: &str,
+        payload: &[u8],
+    ) -> Result<Option<Option<Outcome>>, EngineError> {
+        let Verdict::Refuse { first } = self.rate.check(topic_device, Instant::now()) else {
+            return Ok(None);
+        };
+        self.metrics.reject(Code::RateLimited);
+        self.metrics.commands_rejected.fetch_add(1, Relaxed);
+        let limit = self.settings.rate_limit;
+        if first {
+            tracing::warn!(device = %topic_device, limit = limit.per_second, burst = limit.burst, "device over its command rate limit: refusing with rate_limited (logged once per episode)");
+        }
+        let Some(id) = wire::envelope_id(payload) else {
+            return Ok(Some(None));
+        };
+        let rejection = Rejection::new(
+            Code::RateLimited,
+            format!("too many commands from this device (over {} per second, {} at once): send it again with the same id in a moment", limit.per_second, limit.burst),
+        );
+        Ok(Some(Some(Outcome {
+            device: topic_device.to_owned(),
+            bytes: wire::encode(&Reply::rejected(&id, &rejection))?,
+            pending: None,
+        })))
+    }
+
     /// Size, envelope, device, MAC: everything checked before idempotency and decisions.
     fn check(&self, topic_device: &str, payload: &[u8]) -> Checked {
+        if payload.len() > wire::MAX_ENVELOPE_BYTES {
+            // Refused before it is decoded: only its id is read, to say which command it was.
+            let Some(command) = wire::envelope_id(payload) else {
+                self.metrics.reject(Code::Malformed);
+                tracing::warn!(device = %topic_device, bytes = payload.len(), "oversized command without an id dropped");
+                return Checked::Drop;
+            };
+            return Checked::Refuse {
+                command,
+                rejection: Rejection::new(
+                    Code::TooLarge,
+                    format!(
+                        "command is {} bytes; the limit is {}",
+                        payload.len(),
+                        wire::MAX_ENVELOPE_BYTES
+                    ),
+                ),
+            };
+        }
         let env: Envelope = match wire::decode(payload) {
             Ok(e) => e,
             Err(e) => {
@@ -683,16 +718,6 @@ impl Engine {
                 .collect(),
             rejection: Rejection::new(code, message),
         };
-        if payload.len() > wire::MAX_ENVELOPE_BYTES {
-            return refuse(
-                Code::TooLarge,
-                format!(
-                    "command is {} bytes; the limit is {}",
-                    payload.len(),
-                    wire::MAX_ENVELOPE_BYTES
-                ),
-            );
-        }
         if env.id.is_empty() || env.id.chars().count() > docket_core::decide::limits::MAX_ID_CHARS {
             return refuse(
                 Code::MalformedBody,
@@ -725,9 +750,17 @@ impl Engine {
     fn replay(&mut self, command: &str, after_seq: u64) -> Result<Vec<u8>, EngineError> {
         let page = self.settings.replay_page;
         let rows = self.store.events_after(after_seq, page + 1)?;
-        let more = rows.len() > page;
+        let mut more = rows.len() > page;
         let mut events = Vec::with_capacity(page);
+        let mut bytes = 0;
         for r in rows.iter().take(page) {
+            // A page is also bounded by bytes (at least one event, each at most an order's
+            // bound): the rest comes with the next page.
+            if !events.is_empty() && bytes + r.len() > REPLAY_PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += r.len();
             events.push(wire::decode::<Event>(r)?);
         }
         let reply = Reply {
@@ -825,6 +858,10 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Most event bytes in one replay page (besides `engine.replay_page` events): a reply stays well
+/// under the broker's packet limit however large the orders.
+const REPLAY_PAGE_BYTES: usize = 256 * 1024;
 
 enum Checked {
     /// Undecodable: nobody to tell.

@@ -1,0 +1,149 @@
+//! A paired device (real credentials) trying to fill the disk, the screens or the box's time:
+//! an order grown past its byte bound, refused commands by the thousand, replay pages of large
+//! orders. Each is refused or bounded, and the store and the other devices' view stay as they were.
+
+use std::collections::HashMap;
+
+use docket_core::wire::{self, CommandBody, Envelope, LineInput, Reply};
+use docket_tests::{line, Client, Daemon};
+
+type R = anyhow::Result<()>;
+
+fn counts(d: &Daemon) -> anyhow::Result<(i64, i64)> {
+    let db = rusqlite::Connection::open(d.db_path())?;
+    let events = db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let orders = db.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
+    Ok((events, orders))
+}
+
+fn code(r: &Reply) -> &str {
+    r.error.as_ref().map_or("", |e| e.code.as_str())
+}
+
+/// A line with the longest notes the box takes (200 characters).
+fn long_line() -> LineInput {
+    let mut l = line("fries", 1);
+    l.notes = Some("n".repeat(200));
+    l
+}
+
+/// `add_lines` can grow an order only to its byte bound (16 KiB encoded): past it the command
+/// is refused as `too_large`, and no event, no board and no stored order carries more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_cannot_be_grown_past_its_byte_bound() -> R {
+    let d = Daemon::start()?;
+    let creds = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &creds).await?;
+    let r = t
+        .command(&CommandBody::PlaceOrder {
+            table: "9".into(),
+            lines: vec![long_line(); 40],
+        })
+        .await?;
+    assert!(r.ok, "{r:?}");
+    let order_id = r.order_id.clone().unwrap_or_default();
+    let add = CommandBody::AddLines {
+        order_id: order_id.clone(),
+        lines: vec![long_line(); 10],
+    };
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = t.command(&add).await?;
+        if !r.ok {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the order grew without bound");
+    assert_eq!(code(&r), "too_large", "{r:?}");
+    let before = counts(&d)?;
+    // Again: still refused, nothing written.
+    let r = t.command(&add).await?;
+    assert_eq!(code(&r), "too_large");
+    assert_eq!(counts(&d)?.0, before.0);
+    let db = rusqlite::Connection::open(d.db_path())?;
+    let biggest: i64 = db.query_row("SELECT MAX(LENGTH(payload)) FROM events", [], |r| r.get(0))?;
+    assert!(
+        biggest < 17 * 1024,
+        "an event of {biggest} bytes (an order is at most 16 KiB)"
+    );
+    Ok(())
+}
+
+/// A device that sends thousands of refused commands (a wrong MAC) is answered `bad_mac` only up
+/// to its rate burst: the rest are `rate_limited` from their id alone, and a well-behaved device
+/// is served as usual meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_commands_count_against_the_rate_limit() -> R {
+    let d = Daemon::start()?;
+    let rogue = d.add_device("tablet-6", "tablet", &[])?;
+    let good = d.add_device("tablet-1", "tablet", &[])?;
+    let mut r = Client::connect(d.mqtt, &rogue).await?;
+    let mut g = Client::connect(d.mqtt, &good).await?;
+    const SENT: usize = 1000;
+    let body = CommandBody::PlaceOrder {
+        table: "6".into(),
+        lines: vec![line("fries", 1)],
+    };
+    for i in 0..SENT {
+        let mut env = Envelope::sign(&format!("forged-{i}"), &rogue.id, &rogue.mac_key(), &body)?;
+        env.mac = vec![0; 32];
+        r.publish(&wire::cmd_topic(&rogue.id), wire::encode(&env)?, false)
+            .await?;
+    }
+    let topic = wire::reply_topic(&rogue.id);
+    let mut by_code: HashMap<String, usize> = HashMap::new();
+    for _ in 0..SENT {
+        let m = r.wait_for(|m| m.topic == topic).await?;
+        let reply: Reply = wire::decode(&m.payload)?;
+        *by_code.entry(code(&reply).to_owned()).or_default() += 1;
+    }
+    let bad_mac = by_code.get("bad_mac").copied().unwrap_or(0);
+    let limited = by_code.get("rate_limited").copied().unwrap_or(0);
+    assert_eq!(bad_mac + limited, SENT, "{by_code:?}");
+    // The burst is 200, refilled at 50 a second while the flood is sent.
+    assert!(
+        bad_mac < 500 && limited > 400,
+        "refused commands were not rate-limited: {by_code:?}"
+    );
+    assert!(d.metric("docket_rejects_total{code=\"rate_limited\"}")? >= limited as f64);
+    // The other device orders as usual; nothing of the flood was written.
+    assert!(g.command(&body).await?.ok);
+    assert_eq!(counts(&d)?, (1, 1));
+    Ok(())
+}
+
+/// Replay pages are bounded by bytes too: with orders near their byte bound, a page holds fewer
+/// than `replay_page` events, says `more`, and the pages together give every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_pages_are_bounded_by_bytes() -> R {
+    let d = Daemon::start()?; // replay_page = 20 in the test config
+    let creds = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &creds).await?;
+    for i in 0..30 {
+        let r = t
+            .command(&CommandBody::PlaceOrder {
+                table: format!("{i}"),
+                lines: vec![long_line(); 50],
+            })
+            .await?;
+        assert!(r.ok, "{r:?}");
+    }
+    let first = t.command(&CommandBody::Replay { after_seq: 0 }).await?;
+    let events = first.events.clone().unwrap_or_default();
+    assert!(
+        !events.is_empty() && events.len() < 20,
+        "{} events in the first page",
+        events.len()
+    );
+    assert_eq!(first.more, Some(true));
+    let bytes: usize = events
+        .iter()
+        .map(|e| wire::encode(e).map_or(0, |b| b.len()))
+        .sum();
+    assert!(bytes <= 256 * 1024, "a page of {bytes} event bytes");
+    let all = t.replay_all(0).await?;
+    let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
+    Ok(())
+}
