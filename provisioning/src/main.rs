@@ -177,6 +177,14 @@ enum UplinkCmd {
         /// Do not try the URLs from this laptop (no network here).
         #[arg(long)]
         no_check: bool,
+        /// Allow an uplink without TLS (PostgreSQL without sslmode=require/verify-*, redis://):
+        /// only for a head office reached over a private link. Kept in site.toml until
+        /// --require-tls.
+        #[arg(long, conflicts_with = "require_tls")]
+        allow_plaintext: bool,
+        /// Require TLS on the uplink again (the default).
+        #[arg(long)]
+        require_tls: bool,
     },
 }
 
@@ -192,6 +200,10 @@ struct SiteFile {
     /// Manager devices every bundle carries (the box adds the ones it does not have).
     #[serde(default)]
     managers: Vec<bundle::BundleManager>,
+    /// The uplink may go in plain text (`docket uplink set --allow-plaintext`); else the
+    /// bundle refuses URLs without TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    plaintext_uplink: bool,
 }
 
 fn now_ms() -> u64 {
@@ -271,6 +283,7 @@ fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
         issued_at_ms: now_ms(),
         serial: s.serial,
         managers: s.managers.clone(),
+        plaintext_uplink: s.plaintext_uplink,
     };
     bundle::check_content(&b)?;
     let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
@@ -343,6 +356,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                             id: manager_id.clone(),
                             secret: hex_of(&rand::random::<[u8; 32]>()),
                         }],
+                        plaintext_uplink: false,
                     },
                 )?;
                 let pubhex = bundle::key_text(key.verifying_key().as_bytes());
@@ -441,9 +455,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     postgres,
                     redis,
                     no_check,
+                    allow_plaintext,
+                    require_tls,
                 },
         } => {
             let mut s = read_site(&dir)?;
+            if allow_plaintext || require_tls {
+                s.plaintext_uplink = allow_plaintext;
+            }
             let norm = |v: String| if v.trim().is_empty() { None } else { Some(v) };
             if let Some(p) = postgres {
                 s.postgres_url = norm(p);
@@ -459,6 +478,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 issued_at_ms: 0,
                 serial: 0,
                 managers: vec![],
+                plaintext_uplink: s.plaintext_uplink,
             };
             bundle::check_content(&probe)?;
             // Tried live from this laptop: a server that answers "no" (bad password, no such

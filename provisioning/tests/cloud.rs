@@ -111,8 +111,21 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
         "the old password still works"
     );
 
-    // `uplink set` tries the URLs live: a refused password saves nothing, ...
-    let (ok, text) = docket(&["uplink", "set", "--dir", dir_s, "--postgres", &first])?;
+    // A plain-text uplink is refused unless the site says so (this test's servers have no
+    // TLS), and nothing is saved ...
+    let (ok, text) = docket(&["uplink", "set", "--dir", dir_s, "--postgres", &second])?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("plain text"), "{text}");
+    // ... `uplink set` tries the URLs live: a refused password saves nothing, ...
+    let (ok, text) = docket(&[
+        "uplink",
+        "set",
+        "--dir",
+        dir_s,
+        "--postgres",
+        &first,
+        "--allow-plaintext",
+    ])?;
     assert!(!ok, "{text}");
     assert!(
         text.contains("postgres refused the login, nothing saved"),
@@ -130,6 +143,7 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
         &second,
         "--redis",
         &redis.url(),
+        "--allow-plaintext",
         "--json",
     ])?;
     assert!(ok, "{text}");

@@ -139,7 +139,7 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
         "--dir",
         s(&site),
         "--redis",
-        "redis://127.0.0.1:1",
+        "rediss://127.0.0.1:1",
     ]);
     let out = ok(&[
         "site",

@@ -30,6 +30,28 @@ pub struct Bundle {
     /// message) when empty, so bundles signed before the field existed still verify.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managers: Vec<BundleManager>,
+    /// The site says, on purpose, that its uplink may go in plain text (head office on a
+    /// private link). Without it a bundle's PostgreSQL URL must ask for TLS
+    /// (`sslmode=require`, `verify-ca` or `verify-full`) and its Redis URL must be `rediss://`.
+    /// Absent from the signed JSON when false, so bundles signed before it still verify.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plaintext_uplink: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Does this PostgreSQL URL make the connection use TLS (and fail without it)?
+pub fn postgres_wants_tls(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|kv| {
+            matches!(
+                kv,
+                "sslmode=require" | "sslmode=verify-ca" | "sslmode=verify-full"
+            )
+        })
+    })
 }
 
 /// A manager device carried by a bundle: its id and its 256-bit secret (64 hex characters).
@@ -73,6 +95,8 @@ pub enum BundleError {
     BadSiteId(String),
     #[error("the bundle's {0} URL has the wrong scheme")]
     BadUrl(&'static str),
+    #[error("the bundle's {0} URL is plain text: use {1}, or say plaintext_uplink = true for this site (docket uplink set --allow-plaintext) when head office's link is private")]
+    Plaintext(&'static str, &'static str),
     #[error("the bundle's manager {0:?} is not valid: an id of 1-64 of a-z, A-Z, 0-9, '-', '_', '.' and a secret of 64 hex characters, at most {MAX_MANAGERS}, each id once")]
     BadManager(String),
 }
@@ -108,6 +132,17 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
     }
     if !ok(&b.redis_url, &["redis", "rediss"]) {
         return Err(BundleError::BadUrl("redis"));
+    }
+    if !b.plaintext_uplink {
+        if b.postgres_url.as_deref().is_some_and(|u| !postgres_wants_tls(u)) {
+            return Err(BundleError::Plaintext(
+                "postgres",
+                "?sslmode=verify-full (or require, verify-ca) in the URL",
+            ));
+        }
+        if !ok(&b.redis_url, &["rediss"]) {
+            return Err(BundleError::Plaintext("redis", "a rediss:// URL"));
+        }
     }
     if b.managers.len() > MAX_MANAGERS {
         return Err(BundleError::BadManager(format!(
@@ -180,11 +215,12 @@ mod tests {
         Bundle {
             site_id: "cafe-1".into(),
             name: "Café One".into(),
-            postgres_url: Some("postgres://u:p@h/db".into()),
+            postgres_url: Some("postgres://u:p@h/db?sslmode=verify-full".into()),
             redis_url: None,
             issued_at_ms: 1,
             serial: 3,
             managers: vec![],
+            plaintext_uplink: false,
         }
     }
 
@@ -200,7 +236,7 @@ mod tests {
         // A bundle signed before `managers` existed: its JSON has no such key.
         let old = serde_json::json!({
             "bundle": {"site_id": "cafe-1", "name": "Café One",
-                       "postgres_url": "postgres://u:p@h/db", "redis_url": null,
+                       "postgres_url": "postgres://u:p@h/db?sslmode=verify-full", "redis_url": null,
                        "issued_at_ms": 1, "serial": 3},
             "signer": hex::encode(key(1).verifying_key().as_bytes()),
             "signature": sign(bundle(), &key(1)).signature,
@@ -218,6 +254,42 @@ mod tests {
         let j = serde_json::to_vec(&s).unwrap();
         assert_eq!(
             verify(&j, &key(1).verifying_key()),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_plaintext_uplink_only_when_the_site_says_so() {
+        let signed = |b: Bundle| serde_json::to_vec(&sign(b, &key(1))).unwrap();
+        let check = |b: Bundle| verify(&signed(b), &key(1).verifying_key());
+        let with = |pg: Option<&str>, redis: Option<&str>, plain: bool| Bundle {
+            postgres_url: pg.map(Into::into),
+            redis_url: redis.map(Into::into),
+            plaintext_uplink: plain,
+            ..bundle()
+        };
+        for (pg, redis) in [
+            (Some("postgres://u:p@h/db"), None),
+            (Some("postgres://u:p@h/db?sslmode=prefer"), None),
+            (Some("postgres://u:p@h/db?sslmode=disable"), None),
+            (None, Some("redis://h:6379")),
+            (Some("postgres://u:p@h/db?sslmode=require"), Some("redis://h")),
+        ] {
+            assert!(
+                matches!(check(with(pg, redis, false)), Err(BundleError::Plaintext(..))),
+                "{pg:?} {redis:?} accepted without plaintext_uplink"
+            );
+            assert!(check(with(pg, redis, true)).is_ok(), "{pg:?} {redis:?}");
+        }
+        for pg in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u:p@h/db?application_name=x&sslmode={pg}");
+            assert!(check(with(Some(&url), Some("rediss://h:6380"), false)).is_ok());
+        }
+        // The flag is signed: setting it on a signed bundle breaks the signature.
+        let mut s = sign(with(Some("postgres://u:p@h/db"), None, false), &key(1));
+        s.bundle.plaintext_uplink = true;
+        assert_eq!(
+            verify(&serde_json::to_vec(&s).unwrap(), &key(1).verifying_key()),
             Err(BundleError::BadSignature)
         );
     }

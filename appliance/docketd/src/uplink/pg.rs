@@ -62,13 +62,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 fn wants_tls(url: &str) -> bool {
-    let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    q.split('&').any(|kv| {
-        matches!(
-            kv,
-            "sslmode=require" | "sslmode=verify-ca" | "sslmode=verify-full"
-        )
-    })
+    docket_core::bundle::postgres_wants_tls(url)
 }
 
 /// Connects (TLS with rustls and the webpki roots when the URL's sslmode asks for it), with
