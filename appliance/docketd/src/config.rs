@@ -539,7 +539,7 @@ fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigError> {
     }
     Ok(Uplink {
         postgres_url: url("postgres_url", u.postgres_url, &["postgres", "postgresql"])?,
-        redis_url: url("redis_url", u.redis_url, &["redis"])?,
+        redis_url: url("redis_url", u.redis_url, &["redis", "rediss"])?,
         batch_size: bounded("uplink.batch_size", u.batch_size, 500, 1, 10_000)?,
         poll_interval_ms: ms(
             "uplink.poll_interval_ms",
@@ -693,7 +693,7 @@ mod uplink_tests {
         })
         .contains("postgres"));
         assert!(bad(RawUplink {
-            redis_url: Some("rediss://x".into()),
+            redis_url: Some("http://x".into()),
             ..Default::default()
         })
         .contains("redis"));
