@@ -17,9 +17,10 @@ type R = anyhow::Result<()>;
 const CATCH_UP: Duration = Duration::from_secs(180);
 
 fn uplink_toml(pg: Option<&str>, redis: Option<&str>, batch: usize) -> String {
-    // One tablet sends hundreds of commands back to back here: far beyond a real device, so
-    // the per-device rate limit is off (this line lands in the test config's [engine]).
-    let mut s = String::from("commands_per_second = 0\n[uplink]\n");
+    // One tablet sends hundreds of commands back to back here, and the kitchen completes only
+    // some: far beyond a real device, so the per-device rate limit is off and the open-order
+    // cap raised (these lines land in the test config's [engine]).
+    let mut s = String::from("commands_per_second = 0\nmax_open_orders = 100000\n[uplink]\n");
     if let Some(u) = pg {
         s += &format!("postgres_url = \"{u}\"\n");
     }

@@ -134,7 +134,10 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
         return Err(BundleError::BadUrl("redis"));
     }
     if !b.plaintext_uplink {
-        if b.postgres_url.as_deref().is_some_and(|u| !postgres_wants_tls(u)) {
+        if b.postgres_url
+            .as_deref()
+            .is_some_and(|u| !postgres_wants_tls(u))
+        {
             return Err(BundleError::Plaintext(
                 "postgres",
                 "?sslmode=verify-full (or require, verify-ca) in the URL",
@@ -273,10 +276,16 @@ mod tests {
             (Some("postgres://u:p@h/db?sslmode=prefer"), None),
             (Some("postgres://u:p@h/db?sslmode=disable"), None),
             (None, Some("redis://h:6379")),
-            (Some("postgres://u:p@h/db?sslmode=require"), Some("redis://h")),
+            (
+                Some("postgres://u:p@h/db?sslmode=require"),
+                Some("redis://h"),
+            ),
         ] {
             assert!(
-                matches!(check(with(pg, redis, false)), Err(BundleError::Plaintext(..))),
+                matches!(
+                    check(with(pg, redis, false)),
+                    Err(BundleError::Plaintext(..))
+                ),
                 "{pg:?} {redis:?} accepted without plaintext_uplink"
             );
             assert!(check(with(pg, redis, true)).is_ok(), "{pg:?} {redis:?}");

@@ -25,9 +25,10 @@ pub mod limits {
     /// An order's CBOR encoding (what every event about it and its board entry carry): a paired
     /// device cannot grow one order into a quarter of a megabyte with `add_lines`.
     pub const MAX_ORDER_BYTES: usize = 16 * 1024;
-    /// Open orders of a site: a paired device cannot grow the boards and the box's memory
-    /// without end.
-    pub const MAX_OPEN_ORDERS: usize = 500;
+    /// Open orders of a site unless it says otherwise ([`super::Site::max_open_orders`],
+    /// docketd's `engine.max_open_orders`): a paired device cannot grow the boards and the box's
+    /// memory without end.
+    pub const DEFAULT_MAX_OPEN_ORDERS: usize = 1000;
 }
 
 /// What a paired device is allowed to do.
@@ -114,6 +115,8 @@ pub struct Site {
     pub orders: BTreeMap<String, Order>,
     /// Ticket of the next order placed (tickets start at 1).
     pub next_ticket: u64,
+    /// `place_order` is refused (`too_many_open_orders`) while this many orders are open.
+    pub max_open_orders: usize,
 }
 
 /// One change `decide` wants: the kind and the whole order after it.
@@ -142,7 +145,7 @@ pub fn decide(
             check_text("table", table, limits::MAX_TABLE_CHARS, false)?;
             check_lines_count(lines.len(), 0)?;
             let open = site.orders.values().filter(|o| o.is_open()).count();
-            if open >= limits::MAX_OPEN_ORDERS {
+            if open >= site.max_open_orders {
                 return Err(Rejection::new(
                     Code::TooManyOpenOrders,
                     format!("{open} orders are open, the most the box keeps: complete some first"),
@@ -493,6 +496,7 @@ mod tests {
             menu: Some(menu()),
             orders: BTreeMap::new(),
             next_ticket: 1,
+            max_open_orders: limits::DEFAULT_MAX_OPEN_ORDERS,
         }
     }
 
@@ -837,10 +841,13 @@ mod tests {
     }
 
     #[test]
-    fn a_site_holds_at_most_500_open_orders() {
-        let mut s = site();
+    fn a_site_holds_at_most_its_open_orders() {
+        let mut s = Site {
+            max_open_orders: 30,
+            ..site()
+        };
         let mut first = None;
-        for _ in 0..limits::MAX_OPEN_ORDERS {
+        for _ in 0..30 {
             let o = place(&mut s, vec![li("fries", 1)]);
             first.get_or_insert(o.id);
         }

@@ -52,7 +52,7 @@ pub enum Code {
     /// The device sent more commands than its rate limit allows; nothing was recorded: send it
     /// again with the same id in a moment.
     RateLimited,
-    /// The site has as many open orders as the box keeps (`decide::limits::MAX_OPEN_ORDERS`):
+    /// The site has as many open orders as the box keeps (`Site::max_open_orders`):
     /// complete some first (a refusal like any other: a new id then).
     TooManyOpenOrders,
 }

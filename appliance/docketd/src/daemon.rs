@@ -211,6 +211,7 @@ async fn start_engine(
         max_batch: cfg.max_batch,
         board_interval: Duration::from_millis(cfg.board_interval_ms),
         replay_page: cfg.replay_page,
+        max_open_orders: cfg.max_open_orders,
         rate_limit: crate::ratelimit::Limit {
             per_second: cfg.commands_per_second,
             burst: cfg.command_burst,

@@ -67,6 +67,8 @@ pub struct EngineSettings {
     pub max_batch: usize,
     pub board_interval: Duration,
     pub replay_page: usize,
+    /// Open orders the site may have (`engine.max_open_orders`).
+    pub max_open_orders: usize,
     pub rate_limit: crate::ratelimit::Limit,
     pub version: String,
 }
@@ -160,6 +162,7 @@ impl Engine {
         let stations = menu.stations();
         let started_unix_ms = now_ms();
         metrics.started_unix_ms.store(started_unix_ms, Relaxed);
+        let max_open_orders = settings.max_open_orders;
         let mut e = Engine {
             rate: RateLimiter::new(settings.rate_limit),
             settings,
@@ -168,6 +171,7 @@ impl Engine {
                 menu: Some(menu),
                 orders: loaded.open_orders,
                 next_ticket: loaded.next_ticket,
+                max_open_orders,
             },
             last_seq: loaded.last_seq,
             devices,

@@ -628,7 +628,7 @@ async fn closed_loop(d: &Daemon, tag: &str, clients: usize, events: u64) -> anyh
 /// closed-loop clients, the one kitchen device of the open-loop scenarios): the
 /// per-device command rate limit (50/s by default) is off there. It lands in the test
 /// config's open `[engine]` section.
-const NO_RATE_LIMIT: &str = "commands_per_second = 0";
+const NO_RATE_LIMIT: &str = "commands_per_second = 0\nmax_open_orders = 100000";
 
 async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
     Ok(match name {

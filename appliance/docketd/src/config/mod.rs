@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The commented default configuration printed by `docketd print-default-config`.
-pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+mod uplink;
+pub use uplink::{RawUplink, SecretUrl, Uplink};
+
+pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -54,21 +57,6 @@ pub struct RawConfig {
     pub engine: RawEngine,
     #[serde(default)]
     pub uplink: RawUplink,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawUplink {
-    pub postgres_url: Option<String>,
-    pub redis_url: Option<String>,
-    pub batch_size: Option<usize>,
-    pub poll_interval_ms: Option<u64>,
-    pub backoff_min_ms: Option<u64>,
-    pub backoff_max_ms: Option<u64>,
-    pub connect_timeout_ms: Option<u64>,
-    pub statement_timeout_ms: Option<u64>,
-    pub redis_maxlen: Option<usize>,
-    pub retention_hours: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -127,6 +115,7 @@ pub struct RawEngine {
     pub max_batch: Option<usize>,
     pub board_interval_ms: Option<u64>,
     pub replay_page: Option<usize>,
+    pub max_open_orders: Option<usize>,
     pub commands_per_second: Option<usize>,
     pub command_burst: Option<usize>,
 }
@@ -172,76 +161,12 @@ pub struct Config {
     pub max_batch: usize,
     pub board_interval_ms: u64,
     pub replay_page: usize,
+    /// `place_order` is refused while this many orders are open.
+    pub max_open_orders: usize,
     /// Per-device command rate limit (0 = none) and burst.
     pub commands_per_second: u32,
     pub command_burst: u32,
     pub uplink: Uplink,
-}
-
-/// A URL that may hold a password: shown with the password replaced, never in full.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        SecretUrl(url.into())
-    }
-    /// The real URL, for the client library only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// `scheme://user:***@host/…`: safe for logs.
-    pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return "***".into();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => {
-                let user = rest[..at].split(':').next().unwrap_or("");
-                format!(
-                    "{}://{user}:***@{}",
-                    &s[..scheme_end],
-                    &rest[at + 1..].split(['?']).next().unwrap_or("")
-                )
-            }
-            None => format!(
-                "{}://{}",
-                &s[..scheme_end],
-                rest.split('?').next().unwrap_or("")
-            ),
-        }
-    }
-}
-
-impl std::fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-/// `[uplink]`: relaying events to head office. Both URLs absent = no uplink.
-#[derive(Debug, Clone)]
-pub struct Uplink {
-    pub postgres_url: Option<SecretUrl>,
-    pub redis_url: Option<SecretUrl>,
-    pub batch_size: usize,
-    pub poll_interval_ms: u64,
-    pub backoff_min_ms: u64,
-    pub backoff_max_ms: u64,
-    pub connect_timeout_ms: u64,
-    pub statement_timeout_ms: u64,
-    pub redis_maxlen: usize,
-    /// Relayed events older than this are pruned from SQLite; 0 keeps them forever.
-    pub retention_hours: u64,
-}
-
-impl Uplink {
-    pub fn configured(&self) -> bool {
-        self.postgres_url.is_some() || self.redis_url.is_some()
-    }
 }
 
 impl RawConfig {
@@ -437,6 +362,13 @@ impl RawConfig {
                 10_000,
             )? as u64,
             replay_page: bounded("engine.replay_page", self.engine.replay_page, 100, 1, 1000)?,
+            max_open_orders: bounded(
+                "engine.max_open_orders",
+                self.engine.max_open_orders,
+                docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+                1,
+                100_000,
+            )?,
             commands_per_second: bounded(
                 "engine.commands_per_second",
                 self.engine.commands_per_second,
@@ -451,7 +383,7 @@ impl RawConfig {
                 1,
                 1_000_000,
             )? as u32,
-            uplink: uplink(self.uplink, &bounded)?,
+            uplink: uplink::uplink(self.uplink, &bounded)?,
         })
     }
 }
@@ -491,95 +423,6 @@ fn http_limits(h: &RawHttp, bounded: Bounded) -> Result<HttpLimits, ConfigError>
 /// `bounded(what, value, default, lo, hi)`: the value or default, checked to be in lo..=hi.
 type Bounded<'a> =
     &'a dyn Fn(&str, Option<usize>, usize, usize, usize) -> Result<usize, ConfigError>;
-
-fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigError> {
-    let url = |what: &str, v: Option<String>, schemes: &[&str]| -> Result<_, ConfigError> {
-        match v {
-            None => Ok(None),
-            Some(s) if s.trim().is_empty() => Ok(None),
-            Some(s) => {
-                let u = SecretUrl::new(s.trim());
-                if schemes
-                    .iter()
-                    .any(|sc| u.expose().starts_with(&format!("{sc}://")))
-                {
-                    Ok(Some(u))
-                } else {
-                    Err(ConfigError::Invalid(format!(
-                        "uplink.{what} = {:?}: use a {} URL",
-                        u.redacted(),
-                        schemes.join(":// or ")
-                    )))
-                }
-            }
-        }
-    };
-    let ms = |what: &str, v: Option<u64>, default: u64, lo: u64, hi: u64| {
-        bounded(
-            what,
-            v.map(|v| v.min(usize::MAX as u64) as usize),
-            default as usize,
-            lo as usize,
-            hi as usize,
-        )
-        .map(|v| v as u64)
-    };
-    let backoff_min_ms = ms("uplink.backoff_min_ms", u.backoff_min_ms, 250, 10, 60_000)?;
-    let backoff_max_ms = ms(
-        "uplink.backoff_max_ms",
-        u.backoff_max_ms,
-        30_000,
-        10,
-        600_000,
-    )?;
-    if backoff_max_ms < backoff_min_ms {
-        return Err(ConfigError::Invalid(
-            "uplink.backoff_max_ms must be at least uplink.backoff_min_ms".into(),
-        ));
-    }
-    Ok(Uplink {
-        postgres_url: url("postgres_url", u.postgres_url, &["postgres", "postgresql"])?,
-        redis_url: url("redis_url", u.redis_url, &["redis", "rediss"])?,
-        batch_size: bounded("uplink.batch_size", u.batch_size, 500, 1, 10_000)?,
-        poll_interval_ms: ms(
-            "uplink.poll_interval_ms",
-            u.poll_interval_ms,
-            200,
-            10,
-            60_000,
-        )?,
-        backoff_min_ms,
-        backoff_max_ms,
-        connect_timeout_ms: ms(
-            "uplink.connect_timeout_ms",
-            u.connect_timeout_ms,
-            5_000,
-            100,
-            120_000,
-        )?,
-        statement_timeout_ms: ms(
-            "uplink.statement_timeout_ms",
-            u.statement_timeout_ms,
-            30_000,
-            100,
-            600_000,
-        )?,
-        redis_maxlen: bounded(
-            "uplink.redis_maxlen",
-            u.redis_maxlen,
-            100_000,
-            100,
-            100_000_000,
-        )?,
-        retention_hours: ms(
-            "uplink.retention_hours",
-            u.retention_hours,
-            24 * 30,
-            0,
-            24 * 3650,
-        )?,
-    })
-}
 
 impl Config {
     pub fn db_path(&self) -> PathBuf {
@@ -645,64 +488,5 @@ mod tests {
         assert!(raw
             .apply_env(env(&[("DOCKET_MQTT_MAX_CONNECTIONS", "many")]))
             .is_err());
-    }
-}
-
-#[cfg(test)]
-mod uplink_tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_redacted_everywhere_they_are_shown() {
-        let u = SecretUrl::new("postgres://site:s3cret@hq:5432/db?sslmode=require");
-        assert_eq!(u.redacted(), "postgres://site:***@hq:5432/db");
-        assert_eq!(format!("{u:?}"), "postgres://site:***@hq:5432/db");
-        assert_eq!(
-            SecretUrl::new("redis://:pw@hq:6379/0").redacted(),
-            "redis://:***@hq:6379/0"
-        );
-        assert_eq!(
-            SecretUrl::new("redis://hq:6379").redacted(),
-            "redis://hq:6379"
-        );
-        let raw = RawConfig {
-            uplink: RawUplink {
-                postgres_url: Some("postgres://a:b@h/db".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let cfg = raw.validate().unwrap();
-        assert!(!format!("{cfg:?}").contains(":b@"));
-    }
-
-    #[test]
-    fn uplink_urls_and_bounds_are_checked() {
-        let bad = |u: RawUplink| {
-            RawConfig {
-                uplink: u,
-                ..Default::default()
-            }
-            .validate()
-            .unwrap_err()
-            .to_string()
-        };
-        assert!(bad(RawUplink {
-            postgres_url: Some("mysql://x".into()),
-            ..Default::default()
-        })
-        .contains("postgres"));
-        assert!(bad(RawUplink {
-            redis_url: Some("http://x".into()),
-            ..Default::default()
-        })
-        .contains("redis"));
-        assert!(bad(RawUplink {
-            batch_size: Some(0),
-            ..Default::default()
-        })
-        .contains("batch_size"));
-        let none = RawConfig::default().validate().unwrap();
-        assert!(!none.uplink.configured());
     }
 }

@@ -1,0 +1,236 @@
+//! `[uplink]` of the configuration: head office's URLs (kept as [`SecretUrl`], never shown in
+//! full) and the relays' timing bounds, validated into [`Uplink`].
+
+use serde::Deserialize;
+
+use super::{Bounded, ConfigError};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUplink {
+    pub postgres_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub batch_size: Option<usize>,
+    pub poll_interval_ms: Option<u64>,
+    pub backoff_min_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+    pub redis_maxlen: Option<usize>,
+    pub retention_hours: Option<u64>,
+}
+
+/// A URL that may hold a password: shown with the password replaced, never in full.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+    /// The real URL, for the client library only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// `scheme://user:***@host/…`: safe for logs.
+    pub fn redacted(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return "***".into();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => {
+                let user = rest[..at].split(':').next().unwrap_or("");
+                format!(
+                    "{}://{user}:***@{}",
+                    &s[..scheme_end],
+                    &rest[at + 1..].split(['?']).next().unwrap_or("")
+                )
+            }
+            None => format!(
+                "{}://{}",
+                &s[..scheme_end],
+                rest.split('?').next().unwrap_or("")
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `[uplink]`: relaying events to head office. Both URLs absent = no uplink.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub postgres_url: Option<SecretUrl>,
+    pub redis_url: Option<SecretUrl>,
+    pub batch_size: usize,
+    pub poll_interval_ms: u64,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub redis_maxlen: usize,
+    /// Relayed events older than this are pruned from SQLite; 0 keeps them forever.
+    pub retention_hours: u64,
+}
+
+impl Uplink {
+    pub fn configured(&self) -> bool {
+        self.postgres_url.is_some() || self.redis_url.is_some()
+    }
+}
+
+pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigError> {
+    let url = |what: &str, v: Option<String>, schemes: &[&str]| -> Result<_, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => {
+                let u = SecretUrl::new(s.trim());
+                if schemes
+                    .iter()
+                    .any(|sc| u.expose().starts_with(&format!("{sc}://")))
+                {
+                    Ok(Some(u))
+                } else {
+                    Err(ConfigError::Invalid(format!(
+                        "uplink.{what} = {:?}: use a {} URL",
+                        u.redacted(),
+                        schemes.join(":// or ")
+                    )))
+                }
+            }
+        }
+    };
+    let ms = |what: &str, v: Option<u64>, default: u64, lo: u64, hi: u64| {
+        bounded(
+            what,
+            v.map(|v| v.min(usize::MAX as u64) as usize),
+            default as usize,
+            lo as usize,
+            hi as usize,
+        )
+        .map(|v| v as u64)
+    };
+    let backoff_min_ms = ms("uplink.backoff_min_ms", u.backoff_min_ms, 250, 10, 60_000)?;
+    let backoff_max_ms = ms(
+        "uplink.backoff_max_ms",
+        u.backoff_max_ms,
+        30_000,
+        10,
+        600_000,
+    )?;
+    if backoff_max_ms < backoff_min_ms {
+        return Err(ConfigError::Invalid(
+            "uplink.backoff_max_ms must be at least uplink.backoff_min_ms".into(),
+        ));
+    }
+    Ok(Uplink {
+        postgres_url: url("postgres_url", u.postgres_url, &["postgres", "postgresql"])?,
+        redis_url: url("redis_url", u.redis_url, &["redis", "rediss"])?,
+        batch_size: bounded("uplink.batch_size", u.batch_size, 500, 1, 10_000)?,
+        poll_interval_ms: ms(
+            "uplink.poll_interval_ms",
+            u.poll_interval_ms,
+            200,
+            10,
+            60_000,
+        )?,
+        backoff_min_ms,
+        backoff_max_ms,
+        connect_timeout_ms: ms(
+            "uplink.connect_timeout_ms",
+            u.connect_timeout_ms,
+            5_000,
+            100,
+            120_000,
+        )?,
+        statement_timeout_ms: ms(
+            "uplink.statement_timeout_ms",
+            u.statement_timeout_ms,
+            30_000,
+            100,
+            600_000,
+        )?,
+        redis_maxlen: bounded(
+            "uplink.redis_maxlen",
+            u.redis_maxlen,
+            100_000,
+            100,
+            100_000_000,
+        )?,
+        retention_hours: ms(
+            "uplink.retention_hours",
+            u.retention_hours,
+            24 * 30,
+            0,
+            24 * 3650,
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    #[test]
+    fn urls_are_redacted_everywhere_they_are_shown() {
+        let u = SecretUrl::new("postgres://site:s3cret@hq:5432/db?sslmode=require");
+        assert_eq!(u.redacted(), "postgres://site:***@hq:5432/db");
+        assert_eq!(format!("{u:?}"), "postgres://site:***@hq:5432/db");
+        assert_eq!(
+            SecretUrl::new("redis://:pw@hq:6379/0").redacted(),
+            "redis://:***@hq:6379/0"
+        );
+        assert_eq!(
+            SecretUrl::new("redis://hq:6379").redacted(),
+            "redis://hq:6379"
+        );
+        let raw = RawConfig {
+            uplink: RawUplink {
+                postgres_url: Some("postgres://a:b@h/db".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let cfg = raw.validate().unwrap();
+        assert!(!format!("{cfg:?}").contains(":b@"));
+    }
+
+    #[test]
+    fn uplink_urls_and_bounds_are_checked() {
+        let bad = |u: RawUplink| {
+            RawConfig {
+                uplink: u,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(bad(RawUplink {
+            postgres_url: Some("mysql://x".into()),
+            ..Default::default()
+        })
+        .contains("postgres"));
+        assert!(bad(RawUplink {
+            redis_url: Some("http://x".into()),
+            ..Default::default()
+        })
+        .contains("redis"));
+        assert!(bad(RawUplink {
+            batch_size: Some(0),
+            ..Default::default()
+        })
+        .contains("batch_size"));
+        let none = RawConfig::default().validate().unwrap();
+        assert!(!none.uplink.configured());
+    }
+}
