@@ -103,6 +103,7 @@ r="$stage/root"
 install -D -m 0755 "$docketd" "$r/usr/bin/docketd"
 install -D -m 0644 firmware/config/docketd.toml "$r/etc/docket/docketd.toml"
 install -D -m 0755 firmware/bin/docket-firstboot "$r/usr/libexec/docket/docket-firstboot"
+install -D -m 0755 firmware/bin/docketd-recover "$r/usr/libexec/docket/docketd-recover"
 [ -n "$release" ] || release="test-image $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "$release" > "$r/etc/docket/release"
 units=()

@@ -63,6 +63,8 @@ FILES:${PN} += "${systemd_system_unitdir} ${libexecdir}/docket ${nonarch_libdir}
                 ${localstatedir}/lib/docket"
 CONFFILES:${PN} = "${sysconfdir}/docket/docketd.toml"
 # The first-boot unit makes the box identity with openssl; the mark-good unit calls rauc.
+# docketd-recover.service (docketd.service's OnFailure=, no [Install]) runs the shell script
+# firmware/bin/docketd-recover, installed to ${libexecdir}/docket with the other helpers.
 RDEPENDS:${PN} += "openssl-bin rauc"
 
 USERADD_PACKAGES = "${PN}"
@@ -70,7 +72,7 @@ USERADD_PACKAGES = "${PN}"
 USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/docket --no-create-home --shell /sbin/nologin docket"
 
 SYSTEMD_PACKAGES = "${PN}"
-SYSTEMD_SERVICE:${PN} = "docketd.service docket-firstboot.service docket-mark-good.service docket-data.service var-lib-docket.mount"
+SYSTEMD_SERVICE:${PN} = "docketd.service docketd-recover.service docket-firstboot.service docket-mark-good.service docket-data.service var-lib-docket.mount"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 # A daemon for the box only: no native or SDK variant.
