@@ -147,3 +147,46 @@ async fn replay_pages_are_bounded_by_bytes() -> R {
     assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
     Ok(())
 }
+
+/// Padded orders (each near its 16 KiB bound) fill the open orders' byte budget before their
+/// count limit: the next is `too_many_open_orders`, and the busiest board stays under the
+/// broker's 2 MiB packet limit. (Before, 1,000 such orders made an 8+ MB board.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padded_orders_cannot_make_a_board_too_big_to_send() -> R {
+    let d = Daemon::start()?;
+    let creds = d.add_device("tablet-1", "tablet", &[])?;
+    let kds = d.add_device("kds-fry", "station", &["fry"])?;
+    let mut t = Client::connect(d.mqtt, &creds).await?;
+    let mut placed = 0;
+    let refusal = loop {
+        let r = t
+            .command(&CommandBody::PlaceOrder {
+                table: format!("{placed}"),
+                lines: vec![long_line(); 50],
+            })
+            .await?;
+        if !r.ok {
+            break r;
+        }
+        placed += 1;
+        assert!(placed < 500, "no byte bound on the open orders");
+    };
+    assert_eq!(code(&refusal), "too_many_open_orders", "{refusal:?}");
+    assert!(placed > 50, "refused after only {placed} orders");
+    // The fry board carries every one of them.
+    let mut k = Client::connect(d.mqtt, &kds).await?;
+    k.subscribe("docket/v1/board/fry").await?;
+    // (Boards are coalesced: the retained one may predate the last orders; the next has all.)
+    let m = k
+        .wait_for(|m| {
+            m.topic == "docket/v1/board/fry"
+                && wire::decode::<wire::Board>(&m.payload).is_ok_and(|b| b.orders.len() == placed)
+        })
+        .await?;
+    assert!(
+        m.payload.len() < 2 * 1024 * 1024 - 4096,
+        "a board of {} bytes",
+        m.payload.len()
+    );
+    Ok(())
+}

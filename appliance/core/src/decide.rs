@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::menu::Menu;
+use crate::open_bytes::{self, OpenBytes, MAX_OPEN_BYTES};
 use crate::order::{Line, LineStatus, Order, OrderStatus};
 use crate::wire::{CommandBody, EventKind, LineInput};
 use crate::{Code, Rejection};
@@ -117,6 +118,9 @@ pub struct Site {
     pub next_ticket: u64,
     /// `place_order` is refused (`too_many_open_orders`) while this many orders are open.
     pub max_open_orders: usize,
+    /// The open orders' encoded sizes, kept by [`apply`]: `OpenBytes::of(&orders)` when the
+    /// orders are set any other way.
+    pub open_bytes: OpenBytes,
 }
 
 /// One change `decide` wants: the kind and the whole order after it.
@@ -144,7 +148,7 @@ pub fn decide(
         CommandBody::PlaceOrder { table, lines } => {
             check_text("table", table, limits::MAX_TABLE_CHARS, false)?;
             check_lines_count(lines.len(), 0)?;
-            let open = site.orders.values().filter(|o| o.is_open()).count();
+            let open = site.open_bytes.count();
             if open >= site.max_open_orders {
                 return Err(Rejection::new(
                     Code::TooManyOpenOrders,
@@ -176,7 +180,7 @@ pub fn decide(
                 order.lines.push(line);
             }
             order.refresh_status();
-            check_order_bytes(&order)?;
+            check_order_bytes(site, &order)?;
             Ok(vec![Change {
                 kind: EventKind::OrderPlaced,
                 order,
@@ -195,7 +199,7 @@ pub fn decide(
                 next.lines.push(line);
             }
             let change = changed(next, EventKind::LinesAdded);
-            check_order_bytes(&change.order)?;
+            check_order_bytes(site, &change.order)?;
             Ok(vec![change])
         }
         CommandBody::VoidLine { order_id, line } => {
@@ -303,6 +307,8 @@ pub fn apply(site: &mut Site, change: &Change) {
     if change.kind == EventKind::OrderPlaced {
         site.next_ticket = site.next_ticket.max(change.order.ticket + 1);
     }
+    site.open_bytes
+        .note(&change.order, open_bytes::size(&change.order));
     site.orders
         .insert(change.order.id.clone(), change.order.clone());
 }
@@ -342,15 +348,25 @@ fn known_station(site: &Site, station: &str) -> Result<(), Rejection> {
     }
 }
 
-fn check_order_bytes(order: &Order) -> Result<(), Rejection> {
-    // Encoding plain data cannot fail; were it to, the order is refused rather than let through.
-    let bytes = crate::wire::encode(order).map_or(usize::MAX, |b| b.len());
+/// An order grown by a command stays under its own bound, and the open orders together under
+/// theirs (what a board can carry).
+fn check_order_bytes(site: &Site, order: &Order) -> Result<(), Rejection> {
+    let bytes = open_bytes::size(order);
     if bytes > limits::MAX_ORDER_BYTES {
         return Err(Rejection::new(
             Code::TooLarge,
             format!(
                 "the order would be {bytes} bytes; the limit is {}: shorter notes, or a new order",
                 limits::MAX_ORDER_BYTES
+            ),
+        ));
+    }
+    let open = site.open_bytes.total() - site.open_bytes.of_order(&order.id) + bytes;
+    if open > MAX_OPEN_BYTES {
+        return Err(Rejection::new(
+            Code::TooManyOpenOrders,
+            format!(
+                "the open orders would hold {open} bytes, more than the {MAX_OPEN_BYTES} the box keeps: complete some first"
             ),
         ));
     }
@@ -497,6 +513,7 @@ mod tests {
             orders: BTreeMap::new(),
             next_ticket: 1,
             max_open_orders: limits::DEFAULT_MAX_OPEN_ORDERS,
+            open_bytes: OpenBytes::default(),
         }
     }
 
@@ -838,6 +855,39 @@ mod tests {
         // Nothing of the refused command was applied; a short line still fits.
         assert_eq!(s.orders[&o.id].lines.len(), grown);
         ok(&mut s, &tablet(), add(&o.id, vec![li("fries", 1)]));
+    }
+
+    #[test]
+    fn the_open_orders_hold_at_most_a_boards_worth_of_bytes() {
+        let mut s = site();
+        let mut long = li("fries", 1);
+        long.notes = Some("n".repeat(limits::MAX_NOTES_CHARS));
+        let mut placed = Vec::new();
+        let code = loop {
+            match decide(&s, &tablet(), &place_cmd(vec![long.clone(); 50]), 0) {
+                Ok(changes) => {
+                    for c in &changes {
+                        apply(&mut s, c);
+                    }
+                    placed.push(changes[0].order.id.clone());
+                }
+                Err(r) => break r.code,
+            }
+            assert!(placed.len() < 1000, "no byte bound on the open orders");
+        };
+        assert_eq!(code, Code::TooManyOpenOrders);
+        assert!(s.open_bytes.total() <= MAX_OPEN_BYTES);
+        assert!(s.open_bytes.total() > MAX_OPEN_BYTES - limits::MAX_ORDER_BYTES);
+        assert_eq!(s.open_bytes, OpenBytes::of(&s.orders));
+        // Completing one makes room for another.
+        let first = placed[0].clone();
+        ok(
+            &mut s,
+            &manager(),
+            CommandBody::Complete { order_id: first },
+        );
+        place(&mut s, vec![long; 50]);
+        assert_eq!(s.open_bytes, OpenBytes::of(&s.orders));
     }
 
     #[test]

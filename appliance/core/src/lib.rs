@@ -9,6 +9,7 @@ pub mod decide;
 pub mod keys;
 pub mod ledger;
 pub mod menu;
+pub mod open_bytes;
 pub mod order;
 pub mod wire;
 

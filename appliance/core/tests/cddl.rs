@@ -177,6 +177,7 @@ fn service() -> Service {
         orders: Default::default(),
         next_ticket: 1,
         max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        open_bytes: Default::default(),
     });
     let tablet = actor("tablet-1", Role::Tablet, &[]);
     let grill = actor("kds-grill", Role::Station, &["grill"]);

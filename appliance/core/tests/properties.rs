@@ -68,6 +68,7 @@ fn fresh() -> Ledger {
         orders: Default::default(),
         next_ticket: 1,
         max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        open_bytes: Default::default(),
     })
 }
 
@@ -124,6 +125,11 @@ proptest! {
             if !r.ok {
                 prop_assert_eq!(&before, &l.site, "a rejection changed state");
             }
+            // The open orders' byte count kept change by change is what counting them gives.
+            prop_assert_eq!(
+                &l.site.open_bytes,
+                &docket_core::open_bytes::OpenBytes::of(&l.site.orders)
+            );
             if let Some(oid) = c.order_id() {
                 if let Some(o) = before.orders.get(oid) {
                     if !o.is_open() {

@@ -169,6 +169,7 @@ impl Engine {
             store,
             site: Site {
                 menu: Some(menu),
+                open_bytes: docket_core::open_bytes::OpenBytes::of(&loaded.open_orders),
                 orders: loaded.open_orders,
                 next_ticket: loaded.next_ticket,
                 max_open_orders,
@@ -636,6 +637,7 @@ impl Engine {
 
     fn reload(&mut self) -> Result<(), EngineError> {
         let loaded = self.store.load()?;
+        self.site.open_bytes = docket_core::open_bytes::OpenBytes::of(&loaded.open_orders);
         self.site.orders = loaded.open_orders;
         self.boards.clear();
         self.site.next_ticket = loaded.next_ticket;

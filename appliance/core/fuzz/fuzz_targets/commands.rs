@@ -28,6 +28,7 @@ fn run(mut data: &[u8]) {
         orders: Default::default(),
         next_ticket: 1,
         max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        open_bytes: Default::default(),
     });
     // The first reply the harness saw for each recorded command id.
     let mut first: HashMap<String, Reply> = HashMap::new();
