@@ -593,7 +593,7 @@ async fn an_update_boots_the_other_slot_and_a_bad_one_rolls_back() -> R {
         let env = tokio::task::block_in_place(|| vm::read_boot_env(&disk))?;
         println!(
             "boot {n}: slot A (update-2-broken): docketd never READY, not marked good, \
-             systemd rebooted the box; A has {} tries left",
+             docketd-recover rebooted the box; A has {} tries left",
             env.a_left
         );
         n += 1;
