@@ -520,6 +520,14 @@ impl Daemon {
         bail!("metric {name} not found")
     }
 
+    /// Events and orders in the store: what a refused command must leave as it was.
+    pub fn store_counts(&self) -> anyhow::Result<(i64, i64)> {
+        let db = rusqlite::Connection::open(self.db_path())?;
+        let events = db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        let orders = db.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
+        Ok((events, orders))
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data/docket.sqlite3")
     }
@@ -621,6 +629,11 @@ impl HttpReply {
         serde_json::from_str(&self.body)
             .with_context(|| format!("response is not JSON: {}", self.body))
     }
+}
+
+/// A reply's error code ("" for an accepted command).
+pub fn reply_code(r: &wire::Reply) -> &str {
+    r.error.as_ref().map_or("", |e| e.code.as_str())
 }
 
 /// An `Authorization` header value for HTTP Basic (RFC 7617; base64 of `user:password`).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use docket_core::wire::{self, CommandBody, Envelope, Reply};
-use docket_tests::{line, login_refused, Client, Daemon, ACL_OFF};
+use docket_tests::{line, login_refused, reply_code as code, Client, Daemon, ACL_OFF};
 
 type R = anyhow::Result<()>;
 
@@ -16,25 +16,14 @@ fn place(lines: Vec<wire::LineInput>) -> CommandBody {
 }
 
 /// The store's row counts: what "nothing written" is checked against.
-fn counts(d: &Daemon) -> anyhow::Result<(i64, i64)> {
-    let db = rusqlite::Connection::open(d.db_path())?;
-    let events = db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-    let orders = db.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
-    Ok((events, orders))
-}
-
-fn code(r: &Reply) -> &str {
-    r.error.as_ref().map_or("", |e| e.code.as_str())
-}
-
 /// Sends a command and asserts it is refused with `want`, and nothing was written.
 async fn refused(d: &Daemon, c: &mut Client, body: &CommandBody, want: &str) -> R {
-    let before = counts(d)?;
+    let before = d.store_counts()?;
     let r = c.command(body).await?;
     assert!(!r.ok, "{body:?} accepted");
     assert_eq!(code(&r), want, "{body:?}: {r:?}");
     assert!(r.error.as_ref().is_some_and(|e| !e.message.is_empty()));
-    assert_eq!(counts(d)?, before, "{body:?} wrote something");
+    assert_eq!(d.store_counts()?, before, "{body:?} wrote something");
     Ok(())
 }
 
@@ -131,12 +120,12 @@ async fn invalid_commands_are_refused_with_stable_codes() -> R {
         device: "tablet-1".into(),
         body,
     };
-    let before = counts(&d)?;
+    let before = d.store_counts()?;
     t.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
         .await?;
     let r = t.reply_to(&env.id).await?;
     assert_eq!(code(&r), "unknown_command");
-    assert_eq!(counts(&d)?, before);
+    assert_eq!(d.store_counts()?, before);
 
     // Each refusal was counted by code.
     assert_eq!(d.metric("docket_rejects_total{code=\"bad_qty\"}")?, 2.0);
@@ -157,7 +146,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
         serde_json::from_str(include_str!("../../appliance/core/tests/wire-vectors.json"))?;
 
     // Garbage on a command topic: no reply possible, a metric and a log line, nothing written.
-    let before = counts(&d)?;
+    let before = d.store_counts()?;
     let garbage: Vec<Vec<u8>> = vectors["garbage_payloads_hex"]
         .as_array()
         .context("garbage list")?
@@ -177,7 +166,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     assert!(d
         .log_text()
         .contains("undecodable command envelope dropped"));
-    let after_good = counts(&d)?;
+    let after_good = d.store_counts()?;
     assert_eq!(after_good.0, before.0 + 1);
 
     // A valid envelope with a wrong MAC (the shared vector, signed for tablet-1's secret).
@@ -225,7 +214,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     o.publish(&wire::cmd_topic("tablet-1"), wire::encode(&env)?, false)
         .await?;
     assert_eq!(code(&t.reply_to(&env.id).await?), "bad_mac");
-    assert_eq!(counts(&d)?, after_good);
+    assert_eq!(d.store_counts()?, after_good);
 
     // A captured envelope published again under a new id: the MAC covers the id, so it is not a
     // second order (it would be, were only the body signed).
@@ -242,7 +231,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     )
     .await?;
     assert!(t.reply_to(&captured.id).await?.ok);
-    let after_captured = counts(&d)?;
+    let after_captured = d.store_counts()?;
     assert_eq!(after_captured.0, after_good.0 + 1);
     let replayed = Envelope {
         id: t.next_id(),
@@ -255,7 +244,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     )
     .await?;
     assert_eq!(code(&t.reply_to(&replayed.id).await?), "bad_mac");
-    assert_eq!(counts(&d)?, after_captured);
+    assert_eq!(d.store_counts()?, after_captured);
     let after_good = after_captured;
 
     // An oversized command (1 MB of notes): refused as too large, nothing written.
@@ -264,7 +253,7 @@ async fn forged_and_garbage_payloads_change_nothing() -> R {
     let id = t.next_id();
     t.send_as(&id, &place(vec![big])).await?;
     assert_eq!(code(&t.reply_to(&id).await?), "too_large");
-    assert_eq!(counts(&d)?, after_good);
+    assert_eq!(d.store_counts()?, after_good);
 
     // A forgery cannot burn a command id: refusals before authentication are not recorded,
     // so the genuine command with the forged one's id still works.

@@ -5,20 +5,9 @@
 use std::collections::HashMap;
 
 use docket_core::wire::{self, CommandBody, Envelope, LineInput, Reply};
-use docket_tests::{line, Client, Daemon};
+use docket_tests::{line, reply_code as code, Client, Daemon};
 
 type R = anyhow::Result<()>;
-
-fn counts(d: &Daemon) -> anyhow::Result<(i64, i64)> {
-    let db = rusqlite::Connection::open(d.db_path())?;
-    let events = db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-    let orders = db.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
-    Ok((events, orders))
-}
-
-fn code(r: &Reply) -> &str {
-    r.error.as_ref().map_or("", |e| e.code.as_str())
-}
 
 /// A line with the longest notes the box takes (200 characters).
 fn long_line() -> LineInput {
@@ -56,11 +45,11 @@ async fn an_order_cannot_be_grown_past_its_byte_bound() -> R {
     }
     let r = refused.expect("the order grew without bound");
     assert_eq!(code(&r), "too_large", "{r:?}");
-    let before = counts(&d)?;
+    let before = d.store_counts()?;
     // Again: still refused, nothing written.
     let r = t.command(&add).await?;
     assert_eq!(code(&r), "too_large");
-    assert_eq!(counts(&d)?.0, before.0);
+    assert_eq!(d.store_counts()?.0, before.0);
     let db = rusqlite::Connection::open(d.db_path())?;
     let biggest: i64 = db.query_row("SELECT MAX(LENGTH(payload)) FROM events", [], |r| r.get(0))?;
     assert!(
@@ -109,7 +98,7 @@ async fn refused_commands_count_against_the_rate_limit() -> R {
     assert!(d.metric("docket_rejects_total{code=\"rate_limited\"}")? >= limited as f64);
     // The other device orders as usual; nothing of the flood was written.
     assert!(g.command(&body).await?.ok);
-    assert_eq!(counts(&d)?, (1, 1));
+    assert_eq!(d.store_counts()?, (1, 1));
     Ok(())
 }
 

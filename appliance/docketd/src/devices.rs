@@ -253,12 +253,7 @@ impl DeviceRegistry {
             if d.revoked_at.is_some() {
                 return Lookup::Revoked;
             }
-            let actor = Actor {
-                device: d.id.clone(),
-                role: d.role,
-                stations: d.stations.clone(),
-            };
-            Lookup::Active(actor, k.mac)
+            Lookup::Active(actor(d), k.mac)
         });
         found.unwrap_or(Lookup::Unknown)
     }
@@ -298,11 +293,7 @@ impl DeviceRegistry {
     /// hex. Compared in constant time; no failure says which part was wrong.
     pub fn verify(&self, id: &str, password: &str) -> Option<Actor> {
         let d = self.password_ok(id, password)?;
-        d.revoked_at.is_none().then_some(Actor {
-            device: d.id,
-            role: d.role,
-            stations: d.stations,
-        })
+        d.revoked_at.is_none().then(|| actor(&d))
     }
 
     /// A device asking about itself (`GET /api/device`): the row when the password is right,
@@ -317,6 +308,15 @@ impl DeviceRegistry {
 
     pub fn role_of(&self, id: &str) -> Option<Role> {
         self.get(id).map(|d| d.role)
+    }
+}
+
+/// What a device may do, from its row.
+fn actor(d: &DeviceRow) -> Actor {
+    Actor {
+        device: d.id.clone(),
+        role: d.role,
+        stations: d.stations.clone(),
     }
 }
 

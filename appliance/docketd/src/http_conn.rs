@@ -29,6 +29,7 @@ use crate::config::HttpLimits;
 use crate::metrics::Metrics;
 
 /// Largest request head (request line and headers): the pages and the API send small ones.
+/// (hyper's read buffer; it takes nothing below 8 KiB.)
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Serves `app` on `listener` until `shutdown`; then lets each connection finish its request
@@ -49,7 +50,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_headers(64)
-        .max_buf_size(MAX_HEAD_BYTES.max(8192));
+        .max_buf_size(MAX_HEAD_BYTES);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
