@@ -284,6 +284,7 @@ fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
         serial: s.serial,
         managers: s.managers.clone(),
         plaintext_uplink: s.plaintext_uplink,
+        tls: None,
     };
     bundle::check_content(&b)?;
     let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
@@ -479,6 +480,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 serial: 0,
                 managers: vec![],
                 plaintext_uplink: s.plaintext_uplink,
+                tls: None,
             };
             bundle::check_content(&probe)?;
             // Tried live from this laptop: a server that answers "no" (bad password, no such

@@ -5,6 +5,11 @@
 //! inner bundle (serde_json of [`Bundle`], whose field order is fixed by the struct; the inner
 //! object is re-encoded from the parsed value, so whitespace or key order in the file does not
 //! matter, but every field's value does). Keys are stored as one line of hex (64 characters).
+//!
+//! A bundle holds secrets (manager secrets, head office's passwords, the site CA's key): its
+//! `Debug` shows none of them. The TLS material is checked here for shape only (PEM framing,
+//! size); whether a key belongs to its certificate is checked by whoever parses X.509 (the box,
+//! and the CLI before it signs).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const DOMAIN: &[u8] = b"docket-site-bundle-v1\n";
 
 /// What the site's key vouches for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
     pub site_id: String,
@@ -36,6 +41,139 @@ pub struct Bundle {
     /// Absent from the signed JSON when false, so bundles signed before it still verify.
     #[serde(default, skip_serializing_if = "is_false")]
     pub plaintext_uplink: bool,
+    /// The site CA (the box issues its HTTPS and MQTT-over-TLS certificate from it; tablets
+    /// trust it) and optionally a certificate of the site's own. Absent from the signed JSON
+    /// when `None`, so bundles signed before it still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BundleTls>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |u: &Option<String>| u.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Bundle")
+            .field("site_id", &self.site_id)
+            .field("name", &self.name)
+            .field("postgres_url", &set(&self.postgres_url))
+            .field("redis_url", &set(&self.redis_url))
+            .field("issued_at_ms", &self.issued_at_ms)
+            .field("serial", &self.serial)
+            .field("managers", &self.managers)
+            .field("plaintext_uplink", &self.plaintext_uplink)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// A site's TLS material, all PEM. `cert_pem` (a chain: the site's certificate first, e.g. from
+/// a public CA by DNS-01) and `key_pem` come together or not at all.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleTls {
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
+}
+
+impl std::fmt::Debug for BundleTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleTls")
+            .field(
+                "ca_cert_pem",
+                &format_args!("<{} bytes>", self.ca_cert_pem.len()),
+            )
+            .field("ca_key_pem", &"<redacted>")
+            .field("own_cert", &self.cert_pem.is_some())
+            .finish()
+    }
+}
+
+/// Bounds each PEM field of [`BundleTls`] (a chain of a few certificates is a few KiB).
+pub const MAX_PEM_BYTES: usize = 64 * 1024;
+
+/// What a PEM field must hold.
+#[derive(Clone, Copy)]
+enum PemKind {
+    /// Exactly one certificate.
+    OneCertificate,
+    /// One or more certificates (a chain).
+    Certificates,
+    /// Exactly one unencrypted private key (PKCS#8, SEC1 or PKCS#1).
+    PrivateKey,
+}
+
+/// Checks `text`'s PEM framing against `kind`, without decoding: every `-----BEGIN L-----` has
+/// its `-----END L-----`, bodies are base64 only, labels are what `kind` wants. Text outside the
+/// blocks is ignored, as PEM readers do.
+fn check_pem(text: &str, kind: PemKind) -> Result<(), &'static str> {
+    if text.len() > MAX_PEM_BYTES {
+        return Err("larger than 64 KiB");
+    }
+    let mut labels = Vec::new();
+    let mut open: Option<&str> = None;
+    for line in text.lines().map(str::trim) {
+        match open {
+            None => {
+                if let Some(l) = line.strip_prefix("-----BEGIN ") {
+                    open = Some(l.strip_suffix("-----").ok_or("a BEGIN line is cut short")?);
+                } else if line.starts_with("-----END ") {
+                    return Err("an END line without its BEGIN");
+                }
+            }
+            Some(label) => {
+                if let Some(l) = line.strip_prefix("-----END ") {
+                    if l.strip_suffix("-----") != Some(label) {
+                        return Err("a block's END line does not match its BEGIN");
+                    }
+                    labels.push(label);
+                    open = None;
+                } else if !line
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+                {
+                    return Err("a block holds something other than base64 (an encrypted key?)");
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        return Err("a block has no END line");
+    }
+    let certs = labels.iter().filter(|l| **l == "CERTIFICATE").count();
+    let keys = labels
+        .iter()
+        .filter(|l| matches!(**l, "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY"))
+        .count();
+    match kind {
+        PemKind::OneCertificate if certs == 1 && labels.len() == 1 => Ok(()),
+        PemKind::OneCertificate => Err("not one PEM certificate"),
+        PemKind::Certificates if certs >= 1 && certs == labels.len() => Ok(()),
+        PemKind::Certificates => Err("not PEM certificates only"),
+        PemKind::PrivateKey if keys == 1 && labels.len() == 1 => Ok(()),
+        PemKind::PrivateKey if labels.contains(&"ENCRYPTED PRIVATE KEY") => {
+            Err("an encrypted private key: give it without a passphrase")
+        }
+        PemKind::PrivateKey => Err("not one PEM private key"),
+    }
+}
+
+/// Checks the shape of a bundle's TLS material.
+fn check_tls(t: &BundleTls) -> Result<(), BundleError> {
+    let bad = |field: &'static str| move |why: &'static str| BundleError::BadTls { field, why };
+    check_pem(&t.ca_cert_pem, PemKind::OneCertificate).map_err(bad("ca_cert_pem"))?;
+    check_pem(&t.ca_key_pem, PemKind::PrivateKey).map_err(bad("ca_key_pem"))?;
+    match (&t.cert_pem, &t.key_pem) {
+        (None, None) => Ok(()),
+        (Some(c), Some(k)) => {
+            check_pem(c, PemKind::Certificates).map_err(bad("cert_pem"))?;
+            check_pem(k, PemKind::PrivateKey).map_err(bad("key_pem"))
+        }
+        (Some(_), None) => Err(bad("key_pem")("missing: a certificate needs its key")),
+        (None, Some(_)) => Err(bad("cert_pem")("missing: a key needs its certificate")),
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -55,11 +193,20 @@ pub fn postgres_wants_tls(url: &str) -> bool {
 }
 
 /// A manager device carried by a bundle: its id and its 256-bit secret (64 hex characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleManager {
     pub id: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for BundleManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleManager")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl BundleManager {
@@ -99,6 +246,11 @@ pub enum BundleError {
     Plaintext(&'static str, &'static str),
     #[error("the bundle's manager {0:?} is not valid: an id of 1-64 of a-z, A-Z, 0-9, '-', '_', '.' and a secret of 64 hex characters, at most {MAX_MANAGERS}, each id once")]
     BadManager(String),
+    #[error("the bundle's TLS {field} is not valid: {why}")]
+    BadTls {
+        field: &'static str,
+        why: &'static str,
+    },
 }
 
 fn message(b: &Bundle) -> Vec<u8> {
@@ -118,7 +270,7 @@ pub fn sign(bundle: Bundle, key: &SigningKey) -> SignedBundle {
     }
 }
 
-/// Checks the bundle's content rules (site id shape, URL schemes).
+/// Checks the bundle's content rules (site id shape, URL schemes, managers, TLS material's shape).
 pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
     if !crate::menu::valid_name(&b.site_id) {
         return Err(BundleError::BadSiteId(b.site_id.clone()));
@@ -159,7 +311,7 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
             return Err(BundleError::BadManager(m.id.clone()));
         }
     }
-    Ok(())
+    b.tls.as_ref().map_or(Ok(()), check_tls)
 }
 
 /// Parses `site-bundle.json` and verifies it against the pinned key.
@@ -224,6 +376,7 @@ mod tests {
             serial: 3,
             managers: vec![],
             plaintext_uplink: false,
+            tls: None,
         }
     }
 
@@ -386,6 +539,275 @@ mod tests {
             verify(b"{}", &key(1).verifying_key()),
             Err(BundleError::Malformed(_))
         ));
+    }
+
+    const CERT: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nAbC+/w==\n-----END CERTIFICATE-----\n";
+    const KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
+
+    fn tls() -> BundleTls {
+        BundleTls {
+            ca_cert_pem: CERT.into(),
+            ca_key_pem: KEY.into(),
+            cert_pem: None,
+            key_pem: None,
+        }
+    }
+
+    fn check_tls_of(t: BundleTls) -> Result<Bundle, BundleError> {
+        let mut b = bundle();
+        b.tls = Some(t);
+        verify(
+            &serde_json::to_vec(&sign(b, &key(1))).unwrap(),
+            &key(1).verifying_key(),
+        )
+    }
+
+    #[test]
+    fn tls_is_signed_and_round_trips() {
+        let mut b = bundle();
+        b.tls = Some(BundleTls {
+            cert_pem: Some(format!("{CERT}{CERT}")),
+            key_pem: Some(KEY.replace("PRIVATE KEY", "EC PRIVATE KEY")),
+            ..tls()
+        });
+        let s = sign(b.clone(), &key(1));
+        let j = serde_json::to_vec_pretty(&s).unwrap();
+        assert_eq!(verify(&j, &key(1).verifying_key()).unwrap(), b);
+        // Another CA key in a signed bundle breaks the signature.
+        let mut s = s;
+        if let Some(t) = s.bundle.tls.as_mut() {
+            t.ca_key_pem = KEY.replace("MIGH", "MIGI");
+        }
+        assert_eq!(
+            verify(&serde_json::to_vec(&s).unwrap(), &key(1).verifying_key()),
+            Err(BundleError::BadSignature)
+        );
+        // Without TLS the JSON has no `tls` key: older boxes and signatures are unaffected.
+        let j = serde_json::to_string(&sign(bundle(), &key(1))).unwrap();
+        assert!(!j.contains("tls"), "{j}");
+    }
+
+    #[test]
+    fn tls_material_of_the_wrong_shape_refused() {
+        let big = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            "A".repeat(MAX_PEM_BYTES)
+        );
+        let encrypted = KEY.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
+        let legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nMIGH\n-----END EC PRIVATE KEY-----\n";
+        let cases: Vec<(&str, BundleTls, &str)> = vec![
+            (
+                "ca cert not PEM",
+                BundleTls {
+                    ca_cert_pem: "MIIB".into(),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "ca cert is a key",
+                BundleTls {
+                    ca_cert_pem: KEY.into(),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "two ca certs",
+                BundleTls {
+                    ca_cert_pem: format!("{CERT}{CERT}"),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "ca cert with its key",
+                BundleTls {
+                    ca_cert_pem: format!("{CERT}{KEY}"),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "ca cert over 64 KiB",
+                BundleTls {
+                    ca_cert_pem: big.clone(),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "ca cert without END",
+                BundleTls {
+                    ca_cert_pem: CERT.replace("-----END CERTIFICATE-----", ""),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "END of another label",
+                BundleTls {
+                    ca_cert_pem: CERT.replace("END CERTIFICATE", "END X509 CRL"),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "END alone",
+                BundleTls {
+                    ca_cert_pem: format!("-----END CERTIFICATE-----\n{CERT}"),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "junk in the body",
+                BundleTls {
+                    ca_cert_pem: CERT.replace("AbC+/w==", "Ab C?"),
+                    ..tls()
+                },
+                "ca_cert_pem",
+            ),
+            (
+                "ca key is a cert",
+                BundleTls {
+                    ca_key_pem: CERT.into(),
+                    ..tls()
+                },
+                "ca_key_pem",
+            ),
+            (
+                "ca key empty",
+                BundleTls {
+                    ca_key_pem: String::new(),
+                    ..tls()
+                },
+                "ca_key_pem",
+            ),
+            (
+                "ca key encrypted",
+                BundleTls {
+                    ca_key_pem: encrypted.clone(),
+                    ..tls()
+                },
+                "ca_key_pem",
+            ),
+            (
+                "ca key legacy-encrypted",
+                BundleTls {
+                    ca_key_pem: legacy.into(),
+                    ..tls()
+                },
+                "ca_key_pem",
+            ),
+            (
+                "two ca keys",
+                BundleTls {
+                    ca_key_pem: format!("{KEY}{KEY}"),
+                    ..tls()
+                },
+                "ca_key_pem",
+            ),
+            (
+                "own cert without key",
+                BundleTls {
+                    cert_pem: Some(CERT.into()),
+                    ..tls()
+                },
+                "key_pem",
+            ),
+            (
+                "own key without cert",
+                BundleTls {
+                    key_pem: Some(KEY.into()),
+                    ..tls()
+                },
+                "cert_pem",
+            ),
+            (
+                "own cert is a key",
+                BundleTls {
+                    cert_pem: Some(KEY.into()),
+                    key_pem: Some(KEY.into()),
+                    ..tls()
+                },
+                "cert_pem",
+            ),
+            (
+                "own chain with a key in it",
+                BundleTls {
+                    cert_pem: Some(format!("{CERT}{KEY}")),
+                    key_pem: Some(KEY.into()),
+                    ..tls()
+                },
+                "cert_pem",
+            ),
+            (
+                "own chain over 64 KiB",
+                BundleTls {
+                    cert_pem: Some(big),
+                    key_pem: Some(KEY.into()),
+                    ..tls()
+                },
+                "cert_pem",
+            ),
+            (
+                "own key is a cert",
+                BundleTls {
+                    cert_pem: Some(CERT.into()),
+                    key_pem: Some(CERT.into()),
+                    ..tls()
+                },
+                "key_pem",
+            ),
+            (
+                "own key encrypted",
+                BundleTls {
+                    cert_pem: Some(CERT.into()),
+                    key_pem: Some(encrypted),
+                    ..tls()
+                },
+                "key_pem",
+            ),
+        ];
+        for (what, t, field) in cases {
+            match check_tls_of(t) {
+                Err(BundleError::BadTls { field: f, .. }) if f == field => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        for ok in [
+            tls(),
+            BundleTls {
+                ca_key_pem: KEY.replace("PRIVATE KEY", "RSA PRIVATE KEY"),
+                ..tls()
+            },
+            BundleTls {
+                ca_cert_pem: format!("issuer: Docket\r\n{}", CERT.replace('\n', "\r\n")),
+                ..tls()
+            },
+        ] {
+            assert!(check_tls_of(ok).is_ok());
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut b = bundle();
+        b.redis_url = Some("rediss://:hunter2@h".into());
+        b.managers = vec![manager("tech")];
+        b.tls = Some(BundleTls {
+            cert_pem: Some(CERT.into()),
+            key_pem: Some(KEY.replace("MIGH", "OWNKEY")),
+            ..tls()
+        });
+        let text = format!("{:?}", sign(b, &key(1)));
+        for secret in ["MIGH", "OWNKEY", "hunter2", "u:p@h", &"ab".repeat(32)] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("tech") && text.contains("cafe-1"), "{text}");
     }
 
     #[test]
