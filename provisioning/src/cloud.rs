@@ -1,0 +1,97 @@
+//! `docket cloud init`: head office's schema and this site's PostgreSQL role.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::out;
+use crate::sitedir::{hex_of, read_site, write_site};
+
+pub fn init(dir: &Path, admin_url: &str, json: bool) -> anyhow::Result<()> {
+    let mut s = read_site(dir)?;
+    let password = hex_of(&rand::random::<[u8; 24]>());
+    let (applied, role) = cloud_init(admin_url, &s.site_id, &password)?;
+    let site_url = with_credentials(admin_url, &role, &password)?;
+    s.postgres_url = Some(site_url);
+    write_site(dir, &s)?;
+    out(
+        json,
+        serde_json::json!({"applied": applied, "role": role}),
+        &format!(
+            "head office ready: schema steps applied now: {}; role {role} (new password \
+                     stored in site.toml); send it to the box with `docket site push` or \
+                     `docket image configure`",
+            if applied.is_empty() {
+                "none (already there)".to_owned()
+            } else {
+                applied.join(", ")
+            }
+        ),
+    );
+    Ok(())
+}
+
+/// Applies the cloud schema and creates (or re-keys) the site's role; returns (migrations
+/// applied now, role name). The same code docketd's `uplink migrate` / `site-role` run.
+fn cloud_init(
+    admin_url: &str,
+    site: &str,
+    password: &str,
+) -> anyhow::Result<(Vec<String>, String)> {
+    use docket_appliance::config::{RawConfig, SecretUrl};
+    use docket_appliance::uplink::pg;
+    let cfg = RawConfig::default().validate()?;
+    let url = SecretUrl::new(admin_url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client = pg::connect(&url, &cfg.uplink)
+            .await
+            .with_context(|| format!("cannot connect to head office at {}", url.redacted()))?;
+        let applied = pg::migrate(&mut client)
+            .await
+            .context("applying the cloud schema")?;
+        let role = pg::create_site_role(&client, site, password)
+            .await
+            .context("creating the site's role")?;
+        let applied: Vec<String> = applied.iter().map(|a| a.to_string()).collect();
+        Ok((applied, role))
+    })
+}
+
+/// `scheme://user:password@rest` from `scheme://[anything@]rest`.
+fn with_credentials(url: &str, user: &str, password: &str) -> anyhow::Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("the admin URL has no scheme (postgres://…)")?;
+    // Userinfo is everything before the last '@' of the authority (before the first '/').
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    Ok(format!("{scheme}://{user}:{password}@{rest}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_credentials;
+
+    #[test]
+    fn credentials_replace_the_admin_ones_and_keep_host_path_and_query() {
+        let u = with_credentials(
+            "postgres://admin:p@ss@db.example:5432/docket?sslmode=require",
+            "docket_site_x",
+            "s3",
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            "postgres://docket_site_x:s3@db.example:5432/docket?sslmode=require"
+        );
+        let u = with_credentials("postgres://127.0.0.1:5/postgres", "r", "p").unwrap();
+        assert_eq!(u, "postgres://r:p@127.0.0.1:5/postgres");
+        assert!(with_credentials("127.0.0.1:5/postgres", "r", "p").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! `docket pair`: the QR code of a page's URL, the codes waiting, and a manager's approval.
+
+use anyhow::{bail, Context};
+
+use crate::lan::{agent, b64, base_url};
+use crate::{manager_creds, out, ManagerArgs};
+
+/// `docket pair`'s arguments.
+pub struct Pairing {
+    pub host: String,
+    pub page: String,
+    pub manager: ManagerArgs,
+    pub code: Option<String>,
+    pub id: Option<String>,
+    pub role: String,
+    pub stations: Vec<String>,
+}
+
+pub fn pair(p: Pairing, json: bool) -> anyhow::Result<()> {
+    let Pairing {
+        host,
+        page,
+        manager,
+        code,
+        id,
+        role,
+        stations,
+    } = p;
+    if !["tablet", "kds", "expo"].contains(&page.as_str()) {
+        bail!("--page {page:?}: use tablet, kds or expo");
+    }
+    let base = base_url(&host);
+    let url = format!("{base}/{page}");
+    let qr = qrcode::QrCode::new(url.as_bytes())?
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    let (manager_id, manager_password) = manager_creds(manager)?.context(
+        "say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret",
+    )?;
+    let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_password}")));
+    let call = |r: ureq::Request,
+                body: Option<serde_json::Value>|
+     -> anyhow::Result<serde_json::Value> {
+        let r = r.set("Authorization", &auth);
+        let res = match body {
+            Some(b) => r.send_json(b),
+            None => r.call(),
+        };
+        match res {
+                    Ok(r) => Ok(r.into_json()?),
+                    Err(ureq::Error::Status(401, _)) | Err(ureq::Error::Status(403, _)) => bail!("the box refused the manager credentials: check --manager-id/--manager-secret (a device with role manager)"),
+                    Err(ureq::Error::Status(c, r)) => bail!("the box answered HTTP {c}: {}", r.into_string().unwrap_or_default()),
+                    Err(e) => bail!("cannot reach the box at {base}: {e}"),
+                }
+    };
+    match code {
+        None => {
+            let pending = call(agent().get(&format!("{base}/api/admin/pairings")), None)?;
+            if json {
+                println!("{}", serde_json::json!({"url": url, "pending": pending}));
+            } else {
+                println!("{qr}\nOn the tablet/screen, open {url} (scan the code above).\nIt shows a 6-digit code; then run: docket pair --box {host} --code CODE --id DEVICE-ID --role ROLE\nPending codes: {pending}");
+            }
+        }
+        Some(code) => {
+            let id =
+                id.context("--id is needed with --code (the new device's id, e.g. tablet-3)")?;
+            let v = call(
+                agent().post(&format!("{base}/api/admin/pairings/{code}/approve")),
+                Some(serde_json::json!({"id": id, "role": role, "stations": stations})),
+            )?;
+            out(
+                json,
+                serde_json::json!({"approved": true, "device": v}),
+                &format!(
+                    "{id} paired as {role}: the device connects by itself within a few seconds"
+                ),
+            );
+        }
+    }
+    Ok(())
+}

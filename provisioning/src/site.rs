@@ -1,0 +1,219 @@
+//! `docket site …` and `docket uplink set`: the site directory's commands, and putting its
+//! bundle on a box (install into a data directory, or push over the LAN).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use docket_core::bundle::{self, Bundle};
+
+use crate::lan::{agent, base_url};
+use crate::out;
+use crate::sitedir::{
+    hex_of, make_private_dir, new_bundle, read_site, write_private, write_secret, write_site,
+    SiteFile,
+};
+
+pub fn init(
+    dir: PathBuf,
+    site_id: String,
+    name: String,
+    manager_id: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !docket_core::menu::valid_name(&site_id) {
+        bail!(
+            "site id {site_id:?} is not valid: use 1-32 of lowercase letters, digits, '-' and '_'"
+        );
+    }
+    if !docket_core::wire::valid_device_id(&manager_id) {
+        bail!("manager id {manager_id:?} is not valid: use 1-64 of a-z, A-Z, 0-9, '-', '_' and '.', not starting with \"docketd\"");
+    }
+    if dir.join("site.toml").exists() {
+        bail!(
+            "{} already holds a site: refusing to overwrite its key",
+            dir.display()
+        );
+    }
+    make_private_dir(&dir)?;
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    write_private(&dir.join("site.key"), &bundle::key_text(&key.to_bytes()))?;
+    std::fs::write(
+        dir.join("site.pub"),
+        bundle::key_text(key.verifying_key().as_bytes()),
+    )?;
+    write_site(
+        &dir,
+        &SiteFile {
+            site_id: site_id.clone(),
+            name,
+            serial: 0,
+            postgres_url: None,
+            redis_url: None,
+            managers: vec![bundle::BundleManager {
+                id: manager_id.clone(),
+                secret: hex_of(&rand::random::<[u8; 32]>()),
+            }],
+            plaintext_uplink: false,
+        },
+    )?;
+    let pubhex = bundle::key_text(key.verifying_key().as_bytes());
+    out(
+                    json,
+                    serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim(), "manager_id": manager_id}),
+                    &format!("site {site_id} created in {}\n  signing key: {}/site.key (keep it secret, back it up)\n  public key:  {}\n  manager device for `docket pair`: {manager_id} (its secret is in site.toml; every bundle gives it to the box)", dir.display(), dir.display(), pubhex.trim()),
+                );
+    Ok(())
+}
+
+pub fn bundle(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let (_, b) = new_bundle(dir)?;
+    out(
+        json,
+        serde_json::json!({"serial": b.serial, "file": dir.join("site-bundle.json")}),
+        &format!(
+            "bundle serial {} written to {}",
+            b.serial,
+            dir.join("site-bundle.json").display()
+        ),
+    );
+    Ok(())
+}
+
+pub fn install(dir: &Path, data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let (bjson, b) = new_bundle(dir)?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::copy(dir.join("site.pub"), data_dir.join("site-key.pub"))?;
+    write_secret(&data_dir.join("site-bundle.json"), bjson.as_bytes())?;
+    out(
+        json,
+        serde_json::json!({"serial": b.serial, "data_dir": data_dir}),
+        &format!(
+            "bundle serial {} and the pinned key installed in {}",
+            b.serial,
+            data_dir.display()
+        ),
+    );
+    Ok(())
+}
+
+pub fn push(dir: &Path, host: &str, json: bool) -> anyhow::Result<()> {
+    let (bjson, b) = new_bundle(dir)?;
+    let url = format!("{}/site/bundle", base_url(host));
+    match agent()
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&bjson)
+    {
+        Ok(r) => {
+            let v: serde_json::Value = r.into_json().unwrap_or_default();
+            let now = v["applies"].as_str().is_some_and(|a| a.starts_with("now"));
+            let says = if now {
+                format!("bundle serial {} accepted by {host}; docketd restarts to apply it (a few seconds: tablets and screens reconnect by themselves)", b.serial)
+            } else {
+                format!("bundle serial {} accepted by {host}; it applies when docketd restarts (sudo systemctl restart docketd, or power-cycle the box)", b.serial)
+            };
+            out(
+                json,
+                serde_json::json!({"pushed": true, "serial": b.serial, "applies": if now { "now" } else { "at restart" }}),
+                &says,
+            )
+        }
+        Err(ureq::Error::Status(code, r)) => {
+            let body = r.into_string().unwrap_or_default();
+            bail!("the box refused the bundle (HTTP {code}): {body}");
+        }
+        Err(e) => bail!("cannot reach the box at {url}: {e}"),
+    }
+    Ok(())
+}
+
+/// `docket uplink set`: what to change in site.toml.
+pub struct UplinkChange {
+    pub postgres: Option<String>,
+    pub redis: Option<String>,
+    pub no_check: bool,
+    pub allow_plaintext: bool,
+    pub require_tls: bool,
+}
+
+pub fn uplink_set(dir: &Path, c: UplinkChange, json: bool) -> anyhow::Result<()> {
+    let UplinkChange {
+        postgres,
+        redis,
+        no_check,
+        allow_plaintext,
+        require_tls,
+    } = c;
+    let mut s = read_site(dir)?;
+    if allow_plaintext || require_tls {
+        s.plaintext_uplink = allow_plaintext;
+    }
+    let norm = |v: String| if v.trim().is_empty() { None } else { Some(v) };
+    if let Some(p) = postgres {
+        s.postgres_url = norm(p);
+    }
+    if let Some(r) = redis {
+        s.redis_url = norm(r);
+    }
+    let probe = Bundle {
+        site_id: s.site_id.clone(),
+        name: s.name.clone(),
+        postgres_url: s.postgres_url.clone(),
+        redis_url: s.redis_url.clone(),
+        issued_at_ms: 0,
+        serial: 0,
+        managers: vec![],
+        plaintext_uplink: s.plaintext_uplink,
+        tls: None,
+    };
+    bundle::check_content(&probe)?;
+    // Tried live from this laptop: a server that answers "no" (bad password, no such
+    // database) stops here with nothing saved; one this laptop cannot reach is saved
+    // with a warning (the box may reach it where the laptop does not).
+    let mut tried = serde_json::Map::new();
+    let mut lines = Vec::new();
+    if !no_check {
+        for (target, outcome) in probe_uplink(&s)? {
+            let (state, line) = match &outcome {
+                        Ok(()) => ("ok", format!("{target}: reachable, login accepted")),
+                        Err((true, e)) => bail!("{target} refused the login, nothing saved: {e}"),
+                        Err((false, e)) => ("unreachable", format!("{target}: not reachable from this laptop ({e}); saved anyway: the box may reach it, `docket doctor` shows the box's view")),
+                    };
+            tried.insert(target.to_owned(), state.into());
+            lines.push(line);
+        }
+    }
+    write_site(dir, &s)?;
+    lines.push(
+        "uplink saved in site.toml; send it to the box with `docket site push --dir DIR HOST`"
+            .into(),
+    );
+    out(
+        json,
+        serde_json::json!({"postgres": s.postgres_url.is_some(), "redis": s.redis_url.is_some(), "tried": tried}),
+        &lines.join("\n"),
+    );
+    Ok(())
+}
+
+/// Tries each configured uplink URL: (target, Ok or Err((refused, message))).
+#[allow(clippy::type_complexity)]
+fn probe_uplink(s: &SiteFile) -> anyhow::Result<Vec<(&'static str, Result<(), (bool, String)>)>> {
+    use docket_appliance::config::{RawConfig, SecretUrl};
+    use docket_appliance::uplink::{pg, redis};
+    let cfg = RawConfig::default().validate()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut out = Vec::new();
+    if let Some(u) = &s.postgres_url {
+        let r = rt.block_on(pg::probe(&SecretUrl::new(u), &cfg.uplink));
+        out.push(("postgres", r.map_err(|e| (e.is_refusal(), e.to_string()))));
+    }
+    if let Some(u) = &s.redis_url {
+        let r = rt.block_on(redis::probe(&SecretUrl::new(u), &cfg.uplink));
+        out.push(("redis", r.map_err(|e| (e.is_refusal(), e.to_string()))));
+    }
+    Ok(out)
+}
