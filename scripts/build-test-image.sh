@@ -112,6 +112,8 @@ for u in firmware/systemd/*.service firmware/systemd/*.mount tests/image/*.servi
     grep -q '^\[Install\]' "$u" && units+=("$(basename "$u")")
 done
 systemctl --root="$r" enable "${units[@]}" >/dev/null 2>&1
+install -D -m 0644 tests/image/docketd.service.d/plain-text.conf \
+    "$r/etc/systemd/system/docketd.service.d/plain-text.conf"
 # docketd's StateDirectory: the mount point of the data partition's docket/ (var-lib-docket.mount).
 mkdir -p "$r/var/lib/docket"
 install -D -m 0755 tests/image/docket-test-report "$r/usr/libexec/docket/docket-test-report"

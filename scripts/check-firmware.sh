@@ -80,6 +80,7 @@ cfg_dir=$(mktemp -d)
 # The box's config with a writable data dir and free ports: `docketd run` validates it at start.
 sed -e "s#/var/lib/docket#$cfg_dir/data#" -e 's#0.0.0.0:80"#127.0.0.1:0"#' \
     -e 's#0.0.0.0:1884#127.0.0.1:0#' -e 's#0.0.0.0:1885#127.0.0.1:0#' \
+    -e 's#0.0.0.0:443"#127.0.0.1:0"#' -e 's#0.0.0.0:8883#127.0.0.1:0#' -e 's#0.0.0.0:8884#127.0.0.1:0#' \
     firmware/config/docketd.toml > "$cfg_dir/docketd.toml"
 if "$docketd" run --config "$cfg_dir/docketd.toml" > "$cfg_dir/log" 2>&1 & pid=$!; then
     ok=0

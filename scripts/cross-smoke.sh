@@ -87,6 +87,10 @@ listen = "127.0.0.1:$p_mqtt"
 listen_v5 = "127.0.0.1:$p_mqtt5"
 [http]
 listen = "127.0.0.1:$p_http"
+[tls]
+https_listen = "127.0.0.1:0"
+mqtt_listen = "127.0.0.1:0"
+mqtt_listen_v5 = "127.0.0.1:0"
 EOF
 env -u NOTIFY_SOCKET RUST_LOG=info,rumqttd=warn "${QEMU[@]}" "$BIN" run --config "$tmp/docketd.toml" \
     >"$tmp/docketd.log" 2>&1 &

@@ -110,7 +110,8 @@ old_port() { # section key
         cur == sec && $1 == key { gsub(/"/, "", $3); n = split($3, a, ":"); print a[n]; found = 1; exit }
         END { if (!found) print 0 }' "$CONFIG"
 }
-ports=$(python3 - "$(old_port mqtt listen)" "$(old_port mqtt listen_v5)" "$(old_port http listen)" <<'PY'
+ports=$(python3 - "$(old_port mqtt listen)" "$(old_port mqtt listen_v5)" "$(old_port http listen)" \
+    "$(old_port tls https_listen)" "$(old_port tls mqtt_listen)" <<'PY'
 import socket, sys
 held, out = [], []
 for want in sys.argv[1:]:
@@ -135,7 +136,7 @@ for want in sys.argv[1:]:
 print(*out)
 PY
 )
-read -r MQTT_PORT MQTT5_PORT HTTP_PORT <<<"$ports"
+read -r MQTT_PORT MQTT5_PORT HTTP_PORT HTTPS_PORT MQTTS_PORT <<<"$ports"
 
 cat >"$CONFIG" <<EOF
 # Written by scripts/demo.sh on every run (edits are overwritten). Ports are kept while free.
@@ -143,11 +144,22 @@ data_dir = "data"
 site_id = "demo"
 site_name = "Demo Bistro"
 
+[tls]
+# The pages over HTTPS and MQTT over TLS under this box's own site CA (made at its first start;
+# trust it on a device through the landing page on plain HTTP).
+https_listen = "0.0.0.0:$HTTPS_PORT"
+mqtt_listen = "0.0.0.0:$MQTTS_PORT"
+mqtt_listen_v5 = ""
+
 [mqtt]
-listen = "0.0.0.0:$MQTT_PORT"
-listen_v5 = "0.0.0.0:$MQTT5_PORT"
+# Plain MQTT for the simulated devices on this machine only (loopback): nothing crosses the LAN
+# in plain text. /healthz warns about it all the same.
+plain = true
+listen = "127.0.0.1:$MQTT_PORT"
+listen_v5 = "127.0.0.1:$MQTT5_PORT"
 
 [http]
+# Plain HTTP: the landing page (trust the site CA) and redirects to HTTPS.
 listen = "0.0.0.0:$HTTP_PORT"
 EOF
 
@@ -284,6 +296,7 @@ until curl -fsS --max-time 2 "$HEALTH" >/dev/null 2>&1; do
     sleep 0.2
 done
 health=$(curl -fsS --max-time 2 "$HEALTH" || true)
+ca_fp=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["tls"]["ca_sha256"])' "$health" 2>/dev/null || echo "?")
 
 LAN_IP=$(hostname -I 2>/dev/null | awk '{ print $1 }' || true)
 
@@ -293,11 +306,13 @@ cat <<EOF
 ================================================================================================
  Docket demo: "Demo Bistro" (site demo) is running                          docketd pid $DOCKETD_PID
 ------------------------------------------------------------------------------------------------
- MQTT 3.1.1   mqtt://127.0.0.1:$MQTT_PORT   (all interfaces: LAN devices use ${LAN_IP:-the box IP})
- MQTT 5       mqtt://127.0.0.1:$MQTT5_PORT
- HTTP         http://127.0.0.1:$HTTP_PORT
+ HTTPS        https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT   (the pages, /api)
+ site CA      SHA-256 $ca_fp
+ trust first  http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/   (install this box's site CA on each device, once)
+ MQTT/TLS     mqtts://${LAN_IP:-127.0.0.1}:$MQTTS_PORT
+ MQTT plain   mqtt://127.0.0.1:$MQTT_PORT, MQTT 5 :$MQTT5_PORT (this machine only: the simulator)
  health       http://127.0.0.1:$HTTP_PORT/healthz   $health
- metrics      http://127.0.0.1:$HTTP_PORT/metrics
+ metrics      https://127.0.0.1:$HTTPS_PORT/metrics
  data         $DEMO_DIR   (config docketd.toml, store data/, log docketd.log)
 
  Demo devices and their secrets (also in devices.jsonl; a device logs in with a key derived
@@ -330,8 +345,10 @@ else
     echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with that password)"
 fi
 echo
-echo " The pages (open them in a browser; each link carries its device's credentials once, then the"
-echo " page keeps them; a browser without a link shows a pairing code to approve on /admin):"
+echo " The pages, over HTTPS under this box's own site CA. Trust it once per device first: open"
+echo " http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/ and follow the steps (or accept the browser's warning"
+echo " for a quick look). Each link carries its device's credentials once, then the page keeps them;"
+echo " a browser without a link shows a pairing code to approve on /admin:"
 python3 -c '
 import json, sys
 base, files = sys.argv[1], sys.argv[2:]
@@ -345,7 +362,7 @@ for f in files:
             page = "/kds?station=" + d["stations"][0]
         if page:
             print("   %-20s %s%s#device=%s&secret=%s" % (page, base, page, d["id"], d["secret"]))
-' "http://${LAN_IP:-127.0.0.1}:$HTTP_PORT" "$WEB_DEVICES_FILE"
+' "https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT" "$WEB_DEVICES_FILE"
 echo " Pair another device:  $DOCKETD device add --config $CONFIG --id tablet-9 --role tablet"
 echo "================================================================================================"
 echo

@@ -231,12 +231,16 @@ export async function startDaemon(opts = {}) {
   const mqttPort = await freePort();
   const mqttV5Port = await freePort();
   const httpPort = await freePort();
+  const httpsPort = await freePort();
   const configPath = path.join(dir, 'docketd.toml');
   let toml =
     `data_dir = "data"\nsite_id = ${JSON.stringify(siteId)}\n` +
     (menu ? `[menu]\nfile = ${JSON.stringify(path.resolve(menu))}\n` : '') +
-    `[mqtt]\nlisten = "127.0.0.1:${mqttPort}"\nlisten_v5 = "127.0.0.1:${mqttV5Port}"\n` +
-    `[http]\nlisten = "127.0.0.1:${httpPort}"\n` +
+    // Plain MQTT and plain HTTP on, as a site may turn them on (the pages over HTTPS with the
+    // site CA trusted: TLS tests).
+    `[mqtt]\nplain = true\nlisten = "127.0.0.1:${mqttPort}"\nlisten_v5 = "127.0.0.1:${mqttV5Port}"\n` +
+    `[http]\nplain = true\nlisten = "127.0.0.1:${httpPort}"\n` +
+    `[tls]\nhttps_listen = "127.0.0.1:${httpsPort}"\nmqtt_listen = "127.0.0.1:0"\nmqtt_listen_v5 = "127.0.0.1:0"\n` +
     `[engine]\nboard_interval_ms = 50\nreplay_page = 20\n`;
   if (extraConfig) toml += `\n${extraConfig}\n`;
   await fsp.writeFile(configPath, toml);

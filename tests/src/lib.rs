@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod faults;
 pub mod raw;
+pub mod secure;
 pub mod servers;
 pub mod vm;
 
@@ -106,6 +107,10 @@ pub struct Daemon {
     /// The MQTT 5 listener.
     pub mqtt_v5: u16,
     pub http: u16,
+    /// HTTPS, MQTT 3.1.1 over TLS and MQTT 5 over TLS.
+    pub https: u16,
+    pub mqtts: u16,
+    pub mqtts_v5: u16,
     pub log: PathBuf,
     /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
     pub env: Vec<(String, String)>,
@@ -247,12 +252,18 @@ impl Daemon {
         let mqtt = free_port();
         let mqtt_v5 = free_port();
         let http = free_port();
+        let (https, mqtts, mqtts_v5) = (free_port(), free_port(), free_port());
         let config = dir.path().join("docketd.toml");
+        // Plain MQTT and plain HTTP are on, as a site may turn them on, so that the tests that
+        // are not about TLS speak plain text; DOCKET_MQTT_PLAIN=false / DOCKET_HTTP_PLAIN=false
+        // in `env` turn them off (the box's defaults).
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"data\"\nsite_id = \"{site_id}\"\n[mqtt]\nlisten = \"{host}:{mqtt}\"\nlisten_v5 = \"{host}:{mqtt_v5}\"\n\
-                 [http]\nlisten = \"{host}:{http}\"\n[engine]\nboard_interval_ms = 50\nreplay_page = 20\n{extra_toml}\n"
+                "data_dir = \"data\"\nsite_id = \"{site_id}\"\n[mqtt]\nplain = true\nlisten = \"{host}:{mqtt}\"\nlisten_v5 = \"{host}:{mqtt_v5}\"\n\
+                 [http]\nplain = true\nlisten = \"{host}:{http}\"\n\
+                 [tls]\nhttps_listen = \"{host}:{https}\"\nmqtt_listen = \"{host}:{mqtts}\"\nmqtt_listen_v5 = \"{host}:{mqtts_v5}\"\n\
+                 [engine]\nboard_interval_ms = 50\nreplay_page = 20\n{extra_toml}\n"
             ),
         )?;
         let log = dir.path().join("docketd.log");
@@ -263,6 +274,9 @@ impl Daemon {
             mqtt,
             mqtt_v5,
             http,
+            https,
+            mqtts,
+            mqtts_v5,
             log,
             env: env
                 .iter()
@@ -784,10 +798,29 @@ impl Client {
         password: &str,
         keep_alive: Duration,
     ) -> anyhow::Result<Client> {
-        let (client, mut ev) = AsyncClient::new(
-            options(client_id, user, password, host, port, keep_alive),
-            1000,
-        );
+        let o = options(client_id, user, password, host, port, keep_alive);
+        Client::connect_options(o, client_id).await
+    }
+
+    /// Connects as a paired device over MQTT over TLS, trusting only `tls`'s roots; `host` is
+    /// the name the box's certificate must carry.
+    pub async fn connect_tls(
+        host: &str,
+        port: u16,
+        creds: &Creds,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> anyhow::Result<Client> {
+        let mut o = options(&creds.id, &creds.id, &creds.login(), host, port, KEEP_ALIVE);
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+        let mut c = Client::connect_options(o, &creds.id).await?;
+        c.mac_key = Some(creds.mac_key());
+        Ok(c)
+    }
+
+    async fn connect_options(o: MqttOptions, client_id: &str) -> anyhow::Result<Client> {
+        let (client, mut ev) = AsyncClient::new(o, 1000);
         // Like a real tablet's WebSocket: no Nagle, or a command sent right after a PUBACK
         // waits ~40 ms for the box's delayed ACK.
         let mut net = ev.network_options();

@@ -22,6 +22,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, AppState};
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
+use crate::tls::Tls;
 use crate::{menu, systemd, VERSION};
 
 pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
@@ -49,9 +50,23 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );
 
+    systemd::status("loading the site CA and the box's certificate");
+    let tls = {
+        let (t, dir, id, name) = (
+            cfg.tls.clone(),
+            cfg.data_dir.clone(),
+            cfg.site_id.clone(),
+            cfg.site_name.clone(),
+        );
+        Arc::new(
+            tokio::task::spawn_blocking(move || Tls::start(&t, &dir, &id, &name))
+                .await?
+                .context("cannot set up TLS")?,
+        )
+    };
     // Fail fast on a taken port, before anything is published. Bound now, accepted only once
     // the retained state is in place.
-    let (http_listener, mqtt) = bind_listeners(&cfg)?;
+    let (http_listeners, mqtt) = bind_listeners(&cfg, &tls)?;
     let stations = menu.stations().len();
     let broker = Broker::start(broker::router_config(&cfg, stations));
     let (commands, inbox) = crate::inbox::channel(crate::inbox::CAPACITY);
@@ -67,14 +82,25 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let restart = tokio_util::sync::CancellationToken::new();
+    let probe_tls = crate::tls::pinned::probe_client(tls.clone())?;
     let mut targets: Vec<(&'static str, probe::Target)> = Vec::new();
-    for (l, proto, name) in &mqtt {
-        targets.push((name, probe::Target::Tcp(l.local_addr()?, *proto)));
+    for (l, proto, name, secure) in &mqtt {
+        let target = match secure {
+            Some(_) => probe::Target::Tls(l.local_addr()?, *proto, probe_tls.clone()),
+            None => probe::Target::Tcp(l.local_addr()?, *proto),
+        };
+        targets.push((name, target));
     }
     targets.push((
-        "websocket",
-        probe::Target::WebSocket(http_listener.local_addr()?),
+        "websocket_tls",
+        probe::Target::SecureWebSocket(http_listeners.https.local_addr()?, probe_tls),
     ));
+    if cfg.plain_http {
+        targets.push((
+            "websocket",
+            probe::Target::WebSocket(http_listeners.plain.local_addr()?),
+        ));
+    }
     let health = Arc::new(probe::Health::new(targets));
     let connections = Connections::new(
         broker,
@@ -89,11 +115,11 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         health.clone(),
     )
     .context("cannot start the MQTT admission thread")?;
-    for (listener, proto, name) in mqtt {
+    for (listener, proto, name, secure) in mqtt {
         tokio::spawn(
             connections
                 .clone()
-                .serve(listener, proto, name, shutdown.clone()),
+                .serve(listener, proto, name, secure, shutdown.clone()),
         );
     }
     let api = ApiState::open(
@@ -104,7 +130,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         VERSION,
     )
     .context("cannot open the store for the admin API")?;
-    let app = http::router(AppState {
+    let state = AppState {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
@@ -116,14 +142,38 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
             status: std::sync::Mutex::new(site_status),
             restart: cfg.restart_on_site_push.then(|| restart.clone()),
         })),
+        warnings: warnings(&cfg),
+        tls: Some(tls.clone()),
+    };
+    let health_app = http::health_router(state.clone());
+    let app = http::router(state);
+    let landing = Arc::new(crate::tls::landing::Landing {
+        ca: tls.ca.clone(),
+        site_name: cfg.site_name.clone(),
+        https_port: http_listeners.https.local_addr()?.port(),
     });
-    let http_task = tokio::spawn(crate::http_conn::serve(
-        http_listener,
+    let app = app.merge(crate::tls::landing::trust_routes(landing.clone()));
+    let plain_app = match cfg.plain_http {
+        true => app.clone(),
+        false => crate::tls::landing::plain_router(landing, health_app),
+    };
+    let https_task = tokio::spawn(crate::http_conn::serve(
+        http_listeners.https,
         app,
         cfg.http_limits,
         metrics.clone(),
+        Some(tls.http.clone()),
         shutdown.clone(),
     ));
+    let http_task = tokio::spawn(crate::http_conn::serve(
+        http_listeners.plain,
+        plain_app,
+        cfg.http_limits,
+        metrics.clone(),
+        None,
+        shutdown.clone(),
+    ));
+    tokio::spawn(tls.clone().renew(shutdown.clone()));
     prove_listeners(&health, &connections, &shutdown).await?;
     tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
     tokio::spawn(watch_devices(
@@ -138,13 +188,19 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     metrics.ready.store(true, Relaxed);
     let line = format!(
-        "ready: site {} mqtt {} http {} seq {}",
+        "ready: site {} https {} mqtts {} seq {}",
         cfg.site_id,
-        cfg.mqtt_listen,
-        cfg.http_listen,
+        cfg.tls.https_listen,
+        cfg.tls
+            .mqtt_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into()),
         metrics.seq.load(Relaxed)
     );
-    tracing::info!(mqtt = %cfg.mqtt_listen, http = %cfg.http_listen, "docketd ready");
+    tracing::info!(https = %cfg.tls.https_listen, http = %cfg.http_listen, plain_mqtt = cfg.plain_mqtt, ca = tls.ca_source, "docketd ready");
+    for w in warnings(&cfg) {
+        tracing::warn!("{w}");
+    }
     systemd::ready(&line);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -163,6 +219,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     connections.cut_all();
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), https_task).await;
     tracing::info!("docketd stopped");
     result
 }
@@ -251,21 +308,67 @@ async fn start_engine(
     Ok((stop, engine_done))
 }
 
-type Mqtt = Vec<(tokio::net::TcpListener, Proto, &'static str)>;
+/// An MQTT listener: its socket, protocol version, name (in `/healthz`) and TLS.
+type Mqtt = Vec<(
+    tokio::net::TcpListener,
+    Proto,
+    &'static str,
+    Option<Arc<rustls::ServerConfig>>,
+)>;
 
-/// Binds HTTP and the MQTT ports (each with the connection layer's deep listen queue).
-fn bind_listeners(cfg: &Config) -> anyhow::Result<(tokio::net::TcpListener, Mqtt)> {
-    let http = conn::listen::bind(cfg.http_listen)
-        .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?;
+/// The bound HTTP listeners: plain (landing page, or the whole app with `http.plain`) and HTTPS.
+struct Http {
+    plain: tokio::net::TcpListener,
+    https: tokio::net::TcpListener,
+}
+
+/// Binds HTTP, HTTPS and the MQTT ports (each with the connection layer's deep listen queue):
+/// MQTT over TLS, and plain MQTT only when the site turned it on.
+fn bind_listeners(cfg: &Config, tls: &Tls) -> anyhow::Result<(Http, Mqtt)> {
+    let bind = |addr, what: &str| {
+        conn::listen::bind(addr).with_context(|| format!("cannot listen for {what} on {addr}"))
+    };
+    let http = Http {
+        plain: bind(cfg.http_listen, "HTTP")?,
+        https: bind(cfg.tls.https_listen, "HTTPS")?,
+    };
     let mut mqtt = Vec::new();
-    for (addr, proto, name) in std::iter::once((cfg.mqtt_listen, Proto::V4, "mqtt"))
-        .chain(cfg.mqtt_v5_listen.map(|a| (a, Proto::V5, "mqtt_v5")))
-    {
-        let l = conn::listen::bind(addr)
-            .with_context(|| format!("cannot listen for MQTT on {addr}"))?;
-        mqtt.push((l, proto, name));
+    let secure = Some(tls.mqtt.clone());
+    let tls_ports = [
+        (cfg.tls.mqtt_listen, Proto::V4, "mqtts"),
+        (cfg.tls.mqtt_v5_listen, Proto::V5, "mqtts_v5"),
+    ];
+    for (addr, proto, name) in tls_ports {
+        if let Some(addr) = addr {
+            mqtt.push((bind(addr, "MQTT over TLS")?, proto, name, secure.clone()));
+        }
+    }
+    if cfg.plain_mqtt {
+        let plain = std::iter::once((cfg.mqtt_listen, Proto::V4, "mqtt"))
+            .chain(cfg.mqtt_v5_listen.map(|a| (a, Proto::V5, "mqtt_v5")));
+        for (addr, proto, name) in plain {
+            mqtt.push((bind(addr, "MQTT")?, proto, name, None));
+        }
     }
     Ok((http, mqtt))
+}
+
+/// What `/healthz`, `/admin` and `docket doctor` warn about: plain text on the LAN.
+fn warnings(cfg: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    if cfg.plain_mqtt {
+        w.push(format!(
+            "plain MQTT is on (mqtt.plain): logins and orders on {} cross the LAN unencrypted",
+            cfg.mqtt_listen
+        ));
+    }
+    if cfg.plain_http {
+        w.push(format!(
+            "plain HTTP serves the pages and the API (http.plain): logins on {} cross the LAN unencrypted",
+            cfg.http_listen
+        ));
+    }
+    w
 }
 
 /// Every listener proves itself with a real login before READY (within 10 s), and keeps proving

@@ -32,6 +32,10 @@ pub struct AppState {
     pub api: Option<crate::api::ApiState>,
     /// The site bundle's state and `POST /site/bundle` (None: not served).
     pub site: Option<Arc<SiteShared>>,
+    /// Plain text on the LAN that the site turned on (`/healthz` `warnings`).
+    pub warnings: Vec<String>,
+    /// The served certificate (`/healthz` `tls`; None in unit tests).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// The data directory the site bundle lives in and what became of it ([`crate::site`]).
@@ -40,6 +44,14 @@ pub struct SiteShared {
     pub status: std::sync::Mutex<crate::site::SiteStatus>,
     /// Cancelled to restart docketd once a pushed bundle is stored (`restart_on_site_push`).
     pub restart: Option<tokio_util::sync::CancellationToken>,
+}
+
+/// `/healthz` alone: what plain HTTP serves beside the landing page (monitoring, the box's
+/// recovery check; it carries no secret).
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,6 +88,21 @@ struct Health<'a> {
     /// Each MQTT listener: did docketd's own probe log in through it lately?
     #[serde(skip_serializing_if = "Option::is_none")]
     listeners: Option<std::collections::BTreeMap<&'static str, crate::conn::probe::ListenerState>>,
+    /// The served certificate: where its CA came from, the CA's fingerprint, and when the
+    /// certificate expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsState>,
+    /// What the site turned on that a technician should know (plain MQTT, plain HTTP).
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct TlsState {
+    ca: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_sha256: Option<String>,
+    /// Unix seconds.
+    not_after: i64,
 }
 
 #[derive(Serialize)]
@@ -119,6 +146,15 @@ async fn healthz(State(s): State<AppState>) -> Response {
             })
         }),
         listeners: s.mqtt.as_ref().map(|c| c.health().report(fresh)),
+        tls: s.tls.as_ref().map(|t| TlsState {
+            ca: t.ca_source,
+            ca_sha256: t
+                .ca
+                .as_ref()
+                .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint)),
+            not_after: t.not_after(),
+        }),
+        warnings: &s.warnings,
     };
     let code = if ready {
         StatusCode::OK
@@ -221,6 +257,8 @@ mod tests {
             max_message_bytes: 1024,
             api: None,
             site: None,
+            warnings: Vec::new(),
+            tls: None,
         }
     }
 

@@ -32,15 +32,17 @@ use crate::metrics::Metrics;
 /// (hyper's read buffer; it takes nothing below 8 KiB.)
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// Serves `app` on `listener` until `shutdown`; then lets each connection finish its request
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`; then lets each connection finish its request
 /// (2 s at most).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: HttpLimits,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let app = app.layer(axum::middleware::from_fn_with_state(
         limits.request_timeout,
         deadline,
@@ -74,31 +76,66 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
         }
+        let secure = Secure(tls.is_some());
         let svc = app
             .clone()
             .map_request(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(secure);
                 req
             });
-        let conn = http
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc))
-            .with_upgrades();
+        let http = http.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
             let _place = place;
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            match tls {
+                None => serve_one(&http, tcp, svc, peer, stop).await,
+                Some(acceptor) => {
+                    // The handshake is part of the head: it gets the same time.
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_one(&http, stream, svc, peer, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
                 }
             }
         });
+    }
+}
+
+/// Whether a request came over TLS (an extension on every request).
+#[derive(Debug, Clone, Copy)]
+pub struct Secure(pub bool);
+
+/// Serves one connection's requests until it closes or `stop`.
+async fn serve_one<I, S>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    svc: S,
+    peer: std::net::SocketAddr,
+    stop: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(svc))
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            }
+        }
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod site;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod uplink;
 pub mod web;
 

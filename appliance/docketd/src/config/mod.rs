@@ -11,6 +11,8 @@ use serde::Deserialize;
 /// The commented default configuration printed by `docketd print-default-config`.
 mod uplink;
 pub use uplink::{RawUplink, SecretUrl, Uplink};
+mod tls;
+pub use tls::{OwnCert, RawTls, TlsConfig};
 
 pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 
@@ -57,11 +59,14 @@ pub struct RawConfig {
     pub engine: RawEngine,
     #[serde(default)]
     pub uplink: RawUplink,
+    #[serde(default)]
+    pub tls: RawTls,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMqtt {
+    pub plain: Option<bool>,
     pub listen: Option<String>,
     pub listen_v5: Option<String>,
     pub max_connections: Option<usize>,
@@ -76,6 +81,7 @@ pub struct RawMqtt {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
+    pub plain: Option<bool>,
     pub listen: Option<String>,
     pub header_timeout_ms: Option<usize>,
     pub request_timeout_ms: Option<usize>,
@@ -135,9 +141,12 @@ pub struct Config {
     /// After storing a pushed site bundle, stop cleanly so that the service manager (systemd's
     /// `Restart=always` on the box) starts docketd again with it applied.
     pub restart_on_site_push: bool,
-    /// MQTT 3.1.1 listener.
+    /// Plain-text MQTT (`mqtt.plain`): the two listeners below are bound only when a site turns
+    /// it on, and it is a warning in `/healthz`.
+    pub plain_mqtt: bool,
+    /// MQTT 3.1.1 listener (plain text).
     pub mqtt_listen: SocketAddr,
-    /// MQTT 5 listener; `None` when not configured.
+    /// MQTT 5 listener (plain text); `None` when not configured.
     pub mqtt_v5_listen: Option<SocketAddr>,
     pub max_connections: usize,
     pub max_payload_bytes: usize,
@@ -153,8 +162,12 @@ pub struct Config {
     /// and every command in it keeps its sender's read buffer alive, so it stays small even
     /// when `segment_bytes` is raised.
     pub command_segment_bytes: usize,
+    /// Plain HTTP: the landing page (install the site CA) and redirects to HTTPS, or with
+    /// `http.plain` the whole of HTTPS's app as well (development and tests; a warning).
     pub http_listen: SocketAddr,
+    pub plain_http: bool,
     pub http_limits: HttpLimits,
+    pub tls: TlsConfig,
     /// `None` = the demo menu built into the binary.
     pub menu_file: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -190,6 +203,14 @@ impl RawConfig {
                 let base = p.parent().unwrap_or(Path::new("."));
                 raw.data_dir = raw.data_dir.map(|d| base.join(d));
                 raw.menu.file = raw.menu.file.map(|f| base.join(f));
+                for f in [
+                    &mut raw.tls.ca_cert_file,
+                    &mut raw.tls.ca_key_file,
+                    &mut raw.tls.cert_file,
+                    &mut raw.tls.key_file,
+                ] {
+                    *f = f.take().map(|f| base.join(f));
+                }
                 raw
             }
             None => RawConfig::default(),
@@ -231,6 +252,11 @@ impl RawConfig {
                     self.mqtt.max_connections = Some(num(&name, &value)?)
                 }
                 "DOCKET_MQTT_TOPIC_ACL" => self.mqtt.topic_acl = Some(flag(name, value)?),
+                "DOCKET_MQTT_PLAIN" => self.mqtt.plain = Some(flag(name, value)?),
+                "DOCKET_HTTP_PLAIN" => self.http.plain = Some(flag(name, value)?),
+                "DOCKET_HTTPS_LISTEN" => self.tls.https_listen = Some(value),
+                "DOCKET_MQTTS_LISTEN" => self.tls.mqtt_listen = Some(value),
+                "DOCKET_MQTTS_LISTEN_V5" => self.tls.mqtt_listen_v5 = Some(value),
                 "DOCKET_HTTP_HEADER_TIMEOUT_MS" => {
                     self.http.header_timeout_ms = Some(num(&name, &value)?)
                 }
@@ -310,6 +336,7 @@ impl RawConfig {
             site_name: self.site_name.unwrap_or_else(|| "Demo Bistro".to_owned()),
             restart_on_site_push: self.restart_on_site_push.unwrap_or(false),
             site_id,
+            plain_mqtt: self.mqtt.plain.unwrap_or(false),
             mqtt_listen,
             mqtt_v5_listen,
             max_connections: bounded(
@@ -350,7 +377,9 @@ impl RawConfig {
                 64 * 1024 * 1024,
             )?,
             http_listen,
+            plain_http: self.http.plain.unwrap_or(false),
             http_limits: http_limits(&self.http, &bounded)?,
+            tls: tls::tls(self.tls)?,
             menu_file: self.menu.file,
             log_format,
             max_batch: bounded("engine.max_batch", self.engine.max_batch, 256, 1, 10_000)?,

@@ -29,6 +29,9 @@ pub const BACKLOG: u32 = 4096;
 /// storm's read buffers from piling up in memory ahead of them.
 pub const PENDING: usize = 100;
 
+/// A TLS handshake on an MQTT port must be done within this.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// Binds a listener (`SO_REUSEADDR`, as the standard library does) with [`BACKLOG`].
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -76,6 +79,7 @@ pub async fn serve(
     listener: TcpListener,
     proto: Proto,
     name: &'static str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let mut failures = 0u32;
@@ -113,6 +117,7 @@ pub async fn serve(
         }
         let shared = shared.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // A place among the unanswered ones, its address's first ([`super::gate`]): a
             // flood from one address waits here, in its own tasks, not in the listen queue
@@ -122,7 +127,34 @@ pub async fn serve(
                 p = shared.gate.enter(peer.ip()) => Some(p),
             };
             shared.metrics.mqtt_connections.fetch_add(1, Relaxed);
-            super::session::run(shared.clone(), socket, proto, peer.to_string(), pending).await;
+            match tls {
+                None => {
+                    super::session::run(shared.clone(), socket, proto, peer.to_string(), pending)
+                        .await
+                }
+                // The handshake happens while holding the unanswered place: a flood of silent
+                // TLS connections waits in the same gate as plain ones.
+                Some(acceptor) => {
+                    let accepted = tokio::select! {
+                        _ = stop.cancelled() => None,
+                        r = tokio::time::timeout(HANDSHAKE, acceptor.accept(socket)) => match r {
+                            Ok(Ok(s)) => Some(s),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "MQTT TLS handshake failed");
+                                None
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "MQTT TLS handshake timed out");
+                                None
+                            }
+                        },
+                    };
+                    if let Some(s) = accepted {
+                        let peer = format!("tls:{peer}");
+                        super::session::run(shared.clone(), s, proto, peer, pending).await;
+                    }
+                }
+            }
             shared.metrics.mqtt_connections.fetch_sub(1, Relaxed);
             drop(slot);
         });

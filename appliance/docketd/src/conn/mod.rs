@@ -95,15 +95,18 @@ impl Connections {
         })))
     }
 
-    /// Accepts MQTT connections on a listener until `stop` (see [`listen::serve`]).
+    /// Accepts MQTT connections on a listener (over TLS with `tls`) until `stop` (see
+    /// [`listen::serve`]).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         proto: Proto,
         name: &'static str,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        listen::serve(self.0, listener, proto, name, stop).await
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        listen::serve(self.0, listener, proto, name, tls, stop).await
     }
 
     /// A place for one more connection, or `None` at the limit (`/mqtt` asks before upgrading).

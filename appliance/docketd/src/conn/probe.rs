@@ -1,5 +1,5 @@
 //! Proof that every listener is alive: docketd logs in through each of its own listeners (the
-//! MQTT 3.1.1 port, the MQTT 5 port, `/mqtt`), as a device would, and keeps the time of the last
+//! MQTT ports, plain and TLS, and `/mqtt` over HTTP and HTTPS), as a device would, and keeps the time of the last
 //! login that got its CONNACK. READY waits for a first login through each; `/healthz` and the
 //! systemd watchdog stop vouching for the box when one goes stale. A login proves the whole path:
 //! the accept loop, a session task, the admission desk and the router.
@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -28,12 +28,16 @@ use crate::metrics::uptime_ms;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where and how to log in.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// An MQTT port.
     Tcp(SocketAddr, Proto),
+    /// An MQTT-over-TLS port, trusting what the box serves.
+    Tls(SocketAddr, Proto, Arc<rustls::ClientConfig>),
     /// `/mqtt` on the HTTP port (MQTT 3.1.1 over WebSocket).
     WebSocket(SocketAddr),
+    /// `/mqtt` on the HTTPS port (WSS).
+    SecureWebSocket(SocketAddr, Arc<rustls::ClientConfig>),
 }
 
 struct Entry {
@@ -134,7 +138,8 @@ impl Health {
     /// Probes every listener once, all at the same time.
     pub async fn probe_all(&self, token: &str) {
         let probes = self.entries.iter().map(|e| async move {
-            let r = tokio::time::timeout(PROBE_TIMEOUT, login(e.target, e.name, token)).await;
+            let r =
+                tokio::time::timeout(PROBE_TIMEOUT, login(e.target.clone(), e.name, token)).await;
             let r = r.unwrap_or_else(|_| Err("no CONNACK in time".into()));
             let mut err = e.error.lock().unwrap_or_else(|p| p.into_inner());
             if err
@@ -224,40 +229,72 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 async fn login(target: Target, name: &str, token: &str) -> Result<(), String> {
     match target {
-        Target::Tcp(addr, proto) => {
-            let mut s = tokio::net::TcpStream::connect(loopback(addr))
-                .await
-                .map_err(|e| format!("cannot connect: {e}"))?;
-            let mut out = BytesMut::new();
-            proto
-                .write(connect_packet(name, token), &mut out)
-                .map_err(|e| e.to_string())?;
-            s.write_all(&out).await.map_err(|e| e.to_string())?;
-            let mut buf = BytesMut::new();
-            loop {
-                if connack(&mut buf)?.is_some() {
-                    break;
-                }
-                if s.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
-                    return Err("closed without CONNACK".into());
-                }
-            }
-            out.clear();
-            let _ = proto.write(disconnect(), &mut out);
-            let _ = s.write_all(&out).await;
-            Ok(())
+        Target::Tcp(addr, proto) => mqtt(connect(addr).await?, proto, name, token).await,
+        Target::Tls(addr, proto, client) => {
+            let s = secure(connect(addr).await?, client).await?;
+            mqtt(s, proto, name, token).await
         }
-        Target::WebSocket(addr) => websocket(loopback(addr), name, token).await,
+        Target::WebSocket(addr) => {
+            let tcp = connect(addr).await?;
+            websocket(tcp, &format!("ws://{}", loopback(addr)), name, token).await
+        }
+        Target::SecureWebSocket(addr, client) => {
+            let s = secure(connect(addr).await?, client).await?;
+            websocket(s, &format!("wss://{}", loopback(addr)), name, token).await
+        }
     }
 }
 
-async fn websocket(addr: SocketAddr, name: &str, token: &str) -> Result<(), String> {
+async fn connect(addr: SocketAddr) -> Result<tokio::net::TcpStream, String> {
+    tokio::net::TcpStream::connect(loopback(addr))
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))
+}
+
+async fn secure(
+    tcp: tokio::net::TcpStream,
+    client: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let name = rustls_pki_types::ServerName::try_from("docket.local").map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
+async fn mqtt<S>(mut s: S, proto: Proto, name: &str, token: &str) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut out = BytesMut::new();
+    proto
+        .write(connect_packet(name, token), &mut out)
+        .map_err(|e| e.to_string())?;
+    s.write_all(&out).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::new();
+    loop {
+        if connack(&mut buf)?.is_some() {
+            break;
+        }
+        if s.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+            return Err("closed without CONNACK".into());
+        }
+    }
+    out.clear();
+    let _ = proto.write(disconnect(), &mut out);
+    let _ = s.write_all(&out).await;
+    let _ = s.shutdown().await;
+    Ok(())
+}
+
+async fn websocket<S>(tcp: S, base: &str, name: &str, token: &str) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let mut req = format!("ws://{addr}{}", crate::api::WS_PATH)
+    let mut req = format!("{base}{}", crate::api::WS_PATH)
         .into_client_request()
         .map_err(|e| e.to_string())?;
     req.headers_mut().insert(

@@ -102,3 +102,21 @@ impl Transport for WebSocket {
         let _ = self.0.send(Message::Close(None)).await;
     }
 }
+
+/// MQTT over TLS (8883): rustls keeps its own record buffers; the session's reads and writes go
+/// through them.
+impl Transport for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    async fn read(&mut self, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+        buf.reserve(want.max(READ_CHUNK));
+        tokio::io::AsyncReadExt::read_buf(self, buf).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        tokio::io::AsyncWriteExt::write_all(self, bytes).await?;
+        tokio::io::AsyncWriteExt::flush(self).await
+    }
+
+    async fn close(&mut self) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(self).await;
+    }
+}
