@@ -7,14 +7,20 @@
 //! A newer bundle pushed to `POST /site/bundle` ([`accept_push`]) is checked the same way and
 //! must carry a higher serial; it is stored and applied when docketd next starts (the response
 //! says `"applies": "at restart"`).
+//!
+//! A bundle's TLS material is checked here beyond its shape ([`check_tls`]: the site CA's key
+//! belongs to its certificate, a site's own key to its certificate), at start and at push
+//! alike, so a bundle the listeners could not use is refused like any bad bundle. The CLI runs
+//! the same check before it signs one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use docket_core::bundle::{self, Bundle, BundleError, BundleManager};
+use docket_core::bundle::{self, Bundle, BundleError, BundleManager, BundleTls};
 use serde::Serialize;
 
-use crate::config::{Config, SecretUrl};
+use crate::config::{Config, OwnCert, SecretUrl};
+use crate::tls::ca::{self, CaError, SiteCa};
 
 pub const BUNDLE_FILE: &str = "site-bundle.json";
 pub const KEY_FILE: &str = "site-key.pub";
@@ -48,6 +54,59 @@ pub enum SiteError {
     Bundle(#[from] BundleError),
     #[error("the bundle's serial {got} is not higher than the box's {have}")]
     OldSerial { got: u64, have: u64 },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Why a bundle's TLS material cannot be used (its PEM framing is checked in docket-core).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the bundle's site CA cannot issue the box's certificate: {0}")]
+    Ca(#[source] CaError),
+    #[error("the bundle's own certificate or key is not PEM the box can read")]
+    OwnNotPem,
+    #[error("the bundle's own key does not belong to the first certificate of its chain")]
+    OwnKeyMismatch,
+    #[error("the bundle's own certificate and key cannot be served")]
+    Own(#[source] rustls::Error),
+}
+
+/// Checks what PEM framing cannot: the site CA's key belongs to its certificate (the box issues
+/// itself a certificate with it, as it will at start) and a site's own key belongs to the first
+/// certificate of its chain (as the HTTPS listener loads them).
+pub fn check_tls(t: &BundleTls) -> Result<(), TlsError> {
+    let site_ca = SiteCa {
+        cert_pem: t.ca_cert_pem.clone(),
+        key_pem: t.ca_key_pem.clone(),
+    };
+    ca::issue_server(&site_ca, &["docket.local".into()], &[]).map_err(TlsError::Ca)?;
+    if let (Some(chain), Some(key)) = (&t.cert_pem, &t.key_pem) {
+        own_key_belongs(chain, key)?;
+    }
+    Ok(())
+}
+
+fn own_key_belongs(chain_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TlsError::OwnNotPem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| TlsError::OwnNotPem)?;
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::OwnKeyMismatch),
+        Err(e) => Err(TlsError::Own(e)),
+    }
+}
+
+/// Verifies a bundle's signature and content ([`bundle::verify`]) and its TLS material.
+fn verify(json: &[u8], key: &ed25519_dalek::VerifyingKey) -> Result<Bundle, SiteError> {
+    let b = bundle::verify(json, key)?;
+    if let Some(t) = &b.tls {
+        check_tls(t)?;
+    }
+    Ok(b)
 }
 
 fn pinned(data_dir: &Path) -> Result<ed25519_dalek::VerifyingKey, SiteError> {
@@ -75,15 +134,26 @@ fn load_file(data_dir: &Path, name: &str) -> Result<Option<Bundle>, SiteError> {
         Err(e) => return Err(SiteError::Read(p, e)),
     };
     let key = pinned(data_dir)?;
-    Ok(Some(bundle::verify(&json, &key)?))
+    verify(&json, &key).map(Some)
 }
 
-/// Lays a verified bundle over `cfg`; returns its manager devices.
+/// Lays a verified bundle over `cfg` (its TLS over `cfg.tls`'s bundle fields); returns its
+/// manager devices.
 fn set(cfg: &mut Config, b: Bundle) -> Vec<BundleManager> {
     cfg.site_id = b.site_id;
     cfg.site_name = b.name;
     cfg.uplink.postgres_url = b.postgres_url.map(SecretUrl::new);
     cfg.uplink.redis_url = b.redis_url.map(SecretUrl::new);
+    if let Some(t) = b.tls {
+        cfg.tls.bundle_ca = Some(SiteCa {
+            cert_pem: t.ca_cert_pem,
+            key_pem: t.ca_key_pem,
+        });
+        cfg.tls.bundle_own = match (t.cert_pem, t.key_pem) {
+            (Some(chain_pem), Some(key_pem)) => Some(OwnCert { chain_pem, key_pem }),
+            _ => None,
+        };
+    }
     b.managers
 }
 
@@ -135,11 +205,11 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
     }
 }
 
-/// Checks a pushed bundle (pinned key, content, serial above the stored one) and stores it
-/// atomically for the next start.
+/// Checks a pushed bundle (pinned key, content, TLS material, serial above the stored one) and
+/// stores it atomically for the next start.
 pub fn accept_push(data_dir: &Path, json: &[u8]) -> Result<Bundle, SiteError> {
     let key = pinned(data_dir)?;
-    let new = bundle::verify(json, &key)?;
+    let new = verify(json, &key)?;
     // The stored bundle's serial, when it still verifies; a refused one does not block a fix.
     let have = load(data_dir).ok().flatten().map(|b| b.serial);
     if let Some(have) = have {
@@ -219,6 +289,154 @@ fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteErr
 mod tests {
     use super::*;
     use crate::store::{self, devices};
+    use ed25519_dalek::SigningKey;
+
+    /// A fresh data directory of its own with the site key `key(1)` pinned in it.
+    fn data_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("docket-site-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pubkey = bundle::key_text(key().verifying_key().as_bytes());
+        std::fs::write(dir.join(KEY_FILE), pubkey).unwrap();
+        dir
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[1; 32])
+    }
+
+    fn signed(serial: u64, tls: Option<BundleTls>) -> Vec<u8> {
+        let b = Bundle {
+            site_id: "cafe-1".into(),
+            name: "Café One".into(),
+            postgres_url: None,
+            redis_url: None,
+            issued_at_ms: 1,
+            serial,
+            managers: vec![],
+            plaintext_uplink: false,
+            tls,
+        };
+        serde_json::to_vec(&bundle::sign(b, &key())).unwrap()
+    }
+
+    fn tls_of(site_ca: &SiteCa, own: Option<(String, String)>) -> BundleTls {
+        let (cert_pem, key_pem) = own.unzip();
+        BundleTls {
+            ca_cert_pem: site_ca.cert_pem.clone(),
+            ca_key_pem: site_ca.key_pem.clone(),
+            cert_pem,
+            key_pem,
+        }
+    }
+
+    fn config(dir: &Path) -> Config {
+        let mut cfg = crate::config::RawConfig::default().validate().unwrap();
+        cfg.data_dir = dir.to_owned();
+        cfg
+    }
+
+    #[test]
+    fn a_bundles_tls_is_laid_over_the_config() {
+        let dir = data_dir("tls-applied");
+        let site_ca = ca::new_site_ca("cafe-1", "Café One").unwrap();
+        let own = ca::issue_server(&site_ca, &["pos.cafe-1.example".into()], &[]).unwrap();
+        let pair = Some((own.chain_pem.clone(), own.key_pem.clone()));
+        std::fs::write(
+            dir.join(BUNDLE_FILE),
+            signed(1, Some(tls_of(&site_ca, pair))),
+        )
+        .unwrap();
+        let mut cfg = config(&dir);
+        let (status, _) = apply(&mut cfg);
+        assert_eq!(status.state, "applied", "{status:?}");
+        let got = cfg.tls.bundle_ca.as_ref().unwrap();
+        assert_eq!(
+            (&got.cert_pem, &got.key_pem),
+            (&site_ca.cert_pem, &site_ca.key_pem)
+        );
+        let got = cfg.tls.bundle_own.as_ref().unwrap();
+        assert_eq!(
+            (&got.chain_pem, &got.key_pem),
+            (&own.chain_pem, &own.key_pem)
+        );
+
+        // Without a certificate of its own, only the CA.
+        std::fs::write(
+            dir.join(BUNDLE_FILE),
+            signed(2, Some(tls_of(&site_ca, None))),
+        )
+        .unwrap();
+        let mut cfg = config(&dir);
+        assert_eq!(apply(&mut cfg).0.state, "applied");
+        assert!(cfg.tls.bundle_ca.is_some() && cfg.tls.bundle_own.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ca_key_that_is_not_the_cas_is_refused_at_start_and_at_push() {
+        let dir = data_dir("tls-mismatch");
+        let (a, b) = (
+            ca::new_site_ca("cafe-1", "A").unwrap(),
+            ca::new_site_ca("cafe-1", "B").unwrap(),
+        );
+        let mixed = SiteCa {
+            cert_pem: a.cert_pem.clone(),
+            key_pem: b.key_pem.clone(),
+        };
+        // At start: refused with the reason, nothing of it applied.
+        std::fs::write(dir.join(BUNDLE_FILE), signed(1, Some(tls_of(&mixed, None)))).unwrap();
+        let mut cfg = config(&dir);
+        let (status, _) = apply(&mut cfg);
+        assert_eq!(status.state, "refused");
+        let reason = status.reason.unwrap_or_default();
+        assert!(
+            reason.contains("site CA") && reason.contains("does not belong"),
+            "{reason}"
+        );
+        assert!(cfg.tls.bundle_ca.is_none());
+        assert_eq!(cfg.site_id, config(&dir).site_id);
+
+        // At push: refused at once, and not stored.
+        std::fs::write(dir.join(BUNDLE_FILE), signed(1, Some(tls_of(&a, None)))).unwrap();
+        let e = accept_push(&dir, &signed(2, Some(tls_of(&mixed, None)))).unwrap_err();
+        assert!(
+            matches!(e, SiteError::Tls(TlsError::Ca(CaError::KeyMismatch))),
+            "{e:?}"
+        );
+        assert_eq!(load(&dir).unwrap().unwrap().serial, 1);
+        assert_eq!(
+            accept_push(&dir, &signed(2, Some(tls_of(&a, None))))
+                .unwrap()
+                .serial,
+            2
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_own_key_that_is_not_its_certificates_is_refused() {
+        let dir = data_dir("tls-own-mismatch");
+        let site_ca = ca::new_site_ca("cafe-1", "A").unwrap();
+        let one = ca::issue_server(&site_ca, &["a.example".into()], &[]).unwrap();
+        let two = ca::issue_server(&site_ca, &["b.example".into()], &[]).unwrap();
+        let e = accept_push(
+            &dir,
+            &signed(
+                1,
+                Some(tls_of(&site_ca, Some((one.chain_pem, two.key_pem)))),
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, SiteError::Tls(TlsError::OwnKeyMismatch)),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("own key does not belong"), "{e}");
+        assert!(!dir.join(BUNDLE_FILE).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn manager(id: &str, byte: &str) -> BundleManager {
         BundleManager {
