@@ -8,6 +8,7 @@ mod lan;
 mod pair;
 mod site;
 mod sitedir;
+mod sitetls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,7 +114,8 @@ pub struct ManagerArgs {
 #[derive(Subcommand)]
 enum SiteCmd {
     /// Creates the site directory: site.toml (0600: it holds the technician's manager
-    /// credentials, later the uplink's), site.key (0600), site.pub.
+    /// credentials, later the uplink's), site.key (0600), site.pub, and the site CA
+    /// (site-ca.pem, site-ca.key 0600) that tablets and screens trust.
     Init {
         #[arg(long)]
         dir: PathBuf,
@@ -124,6 +126,28 @@ enum SiteCmd {
         /// The id of the manager device the bundle gives the box (for `docket pair`).
         #[arg(long, default_value = "technician")]
         manager_id: String,
+    },
+    /// Shows the site CA: the SHA-256 fingerprint a tablet shows when it installs it, its file
+    /// and expiry. A site made before there were site CAs gets one now (an existing one is
+    /// never replaced: tablets trust it).
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Records a certificate of the site's own (e.g. from a public CA by DNS-01) that the box
+    /// serves instead of one from the site CA; every bundle carries it. --clear forgets it.
+    Tls {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate chain, PEM: the site's certificate first.
+        #[arg(long, requires = "key", conflicts_with = "clear")]
+        cert: Option<PathBuf>,
+        /// Its private key, PEM, without a passphrase.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// Forget the site's own certificate: the box goes back to one from the site CA.
+        #[arg(long, required_unless_present = "cert")]
+        clear: bool,
     },
     /// Signs a new bundle (serial + 1) into DIR/site-bundle.json.
     Bundle {
@@ -211,6 +235,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 name,
                 manager_id,
             } => site::init(dir, site_id, name, manager_id, json)?,
+            SiteCmd::Ca { dir } => site::ca(&dir, json)?,
+            SiteCmd::Tls {
+                dir,
+                cert,
+                key,
+                clear: _,
+            } => site::tls(&dir, cert.zip(key), json)?,
             SiteCmd::Bundle { dir } => site::bundle(&dir, json)?,
             SiteCmd::Install { dir, data_dir } => site::install(&dir, &data_dir, json)?,
             SiteCmd::Push { dir, host } => site::push(&dir, &host, json)?,

@@ -12,6 +12,7 @@ use crate::sitedir::{
     hex_of, make_private_dir, new_bundle, read_site, write_private, write_secret, write_site,
     SiteFile,
 };
+use crate::sitetls;
 
 pub fn init(
     dir: PathBuf,
@@ -56,12 +57,85 @@ pub fn init(
             plaintext_uplink: false,
         },
     )?;
+    let (ca, _) = sitetls::ensure_ca(&dir, &read_site(&dir)?)?;
+    let fp = sitetls::cert_info(&ca.cert_pem)?.fingerprint;
     let pubhex = bundle::key_text(key.verifying_key().as_bytes());
     out(
-                    json,
-                    serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim(), "manager_id": manager_id}),
-                    &format!("site {site_id} created in {}\n  signing key: {}/site.key (keep it secret, back it up)\n  public key:  {}\n  manager device for `docket pair`: {manager_id} (its secret is in site.toml; every bundle gives it to the box)", dir.display(), dir.display(), pubhex.trim()),
-                );
+        json,
+        serde_json::json!({"site_id": site_id, "dir": dir, "public_key": pubhex.trim(), "manager_id": manager_id, "ca_fingerprint": fp}),
+        &format!("site {site_id} created in {d}\n  signing key: {d}/site.key (keep it secret, back it up)\n  public key:  {}\n  manager device for `docket pair`: {manager_id} (its secret is in site.toml; every bundle gives it to the box)\n  site CA:     {d}/{} (tablets and screens trust it; its key {d}/{} is secret: back it up)\n               SHA-256 {fp}", pubhex.trim(), sitetls::CA_CERT, sitetls::CA_KEY, d = dir.display()),
+    );
+    Ok(())
+}
+
+/// `docket site ca`: the site CA as a technician compares it with a tablet's screen.
+pub fn ca(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let (ca, made) = sitetls::ensure_ca(dir, &read_site(dir)?)?;
+    let info = sitetls::cert_info(&ca.cert_pem)?;
+    let own = sitetls::read_own(dir)?
+        .map(|(chain, _)| sitetls::cert_info(&chain))
+        .transpose()?;
+    let file = dir.join(sitetls::CA_CERT);
+    let mut human = format!(
+        "{}site CA: {}\n  SHA-256 {}\n  {} (install it on tablets and screens; valid until {})",
+        if made { "made a new " } else { "" },
+        info.subject,
+        info.fingerprint,
+        file.display(),
+        info.not_after
+    );
+    if made {
+        human.push_str("\n  the box gets it with the next bundle (`docket site push`, `site install` or `image configure`)");
+    }
+    if let Some(o) = &own {
+        human.push_str(&format!(
+            "\nthe site's own certificate (the box serves it): {} for {}, valid until {} ({} days)",
+            o.subject,
+            o.names.join(", "),
+            o.not_after,
+            o.days_left()
+        ));
+    }
+    out(
+        json,
+        serde_json::json!({
+            "made": made, "file": file, "fingerprint": info.fingerprint, "subject": info.subject,
+            "not_after": info.not_after,
+            "own_cert": own.map(|o| serde_json::json!({"subject": o.subject, "names": o.names, "not_after": o.not_after, "fingerprint": o.fingerprint})),
+        }),
+        &human,
+    );
+    Ok(())
+}
+
+/// `docket site tls`: records (or with `None` forgets) the site's own certificate.
+pub fn tls(dir: &Path, files: Option<(PathBuf, PathBuf)>, json: bool) -> anyhow::Result<()> {
+    read_site(dir)?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let own = match &files {
+        Some((c, k)) => Some((read(c)?, read(k)?)),
+        None => None,
+    };
+    match sitetls::record_own(dir, own)? {
+        Some(leaf) => out(
+            json,
+            serde_json::json!({"own_cert": true, "names": leaf.names, "not_after": leaf.not_after, "fingerprint": leaf.fingerprint}),
+            &format!(
+                "the site's own certificate recorded: {} for {}, valid until {} ({} days). Send it to the box with `docket site push`; tablets then open the box by one of those names, and this CLI trusts the public CAs for it. Renew it before it expires and run this again",
+                leaf.subject,
+                leaf.names.join(", "),
+                leaf.not_after,
+                leaf.days_left()
+            ),
+        ),
+        None => out(
+            json,
+            serde_json::json!({"own_cert": false}),
+            "the site's own certificate forgotten: with the next bundle (`docket site push`) the box serves one from the site CA again",
+        ),
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The site directory on the laptop (`docket site init`): `site.toml`, the site's signing key,
-//! and the bundles signed from them. Every file that holds a secret is written 0600 in a 0700
-//! directory. Nothing here talks to a box.
+//! and the bundles signed from them (with the site's TLS material, [`crate::sitetls`]). Every
+//! file that holds a secret is written 0600 in a 0700 directory. Nothing here talks to a box.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use docket_core::bundle::{self, Bundle};
 use serde::{Deserialize, Serialize};
+
+use crate::sitetls;
 
 /// `site.toml`.
 #[derive(Serialize, Deserialize)]
@@ -88,9 +90,19 @@ pub fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bumps the serial, signs, writes DIR/site-bundle.json; returns (json, bundle).
+/// Bumps the serial, signs, writes DIR/site-bundle.json; returns (json, bundle). The bundle
+/// carries the site CA, made now (and said so on stderr) for a site made before there was one.
 pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
     let mut s = read_site(dir)?;
+    let (ca, made) = sitetls::ensure_ca(dir, &s)?;
+    if made {
+        eprintln!(
+            "docket: made this site's CA (the site had none): {}, SHA-256 {}. Tablets and screens must trust it: docs/technician.md, \"Trust the site CA\"",
+            dir.join(sitetls::CA_CERT).display(),
+            sitetls::cert_info(&ca.cert_pem)?.fingerprint
+        );
+    }
+    let tls = sitetls::bundle_tls(&ca, sitetls::read_own(dir)?)?;
     let kp = dir.join("site.key");
     let key = bundle::parse_signing_key(
         &std::fs::read_to_string(&kp).with_context(|| format!("cannot read {}", kp.display()))?,
@@ -106,11 +118,11 @@ pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
         serial: s.serial,
         managers: s.managers.clone(),
         plaintext_uplink: s.plaintext_uplink,
-        tls: None,
+        tls: Some(tls),
     };
     bundle::check_content(&b)?;
     let json = serde_json::to_string_pretty(&bundle::sign(b.clone(), &key))?;
-    // The bundle carries the manager secrets and head office's passwords.
+    // The bundle carries the manager secrets, head office's passwords and the CA's key.
     write_secret(&dir.join("site-bundle.json"), json.as_bytes())?;
     write_site(dir, &s)?;
     Ok((json, b))
