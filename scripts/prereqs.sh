@@ -16,6 +16,10 @@ docket_prereqs() {
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
     [ -x "$CHROMIUM" ] || missing+=(chromium)
+    # The browser tests trust the site CA the way a managed device does: in Chromium's NSS
+    # database (certutil), with a test CA made by openssl.
+    command -v certutil >/dev/null || missing+=(libnss3-tools)
+    command -v openssl >/dev/null || missing+=(openssl)
     # The uplink tests start their own PostgreSQL and Redis servers (free ports, temp dirs).
     if [ -z "${DOCKET_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         missing+=(postgresql)

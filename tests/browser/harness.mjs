@@ -45,6 +45,43 @@ export function artifactsDir() {
 const live = new Set(); // { killSync(), close(): Promise }
 const tempDirs = new Map(); // dir -> { keep: boolean }
 
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+let siteCa = null;
+/**
+ * One site CA for the whole run, made with openssl and handed to every daemon (`tls.ca_cert_file`).
+ * Chromium trusts it through an NSS database in a HOME of its own (certutil, trust "C,,"), the
+ * way a managed tablet trusts its site's CA: no certificate error is ignored.
+ */
+export function testSiteCa() {
+  siteCa ??= (async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'docket-site-ca-'));
+    tempDirs.set(dir, { keep: false });
+    const cert = path.join(dir, 'site-ca.pem');
+    const key = path.join(dir, 'site-ca.key');
+    await run('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '30', '-subj', '/O=Docket/CN=Docket test site CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
+      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    const home = path.join(dir, 'home');
+    const db = path.join(home, '.pki', 'nssdb');
+    await fsp.mkdir(db, { recursive: true });
+    await run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+    await run('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Docket test site CA', '-t', 'C,,', '-i', cert]);
+    return { cert, key, home };
+  })();
+  return siteCa;
+}
+
 function cleanupSync(code) {
   for (const r of live) {
     try {
@@ -232,6 +269,7 @@ export async function startDaemon(opts = {}) {
   const mqttV5Port = await freePort();
   const httpPort = await freePort();
   const httpsPort = await freePort();
+  const ca = await testSiteCa();
   const configPath = path.join(dir, 'docketd.toml');
   let toml =
     `data_dir = "data"\nsite_id = ${JSON.stringify(siteId)}\n` +
@@ -241,6 +279,7 @@ export async function startDaemon(opts = {}) {
     `[mqtt]\nplain = true\nlisten = "127.0.0.1:${mqttPort}"\nlisten_v5 = "127.0.0.1:${mqttV5Port}"\n` +
     `[http]\nplain = true\nlisten = "127.0.0.1:${httpPort}"\n` +
     `[tls]\nhttps_listen = "127.0.0.1:${httpsPort}"\nmqtt_listen = "127.0.0.1:0"\nmqtt_listen_v5 = "127.0.0.1:0"\n` +
+    `names = [${JSON.stringify(LAN_HOST)}]\nca_cert_file = ${JSON.stringify(ca.cert)}\nca_key_file = ${JSON.stringify(ca.key)}\n` +
     `[engine]\nboard_interval_ms = 50\nreplay_page = 20\n`;
   if (extraConfig) toml += `\n${extraConfig}\n`;
   await fsp.writeFile(configPath, toml);
@@ -320,6 +359,8 @@ export async function startDaemon(opts = {}) {
     httpUrl,
     /** The same HTTP port under LAN_HOST: an insecure context (browsers from launchBrowser). */
     lanUrl: `http://${LAN_HOST}:${httpPort}`,
+    /** HTTPS under LAN_HOST, as the restaurant's devices reach the box: the site CA trusted. */
+    siteUrl: `https://${LAN_HOST}:${httpsPort}`,
     httpPort,
     mqttPort,
     mqttV5Port,
@@ -435,8 +476,11 @@ export async function startDaemon(opts = {}) {
  */
 export async function launchBrowser({ t, args = [], ...launchOptions } = {}) {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  const { home } = await testSiteCa();
   const browser = await chromium.launch({
     executablePath,
+    // Its NSS database (the site CA) is under $HOME/.pki/nssdb.
+    env: { ...process.env, HOME: home },
     headless: true,
     timeout: DEADLINE_MS,
     args: [

@@ -1,5 +1,5 @@
 // The four pages in headless Chromium against the real docketd, opened under a LAN host name
-// (not a secure context, as in a restaurant): pairing through the admin page, an order from the
+// over HTTPS with the site CA trusted (as the restaurant's devices reach the box): pairing through the admin page, an order from the
 // tablet to the KDS and expo, keyboard bump, the tablet's offline outbox across a reload, a KDS
 // that comes back after missing orders, a revoked device, and a revocation from /admin.
 
@@ -46,7 +46,7 @@ async function open(browser, daemon, t, name, path, creds) {
   page.heal = () => {
     blocked = false;
   };
-  await page.goto(`${daemon.lanUrl}${path}${creds ? link(creds) : ''}`);
+  await page.goto(`${daemon.siteUrl}${path}${creds ? link(creds) : ''}`);
   return page;
 }
 
@@ -82,6 +82,11 @@ test('pair through the admin page, order on the tablet, bump on the KDS by keybo
 
   // The first manager: the admin page shows a code, approved on the box with the CLI.
   const admin = await open(browser, daemon, t, 'admin', '/admin');
+  // Once signed in, the page's admin calls ride the session cookie, not the login key.
+  const adminCalls = [];
+  admin.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/api/admin/')) adminCalls.push(r.headers().authorization || null);
+  });
   const adminCode = (await admin.locator('#pair-code').innerText()).trim();
   assert.match(adminCode, /^\d{6}$/);
   await daemon.cli(['device', 'approve', adminCode, '--id', 'mgr-1', '--role', 'manager']);
@@ -105,6 +110,12 @@ test('pair through the admin page, order on the tablet, bump on the KDS by keybo
   await approve(tablet, 'tablet-1', 'tablet');
   await approve(kds, 'kds-grill', 'station', ['grill']);
   await approve(expo, 'expo-1', 'expo');
+  assert.ok(adminCalls.length >= 3, `admin calls seen: ${adminCalls.length}`);
+  assert.deepEqual(adminCalls.filter((a) => a !== null), [], 'no admin call carries the login key');
+  const cookies = await admin.context().cookies();
+  const session = cookies.find((c) => c.name === 'docket_session');
+  assert.ok(session && session.httpOnly && session.secure && session.sameSite === 'Strict', JSON.stringify(cookies));
+  assert.equal(await admin.evaluate(() => document.cookie), '', 'the session is out of scripts\' reach');
   await Promise.all([live(tablet), live(kds), live(expo)]);
   await admin.waitForSelector('#devices tr[data-device="kds-grill"][data-presence="online"]');
   await admin.waitForSelector('#devices tr[data-device="tablet-1"][data-presence="online"]');

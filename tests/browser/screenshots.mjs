@@ -32,7 +32,7 @@ try {
 
   const page = async (p, c, size = { width: 1280, height: 760 }) => {
     const pg = await newPage(browser, { name: p, viewport: size });
-    await pg.goto(`${daemon.lanUrl}${p}${link(c)}`);
+    await pg.goto(`${daemon.siteUrl}${p}${link(c)}`);
     await pg.waitForSelector('#conn[data-state="live"]');
     return pg;
   };

@@ -3,9 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
 
 import {
   assertClean,
+  LAN_HOST,
   launchBrowser,
   newPage,
   screenshot,
@@ -82,4 +87,38 @@ test('chromium reaches docketd, and the secure-API trap works', async (t) => {
   assert.equal(await lan.evaluate(() => window.isSecureContext), false);
   await assertClean(lan);
   await screenshot(lan, 'lan-healthz');
+});
+
+test('the pages are served over HTTPS under the site CA, which Chromium trusts like a managed tablet', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+
+  // Trusted through the NSS database (no certificate error ignored): a secure context.
+  const page = await newPage(browser, { name: 'https', t });
+  const res = await page.goto(`${daemon.siteUrl}/tablet`);
+  assert.equal(res.status(), 200);
+  assert.equal(new URL(page.url()).protocol, 'https:');
+  assert.equal(await page.evaluate(() => window.isSecureContext), true);
+  const cert = await res.securityDetails();
+  assert.equal(cert.issuer, 'Docket test site CA');
+  assert.equal(cert.subjectName, 'docket.local');
+
+  // The landing page on plain HTTP: the fingerprint the box reports, and a way to HTTPS.
+  const health = JSON.parse((await daemon.get('/healthz')).body);
+  const landing = await newPage(browser, { name: 'landing', t });
+  await landing.goto(`${daemon.lanUrl}/trust`);
+  const fp = (await landing.locator('#fingerprint').innerText()).replace(/\s+/g, ':');
+  assert.equal(fp, health.tls.ca_sha256);
+  await assertClean(landing);
+  await screenshot(landing, 'trust-landing');
+
+  // A browser that has not installed the site CA refuses the box.
+  const stranger = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage', `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`],
+    env: { ...process.env, HOME: await fsp.mkdtemp(path.join(os.tmpdir(), 'docket-stranger-')) },
+  });
+  t.after(() => stranger.close().catch(() => {}));
+  const p = await stranger.newPage();
+  await assert.rejects(p.goto(`${daemon.siteUrl}/tablet`), /ERR_CERT_AUTHORITY_INVALID/);
 });

@@ -126,6 +126,8 @@ pub struct Daemon {
 #[derive(Debug)]
 struct Netns {
     name: String,
+    /// The veth end on this side: the LAN a listener on it sees.
+    host_if: String,
 }
 
 impl Netns {
@@ -143,7 +145,10 @@ impl Netns {
         let net = [10u8, 200 + (pid % 50) as u8, (n % 64 * 4) as u8];
         let host_ip = format!("{}.{}.{}.{}", net[0], net[1], net[2], 1);
         let box_ip = std::net::Ipv4Addr::new(net[0], net[1], net[2], 2);
-        let ns = Netns { name };
+        let ns = Netns {
+            name,
+            host_if: a.clone(),
+        };
         let ip = |args: &[&str]| {
             Command::new("ip")
                 .args(args)
@@ -235,6 +240,12 @@ impl Daemon {
     /// Does this daemon run in its own network namespace (clients cross a veth interface)?
     pub fn over_interface(&self) -> bool {
         self.netns.is_some()
+    }
+
+    /// The interface on this side of the box's veth pair, where everything between the box and
+    /// its clients passes (an eavesdropper's place); `None` on loopback.
+    pub fn lan_interface(&self) -> Option<&str> {
+        self.netns.as_ref().map(|n| n.host_if.as_str())
     }
 
     fn start_inner(

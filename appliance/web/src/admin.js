@@ -1,6 +1,8 @@
 // The manager's page: approve or reject pairing codes (choosing role and stations), the device
-// list with presence and revoke, and the box's health. Talks to /api/admin/… with this device's
-// manager login (HTTP Basic), and to MQTT for the menu's stations and the live status.
+// list with presence and revoke, and the box's health. Signs in once with this device's manager
+// login (POST /api/session) and then talks to /api/admin/… on the session's HttpOnly cookie, so
+// the login key is not on every request (on a plain-HTTP site, where a Secure cookie is not kept,
+// it falls back to HTTP Basic); and to MQTT for the menu's stations and the live status.
 
 import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
@@ -16,16 +18,39 @@ let status = null;
 /** Pairing rows being edited survive the 2-second refresh: code → row element. */
 const rows = new Map();
 
+/** Whether the box's session cookie is held (false: every request carries Basic). */
+let session = false;
+
+/** Opens a session; true when the browser kept its cookie (HTTPS). */
+async function signIn() {
+  try {
+    const r = await fetch('/api/session', { method: 'POST', headers: { Authorization: basicAuth(device) }, cache: 'no-store' });
+    if (!r.ok) return false;
+    const who = await fetch('/api/session', { cache: 'no-store', credentials: 'same-origin' });
+    return who.ok;
+  } catch {
+    return false;
+  }
+}
+
 async function api(method, path, body) {
-  const r = await fetch(path, {
-    method,
-    headers: {
-      Authorization: basicAuth(device),
-      ...(body ? { 'Content-Type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-    cache: 'no-store',
-  });
+  const send = () =>
+    fetch(path, {
+      method,
+      headers: {
+        ...(session ? {} : { Authorization: basicAuth(device) }),
+        ...(body ? { 'Content-Type': 'application/json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
+  let r = await send();
+  if (r.status === 401 && session) {
+    // The session ended (expired, the box restarted): sign in again once.
+    session = await signIn();
+    r = await send();
+  }
   const json = await r.json().catch(() => ({}));
   if (!r.ok) {
     const err = new Error(json.error ? json.error.message : `HTTP ${r.status}`);
@@ -276,6 +301,7 @@ async function main() {
   );
   device = await obtainDevice(SCOPE, 'manager admin');
   $('who').textContent = device.id;
+  session = await signIn();
   link = new Link(SCOPE, device, {
     subscriptions: [[topics.menu, topics.status]],
     onState: (s) => badge($('conn'), s),

@@ -15,11 +15,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use docket_core::{Actor, Role};
+#[cfg(test)]
+use docket_core::Role;
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -29,6 +30,12 @@ use crate::devices::{new_device, DeviceInfo, DeviceRegistry, InvalidDevice};
 use crate::metrics::{self, Metrics};
 use crate::store::pairing::{self, now_ms, Poll};
 use crate::store::{self, StoreError};
+
+mod auth;
+#[cfg(test)]
+use auth::base64_decode;
+use auth::basic_credentials;
+pub use auth::{Manager, Sessions, SESSION_COOKIE};
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -44,6 +51,7 @@ pub struct ApiState {
     metrics: Arc<Metrics>,
     site_id: String,
     version: &'static str,
+    sessions: Arc<Sessions>,
 }
 
 impl ApiState {
@@ -61,6 +69,7 @@ impl ApiState {
             metrics,
             site_id: site_id.to_owned(),
             version,
+            sessions: Arc::default(),
         })
     }
 }
@@ -70,6 +79,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/pair", post(pair_create))
         .route("/api/pair/{token}", get(pair_poll))
         .route("/api/device", get(device_self))
+        .route(
+            "/api/session",
+            post(auth::session_open)
+                .get(auth::session_who)
+                .delete(auth::session_close),
+        )
         .route("/api/admin/pairings", get(admin_pairings))
         .route("/api/admin/pairings/{code}/approve", post(admin_approve))
         .route("/api/admin/pairings/{code}/reject", post(admin_reject))
@@ -328,89 +343,7 @@ async fn device_self(
     }
 }
 
-// ---- admin (a manager device's Basic login) ----
-
-/// A request signed in as a manager device. Also refuses state changes from another origin: a
-/// browser that cached the Basic login must not let any page it visits revoke devices.
-pub struct Manager(pub Actor);
-
-impl FromRequestParts<ApiState> for Manager {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, AppError> {
-        if parts.method != Method::GET
-            && parts.method != Method::HEAD
-            && !same_origin(&parts.headers)
-        {
-            return Err(AppError::CrossOrigin);
-        }
-        let (user, password) = basic_credentials(&parts.headers).ok_or(AppError::Unauthorized)?;
-        let registry = s.registry.clone();
-        let claimed: String = user.chars().take(64).collect();
-        let actor = tokio::task::spawn_blocking(move || registry.verify(&user, &password)).await?;
-        let Some(actor) = actor else {
-            tracing::info!(user = %claimed, "admin API login refused");
-            return Err(AppError::Unauthorized);
-        };
-        if actor.role != Role::Manager {
-            return Err(AppError::Forbidden(actor.device));
-        }
-        Ok(Manager(actor))
-    }
-}
-
-/// No `Origin` (curl, the CLI's peers) or one naming the `Host` the request came to.
-fn same_origin(h: &HeaderMap) -> bool {
-    let Some(origin) = h.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin = origin.to_str().ok().and_then(|o| {
-        o.strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"))
-    });
-    matches!((origin, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-}
-
-/// `Authorization: Basic base64(user:password)`.
-fn basic_credentials(h: &HeaderMap) -> Option<(String, String)> {
-    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, b64) = v.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 1024 {
-        return None;
-    }
-    let decoded = String::from_utf8(base64_decode(b64.trim())?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
-/// Standard base64 (RFC 4648 §4), padding optional: all Basic auth needs.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
+// ---- admin (a manager: its Basic login, or a session; see `auth`) ----
 
 async fn admin_pairings(_m: Manager, State(s): State<ApiState>) -> Result<Json<Value>, AppError> {
     let now = now_ms();
@@ -513,274 +446,4 @@ async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{DeviceRow, Store};
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
-
-    struct Fixture {
-        state: ApiState,
-        manager: String,
-        tablet: String,
-    }
-
-    fn fixture() -> Fixture {
-        let dir = std::env::temp_dir().join(format!(
-            "docket-api-test-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        let db = dir.join("db");
-        let _s = Store::open(&db, "s").unwrap();
-        let conn = store::connect(&db).unwrap();
-        let mut creds = Vec::new();
-        for (id, role) in [("mgr", Role::Manager), ("tab", Role::Tablet)] {
-            let d = DeviceRow {
-                id: id.into(),
-                role,
-                stations: vec![],
-                secret: rand::random(),
-                created_at: 1,
-                revoked_at: None,
-            };
-            store::devices::add(&conn, &d).unwrap();
-            creds.push(format!("{id}:{}", docket_core::keys::password(&d.secret)));
-        }
-        let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(DeviceRegistry::open(&db, metrics.clone()).unwrap());
-        let state = ApiState::open(&db, registry, metrics, "s", "t").unwrap();
-        Fixture {
-            state,
-            tablet: basic(&creds[1]),
-            manager: basic(&creds[0]),
-        }
-    }
-
-    fn basic(user_pass: &str) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::from("Basic ");
-        for chunk in user_pass.as_bytes().chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    async fn call(
-        s: &ApiState,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, HeaderMap, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "box");
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        let r = router(s.clone())
-            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = r.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (parts.status, parts.headers, v)
-    }
-
-    fn code(v: &Value) -> &str {
-        v["error"]["code"].as_str().unwrap_or("")
-    }
-
-    #[test]
-    fn base64_round_trip() {
-        assert_eq!(base64_decode("bWdyOmFi").unwrap(), b"mgr:ab");
-        assert_eq!(base64_decode("bWdyOmE=").unwrap(), b"mgr:a");
-        assert_eq!(base64_decode("bWdyOg").unwrap(), b"mgr:");
-        assert!(base64_decode("b").is_none());
-        assert!(base64_decode("bW!y").is_none());
-        assert_eq!(basic("mgr:a"), "Basic bWdyOmE=");
-    }
-
-    #[tokio::test]
-    async fn pair_approve_collect_once() {
-        let f = fixture();
-        let s = &f.state;
-        let (st, h, v) = call(s, "POST", "/api/pair", None, r#"{"label":" bar "}"#).await;
-        assert_eq!(st, StatusCode::CREATED);
-        assert_eq!(h[header::CACHE_CONTROL], "no-store");
-        assert_eq!(v["expires_in_s"], 600);
-        let (pcode, token) = (v["code"].as_str().unwrap(), v["token"].as_str().unwrap());
-        assert_eq!(token.len(), 64);
-        let poll = format!("/api/pair/{token}");
-        let (_, _, v) = call(s, "GET", &poll, None, "").await;
-        assert_eq!(v["status"], "pending");
-        let (st, _, v) = call(s, "GET", "/api/admin/pairings", Some(&f.manager), "").await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(v["pairings"][0]["label"], "bar");
-        let approve = format!("/api/admin/pairings/{pcode}/approve");
-        let body = r#"{"id":"kds-1","role":"station","stations":["grill"]}"#;
-        let (st, _, v) = call(s, "POST", &approve, Some(&f.manager), body).await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(v["stations"][0], "grill");
-        assert!(v.get("secret").is_none());
-        let (_, _, v) = call(s, "GET", &poll, None, "").await;
-        assert_eq!(
-            (v["status"].as_str(), v["id"].as_str()),
-            (Some("approved"), Some("kds-1"))
-        );
-        assert_eq!(v["secret"].as_str().unwrap().len(), 64);
-        let (st, _, v) = call(s, "GET", &poll, None, "").await;
-        assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "unknown_pairing"));
-    }
-
-    #[tokio::test]
-    async fn refusals_have_stable_codes() {
-        let f = fixture();
-        let s = &f.state;
-        let (mgr, tab) = (Some(f.manager.as_str()), Some(f.tablet.as_str()));
-        let wrong = Some("Basic bWdyOmFi"); // mgr:ab
-        let approve = "/api/admin/pairings/123456/approve";
-        let devices = "/api/admin/devices";
-        for (method, path, auth, body, status, want) in [
-            ("POST", "/api/pair", None, "{", 400, "bad_json"),
-            ("POST", "/api/pair", None, r#"{"label":7}"#, 400, "bad_json"),
-            (
-                "POST",
-                "/api/pair",
-                None,
-                r#"{"label":"a\nb"}"#,
-                400,
-                "bad_label",
-            ),
-            ("GET", "/api/pair/zz", None, "", 404, "unknown_pairing"),
-            ("GET", devices, None, "", 401, "unauthorized"),
-            ("GET", devices, wrong, "", 401, "unauthorized"),
-            ("GET", devices, tab, "", 403, "forbidden"),
-            (
-                "POST",
-                approve,
-                mgr,
-                r#"{"id":"x","role":"tablet"}"#,
-                404,
-                "unknown_pairing",
-            ),
-            (
-                "POST",
-                approve,
-                mgr,
-                r#"{"id":"x","role":"chef"}"#,
-                400,
-                "bad_role",
-            ),
-            (
-                "POST",
-                approve,
-                mgr,
-                r#"{"id":"x","rol":"tablet"}"#,
-                400,
-                "bad_json",
-            ),
-            (
-                "POST",
-                "/api/admin/devices/nope/revoke",
-                mgr,
-                "",
-                404,
-                "unknown_device",
-            ),
-        ] {
-            let (st, h, v) = call(s, method, path, auth, body).await;
-            assert_eq!(
-                (st.as_u16(), code(&v)),
-                (status, want),
-                "{method} {path} {body}: {v}"
-            );
-            assert!(v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()));
-            if st == StatusCode::UNAUTHORIZED {
-                assert_eq!(h[header::WWW_AUTHENTICATE], "Basic realm=\"docket\"");
-            }
-        }
-        let big = format!(r#"{{"label":"{}"}}"#, "x".repeat(BODY_LIMIT));
-        let (st, _, v) = call(s, "POST", "/api/pair", None, &big).await;
-        assert_eq!((st, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
-        // Nothing was written by any of them.
-        let rows: i64 =
-            s.db.lock()
-                .unwrap()
-                .query_row("SELECT COUNT(*) FROM pairings", [], |r| r.get(0))
-                .unwrap();
-        assert_eq!(rows, 0);
-    }
-
-    #[tokio::test]
-    async fn a_device_can_ask_who_it_is_and_learns_when_it_is_revoked() {
-        let f = fixture();
-        let s = &f.state;
-        let (st, _, v) = call(s, "GET", "/api/device", Some(&f.tablet), "").await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(
-            (v["id"].as_str(), v["role"].as_str()),
-            (Some("tab"), Some("tablet"))
-        );
-        assert!(v.get("secret").is_none());
-        let (st, _, v) = call(s, "GET", "/api/device", Some("Basic dGFiOmFi"), "").await;
-        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-        let (st, _, v) = call(s, "GET", "/api/device", None, "").await;
-        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-        let (st, _, _) = call(
-            s,
-            "POST",
-            "/api/admin/devices/tab/revoke",
-            Some(&f.manager),
-            "",
-        )
-        .await;
-        assert_eq!(st, StatusCode::OK);
-        let (st, _, v) = call(s, "GET", "/api/device", Some(&f.tablet), "").await;
-        assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "revoked"));
-        // Only the right secret learns that the device is revoked.
-        let (st, _, v) = call(s, "GET", "/api/device", Some("Basic dGFiOmFi"), "").await;
-        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    }
-
-    #[tokio::test]
-    async fn cross_origin_state_changes_are_refused() {
-        let f = fixture();
-        let req = |origin: &str| {
-            Request::post("/api/admin/devices/tab/revoke")
-                .header("host", "box:8080")
-                .header("origin", origin)
-                .header("authorization", &f.manager)
-                .body(Body::empty())
-                .unwrap()
-        };
-        let r = router(f.state.clone())
-            .oneshot(req("http://evil.example"))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let r = router(f.state.clone())
-            .oneshot(req("http://box:8080"))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-    }
-}
+mod tests;
