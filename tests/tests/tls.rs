@@ -191,3 +191,35 @@ fn plain_text_on_the_lan_is_on_only_when_the_site_says_so_and_then_warned() -> R
     assert!(d.log_text().contains("plain MQTT is on"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_over_https_cuts_a_device_on_mqtt_over_tls_at_once() -> R {
+    let d = secure_daemon()?;
+    let manager = d.add_device("mgr-1", "manager", &[])?;
+    let grill = d.add_device("kds-grill", "station", &["grill"])?;
+    let mut kds = Client::connect_tls("127.0.0.1", d.mqtts, &grill, d.trusting_site_ca()?).await?;
+    kds.subscribe(docket_core::wire::EVENTS_TOPIC).await?;
+    let auth = docket_tests::basic_auth(&manager.id, &manager.login());
+    let t = std::time::Instant::now();
+    let r = d.https(
+        "POST",
+        "/api/admin/devices/kds-grill/revoke",
+        &[("Authorization", &auth)],
+        "",
+    )?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    docket_tests::eventually("the revoked screen's TLS connection is cut", || {
+        !kds.is_connected()
+    })
+    .await?;
+    println!("cut {:?} after the revoke", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "cut after {:?}",
+        t.elapsed()
+    );
+    let again = Client::connect_tls("127.0.0.1", d.mqtts, &grill, d.trusting_site_ca()?).await;
+    let err = again.err().context("a revoked device logged in again")?;
+    assert!(format!("{err:#}").contains("refused"), "{err:#}");
+    Ok(())
+}
