@@ -61,7 +61,7 @@ enum Cmd {
     /// Pairs a tablet or screen: prints a QR code of its page's URL, lists the codes devices
     /// show, and approves one (`--code`), authenticated as a manager device.
     Pair {
-        /// The box's HTTP address.
+        /// The box: its address (HTTPS on 443), ADDRESS:PORT, or https://ADDRESS[:PORT].
         #[arg(long = "box")]
         host: String,
         /// The page the device opens: tablet, kds or expo.
@@ -84,13 +84,14 @@ enum Cmd {
     },
     /// Checks a running box over the LAN and says what is wrong and what to do.
     Doctor {
-        /// The box's HTTP address, e.g. 192.168.1.20 or 192.168.1.20:80.
+        /// The box: its address (HTTPS on 443), ADDRESS:PORT, or https://ADDRESS[:PORT].
         host: String,
-        /// The box's MQTT port.
-        #[arg(long, default_value_t = 1884)]
+        /// The box's MQTT-over-TLS port.
+        #[arg(long, default_value_t = 8883)]
         mqtt_port: u16,
-        /// With a manager (--dir), doctor also logs in over MQTT and checks that every paired
-        /// tablet and screen is online.
+        /// With --dir (or --ca), doctor checks the box's certificate against the site CA; with a
+        /// manager (--dir), it also logs in over MQTT and checks that every paired tablet and
+        /// screen is online.
         #[command(flatten)]
         manager: ManagerArgs,
     },
@@ -103,6 +104,10 @@ pub struct ManagerArgs {
     /// site bundle) is used unless --manager-id/--manager-secret are given.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The site CA's certificate (PEM) the box's certificate must come from, when there is no
+    /// --dir (whose site-ca.pem is used).
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Another manager device's id (instead of the site directory's).
     #[arg(long, env = "DOCKET_MANAGER_ID", requires = "manager_secret")]
     manager_id: Option<String>,
@@ -162,11 +167,18 @@ enum SiteCmd {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Signs a new bundle and pushes it to a running box (applies when docketd restarts).
+    /// Signs a new bundle and pushes it to a running box over HTTPS (applies when docketd
+    /// restarts). The box's certificate must come from the site CA.
     Push {
         #[arg(long)]
         dir: PathBuf,
+        /// The box: its address (HTTPS on 443), ADDRESS:PORT, or https://ADDRESS[:PORT].
         host: String,
+        /// Also trust the box's current CA, by the SHA-256 fingerprint its landing page shows
+        /// (http://BOX/): for a box that has not had this site's CA yet (its first bundle with
+        /// it since HTTPS). Compare the fingerprint on the box's own screen or page first.
+        #[arg(long, value_name = "FINGERPRINT")]
+        box_ca: Option<String>,
     },
 }
 
@@ -244,7 +256,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             } => site::tls(&dir, cert.zip(key), json)?,
             SiteCmd::Bundle { dir } => site::bundle(&dir, json)?,
             SiteCmd::Install { dir, data_dir } => site::install(&dir, &data_dir, json)?,
-            SiteCmd::Push { dir, host } => site::push(&dir, &host, json)?,
+            SiteCmd::Push { dir, host, box_ca } => {
+                site::push(&dir, &host, box_ca.as_deref(), json)?
+            }
         },
         Cmd::Cloud {
             command: CloudCmd::Init { dir, admin_url },
@@ -298,9 +312,21 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             host,
             mqtt_port,
             manager,
-        } => return doctor::doctor(&host, mqtt_port, manager_creds(manager)?, json),
+        } => {
+            let trust = trust_of(&manager)?;
+            return doctor::doctor(&host, mqtt_port, trust, manager_creds(manager)?, json);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the box's certificate is checked against: --ca, else --dir's site CA, else nothing.
+pub fn trust_of(m: &ManagerArgs) -> anyhow::Result<lan::Trust> {
+    match (&m.ca, &m.dir) {
+        (Some(ca), _) => lan::Trust::of_file(ca),
+        (None, Some(dir)) => lan::Trust::of_site(dir),
+        (None, None) => Ok(lan::Trust::unchecked()),
+    }
 }
 
 /// A manager device's id and login password (its login key as hex, `docket_core::keys`; the

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context};
 
-use crate::lan::{agent, b64, base_url};
-use crate::{manager_creds, out, ManagerArgs};
+use crate::lan::{b64, Addr, Link};
+use crate::{manager_creds, out, trust_of, ManagerArgs};
 
 /// `docket pair`'s arguments.
 pub struct Pairing {
@@ -29,15 +29,18 @@ pub fn pair(p: Pairing, json: bool) -> anyhow::Result<()> {
     if !["tablet", "kds", "expo"].contains(&page.as_str()) {
         bail!("--page {page:?}: use tablet, kds or expo");
     }
-    let base = base_url(&host);
-    let url = format!("{base}/{page}");
+    let addr = Addr::parse(&host)?;
+    let trust = trust_of(&manager)?;
+    let (manager_id, manager_password) = manager_creds(manager)?.context(
+        "say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret",
+    )?;
+    let link = Link::new(addr, trust)?;
+    let agent = link.secret("the manager's credentials")?;
+    let url = link.url(&format!("/{page}"));
     let qr = qrcode::QrCode::new(url.as_bytes())?
         .render::<qrcode::render::unicode::Dense1x2>()
         .quiet_zone(true)
         .build();
-    let (manager_id, manager_password) = manager_creds(manager)?.context(
-        "say who approves: --dir SITE_DIR (its manager), or --manager-id with --manager-secret",
-    )?;
     let auth = format!("Basic {}", b64(&format!("{manager_id}:{manager_password}")));
     let call = |r: ureq::Request,
                 body: Option<serde_json::Value>|
@@ -51,23 +54,23 @@ pub fn pair(p: Pairing, json: bool) -> anyhow::Result<()> {
                     Ok(r) => Ok(r.into_json()?),
                     Err(ureq::Error::Status(401, _)) | Err(ureq::Error::Status(403, _)) => bail!("the box refused the manager credentials: check --manager-id/--manager-secret (a device with role manager)"),
                     Err(ureq::Error::Status(c, r)) => bail!("the box answered HTTP {c}: {}", r.into_string().unwrap_or_default()),
-                    Err(e) => bail!("cannot reach the box at {base}: {e}"),
+                    Err(e) => bail!("{}", link.failure(&e)),
                 }
     };
     match code {
         None => {
-            let pending = call(agent().get(&format!("{base}/api/admin/pairings")), None)?;
+            let pending = call(agent.get(&link.url("/api/admin/pairings")), None)?;
             if json {
                 println!("{}", serde_json::json!({"url": url, "pending": pending}));
             } else {
-                println!("{qr}\nOn the tablet/screen, open {url} (scan the code above).\nIt shows a 6-digit code; then run: docket pair --box {host} --code CODE --id DEVICE-ID --role ROLE\nPending codes: {pending}");
+                println!("{qr}\nOn the tablet/screen, open {url} (scan the code above); it must trust this site's CA first (the box's landing page, http://{}/, installs it).\nIt shows a 6-digit code; then run: docket pair --box {host} --code CODE --id DEVICE-ID --role ROLE\nPending codes: {pending}", link.addr.host);
             }
         }
         Some(code) => {
             let id =
                 id.context("--id is needed with --code (the new device's id, e.g. tablet-3)")?;
             let v = call(
-                agent().post(&format!("{base}/api/admin/pairings/{code}/approve")),
+                agent.post(&link.url(&format!("/api/admin/pairings/{code}/approve"))),
                 Some(serde_json::json!({"id": id, "role": role, "stations": stations})),
             )?;
             out(

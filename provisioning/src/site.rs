@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use docket_core::bundle::{self, Bundle};
 
-use crate::lan::{agent, base_url};
+use crate::lan::{Addr, Link, Trust};
 use crate::out;
 use crate::sitedir::{
-    hex_of, make_private_dir, new_bundle, read_site, write_private, write_secret, write_site,
-    SiteFile,
+    hex_of, make_private_dir, new_bundle, read_site, site_ca, write_private, write_secret,
+    write_site, SiteFile,
 };
 use crate::sitetls;
 
@@ -171,10 +171,28 @@ pub fn install(dir: &Path, data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn push(dir: &Path, host: &str, json: bool) -> anyhow::Result<()> {
+/// `docket site push`: a new bundle to a running box, over HTTPS checked against the site CA
+/// (`box_ca`: also under the box's own CA of that fingerprint, for a box that has not had this
+/// site's CA yet).
+pub fn push(dir: &Path, host: &str, box_ca: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let addr = Addr::parse(host)?;
+    // Before anything is signed: the bundle holds the site's secrets.
+    addr.require_https("the site bundle")?;
+    site_ca(dir, &read_site(dir)?)?;
+    let mut trust = Trust::of_site(dir)?;
+    if let Some(fp) = box_ca {
+        trust = trust.and_box_ca(fp)?;
+    }
+    let link = Link::new(addr, trust)?;
+    // The box's certificate is checked before anything is signed: a push that cannot go does
+    // not use up a serial.
+    if let Err(e @ ureq::Error::Transport(_)) = link.public().get(&link.url("/healthz")).call() {
+        bail!("nothing sent: {}", link.failure(&e));
+    }
     let (bjson, b) = new_bundle(dir)?;
-    let url = format!("{}/site/bundle", base_url(host));
-    match agent()
+    let url = link.url("/site/bundle");
+    match link
+        .secret("the site bundle")?
         .post(&url)
         .set("Content-Type", "application/json")
         .send_string(&bjson)
@@ -197,7 +215,7 @@ pub fn push(dir: &Path, host: &str, json: bool) -> anyhow::Result<()> {
             let body = r.into_string().unwrap_or_default();
             bail!("the box refused the bundle (HTTP {code}): {body}");
         }
-        Err(e) => bail!("cannot reach the box at {url}: {e}"),
+        Err(e) => bail!("bundle serial {} not sent: {}", b.serial, link.failure(&e)),
     }
     Ok(())
 }

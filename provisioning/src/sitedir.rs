@@ -90,11 +90,9 @@ pub fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bumps the serial, signs, writes DIR/site-bundle.json; returns (json, bundle). The bundle
-/// carries the site CA, made now (and said so on stderr) for a site made before there was one.
-pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
-    let mut s = read_site(dir)?;
-    let (ca, made) = sitetls::ensure_ca(dir, &s)?;
+/// The site CA; made now, and said so on stderr, for a site made before there were site CAs.
+pub fn site_ca(dir: &Path, s: &SiteFile) -> anyhow::Result<docket_appliance::tls::ca::SiteCa> {
+    let (ca, made) = sitetls::ensure_ca(dir, s)?;
     if made {
         eprintln!(
             "docket: made this site's CA (the site had none): {}, SHA-256 {}. Tablets and screens must trust it: docs/technician.md, \"Trust the site CA\"",
@@ -102,6 +100,14 @@ pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
             sitetls::cert_info(&ca.cert_pem)?.fingerprint
         );
     }
+    Ok(ca)
+}
+
+/// Bumps the serial, signs, writes DIR/site-bundle.json; returns (json, bundle). The bundle
+/// carries the site CA, made now (and said so on stderr) for a site made before there was one.
+pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
+    let mut s = read_site(dir)?;
+    let ca = site_ca(dir, &s)?;
     let tls = sitetls::bundle_tls(&ca, sitetls::read_own(dir)?)?;
     let kp = dir.join("site.key");
     let key = bundle::parse_signing_key(

@@ -23,8 +23,8 @@ fn doctor_is_red_on_a_full_disk() -> anyhow::Result<()> {
     )?;
     let doctor = || -> anyhow::Result<(bool, String)> {
         let o = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["doctor", &format!("{}:{}", d.host, d.http)])
-            .args(["--mqtt-port", &d.mqtt.to_string()])
+            .args(["doctor", &format!("{}:{}", d.host, d.https)])
+            .args(["--mqtt-port", &d.mqtts.to_string()])
             .output()?;
         Ok((
             o.status.success(),

@@ -1,6 +1,6 @@
 //! `docket pair` end to end: a device asks for a code (POST /api/pair, as the tablet page
-//! does), the technician approves it with `docket pair --code`, the device collects its
-//! credentials and they log in over MQTT.
+//! does), the technician approves it with `docket pair --code` over HTTPS checked against the
+//! site CA, the device collects its credentials and they log in over MQTT.
 
 use std::process::Command;
 
@@ -25,10 +25,13 @@ fn ask(d: &Daemon) -> anyhow::Result<(String, String)> {
 async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
     let d = Daemon::start()?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
-    let host = format!("{}:{}", d.host, d.http);
+    let host = format!("{}:{}", d.host, d.https);
+    // No site bundle: the box's CA is the one it made itself, given to the CLI as a file.
+    let ca = d.dir.path().join("data/tls/site-ca.pem");
+    let ca = ca.to_str().unwrap_or_default();
     let docket = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["pair", "--box", &host, "--manager-id", &mgr.id])
+            .args(["pair", "--box", &host, "--ca", ca, "--manager-id", &mgr.id])
             .args(["--manager-secret", &mgr.secret])
             .args(args)
             .output()
@@ -45,7 +48,7 @@ async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
         "a QR code: {text}"
     );
     assert!(
-        text.contains(&format!("http://{host}/tablet")) && text.contains(&pin),
+        text.contains(&format!("https://{host}/tablet")) && text.contains(&pin),
         "{text}"
     );
 
@@ -57,12 +60,27 @@ async fn pair_prints_qr_and_approves_a_code() -> anyhow::Result<()> {
         ("00", "not 64 hex characters"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["pair", "--box", &host, "--manager-id", &mgr.id])
+            .args(["pair", "--box", &host, "--ca", ca, "--manager-id", &mgr.id])
             .args(["--manager-secret", secret])
             .output()?;
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(says), "{secret}: {err}");
+    }
+    // The credentials go only to a box whose certificate is checked, and never over plain HTTP.
+    let plain = format!("http://{}:{}", d.host, d.http);
+    for (to, extra, says) in [
+        (&host, &[][..], "not checked: pass --dir SITE"),
+        (&plain, &["--ca", ca][..], "over plain HTTP"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(["pair", "--box", to, "--manager-id", &mgr.id])
+            .args(["--manager-secret", &mgr.secret])
+            .args(extra)
+            .output()?;
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{to}: {err}");
     }
 
     // Approve; the device collects its credentials and logs in over MQTT.
@@ -88,7 +106,7 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     let site = laptop.path().join("site");
     let site_s = site.to_str().unwrap_or_default();
     let mut d = Daemon::start()?;
-    let host = format!("{}:{}", d.host, d.http);
+    let host = format!("{}:{}", d.host, d.https);
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_docket"))
             .args(args)
@@ -110,10 +128,12 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         .mode();
     assert_eq!(mode & 0o777, 0o600, "site.toml holds a secret");
 
-    // Before the bundle: the box does not know the technician.
+    // Before the bundle: the box's certificate is from a CA it made itself, not this site's,
+    // so the technician's credentials are not sent.
     let o = run(&["pair", "--box", &host, "--dir", site_s])?;
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("manager credentials"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not from this site's CA"), "{err}");
 
     let data = d.dir.path().join("data");
     d.terminate()?;
@@ -152,7 +172,9 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     let c = docket_tests::Client::connect(d.mqtt, &creds).await?;
 
     // Doctor with the site directory: an MQTT login as the technician, and device presence.
-    let mqtt = d.mqtt.to_string();
+    let mqtt = d.mqtts.to_string();
+    let site_ca = site.join("site-ca.pem");
+    let site_ca = site_ca.to_str().unwrap_or_default();
     let doctor = |extra: &[&str]| -> anyhow::Result<(bool, serde_json::Value)> {
         let mut args = vec!["doctor", &host, "--mqtt-port", &mqtt, "--json"];
         args.extend_from_slice(extra);
@@ -175,6 +197,7 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         says(&v, "broker").contains("MQTT login as technician accepted"),
         "{v}"
     );
+    assert!(says(&v, "tls").contains("HTTPS verified"), "{v}");
     assert!(
         says(&v, "devices").contains("all 1 tablets and screens online"),
         "{v}"
@@ -186,6 +209,8 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     assert!(says(&v, "devices").contains("not checked"), "{v}");
     // A manager the box does not know: red, in words.
     let (green, v) = doctor(&[
+        "--ca",
+        site_ca,
         "--manager-id",
         "nobody",
         "--manager-secret",
@@ -213,7 +238,14 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         cli(&["device", "add", "--id", "mgr-gone", "--role", "manager"])?.trim(),
     )?;
     cli(&["device", "revoke", "--id", "mgr-gone"])?;
-    let (green, v) = doctor(&["--manager-id", "mgr-gone", "--manager-secret", &gone.secret])?;
+    let (green, v) = doctor(&[
+        "--ca",
+        site_ca,
+        "--manager-id",
+        "mgr-gone",
+        "--manager-secret",
+        &gone.secret,
+    ])?;
     assert!(!green);
     assert!(says(&v, "broker").contains("was revoked"), "{v}");
     // The screen goes away: red, naming it.

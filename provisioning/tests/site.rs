@@ -1,4 +1,5 @@
-//! End to end: the `docket` CLI against a real docketd (tests/src/lib.rs `Daemon`).
+//! End to end: the `docket` CLI against a real docketd (tests/src/lib.rs `Daemon`), over HTTPS
+//! checked against the site CA.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -33,22 +34,46 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn doctor(d: &Daemon) -> (bool, serde_json::Value) {
-    let host = format!("{}:{}", d.host, d.http);
-    let o = docket(&[
-        "doctor",
-        &host,
-        "--mqtt-port",
-        &d.mqtt.to_string(),
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("doctor json");
+/// The box's HTTPS address, as a technician gives it.
+fn https(d: &Daemon) -> String {
+    format!("{}:{}", d.host, d.https)
+}
+
+/// `docket doctor --json` on the box's HTTPS and MQTT-over-TLS ports, with `extra` flags.
+fn doctor_with(d: &Daemon, extra: &[&str]) -> (bool, serde_json::Value) {
+    let (host, mqtts) = (https(d), d.mqtts.to_string());
+    let mut args = vec!["doctor", &host, "--mqtt-port", &mqtts, "--json"];
+    args.extend_from_slice(extra);
+    let o = docket(&args);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+        panic!(
+            "doctor json: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
     assert_eq!(
         o.status.success(),
         v["green"] == true,
         "exit code agrees with green"
     );
     (o.status.success(), v)
+}
+
+/// Doctor without a site: the box's certificate is read, not checked.
+fn doctor(d: &Daemon) -> (bool, serde_json::Value) {
+    doctor_with(d, &[])
+}
+
+/// What doctor's check `name` said, with its verdict: `"true …"` / `"false …"`.
+fn says(v: &serde_json::Value, name: &str) -> String {
+    v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == name)
+        .map(|c| format!("{} {}", c["ok"], c["says"]))
+        .collect()
 }
 
 #[test]
@@ -104,6 +129,40 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid"));
 
+    // The box has no bundle yet, so its certificate is from a CA it made itself: doctor with the
+    // site says so in words (and sends the manager's credentials nowhere), push is refused
+    // before anything is sent, and an http:// address is refused for the bundle outright.
+    let (green, v) = doctor_with(&d, &["--dir", s(&site)]);
+    assert!(!green);
+    let tls = says(&v, "tls");
+    assert!(
+        tls.starts_with("false") && tls.contains("not from this site's CA: fingerprint"),
+        "{v}"
+    );
+    assert!(tls.contains("made its CA itself"), "{v}");
+    assert!(says(&v, "devices").contains("not sent"), "{v}");
+    assert!(says(&v, "broker").contains("login not tried"), "{v}");
+    let o = docket(&["site", "push", "--dir", s(&site), &https(&d)]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not from this site's CA: fingerprint"),
+        "{err}"
+    );
+    let o = docket(&[
+        "site",
+        "push",
+        "--dir",
+        s(&site),
+        &format!("http://{}:{}", d.host, d.http),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refusing to send the site bundle over plain HTTP") && err.contains("https"),
+        "{err}"
+    );
+
     // First install into a fresh box's data dir (as `docket image configure` leaves it: no store
     // yet, since the store is bound to its site id); docketd applies it at start.
     d.terminate()?;
@@ -131,6 +190,23 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     assert_eq!(h["site_id"], "cafe-7");
     let (green, v) = doctor(&d);
     assert!(green, "{v}");
+    assert!(says(&v, "tls").contains("not checked"), "{v}");
+    // With the site: the box's certificate is checked against the site CA (the bundle's).
+    let (green, v) = doctor_with(&d, &["--dir", s(&site)]);
+    assert!(green, "{v}");
+    let tls = says(&v, "tls");
+    assert!(
+        tls.starts_with("true") && tls.contains("HTTPS verified against this site's CA"),
+        "{v}"
+    );
+    assert!(tls.contains("valid until"), "{v}");
+    // The harness turns plain MQTT and HTTP on: warned, and doctor stays green.
+    assert!(v["warnings"].to_string().contains("mqtt.plain"), "{v}");
+    // Doctor given plain HTTP reads /healthz only to say it is the landing page.
+    let o = docket(&["doctor", &format!("http://{}:{}", d.host, d.http)]);
+    assert!(!o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("landing page"), "{text}");
 
     // Push a newer bundle (with an uplink nobody answers on): stored, applied after restart.
     ok(&[
@@ -141,13 +217,7 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
         "--redis",
         "rediss://127.0.0.1:1",
     ]);
-    let out = ok(&[
-        "site",
-        "push",
-        "--dir",
-        s(&site),
-        &format!("{}:{}", d.host, d.http),
-    ]);
+    let out = ok(&["site", "push", "--dir", s(&site), &https(&d)]);
     assert!(out.contains("serial 2"), "{out}");
     assert_eq!(health(&d)["site"]["pending_serial"], 2);
     // Replaying an older (validly signed) bundle is refused with 409.
@@ -167,7 +237,9 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     assert!(!green);
     assert!(v.to_string().contains("uplink redis is DOWN"), "{v}");
 
-    // A bundle signed by another site's key is refused, by push (403) and at start.
+    // A bundle signed by another site's key is refused: the CLI does not send it to a box whose
+    // certificate is not from that site's CA; told to trust the box's CA by its fingerprint, it
+    // sends, and the box answers 403 (not its pinned key); and at start.
     ok(&[
         "site",
         "init",
@@ -178,12 +250,22 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
         "--name",
         "Evil",
     ]);
+    let o = docket(&["site", "push", "--dir", s(&other), &https(&d)]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not from this site's CA"), "{err}");
+    let site_ca = std::fs::read_to_string(site.join("site-ca.pem"))?;
+    let fp = docket_appliance::tls::ca::fingerprint_text(&docket_appliance::tls::ca::fingerprint(
+        &docket_appliance::tls::ca::der_of(&site_ca)?,
+    ));
     let o = docket(&[
         "site",
         "push",
         "--dir",
         s(&other),
-        &format!("{}:{}", d.host, d.http),
+        "--box-ca",
+        &fp,
+        &https(&d),
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -247,14 +329,7 @@ fn a_push_restarts_docketd_when_it_is_configured_to() -> anyhow::Result<()> {
     d.restart()?;
     assert_eq!(health(&d)["site"]["serial"], 1);
 
-    let out = ok(&[
-        "site",
-        "push",
-        "--dir",
-        s(&site),
-        &format!("{}:{}", d.host, d.http),
-        "--json",
-    ]);
+    let out = ok(&["site", "push", "--dir", s(&site), &https(&d), "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.trim())?;
     assert_eq!(v["applies"], "now", "{out}");
     let status = d.wait_exit()?;
