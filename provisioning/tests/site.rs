@@ -296,6 +296,24 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("tampered"), "{body}");
 
+    // A bundle signed by this site's key whose CA key is not its CA's (the CLI would not sign
+    // one): refused at once, with the reason, not at the next start.
+    let key =
+        docket_core::bundle::parse_signing_key(&std::fs::read_to_string(site.join("site.key"))?)?;
+    let mut b: docket_core::bundle::Bundle = serde_json::from_value(t["bundle"].clone())?;
+    b.site_id = "cafe-7".into();
+    let stranger = docket_appliance::tls::ca::new_site_ca("x", "x")?;
+    if let Some(tls) = b.tls.as_mut() {
+        tls.ca_key_pem = stranger.key_pem;
+    }
+    let bad = serde_json::to_string(&docket_core::bundle::sign(b, &key))?;
+    let (code, body) = d.request("POST", "/site/bundle", &[], &bad)?;
+    assert!((400..500).contains(&code), "{code} {body}");
+    assert!(
+        body.contains("site CA") && body.contains("does not belong"),
+        "{body}"
+    );
+
     // The box down: doctor is red and says what to do.
     d.terminate()?;
     let (green, v) = doctor(&d);
