@@ -179,3 +179,32 @@ async fn padded_orders_cannot_make_a_board_too_big_to_send() -> R {
     );
     Ok(())
 }
+
+/// The byte bounds are the site's to set: with `engine.max_order_bytes = 4096` an order that the
+/// default takes is refused `too_large`, and nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_byte_bound_is_a_config_key() -> R {
+    // Lands in the harness's [engine] section.
+    let d = Daemon::start_with(&[], "test-site", "max_order_bytes = 4096")?;
+    let creds = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &creds).await?;
+    let big = CommandBody::PlaceOrder {
+        table: "9".into(),
+        lines: vec![long_line(); 20],
+    };
+    let r = t.command(&big).await?;
+    assert_eq!(code(&r), "too_large", "{r:?}");
+    assert_eq!(d.store_counts()?, (0, 0));
+    let small = CommandBody::PlaceOrder {
+        table: "9".into(),
+        lines: vec![long_line(); 5],
+    };
+    assert!(t.command(&small).await?.ok);
+
+    // The same 20 lines under the default bound.
+    let d2 = Daemon::start()?;
+    let creds = d2.add_device("tablet-1", "tablet", &[])?;
+    let mut t2 = Client::connect(d2.mqtt, &creds).await?;
+    assert!(t2.command(&big).await?.ok);
+    Ok(())
+}

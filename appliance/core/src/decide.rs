@@ -108,6 +108,28 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
     }
 }
 
+/// The bounds on what the site holds, each a docketd config key (`[engine]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteLimits {
+    /// `place_order` is refused (`too_many_open_orders`) while this many orders are open.
+    pub max_open_orders: usize,
+    /// An order's CBOR encoding at most (`too_large` past it).
+    pub max_order_bytes: usize,
+    /// The open orders' encodings together at most (`too_many_open_orders` past it): what a
+    /// board, which carries at most all of them, can hold under the broker's packet limit.
+    pub max_open_bytes: usize,
+}
+
+impl Default for SiteLimits {
+    fn default() -> Self {
+        SiteLimits {
+            max_open_orders: limits::DEFAULT_MAX_OPEN_ORDERS,
+            max_order_bytes: limits::MAX_ORDER_BYTES,
+            max_open_bytes: MAX_OPEN_BYTES,
+        }
+    }
+}
+
 /// Everything `decide` reads: the menu, the orders commands may touch, the ticket counter.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Site {
@@ -116,8 +138,8 @@ pub struct Site {
     pub orders: BTreeMap<String, Order>,
     /// Ticket of the next order placed (tickets start at 1).
     pub next_ticket: u64,
-    /// `place_order` is refused (`too_many_open_orders`) while this many orders are open.
-    pub max_open_orders: usize,
+    /// What a paired device can make the site hold (docketd's `engine.max_*` keys).
+    pub limits: SiteLimits,
     /// The open orders' encoded sizes, kept by [`apply`]: `OpenBytes::of(&orders)` when the
     /// orders are set any other way.
     pub open_bytes: OpenBytes,
@@ -149,7 +171,7 @@ pub fn decide(
             check_text("table", table, limits::MAX_TABLE_CHARS, false)?;
             check_lines_count(lines.len(), 0)?;
             let open = site.open_bytes.count();
-            if open >= site.max_open_orders {
+            if open >= site.limits.max_open_orders {
                 return Err(Rejection::new(
                     Code::TooManyOpenOrders,
                     format!("{open} orders are open, the most the box keeps: complete some first"),
@@ -352,21 +374,22 @@ fn known_station(site: &Site, station: &str) -> Result<(), Rejection> {
 /// theirs (what a board can carry).
 fn check_order_bytes(site: &Site, order: &Order) -> Result<(), Rejection> {
     let bytes = open_bytes::size(order);
-    if bytes > limits::MAX_ORDER_BYTES {
+    let max = site.limits.max_order_bytes;
+    if bytes > max {
         return Err(Rejection::new(
             Code::TooLarge,
             format!(
-                "the order would be {bytes} bytes; the limit is {}: shorter notes, or a new order",
-                limits::MAX_ORDER_BYTES
+                "the order would be {bytes} bytes; the limit is {max}: shorter notes, or a new order"
             ),
         ));
     }
     let open = site.open_bytes.total() - site.open_bytes.of_order(&order.id) + bytes;
-    if open > MAX_OPEN_BYTES {
+    let max = site.limits.max_open_bytes;
+    if open > max {
         return Err(Rejection::new(
             Code::TooManyOpenOrders,
             format!(
-                "the open orders would hold {open} bytes, more than the {MAX_OPEN_BYTES} the box keeps: complete some first"
+                "the open orders would hold {open} bytes, more than the {max} the box keeps: complete some first"
             ),
         ));
     }
@@ -512,7 +535,7 @@ mod tests {
             menu: Some(menu()),
             orders: BTreeMap::new(),
             next_ticket: 1,
-            max_open_orders: limits::DEFAULT_MAX_OPEN_ORDERS,
+            limits: SiteLimits::default(),
             open_bytes: OpenBytes::default(),
         }
     }
@@ -893,7 +916,10 @@ mod tests {
     #[test]
     fn a_site_holds_at_most_its_open_orders() {
         let mut s = Site {
-            max_open_orders: 30,
+            limits: SiteLimits {
+                max_open_orders: 30,
+                ..SiteLimits::default()
+            },
             ..site()
         };
         let mut first = None;

@@ -13,7 +13,7 @@ pub mod open_bytes;
 pub mod order;
 pub mod wire;
 
-pub use decide::{apply, authorise, decide, Actor, Change, Role, Site};
+pub use decide::{apply, authorise, decide, Actor, Change, Role, Site, SiteLimits};
 pub use menu::{Menu, MenuItem};
 pub use order::{Line, LineStatus, Order, OrderStatus};
 

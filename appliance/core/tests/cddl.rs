@@ -176,7 +176,7 @@ fn service() -> Service {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,
-        max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        limits: Default::default(),
         open_bytes: Default::default(),
     });
     let tablet = actor("tablet-1", Role::Tablet, &[]);

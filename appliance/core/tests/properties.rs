@@ -67,7 +67,7 @@ fn fresh() -> Ledger {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,
-        max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        limits: Default::default(),
         open_bytes: Default::default(),
     })
 }

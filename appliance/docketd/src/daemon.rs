@@ -268,7 +268,12 @@ async fn start_engine(
         max_batch: cfg.max_batch,
         board_interval: Duration::from_millis(cfg.board_interval_ms),
         replay_page: cfg.replay_page,
-        max_open_orders: cfg.max_open_orders,
+        replay_page_bytes: cfg.replay_page_bytes,
+        limits: docket_core::SiteLimits {
+            max_open_orders: cfg.max_open_orders,
+            max_order_bytes: cfg.max_order_bytes,
+            max_open_bytes: cfg.max_open_bytes,
+        },
         rate_limit: crate::ratelimit::Limit {
             per_second: cfg.commands_per_second,
             burst: cfg.command_burst,

@@ -67,8 +67,12 @@ pub struct EngineSettings {
     pub max_batch: usize,
     pub board_interval: Duration,
     pub replay_page: usize,
-    /// Open orders the site may have (`engine.max_open_orders`).
-    pub max_open_orders: usize,
+    /// Most event bytes in one replay page besides `replay_page` events
+    /// (`engine.replay_page_bytes`): a reply stays well under the broker's packet limit however
+    /// large the orders.
+    pub replay_page_bytes: usize,
+    /// What the site may hold (`engine.max_open_orders`, `max_order_bytes`, `max_open_bytes`).
+    pub limits: docket_core::SiteLimits,
     pub rate_limit: crate::ratelimit::Limit,
     pub version: String,
 }
@@ -162,7 +166,7 @@ impl Engine {
         let stations = menu.stations();
         let started_unix_ms = now_ms();
         metrics.started_unix_ms.store(started_unix_ms, Relaxed);
-        let max_open_orders = settings.max_open_orders;
+        let limits = settings.limits;
         let mut e = Engine {
             rate: RateLimiter::new(settings.rate_limit),
             settings,
@@ -172,7 +176,7 @@ impl Engine {
                 open_bytes: docket_core::open_bytes::OpenBytes::of(&loaded.open_orders),
                 orders: loaded.open_orders,
                 next_ticket: loaded.next_ticket,
-                max_open_orders,
+                limits,
             },
             last_seq: loaded.last_seq,
             devices,
@@ -762,7 +766,7 @@ impl Engine {
         for r in rows.iter().take(page) {
             // A page is also bounded by bytes (at least one event, each at most an order's
             // bound): the rest comes with the next page.
-            if !events.is_empty() && bytes + r.len() > REPLAY_PAGE_BYTES {
+            if !events.is_empty() && bytes + r.len() > self.settings.replay_page_bytes {
                 more = true;
                 break;
             }
@@ -864,10 +868,6 @@ impl Engine {
         Ok(())
     }
 }
-
-/// Most event bytes in one replay page (besides `engine.replay_page` events): a reply stays well
-/// under the broker's packet limit however large the orders.
-const REPLAY_PAGE_BYTES: usize = 256 * 1024;
 
 enum Checked {
     /// Undecodable: nobody to tell.

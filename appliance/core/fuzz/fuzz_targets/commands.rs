@@ -27,7 +27,7 @@ fn run(mut data: &[u8]) {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,
-        max_open_orders: docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
+        limits: Default::default(),
         open_bytes: Default::default(),
     });
     // The first reply the harness saw for each recorded command id.

@@ -16,6 +16,10 @@ pub use tls::{OwnCert, RawTls, TlsConfig};
 
 pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 
+/// Room a retained board needs besides its orders' encodings (station, seq, framing): what
+/// `engine.max_open_bytes` leaves of `mqtt.max_payload_bytes`.
+const BOARD_OVERHEAD: usize = 512 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
@@ -122,6 +126,9 @@ pub struct RawEngine {
     pub board_interval_ms: Option<u64>,
     pub replay_page: Option<usize>,
     pub max_open_orders: Option<usize>,
+    pub max_order_bytes: Option<usize>,
+    pub max_open_bytes: Option<usize>,
+    pub replay_page_bytes: Option<usize>,
     pub commands_per_second: Option<usize>,
     pub command_burst: Option<usize>,
 }
@@ -176,6 +183,13 @@ pub struct Config {
     pub replay_page: usize,
     /// `place_order` is refused while this many orders are open.
     pub max_open_orders: usize,
+    /// An order's encoding at most (`too_large`).
+    pub max_order_bytes: usize,
+    /// The open orders' encodings together at most: a board carries at most all of them, so
+    /// this stays under `max_payload_bytes` (checked).
+    pub max_open_bytes: usize,
+    /// Most event bytes in one replay page.
+    pub replay_page_bytes: usize,
     /// Per-device command rate limit (0 = none) and burst.
     pub commands_per_second: u32,
     pub command_burst: u32,
@@ -329,6 +343,15 @@ impl RawConfig {
                 )))
             }
         };
+        let max_payload = bounded(
+            "mqtt.max_payload_bytes",
+            self.mqtt.max_payload_bytes,
+            2 * 1024 * 1024,
+            docket_core::wire::MAX_ENVELOPE_BYTES,
+            16 * 1024 * 1024,
+        )?;
+        let open_hi = max_payload.saturating_sub(BOARD_OVERHEAD).max(64 * 1024);
+        let replay_hi = (max_payload / 2).max(16 * 1024);
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -346,13 +369,7 @@ impl RawConfig {
                 1,
                 200_000,
             )?,
-            max_payload_bytes: bounded(
-                "mqtt.max_payload_bytes",
-                self.mqtt.max_payload_bytes,
-                2 * 1024 * 1024,
-                docket_core::wire::MAX_ENVELOPE_BYTES,
-                16 * 1024 * 1024,
-            )?,
+            max_payload_bytes: max_payload,
             topic_acl: self.mqtt.topic_acl.unwrap_or(true),
             segment_bytes: bounded(
                 "mqtt.segment_bytes",
@@ -397,6 +414,27 @@ impl RawConfig {
                 docket_core::decide::limits::DEFAULT_MAX_OPEN_ORDERS,
                 1,
                 100_000,
+            )?,
+            max_order_bytes: bounded(
+                "engine.max_order_bytes",
+                self.engine.max_order_bytes,
+                docket_core::decide::limits::MAX_ORDER_BYTES,
+                4 * 1024,
+                256 * 1024,
+            )?,
+            max_open_bytes: bounded(
+                "engine.max_open_bytes",
+                self.engine.max_open_bytes,
+                docket_core::open_bytes::MAX_OPEN_BYTES.min(open_hi),
+                64 * 1024,
+                open_hi,
+            )?,
+            replay_page_bytes: bounded(
+                "engine.replay_page_bytes",
+                self.engine.replay_page_bytes,
+                (256 * 1024).min(replay_hi),
+                16 * 1024,
+                replay_hi,
             )?,
             commands_per_second: bounded(
                 "engine.commands_per_second",
@@ -517,5 +555,51 @@ mod tests {
         assert!(raw
             .apply_env(env(&[("DOCKET_MQTT_MAX_CONNECTIONS", "many")]))
             .is_err());
+    }
+
+    #[test]
+    fn byte_bounds_stay_under_the_packet_limit() {
+        let mut raw = RawConfig::default();
+        raw.engine.max_open_bytes = Some(2 * 1024 * 1024);
+        let e = raw.validate().unwrap_err().to_string();
+        assert!(e.contains("engine.max_open_bytes"), "{e}");
+        // A smaller packet limit shrinks the defaults with it.
+        let mut raw = RawConfig::default();
+        raw.mqtt.max_payload_bytes = Some(256 * 1024);
+        let c = raw.validate().unwrap();
+        assert!(c.max_open_bytes + 64 * 1024 <= 256 * 1024);
+        assert!(c.replay_page_bytes <= 128 * 1024);
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(
+            (c.max_order_bytes, c.max_open_bytes, c.replay_page_bytes),
+            (16 * 1024, 1536 * 1024, 256 * 1024)
+        );
+    }
+
+    #[test]
+    fn tls_files_go_in_pairs_and_names_are_dns_names() {
+        let mut raw = RawConfig::default();
+        raw.tls.cert_file = Some("a.pem".into());
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tls.cert_file"));
+        let mut raw = RawConfig::default();
+        raw.tls.names = Some(vec!["bad name".into()]);
+        assert!(raw
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tls.names"));
+        let mut raw = RawConfig::default();
+        raw.tls.https_listen = Some(String::new());
+        assert!(raw.validate().is_err(), "HTTPS cannot be off");
+        let c = RawConfig::default().validate().unwrap();
+        assert!(
+            !c.plain_mqtt && !c.plain_http,
+            "plain text is off by default"
+        );
+        assert_eq!(c.tls.https_listen.port(), 8443);
     }
 }
