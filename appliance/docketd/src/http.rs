@@ -165,7 +165,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 /// A newer site bundle: 200 when stored (it applies at the next start), 403 when not signed
-/// by the pinned key or tampered, 409 when its serial is not higher, 400 when malformed.
+/// by the pinned key or tampered, 409 when its serial is not higher, 400 when malformed, 422
+/// when its TLS material cannot be served (a CA key that is not its certificate's).
 async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
     use crate::site::SiteError as E;
     use docket_core::bundle::BundleError as B;
@@ -202,6 +203,8 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
             let code = match &e {
                 E::Bundle(B::Malformed(_)) => StatusCode::BAD_REQUEST,
                 E::OldSerial { .. } => StatusCode::CONFLICT,
+                // Signed by the site, but its TLS material cannot be served.
+                E::Tls(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 E::Read(..) | E::Write(..) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::FORBIDDEN,
             };
