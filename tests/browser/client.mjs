@@ -3,6 +3,7 @@
 // pages' own wire module (appliance/web/src/wire.js) and mqtt.js from appliance/web's packages,
 // so `npm ci` must have run in appliance/web (scripts/test.sh does).
 
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -22,7 +23,10 @@ export class Device {
     d.keys = wire.deviceKeys(wire.hexToBytes(creds.secret));
     d.replies = new Map();
     d.waiters = new Map();
-    d.client = await mqtt.connectAsync(`mqtt://127.0.0.1:${daemon.mqttPort}`, {
+    // Plain MQTT where the daemon has it on, else MQTT over TLS trusting only the site CA.
+    const url = daemon.plain ? `mqtt://127.0.0.1:${daemon.mqttPort}` : `mqtts://127.0.0.1:${daemon.mqttsPort}`;
+    d.client = await mqtt.connectAsync(url, {
+      ...(daemon.plain ? {} : { ca: fs.readFileSync(daemon.caFile), servername: 'docket.local' }),
       clientId: creds.id,
       username: creds.id,
       password: wire.loginPassword(creds.secret),

@@ -262,23 +262,24 @@ function daemonEnv(extra) {
  *   keepDir    keep the temp dir even on success
  */
 export async function startDaemon(opts = {}) {
-  const { t, siteId = 'test-site', menu, config: extraConfig = '', env = {}, keepDir = false } = opts;
+  const { t, siteId = 'test-site', menu, config: extraConfig = '', env = {}, keepDir = false, plain = true } = opts;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'docket-browser-'));
   tempDirs.set(dir, { keep: keepDir });
   const mqttPort = await freePort();
   const mqttV5Port = await freePort();
   const httpPort = await freePort();
   const httpsPort = await freePort();
+  const mqttsPort = await freePort();
   const ca = await testSiteCa();
   const configPath = path.join(dir, 'docketd.toml');
   let toml =
     `data_dir = "data"\nsite_id = ${JSON.stringify(siteId)}\n` +
     (menu ? `[menu]\nfile = ${JSON.stringify(path.resolve(menu))}\n` : '') +
-    // Plain MQTT and plain HTTP on, as a site may turn them on (the pages over HTTPS with the
-    // site CA trusted: TLS tests).
-    `[mqtt]\nplain = true\nlisten = "127.0.0.1:${mqttPort}"\nlisten_v5 = "127.0.0.1:${mqttV5Port}"\n` +
-    `[http]\nplain = true\nlisten = "127.0.0.1:${httpPort}"\n` +
-    `[tls]\nhttps_listen = "127.0.0.1:${httpsPort}"\nmqtt_listen = "127.0.0.1:0"\nmqtt_listen_v5 = "127.0.0.1:0"\n` +
+    // Plain MQTT and plain HTTP on (`plain`, the default), as a site may turn them on; the pages
+    // are opened over HTTPS with the site CA trusted all the same.
+    `[mqtt]\nplain = ${plain}\nlisten = "127.0.0.1:${mqttPort}"\nlisten_v5 = "127.0.0.1:${mqttV5Port}"\n` +
+    `[http]\nplain = ${plain}\nlisten = "127.0.0.1:${httpPort}"\n` +
+    `[tls]\nhttps_listen = "127.0.0.1:${httpsPort}"\nmqtt_listen = "127.0.0.1:${mqttsPort}"\nmqtt_listen_v5 = "127.0.0.1:0"\n` +
     `names = [${JSON.stringify(LAN_HOST)}]\nca_cert_file = ${JSON.stringify(ca.cert)}\nca_key_file = ${JSON.stringify(ca.key)}\n` +
     `[engine]\nboard_interval_ms = 50\nreplay_page = 20\n`;
   if (extraConfig) toml += `\n${extraConfig}\n`;
@@ -364,6 +365,11 @@ export async function startDaemon(opts = {}) {
     httpPort,
     mqttPort,
     mqttV5Port,
+    /** MQTT over TLS, and the site CA (PEM file) its certificate comes from. */
+    mqttsPort,
+    caFile: ca.cert,
+    /** Plain MQTT and plain HTTP are on (startDaemon's `plain`). */
+    plain,
     dataDir: dir,
     configPath,
     logPath,

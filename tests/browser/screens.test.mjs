@@ -92,6 +92,10 @@ test('pair through the admin page, order on the tablet, bump on the KDS by keybo
   await daemon.cli(['device', 'approve', adminCode, '--id', 'mgr-1', '--role', 'manager']);
   await admin.waitForSelector('#health [data-k="seq"]');
   await live(admin);
+  // This test's box has plain MQTT and plain HTTP on: /admin says so, where a manager looks.
+  const warned = await admin.locator('#warnings').innerText();
+  assert.match(warned, /plain MQTT is on/);
+  assert.match(warned, /plain HTTP serves/);
 
   // A tablet, a grill screen and the expo each ask to pair; the manager approves them on /admin.
   const tablet = await open(browser, daemon, t, 'tablet', '/tablet');

@@ -5,8 +5,11 @@
 
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
+import https from 'node:https';
+import { chromium } from 'playwright-core';
 
-import { REPO_ROOT, launchBrowser, newPage, startDaemon } from './harness.mjs';
+import { LAN_HOST, REPO_ROOT, launchBrowser, newPage, startDaemon } from './harness.mjs';
 import { Device } from './client.mjs';
 
 const out = path.resolve(process.argv[2] || path.join(REPO_ROOT, 'docs/screenshots'));
@@ -14,7 +17,8 @@ fs.mkdirSync(out, { recursive: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const link = (c) => `#device=${c.id}&secret=${c.secret}`;
 
-const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo' });
+// As a box runs: plain MQTT and plain HTTP off (the simulated devices use MQTT over TLS).
+const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo', plain: false });
 const browser = await launchBrowser();
 try {
   const add = (id, role, st) => daemon.addDevice(id, role, st);
@@ -78,7 +82,15 @@ try {
   await tablet.fill('#table', '3');
 
   // Admin: a device waiting for approval.
-  await fetch(`${daemon.httpUrl}/api/pair`, { method: 'POST', body: JSON.stringify({ label: 'bar screen' }) });
+  await new Promise((resolve, reject) => {
+    const req = https.request(
+      `${daemon.siteUrl}/api/pair`,
+      { method: 'POST', ca: fs.readFileSync(daemon.caFile), lookup: (_h, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) },
+      (res) => res.resume().on('end', resolve),
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ label: 'bar screen' }));
+  });
   const admin = await page('/admin', mgr);
   await admin.waitForSelector('#pairings tr[data-code]');
   await kds.keyboard.press('2');
@@ -88,6 +100,25 @@ try {
   await ex.screenshot({ path: path.join(out, 'expo.png') });
   await tablet.screenshot({ path: path.join(out, 'tablet.png') });
   await admin.screenshot({ path: path.join(out, 'admin.png') });
+
+  // docs/technician.md: the landing page on plain HTTP as a tablet shows it, and what a browser
+  // that has not installed the site CA says about the box.
+  const trust = await newPage(browser, { name: 'trust', viewport: { width: 800, height: 1280 } });
+  await trust.goto(`${daemon.lanUrl}/`);
+  await trust.screenshot({ path: path.join(out, 'trust.png'), fullPage: true });
+  const stranger = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage', `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`],
+    env: { ...process.env, HOME: fs.mkdtempSync(path.join(os.tmpdir(), 'docket-stranger-')) },
+  });
+  try {
+    const p = await stranger.newPage({ viewport: { width: 800, height: 600 } });
+    await p.goto(`${daemon.siteUrl}/tablet`).catch(() => {});
+    await p.screenshot({ path: path.join(out, 'untrusted.png') });
+  } finally {
+    await stranger.close();
+  }
   await Promise.all([waiter.close(), fryer.close()]);
   console.log(`screenshots in ${out}`);
 } finally {

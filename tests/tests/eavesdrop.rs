@@ -1,7 +1,7 @@
 //! Someone on the restaurant's Wi-Fi: a raw packet socket on the box's LAN interface (the host
 //! side of its veth pair) records a whole service — pairing a tablet, a manager's admin session,
 //! logins, an order, a bump — and finds no secret, no login key, no MAC key, no session, no order
-//! text in it. A login recorded off the wire and sent again gets nowhere.
+//! text in it. A login recorded off the wire and sent again gets no session.
 //!
 //! Needs a network namespace for the box (root and `ip netns`, as CI has).
 
@@ -176,24 +176,36 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
         .await?;
     assert!(bumped.ok, "{bumped:?}");
 
-    // A login recorded on the wire, sent again as it was: no session.
+    // A login recorded on the wire, sent again as it was, gets no session: were it a login, it
+    // would take over the device's live connection (one connection per device), as a real
+    // second login does (the control at the end).
+    let fry = d.add_device("kds-fry", "station", &["fry"])?;
     let (relay, recorded) = recording_relay((d.host, d.mqtts).into())?;
-    let again = Client::connect_tls("127.0.0.1", relay, &grill, tls.clone()).await;
-    // The relay's name is 127.0.0.1, not a name of the box's certificate unless it carries it:
-    // either way the recorded bytes are the attempt's ClientHello and what followed.
-    drop(again);
+    let rec = Client::connect_tls("127.0.0.1", relay, &fry, tls.clone()).await?;
+    rec.disconnect().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let bytes = recorded.lock().expect("lock").clone();
-    assert!(!bytes.is_empty(), "the relay recorded nothing");
+    assert!(
+        bytes.len() > 200,
+        "the relay recorded {} bytes",
+        bytes.len()
+    );
+    let live = Client::connect_tls(&host, d.mqtts, &fry, tls.clone()).await?;
     let mut replay = TcpStream::connect((d.host, d.mqtts))?;
     replay.set_read_timeout(Some(Duration::from_secs(5)))?;
     replay.write_all(&bytes)?;
     let mut answer = Vec::new();
-    let _ = replay.read_to_end(&mut answer);
+    let _ = replay.read_to_end(&mut answer); // the box ends it (a TLS alert), or the timeout
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        !contains(&answer, &[0x20, 0x02, 0x00, 0x00]),
-        "a replayed login got a CONNACK"
+        live.is_connected(),
+        "the replayed login took over the device's connection"
     );
+    let _second = Client::connect_tls(&host, d.mqtts, &fry, tls.clone()).await?;
+    docket_tests::eventually("a real second login takes the connection over", || {
+        !live.is_connected()
+    })
+    .await?;
 
     // A control: plain HTTP on the same wire is readable, so the capture sees what crosses.
     let marker = format!("PLAIN-CONTROL-{:016x}", rand::random::<u64>());

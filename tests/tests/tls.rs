@@ -223,3 +223,22 @@ async fn revoking_over_https_cuts_a_device_on_mqtt_over_tls_at_once() -> R {
     assert!(format!("{err:#}").contains("refused"), "{err:#}");
     Ok(())
 }
+
+#[test]
+fn a_manager_session_opens_only_over_https() -> R {
+    let d = Daemon::start()?; // plain HTTP serves the app here
+    let m = d.add_device("mgr-1", "manager", &[])?;
+    let auth = docket_tests::basic_auth(&m.id, &m.login());
+    let plain = d.http("POST", "/api/session", &[("Authorization", &auth)], "")?;
+    assert_eq!(plain.status, 403, "{}", plain.body);
+    assert!(plain.body.contains("https_required"), "{}", plain.body);
+    assert!(plain.header("set-cookie").is_none());
+    let secure = d.https("POST", "/api/session", &[("Authorization", &auth)], "")?;
+    assert_eq!(secure.status, 200, "{}", secure.body);
+    let cookie = secure.header("set-cookie").context("cookie")?;
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    Ok(())
+}

@@ -1,8 +1,8 @@
 //! Starting and stopping the appliance: the order of things that makes READY=1 mean ready.
 //!
-//! Store → menu → device registry → ports bound → router + engine link → retained state
-//! republished → the engine runs → the MQTT listeners and HTTP accept → a probe login through
-//! every listener → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed, STOPPING=1,
+//! Site bundle applied → store → menu → device registry → the site CA and the box's certificate
+//! (`tls`) → ports bound → router + engine link → retained state republished → the engine runs →
+//! the MQTT listeners, HTTPS and HTTP accept → a probe login through every listener → READY=1. On SIGTERM/SIGINT: the engine drains what it was handed, STOPPING=1,
 //! every connection is closed, exit. rumqttd's router has no shutdown API; its thread ends with
 //! the process.
 
@@ -129,7 +129,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         &cfg.site_id,
         VERSION,
     )
-    .context("cannot open the store for the admin API")?;
+    .context("cannot open the store for the admin API")?
+    .with_warnings(warnings(&cfg));
     let state = AppState {
         metrics: metrics.clone(),
         site_id: cfg.site_id.clone(),

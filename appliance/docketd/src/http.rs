@@ -1,6 +1,8 @@
-//! HTTP on `[http] listen` (axum): `/healthz`, `/metrics`, and `/mqtt`, the WebSocket bridge
-//! browsers use to reach the broker; `/api/…` (pairing, admin) is merged in from `api` and the
-//! pages (`/tablet`, `/kds`, `/expo`, `/admin`, `/assets/…`) from `web`.
+//! The app served over HTTPS (`[tls] https_listen`; over plain HTTP too only with `http.plain`)
+//! (axum): `/healthz`, `/metrics`, `/site/bundle` and `/mqtt`, the WebSocket bridge browsers use
+//! to reach the broker; `/api/…` (pairing, sessions, admin) is merged in from `api` and the pages
+//! (`/tablet`, `/kds`, `/expo`, `/admin`, `/assets/…`) from `web`. Plain HTTP otherwise serves
+//! `/healthz` ([`health_router`]) beside the landing page (`crate::tls::landing`).
 //!
 //! Owns no state of its own: it reads the shared metrics. Must not write to the store (only
 //! `api` does, through `store`).
@@ -166,7 +168,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 
 /// A newer site bundle: 200 when stored (it applies at the next start), 403 when not signed
 /// by the pinned key or tampered, 409 when its serial is not higher, 400 when malformed, 422
-/// when its TLS material cannot be served (a CA key that is not its certificate's).
+/// when signed but its content cannot be used (TLS material, a URL, a manager).
 async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
     use crate::site::SiteError as E;
     use docket_core::bundle::BundleError as B;
@@ -203,8 +205,16 @@ async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Resp
             let code = match &e {
                 E::Bundle(B::Malformed(_)) => StatusCode::BAD_REQUEST,
                 E::OldSerial { .. } => StatusCode::CONFLICT,
-                // Signed by the site, but its TLS material cannot be served.
-                E::Tls(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                // Signed by the site, but its content cannot be used (its TLS material, a URL,
+                // a manager).
+                E::Tls(_)
+                | E::Bundle(
+                    B::BadSiteId(_)
+                    | B::BadUrl(_)
+                    | B::Plaintext(..)
+                    | B::BadManager(_)
+                    | B::BadTls { .. },
+                ) => StatusCode::UNPROCESSABLE_ENTITY,
                 E::Read(..) | E::Write(..) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::FORBIDDEN,
             };

@@ -222,6 +222,14 @@ function renderHealth(h) {
   $('health').replaceChildren(
     ...items.map(([k, v]) => el('div', { class: 'kv', 'data-k': k }, el('dt', {}, k), el('dd', {}, v))),
   );
+  // Plain text on the LAN that the site turned on: anyone on the Wi-Fi can read it.
+  const warnings = h.warnings || [];
+  const box = $('warnings');
+  if (box.dataset.text !== warnings.join('\n')) {
+    box.dataset.text = warnings.join('\n');
+    box.hidden = warnings.length === 0;
+    box.replaceChildren(...warnings.map((w) => el('p', {}, `⚠ ${w}`)));
+  }
 }
 
 let refreshing = false;
@@ -277,6 +285,7 @@ async function main() {
     el(
       'main',
       { class: 'admin' },
+      el('div', { id: 'warnings', class: 'warnings', role: 'alert', hidden: '' }),
       el('section', {}, el('h2', {}, 'Box health'), el('dl', { id: 'health', class: 'health' }), el('p', { id: 'api-error', class: 'error' })),
       el(
         'section',

@@ -88,6 +88,13 @@ impl Sessions {
     }
 }
 
+/// A page's own request (`fetch`), not a navigation or a script: browsers say which.
+fn from_page(h: &HeaderMap) -> bool {
+    h.get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m != "navigate")
+}
+
 /// A cookie's value from the request's `Cookie` headers.
 fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     h.get_all(header::COOKIE)
@@ -117,14 +124,19 @@ struct LoginForm {
 }
 
 /// `POST /api/session`: a manager's id and login key (a JSON body, or HTTP Basic) for a
-/// session cookie. 401 for anything else; nothing says which part was wrong.
+/// session cookie, over HTTPS. 401 for anything else; nothing says which part was wrong.
 pub(super) async fn session_open(
     State(s): State<ApiState>,
+    secure: Option<axum::Extension<crate::http_conn::Secure>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     if !same_origin(&headers) {
         return Err(AppError::CrossOrigin);
+    }
+    // Plain HTTP (a site with `http.plain`): no session; the page keeps to Basic there.
+    if secure.is_some_and(|axum::Extension(crate::http_conn::Secure(tls))| !tls) {
+        return Err(AppError::HttpsRequired);
     }
     let (user, password) = match basic_credentials(&headers) {
         Some(c) => c,
@@ -187,14 +199,21 @@ impl FromRequestParts<ApiState> for Manager {
         let actor = match basic_credentials(&parts.headers) {
             Some((user, password)) => login(s, user, password).await?,
             None => {
-                let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(AppError::Unauthorized)?;
-                let device = s.sessions.device(&token).ok_or(AppError::Unauthorized)?;
+                let from_page = from_page(&parts.headers);
+                let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+                    return Err(if from_page {
+                        AppError::SignedOut
+                    } else {
+                        AppError::Unauthorized
+                    });
+                };
+                let device = s.sessions.device(&token).ok_or(AppError::SignedOut)?;
                 // Every request checks the device again: a revoked manager's session ends.
                 match s.registry.lookup(&device) {
                     Lookup::Active(actor, _) => actor,
                     _ => {
                         s.sessions.end(&token);
-                        return Err(AppError::Unauthorized);
+                        return Err(AppError::SignedOut);
                     }
                 }
             }

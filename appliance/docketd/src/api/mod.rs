@@ -1,5 +1,6 @@
-//! The JSON API on the HTTP port: pairing for new devices (`/api/pair`) and the manager's admin
-//! endpoints (`/api/admin/…`, HTTP Basic with a manager device's id and its login key as hex, `docket_core::keys`).
+//! The JSON API (over HTTPS): pairing for new devices (`/api/pair`), manager sessions
+//! (`/api/session`, see `auth`) and the manager's admin endpoints (`/api/admin/…`, a session
+//! cookie or HTTP Basic with a manager device's id and its login key as hex, `docket_core::keys`).
 //! The table of endpoints is in docs/operations.md ("Pairing").
 //!
 //! Owns the admin connection to the store (behind a mutex, used only inside `spawn_blocking`)
@@ -52,6 +53,8 @@ pub struct ApiState {
     site_id: String,
     version: &'static str,
     sessions: Arc<Sessions>,
+    /// Plain text on the LAN the site turned on (the admin health shows them).
+    warnings: Arc<Vec<String>>,
 }
 
 impl ApiState {
@@ -70,7 +73,14 @@ impl ApiState {
             site_id: site_id.to_owned(),
             version,
             sessions: Arc::default(),
+            warnings: Arc::default(),
         })
+    }
+
+    /// What `/admin` warns about (plain MQTT, plain HTTP).
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = Arc::new(warnings);
+        self
     }
 }
 
@@ -120,6 +130,12 @@ pub enum AppError {
     InvalidDevice(#[from] InvalidDevice),
     #[error("sign in with a manager device's id and login key (HTTP Basic)")]
     Unauthorized,
+    /// A page's request without a live session: 401 without a Basic challenge, so that the
+    /// browser does not put up its own login box over the page.
+    #[error("the session has ended: sign in again")]
+    SignedOut,
+    #[error("sessions are opened only over HTTPS (their cookie is Secure)")]
+    HttpsRequired,
     #[error("device {0:?} is not a manager")]
     Forbidden(String),
     #[error("this device has been revoked by a manager")]
@@ -152,9 +168,10 @@ impl AppError {
                     | InvalidDevice::StationsNotAllowed => "bad_stations",
                 },
             ),
-            AppError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            AppError::Unauthorized | AppError::SignedOut => (S::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             AppError::CrossOrigin => (S::FORBIDDEN, "cross_origin"),
+            AppError::HttpsRequired => (S::FORBIDDEN, "https_required"),
             AppError::Revoked => (S::FORBIDDEN, "revoked"),
             AppError::UnknownToken => (S::NOT_FOUND, "unknown_pairing"),
             AppError::Store(e) => match e {
@@ -197,7 +214,7 @@ impl IntoResponse for AppError {
             Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, AppError::Unauthorized) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"docket\""),
@@ -442,6 +459,7 @@ async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
         "uplink": m.uplink.state(m.seq.load(Relaxed), 1000),
         "sync_lag": m.uplink.lag_events(m.seq.load(Relaxed)),
         "storage_full": m.storage_full.load(Relaxed),
+        "warnings": *s.warnings,
     }))
 }
 

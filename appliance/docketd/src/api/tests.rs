@@ -342,8 +342,12 @@ async fn a_manager_signs_in_once_and_the_page_holds_a_strict_cookie() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let (st, _, _) = call_with_cookie(&f.state, "GET", "/api/admin/devices", &cookie, None).await;
+    let (st, h, _) = call_with_cookie(&f.state, "GET", "/api/admin/devices", &cookie, None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        h.get(header::WWW_AUTHENTICATE).is_none(),
+        "an ended session is no Basic challenge (the browser would put up its own login box)"
+    );
     // A made-up token opens nothing.
     let fake = format!("{}={}", SESSION_COOKIE, "ab".repeat(32));
     let (st, _, _) = call_with_cookie(&f.state, "GET", "/api/admin/devices", &fake, None).await;

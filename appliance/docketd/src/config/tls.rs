@@ -93,13 +93,8 @@ pub fn tls(raw: RawTls) -> Result<TlsConfig, ConfigError> {
         ));
     }
     let names = raw.names.unwrap_or_default();
-    if let Some(bad) = names.iter().find(|n| {
-        n.is_empty()
-            || n.len() > 253
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    }) {
+    // The rule the certificate's names follow: none is silently left off it.
+    if let Some(bad) = names.iter().find(|n| !crate::tls::names::dns_name(n)) {
         return Err(ConfigError::Invalid(format!(
             "tls.names: {bad:?} is not a DNS name"
         )));

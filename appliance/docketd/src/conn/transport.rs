@@ -2,8 +2,9 @@
 //! upgraded on axum's `/mqtt` (browsers). The session reads and writes through [`Transport`] and
 //! never knows which.
 //!
-//! Owns no MQTT knowledge: bytes in, bytes out. Reads only when the socket is readable, so an
-//! idle connection holds no read buffer at all.
+//! Owns no MQTT knowledge: bytes in, bytes out. A plain TCP connection reads only when the
+//! socket is readable, so an idle one holds no read buffer at all; over TLS, rustls keeps its
+//! own record buffers and the read buffer is reserved before waiting.
 
 use std::future::Future;
 use std::io;

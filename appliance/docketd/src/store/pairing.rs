@@ -421,7 +421,11 @@ mod tests {
             .filter(|p| p.addr.as_deref() == Some("10.0.0.66"));
         assert_eq!(from_66.count(), MAX_PER_ADDRESS);
         // A decided request no longer counts against its address.
-        let code = list[0].code.clone();
+        let code = list
+            .iter()
+            .find(|p| p.addr.as_deref() == Some("10.0.0.66"))
+            .map(|p| p.code.clone())
+            .unwrap();
         reject(&mut c, &code, 1_000).unwrap();
         create(&mut c, None, "10.0.0.66", 1_000).unwrap();
     }

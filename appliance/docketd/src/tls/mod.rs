@@ -13,7 +13,7 @@
 
 pub mod ca;
 pub mod landing;
-mod names;
+pub(crate) mod names;
 pub mod pinned;
 
 use std::path::{Path, PathBuf};

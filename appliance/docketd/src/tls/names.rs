@@ -12,7 +12,7 @@ pub struct Names {
 }
 
 /// A name a certificate can carry (RFC 1123 labels); hostnames with `_` are left out.
-fn dns_name(s: &str) -> bool {
+pub(crate) fn dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
