@@ -32,6 +32,28 @@ pub const PENDING: usize = 100;
 /// A TLS handshake on an MQTT port must be done within this.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// The TLS handshake, holding the unanswered place for [`super::login::PENDING_AT_MOST`] at most
+/// (as a plain connection's wait for CONNECT does): silent TLS connections cannot hold the
+/// places a reconnect storm needs.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    socket: tokio::net::TcpStream,
+    pending: &mut Pending,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let at_most = super::login::PENDING_AT_MOST;
+    let accept = acceptor.accept(socket);
+    tokio::pin!(accept);
+    match tokio::time::timeout(at_most, &mut accept).await {
+        Ok(r) => r,
+        Err(_) => {
+            pending.take();
+            tokio::time::timeout(HANDSHAKE - at_most, accept)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        }
+    }
+}
+
 /// Binds a listener (`SO_REUSEADDR`, as the standard library does) with [`BACKLOG`].
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -132,19 +154,16 @@ pub async fn serve(
                     super::session::run(shared.clone(), socket, proto, peer.to_string(), pending)
                         .await
                 }
-                // The handshake happens while holding the unanswered place: a flood of silent
-                // TLS connections waits in the same gate as plain ones.
+                // The handshake starts in the unanswered place, as a plain connection's wait
+                // for CONNECT does, and gives it up after as long ([`handshake`]).
                 Some(acceptor) => {
+                    let mut pending = pending;
                     let accepted = tokio::select! {
                         _ = stop.cancelled() => None,
-                        r = tokio::time::timeout(HANDSHAKE, acceptor.accept(socket)) => match r {
-                            Ok(Ok(s)) => Some(s),
-                            Ok(Err(e)) => {
+                        r = handshake(acceptor, socket, &mut pending) => match r {
+                            Ok(s) => Some(s),
+                            Err(e) => {
                                 tracing::debug!(%peer, error = %e, "MQTT TLS handshake failed");
-                                None
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "MQTT TLS handshake timed out");
                                 None
                             }
                         },
