@@ -198,7 +198,14 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| "off".into()),
         metrics.seq.load(Relaxed)
     );
-    tracing::info!(https = %cfg.tls.https_listen, http = %cfg.http_listen, plain_mqtt = cfg.plain_mqtt, ca = tls.ca_source, "docketd ready");
+    // The site CA's fingerprint in the journal too: a technician can compare the landing page's
+    // (plain HTTP, which someone on the Wi-Fi could change) with the box's own word.
+    let ca_sha256 = tls
+        .ca
+        .as_ref()
+        .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint))
+        .unwrap_or_default();
+    tracing::info!(https = %cfg.tls.https_listen, http = %cfg.http_listen, plain_mqtt = cfg.plain_mqtt, ca = tls.ca_source, ca_sha256, "docketd ready");
     for w in warnings(&cfg) {
         tracing::warn!("{w}");
     }
@@ -363,10 +370,17 @@ fn bind_listeners(cfg: &Config, tls: &Tls) -> anyhow::Result<(Http, Mqtt)> {
 fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = Vec::new();
     if cfg.plain_mqtt {
-        w.push(format!(
-            "plain MQTT is on (mqtt.plain): logins and orders on {} cross the LAN unencrypted",
-            cfg.mqtt_listen
-        ));
+        w.push(if cfg.mqtt_listen.ip().is_loopback() {
+            format!(
+                "plain MQTT is on (mqtt.plain), on {} only: programs on the box itself log in and order unencrypted",
+                cfg.mqtt_listen
+            )
+        } else {
+            format!(
+                "plain MQTT is on (mqtt.plain): logins and orders on {} cross the LAN unencrypted",
+                cfg.mqtt_listen
+            )
+        });
     }
     if cfg.plain_http {
         w.push(format!(
