@@ -61,6 +61,10 @@ pub struct Vm {
     /// The box's HTTP port 80 and MQTT port 1884, forwarded to these loopback ports.
     pub http: u16,
     pub mqtt: u16,
+    /// The box's HTTPS port 443 and MQTT-over-TLS port 8883, forwarded to these (new for each
+    /// boot).
+    pub https: u16,
+    pub mqtts: u16,
     /// Serial console (ttyS0) and the test report (ttyS1) of this boot.
     pub console: PathBuf,
     pub report: PathBuf,
@@ -113,8 +117,10 @@ impl Vm {
         };
         let console = logs.join(format!("console-{n}.log"));
         let report = logs.join(format!("report-{n}.log"));
+        let (https, mqtts) = (crate::free_port(), crate::free_port());
         let net = format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{http}-:80,hostfwd=tcp:127.0.0.1:{mqtt}-:1884"
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{http}-:80,hostfwd=tcp:127.0.0.1:{mqtt}-:1884,\
+             hostfwd=tcp:127.0.0.1:{https}-:443,hostfwd=tcp:127.0.0.1:{mqtts}-:8883"
         );
         let mut qemu = Command::new("qemu-system-x86_64");
         let memory = opts.memory_mb.to_string();
@@ -168,6 +174,8 @@ impl Vm {
             slot,
             http,
             mqtt,
+            https,
+            mqtts,
             console,
             report,
         })
@@ -175,6 +183,10 @@ impl Vm {
 
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.http))
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.https))
     }
 
     /// Waits until `/healthz` answers 200 (docketd READY under systemd); returns how long

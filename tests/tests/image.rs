@@ -168,10 +168,31 @@ fn check_report(vm: &mut Vm, n: usize) -> anyhow::Result<BTreeMap<String, String
 
 /// Pairs a tablet the way a technician does: the device asks for a code, `docket pair --dir`
 /// approves it, the device collects its credentials.
+/// One HTTPS request to the box, trusting only the site's CA (as a tablet that installed it).
+fn https(
+    vm: &Vm,
+    site: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<docket_tests::HttpReply> {
+    let ca = std::fs::read_to_string(site.join("site-ca.pem")).context("the site CA")?;
+    docket_tests::secure::https_request(
+        docket_tests::secure::trusting(&ca)?,
+        "127.0.0.1",
+        vm.https_addr(),
+        method,
+        path,
+        headers,
+        body,
+    )
+}
+
 fn pair(vm: &Vm, site: &Path, id: &str) -> anyhow::Result<Creds> {
-    let addr = vm.http_addr();
-    let r = http_request(
-        addr,
+    let r = https(
+        vm,
+        site,
         "POST",
         "/api/pair",
         &[("Content-Type", "application/json")],
@@ -181,7 +202,7 @@ fn pair(vm: &Vm, site: &Path, id: &str) -> anyhow::Result<Creds> {
     let v = r.json()?;
     let code = v["code"].as_str().context("code")?.to_owned();
     let token = v["token"].as_str().context("token")?.to_owned();
-    let host = format!("127.0.0.1:{}", vm.http);
+    let host = format!("127.0.0.1:{}", vm.https);
     docket(&[
         "pair",
         "--box",
@@ -195,7 +216,7 @@ fn pair(vm: &Vm, site: &Path, id: &str) -> anyhow::Result<Creds> {
         "--role",
         "tablet",
     ])?;
-    let r = http_request(addr, "GET", &format!("/api/pair/{token}"), &[], "")?;
+    let r = https(vm, site, "GET", &format!("/api/pair/{token}"), &[], "")?;
     ensure!(
         r.status == 200,
         "collecting credentials: {} {}",
@@ -315,9 +336,19 @@ async fn the_image_boots_takes_orders_and_survives_power_cuts() -> R {
         "{h}"
     );
 
-    // 2. Doctor green, tablets paired, orders over MQTT.
-    let host = format!("127.0.0.1:{http}");
-    let doc = docket(&["doctor", &host, "--mqtt-port", &mqtt.to_string(), "--json"])?;
+    // 2. Doctor green (HTTPS and MQTT over TLS under the site CA), tablets paired, orders over
+    // MQTT.
+    let host = format!("127.0.0.1:{}", vm.https);
+    let mqtts = vm.mqtts.to_string();
+    let doc = docket(&[
+        "doctor",
+        &host,
+        "--mqtt-port",
+        &mqtts,
+        "--dir",
+        s(&site),
+        "--json",
+    ])?;
     let v: serde_json::Value = serde_json::from_str(&doc)?;
     ensure!(v["green"] == true, "doctor on the booted image: {v}");
     println!("docket doctor: all green");
