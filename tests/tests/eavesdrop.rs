@@ -1,6 +1,6 @@
 //! Someone on the restaurant's Wi-Fi: a raw packet socket on the box's LAN interface (the host
 //! side of its veth pair) records a whole service — pairing a tablet, a manager's admin session,
-//! logins, an order, a bump — and finds no secret, no login key, no MAC key, no session, no order
+//! logins, an order, a bump, a site push — and finds no secret, no login key, no MAC key, no session, no order
 //! text in it. A login recorded off the wire and sent again gets no session.
 //!
 //! Needs a network namespace for the box (root and `ip netns`, as CI has).
@@ -13,10 +13,30 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use docket_core::wire::{CommandBody, LineInput};
-use docket_tests::secure::https_request;
+use docket_tests::secure::{https_request, trusting};
 use docket_tests::{basic_auth, Client, Creds, Daemon};
 
 type R = anyhow::Result<()>;
+
+fn docket(args: &[&str]) -> anyhow::Result<String> {
+    let bin = std::env::var_os("DOCKET_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| docket_tests::docketd_bin().with_file_name("docket"));
+    let o = Command::new(&bin).args(args).output()?;
+    if !o.status.success() {
+        bail!(
+            "docket {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
 
 /// A capture of every frame on an interface, to a file, by a raw AF_PACKET socket.
 struct Capture {
@@ -100,7 +120,7 @@ fn recording_relay(to: std::net::SocketAddr) -> anyhow::Result<(u16, Arc<Mutex<V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login() -> R {
-    let d = Daemon::start_isolated(
+    let mut d = Daemon::start_isolated(
         &[
             ("DOCKET_MQTT_PLAIN", "false"),
             ("DOCKET_HTTP_PLAIN", "false"),
@@ -108,13 +128,44 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
         "cafe",
         "",
     )?;
-    let Some(iface) = d.lan_interface() else {
+    let Some(iface) = d.lan_interface().map(str::to_owned) else {
         bail!("this test needs the box in a network namespace (root and `ip netns`)");
     };
-    let cap = Capture::start(iface, d.dir.path().join("lan.raw"))?;
+    // The box is provisioned from a site directory on the technician's laptop (its CA, its
+    // manager, head office's PostgreSQL password), as a real one is.
+    let laptop = tempfile::tempdir()?;
+    let site = laptop.path().join("site");
+    let pg_password = format!("pg{:016x}", rand::random::<u64>());
+    docket(&[
+        "site",
+        "init",
+        "--dir",
+        s(&site),
+        "--site-id",
+        "cafe",
+        "--name",
+        "Cafe",
+    ])?;
+    docket(&[
+        "uplink",
+        "set",
+        "--dir",
+        s(&site),
+        "--postgres",
+        &format!(
+            "postgres://docket_site_cafe:{pg_password}@hq.invalid:5432/docket?sslmode=require"
+        ),
+    ])?;
+    d.terminate()?;
+    let data = d.dir.path().join("data");
+    std::fs::remove_dir_all(&data)?;
+    docket(&["site", "install", "--dir", s(&site), "--data-dir", s(&data)])?;
+    d.restart()?;
+
+    let cap = Capture::start(&iface, d.dir.path().join("lan.raw"))?;
     let manager = d.add_device("mgr-1", "manager", &[])?;
     let grill = d.add_device("kds-grill", "station", &["grill"])?;
-    let tls = d.trusting_site_ca()?;
+    let tls = trusting(&std::fs::read_to_string(site.join("site-ca.pem"))?)?;
     let addr = (d.host, d.https).into();
     let https = |m: &str, p: &str, h: &[(&str, &str)], b: &str| {
         https_request(tls.clone(), "docket.local", addr, m, p, h, b)
@@ -207,6 +258,23 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
     })
     .await?;
 
+    // A site push: the signed bundle (the manager's secret, head office's password) to the box.
+    let pushed = docket(&[
+        "site",
+        "push",
+        "--dir",
+        s(&site),
+        &format!("{}:{}", d.host, d.https),
+        "--json",
+    ])?;
+    assert!(pushed.contains("\"pushed\":true"), "{pushed}");
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("site-bundle.json"))?)?;
+    let site_manager_secret = bundle["bundle"]["managers"][0]["secret"]
+        .as_str()
+        .context("the bundle's manager")?
+        .to_owned();
+
     // A control: plain HTTP on the same wire is readable, so the capture sees what crosses.
     let marker = format!("PLAIN-CONTROL-{:016x}", rand::random::<u64>());
     d.http("GET", &format!("/trust?{marker}"), &[], "")?;
@@ -238,6 +306,8 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
         ("the admin session", session.to_owned()),
         ("the pairing token", token.clone()),
         ("the order's note", note.clone()),
+        ("head office's password", pg_password.clone()),
+        ("the bundle's manager secret", site_manager_secret.clone()),
     ];
     for (what, s) in &secrets {
         assert!(!s.is_empty(), "{what} is empty");
