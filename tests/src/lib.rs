@@ -607,8 +607,22 @@ pub fn http_request_from(
         None => TcpStream::connect_timeout(&addr, Duration::from_secs(5))?,
     };
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(request_text(method, path, &addr.to_string(), headers, body).as_bytes())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    parse_reply(&buf)
+}
+
+/// An HTTP/1.1 request as text (`Connection: close`, `Content-Length`).
+pub fn request_text(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -616,9 +630,11 @@ pub fn http_request_from(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
+    req
+}
+
+/// A whole HTTP/1.1 response as [`HttpReply`].
+pub fn parse_reply(buf: &str) -> anyhow::Result<HttpReply> {
     let (head, body) = buf.split_once("\r\n\r\n").context("no response head")?;
     let status = head
         .split(' ')

@@ -40,16 +40,7 @@ pub fn https_request(
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
     let conn = rustls::ClientConnection::new(tls, ServerName::try_from(name.to_owned())?)?;
     let mut s = rustls::StreamOwned::new(conn, sock);
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
+    s.write_all(crate::request_text(method, path, name, headers, body).as_bytes())?;
     s.flush()?;
     let mut raw = Vec::new();
     match s.read_to_end(&mut raw) {
@@ -58,18 +49,7 @@ pub fn https_request(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(e) => return Err(e.into()),
     }
-    let buf = String::from_utf8_lossy(&raw);
-    let (head, body) = buf.split_once("\r\n\r\n").context("no response head")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status")?;
-    Ok(HttpReply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    })
+    crate::parse_reply(&String::from_utf8_lossy(&raw))
 }
 
 impl Daemon {
