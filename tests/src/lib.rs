@@ -837,7 +837,18 @@ impl Client {
         creds: &Creds,
         tls: std::sync::Arc<rustls::ClientConfig>,
     ) -> anyhow::Result<Client> {
-        let mut o = options(&creds.id, &creds.id, &creds.login(), host, port, KEEP_ALIVE);
+        Client::connect_tls_with(host, port, creds, tls, KEEP_ALIVE).await
+    }
+
+    /// [`Client::connect_tls`] with another keep-alive.
+    pub async fn connect_tls_with(
+        host: &str,
+        port: u16,
+        creds: &Creds,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        keep_alive: Duration,
+    ) -> anyhow::Result<Client> {
+        let mut o = options(&creds.id, &creds.id, &creds.login(), host, port, keep_alive);
         o.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls),
         ));

@@ -79,8 +79,12 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         let creds = d.import_devices(&list)?;
         eprintln!("connections: connecting {add} more devices");
         let t0 = Instant::now();
+        let (port, tls) = match a.tls {
+            true => (d.mqtts, Some(d.trusting_site_ca()?)),
+            false => (d.mqtt, None),
+        };
         let (clients, failed) =
-            connect_many(d.mqtt, &creds, 64, Duration::from_secs(a.keep_alive)).await;
+            connect_many(port, &creds, 64, Duration::from_secs(a.keep_alive), tls).await;
         let connect_s = t0.elapsed().as_secs_f64();
         if let Some(e) = failed.first() {
             eprintln!("connections: {} failed, e.g. {e}", failed.len());
@@ -122,7 +126,10 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         mosquitto_holding(most).await?
     };
     Ok(json!({
-        "load": format!("{most} connected devices (idle tablets) + seed load"),
+        "load": format!(
+            "{most} connected devices (idle tablets{}) + seed load",
+            if a.tls { ", MQTT over TLS" } else { "" }
+        ),
         "keep_alive_s": a.keep_alive,
         "devices": most,
         "asked": a.connections,

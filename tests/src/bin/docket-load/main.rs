@@ -65,6 +65,10 @@ struct Args {
     /// connections: skip Mosquitto's part (inside the test image, which has no Mosquitto).
     #[arg(long)]
     no_mosquitto: bool,
+    /// connections: the idle devices log in over MQTT over TLS (the box's 8883) instead of plain
+    /// MQTT (the seed load stays plain).
+    #[arg(long)]
+    tls: bool,
     /// Connected devices in the connections-vm scenario (at least 600).
     #[arg(long, default_value_t = 10_000)]
     vm_connections: usize,
@@ -461,7 +465,7 @@ async fn devices(
         .map(|i| (format!("{prefix}-{i}"), role, stations))
         .collect();
     let creds = d.import_devices(&list)?;
-    let (clients, failed) = connect_many(d.mqtt, &creds, 64, docket_tests::KEEP_ALIVE).await;
+    let (clients, failed) = connect_many(d.mqtt, &creds, 64, docket_tests::KEEP_ALIVE, None).await;
     if let Some(e) = failed.first() {
         bail!(
             "{} of {n} {prefix} devices failed to connect: {e}",
@@ -477,16 +481,20 @@ async fn connect_many(
     creds: &[Creds],
     parallel: usize,
     keep_alive: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> (Vec<Client>, Vec<String>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for c in creds.iter().cloned() {
         let gate = gate.clone();
+        let tls = tls.clone();
         set.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            Client::connect_with("127.0.0.1", port, &c, keep_alive)
-                .await
-                .map_err(|e| format!("{}: {e:#}", c.id))
+            let r = match tls {
+                Some(t) => Client::connect_tls_with("127.0.0.1", port, &c, t, keep_alive).await,
+                None => Client::connect_with("127.0.0.1", port, &c, keep_alive).await,
+            };
+            r.map_err(|e| format!("{}: {e:#}", c.id))
         });
     }
     let mut ok = Vec::new();
