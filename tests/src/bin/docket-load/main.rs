@@ -65,8 +65,8 @@ struct Args {
     /// connections: skip Mosquitto's part (inside the test image, which has no Mosquitto).
     #[arg(long)]
     no_mosquitto: bool,
-    /// connections: the idle devices log in over MQTT over TLS (the box's 8883) instead of plain
-    /// MQTT (the seed load stays plain).
+    /// Devices log in over MQTT over TLS (the box's 8883, trusting only its site CA) instead of
+    /// plain MQTT: every scenario's tablets and screens, and `connections`' idle devices.
     #[arg(long)]
     tls: bool,
     /// Connected devices in the connections-vm scenario (at least 600).
@@ -453,6 +453,9 @@ impl Proc {
     }
 }
 
+/// `--tls`: the devices of every scenario log in over MQTT over TLS.
+static TLS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 /// Adds `n` devices in one import and connects them all (a few at a time); any failure is an error.
 async fn devices(
     d: &Daemon,
@@ -465,7 +468,11 @@ async fn devices(
         .map(|i| (format!("{prefix}-{i}"), role, stations))
         .collect();
     let creds = d.import_devices(&list)?;
-    let (clients, failed) = connect_many(d.mqtt, &creds, 64, docket_tests::KEEP_ALIVE, None).await;
+    let (port, tls) = match TLS.get().copied().unwrap_or(false) {
+        true => (d.mqtts, Some(d.trusting_site_ca()?)),
+        false => (d.mqtt, None),
+    };
+    let (clients, failed) = connect_many(port, &creds, 64, docket_tests::KEEP_ALIVE, tls).await;
     if let Some(e) = failed.first() {
         bail!(
             "{} of {n} {prefix} devices failed to connect: {e}",
@@ -976,6 +983,7 @@ fn machine() -> Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let _ = TLS.set(a.tls);
     let names: Vec<&str> = if a.scenario == "all" {
         vec![
             "seed",
