@@ -1,13 +1,16 @@
 //! Turning one command into a reply and stamped events, and the in-memory model of the engine's
 //! exactly-once rule (a command id is applied at most once, its first reply returned forever).
 //!
-//! The engine runs [`process`] with SQLite as the idempotency table; [`Ledger`] runs it with a map,
-//! which is what the property tests check the promises against.
+//! The engine runs [`process`] and [`crate::once::Batch`] with SQLite as the idempotency table;
+//! [`Ledger`] runs the same with a map, which is what the property tests check the promises
+//! against.
 
 use std::collections::HashMap;
 
 use crate::decide::{apply, decide, Actor, Site};
+use crate::once::{Batch, CommandKey};
 use crate::wire::{CommandBody, Event, Reply};
+use crate::{Code, Rejection};
 
 /// Decides `body`, applies it to `site`, stamps events from `*last_seq + 1` and returns the reply.
 /// On rejection nothing changes.
@@ -50,15 +53,27 @@ pub fn process(
     }
 }
 
-/// In-memory exactly-once model: the engine's behaviour without the disk.
+/// In-memory exactly-once model: the engine's behaviour without the disk, batches and failed
+/// commits included, on the same rule ([`crate::once`]).
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     pub site: Site,
     pub last_seq: u64,
-    /// Every decided command's first reply, rejections included: a re-sent command gets the same
-    /// answer even if the state has since changed.
-    pub replies: HashMap<String, Reply>,
+    /// Every decided command's first reply, rejections included, by who sent it and its id: a
+    /// re-sent command gets the same answer even if the state has since changed.
+    pub replies: HashMap<CommandKey, Reply>,
     pub log: Vec<Event>,
+}
+
+/// What the model answers a command a failed commit took with it.
+pub fn retry_reply(command_id: &str) -> Reply {
+    Reply::rejected(
+        command_id,
+        &Rejection::new(
+            Code::Internal,
+            "the box could not store this command; send it again",
+        ),
+    )
 }
 
 impl Ledger {
@@ -69,6 +84,7 @@ impl Ledger {
         }
     }
 
+    /// One command in a batch of its own, committed.
     pub fn handle(
         &mut self,
         command_id: &str,
@@ -76,32 +92,60 @@ impl Ledger {
         body: &CommandBody,
         now_ms: u64,
     ) -> Reply {
-        if let Some(first) = self.replies.get(command_id) {
-            return first.clone();
+        let mut r = self.handle_batch(&[(command_id, actor, body)], now_ms, true);
+        r.pop().unwrap_or_else(|| retry_reply(command_id))
+    }
+
+    /// Commands decided together, as the engine's group commit does; `committed` false is a
+    /// commit that failed (a full disk): nothing of the batch stands, and each command the batch
+    /// decided (or a copy of one) is answered [`retry_reply`]. Replies in command order.
+    pub fn handle_batch(
+        &mut self,
+        commands: &[(&str, &Actor, &CommandBody)],
+        now_ms: u64,
+        committed: bool,
+    ) -> Vec<Reply> {
+        let before = (self.site.clone(), self.last_seq, self.log.len());
+        let mut batch: Batch<Reply> = Batch::default();
+        for &(id, actor, body) in commands {
+            let key = CommandKey::new(&actor.device, id);
+            let recorded =
+                |k: &CommandKey| Ok::<_, std::convert::Infallible>(self.replies.get(k).cloned());
+            if matches!(batch.again(&key, recorded), Ok(true)) {
+                continue;
+            }
+            if let CommandBody::Replay { .. } = body {
+                // A query: answered from the log by the engine, never recorded.
+                batch.answer(&actor.device, replay_reply(id, self.last_seq));
+                continue;
+            }
+            let (reply, events) =
+                process(&mut self.site, &mut self.last_seq, id, actor, body, now_ms);
+            self.log.extend(events);
+            batch.decided(key, reply);
         }
-        if let CommandBody::Replay { .. } = body {
-            // A query: answered from the log by the engine, never recorded.
-            return Reply {
-                command: command_id.to_owned(),
-                ok: true,
-                order_id: None,
-                ticket: None,
-                seq: Some(self.last_seq),
-                error: None,
-                events: None,
-                more: None,
-            };
+        if committed {
+            for (k, r) in batch.decisions() {
+                self.replies.insert(k.clone(), r.clone());
+            }
+        } else {
+            (self.site, self.last_seq) = (before.0, before.1);
+            self.log.truncate(before.2);
+            let _ = batch.commit_failed(|id| Ok::<_, std::convert::Infallible>(retry_reply(id)));
         }
-        let (reply, events) = process(
-            &mut self.site,
-            &mut self.last_seq,
-            command_id,
-            actor,
-            body,
-            now_ms,
-        );
-        self.replies.insert(command_id.to_owned(), reply.clone());
-        self.log.extend(events);
-        reply
+        batch.into_answers().into_iter().map(|a| a.reply).collect()
+    }
+}
+
+fn replay_reply(command_id: &str, last_seq: u64) -> Reply {
+    Reply {
+        command: command_id.to_owned(),
+        ok: true,
+        order_id: None,
+        ticket: None,
+        seq: Some(last_seq),
+        error: None,
+        events: None,
+        more: None,
     }
 }

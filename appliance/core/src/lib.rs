@@ -9,6 +9,7 @@ pub mod decide;
 pub mod keys;
 pub mod ledger;
 pub mod menu;
+pub mod once;
 pub mod open_bytes;
 pub mod order;
 pub mod wire;
@@ -90,6 +91,11 @@ impl Code {
         Code::RateLimited,
         Code::TooManyOpenOrders,
     ];
+
+    /// The code a reply's `error.code` names.
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

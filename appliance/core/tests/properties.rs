@@ -72,7 +72,94 @@ fn fresh() -> Ledger {
     })
 }
 
+fn managers() -> Vec<Actor> {
+    (0..4)
+        .map(|d| Actor {
+            device: format!("mgr-{d}"),
+            role: Role::Manager,
+            stations: vec![],
+        })
+        .collect()
+}
+
+/// One delivery: which device sends which of its commands (ids collide across devices).
+#[derive(Debug, Clone, Copy)]
+struct Send {
+    device: usize,
+    command: usize,
+}
+
+/// Batches of deliveries (re-sends included), each committed or not (a full disk).
+fn batches(per_device: usize) -> impl Strategy<Value = Vec<(Vec<Send>, bool)>> {
+    let send = (0..4usize, 0..per_device).prop_map(|(device, command)| Send { device, command });
+    prop::collection::vec(
+        (
+            prop::collection::vec(send, 1..8),
+            prop::bool::weighted(0.75),
+        ),
+        1..25,
+    )
+}
+
 proptest! {
+    /// Many devices whose command ids collide, re-sends within a batch and across batches, and
+    /// commits that fail: a command (device, id) is applied at most once, in its first committed
+    /// batch; a copy of a committed command gets its first reply, whatever batch it comes in; a
+    /// command a failed commit took is answered "send it again" and, sent again, decided anew.
+    /// The end state and log are those of applying each command once, in order of its first
+    /// committed arrival.
+    #[test]
+    fn exactly_once_by_device_and_id_through_failed_commits(
+        bodies in prop::collection::vec(prop::collection::vec(command(), 6), 4),
+        batches in batches(6),
+    ) {
+        let actors = managers();
+        let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+        let mut noisy = fresh();
+        let mut first: std::collections::HashMap<(usize, usize), wire::Reply> = Default::default();
+        let mut order: Vec<(usize, usize)> = Vec::new();
+        for (sends, committed) in &batches {
+            let cmds: Vec<(&str, &Actor, &CommandBody)> = sends
+                .iter()
+                .map(|s| (ids[s.command].as_str(), &actors[s.device], &bodies[s.device][s.command]))
+                .collect();
+            let replies = noisy.handle_batch(&cmds, 0, *committed);
+            prop_assert_eq!(replies.len(), sends.len());
+            let mut in_batch: Vec<(usize, usize)> = Vec::new();
+            for (s, r) in sends.iter().zip(&replies) {
+                let key = (s.device, s.command);
+                prop_assert_eq!(&r.command, &ids[s.command]);
+                match first.get(&key) {
+                    // Committed before: its first reply, even in a batch that fails.
+                    Some(f) => prop_assert_eq!(f, r, "a copy of a committed command"),
+                    None if !committed => {
+                        let retry = docket_core::ledger::retry_reply(&ids[s.command]);
+                        prop_assert_eq!(&retry, r, "a command a failed commit took");
+                    }
+                    None => {
+                        if !in_batch.contains(&key) {
+                            in_batch.push(key);
+                        }
+                    }
+                }
+            }
+            if *committed {
+                for (s, r) in sends.iter().zip(&replies) {
+                    first.entry((s.device, s.command)).or_insert_with(|| r.clone());
+                }
+                order.extend(in_batch);
+            }
+        }
+        let mut clean = fresh();
+        for &(d, c) in &order {
+            let r = clean.handle(&ids[c], &actors[d], &bodies[d][c], 0);
+            prop_assert_eq!(&r, &first[&(d, c)], "the reply of its one decision");
+        }
+        prop_assert_eq!(&noisy.site, &clean.site);
+        prop_assert_eq!(&noisy.log, &clean.log);
+        prop_assert_eq!(noisy.replies.len(), order.len());
+    }
+
     /// Any delivery of the commands, with duplicates and re-sends in any order, yields the same
     /// state, log and replies as applying each distinct command once, in order of first arrival.
     #[test]

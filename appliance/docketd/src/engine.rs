@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docket_core::ledger::process;
+use docket_core::once;
 use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
 use docket_core::{Code, Menu, Rejection, Site};
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
@@ -77,6 +78,17 @@ pub struct EngineSettings {
     pub version: String,
 }
 
+/// A decided command as the store records it.
+fn recorded(key: &once::CommandKey, ok: bool, seq: Option<u64>, reply: &[u8]) -> Recorded {
+    Recorded {
+        device: key.device.clone(),
+        id: key.id.clone(),
+        ok,
+        seq,
+        reply: reply.to_vec(),
+    }
+}
+
 /// Filters the engine subscribes to: commands, the state topics it owns (to restore foreign
 /// writes), presence and its heartbeat. Replies and events are not among them: the broker is
 /// started with filters for those ([`crate::broker::ENGINE_OUTPUT_FILTERS`]), so the engine's
@@ -93,14 +105,6 @@ fn filters() -> [&'static str; 6] {
 }
 
 /// A reply to publish once the batch is committed.
-struct Outcome {
-    device: String,
-    bytes: Vec<u8>,
-    /// The command whose decision this batch records: if the commit fails, the reply becomes
-    /// `internal` ("send it again") instead.
-    pending: Option<String>,
-}
-
 pub struct Engine {
     settings: EngineSettings,
     /// Per-device command rate limit.
@@ -420,80 +424,52 @@ impl Engine {
     fn handle_batch(&mut self, commands: Vec<(String, bytes::Bytes)>) -> Result<(), EngineError> {
         let now = now_ms();
         let mut batch = Batch::default();
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(commands.len());
-        let mut fresh: HashMap<(String, String), Vec<u8>> = HashMap::new();
+        // The exactly-once rule (docket_core::once): who hears what, and what a failed commit
+        // turns into "send it again".
+        let mut once: once::Batch<Vec<u8>> = once::Batch::default();
         let mut touched: HashSet<String> = HashSet::new();
-        let mut recorded = 0usize;
 
         for (topic_device, payload) in commands {
             // Every command the device's topic carries counts, refused ones too, and one over
             // the limit is answered from its id alone: a flood is not decoded, checked or logged.
             if let Some(o) = self.over_rate(&topic_device, &payload)? {
-                outcomes.extend(o);
+                if let Some(bytes) = o {
+                    once.answer(&topic_device, bytes);
+                }
                 continue;
             }
             match self.check(&topic_device, &payload) {
                 Checked::Drop => {}
                 Checked::Refuse { command, rejection } => {
-                    self.metrics.reject(rejection.code);
-                    self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                    self.count_reject(rejection.code);
                     tracing::info!(device = %topic_device, command = %command, code = rejection.code.as_str(), "command refused: {}", rejection.message);
-                    let bytes = wire::encode(&Reply::rejected(&command, &rejection))?;
-                    outcomes.push(Outcome {
-                        device: topic_device,
-                        bytes,
-                        pending: None,
-                    });
+                    once.answer(
+                        &topic_device,
+                        wire::encode(&Reply::rejected(&command, &rejection))?,
+                    );
                 }
                 Checked::Ok { env, actor, body } => {
-                    let key = (actor.device.clone(), env.id.clone());
+                    let key = once::CommandKey::new(&actor.device, &env.id);
                     // Exactly once: a command seen before gets its first reply, nothing else.
-                    let seen = match fresh.get(&key) {
-                        Some(b) => Some((b.clone(), Some(env.id.clone()))),
-                        None => self
-                            .store
-                            .recorded_reply(&key.0, &key.1)?
-                            .map(|b| (b, None)),
-                    };
-                    if let Some((bytes, pending)) = seen {
+                    let store = &self.store;
+                    if once.again(&key, |k| store.recorded_reply(&k.device, &k.id))? {
                         self.metrics.commands_duplicate.fetch_add(1, Relaxed);
-                        outcomes.push(Outcome {
-                            device: actor.device.clone(),
-                            bytes,
-                            pending,
-                        });
                         continue;
                     }
                     let body = match body {
                         Ok(b) => b,
                         Err(rejection) => {
-                            self.metrics.reject(rejection.code);
-                            self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                            self.count_reject(rejection.code);
                             let bytes = wire::encode(&Reply::rejected(&env.id, &rejection))?;
-                            batch.replies.push(Recorded {
-                                device: key.0.clone(),
-                                id: key.1.clone(),
-                                ok: false,
-                                seq: None,
-                                reply: bytes.clone(),
-                            });
-                            fresh.insert(key, bytes.clone());
-                            outcomes.push(Outcome {
-                                device: actor.device.clone(),
-                                bytes,
-                                pending: Some(env.id.clone()),
-                            });
+                            batch.replies.push(recorded(&key, false, None, &bytes));
+                            once.decided(key, bytes);
                             continue;
                         }
                     };
                     if let CommandBody::Replay { after_seq } = body {
                         let bytes = self.replay(&env.id, after_seq)?;
                         self.metrics.replays.fetch_add(1, Relaxed);
-                        outcomes.push(Outcome {
-                            device: actor.device.clone(),
-                            bytes,
-                            pending: None,
-                        });
+                        once.answer(&actor.device, bytes);
                         continue;
                     }
                     // Closed orders are not kept in memory: fetch the one this command names.
@@ -513,13 +489,7 @@ impl Engine {
                         now,
                     );
                     if let Some(err) = &reply.error {
-                        let code = Code::ALL
-                            .iter()
-                            .copied()
-                            .find(|c| c.as_str() == err.code)
-                            .unwrap_or(Code::Internal);
-                        self.metrics.reject(code);
-                        self.metrics.commands_rejected.fetch_add(1, Relaxed);
+                        self.count_reject(Code::parse(&err.code).unwrap_or(Code::Internal));
                         tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
                     }
                     let bytes = wire::encode(&reply)?;
@@ -528,23 +498,14 @@ impl Engine {
                         let payload = wire::encode(&e)?;
                         batch.events.push((e, payload));
                     }
-                    batch.replies.push(Recorded {
-                        device: key.0.clone(),
-                        id: key.1.clone(),
-                        ok: reply.ok,
-                        seq: reply.seq,
-                        reply: bytes.clone(),
-                    });
-                    recorded += 1;
-                    fresh.insert(key, bytes.clone());
-                    outcomes.push(Outcome {
-                        device: actor.device.clone(),
-                        bytes,
-                        pending: Some(env.id.clone()),
-                    });
+                    batch
+                        .replies
+                        .push(recorded(&key, reply.ok, reply.seq, &bytes));
+                    once.decided(key, bytes);
                 }
             }
         }
+        let recorded = once.recorded();
 
         for id in &touched {
             if let Some(o) = self.site.orders.get(id) {
@@ -575,12 +536,13 @@ impl Engine {
                         "the box could not store this command; send it again",
                     )
                 };
-                for mut o in outcomes {
-                    if let Some(id) = o.pending.take() {
-                        self.metrics.reject(rejection.code);
-                        o.bytes = wire::encode(&Reply::rejected(&id, &rejection))?;
-                    }
-                    self.send(o)?;
+                let metrics = self.metrics.clone();
+                once.commit_failed(|id| {
+                    metrics.reject(rejection.code);
+                    wire::encode(&Reply::rejected(id, &rejection))
+                })?;
+                for a in once.into_answers() {
+                    self.tx.publish(wire::reply_topic(&a.device), a.reply)?;
                 }
                 return Ok(());
             }
@@ -602,9 +564,10 @@ impl Engine {
         self.metrics.open_orders.store(open as u64, Relaxed);
         // Only now, after the commit: replies, events, and the boards they change. Handed to the
         // router as one batch (one wake-up of its thread for the whole group commit).
-        let mut out = Vec::with_capacity(outcomes.len() + batch.events.len());
-        for o in outcomes {
-            out.push(plain(wire::reply_topic(&o.device).into_bytes(), o.bytes));
+        let answers = once.into_answers();
+        let mut out = Vec::with_capacity(answers.len() + batch.events.len());
+        for a in answers {
+            out.push(plain(wire::reply_topic(&a.device).into_bytes(), a.reply));
         }
         for (e, payload) in &batch.events {
             out.push(plain(
@@ -634,9 +597,10 @@ impl Engine {
         Ok(())
     }
 
-    fn send(&mut self, o: Outcome) -> Result<(), EngineError> {
-        self.tx.publish(wire::reply_topic(&o.device), o.bytes)?;
-        Ok(())
+    /// A refused or rejected command, counted by its code.
+    fn count_reject(&self, code: Code) {
+        self.metrics.reject(code);
+        self.metrics.commands_rejected.fetch_add(1, Relaxed);
     }
 
     fn reload(&mut self) -> Result<(), EngineError> {
@@ -667,12 +631,11 @@ impl Engine {
         &mut self,
         topic_device: &str,
         payload: &[u8],
-    ) -> Result<Option<Option<Outcome>>, EngineError> {
+    ) -> Result<Option<Option<Vec<u8>>>, EngineError> {
         let Verdict::Refuse { first } = self.rate.check(topic_device, Instant::now()) else {
             return Ok(None);
         };
-        self.metrics.reject(Code::RateLimited);
-        self.metrics.commands_rejected.fetch_add(1, Relaxed);
+        self.count_reject(Code::RateLimited);
         let limit = self.settings.rate_limit;
         if first {
             tracing::warn!(device = %topic_device, limit = limit.per_second, burst = limit.burst, "device over its command rate limit: refusing with rate_limited (logged once per episode)");
@@ -684,11 +647,7 @@ impl Engine {
             Code::RateLimited,
             format!("too many commands from this device (over {} per second, {} at once): send it again with the same id in a moment", limit.per_second, limit.burst),
         );
-        Ok(Some(Some(Outcome {
-            device: topic_device.to_owned(),
-            bytes: wire::encode(&Reply::rejected(&id, &rejection))?,
-            pending: None,
-        })))
+        Ok(Some(Some(wire::encode(&Reply::rejected(&id, &rejection))?)))
     }
 
     /// Size, envelope, device, MAC: everything checked before idempotency and decisions.
