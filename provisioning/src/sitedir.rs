@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use docket_core::bundle::{self, Bundle};
@@ -31,10 +30,7 @@ pub struct SiteFile {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    docket_appliance::clock::wall_ms()
 }
 
 pub fn read_site(dir: &Path) -> anyhow::Result<SiteFile> {
@@ -135,5 +131,5 @@ pub fn new_bundle(dir: &Path) -> anyhow::Result<(String, Bundle)> {
 }
 
 pub fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }

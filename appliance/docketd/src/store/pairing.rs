@@ -10,8 +10,6 @@
 //! Must not validate device ids, roles or stations (callers pass a checked [`DeviceRow`]) and
 //! must not know about HTTP.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rand::Rng;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -32,9 +30,7 @@ pub const MAX_PER_ADDRESS: usize = 3;
 /// harmless: a jump only shortens or extends the window of the requests in flight; it cannot
 /// approve anything nor hand out credentials twice.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::clock::wall_ms()
 }
 
 /// A fresh request: the code to show, and the token only the requesting device knows.
