@@ -50,20 +50,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );
 
-    systemd::status("loading the site CA and the box's certificate");
-    let tls = {
-        let (t, dir, id, name) = (
-            cfg.tls.clone(),
-            cfg.data_dir.clone(),
-            cfg.site_id.clone(),
-            cfg.site_name.clone(),
-        );
-        Arc::new(
-            tokio::task::spawn_blocking(move || Tls::start(&t, &dir, &id, &name))
-                .await?
-                .context("cannot set up TLS")?,
-        )
-    };
+    let tls = load_tls(&cfg).await?;
     // Fail fast on a taken port, before anything is published. Bound now, accepted only once
     // the retained state is in place.
     let (http_listeners, mqtt) = bind_listeners(&cfg, &tls)?;
@@ -82,25 +69,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let restart = tokio_util::sync::CancellationToken::new();
-    let probe_tls = crate::tls::pinned::probe_client(tls.clone())?;
-    let mut targets: Vec<(&'static str, probe::Target)> = Vec::new();
-    for (l, proto, name, secure) in &mqtt {
-        let target = match secure {
-            Some(_) => probe::Target::Tls(l.local_addr()?, *proto, probe_tls.clone()),
-            None => probe::Target::Tcp(l.local_addr()?, *proto),
-        };
-        targets.push((name, target));
-    }
-    targets.push((
-        "websocket_tls",
-        probe::Target::SecureWebSocket(http_listeners.https.local_addr()?, probe_tls),
-    ));
-    if cfg.plain_http {
-        targets.push((
-            "websocket",
-            probe::Target::WebSocket(http_listeners.plain.local_addr()?),
-        ));
-    }
+    let targets = probe_targets(&cfg, &mqtt, &http_listeners, &tls)?;
     let health = Arc::new(probe::Health::new(targets));
     let connections = Connections::new(
         broker,
@@ -122,58 +91,14 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
                 .serve(listener, proto, name, secure, shutdown.clone()),
         );
     }
-    let api = ApiState::open(
-        &cfg.db_path(),
-        registry.clone(),
-        metrics.clone(),
-        &cfg.site_id,
-        VERSION,
-    )
-    .context("cannot open the store for the admin API")?
-    .with_warnings(warnings(&cfg));
-    let state = AppState {
-        metrics: metrics.clone(),
-        site_id: cfg.site_id.clone(),
-        version: VERSION,
-        mqtt: Some(connections.clone()),
-        max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
-        api: Some(api),
-        site: Some(Arc::new(http::SiteShared {
-            data_dir: cfg.data_dir.clone(),
-            status: std::sync::Mutex::new(site_status),
-            restart: cfg.restart_on_site_push.then(|| restart.clone()),
-        })),
-        warnings: warnings(&cfg),
-        tls: Some(tls.clone()),
-    };
-    let health_app = http::health_router(state.clone());
-    let app = http::router(state);
-    let landing = Arc::new(crate::tls::landing::Landing {
-        ca: tls.ca.clone(),
-        site_name: cfg.site_name.clone(),
-        https_port: http_listeners.https.local_addr()?.port(),
-    });
-    let app = app.merge(crate::tls::landing::trust_routes(landing.clone()));
-    let plain_app = match cfg.plain_http {
-        true => app.clone(),
-        false => crate::tls::landing::plain_router(landing, health_app),
-    };
-    let https_task = tokio::spawn(crate::http_conn::serve(
-        http_listeners.https,
-        app,
-        cfg.http_limits,
-        metrics.clone(),
-        Some(tls.http.clone()),
-        shutdown.clone(),
-    ));
-    let http_task = tokio::spawn(crate::http_conn::serve(
-        http_listeners.plain,
-        plain_app,
-        cfg.http_limits,
-        metrics.clone(),
-        None,
-        shutdown.clone(),
-    ));
+    let state = app_state(
+        &cfg,
+        (&registry, &metrics, &connections, &tls),
+        site_status,
+        &restart,
+    )?;
+    let [https_task, http_task] =
+        serve_http(&cfg, http_listeners, &tls, state, &metrics, &shutdown)?;
     tokio::spawn(tls.clone().renew(shutdown.clone()));
     prove_listeners(&health, &connections, &shutdown).await?;
     tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
@@ -188,28 +113,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let _relays = crate::uplink::spawn(&cfg, prices, metrics.clone(), shutdown.clone());
 
     metrics.ready.store(true, Relaxed);
-    let line = format!(
-        "ready: site {} https {} mqtts {} seq {}",
-        cfg.site_id,
-        cfg.tls.https_listen,
-        cfg.tls
-            .mqtt_listen
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "off".into()),
-        metrics.seq.load(Relaxed)
-    );
-    // The site CA's fingerprint in the journal too: a technician can compare the landing page's
-    // (plain HTTP, which someone on the Wi-Fi could change) with the box's own word.
-    let ca_sha256 = tls
-        .ca
-        .as_ref()
-        .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint))
-        .unwrap_or_default();
-    tracing::info!(https = %cfg.tls.https_listen, http = %cfg.http_listen, plain_mqtt = cfg.plain_mqtt, ca = tls.ca_source, ca_sha256, "docketd ready");
-    for w in warnings(&cfg) {
-        tracing::warn!("{w}");
-    }
-    systemd::ready(&line);
+    announce_ready(&cfg, &tls, &metrics);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let engine_result = tokio::select! {
@@ -230,6 +134,157 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), https_task).await;
     tracing::info!("docketd stopped");
     result
+}
+
+/// What the HTTP handlers share: the admin API over its own store connection, the site bundle's
+/// state and push, the listeners' health, the warnings and the served certificate.
+fn app_state(
+    cfg: &Config,
+    (registry, metrics, connections, tls): (
+        &Arc<DeviceRegistry>,
+        &Arc<Metrics>,
+        &Connections,
+        &Arc<Tls>,
+    ),
+    site_status: crate::site::SiteStatus,
+    restart: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<AppState> {
+    let api = ApiState::open(
+        &cfg.db_path(),
+        registry.clone(),
+        metrics.clone(),
+        &cfg.site_id,
+        VERSION,
+    )
+    .context("cannot open the store for the admin API")?
+    .with_warnings(warnings(cfg));
+    Ok(AppState {
+        metrics: metrics.clone(),
+        site_id: cfg.site_id.clone(),
+        version: VERSION,
+        mqtt: Some(connections.clone()),
+        max_message_bytes: cfg.max_payload_bytes + 64 * 1024,
+        api: Some(api),
+        site: Some(Arc::new(http::SiteShared {
+            data_dir: cfg.data_dir.clone(),
+            status: std::sync::Mutex::new(site_status),
+            restart: cfg.restart_on_site_push.then(|| restart.clone()),
+        })),
+        warnings: warnings(cfg),
+        tls: Some(tls.clone()),
+    })
+}
+
+/// The site CA and the box's certificate (file reads, maybe key generation: off the runtime).
+async fn load_tls(cfg: &Config) -> anyhow::Result<Arc<Tls>> {
+    systemd::status("loading the site CA and the box's certificate");
+    let (t, dir, id, name) = (
+        cfg.tls.clone(),
+        cfg.data_dir.clone(),
+        cfg.site_id.clone(),
+        cfg.site_name.clone(),
+    );
+    Ok(Arc::new(
+        tokio::task::spawn_blocking(move || Tls::start(&t, &dir, &id, &name))
+            .await?
+            .context("cannot set up TLS")?,
+    ))
+}
+
+/// Where docketd's own probes log in: every MQTT port (over TLS, trusting what the box serves,
+/// where the port is TLS), `/mqtt` over HTTPS, and over plain HTTP when that serves the app.
+fn probe_targets(
+    cfg: &Config,
+    mqtt: &Mqtt,
+    http: &Http,
+    tls: &Arc<Tls>,
+) -> anyhow::Result<Vec<(&'static str, probe::Target)>> {
+    let probe_tls = crate::tls::pinned::probe_client(tls.clone())?;
+    let mut targets: Vec<(&'static str, probe::Target)> = Vec::new();
+    for (l, proto, name, secure) in mqtt {
+        let target = match secure {
+            Some(_) => probe::Target::Tls(l.local_addr()?, *proto, probe_tls.clone()),
+            None => probe::Target::Tcp(l.local_addr()?, *proto),
+        };
+        targets.push((name, target));
+    }
+    targets.push((
+        "websocket_tls",
+        probe::Target::SecureWebSocket(http.https.local_addr()?, probe_tls),
+    ));
+    if cfg.plain_http {
+        targets.push((
+            "websocket",
+            probe::Target::WebSocket(http.plain.local_addr()?),
+        ));
+    }
+    Ok(targets)
+}
+
+/// HTTPS serves the app and the trust pages; plain HTTP the landing page, `/healthz` and
+/// redirects (or, with `http.plain`, the app as well). Returns the two accept loops.
+fn serve_http(
+    cfg: &Config,
+    listeners: Http,
+    tls: &Arc<Tls>,
+    state: AppState,
+    metrics: &Arc<Metrics>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
+    let health_app = http::health_router(state.clone());
+    let landing = Arc::new(crate::tls::landing::Landing {
+        ca: tls.ca.clone(),
+        site_name: cfg.site_name.clone(),
+        https_port: listeners.https.local_addr()?.port(),
+    });
+    let app = http::router(state).merge(crate::tls::landing::trust_routes(landing.clone()));
+    let plain_app = match cfg.plain_http {
+        true => app.clone(),
+        false => crate::tls::landing::plain_router(landing, health_app),
+    };
+    let https = tokio::spawn(crate::http_conn::serve(
+        listeners.https,
+        app,
+        cfg.http_limits,
+        metrics.clone(),
+        Some(tls.http.clone()),
+        shutdown.clone(),
+    ));
+    let plain = tokio::spawn(crate::http_conn::serve(
+        listeners.plain,
+        plain_app,
+        cfg.http_limits,
+        metrics.clone(),
+        None,
+        shutdown.clone(),
+    ));
+    Ok([https, plain])
+}
+
+/// READY=1 with a status line, and the log line a technician reads: where the box listens, the
+/// site CA's fingerprint (the journal's word beside the landing page's, which travels in plain
+/// text), and the plain text a site turned on.
+fn announce_ready(cfg: &Config, tls: &Tls, metrics: &Metrics) {
+    let line = format!(
+        "ready: site {} https {} mqtts {} seq {}",
+        cfg.site_id,
+        cfg.tls.https_listen,
+        cfg.tls
+            .mqtt_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into()),
+        metrics.seq.load(Relaxed)
+    );
+    let ca_sha256 = tls
+        .ca
+        .as_ref()
+        .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint))
+        .unwrap_or_default();
+    tracing::info!(https = %cfg.tls.https_listen, http = %cfg.http_listen, plain_mqtt = cfg.plain_mqtt, ca = tls.ca_source, ca_sha256, "docketd ready");
+    for w in warnings(cfg) {
+        tracing::warn!("{w}");
+    }
+    systemd::ready(&line);
 }
 
 /// How the engine ended: by itself (an error: it does not stop otherwise), or told to drain.

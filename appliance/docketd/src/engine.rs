@@ -449,59 +449,13 @@ impl Engine {
                     );
                 }
                 Checked::Ok { env, actor, body } => {
-                    let key = once::CommandKey::new(&actor.device, &env.id);
-                    // Exactly once: a command seen before gets its first reply, nothing else.
-                    let store = &self.store;
-                    if once.again(&key, |k| store.recorded_reply(&k.device, &k.id))? {
-                        self.metrics.commands_duplicate.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    let body = match body {
-                        Ok(b) => b,
-                        Err(rejection) => {
-                            self.count_reject(rejection.code);
-                            let bytes = wire::encode(&Reply::rejected(&env.id, &rejection))?;
-                            batch.replies.push(recorded(&key, false, None, &bytes));
-                            once.decided(key, bytes);
-                            continue;
-                        }
-                    };
-                    if let CommandBody::Replay { after_seq } = body {
-                        let bytes = self.replay(&env.id, after_seq)?;
-                        self.metrics.replays.fetch_add(1, Relaxed);
-                        once.answer(&actor.device, bytes);
-                        continue;
-                    }
-                    // Closed orders are not kept in memory: fetch the one this command names.
-                    if let Some(oid) = body.order_id() {
-                        if !self.site.orders.contains_key(oid) {
-                            if let Some(o) = self.store.order(oid)? {
-                                self.site.orders.insert(o.id.clone(), o);
-                            }
-                        }
-                    }
-                    let (reply, events) = process(
-                        &mut self.site,
-                        &mut self.last_seq,
-                        &env.id,
-                        &actor,
-                        &body,
+                    let step = Step {
+                        once: &mut once,
+                        batch: &mut batch,
+                        touched: &mut touched,
                         now,
-                    );
-                    if let Some(err) = &reply.error {
-                        self.count_reject(Code::parse(&err.code).unwrap_or(Code::Internal));
-                        tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
-                    }
-                    let bytes = wire::encode(&reply)?;
-                    for e in events {
-                        touched.insert(e.order_id.clone());
-                        let payload = wire::encode(&e)?;
-                        batch.events.push((e, payload));
-                    }
-                    batch
-                        .replies
-                        .push(recorded(&key, reply.ok, reply.seq, &bytes));
-                    once.decided(key, bytes);
+                    };
+                    self.take(step, env, actor, body)?;
                 }
             }
         }
@@ -581,6 +535,77 @@ impl Engine {
         if !self.dirty.is_empty() && self.boards_due() <= Instant::now() {
             self.publish_boards()?;
         }
+        Ok(())
+    }
+
+    /// One checked command: its first reply if it was seen before; else decided (or rejected),
+    /// its events and reply put in the batch; a replay is answered at once.
+    fn take(
+        &mut self,
+        step: Step<'_>,
+        env: Envelope,
+        actor: docket_core::Actor,
+        body: Result<CommandBody, Rejection>,
+    ) -> Result<(), EngineError> {
+        let Step {
+            once,
+            batch,
+            touched,
+            now,
+        } = step;
+        let key = once::CommandKey::new(&actor.device, &env.id);
+        // Exactly once: a command seen before gets its first reply, nothing else.
+        let store = &self.store;
+        if once.again(&key, |k| store.recorded_reply(&k.device, &k.id))? {
+            self.metrics.commands_duplicate.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        let body = match body {
+            Ok(b) => b,
+            Err(rejection) => {
+                self.count_reject(rejection.code);
+                let bytes = wire::encode(&Reply::rejected(&env.id, &rejection))?;
+                batch.replies.push(recorded(&key, false, None, &bytes));
+                once.decided(key, bytes);
+                return Ok(());
+            }
+        };
+        if let CommandBody::Replay { after_seq } = body {
+            let bytes = self.replay(&env.id, after_seq)?;
+            self.metrics.replays.fetch_add(1, Relaxed);
+            once.answer(&actor.device, bytes);
+            return Ok(());
+        }
+        // Closed orders are not kept in memory: fetch the one this command names.
+        if let Some(oid) = body.order_id() {
+            if !self.site.orders.contains_key(oid) {
+                if let Some(o) = self.store.order(oid)? {
+                    self.site.orders.insert(o.id.clone(), o);
+                }
+            }
+        }
+        let (reply, events) = process(
+            &mut self.site,
+            &mut self.last_seq,
+            &env.id,
+            &actor,
+            &body,
+            now,
+        );
+        if let Some(err) = &reply.error {
+            self.count_reject(Code::parse(&err.code).unwrap_or(Code::Internal));
+            tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
+        }
+        let bytes = wire::encode(&reply)?;
+        for e in events {
+            touched.insert(e.order_id.clone());
+            let payload = wire::encode(&e)?;
+            batch.events.push((e, payload));
+        }
+        batch
+            .replies
+            .push(recorded(&key, reply.ok, reply.seq, &bytes));
+        once.decided(key, bytes);
         Ok(())
     }
 
@@ -826,6 +851,14 @@ impl Engine {
             .publish(HEARTBEAT_TOPIC, self.heartbeat_n.to_le_bytes().to_vec())?;
         Ok(())
     }
+}
+
+/// What a batch gathers while its commands are taken one by one.
+struct Step<'a> {
+    once: &'a mut once::Batch<Vec<u8>>,
+    batch: &'a mut Batch,
+    touched: &'a mut HashSet<String>,
+    now: u64,
 }
 
 enum Checked {
