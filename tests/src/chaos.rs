@@ -657,13 +657,7 @@ pub fn check(db: &Path, ledger: &Shared) -> anyhow::Result<Report> {
     for (device, view) in &l.views {
         let want: BTreeMap<&str, u64> = open_orders
             .iter()
-            .filter(|o| {
-                if view.station == wire::EXPO {
-                    o.is_open()
-                } else {
-                    o.on_station(&view.station)
-                }
-            })
+            .filter(|o| docket_core::shows(&view.station, o))
             .map(|o| (o.id.as_str(), o.version))
             .collect();
         let got: BTreeMap<&str, u64> = view

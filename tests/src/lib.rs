@@ -1067,12 +1067,7 @@ impl View {
             return Err(());
         }
         self.seq = e.seq;
-        let keep = if self.station == wire::EXPO {
-            e.order.is_open()
-        } else {
-            e.order.on_station(&self.station)
-        };
-        if keep {
+        if docket_core::shows(&self.station, &e.order) {
             self.orders.insert(e.order_id.clone(), e.order.clone());
         } else {
             self.orders.remove(&e.order_id);
