@@ -1,0 +1,105 @@
+//! Configuration: defaults, validation, environment overrides.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+#[test]
+fn default_config_parses_and_validates() {
+    let raw: RawConfig = toml::from_str(DEFAULT_CONFIG).expect("default config parses");
+    let c = raw.validate().expect("default config validates");
+    assert_eq!(
+        c.mqtt_listen.port(),
+        1884,
+        "must not collide with a broker on 1883"
+    );
+    assert_eq!(c.site_id, "demo");
+}
+
+#[test]
+fn env_overrides_file() {
+    let mut raw: RawConfig =
+        toml::from_str("site_id = \"a\"\n[http]\nlisten = \"127.0.0.1:1\"").unwrap();
+    raw.apply_env(env(&[
+        ("DOCKET_SITE_ID", "b"),
+        ("DOCKET_HTTP_LISTEN", "127.0.0.1:2"),
+        ("HOME", "/x"),
+    ]))
+    .unwrap();
+    let c = raw.validate().unwrap();
+    assert_eq!(c.site_id, "b");
+    assert_eq!(c.http_listen.port(), 2);
+}
+
+#[test]
+fn bad_values_are_refused_clearly() {
+    let bad = [
+        "site_id = \"Bad Site\"",
+        "[mqtt]\nlisten = \"nope\"",
+        "[log]\nformat = \"xml\"",
+        "[mqtt]\nmax_payload_bytes = 10",
+        "[http]\nheader_timeout_ms = 0",
+        "[http]\nmax_connections = 10\nmax_connections_per_address = 11",
+    ];
+    for b in bad {
+        let raw: RawConfig = toml::from_str(b).unwrap();
+        assert!(raw.validate().is_err(), "{b} accepted");
+    }
+    assert!(toml::from_str::<RawConfig>("unknown_key = 1").is_err());
+    let mut raw = RawConfig::default();
+    assert!(raw
+        .apply_env(env(&[("DOCKET_MQTT_MAX_CONNECTIONS", "many")]))
+        .is_err());
+}
+
+#[test]
+fn byte_bounds_stay_under_the_packet_limit() {
+    let mut raw = RawConfig::default();
+    raw.engine.max_open_bytes = Some(2 * 1024 * 1024);
+    let e = raw.validate().unwrap_err().to_string();
+    assert!(e.contains("engine.max_open_bytes"), "{e}");
+    // A smaller packet limit shrinks the defaults with it.
+    let mut raw = RawConfig::default();
+    raw.mqtt.max_payload_bytes = Some(256 * 1024);
+    let c = raw.validate().unwrap();
+    assert!(c.max_open_bytes + 64 * 1024 <= 256 * 1024);
+    assert!(c.replay_page_bytes <= 128 * 1024);
+    let c = RawConfig::default().validate().unwrap();
+    assert_eq!(
+        (c.max_order_bytes, c.max_open_bytes, c.replay_page_bytes),
+        (16 * 1024, 1536 * 1024, 256 * 1024)
+    );
+}
+
+#[test]
+fn tls_files_go_in_pairs_and_names_are_dns_names() {
+    let mut raw = RawConfig::default();
+    raw.tls.cert_file = Some("a.pem".into());
+    assert!(raw
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("tls.cert_file"));
+    let mut raw = RawConfig::default();
+    raw.tls.names = Some(vec!["bad name".into()]);
+    assert!(raw
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("tls.names"));
+    let mut raw = RawConfig::default();
+    raw.tls.https_listen = Some(String::new());
+    assert!(raw.validate().is_err(), "HTTPS cannot be off");
+    let c = RawConfig::default().validate().unwrap();
+    assert!(
+        !c.plain_mqtt && !c.plain_http,
+        "plain text is off by default"
+    );
+    assert_eq!(c.tls.https_listen.port(), 8443);
+}
