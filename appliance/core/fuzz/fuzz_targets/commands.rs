@@ -4,7 +4,8 @@
 //! The input is a run of chunks, each `[selector: u8][len: u16 LE][body: len bytes]` (a short
 //! last body takes what is left). The selector picks the sender (its low two bits: manager,
 //! tablet, station screen, expo) and the command id: with the high bit set, one of four ids that
-//! repeat across the run (bits 2–3), so that re-sends hit the exactly-once path; otherwise a
+//! repeat across the run (bits 2–3), so that re-sends hit the exactly-once path (a command is
+//! its sender and its id: the same id from another device is another command); otherwise a
 //! fresh id. Bodies that do not decode are skipped, as the engine answers them before the ledger.
 
 #![no_main]
@@ -12,6 +13,7 @@
 use std::collections::HashMap;
 
 use docket_core::ledger::Ledger;
+use docket_core::once::CommandKey;
 use docket_core::wire::{self, CommandBody, Reply};
 use docket_core::{Actor, Menu, MenuItem, Role, Site};
 use libfuzzer_sys::fuzz_target;
@@ -30,8 +32,9 @@ fn run(mut data: &[u8]) {
         limits: Default::default(),
         open_bytes: Default::default(),
     });
-    // The first reply the harness saw for each recorded command id.
-    let mut first: HashMap<String, Reply> = HashMap::new();
+    // The first reply the harness saw for each recorded command: who sent it and its id (the
+    // same id from two devices is two commands).
+    let mut first: HashMap<CommandKey, Reply> = HashMap::new();
     // Events per order in the log, counted as the log grows.
     let mut events: HashMap<String, u64> = HashMap::new();
     let mut counted = 0;
@@ -49,10 +52,11 @@ fn run(mut data: &[u8]) {
         } else {
             format!("c{n}")
         };
+        let key = CommandKey::new(&actor.device, &id);
         let before = (ledger.last_seq, ledger.log.len(), ledger.site.clone());
         let reply = ledger.handle(&id, actor, &body, n as u64);
 
-        if let Some(prev) = first.get(&id) {
+        if let Some(prev) = first.get(&key) {
             assert_eq!(&reply, prev, "re-sent {id} did not get its first reply");
             assert!(
                 before == (ledger.last_seq, ledger.log.len(), ledger.site.clone()),
@@ -64,7 +68,7 @@ fn run(mut data: &[u8]) {
             assert_eq!(reply.seq, Some(ledger.last_seq));
         } else {
             assert_eq!(
-                ledger.replies.get(&id),
+                ledger.replies.get(&key),
                 Some(&reply),
                 "{id}'s reply was not recorded"
             );
@@ -88,7 +92,7 @@ fn run(mut data: &[u8]) {
                     "rejected {body:?} changed the ledger: {reply:?}"
                 );
             }
-            first.insert(id, reply);
+            first.insert(key, reply);
         }
 
         // The log's seqs are exactly 1..=last_seq.
