@@ -80,22 +80,37 @@ async fn refused_commands_count_against_the_rate_limit() -> R {
         r.publish(&wire::cmd_topic(&rogue.id), wire::encode(&env)?, false)
             .await?;
     }
-    let topic = wire::reply_topic(&rogue.id);
-    let mut by_code: HashMap<String, usize> = HashMap::new();
-    for _ in 0..SENT {
-        let m = r.wait_for(|m| m.topic == topic).await?;
-        let reply: Reply = wire::decode(&m.payload)?;
-        *by_code.entry(code(&reply).to_owned()).or_default() += 1;
-    }
-    let bad_mac = by_code.get("bad_mac").copied().unwrap_or(0);
-    let limited = by_code.get("rate_limited").copied().unwrap_or(0);
-    assert_eq!(bad_mac + limited, SENT, "{by_code:?}");
+    // The box's own counts are exact; the replies a device this fast reads may not all reach it
+    // (its reply log is bounded: a device that misses a reply sends the command again).
+    let count = |code: &str| {
+        d.metric(&format!("docket_rejects_total{{code=\"{code}\"}}"))
+            .unwrap_or(0.0)
+    };
+    docket_tests::eventually("every forged command answered", || {
+        count("bad_mac") + count("rate_limited") >= SENT as f64
+    })
+    .await?;
+    let (bad_mac, limited) = (count("bad_mac"), count("rate_limited"));
+    assert_eq!(bad_mac + limited, SENT as f64, "{bad_mac} + {limited}");
     // The burst is 200, refilled at 50 a second while the flood is sent.
     assert!(
-        bad_mac < 500 && limited > 400,
-        "refused commands were not rate-limited: {by_code:?}"
+        bad_mac < 500.0 && limited > 400.0,
+        "refused commands were not rate-limited: {bad_mac} bad_mac, {limited} rate_limited"
     );
-    assert!(d.metric("docket_rejects_total{code=\"rate_limited\"}")? >= limited as f64);
+    let topic = wire::reply_topic(&rogue.id);
+    let heard = r.drain_for(std::time::Duration::from_millis(500)).await;
+    let codes: HashMap<String, usize> = heard
+        .iter()
+        .filter(|m| m.topic == topic)
+        .filter_map(|m| wire::decode::<Reply>(&m.payload).ok())
+        .fold(HashMap::new(), |mut by, reply| {
+            *by.entry(code(&reply).to_owned()).or_default() += 1;
+            by
+        });
+    assert!(
+        codes.get("rate_limited").copied().unwrap_or(0) > 0,
+        "the device was told it is rate-limited: {codes:?}"
+    );
     // The other device orders as usual; nothing of the flood was written.
     assert!(g.command(&body).await?.ok);
     assert_eq!(d.store_counts()?, (1, 1));
