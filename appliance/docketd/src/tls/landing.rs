@@ -172,7 +172,7 @@ async fn page(State(l): State<Arc<Landing>>, h: HeaderMap) -> Response {
         _ => format!("http://{host}"),
     };
     let body = match &l.ca {
-        Some(ca) => ca_body(&l, ca, &here, &https),
+        Some(ca) => ca_body(ca, &here, &https),
         None => format!(
             "<p>This box's certificate is from a public CA: there is nothing to install.</p>\
              <p class=go><a href=\"{https}/\">Open Docket</a></p>",
@@ -194,10 +194,9 @@ async fn page(State(l): State<Arc<Landing>>, h: HeaderMap) -> Response {
         .into_response()
 }
 
-fn ca_body(l: &Landing, ca: &CaPublic, here: &str, https: &str) -> String {
+fn ca_body(ca: &CaPublic, here: &str, https: &str) -> String {
     let download = format!("{here}/site-ca.crt");
     let fp = ca::fingerprint_text(&ca.fingerprint);
-    let _ = l;
     format!(
         include_str!("landing-ca.html"),
         download = escape(&download),
