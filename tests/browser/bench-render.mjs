@@ -21,7 +21,7 @@
 //   DOCKET_SECONDS       how long to place orders (required)
 //   DOCKET_PER_MIN       orders per minute, Poisson arrivals (default 2)
 //   DOCKET_MENU_FILE     the daemon's menu, to pick items for the station (default: the built-in
-//                        demo menu, appliance/docketd/src/demo-menu.toml)
+//                        demo menu, appliance/docketd/src/site/demo-menu.toml)
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 //
 // stdout: exactly one JSON line at the end,
@@ -96,7 +96,7 @@ function config() {
   }
   const seconds = number('DOCKET_SECONDS');
   const perMin = number('DOCKET_PER_MIN', 2);
-  const menuFile = process.env.DOCKET_MENU_FILE || path.join(REPO_ROOT, 'appliance/docketd/src/demo-menu.toml');
+  const menuFile = process.env.DOCKET_MENU_FILE || path.join(REPO_ROOT, 'appliance/docketd/src/site/demo-menu.toml');
   return { port, tablet, kds, station, seconds, perMin, menuFile, items: stationItems(menuFile, station) };
 }
 

@@ -8,8 +8,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::devices::{new_device, DeviceInfo};
 use crate::store::pairing::{self, now_ms};
+use crate::store::registry::{new_device, DeviceInfo};
 use crate::store::{self, DeviceRow};
 
 fn open(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {

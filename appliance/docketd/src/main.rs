@@ -156,7 +156,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::PrintDemoMenu => {
-            print!("{}", docket_appliance::menu::DEMO_MENU);
+            print!("{}", docket_appliance::site::menu::DEMO_MENU);
             Ok(())
         }
         Command::Device { command } => match command {
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => load(config.as_deref()).and_then(|c| {
-            docket_appliance::logging::init(c.log_format);
+            docket_appliance::daemon::logging::init(c.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

@@ -5,7 +5,7 @@
 //! The first byte picks the protocol (its low bit) and the sizes the rest arrives in.
 #![no_main]
 
-use docket_appliance::conn::{inbound::replay, Proto};
+use docket_appliance::mqtt::conn::{inbound::replay, Proto};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

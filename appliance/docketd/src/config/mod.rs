@@ -93,7 +93,7 @@ pub struct RawHttp {
     pub max_connections_per_address: Option<usize>,
 }
 
-/// Bounds on HTTP connections ([`crate::http_conn`]; docs/operations.md, "Limits").
+/// Bounds on HTTP connections ([`crate::http::conn`]; docs/operations.md, "Limits").
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// A request's head must arrive in full within this, and an idle keep-alive connection is

@@ -14,8 +14,8 @@ use docket_core::{Code, Rejection};
 
 use super::{plain, Engine, EngineError};
 use crate::clock::now_ms;
-use crate::devices::Lookup;
-use crate::ratelimit::Verdict;
+use crate::engine::ratelimit::Verdict;
+use crate::store::registry::Lookup;
 use crate::store::{Batch, Recorded};
 
 /// A decided command as the store records it.

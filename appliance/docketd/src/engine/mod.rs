@@ -7,6 +7,10 @@
 //! the broker link. Also guards the box's state topics against foreign writes and proves liveness
 //! with a heartbeat round trip through the broker. Must not serve HTTP or touch the network.
 
+pub mod boards;
+pub mod inbox;
+pub mod ratelimit;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -16,15 +20,15 @@ use docket_core::wire::{self, Event};
 use docket_core::{Menu, Site};
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
 
-use crate::inbox::{Inbox, Input};
+use crate::engine::inbox::{Inbox, Input};
 use bytes::Bytes;
 use rumqttd::protocol::{Packet, Publish};
 use rumqttd::Notification;
 
-use crate::boards::Boards;
-use crate::devices::{DeviceRegistry, Lookup};
+use crate::engine::boards::Boards;
+use crate::engine::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::store::registry::{DeviceRegistry, Lookup};
 use crate::store::{Store, StoreError};
 
 /// Where the engine proves it is alive: published and received back through the router.
@@ -73,13 +77,13 @@ pub struct EngineSettings {
     pub replay_page_bytes: usize,
     /// What the site may hold (`engine.max_open_orders`, `max_order_bytes`, `max_open_bytes`).
     pub limits: docket_core::SiteLimits,
-    pub rate_limit: crate::ratelimit::Limit,
+    pub rate_limit: crate::engine::ratelimit::Limit,
     pub version: String,
 }
 
 /// Filters the engine subscribes to: commands, the state topics it owns (to restore foreign
 /// writes), presence and its heartbeat. Replies and events are not among them: the broker is
-/// started with filters for those ([`crate::broker::ENGINE_OUTPUT_FILTERS`]), so the engine's
+/// started with filters for those ([`crate::mqtt::broker::ENGINE_OUTPUT_FILTERS`]), so the engine's
 /// publishes always match one without coming back to it.
 fn filters() -> [&'static str; 6] {
     [
@@ -87,7 +91,7 @@ fn filters() -> [&'static str; 6] {
         "docket/v1/board/+",
         wire::MENU_TOPIC,
         wire::STATUS_TOPIC,
-        crate::broker::PRESENCE_FILTER,
+        crate::mqtt::broker::PRESENCE_FILTER,
         HEARTBEAT_TOPIC,
     ]
 }
@@ -103,11 +107,11 @@ pub struct Engine {
     devices: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
     tx: LinkTx,
-    /// Commands from the sessions and what the router forwards on the link ([`crate::inbox`]).
+    /// Commands from the sessions and what the router forwards on the link ([`crate::engine::inbox`]).
     inbox: Inbox,
     stations: Vec<String>,
     dirty: BTreeSet<String>,
-    /// Boards encoded from each order's cached CBOR ([`crate::boards`]).
+    /// Boards encoded from each order's cached CBOR ([`crate::engine::boards`]).
     boards: Boards,
     last_boards: Option<Instant>,
     last_refresh: Instant,
@@ -532,6 +536,6 @@ trait PushPacket {
 
 impl PushPacket for LinkTx {
     fn push_packet(&mut self, p: Packet) -> Result<usize, EngineError> {
-        Ok(crate::broker::poll_once_ready(self.send(p))?)
+        Ok(crate::mqtt::broker::poll_once_ready(self.send(p))?)
     }
 }

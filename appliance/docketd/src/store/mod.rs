@@ -8,6 +8,8 @@
 //!
 //! Must not know about MQTT, HTTP or decisions: it stores what it is given.
 
+pub mod registry;
+
 pub mod pairing;
 
 use std::collections::BTreeMap;

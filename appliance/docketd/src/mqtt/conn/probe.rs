@@ -294,7 +294,7 @@ where
 {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-    let mut req = format!("{base}{}", crate::api::WS_PATH)
+    let mut req = format!("{base}{}", crate::http::api::WS_PATH)
         .into_client_request()
         .map_err(|e| e.to_string())?;
     req.headers_mut().insert(

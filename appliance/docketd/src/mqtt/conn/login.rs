@@ -19,7 +19,7 @@ use super::codec::{Proto, ReadError};
 use super::transport::Transport;
 use super::wire::{Broken, Wire};
 use super::Shared;
-use crate::devices::Login;
+use crate::store::registry::Login;
 
 /// A client must send CONNECT within this time or is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

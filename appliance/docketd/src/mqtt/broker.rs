@@ -1,7 +1,7 @@
 //! The embedded MQTT router: rumqttd's `Router`, used as published, sized for a 1 GB box.
 //!
 //! docketd spawns the router itself (no rumqttd `Server`, no rumqttd listeners): the connection
-//! layer ([`crate::conn`]) owns every socket and talks to the router through local links built
+//! layer ([`crate::mqtt::conn`]) owns every socket and talks to the router through local links built
 //! here. rumqttd keeps everything in memory and has no shutdown API; SQLite stays the truth.
 //! Must not decide anything about orders or devices.
 

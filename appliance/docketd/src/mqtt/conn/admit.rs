@@ -16,9 +16,9 @@ use rumqttd::Notification;
 use tokio::sync::{mpsc, oneshot};
 
 use super::table::{Handle, Table};
-use crate::broker::{drain_now, poll_once_ready, Broker};
-use crate::devices::{ct_eq, DeviceRegistry, Login};
 use crate::metrics::Metrics;
+use crate::mqtt::broker::{drain_now, poll_once_ready, Broker};
+use crate::store::registry::{ct_eq, DeviceRegistry, Login};
 
 /// Logins and wills waiting for the desk; past this a login is answered "server busy".
 const QUEUE: usize = 4096;

@@ -11,7 +11,7 @@
 //! nothing in between.
 //!
 //! Must not decide anything about orders: a device's commands go to the engine's queue
-//! ([`crate::inbox`]) as the ACL passed them, everything else through the router.
+//! ([`crate::engine::inbox`]) as the ACL passed them, everything else through the router.
 
 pub mod acl;
 pub mod admit;
@@ -33,10 +33,10 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::broker::Broker;
-use crate::devices::DeviceRegistry;
-use crate::inbox::Commands;
+use crate::engine::inbox::Commands;
 use crate::metrics::Metrics;
+use crate::mqtt::broker::Broker;
+use crate::store::registry::DeviceRegistry;
 
 pub use codec::Proto;
 pub use table::Ending;

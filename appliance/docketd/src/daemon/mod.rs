@@ -6,6 +6,9 @@
 //! every connection is closed, exit. rumqttd's router has no shutdown API; its thread ends with
 //! the process.
 
+pub mod logging;
+pub mod systemd;
+
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,17 +16,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::sync::oneshot;
 
-use crate::api::ApiState;
-use crate::broker::{self, Broker};
 use crate::config::Config;
-use crate::conn::{self, probe, Connections, Proto};
-use crate::devices::DeviceRegistry;
 use crate::engine::{Engine, EngineSettings};
+use crate::http::api::ApiState;
 use crate::http::{self, AppState};
 use crate::metrics::{self, Metrics};
+use crate::mqtt::broker::{self, Broker};
+use crate::mqtt::conn::{self, probe, Connections, Proto};
+use crate::site::menu;
+use crate::store::registry::DeviceRegistry;
 use crate::store::Store;
 use crate::tls::Tls;
-use crate::{menu, systemd, VERSION};
+use crate::VERSION;
 
 pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
@@ -56,7 +60,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let (http_listeners, mqtt) = bind_listeners(&cfg, &tls)?;
     let stations = menu.stations().len();
     let broker = Broker::start(broker::router_config(&cfg, stations));
-    let (commands, inbox) = crate::inbox::channel(crate::inbox::CAPACITY);
+    let (commands, inbox) = crate::engine::inbox::channel(crate::engine::inbox::CAPACITY);
     let (stop, mut engine_done) = start_engine(
         &cfg,
         (&broker, inbox),
@@ -242,7 +246,7 @@ fn serve_http(
         true => app.clone(),
         false => crate::tls::landing::plain_router(landing, health_app),
     };
-    let https = tokio::spawn(crate::http_conn::serve(
+    let https = tokio::spawn(crate::http::conn::serve(
         listeners.https,
         app,
         cfg.http_limits,
@@ -250,7 +254,7 @@ fn serve_http(
         Some(tls.http.clone()),
         shutdown.clone(),
     ));
-    let plain = tokio::spawn(crate::http_conn::serve(
+    let plain = tokio::spawn(crate::http::conn::serve(
         listeners.plain,
         plain_app,
         cfg.http_limits,
@@ -319,7 +323,7 @@ type EngineDone = oneshot::Receiver<Result<(), crate::engine::EngineError>>;
 /// running on its own thread. Returns its stop flag and the channel it reports its end on.
 async fn start_engine(
     cfg: &Config,
-    (broker, inbox): (&Broker, crate::inbox::Inbox),
+    (broker, inbox): (&Broker, crate::engine::inbox::Inbox),
     store: Store,
     menu: docket_core::Menu,
     registry: Arc<DeviceRegistry>,
@@ -337,7 +341,7 @@ async fn start_engine(
             max_order_bytes: cfg.max_order_bytes,
             max_open_bytes: cfg.max_open_bytes,
         },
-        rate_limit: crate::ratelimit::Limit {
+        rate_limit: crate::engine::ratelimit::Limit {
             per_second: cfg.commands_per_second,
             burst: cfg.command_burst,
         },

@@ -21,7 +21,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{parse, ApiState, AppError};
-use crate::devices::Lookup;
+use crate::store::registry::Lookup;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "docket_session";
@@ -127,7 +127,7 @@ struct LoginForm {
 /// session cookie, over HTTPS. 401 for anything else; nothing says which part was wrong.
 pub(super) async fn session_open(
     State(s): State<ApiState>,
-    secure: Option<axum::Extension<crate::http_conn::Secure>>,
+    secure: Option<axum::Extension<crate::http::conn::Secure>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
@@ -135,7 +135,7 @@ pub(super) async fn session_open(
         return Err(AppError::CrossOrigin);
     }
     // Plain HTTP (a site with `http.plain`): no session; the page keeps to Basic there.
-    if secure.is_some_and(|axum::Extension(crate::http_conn::Secure(tls))| !tls) {
+    if secure.is_some_and(|axum::Extension(crate::http::conn::Secure(tls))| !tls) {
         return Err(AppError::HttpsRequired);
     }
     let (user, password) = match basic_credentials(&headers) {

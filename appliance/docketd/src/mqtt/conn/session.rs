@@ -27,7 +27,7 @@ use super::table::{Ending, Handle};
 use super::transport::Transport;
 use super::wire::{Broken, Wire};
 use super::Shared;
-use crate::broker::{drain_now, poll_once_ready};
+use crate::mqtt::broker::{drain_now, poll_once_ready};
 
 /// Packets handed to the router in one go (rumqttd's own links take 100).
 const BATCH: usize = 100;

@@ -1,6 +1,6 @@
 //! systemd integration: READY=1 once retained state is republished and every listener took a
 //! login, WATCHDOG=1 only while the engine proves it is alive by a heartbeat round trip through
-//! the broker and every listener by a recent probe login ([`crate::conn::probe`]), STATUS= lines,
+//! the broker and every listener by a recent probe login ([`crate::mqtt::conn::probe`]), STATUS= lines,
 //! and STOPPING=1 after draining. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::conn::probe::Health;
 use crate::metrics::Metrics;
+use crate::mqtt::conn::probe::Health;
 
 /// How often every listener is probed: four times per watchdog period (between 250 ms and 2 s),
 /// every 2 s without a watchdog.

@@ -27,9 +27,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::devices::{new_device, DeviceInfo, DeviceRegistry, InvalidDevice};
 use crate::metrics::{self, Metrics};
 use crate::store::pairing::{self, now_ms, Poll};
+use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry, InvalidDevice};
 use crate::store::{self, StoreError};
 
 mod auth;

@@ -13,6 +13,8 @@
 //! alike, so a bundle the listeners could not use is refused like any bad bundle. The CLI runs
 //! the same check before it signs one.
 
+pub mod menu;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -271,7 +271,7 @@ fn ack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::codec::{Proto, ReadError};
+    use crate::mqtt::conn::codec::{Proto, ReadError};
     use bytes::{Bytes, BytesMut};
     use rumqttd::protocol::{
         Connect, Filter, LastWill, Login, Publish, QoS, RetainForwardRule, Subscribe, Unsubscribe,

@@ -15,7 +15,7 @@ pub enum Step {
     /// Hand it to the router, as parsed (state subscriptions at QoS 0, see `outbound`).
     Forward(Packet),
     /// A command on the device's own command topic (QoS 0 or 1, not retained): straight to the
-    /// engine ([`crate::inbox`]), acknowledged here once the engine's queue took it: the packet
+    /// engine ([`crate::engine::inbox`]), acknowledged here once the engine's queue took it: the packet
     /// id to PUBACK (QoS 1) or none (QoS 0).
     Command(Publish, Option<u16>),
     /// Answer the device with this, here.
@@ -188,7 +188,7 @@ fn assert_allowed(device: &str, acl_on: bool, p: &Packet) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::Proto;
+    use crate::mqtt::conn::Proto;
     use proptest::prelude::*;
 
     /// Well-formed packets are written with rumqttd's own encoder.

@@ -1,6 +1,6 @@
 //! The engine's one input queue. Two kinds of input arrive in it:
 //!
-//! - **commands**, handed over by the device's own connection session ([`crate::conn`]) once the
+//! - **commands**, handed over by the device's own connection session ([`crate::mqtt::conn`]) once the
 //!   device ACL has judged the PUBLISH on `docket/v1/cmd/{its id}`: no trip through the router,
 //!   so a command costs the router nothing and the engine one wake-up;
 //! - **everything the router forwards on the engine's link** (state-topic echoes and foreign

@@ -7,6 +7,10 @@
 //! Owns no state of its own: it reads the shared metrics. Must not write to the store (only
 //! `api` does, through `store`).
 
+pub mod api;
+pub mod conn;
+pub mod web;
+
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -27,11 +31,11 @@ pub struct AppState {
     pub version: &'static str,
     /// The MQTT connection layer, for `/mqtt` and the listeners' health (None: `/mqtt` answers
     /// 503, as in unit tests of this module).
-    pub mqtt: Option<crate::conn::Connections>,
+    pub mqtt: Option<crate::mqtt::conn::Connections>,
     /// Largest WebSocket message accepted (the broker's packet limit plus framing).
     pub max_message_bytes: usize,
     /// The pairing and admin API (None: not served, as in unit tests of this module).
-    pub api: Option<crate::api::ApiState>,
+    pub api: Option<crate::http::api::ApiState>,
     /// The site bundle's state and `POST /site/bundle` (None: not served).
     pub site: Option<Arc<SiteShared>>,
     /// Plain text on the LAN that the site turned on (`/healthz` `warnings`).
@@ -62,11 +66,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/site/bundle", axum::routing::post(push_bundle))
-        .route(crate::api::WS_PATH, get(mqtt_ws))
-        .merge(crate::web::router())
+        .route(crate::http::api::WS_PATH, get(mqtt_ws))
+        .merge(crate::http::web::router())
         .with_state(state);
     match api {
-        Some(api) => r.merge(crate::api::router(api)),
+        Some(api) => r.merge(crate::http::api::router(api)),
         None => r,
     }
 }
@@ -89,7 +93,8 @@ struct Health<'a> {
     disk: Option<Disk>,
     /// Each MQTT listener: did docketd's own probe log in through it lately?
     #[serde(skip_serializing_if = "Option::is_none")]
-    listeners: Option<std::collections::BTreeMap<&'static str, crate::conn::probe::ListenerState>>,
+    listeners:
+        Option<std::collections::BTreeMap<&'static str, crate::mqtt::conn::probe::ListenerState>>,
     /// The served certificate: where its CA came from, the CA's fingerprint, and when the
     /// certificate expires.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,7 +123,7 @@ struct Disk {
 /// and while every listener keeps taking logins; 503 before, and while one does not.
 async fn healthz(State(s): State<AppState>) -> Response {
     let started = s.metrics.ready.load(Relaxed);
-    let fresh = crate::systemd::listener_fresh_ms();
+    let fresh = crate::daemon::systemd::listener_fresh_ms();
     let listeners_ok = s
         .mqtt
         .as_ref()
