@@ -39,24 +39,28 @@ await esbuild.build({
   logLevel: 'warning',
   platform: 'browser',
 });
-for (const f of ['docket.css', 'favicon.svg']) {
-  fs.copyFileSync(path.join(here, 'src', f), path.join(out, 'assets', f));
-}
+// The stylesheet minified like the scripts: fewer bytes for a tablet on a busy Wi-Fi.
+await esbuild.build({
+  entryPoints: [path.join(here, 'src', 'docket.css')],
+  minify: true,
+  outfile: path.join(out, 'assets', 'docket.css'),
+  logLevel: 'warning',
+});
+fs.copyFileSync(path.join(here, 'src', 'favicon.svg'), path.join(out, 'assets', 'favicon.svg'));
 
-const html = (title, script, body = '') => `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>${title}</title>
-<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/assets/docket.css">
-${script ? `<script type="module" src="/assets/${script}.js"></script>` : ''}
-</head>
-<body>${body}</body>
-</html>
-`;
+// Each page's HTML, compact like the scripts: the shell is the same for every page, so only the
+// title, the script and the body differ.
+const html = (title, script, body = '') =>
+  [
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<meta name="color-scheme" content="light dark">',
+    `<title>${title}</title>`,
+    '<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">',
+    '<link rel="stylesheet" href="/assets/docket.css">',
+    script ? `<script type="module" src="/assets/${script}.js"></script>` : '',
+    `</head><body>${body}</body></html>\n`,
+  ].join('');
 for (const [page, title] of Object.entries(pages)) {
   fs.writeFileSync(path.join(out, `${page}.html`), html(title, page));
 }
