@@ -12,6 +12,7 @@ pub mod menu;
 pub mod once;
 pub mod open_bytes;
 pub mod order;
+pub mod topic;
 pub mod wire;
 
 pub use decide::{apply, authorise, decide, Actor, Change, Role, Site, SiteLimits};
@@ -94,7 +95,38 @@ impl Code {
 
     /// The code a reply's `error.code` names.
     pub fn parse(s: &str) -> Option<Code> {
-        Code::ALL.iter().copied().find(|c| c.as_str() == s)
+        Some(match s {
+            "malformed" => Code::Malformed,
+            "too_large" => Code::TooLarge,
+            "malformed_body" => Code::MalformedBody,
+            "unknown_command" => Code::UnknownCommand,
+            "unknown_device" => Code::UnknownDevice,
+            "revoked" => Code::Revoked,
+            "device_mismatch" => Code::DeviceMismatch,
+            "bad_mac" => Code::BadMac,
+            "forbidden" => Code::Forbidden,
+            "unknown_item" => Code::UnknownItem,
+            "bad_qty" => Code::BadQty,
+            "too_long" => Code::TooLong,
+            "bad_field" => Code::BadField,
+            "no_lines" => Code::NoLines,
+            "too_many_lines" => Code::TooManyLines,
+            "bad_course" => Code::BadCourse,
+            "course_fired" => Code::CourseFired,
+            "unknown_order" => Code::UnknownOrder,
+            "order_closed" => Code::OrderClosed,
+            "unknown_line" => Code::UnknownLine,
+            "line_voided" => Code::LineVoided,
+            "unknown_station" => Code::UnknownStation,
+            "nothing_to_bump" => Code::NothingToBump,
+            "nothing_to_recall" => Code::NothingToRecall,
+            "no_menu" => Code::NoMenu,
+            "internal" => Code::Internal,
+            "storage_full" => Code::StorageFull,
+            "rate_limited" => Code::RateLimited,
+            "too_many_open_orders" => Code::TooManyOpenOrders,
+            _ => return None,
+        })
     }
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +161,34 @@ impl Code {
             Code::RateLimited => "rate_limited",
             Code::TooManyOpenOrders => "too_many_open_orders",
         }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A code is compared with the name a reply carries (`reply.error.code == "bad_mac"`).
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// On the wire a code is its name, a text string (the CDDL's `code: tstr`).
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Code::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {name:?}")))
     }
 }
 
@@ -184,5 +244,21 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
+    }
+
+    #[test]
+    fn every_code_parses_from_its_name_and_crosses_the_wire_as_it() {
+        for c in Code::ALL {
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+            let bytes = wire::encode(&c).expect("encode");
+            assert_eq!(
+                wire::decode::<String>(&bytes).expect("a text string"),
+                c.as_str()
+            );
+            assert_eq!(wire::decode::<Code>(&bytes).expect("decode"), c);
+        }
+        assert_eq!(Code::parse("Bad_Mac"), None);
+        let unknown = wire::encode(&"no_such_code").expect("encode");
+        assert!(wire::decode::<Code>(&unknown).is_err());
     }
 }

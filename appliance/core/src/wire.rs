@@ -10,10 +10,16 @@ use sha2::Sha256;
 use crate::keys::MacKey;
 use crate::order::Order;
 
-/// Topic prefix of every Docket message.
-pub const PREFIX: &str = "docket/v1";
+pub use crate::topic::{Filter, Topic, PREFIX};
+
 /// Subscription filter of the engine for commands.
 pub const CMD_FILTER: &str = "docket/v1/cmd/+";
+/// Every station's board (the expo's subscription, and the engine's guard over them).
+pub const BOARDS_FILTER: &str = "docket/v1/board/+";
+/// Every device's replies (the router's filter for the engine's output).
+pub const REPLIES_FILTER: &str = "docket/v1/reply/+";
+/// Every device's presence (the engine tracks who is online).
+pub const PRESENCE_FILTER: &str = "docket/v1/devices/+/presence";
 /// Topic of the event stream.
 pub const EVENTS_TOPIC: &str = "docket/v1/events";
 /// Retained menu topic.
@@ -26,22 +32,24 @@ pub const EXPO: &str = "expo";
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 
 pub fn cmd_topic(device: &str) -> String {
-    format!("{PREFIX}/cmd/{device}")
+    Topic::Cmd(device).to_string()
 }
 pub fn reply_topic(device: &str) -> String {
-    format!("{PREFIX}/reply/{device}")
+    Topic::Reply(device).to_string()
 }
 pub fn board_topic(station: &str) -> String {
-    format!("{PREFIX}/board/{station}")
+    Topic::Board(station).to_string()
 }
 pub fn presence_topic(device: &str) -> String {
-    format!("{PREFIX}/devices/{device}/presence")
+    Topic::Presence(device).to_string()
 }
 
 /// The device id a command topic names, if `topic` is one.
 pub fn device_of_cmd_topic(topic: &str) -> Option<&str> {
-    let rest = topic.strip_prefix("docket/v1/cmd/")?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+    match Topic::parse(topic)? {
+        Topic::Cmd(device) => Some(device),
+        _ => None,
+    }
 }
 
 /// Errors decoding or encoding wire messages.
@@ -256,7 +264,7 @@ fn truncate(s: &str, max: usize) -> &str {
 /// A reply error: a stable code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyError {
-    pub code: String,
+    pub code: crate::Code,
     pub message: String,
 }
 
@@ -291,7 +299,7 @@ impl Reply {
             ticket: None,
             seq: None,
             error: Some(ReplyError {
-                code: rejection.code.as_str().to_owned(),
+                code: rejection.code,
                 message: rejection.message.clone(),
             }),
             events: None,
@@ -401,6 +409,17 @@ pub fn valid_device_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_constants_are_the_typed_topics() {
+        assert_eq!(CMD_FILTER, Filter::AllCommands.to_string());
+        assert_eq!(BOARDS_FILTER, Filter::AllBoards.to_string());
+        assert_eq!(REPLIES_FILTER, Filter::AllReplies.to_string());
+        assert_eq!(PRESENCE_FILTER, Filter::AllPresence.to_string());
+        assert_eq!(EVENTS_TOPIC, Topic::Events.to_string());
+        assert_eq!(MENU_TOPIC, Topic::Menu.to_string());
+        assert_eq!(STATUS_TOPIC, Topic::Status.to_string());
+    }
 
     #[test]
     fn cmd_topic_parsing() {

@@ -363,7 +363,8 @@ fn replies_events_and_orders_of_a_real_service_match() {
                 .as_ref()
                 .expect("rejections carry an error")
                 .code
-                .clone();
+                .as_str()
+                .to_owned();
             rejected.insert(code);
             valid("reply-rejected", &bytes);
             invalid("reply-accepted", &bytes);

@@ -514,7 +514,7 @@ impl Device {
             stats.rejected.fetch_add(1, Relaxed);
             let (code, message) = r
                 .error
-                .map(|e| (e.code, e.message))
+                .map(|e| (e.code.to_string(), e.message))
                 .unwrap_or_else(|| ("?".into(), "no error given".into()));
             if let Action::Fire { order_id, .. } = &p.action {
                 self.ctx.held().remove(order_id);

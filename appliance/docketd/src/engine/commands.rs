@@ -237,7 +237,7 @@ impl Engine {
             now,
         );
         if let Some(err) = &reply.error {
-            self.count_reject(Code::parse(&err.code).unwrap_or(Code::Internal));
+            self.count_reject(err.code);
             tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
         }
         let bytes = wire::encode(&reply)?;

@@ -88,10 +88,10 @@ pub struct EngineSettings {
 fn filters() -> [&'static str; 6] {
     [
         wire::CMD_FILTER,
-        "docket/v1/board/+",
+        wire::BOARDS_FILTER,
         wire::MENU_TOPIC,
         wire::STATUS_TOPIC,
-        crate::mqtt::broker::PRESENCE_FILTER,
+        wire::PRESENCE_FILTER,
         HEARTBEAT_TOPIC,
     ]
 }

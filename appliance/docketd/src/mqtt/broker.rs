@@ -25,12 +25,10 @@ pub enum BrokerError {
 /// Filters that exist from the broker's start. rumqttd drops a local link that publishes to a
 /// topic no filter matches, so without these the engine would have to subscribe to its own
 /// replies and events and receive each of them back (4 of the ~12 deliveries of an order).
-pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = [REPLY_FILTERS, docket_core::wire::EVENTS_TOPIC];
-
-/// Every device's reply topic: `docket/v1/reply/{device_id}`.
-const REPLY_FILTERS: &str = "docket/v1/reply/+";
-/// Every device's presence topic (the engine's subscription).
-pub const PRESENCE_FILTER: &str = "docket/v1/devices/+/presence";
+pub const ENGINE_OUTPUT_FILTERS: [&str; 2] = [
+    docket_core::wire::REPLIES_FILTER,
+    docket_core::wire::EVENTS_TOPIC,
+];
 
 /// Presence's log, `× segment_count`: the engine takes each message at once.
 pub const PRESENCE_SEGMENT_BYTES: usize = 16 * 1024;
@@ -57,8 +55,8 @@ pub fn router_config(cfg: &Config, stations: usize) -> RouterConfig {
         max_segment_count: cfg.segment_count,
         custom_segment: Some(
             [
-                (REPLY_FILTERS, cfg.device_segment_bytes),
-                (PRESENCE_FILTER, PRESENCE_SEGMENT_BYTES),
+                (docket_core::wire::REPLIES_FILTER, cfg.device_segment_bytes),
+                (docket_core::wire::PRESENCE_FILTER, PRESENCE_SEGMENT_BYTES),
                 (docket_core::wire::CMD_FILTER, cfg.command_segment_bytes),
             ]
             .into_iter()

@@ -16,7 +16,7 @@
 //!
 //! Pure: names in, verdict out.
 
-use docket_core::wire;
+use docket_core::topic::{Filter, Topic};
 
 /// Why a connection was cut.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,42 +30,44 @@ pub fn may_publish(device: &str, topic: &str) -> Result<(), Violation> {
             "a PUBLISH without a topic (topic aliases are not accepted)".into(),
         ));
     }
-    if topic == wire::cmd_topic(device) || topic == wire::presence_topic(device) {
-        return Ok(());
+    match Topic::parse(topic) {
+        Some(Topic::Cmd(d) | Topic::Presence(d)) if d == device => Ok(()),
+        _ => Err(Violation(format!("publish on {topic:?}"))),
     }
-    Err(Violation(format!("publish on {topic:?}")))
 }
 
 /// A will is a publish the box makes for the device later: the same rule, said as a will.
 pub fn may_will(device: &str, topic: &str) -> Result<(), Violation> {
-    if topic == wire::presence_topic(device) {
-        return Ok(());
+    match Topic::parse(topic) {
+        Some(Topic::Presence(d)) if d == device => Ok(()),
+        _ => Err(Violation(format!("a will on {topic:?}"))),
     }
-    Err(Violation(format!("a will on {topic:?}")))
 }
 
 /// The filters a device may subscribe to.
 pub fn may_subscribe(device: &str, filter: &str) -> bool {
-    if filter == wire::reply_topic(device)
-        || filter == wire::EVENTS_TOPIC
-        || filter == wire::MENU_TOPIC
-        || filter == wire::STATUS_TOPIC
-    {
-        return true;
+    match Filter::parse(filter) {
+        Some(Filter::Exact(Topic::Reply(d))) => d == device,
+        Some(Filter::Exact(Topic::Events | Topic::Menu | Topic::Status | Topic::Board(_))) => true,
+        Some(Filter::AllBoards) => true,
+        Some(
+            Filter::Exact(Topic::Cmd(_) | Topic::Presence(_))
+            | Filter::AllCommands
+            | Filter::AllReplies
+            | Filter::AllPresence,
+        )
+        | None => false,
     }
-    filter
-        .strip_prefix("docket/v1/board/")
-        .is_some_and(|s| !s.is_empty() && !s.contains(['/', '#']) && (s == "+" || !s.contains('+')))
 }
 
 /// Filters of the box's retained state (boards, menu, status): a subscriber must receive every
 /// retained message they match, however many (one board per station).
 pub fn is_state_filter(filter: &str) -> bool {
-    filter == wire::MENU_TOPIC
-        || filter == wire::STATUS_TOPIC
-        || filter
-            .strip_prefix("docket/v1/board/")
-            .is_some_and(|s| !s.is_empty() && !s.contains(['/', '#']))
+    match Filter::parse(filter) {
+        Some(Filter::Exact(t)) => t.is_state(),
+        Some(Filter::AllBoards) => true,
+        Some(Filter::AllCommands | Filter::AllReplies | Filter::AllPresence) | None => false,
+    }
 }
 
 #[cfg(test)]
