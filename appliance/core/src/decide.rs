@@ -157,6 +157,30 @@ pub fn order_id(ticket: u64) -> String {
     format!("o-{ticket:06}")
 }
 
+/// The open order with its lines at `station` moved from `from` to `to` (a bump or a recall):
+/// `None` when no line there is `from`; an error when the order or the station is unknown.
+fn move_lines(
+    site: &Site,
+    order_id: &str,
+    station: &str,
+    from: LineStatus,
+    to: LineStatus,
+) -> Result<Option<Order>, Rejection> {
+    let order = open_order(site, order_id)?;
+    known_station(site, station)?;
+    let mut next = order.clone();
+    let mut n = 0;
+    for l in next
+        .lines
+        .iter_mut()
+        .filter(|l| l.station == station && l.status == from)
+    {
+        l.status = to;
+        n += 1;
+    }
+    Ok((n > 0).then_some(next))
+}
+
 /// Decides what one authorised order command does. `now_ms` is informational wall time.
 /// Never mutates; `apply` the returned changes to move on.
 pub fn decide(
@@ -270,45 +294,35 @@ pub fn decide(
             Ok(vec![changed(next, EventKind::CourseFired)])
         }
         CommandBody::Bump { order_id, station } => {
-            let order = open_order(site, order_id)?;
-            known_station(site, station)?;
-            let mut next = order.clone();
-            let mut n = 0;
-            for l in next
-                .lines
-                .iter_mut()
-                .filter(|l| &l.station == station && l.status == LineStatus::Fired)
-            {
-                l.status = LineStatus::Ready;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(Rejection::new(
+            let next = move_lines(
+                site,
+                order_id,
+                station,
+                LineStatus::Fired,
+                LineStatus::Ready,
+            )?
+            .ok_or_else(|| {
+                Rejection::new(
                     Code::NothingToBump,
                     format!("{order_id} has nothing cooking at {station}"),
-                ));
-            }
+                )
+            })?;
             Ok(vec![changed(next, EventKind::TicketBumped)])
         }
         CommandBody::Recall { order_id, station } => {
-            let order = open_order(site, order_id)?;
-            known_station(site, station)?;
-            let mut next = order.clone();
-            let mut n = 0;
-            for l in next
-                .lines
-                .iter_mut()
-                .filter(|l| &l.station == station && l.status == LineStatus::Ready)
-            {
-                l.status = LineStatus::Fired;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(Rejection::new(
+            let next = move_lines(
+                site,
+                order_id,
+                station,
+                LineStatus::Ready,
+                LineStatus::Fired,
+            )?
+            .ok_or_else(|| {
+                Rejection::new(
                     Code::NothingToRecall,
                     format!("{order_id} has nothing bumped at {station}"),
-                ));
-            }
+                )
+            })?;
             Ok(vec![changed(next, EventKind::TicketRecalled)])
         }
         CommandBody::Complete { order_id } => {
