@@ -93,6 +93,11 @@ impl Code {
         Code::TooManyOpenOrders,
     ];
 
+    /// Where the code stands in [`Code::ALL`]: a counter per code is an array, not a map.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The code a reply's `error.code` names.
     pub fn parse(s: &str) -> Option<Code> {
         Some(match s {
@@ -248,7 +253,8 @@ mod tests {
 
     #[test]
     fn every_code_parses_from_its_name_and_crosses_the_wire_as_it() {
-        for c in Code::ALL {
+        for (i, c) in Code::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i, "{c} stands elsewhere in Code::ALL");
             assert_eq!(Code::parse(c.as_str()), Some(c));
             let bytes = wire::encode(&c).expect("encode");
             assert_eq!(
