@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::Proto;
 use super::login::Pending;
-use super::Shared;
+use super::LayerState;
 
 /// How many connections a listener queues before docketd accepts them. The standard library's
 /// 128 overflowed when 600 screens reconnected at once (an access point rebooting): the kernel
@@ -97,7 +97,7 @@ mod libc_errno {
 
 /// Accepts MQTT connections on `listener` until `stop`, or until the listener dies.
 pub async fn serve(
-    shared: Arc<Shared>,
+    shared: Arc<LayerState>,
     listener: TcpListener,
     proto: Proto,
     name: &'static str,

@@ -18,7 +18,7 @@ use super::admit::{self, Admission, Ask};
 use super::codec::{Proto, ReadError};
 use super::transport::Transport;
 use super::wire::{Broken, Wire};
-use super::Shared;
+use super::LayerState;
 use crate::store::registry::Login;
 
 /// A client must send CONNECT within this time or is dropped.
@@ -53,7 +53,7 @@ pub struct Admitted {
 
 /// Reads and answers the CONNECT. `None`: the connection is done (refused, not MQTT, a probe).
 pub async fn login<T: Transport>(
-    shared: &Shared,
+    shared: &LayerState,
     w: &mut Wire<T>,
     peer: &str,
     pending: &mut Pending,
@@ -220,7 +220,7 @@ async fn refuse<T: Transport>(w: &mut Wire<T>, code: C, why: &str) {
 /// The CONNACK of an admitted login: the router's "session present", and for MQTT 5 what the
 /// box accepts.
 fn accepted(
-    shared: &Shared,
+    shared: &LayerState,
     proto: Proto,
     router_ack: rumqttd::Notification,
     keep_alive: u16,

@@ -49,7 +49,9 @@ pub struct Settings {
     pub topic_acl: bool,
 }
 
-pub struct Shared {
+/// The connection layer's state every session shares: the router, the engine's queue, the
+/// admission desk, the table of logged-in devices, the places and the counters.
+pub struct LayerState {
     pub broker: Broker,
     /// The engine's queue: commands skip the router.
     pub commands: Commands,
@@ -68,7 +70,7 @@ pub struct Shared {
 
 /// The connection layer's handle: cheap to clone.
 #[derive(Clone)]
-pub struct Connections(Arc<Shared>);
+pub struct Connections(Arc<LayerState>);
 
 impl Connections {
     pub fn new(
@@ -82,7 +84,7 @@ impl Connections {
     ) -> std::io::Result<Connections> {
         let table = Arc::new(table::Table::default());
         let desk = admit::Desk::start(broker.clone(), registry, metrics.clone(), table.clone())?;
-        Ok(Connections(Arc::new(Shared {
+        Ok(Connections(Arc::new(LayerState {
             broker,
             commands,
             desk,

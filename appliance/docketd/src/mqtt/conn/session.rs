@@ -26,7 +26,7 @@ use super::outbound::Outbound;
 use super::table::{Ending, Handle};
 use super::transport::Transport;
 use super::wire::{Broken, Wire};
-use super::Shared;
+use super::LayerState;
 use crate::mqtt::broker::{drain_now, poll_once_ready};
 
 /// Packets handed to the router in one go (rumqttd's own links take 100).
@@ -55,7 +55,7 @@ enum End {
 
 /// Serves one accepted connection until it ends.
 pub async fn run<T: Transport>(
-    shared: Arc<Shared>,
+    shared: Arc<LayerState>,
     t: T,
     proto: Proto,
     peer: String,
@@ -89,7 +89,7 @@ pub async fn run<T: Transport>(
 }
 
 async fn serve<T: Transport>(
-    shared: &Shared,
+    shared: &LayerState,
     w: &mut Wire<T>,
     a: Admitted,
     peer: &str,
@@ -189,7 +189,7 @@ async fn serve<T: Transport>(
 }
 
 struct Ctx<'a> {
-    shared: &'a Shared,
+    shared: &'a LayerState,
     device: &'a str,
     peer: &'a str,
 }
@@ -320,7 +320,7 @@ async fn flush_or_told<T: Transport>(
 /// Hands packets to the router: all but the last straight into the link's queue, the last with
 /// the notification (one router wake-up per batch, as rumqttd's own links do).
 async fn forward(
-    shared: &Shared,
+    shared: &LayerState,
     tx: &mut LinkTx,
     packets: &mut Vec<Packet>,
 ) -> Result<(), rumqttd::local::LinkError> {
@@ -341,7 +341,7 @@ async fn forward(
     poll_once_ready(tx.send(last)).map(|_| ())
 }
 
-async fn until_uncongested(shared: &Shared) {
+async fn until_uncongested(shared: &LayerState) {
     while shared.broker.congested() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -394,7 +394,7 @@ pub fn leave_router(tx: &mut LinkTx) {
 /// What a session leaves behind, undone whatever way it ended (a panic included): the will,
 /// the router's link, the connection table and presence.
 struct Goodbye {
-    shared: Arc<Shared>,
+    shared: Arc<LayerState>,
     device: Option<String>,
     handle: Option<Arc<Handle>>,
     tx: Option<LinkTx>,
