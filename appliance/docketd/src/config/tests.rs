@@ -68,11 +68,15 @@ fn byte_bounds_stay_under_the_packet_limit() {
     let mut raw = RawConfig::default();
     raw.mqtt.max_payload_bytes = Some(256 * 1024);
     let c = raw.validate().unwrap();
-    assert!(c.max_open_bytes + 64 * 1024 <= 256 * 1024);
-    assert!(c.replay_page_bytes <= 128 * 1024);
+    assert!(c.engine.max_open_bytes + 64 * 1024 <= 256 * 1024);
+    assert!(c.engine.replay_page_bytes <= 128 * 1024);
     let c = RawConfig::default().validate().unwrap();
     assert_eq!(
-        (c.max_order_bytes, c.max_open_bytes, c.replay_page_bytes),
+        (
+            c.engine.max_order_bytes,
+            c.engine.max_open_bytes,
+            c.engine.replay_page_bytes
+        ),
         (16 * 1024, 1536 * 1024, 256 * 1024)
     );
 }

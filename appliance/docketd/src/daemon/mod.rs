@@ -332,18 +332,18 @@ async fn start_engine(
     let link = broker.link("docketd-engine")?;
     let settings = EngineSettings {
         site_id: cfg.site_id.clone(),
-        max_batch: cfg.max_batch,
-        board_interval: Duration::from_millis(cfg.board_interval_ms),
-        replay_page: cfg.replay_page,
-        replay_page_bytes: cfg.replay_page_bytes,
+        max_batch: cfg.engine.max_batch,
+        board_interval: Duration::from_millis(cfg.engine.board_interval_ms),
+        replay_page: cfg.engine.replay_page,
+        replay_page_bytes: cfg.engine.replay_page_bytes,
         limits: docket_core::SiteLimits {
-            max_open_orders: cfg.max_open_orders,
-            max_order_bytes: cfg.max_order_bytes,
-            max_open_bytes: cfg.max_open_bytes,
+            max_open_orders: cfg.engine.max_open_orders,
+            max_order_bytes: cfg.engine.max_order_bytes,
+            max_open_bytes: cfg.engine.max_open_bytes,
         },
         rate_limit: crate::engine::ratelimit::Limit {
-            per_second: cfg.commands_per_second,
-            burst: cfg.command_burst,
+            per_second: cfg.engine.commands_per_second,
+            burst: cfg.engine.command_burst,
         },
         version: VERSION.to_owned(),
     };
