@@ -180,178 +180,95 @@ pub(super) mod tests {
         );
         let encrypted = KEY.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
         let legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nMIGH\n-----END EC PRIVATE KEY-----\n";
+        let ca_cert = |pem: String| BundleTls {
+            ca_cert_pem: pem,
+            ..tls()
+        };
+        let ca_key = |pem: String| BundleTls {
+            ca_key_pem: pem,
+            ..tls()
+        };
+        let own = |cert_pem: Option<String>, key_pem: Option<String>| BundleTls {
+            cert_pem,
+            key_pem,
+            ..tls()
+        };
         let cases: Vec<(&str, BundleTls, &str)> = vec![
-            (
-                "ca cert not PEM",
-                BundleTls {
-                    ca_cert_pem: "MIIB".into(),
-                    ..tls()
-                },
-                "ca_cert_pem",
-            ),
-            (
-                "ca cert is a key",
-                BundleTls {
-                    ca_cert_pem: KEY.into(),
-                    ..tls()
-                },
-                "ca_cert_pem",
-            ),
+            ("ca cert not PEM", ca_cert("MIIB".into()), "ca_cert_pem"),
+            ("ca cert is a key", ca_cert(KEY.into()), "ca_cert_pem"),
             (
                 "two ca certs",
-                BundleTls {
-                    ca_cert_pem: format!("{CERT}{CERT}"),
-                    ..tls()
-                },
+                ca_cert(format!("{CERT}{CERT}")),
                 "ca_cert_pem",
             ),
             (
                 "ca cert with its key",
-                BundleTls {
-                    ca_cert_pem: format!("{CERT}{KEY}"),
-                    ..tls()
-                },
+                ca_cert(format!("{CERT}{KEY}")),
                 "ca_cert_pem",
             ),
-            (
-                "ca cert over 64 KiB",
-                BundleTls {
-                    ca_cert_pem: big.clone(),
-                    ..tls()
-                },
-                "ca_cert_pem",
-            ),
+            ("ca cert over 64 KiB", ca_cert(big.clone()), "ca_cert_pem"),
             (
                 "ca cert without END",
-                BundleTls {
-                    ca_cert_pem: CERT.replace("-----END CERTIFICATE-----", ""),
-                    ..tls()
-                },
+                ca_cert(CERT.replace("-----END CERTIFICATE-----", "")),
                 "ca_cert_pem",
             ),
             (
                 "END of another label",
-                BundleTls {
-                    ca_cert_pem: CERT.replace("END CERTIFICATE", "END X509 CRL"),
-                    ..tls()
-                },
+                ca_cert(CERT.replace("END CERTIFICATE", "END X509 CRL")),
                 "ca_cert_pem",
             ),
             (
                 "END alone",
-                BundleTls {
-                    ca_cert_pem: format!("-----END CERTIFICATE-----\n{CERT}"),
-                    ..tls()
-                },
+                ca_cert(format!("-----END CERTIFICATE-----\n{CERT}")),
                 "ca_cert_pem",
             ),
             (
                 "junk in the body",
-                BundleTls {
-                    ca_cert_pem: CERT.replace("AbC+/w==", "Ab C?"),
-                    ..tls()
-                },
+                ca_cert(CERT.replace("AbC+/w==", "Ab C?")),
                 "ca_cert_pem",
             ),
-            (
-                "ca key is a cert",
-                BundleTls {
-                    ca_key_pem: CERT.into(),
-                    ..tls()
-                },
-                "ca_key_pem",
-            ),
-            (
-                "ca key empty",
-                BundleTls {
-                    ca_key_pem: String::new(),
-                    ..tls()
-                },
-                "ca_key_pem",
-            ),
-            (
-                "ca key encrypted",
-                BundleTls {
-                    ca_key_pem: encrypted.clone(),
-                    ..tls()
-                },
-                "ca_key_pem",
-            ),
+            ("ca key is a cert", ca_key(CERT.into()), "ca_key_pem"),
+            ("ca key empty", ca_key(String::new()), "ca_key_pem"),
+            ("ca key encrypted", ca_key(encrypted.clone()), "ca_key_pem"),
             (
                 "ca key legacy-encrypted",
-                BundleTls {
-                    ca_key_pem: legacy.into(),
-                    ..tls()
-                },
+                ca_key(legacy.into()),
                 "ca_key_pem",
             ),
-            (
-                "two ca keys",
-                BundleTls {
-                    ca_key_pem: format!("{KEY}{KEY}"),
-                    ..tls()
-                },
-                "ca_key_pem",
-            ),
+            ("two ca keys", ca_key(format!("{KEY}{KEY}")), "ca_key_pem"),
             (
                 "own cert without key",
-                BundleTls {
-                    cert_pem: Some(CERT.into()),
-                    ..tls()
-                },
+                own(Some(CERT.into()), None),
                 "key_pem",
             ),
             (
                 "own key without cert",
-                BundleTls {
-                    key_pem: Some(KEY.into()),
-                    ..tls()
-                },
+                own(None, Some(KEY.into())),
                 "cert_pem",
             ),
             (
                 "own cert is a key",
-                BundleTls {
-                    cert_pem: Some(KEY.into()),
-                    key_pem: Some(KEY.into()),
-                    ..tls()
-                },
+                own(Some(KEY.into()), Some(KEY.into())),
                 "cert_pem",
             ),
             (
                 "own chain with a key in it",
-                BundleTls {
-                    cert_pem: Some(format!("{CERT}{KEY}")),
-                    key_pem: Some(KEY.into()),
-                    ..tls()
-                },
+                own(Some(format!("{CERT}{KEY}")), Some(KEY.into())),
                 "cert_pem",
             ),
             (
                 "own chain over 64 KiB",
-                BundleTls {
-                    cert_pem: Some(big),
-                    key_pem: Some(KEY.into()),
-                    ..tls()
-                },
+                own(Some(big), Some(KEY.into())),
                 "cert_pem",
             ),
             (
                 "own key is a cert",
-                BundleTls {
-                    cert_pem: Some(CERT.into()),
-                    key_pem: Some(CERT.into()),
-                    ..tls()
-                },
+                own(Some(CERT.into()), Some(CERT.into())),
                 "key_pem",
             ),
             (
                 "own key encrypted",
-                BundleTls {
-                    cert_pem: Some(CERT.into()),
-                    key_pem: Some(encrypted),
-                    ..tls()
-                },
+                own(Some(CERT.into()), Some(encrypted)),
                 "key_pem",
             ),
         ];
