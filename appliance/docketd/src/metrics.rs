@@ -258,9 +258,6 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(4096);
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
         let _ = writeln!(o, "# HELP docket_commands_total Commands handled, by result.\n# TYPE docket_commands_total counter");
         for (result, v) in [
             ("ok", &self.commands_ok),
@@ -299,50 +296,61 @@ impl Metrics {
             self.commit_sum_us.load(Relaxed) as f64 / 1e6
         );
         let _ = writeln!(o, "docket_commit_seconds_count {count}");
+        self.render_counters(&mut o);
+        self.render_gauges(&mut o);
+        self.render_uplink(&mut o);
+        o
+    }
+
+    /// Plain counters, and the labelled foreign writes.
+    fn render_counters(&self, o: &mut String) {
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
         counter(
-            &mut o,
+            o,
             "docket_committed_commands_total",
             "Commands written by group commits.",
             self.commit_commands.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_commit_failures_total",
             "Group commits that failed and were rolled back.",
             self.commit_failures.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_events_total",
             "Events committed since start.",
             self.events.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_auth_failures_total",
             "MQTT logins refused.",
             self.auth_failures.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_acl_cuts_total",
             "MQTT connections cut for a publish or subscribe outside the device's topics.",
             self.acl_cuts.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_kicks_total",
             "Connections of revoked devices cut off.",
             self.kicks.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_http_refused_total",
             "HTTP connections closed at once because the box or their address was at its limit.",
             self.http_refused.load(Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "docket_board_publishes_total",
             "Retained board snapshots published.",
             self.board_publishes.load(Relaxed),
@@ -363,57 +371,64 @@ impl Metrics {
             let topic = label_value(topic);
             let _ = writeln!(o, "docket_foreign_writes_total{{topic=\"{topic}\"}} {n}");
         }
+    }
+
+    fn render_gauges(&self, o: &mut String) {
         let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         gauge(
-            &mut o,
+            o,
             "docket_seq",
             "Last committed event seq.",
             self.seq.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_open_orders",
             "Orders not completed.",
             self.open_orders.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_mqtt_connections",
             "Open MQTT connections (tablets, screens).",
             self.mqtt_connections.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_connected_clients",
             "Devices whose presence is online.",
             self.online_devices.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_paired_devices",
             "Paired, unrevoked devices.",
             self.paired_devices.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_ready",
             "1 once retained state is republished and listeners are up.",
             self.ready.load(Relaxed) as u64,
         );
         gauge(
-            &mut o,
+            o,
             "docket_started_unix_ms",
             "Wall-clock start time (informational).",
             self.started_unix_ms.load(Relaxed),
         );
         gauge(
-            &mut o,
+            o,
             "docket_storage_full",
             "1 while commits fail because the disk is full (commands get storage_full).",
             self.storage_full.load(Relaxed) as u64,
         );
+    }
+
+    /// One family per uplink measure, a sample per configured target.
+    fn render_uplink(&self, o: &mut String) {
         let seq = self.seq.load(Relaxed);
         let family = |o: &mut String,
                       name: &str,
@@ -428,48 +443,47 @@ impl Metrics {
             }
         };
         family(
-            &mut o,
+            o,
             "docket_uplink_up",
             "gauge",
             "1 while the relay to this uplink target works.",
             &|t| t.up.load(Relaxed) as u64,
         );
         family(
-            &mut o,
+            o,
             "docket_uplink_cursor",
             "gauge",
             "Every event up to this seq is relayed to the target.",
             &|t| t.cursor.load(Relaxed),
         );
         family(
-            &mut o,
+            o,
             "docket_uplink_lag_events",
             "gauge",
             "Events committed here and not yet relayed to the target.",
             &|t| seq.saturating_sub(t.cursor.load(Relaxed)),
         );
         family(
-            &mut o,
+            o,
             "docket_uplink_lag_seconds",
             "gauge",
             "Age of the oldest event not yet relayed to the target.",
             &|t| t.lag_seconds.load(Relaxed),
         );
         family(
-            &mut o,
+            o,
             "docket_uplink_events_total",
             "counter",
             "Events relayed to the target since start.",
             &|t| t.relayed.load(Relaxed),
         );
         family(
-            &mut o,
+            o,
             "docket_uplink_failures_total",
             "counter",
             "Failed relay attempts (connection or write).",
             &|t| t.failures.load(Relaxed),
         );
-        o
     }
 }
 
