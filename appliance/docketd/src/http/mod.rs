@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod error;
 pub mod web;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,6 +24,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
+use error::AppError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -173,63 +175,34 @@ async fn healthz(State(s): State<AppState>) -> Response {
 
 /// A newer site bundle: 200 when stored (it applies at the next start), 403 when not signed
 /// by the pinned key or tampered, 409 when its serial is not higher, 400 when malformed, 422
-/// when signed but its content cannot be used (TLS material, a URL, a manager).
-async fn push_bundle(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
-    use crate::site::SiteError as E;
-    use docket_core::bundle::BundleError as B;
-    let Some(site) = s.site.clone() else {
-        return (StatusCode::NOT_FOUND, "site bundles are not served here").into_response();
-    };
+/// when signed but its content cannot be used (TLS material, a URL, a manager): the refusal in
+/// the one error shape ([`AppError`]), its message saying why.
+async fn push_bundle(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let site = s.site.clone().ok_or(AppError::NoSite)?;
     let dir = site.data_dir.clone();
-    let r = tokio::task::spawn_blocking(move || crate::site::accept_push(&dir, &body)).await;
-    let r = match r {
-        Ok(r) => r,
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    match r {
-        Ok(b) => {
-            if let Ok(mut g) = site.status.lock() {
-                g.pending_serial = Some(b.serial);
-            }
-            let applies = match &site.restart {
-                Some(restart) => {
-                    // Answer first; then stop as on SIGTERM (everything handed over is committed).
-                    let restart = restart.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                        restart.cancel();
-                    });
-                    "now: docketd restarts"
-                }
-                None => "at restart",
-            };
-            Json(serde_json::json!({"stored": true, "serial": b.serial, "site_id": b.site_id, "applies": applies})).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "pushed site bundle refused");
-            let code = match &e {
-                E::Bundle(B::Malformed(_)) => StatusCode::BAD_REQUEST,
-                E::OldSerial { .. } => StatusCode::CONFLICT,
-                // Signed by the site, but its content cannot be used (its TLS material, a URL,
-                // a manager).
-                E::Tls(_)
-                | E::Bundle(
-                    B::BadSiteId(_)
-                    | B::BadUrl(_)
-                    | B::Plaintext(..)
-                    | B::BadManager(_)
-                    | B::BadTls { .. },
-                ) => StatusCode::UNPROCESSABLE_ENTITY,
-                E::Read(..) | E::Write(..) => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::FORBIDDEN,
-            };
-            (
-                code,
-                Json(serde_json::json!({"stored": false, "error": e.to_string()})),
-            )
-                .into_response()
-        }
+    let pushed = tokio::task::spawn_blocking(move || crate::site::accept_push(&dir, &body)).await?;
+    let b = pushed.inspect_err(|e| tracing::warn!(error = %e, "pushed site bundle refused"))?;
+    if let Ok(mut g) = site.status.lock() {
+        g.pending_serial = Some(b.serial);
     }
+    let applies = match &site.restart {
+        Some(restart) => {
+            // Answer first; then stop as on SIGTERM (everything handed over is committed).
+            let restart = restart.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                restart.cancel();
+            });
+            "now: docketd restarts"
+        }
+        None => "at restart",
+    };
+    Ok(Json(
+        serde_json::json!({"stored": true, "serial": b.serial, "site_id": b.site_id, "applies": applies}),
+    ))
 }
 
 /// MQTT over WebSocket (subprotocol `mqtt`, as mqtt.js asks for): MQTT 3.1.1, served by the

@@ -29,10 +29,11 @@ use serde_json::{json, Value};
 
 use crate::metrics::{self, Metrics};
 use crate::store::pairing::{self, now_ms, Poll};
-use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry, InvalidDevice};
+use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry};
 use crate::store::{self, StoreError};
 
 mod auth;
+pub use crate::http::error::AppError;
 #[cfg(test)]
 use auth::base64_decode;
 use auth::basic_credentials;
@@ -111,117 +112,6 @@ async fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Every way an API request fails. Each has a stable `code` and an HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("the request body is not valid JSON for this endpoint: {0}")]
-    BadJson(serde_json::Error),
-    #[error("the request body is larger than {BODY_LIMIT} bytes")]
-    TooLarge,
-    #[error("cannot read the request body")]
-    Body(#[source] BytesRejection),
-    #[error("bad path parameter")]
-    BadPath(#[source] PathRejection),
-    #[error("label must be at most {MAX_LABEL_CHARS} characters, without control characters")]
-    BadLabel,
-    #[error(transparent)]
-    InvalidDevice(#[from] InvalidDevice),
-    #[error("sign in with a manager device's id and login key (HTTP Basic)")]
-    Unauthorized,
-    /// A page's request without a live session: 401 without a Basic challenge, so that the
-    /// browser does not put up its own login box over the page.
-    #[error("the session has ended: sign in again")]
-    SignedOut,
-    #[error("sessions are opened only over HTTPS (their cookie is Secure)")]
-    HttpsRequired,
-    #[error("device {0:?} is not a manager")]
-    Forbidden(String),
-    #[error("this device has been revoked by a manager")]
-    Revoked,
-    #[error("cross-origin requests are refused")]
-    CrossOrigin,
-    #[error("no pairing request for this token (unknown, expired or already collected)")]
-    UnknownToken,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("a blocking task failed")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-impl AppError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use StatusCode as S;
-        match self {
-            AppError::BadJson(_) => (S::BAD_REQUEST, "bad_json"),
-            AppError::TooLarge => (S::PAYLOAD_TOO_LARGE, "too_large"),
-            AppError::Body(_) | AppError::BadPath(_) => (S::BAD_REQUEST, "bad_request"),
-            AppError::BadLabel => (S::BAD_REQUEST, "bad_label"),
-            AppError::InvalidDevice(e) => (
-                S::BAD_REQUEST,
-                match e {
-                    InvalidDevice::Id(_) => "bad_id",
-                    InvalidDevice::Role(_) => "bad_role",
-                    InvalidDevice::StationsMissing
-                    | InvalidDevice::Station(_)
-                    | InvalidDevice::StationsNotAllowed => "bad_stations",
-                },
-            ),
-            AppError::Unauthorized | AppError::SignedOut => (S::UNAUTHORIZED, "unauthorized"),
-            AppError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
-            AppError::CrossOrigin => (S::FORBIDDEN, "cross_origin"),
-            AppError::HttpsRequired => (S::FORBIDDEN, "https_required"),
-            AppError::Revoked => (S::FORBIDDEN, "revoked"),
-            AppError::UnknownToken => (S::NOT_FOUND, "unknown_pairing"),
-            AppError::Store(e) => match e {
-                StoreError::UnknownPairing(_) => (S::NOT_FOUND, "unknown_pairing"),
-                StoreError::PairingDecided(_) => (S::CONFLICT, "pairing_decided"),
-                StoreError::DeviceExists(_) => (S::CONFLICT, "device_exists"),
-                StoreError::NoDevice(_) => (S::NOT_FOUND, "unknown_device"),
-                StoreError::TooManyPairings { .. } => (S::TOO_MANY_REQUESTS, "too_many_pairings"),
-                StoreError::TooManyPairingsFrom { .. } => {
-                    (S::TOO_MANY_REQUESTS, "too_many_pairings_from_address")
-                }
-                _ => (S::INTERNAL_SERVER_ERROR, "internal"),
-            },
-            AppError::Join(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
-
-impl From<BytesRejection> for AppError {
-    fn from(e: BytesRejection) -> Self {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::TooLarge
-        } else {
-            AppError::Body(e)
-        }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = ?self, "API request failed");
-            "internal error (see docketd's log)".to_owned()
-        } else {
-            self.to_string()
-        };
-        let mut r = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
-        if matches!(self, AppError::Unauthorized) {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"docket\""),
-            );
-        }
-        r
-    }
 }
 
 /// Runs a store operation on the API's connection, off the async workers.
