@@ -52,6 +52,15 @@ pub fn device_of_cmd_topic(topic: &str) -> Option<&str> {
     }
 }
 
+/// Whether a presence message (or a presence will) says "online": the text as a CBOR string, as
+/// the pages and simulators send it, or as bare bytes. Anything else is offline.
+pub fn presence_online(payload: &[u8]) -> bool {
+    match decode::<String>(payload) {
+        Ok(s) => s == "online",
+        Err(_) => payload == b"online",
+    }
+}
+
 /// Errors decoding or encoding wire messages.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -419,6 +428,20 @@ mod tests {
         assert_eq!(EVENTS_TOPIC, Topic::Events.to_string());
         assert_eq!(MENU_TOPIC, Topic::Menu.to_string());
         assert_eq!(STATUS_TOPIC, Topic::Status.to_string());
+    }
+
+    #[test]
+    fn presence_payloads() {
+        assert!(presence_online(&encode(&"online").expect("encode")));
+        assert!(presence_online(b"online"));
+        for off in [
+            &encode(&"offline").expect("encode")[..],
+            b"offline",
+            b"",
+            b"Online",
+        ] {
+            assert!(!presence_online(off), "{off:?}");
+        }
     }
 
     #[test]

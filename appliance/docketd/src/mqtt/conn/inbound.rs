@@ -18,6 +18,9 @@ pub enum Step {
     /// engine ([`crate::engine::inbox`]), acknowledged here once the engine's queue took it: the packet
     /// id to PUBACK (QoS 1) or none (QoS 0).
     Command(Publish, Option<u16>),
+    /// The device's own presence ("online" or not), taken here: the box is its only reader, so
+    /// it never goes through the router. The packet id to PUBACK (QoS 1) or none (QoS 0).
+    Presence(bool, Option<u16>),
     /// Answer the device with this, here.
     Reply(Packet),
     /// Taken care of here (a PUBACK for one of the session's own deliveries).
@@ -48,6 +51,10 @@ pub fn judge(device: &str, acl: bool, out: &mut Outbound, p: Packet) -> Step {
                 if let Some(ack) = own_command(device, &publish) {
                     return Step::Command(publish, ack);
                 }
+            }
+            // Recording presence is not authorisation: taken here with the ACL off as well.
+            if let Some(ack) = own_presence(device, &publish) {
+                return Step::Presence(docket_core::wire::presence_online(&publish.payload), ack);
             }
             Step::Forward(Packet::Publish(publish, props))
         }
@@ -109,6 +116,21 @@ fn own_command(device: &str, p: &Publish) -> Option<Option<u16>> {
     }
 }
 
+/// The device's presence on its own presence topic, at QoS 0 or 1 (retained or not: nothing is
+/// kept). `Some(ack)`: the packet id to acknowledge, if any.
+fn own_presence(device: &str, p: &Publish) -> Option<Option<u16>> {
+    let topic = std::str::from_utf8(&p.topic).ok()?;
+    if docket_core::topic::Topic::parse(topic) != Some(docket_core::topic::Topic::Presence(device))
+    {
+        return None;
+    }
+    match super::codec::delivery(p) {
+        (QoS::AtMostOnce, _) => Some(None),
+        (QoS::AtLeastOnce, pkid) => Some(Some(pkid)),
+        (QoS::ExactlyOnce, _) => None,
+    }
+}
+
 /// What a stream of bytes from one logged-in device comes to: the packets forwarded to the
 /// router or handed to the engine (in the order the device sent them), and why it stopped (`None`: it did not, the bytes ran out). The bytes arrive in
 /// pieces of the given sizes (cycled), as a socket may deliver them.
@@ -141,7 +163,7 @@ pub fn replay(
                     assert_allowed(device, acl_on, &p);
                     forwarded.push(p);
                 }
-                Step::Reply(_) | Step::Done => {}
+                Step::Presence(..) | Step::Reply(_) | Step::Done => {}
                 Step::Stop(s) => return (forwarded, Some(format!("{s:?}"))),
             },
             Err(super::codec::ReadError::Short(_)) => {
@@ -336,13 +358,22 @@ mod tests {
             (cmd(own, QoS::ExactlyOnce, false), true),
             (cmd(own, QoS::AtLeastOnce, true), true),
             (cmd(own, QoS::AtLeastOnce, false), false),
-            (
-                cmd("docket/v1/devices/tab-1/presence", QoS::AtLeastOnce, false),
-                true,
-            ),
         ] {
             let step = judge(DEVICE, acl, &mut out, p);
             assert!(matches!(step, Step::Forward(_)), "{step:?}");
+        }
+        // The device's own presence is taken by the session (ACL on or off), never forwarded.
+        let presence = "docket/v1/devices/tab-1/presence";
+        for (qos, acl, ack) in [
+            (QoS::AtMostOnce, true, None),
+            (QoS::AtLeastOnce, true, Some(1)),
+            (QoS::AtLeastOnce, false, Some(1)),
+        ] {
+            let step = judge(DEVICE, acl, &mut out, cmd(presence, qos, false));
+            assert!(
+                matches!(step, Step::Presence(false, a) if a == ack),
+                "{qos:?} acl {acl}: {step:?}"
+            );
         }
         // Another device's command topic is outside the ACL, whatever its QoS.
         let step = judge(
@@ -371,7 +402,8 @@ mod tests {
             }
             bytes.extend([0xC0, 0]);
             let (fwd, stop) = replay(proto, DEVICE, true, &bytes, &[7]);
-            assert_eq!((fwd.len(), stop), (3, None), "v5 {v5}");
+            // The subscription and the command; the presence is the session's own.
+            assert_eq!((fwd.len(), stop), (2, None), "v5 {v5}");
             let (fwd, stop) = replay(
                 proto,
                 DEVICE,

@@ -232,6 +232,13 @@ async fn incoming<T: Transport>(
         match inbound::judge(ctx.device, acl_on, out, p) {
             Step::Forward(p) => fwd.push(p),
             Step::Command(p, ack) => held.push((p, ack)),
+            Step::Presence(online, ack) => {
+                present(ctx.shared, ctx.device, online);
+                if let Some(pkid) = ack {
+                    let reason = PubAckReason::Success;
+                    w.queue(Packet::PubAck(PubAck { pkid, reason }, None));
+                }
+            }
             Step::Reply(p) => w.queue(p),
             Step::Done => {}
             Step::Stop(Stop::Disconnect { will }) => break Some(End::Clean { will }),
@@ -402,11 +409,28 @@ struct Goodbye {
     fire: bool,
 }
 
+/// Records a device's presence message: the connection layer is presence's one writer.
+fn present(shared: &LayerState, device: &str, online: bool) {
+    let n = shared.metrics.presence.set(device, online);
+    shared.metrics.online_devices.store(n as u64, Relaxed);
+}
+
 impl Drop for Goodbye {
     fn drop(&mut self) {
-        if self.fire {
-            if let Some(will) = self.will.take() {
-                self.shared.desk.will(will);
+        if let Some(will) = self.will.take().filter(|_| self.fire) {
+            // A will on the device's own presence topic (the only one the ACL lets a device
+            // leave) is recorded here, like its presence messages; others (ACL off) go out.
+            match &self.device {
+                Some(device)
+                    if will.topic == docket_core::wire::presence_topic(device).as_bytes() =>
+                {
+                    present(
+                        &self.shared,
+                        device,
+                        docket_core::wire::presence_online(&will.payload),
+                    );
+                }
+                _ => self.shared.desk.will(will),
             }
         }
         if let Some(mut tx) = self.tx.take() {
