@@ -17,30 +17,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use docket_core::bundle::{self, Bundle, BundleError, BundleManager, BundleTls};
-use serde::Serialize;
 
 use crate::config::{Config, OwnCert, SecretUrl};
 use crate::tls::ca::{self, CaError, SiteCa};
+pub use docket_core::health::SiteStatus;
 
 pub const BUNDLE_FILE: &str = "site-bundle.json";
 pub const KEY_FILE: &str = "site-key.pub";
 /// A copy of the last bundle that verified at start: what a box falls back to when the bundle
 /// file is later replaced by one it refuses (the store is bound to the site id it was made with).
 pub const APPLIED_FILE: &str = "site-bundle.applied.json";
-
-/// What `/healthz` says about the site bundle.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SiteStatus {
-    /// `none` (no bundle: the config file rules), `applied`, or `refused`.
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// A pushed bundle is waiting for the next start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_serial: Option<u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -163,7 +149,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
     match load(&cfg.data_dir) {
         Ok(None) => (
             SiteStatus {
-                state: "none",
+                state: "none".into(),
                 serial: None,
                 reason: None,
                 pending_serial: None,
@@ -181,7 +167,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
             }
             let managers = set(cfg, b);
             let status = SiteStatus {
-                state: "applied",
+                state: "applied".into(),
                 serial: Some(serial),
                 reason: None,
                 pending_serial: None,
@@ -195,7 +181,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
             tracing::error!(error = %e, fallback_serial = ?serial, "site bundle REFUSED: not applied; running on the last applied bundle, or the config file when none");
             let managers = fallback.map(|b| set(cfg, b)).unwrap_or_default();
             let status = SiteStatus {
-                state: "refused",
+                state: "refused".into(),
                 serial,
                 reason: Some(e.to_string()),
                 pending_serial: None,
