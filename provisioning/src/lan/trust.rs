@@ -5,18 +5,21 @@
 //! under the CA of that fingerprint the box itself presents (a box that has not had this site's
 //! CA yet). With no CA at all the certificate is recorded and not checked: doctor then reads
 //! what carries no secret, and everything that does is refused ([`super::Link::secret`]).
-//! Every handshake's chain and verdict are kept, so a refusal is told in words.
+//! Every handshake's chain and verdict are kept, so a refusal is told in words. The rustls
+//! verifier is docket-trust's (the box's probes use it too); this module gives it the judging
+//! ([`ChainCheck`]). Sends nothing itself.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use docket_appliance::tls::ca;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use docket_trust::ca;
+use docket_trust::verify::{self, ChainCheck};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, RootCertStore};
 
 use crate::sitetls::{self, der_info};
 
@@ -126,18 +129,13 @@ impl Trust {
                     .build()?,
             )
         };
-        let verifier = Recording {
+        let recording = Recording {
             inner,
             box_ca: self.box_ca,
             provider: provider.clone(),
             seen,
         };
-        let c = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        Ok(Arc::new(c))
+        Ok(verify::client_config(provider, recording)?)
     }
 
     /// Why the box's certificate was refused, in words for a technician.
@@ -218,7 +216,8 @@ struct Recording {
 }
 
 impl Recording {
-    fn check(
+    /// The verdict alone (recorded by [`ChainCheck::check`]).
+    fn judge(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -259,8 +258,8 @@ impl Recording {
     }
 }
 
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
+impl ChainCheck for Recording {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -268,7 +267,7 @@ impl ServerCertVerifier for Recording {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let r = self.check(end_entity, intermediates, name, ocsp, now);
+        let r = self.judge(end_entity, intermediates, name, ocsp, now);
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.as_ref().to_vec())
@@ -282,39 +281,5 @@ impl ServerCertVerifier for Recording {
             });
         }
         r
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
