@@ -2,8 +2,11 @@
 //! does), the technician approves it with `docket pair --code` over HTTPS checked against the
 //! site CA, the device collects its credentials and they log in over MQTT.
 
+mod common;
+
 use std::process::Command;
 
+use common::says;
 use docket_tests::{Creds, Daemon};
 
 /// A new device asks for a code, as the pages do: (6-digit code, poll token).
@@ -181,15 +184,6 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         let o = run(&args)?;
         let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
         Ok((o.status.success(), v))
-    };
-    let says = |v: &serde_json::Value, name: &str| -> String {
-        v["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["name"] == name)
-            .map(|c| format!("{} {}", c["ok"], c["says"]))
-            .collect()
     };
     let (green, v) = doctor(&["--dir", site_s])?;
     assert!(green, "{v}");

@@ -1,37 +1,15 @@
 //! End to end: the `docket` CLI against a real docketd (tests/src/lib.rs `Daemon`), over HTTPS
 //! checked against the site CA.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{docket, ok, s, says, site_init};
 use docket_tests::Daemon;
-
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(args)
-        .output()
-        .expect("run docket")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = docket(args);
-    assert!(
-        o.status.success(),
-        "docket {args:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn health(d: &Daemon) -> serde_json::Value {
     let (code, body) = d.get("/healthz").expect("healthz");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("healthz json")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// The box's HTTPS address, as a technician gives it.
@@ -65,15 +43,11 @@ fn doctor(d: &Daemon) -> (bool, serde_json::Value) {
     doctor_with(d, &[])
 }
 
-/// What doctor's check `name` said, with its verdict: `"true …"` / `"false …"`.
-fn says(v: &serde_json::Value, name: &str) -> String {
-    v["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["name"] == name)
-        .map(|c| format!("{} {}", c["ok"], c["says"]))
-        .collect()
+/// Doctor without a site is red, and says `words` somewhere.
+fn doctor_red(d: &Daemon, words: &str) {
+    let (green, v) = doctor(d);
+    assert!(!green);
+    assert!(v.to_string().contains(words), "{v}");
 }
 
 #[test]
@@ -86,47 +60,18 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
 
     // No bundle yet: the config file rules and doctor is red saying so.
     assert_eq!(health(&d)["site"]["state"], "none");
-    let (green, v) = doctor(&d);
-    assert!(!green);
-    assert!(v.to_string().contains("no site bundle"), "{v}");
+    doctor_red(&d, "no site bundle");
 
     // site init: key files, 0600 private key; a second init refuses to overwrite.
-    ok(&[
-        "site",
-        "init",
-        "--dir",
-        s(&site),
-        "--site-id",
-        "cafe-7",
-        "--name",
-        "Café Seven",
-    ]);
+    ok(&site_init(&site, "cafe-7", "Café Seven"));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(site.join("site.key"))?
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let again = docket(&[
-        "site",
-        "init",
-        "--dir",
-        s(&site),
-        "--site-id",
-        "cafe-7",
-        "--name",
-        "x",
-    ]);
+    let again = docket(&site_init(&site, "cafe-7", "x"));
     assert!(!again.status.success());
-    let bad = docket(&[
-        "site",
-        "init",
-        "--dir",
-        s(&other),
-        "--site-id",
-        "Bad Id",
-        "--name",
-        "x",
-    ]);
+    let bad = docket(&site_init(&other, "Bad Id", "x"));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid"));
 
     // The box has no bundle yet, so its certificate is from a CA it made itself: doctor with the
@@ -233,30 +178,19 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     d.restart()?;
     assert_eq!(health(&d)["site"]["serial"], 2);
     // The uplink from the bundle is in use, and down: doctor says so in words.
-    let (green, v) = doctor(&d);
-    assert!(!green);
-    assert!(v.to_string().contains("uplink redis is DOWN"), "{v}");
+    doctor_red(&d, "uplink redis is DOWN");
 
     // A bundle signed by another site's key is refused: the CLI does not send it to a box whose
     // certificate is not from that site's CA; told to trust the box's CA by its fingerprint, it
     // sends, and the box answers 403 (not its pinned key); and at start.
-    ok(&[
-        "site",
-        "init",
-        "--dir",
-        s(&other),
-        "--site-id",
-        "evil",
-        "--name",
-        "Evil",
-    ]);
+    ok(&site_init(&other, "evil", "Evil"));
     let o = docket(&["site", "push", "--dir", s(&other), &https(&d)]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not from this site's CA"), "{err}");
     let site_ca = std::fs::read_to_string(site.join("site-ca.pem"))?;
-    let fp = docket_appliance::tls::ca::fingerprint_text(&docket_appliance::tls::ca::fingerprint(
-        &docket_appliance::tls::ca::der_of(&site_ca)?,
+    let fp = docket_trust::ca::fingerprint_text(&docket_trust::ca::fingerprint(
+        &docket_trust::ca::der_of(&site_ca)?,
     ));
     let o = docket(&[
         "site",
@@ -284,9 +218,7 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
     );
     assert_eq!(h["site"]["serial"], 2);
     assert!(d.log_text().contains("site bundle REFUSED"));
-    let (green, v) = doctor(&d);
-    assert!(!green);
-    assert!(v.to_string().contains("REFUSED"), "{v}");
+    doctor_red(&d, "REFUSED");
 
     // A tampered bundle (valid signature, content changed) is refused too.
     let mut t: serde_json::Value = serde_json::from_str(&old)?;
@@ -302,7 +234,7 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
         docket_core::bundle::parse_signing_key(&std::fs::read_to_string(site.join("site.key"))?)?;
     let mut b: docket_core::bundle::Bundle = serde_json::from_value(t["bundle"].clone())?;
     b.site_id = "cafe-7".into();
-    let stranger = docket_appliance::tls::ca::new_site_ca("x", "x")?;
+    let stranger = docket_trust::ca::new_site_ca("x", "x")?;
     if let Some(tls) = b.tls.as_mut() {
         tls.ca_key_pem = stranger.key_pem;
     }
@@ -316,9 +248,7 @@ fn site_bundle_install_refuse_push_and_doctor() -> anyhow::Result<()> {
 
     // The box down: doctor is red and says what to do.
     d.terminate()?;
-    let (green, v) = doctor(&d);
-    assert!(!green);
-    assert!(v.to_string().contains("cannot reach the box"), "{v}");
+    doctor_red(&d, "cannot reach the box");
     Ok(())
 }
 
@@ -331,16 +261,7 @@ fn a_push_restarts_docketd_when_it_is_configured_to() -> anyhow::Result<()> {
     let site = laptop.path().join("site");
     let mut d = Daemon::start_with_env(&[("DOCKET_RESTART_ON_SITE_PUSH", "true")])?;
     let data = d.dir.path().join("data");
-    ok(&[
-        "site",
-        "init",
-        "--dir",
-        s(&site),
-        "--site-id",
-        "cafe-9",
-        "--name",
-        "Nine",
-    ]);
+    ok(&site_init(&site, "cafe-9", "Nine"));
     d.terminate()?;
     std::fs::remove_dir_all(&data)?;
     ok(&["site", "install", "--dir", s(&site), "--data-dir", s(&data)]);
