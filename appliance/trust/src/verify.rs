@@ -12,16 +12,23 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+/// What the server presented in one handshake: rustls' `verify_server_cert` arguments, in one
+/// value so that each judge takes (and passes on) them whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The server's own certificate.
+    pub end_entity: &'a CertificateDer<'a>,
+    /// The rest of the chain it sent.
+    pub intermediates: &'a [CertificateDer<'a>],
+    /// The name the client asked for.
+    pub name: &'a ServerName<'a>,
+    pub ocsp: &'a [u8],
+    pub now: UnixTime,
+}
+
 /// How a client judges the chain the server presents (rustls' `verify_server_cert`).
 pub trait ChainCheck: std::fmt::Debug + Send + Sync {
-    fn check(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error>;
+    fn check(&self, presented: Presented<'_>) -> Result<ServerCertVerified, rustls::Error>;
 }
 
 #[derive(Debug)]
@@ -39,7 +46,13 @@ impl<C: ChainCheck> ServerCertVerifier for Verifier<C> {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.chain.check(end_entity, intermediates, name, ocsp, now)
+        self.chain.check(Presented {
+            end_entity,
+            intermediates,
+            name,
+            ocsp,
+            now,
+        })
     }
 
     fn verify_tls12_signature(

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use docket_trust::ca;
-use docket_trust::verify::{self, ChainCheck};
+use docket_trust::verify::{self, ChainCheck, Presented};
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use rustls::{CertificateError, RootCertStore};
 
 use crate::sitetls::{self, der_info};
@@ -203,7 +203,9 @@ pub struct Seen {
     pub chain: Vec<Vec<u8>>,
     /// `None`: accepted.
     pub error: Option<rustls::Error>,
-    /// Was it checked (or only recorded)?
+    /// Was it checked (or only recorded)? Only the tests read it today (doctor goes by
+    /// [`Trust::checks`]); kept so a handshake's record says so itself.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub checked: bool,
 }
 
@@ -217,16 +219,9 @@ struct Recording {
 
 impl Recording {
     /// The verdict alone (recorded by [`ChainCheck::check`]).
-    fn judge(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    fn judge(&self, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
         let first = match &self.inner {
-            Some(v) => v.verify_server_cert(end_entity, intermediates, name, ocsp, now),
+            Some(v) => webpki(v, p),
             None if self.box_ca.is_none() => return Ok(ServerCertVerified::assertion()),
             None => Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
@@ -243,7 +238,8 @@ impl Recording {
         ) {
             return first;
         }
-        let Some(vouched) = intermediates
+        let Some(vouched) = p
+            .intermediates
             .iter()
             .find(|c| ca::fingerprint(c.as_ref()) == fp)
         else {
@@ -251,25 +247,23 @@ impl Recording {
         };
         let mut roots = RootCertStore::empty();
         roots.add(vouched.clone().into_owned())?;
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?
-            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        webpki(&v, p)
     }
 }
 
+/// rustls' own chain check, under `v`'s roots.
+fn webpki(v: &WebPkiServerVerifier, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+    v.verify_server_cert(p.end_entity, p.intermediates, p.name, p.ocsp, p.now)
+}
+
 impl ChainCheck for Recording {
-    fn check(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let r = self.judge(end_entity, intermediates, name, ocsp, now);
-        let chain = std::iter::once(end_entity)
-            .chain(intermediates)
+    fn check(&self, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+        let r = self.judge(p);
+        let chain = std::iter::once(p.end_entity)
+            .chain(p.intermediates)
             .map(|c| c.as_ref().to_vec())
             .collect();
         let checked = self.inner.is_some() || self.box_ca.is_some();

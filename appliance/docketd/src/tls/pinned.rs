@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use docket_trust::verify::{self, ChainCheck};
+use docket_trust::verify::{self, ChainCheck, Presented};
 use rustls::client::danger::ServerCertVerified;
 use rustls::ClientConfig;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::Tls;
 
@@ -26,15 +25,8 @@ impl std::fmt::Debug for Tls {
 }
 
 impl ChainCheck for Pinned {
-    fn check(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.tls.leaf().as_slice() {
+    fn check(&self, presented: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+        if presented.end_entity.as_ref() == self.tls.leaf().as_slice() {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
