@@ -105,9 +105,12 @@ pub fn reach(
     }
 }
 
-/// `/healthz`: (status, its body when it is one) whatever the status, or the transport error in
-/// words.
-fn healthz(link: &Link) -> (Result<(u16, Option<Health>), String>, u64, u64) {
+/// What `/healthz` answered: (status, its body when it is one) whatever the status, or the
+/// transport error in words.
+type Answer = Result<(u16, Option<Health>), String>;
+
+/// `/healthz`, with when the request left and when its answer came.
+fn healthz(link: &Link) -> (Answer, u64, u64) {
     let t0 = now_ms();
     let r = link.public().get(&link.url("/healthz")).call();
     let t1 = now_ms();
