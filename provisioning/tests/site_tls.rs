@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{docket, ok, s, site_init};
 use docket_trust::ca;
@@ -31,6 +31,14 @@ fn signed_tls(site: &Path) -> serde_json::Value {
 
 fn init(site: &Path) -> serde_json::Value {
     json(&site_init(site, "cafe-7", "Café Seven"))
+}
+
+/// A laptop's directory with a site made by `site init` in it: (the laptop, the site).
+fn laptop_with_site() -> (tempfile::TempDir, PathBuf) {
+    let laptop = tempfile::tempdir().expect("ok");
+    let site = laptop.path().join("site");
+    init(&site);
+    (laptop, site)
 }
 
 /// The site CA's certificate in the site directory.
@@ -82,9 +90,7 @@ fn site_init_makes_the_ca_once_and_every_bundle_carries_it() {
 
 #[test]
 fn a_site_made_before_site_cas_gets_one_with_its_next_bundle_and_keeps_it() {
-    let laptop = tempfile::tempdir().expect("ok");
-    let site = laptop.path().join("site");
-    init(&site);
+    let (_laptop, site) = laptop_with_site();
     std::fs::remove_file(site.join("site-ca.pem")).expect("ok");
     std::fs::remove_file(site.join("site-ca.key")).expect("ok");
 
@@ -114,9 +120,7 @@ fn a_site_made_before_site_cas_gets_one_with_its_next_bundle_and_keeps_it() {
 
 #[test]
 fn a_sites_own_certificate_is_checked_carried_and_cleared() {
-    let laptop = tempfile::tempdir().expect("ok");
-    let site = laptop.path().join("site");
-    init(&site);
+    let (laptop, site) = laptop_with_site();
     let public = ca::new_site_ca("public", "A public CA").expect("ok");
     let one = ca::issue_server(&public, &["pos.cafe-7.example".into()], &[]).expect("ok");
     let two = ca::issue_server(&public, &["pos.cafe-7.example".into()], &[]).expect("ok");
