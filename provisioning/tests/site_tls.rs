@@ -41,6 +41,12 @@ fn laptop_with_site() -> (tempfile::TempDir, PathBuf) {
     (laptop, site)
 }
 
+/// The arguments of `docket site tls` recording `chain` and `key` for `site`.
+fn site_tls<'a>(site: &'a Path, chain: &'a Path, key: &'a Path) -> [&'a str; 8] {
+    let (site, chain, key) = (s(site), s(chain), s(key));
+    ["site", "tls", "--dir", site, "--cert", chain, "--key", key]
+}
+
 /// The site CA's certificate in the site directory.
 fn read_ca(site: &Path) -> String {
     std::fs::read_to_string(site.join("site-ca.pem")).expect("ok")
@@ -135,32 +141,14 @@ fn a_sites_own_certificate_is_checked_carried_and_cleared() {
         write("other.pem", &two.key_pem),
     );
 
-    let o = docket(&[
-        "site",
-        "tls",
-        "--dir",
-        s(&site),
-        "--cert",
-        s(&chain),
-        "--key",
-        s(&other_key),
-    ]);
+    let o = docket(&site_tls(&site, &chain, &other_key));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("own key does not belong"), "{err}");
     let o = docket(&["site", "tls", "--dir", s(&site), "--cert", s(&chain)]);
     assert!(!o.status.success(), "a certificate without its key");
 
-    let v = json(&[
-        "site",
-        "tls",
-        "--dir",
-        s(&site),
-        "--cert",
-        s(&chain),
-        "--key",
-        s(&key),
-    ]);
+    let v = json(&site_tls(&site, &chain, &key));
     assert_eq!(v["names"], serde_json::json!(["pos.cafe-7.example"]), "{v}");
     assert_eq!(mode(&site.join("own-cert.key")), 0o600);
     ok(&["site", "bundle", "--dir", s(&site)]);
