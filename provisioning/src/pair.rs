@@ -3,16 +3,31 @@
 use anyhow::{bail, Context};
 
 use crate::lan::{b64, Addr, Link};
-use crate::{manager_creds, out, trust_of, ManagerArgs};
+use crate::manager::{manager_creds, trust_of, ManagerArgs};
+use crate::out;
 
-/// `docket pair`'s arguments.
+/// `docket pair`'s flags (its help text is the `Pair` command's, in `crate::cli`).
+#[derive(clap::Args)]
 pub struct Pairing {
+    /// The box: its address (HTTPS on 443), ADDRESS:PORT, or https://ADDRESS[:PORT].
+    #[arg(long = "box")]
     pub host: String,
+    /// The page the device opens: tablet, kds or expo.
+    #[arg(long, default_value = "tablet")]
     pub page: String,
+    #[command(flatten)]
     pub manager: ManagerArgs,
+    /// The 6-digit code the device shows; without it, the pending codes are listed.
+    #[arg(long)]
     pub code: Option<String>,
+    /// The new device's id (e.g. tablet-3, kds-grill).
+    #[arg(long)]
     pub id: Option<String>,
+    /// tablet, station, expo or manager.
+    #[arg(long, default_value = "tablet")]
     pub role: String,
+    /// The kitchen stations a screen shows (repeat).
+    #[arg(long = "station")]
     pub stations: Vec<String>,
 }
 

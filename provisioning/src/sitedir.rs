@@ -29,9 +29,8 @@ pub struct SiteFile {
     pub plaintext_uplink: bool,
 }
 
-pub fn now_ms() -> u64 {
-    docket_appliance::clock::wall_ms()
-}
+/// The laptop's wall clock (Unix ms): bundle stamps, certificate ages, doctor's clock check.
+pub use docket_trust::clock::wall_ms as now_ms;
 
 pub fn read_site(dir: &Path) -> anyhow::Result<SiteFile> {
     let p = dir.join("site.toml");
@@ -48,15 +47,21 @@ pub fn write_site(dir: &Path, s: &SiteFile) -> anyhow::Result<()> {
 /// Writes a file that holds secrets (a manager's secret, head office's passwords): readable by
 /// its owner only (0600), also when an older version of it was readable by others.
 pub fn write_secret(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with_mode(p, bytes, 0o600)
+}
+
+/// Writes `bytes` to `p` with permissions `mode`, also when an older version of it had others
+/// (a mode given to `open` applies only to a new file).
+pub fn write_with_mode(p: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let w = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(p)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()
     };
@@ -87,7 +92,7 @@ pub fn write_private(p: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// The site CA; made now, and said so on stderr, for a site made before there were site CAs.
-pub fn site_ca(dir: &Path, s: &SiteFile) -> anyhow::Result<docket_appliance::tls::ca::SiteCa> {
+pub fn site_ca(dir: &Path, s: &SiteFile) -> anyhow::Result<docket_trust::ca::SiteCa> {
     let (ca, made) = sitetls::ensure_ca(dir, s)?;
     if made {
         eprintln!(

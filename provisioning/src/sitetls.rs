@@ -8,10 +8,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use docket_appliance::tls::ca::{self, SiteCa};
 use docket_core::bundle::BundleTls;
+use docket_trust::ca::{self, SiteCa};
 
-use crate::sitedir::{write_secret, SiteFile};
+use crate::sitedir::{write_secret, write_with_mode, SiteFile};
 
 pub const CA_CERT: &str = "site-ca.pem";
 pub const CA_KEY: &str = "site-ca.key";
@@ -93,7 +93,7 @@ pub fn bundle_tls(ca: &SiteCa, own: Option<(String, String)>) -> anyhow::Result<
         cert_pem,
         key_pem,
     };
-    docket_appliance::site::check_tls(&t)?;
+    docket_trust::check_tls(&t)?;
     Ok(t)
 }
 
@@ -137,7 +137,7 @@ pub fn record_own(dir: &Path, own: Option<(String, String)>) -> anyhow::Result<O
             leaf.not_after
         );
     }
-    docket_appliance::site::check_tls(&t)?;
+    docket_trust::check_tls(&t)?;
     write_secret(&dir.join(OWN_KEY), key.as_bytes())?;
     write_public(&dir.join(OWN_CERT), chain.as_bytes())?;
     Ok(Some(leaf))
@@ -156,19 +156,7 @@ fn scratch_ca() -> anyhow::Result<BundleTls> {
 
 /// Writes a file anyone may read (a certificate): 0644.
 fn write_public(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let w = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(p)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    w().with_context(|| format!("cannot write {}", p.display()))
+    write_with_mode(p, bytes, 0o644)
 }
 
 /// A certificate as the technician needs to see it.

@@ -20,6 +20,13 @@ fn docket(args: &[&str]) -> anyhow::Result<(bool, String)> {
     ))
 }
 
+/// `docket uplink set --dir DIR` with `flags`.
+fn uplink_set(dir: &str, flags: &[&str]) -> anyhow::Result<(bool, String)> {
+    let mut args = vec!["uplink", "set", "--dir", dir];
+    args.extend_from_slice(flags);
+    docket(&args)
+}
+
 /// `docket cloud init --json` that must succeed: its output and the parsed JSON.
 fn cloud_init(dir: &str, admin_url: &str) -> anyhow::Result<(String, serde_json::Value)> {
     let (ok, text) = docket(&[
@@ -113,19 +120,11 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
 
     // A plain-text uplink is refused unless the site says so (this test's servers have no
     // TLS), and nothing is saved ...
-    let (ok, text) = docket(&["uplink", "set", "--dir", dir_s, "--postgres", &second])?;
+    let (ok, text) = uplink_set(dir_s, &["--postgres", &second])?;
     assert!(!ok, "{text}");
     assert!(text.contains("plain text"), "{text}");
     // ... `uplink set` tries the URLs live: a refused password saves nothing, ...
-    let (ok, text) = docket(&[
-        "uplink",
-        "set",
-        "--dir",
-        dir_s,
-        "--postgres",
-        &first,
-        "--allow-plaintext",
-    ])?;
+    let (ok, text) = uplink_set(dir_s, &["--postgres", &first, "--allow-plaintext"])?;
     assert!(!ok, "{text}");
     assert!(
         text.contains("postgres refused the login, nothing saved"),
@@ -134,18 +133,17 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
     assert_eq!(site_url(&dir)?, second);
     // ... working ones are said to work, ...
     let redis = docket_tests::servers::Redis::start()?;
-    let (ok, text) = docket(&[
-        "uplink",
-        "set",
-        "--dir",
+    let (ok, text) = uplink_set(
         dir_s,
-        "--postgres",
-        &second,
-        "--redis",
-        &redis.url(),
-        "--allow-plaintext",
-        "--json",
-    ])?;
+        &[
+            "--postgres",
+            &second,
+            "--redis",
+            &redis.url(),
+            "--allow-plaintext",
+            "--json",
+        ],
+    )?;
     assert!(ok, "{text}");
     let v: serde_json::Value = serde_json::from_str(text.trim())?;
     assert_eq!(
@@ -154,14 +152,7 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
         "{text}"
     );
     // ... and one this laptop cannot reach is saved with a warning (the box may reach it).
-    let (ok, text) = docket(&[
-        "uplink",
-        "set",
-        "--dir",
-        dir_s,
-        "--redis",
-        "redis://127.0.0.1:1",
-    ])?;
+    let (ok, text) = uplink_set(dir_s, &["--redis", "redis://127.0.0.1:1"])?;
     assert!(ok, "{text}");
     assert!(
         text.contains("redis: not reachable from this laptop"),

@@ -2,8 +2,12 @@
 //! does), the technician approves it with `docket pair --code` over HTTPS checked against the
 //! site CA, the device collects its credentials and they log in over MQTT.
 
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
+use common::{says, site_init};
 use docket_tests::{Creds, Daemon};
 
 /// A new device asks for a code, as the pages do: (6-digit code, poll token).
@@ -112,16 +116,7 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
             .args(args)
             .output()
     };
-    let o = run(&[
-        "site",
-        "init",
-        "--dir",
-        site_s,
-        "--site-id",
-        "cafe-3",
-        "--name",
-        "Café 3",
-    ])?;
+    let o = run(&site_init(&site, "cafe-3", "Café 3"))?;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mode = std::fs::metadata(site.join("site.toml"))?
         .permissions()
@@ -171,7 +166,30 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
     let creds: Creds = serde_json::from_str(&body)?;
     let c = docket_tests::Client::connect(d.mqtt, &creds).await?;
 
-    // Doctor with the site directory: an MQTT login as the technician, and device presence.
+    doctor_sees_the_site(&d, &site, c).await?;
+
+    // Neither flag pair nor the directory: told what to pass.
+    let o = run(&["pair", "--box", &host])?;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--dir"));
+    Ok(())
+}
+
+/// Doctor with the site directory once `c` (a screen, kds-1) is paired: an MQTT login as the
+/// technician and device presence; managers the box does not know or revoked, in words; the
+/// screen going away.
+async fn doctor_sees_the_site(
+    d: &Daemon,
+    site: &Path,
+    c: docket_tests::Client,
+) -> anyhow::Result<()> {
+    let site_s = site.to_str().unwrap_or_default();
+    let host = format!("{}:{}", d.host, d.https);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(args)
+            .output()
+    };
     let mqtt = d.mqtts.to_string();
     let site_ca = site.join("site-ca.pem");
     let site_ca = site_ca.to_str().unwrap_or_default();
@@ -181,15 +199,6 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         let o = run(&args)?;
         let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
         Ok((o.status.success(), v))
-    };
-    let says = |v: &serde_json::Value, name: &str| -> String {
-        v["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["name"] == name)
-            .map(|c| format!("{} {}", c["ok"], c["says"]))
-            .collect()
     };
     let (green, v) = doctor(&["--dir", site_s])?;
     assert!(green, "{v}");
@@ -262,10 +271,5 @@ async fn the_site_bundle_gives_a_blank_box_its_first_manager() -> anyhow::Result
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-
-    // Neither flag pair nor the directory: told what to pass.
-    let o = run(&["pair", "--box", &host])?;
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--dir"));
     Ok(())
 }

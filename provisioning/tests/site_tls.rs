@@ -3,38 +3,18 @@
 //! shown by `site ca`, a site's own certificate recorded by `site tls`, and all of it in the
 //! signed bundle.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 
-use docket_appliance::tls::ca;
-
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(args)
-        .output()
-        .expect("run docket")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = docket(args);
-    assert!(
-        o.status.success(),
-        "docket {args:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{docket, ok, s, site_init};
+use docket_trust::ca;
 
 fn json(args: &[&str]) -> serde_json::Value {
     let mut a = args.to_vec();
     a.push("--json");
     serde_json::from_str(ok(&a).trim()).expect("json output")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn mode(p: &Path) -> u32 {
@@ -50,16 +30,26 @@ fn signed_tls(site: &Path) -> serde_json::Value {
 }
 
 fn init(site: &Path) -> serde_json::Value {
-    json(&[
-        "site",
-        "init",
-        "--dir",
-        s(site),
-        "--site-id",
-        "cafe-7",
-        "--name",
-        "Café Seven",
-    ])
+    json(&site_init(site, "cafe-7", "Café Seven"))
+}
+
+/// A laptop's directory with a site made by `site init` in it: (the laptop, the site).
+fn laptop_with_site() -> (tempfile::TempDir, PathBuf) {
+    let laptop = tempfile::tempdir().expect("ok");
+    let site = laptop.path().join("site");
+    init(&site);
+    (laptop, site)
+}
+
+/// The arguments of `docket site tls` recording `chain` and `key` for `site`.
+fn site_tls<'a>(site: &'a Path, chain: &'a Path, key: &'a Path) -> [&'a str; 8] {
+    let (site, chain, key) = (s(site), s(chain), s(key));
+    ["site", "tls", "--dir", site, "--cert", chain, "--key", key]
+}
+
+/// The site CA's certificate in the site directory.
+fn read_ca(site: &Path) -> String {
+    std::fs::read_to_string(site.join("site-ca.pem")).expect("ok")
 }
 
 #[test]
@@ -67,7 +57,7 @@ fn site_init_makes_the_ca_once_and_every_bundle_carries_it() {
     let laptop = tempfile::tempdir().expect("ok");
     let site = laptop.path().join("site");
     let v = init(&site);
-    let ca_pem = std::fs::read_to_string(site.join("site-ca.pem")).expect("ok");
+    let ca_pem = read_ca(&site);
     let fp = ca::fingerprint_text(&ca::fingerprint(&ca::der_of(&ca_pem).expect("ok")));
     assert_eq!(v["ca_fingerprint"], fp.as_str(), "{v}");
     assert_eq!(mode(&site.join("site-ca.key")), 0o600);
@@ -100,29 +90,13 @@ fn site_init_makes_the_ca_once_and_every_bundle_carries_it() {
     assert_eq!(mode(&site.join("site-bundle.json")), 0o600);
 
     // A second init refuses, and leaves the CA alone.
-    assert!(!docket(&[
-        "site",
-        "init",
-        "--dir",
-        s(&site),
-        "--site-id",
-        "cafe-7",
-        "--name",
-        "x"
-    ])
-    .status
-    .success());
-    assert_eq!(
-        std::fs::read_to_string(site.join("site-ca.pem")).expect("ok"),
-        ca_pem
-    );
+    assert!(!docket(&site_init(&site, "cafe-7", "x")).status.success());
+    assert_eq!(read_ca(&site), ca_pem);
 }
 
 #[test]
 fn a_site_made_before_site_cas_gets_one_with_its_next_bundle_and_keeps_it() {
-    let laptop = tempfile::tempdir().expect("ok");
-    let site = laptop.path().join("site");
-    init(&site);
+    let (_laptop, site) = laptop_with_site();
     std::fs::remove_file(site.join("site-ca.pem")).expect("ok");
     std::fs::remove_file(site.join("site-ca.key")).expect("ok");
 
@@ -130,16 +104,13 @@ fn a_site_made_before_site_cas_gets_one_with_its_next_bundle_and_keeps_it() {
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("made this site's CA"), "{err}");
-    let ca_pem = std::fs::read_to_string(site.join("site-ca.pem")).expect("ok");
+    let ca_pem = read_ca(&site);
     assert_eq!(mode(&site.join("site-ca.key")), 0o600);
     assert_eq!(signed_tls(&site)["ca_cert_pem"], ca_pem.as_str());
 
     let o = docket(&["site", "bundle", "--dir", s(&site)]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("made"));
-    assert_eq!(
-        std::fs::read_to_string(site.join("site-ca.pem")).expect("ok"),
-        ca_pem
-    );
+    assert_eq!(read_ca(&site), ca_pem);
 
     // Half a CA (the key lost): refused, never silently replaced.
     std::fs::remove_file(site.join("site-ca.key")).expect("ok");
@@ -150,17 +121,12 @@ fn a_site_made_before_site_cas_gets_one_with_its_next_bundle_and_keeps_it() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(
-        std::fs::read_to_string(site.join("site-ca.pem")).expect("ok"),
-        ca_pem
-    );
+    assert_eq!(read_ca(&site), ca_pem);
 }
 
 #[test]
 fn a_sites_own_certificate_is_checked_carried_and_cleared() {
-    let laptop = tempfile::tempdir().expect("ok");
-    let site = laptop.path().join("site");
-    init(&site);
+    let (laptop, site) = laptop_with_site();
     let public = ca::new_site_ca("public", "A public CA").expect("ok");
     let one = ca::issue_server(&public, &["pos.cafe-7.example".into()], &[]).expect("ok");
     let two = ca::issue_server(&public, &["pos.cafe-7.example".into()], &[]).expect("ok");
@@ -175,32 +141,14 @@ fn a_sites_own_certificate_is_checked_carried_and_cleared() {
         write("other.pem", &two.key_pem),
     );
 
-    let o = docket(&[
-        "site",
-        "tls",
-        "--dir",
-        s(&site),
-        "--cert",
-        s(&chain),
-        "--key",
-        s(&other_key),
-    ]);
+    let o = docket(&site_tls(&site, &chain, &other_key));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("own key does not belong"), "{err}");
     let o = docket(&["site", "tls", "--dir", s(&site), "--cert", s(&chain)]);
     assert!(!o.status.success(), "a certificate without its key");
 
-    let v = json(&[
-        "site",
-        "tls",
-        "--dir",
-        s(&site),
-        "--cert",
-        s(&chain),
-        "--key",
-        s(&key),
-    ]);
+    let v = json(&site_tls(&site, &chain, &key));
     assert_eq!(v["names"], serde_json::json!(["pos.cafe-7.example"]), "{v}");
     assert_eq!(mode(&site.join("own-cert.key")), 0o600);
     ok(&["site", "bundle", "--dir", s(&site)]);

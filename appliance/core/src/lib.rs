@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod decide;
+pub mod health;
 pub mod keys;
 pub mod ledger;
 pub mod menu;

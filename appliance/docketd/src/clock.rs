@@ -9,16 +9,12 @@
 //! has already committed (`anchor`'s floor), so stamps never go backwards across restarts either.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+/// The wall clock, as the operating system has it right now (shared with the CLI).
+pub use docket_trust::clock::wall_ms;
 
 static ANCHOR: OnceLock<(u64, Instant)> = OnceLock::new();
-
-/// The wall clock, as the operating system has it right now.
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Fixes the clock at max(wall clock, `floor_ms`) now. Called once, at start, with the latest
 /// stamp already committed; later calls change nothing.

@@ -1,7 +1,9 @@
 //! Doctor's checks from what the box reports: `/healthz` (health, version, clock, site bundle,
 //! disk, warnings), `/metrics` (the uplink), and with a manager `/api/admin/devices`.
+//! `/healthz` is read as docket-core's typed [`Health`], the very struct the box writes.
 
 use anyhow::bail;
+use docket_core::health::{Health, Status};
 use serde_json::Value;
 
 use super::reach::Reached;
@@ -10,14 +12,13 @@ use crate::lan::{b64, Link};
 
 pub fn from_health(r: &Reached, checks: &mut Vec<Check>) {
     let h = &r.health;
-    let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
     checks.push(Check::new(
         "health",
-        s("status") == "ok",
-        format!("docketd {} is up for site {}", s("version"), s("site_id")),
+        h.status == Status::Ok,
+        format!("docketd {} is up for site {}", h.version, h.site_id),
     ));
-    let (box_v, mine) = (s("version"), env!("CARGO_PKG_VERSION"));
-    let older = version_parts(&box_v) < version_parts(mine);
+    let (box_v, mine) = (&h.version, env!("CARGO_PKG_VERSION"));
+    let older = version_parts(box_v) < version_parts(mine);
     checks.push(Check::new(
         "version",
         !older,
@@ -27,43 +28,36 @@ pub fn from_health(r: &Reached, checks: &mut Vec<Check>) {
             format!("docketd {box_v} (this CLI {mine})")
         },
     ));
-    if let Some(at) = h.get("now_ms").and_then(|v| v.as_u64()) {
-        let mid = (r.t0 + r.t1) / 2;
-        let skew = at as i64 - mid as i64;
-        let ok = skew.unsigned_abs() < 5_000;
-        checks.push(Check::new("clock", ok, if ok { format!("box clock within {} ms of this laptop", skew.abs()) } else { format!("box clock is {} s off this laptop: give the box network access to NTP (pool.ntp.org) or check the laptop's clock", skew / 1000) }));
-    }
+    let mid = (r.t0 + r.t1) / 2;
+    let skew = h.now_ms as i64 - mid as i64;
+    let ok = skew.unsigned_abs() < 5_000;
+    checks.push(Check::new("clock", ok, if ok { format!("box clock within {} ms of this laptop", skew.abs()) } else { format!("box clock is {} s off this laptop: give the box network access to NTP (pool.ntp.org) or check the laptop's clock", skew / 1000) }));
     checks.push(site_bundle(h, &r.link.addr.given));
     checks.push(disk(h));
 }
 
-fn site_bundle(h: &Value, given: &str) -> Check {
-    let Some(site) = h.get("site") else {
+fn site_bundle(h: &Health, given: &str) -> Check {
+    let Some(site) = &h.site else {
         return Check::fail(
             "site bundle",
             "this docketd does not report a site bundle: update the box's firmware",
         );
     };
-    match site.get("state").and_then(|v| v.as_str()).unwrap_or("?") {
-        "applied" => Check::ok("site bundle", format!("site bundle serial {} applied", site.get("serial").and_then(|v| v.as_u64()).unwrap_or(0))),
+    match site.state.as_str() {
+        "applied" => Check::ok("site bundle", format!("site bundle serial {} applied", site.serial.unwrap_or(0))),
         "none" => Check::fail("site bundle", "no site bundle on the box: install one with `docket site install` or `docket image configure`"),
-        _ => Check::fail("site bundle", format!("the box REFUSED its site bundle: {}. Push one signed with this site's key: `docket site push --dir SITE {given}`", site.get("reason").and_then(|v| v.as_str()).unwrap_or("?"))),
+        _ => Check::fail("site bundle", format!("the box REFUSED its site bundle: {}. Push one signed with this site's key: `docket site push --dir SITE {given}`", site.reason.as_deref().unwrap_or("?"))),
     }
 }
 
-fn disk(h: &Value) -> Check {
-    let Some(disk) = h.get("disk") else {
+fn disk(h: &Health) -> Check {
+    let Some(disk) = &h.disk else {
         return Check::fail(
             "disk",
             "this docketd does not report its disk: update the box's firmware",
         );
     };
-    let n = |k: &str| disk.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let (free, total) = (n("free_bytes"), n("total_bytes"));
-    let full = disk
-        .get("storage_full")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let (free, total, full) = (disk.free_bytes, disk.total_bytes, disk.storage_full);
     let mib = free / (1024 * 1024);
     let low = free < 16 * 1024 * 1024 || free < total / 20;
     let says = if full {
@@ -157,13 +151,9 @@ pub fn devices(r: &Reached, manager: Option<&(String, String)>) -> anyhow::Resul
 
 /// What the site turned on that a technician should know (plain MQTT, plain HTTP): a WARN
 /// line each.
-pub fn warnings(h: &Value, checks: &mut Vec<Check>) {
-    for w in h["warnings"].as_array().into_iter().flatten() {
-        let text = w
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| w.to_string());
-        checks.push(Check::warning(text));
+pub fn warnings(h: &Health, checks: &mut Vec<Check>) {
+    for w in &h.warnings {
+        checks.push(Check::warning(w.clone()));
     }
 }
 
@@ -190,16 +180,25 @@ mod tests {
         assert!(version_parts("garbage") == (0, 0, 0));
     }
 
+    /// A `/healthz` body with `v`'s fields over a minimal one (as a box would send it).
+    fn health(v: Value) -> Health {
+        let mut base = serde_json::json!({"status": "ok", "site_id": "s", "version": "1.0.0", "seq": 0, "open_orders": 0, "now_ms": 0});
+        if let (Some(b), Some(v)) = (base.as_object_mut(), v.as_object()) {
+            b.extend(v.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
     #[test]
     fn each_warning_is_a_warn_line_and_doctor_stays_green() {
         let mut checks = Vec::new();
         let h = serde_json::json!({"warnings": ["plain MQTT is on (mqtt.plain)", "plain HTTP serves everything (http.plain)"]});
-        warnings(&h, &mut checks);
+        warnings(&health(h), &mut checks);
         assert_eq!(checks.len(), 2);
         assert!(checks.iter().all(|c| c.ok && c.warning));
         assert!(checks[0].says.contains("mqtt.plain"));
-        warnings(&serde_json::json!({"warnings": []}), &mut checks);
-        warnings(&serde_json::json!({}), &mut checks);
+        warnings(&health(serde_json::json!({"warnings": []})), &mut checks);
+        warnings(&health(serde_json::json!({})), &mut checks);
         assert_eq!(checks.len(), 2);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use docket_core::health::{Health, Status};
 
 use super::Check;
 use crate::lan::{Addr, Link, Trust};
@@ -15,7 +15,7 @@ use crate::sitetls::der_info;
 /// The box answered `/healthz` with 200.
 pub struct Reached {
     pub link: Link,
-    pub health: Value,
+    pub health: Health,
     /// The box's certificate verified against the site CA: a manager's credentials may go.
     pub verified: bool,
     /// When the request left and its answer came (for the clock check).
@@ -45,7 +45,11 @@ pub fn reach(
             verified = false;
             link = Link::new(addr.clone(), Trust::unchecked())?;
             (got, t0, t1) = healthz(&link);
-            let made_itself = got.as_ref().is_ok_and(|(_, h)| h["tls"]["ca"] == "box");
+            let made_itself = got.as_ref().is_ok_and(|(_, h)| {
+                h.as_ref()
+                    .and_then(|h| h.tls.as_ref())
+                    .is_some_and(|t| t.ca == "box")
+            });
             let why = if made_itself {
                 " (the box says it made its CA itself: it has not had a bundle with this site's CA)"
             } else {
@@ -66,19 +70,29 @@ pub fn reach(
             return Ok(None);
         }
     };
-    match code {
-        200 => Ok(Some(Reached {
+    match (code, health) {
+        (200, Some(health)) => Ok(Some(Reached {
             link,
             health,
             verified,
             t0,
             t1,
         })),
-        503 => {
-            checks.push(Check::fail("health", not_ready(&health)));
+        (200, None) => {
+            checks.push(Check::fail(
+                "health",
+                format!(
+                    "the box answered /healthz with something this CLI does not read: is {} really a Docket box? If it is, update the CLI or the box",
+                    addr.given
+                ),
+            ));
             Ok(None)
         }
-        _ => {
+        (503, health) => {
+            checks.push(Check::fail("health", not_ready(health.as_ref())));
+            Ok(None)
+        }
+        (code, _) => {
             checks.push(Check::fail(
                 "health",
                 format!(
@@ -91,14 +105,18 @@ pub fn reach(
     }
 }
 
-/// `/healthz`: (status, JSON) whatever the status, or the transport error in words.
-fn healthz(link: &Link) -> (Result<(u16, Value), String>, u64, u64) {
+/// What `/healthz` answered: (status, its body when it is one) whatever the status, or the
+/// transport error in words.
+type Answer = Result<(u16, Option<Health>), String>;
+
+/// `/healthz`, with when the request left and when its answer came.
+fn healthz(link: &Link) -> (Answer, u64, u64) {
     let t0 = now_ms();
     let r = link.public().get(&link.url("/healthz")).call();
     let t1 = now_ms();
     let r = match r {
-        Ok(resp) => Ok((resp.status(), resp.into_json().unwrap_or_default())),
-        Err(ureq::Error::Status(code, resp)) => Ok((code, resp.into_json().unwrap_or_default())),
+        Ok(resp) => Ok((resp.status(), resp.into_json().ok())),
+        Err(ureq::Error::Status(code, resp)) => Ok((code, resp.into_json().ok())),
         Err(e) => Err(e.to_string()),
     };
     (r, t0, t1)
@@ -170,17 +188,17 @@ fn plain_answers(plain: &Addr) -> bool {
 }
 
 /// A 503 from `/healthz`, in words.
-fn not_ready(v: &Value) -> String {
-    if v["status"] == "listener_down" {
-        let down: Vec<String> = v["listeners"]
-            .as_object()
-            .into_iter()
+fn not_ready(h: Option<&Health>) -> String {
+    if let Some(h) = h.filter(|h| h.status == Status::ListenerDown) {
+        let down: Vec<String> = h
+            .listeners
+            .iter()
             .flatten()
-            .filter(|(_, l)| l["ok"] != true)
+            .filter(|(_, l)| !l.ok)
             .map(|(name, l)| {
                 format!(
                     "{name} ({})",
-                    l["error"].as_str().unwrap_or("no recent login")
+                    l.error.as_deref().unwrap_or("no recent login")
                 )
             })
             .collect();

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use docket_appliance::tls::ca::{self, SiteCa};
+use docket_trust::ca::{self, SiteCa};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use super::*;

@@ -5,18 +5,21 @@
 //! under the CA of that fingerprint the box itself presents (a box that has not had this site's
 //! CA yet). With no CA at all the certificate is recorded and not checked: doctor then reads
 //! what carries no secret, and everything that does is refused ([`super::Link::secret`]).
-//! Every handshake's chain and verdict are kept, so a refusal is told in words.
+//! Every handshake's chain and verdict are kept, so a refusal is told in words. The rustls
+//! verifier is docket-trust's (the box's probes use it too); this module gives it the judging
+//! ([`ChainCheck`]). Sends nothing itself.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use docket_appliance::tls::ca;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use docket_trust::ca;
+use docket_trust::verify::{self, ChainCheck, Presented};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use rustls::{CertificateError, RootCertStore};
 
 use crate::sitetls::{self, der_info};
 
@@ -126,18 +129,13 @@ impl Trust {
                     .build()?,
             )
         };
-        let verifier = Recording {
+        let recording = Recording {
             inner,
             box_ca: self.box_ca,
             provider: provider.clone(),
             seen,
         };
-        let c = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        Ok(Arc::new(c))
+        Ok(verify::client_config(provider, recording)?)
     }
 
     /// Why the box's certificate was refused, in words for a technician.
@@ -205,7 +203,9 @@ pub struct Seen {
     pub chain: Vec<Vec<u8>>,
     /// `None`: accepted.
     pub error: Option<rustls::Error>,
-    /// Was it checked (or only recorded)?
+    /// Was it checked (or only recorded)? Only the tests read it today (doctor goes by
+    /// [`Trust::checks`]); kept so a handshake's record says so itself.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub checked: bool,
 }
 
@@ -218,16 +218,10 @@ struct Recording {
 }
 
 impl Recording {
-    fn check(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    /// The verdict alone (recorded by [`ChainCheck::check`]).
+    fn judge(&self, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
         let first = match &self.inner {
-            Some(v) => v.verify_server_cert(end_entity, intermediates, name, ocsp, now),
+            Some(v) => webpki(v, p),
             None if self.box_ca.is_none() => return Ok(ServerCertVerified::assertion()),
             None => Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
@@ -244,7 +238,8 @@ impl Recording {
         ) {
             return first;
         }
-        let Some(vouched) = intermediates
+        let Some(vouched) = p
+            .intermediates
             .iter()
             .find(|c| ca::fingerprint(c.as_ref()) == fp)
         else {
@@ -252,25 +247,23 @@ impl Recording {
         };
         let mut roots = RootCertStore::empty();
         roots.add(vouched.clone().into_owned())?;
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+        let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?
-            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        webpki(&v, p)
     }
 }
 
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let r = self.check(end_entity, intermediates, name, ocsp, now);
-        let chain = std::iter::once(end_entity)
-            .chain(intermediates)
+/// rustls' own chain check, under `v`'s roots.
+fn webpki(v: &WebPkiServerVerifier, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+    v.verify_server_cert(p.end_entity, p.intermediates, p.name, p.ocsp, p.now)
+}
+
+impl ChainCheck for Recording {
+    fn check(&self, p: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+        let r = self.judge(p);
+        let chain = std::iter::once(p.end_entity)
+            .chain(p.intermediates)
             .map(|c| c.as_ref().to_vec())
             .collect();
         let checked = self.inner.is_some() || self.box_ca.is_some();
@@ -282,39 +275,5 @@ impl ServerCertVerifier for Recording {
             });
         }
         r
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

@@ -21,7 +21,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use docket_core::health::{Disk, Health, Status, TlsState};
 
 use crate::metrics::Metrics;
 use error::AppError;
@@ -77,50 +77,6 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-#[derive(Serialize)]
-struct Health<'a> {
-    status: &'a str,
-    site_id: &'a str,
-    version: &'a str,
-    seq: u64,
-    open_orders: u64,
-    /// The box's clock (Unix ms; what events' `at` is stamped with): screens age tickets by it.
-    now_ms: u64,
-    /// The site bundle: `none`, `applied` (with its serial) or `refused` (with the reason).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    site: Option<crate::site::SiteStatus>,
-    /// The data partition: free and total bytes (absent when it cannot be read), and whether
-    /// the last commit failed for lack of space.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disk: Option<Disk>,
-    /// Each MQTT listener: did docketd's own probe log in through it lately?
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listeners:
-        Option<std::collections::BTreeMap<&'static str, crate::mqtt::conn::probe::ListenerState>>,
-    /// The served certificate: where its CA came from, the CA's fingerprint, and when the
-    /// certificate expires.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<TlsState>,
-    /// What the site turned on that a technician should know (plain MQTT, plain HTTP).
-    warnings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct TlsState {
-    ca: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ca_sha256: Option<String>,
-    /// Unix seconds.
-    not_after: i64,
-}
-
-#[derive(Serialize)]
-struct Disk {
-    free_bytes: u64,
-    total_bytes: u64,
-    storage_full: bool,
-}
-
 /// 200 only once docketd is ready (retained state republished, a login through every listener)
 /// and while every listener keeps taking logins; 503 before, and while one does not.
 async fn healthz(State(s): State<AppState>) -> Response {
@@ -133,12 +89,12 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let ready = started && listeners_ok;
     let body = Health {
         status: match (started, listeners_ok) {
-            (false, _) => "starting",
-            (true, true) => "ok",
-            (true, false) => "listener_down",
+            (false, _) => Status::Starting,
+            (true, true) => Status::Ok,
+            (true, false) => Status::ListenerDown,
         },
-        site_id: &s.site_id,
-        version: s.version,
+        site_id: s.site_id.clone(),
+        version: s.version.into(),
         seq: s.metrics.seq.load(Relaxed),
         open_orders: s.metrics.open_orders.load(Relaxed),
         now_ms: crate::clock::now_ms(),
@@ -156,14 +112,14 @@ async fn healthz(State(s): State<AppState>) -> Response {
         }),
         listeners: s.mqtt.as_ref().map(|c| c.health().report(fresh)),
         tls: s.tls.as_ref().map(|t| TlsState {
-            ca: t.ca_source,
+            ca: t.ca_source.into(),
             ca_sha256: t
                 .ca
                 .as_ref()
                 .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint)),
             not_after: t.not_after(),
         }),
-        warnings: &s.warnings,
+        warnings: s.warnings.clone(),
     };
     let code = if ready {
         StatusCode::OK

@@ -8,41 +8,31 @@
 //! must carry a higher serial; it is stored and applied when docketd next starts (the response
 //! says `"applies": "at restart"`).
 //!
-//! A bundle's TLS material is checked here beyond its shape ([`check_tls`]: the site CA's key
-//! belongs to its certificate, a site's own key to its certificate), at start and at push
-//! alike, so a bundle the listeners could not use is refused like any bad bundle. The CLI runs
-//! the same check before it signs one.
+//! A bundle's TLS material is checked beyond its shape ([`check_tls`], docket-trust's: the site
+//! CA's key belongs to its certificate, a site's own key to its certificate), at start and at
+//! push alike, so a bundle the listeners could not use is refused like any bad bundle. The CLI
+//! runs the same check before it signs one. What `/healthz` says of the bundle is docket-core's
+//! [`SiteStatus`].
 
 pub mod menu;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use docket_core::bundle::{self, Bundle, BundleError, BundleManager, BundleTls};
-use serde::Serialize;
+use docket_core::bundle::{self, Bundle, BundleError, BundleManager};
 
 use crate::config::{Config, OwnCert, SecretUrl};
-use crate::tls::ca::{self, CaError, SiteCa};
+use crate::tls::ca::SiteCa;
+pub use docket_core::health::SiteStatus;
+/// The check of a bundle's TLS material is docket-trust's: the CLI runs the same one before it
+/// signs a bundle.
+pub use docket_trust::{check_tls, TlsError};
 
 pub const BUNDLE_FILE: &str = "site-bundle.json";
 pub const KEY_FILE: &str = "site-key.pub";
 /// A copy of the last bundle that verified at start: what a box falls back to when the bundle
 /// file is later replaced by one it refuses (the store is bound to the site id it was made with).
 pub const APPLIED_FILE: &str = "site-bundle.applied.json";
-
-/// What `/healthz` says about the site bundle.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SiteStatus {
-    /// `none` (no bundle: the config file rules), `applied`, or `refused`.
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// A pushed bundle is waiting for the next start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_serial: Option<u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -58,48 +48,6 @@ pub enum SiteError {
     OldSerial { got: u64, have: u64 },
     #[error(transparent)]
     Tls(#[from] TlsError),
-}
-
-/// Why a bundle's TLS material cannot be used (its PEM framing is checked in docket-core).
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("the bundle's site CA cannot issue the box's certificate: {0}")]
-    Ca(#[source] CaError),
-    #[error("the bundle's own certificate or key is not PEM the box can read")]
-    OwnNotPem,
-    #[error("the bundle's own key does not belong to the first certificate of its chain")]
-    OwnKeyMismatch,
-    #[error("the bundle's own certificate and key cannot be served")]
-    Own(#[source] rustls::Error),
-}
-
-/// Checks what PEM framing cannot: the site CA's key belongs to its certificate (the box issues
-/// itself a certificate with it, as it will at start) and a site's own key belongs to the first
-/// certificate of its chain (as the HTTPS listener loads them).
-pub fn check_tls(t: &BundleTls) -> Result<(), TlsError> {
-    let site_ca = SiteCa {
-        cert_pem: t.ca_cert_pem.clone(),
-        key_pem: t.ca_key_pem.clone(),
-    };
-    ca::issue_server(&site_ca, &["docket.local".into()], &[]).map_err(TlsError::Ca)?;
-    if let (Some(chain), Some(key)) = (&t.cert_pem, &t.key_pem) {
-        own_key_belongs(chain, key)?;
-    }
-    Ok(())
-}
-
-fn own_key_belongs(chain_pem: &str, key_pem: &str) -> Result<(), TlsError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| TlsError::OwnNotPem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| TlsError::OwnNotPem)?;
-    let provider = rustls::crypto::ring::default_provider();
-    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
-        Ok(_) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::OwnKeyMismatch),
-        Err(e) => Err(TlsError::Own(e)),
-    }
 }
 
 /// Verifies a bundle's signature and content ([`bundle::verify`]) and its TLS material.
@@ -165,7 +113,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
     match load(&cfg.data_dir) {
         Ok(None) => (
             SiteStatus {
-                state: "none",
+                state: "none".into(),
                 serial: None,
                 reason: None,
                 pending_serial: None,
@@ -183,7 +131,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
             }
             let managers = set(cfg, b);
             let status = SiteStatus {
-                state: "applied",
+                state: "applied".into(),
                 serial: Some(serial),
                 reason: None,
                 pending_serial: None,
@@ -197,7 +145,7 @@ pub fn apply(cfg: &mut Config) -> (SiteStatus, Vec<BundleManager>) {
             tracing::error!(error = %e, fallback_serial = ?serial, "site bundle REFUSED: not applied; running on the last applied bundle, or the config file when none");
             let managers = fallback.map(|b| set(cfg, b)).unwrap_or_default();
             let status = SiteStatus {
-                state: "refused",
+                state: "refused".into(),
                 serial,
                 reason: Some(e.to_string()),
                 pending_serial: None,
@@ -291,6 +239,8 @@ fn write_atomic(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SiteErr
 mod tests {
     use super::*;
     use crate::store::{self, devices};
+    use crate::tls::ca::{self, CaError};
+    use docket_core::bundle::BundleTls;
     use ed25519_dalek::SigningKey;
 
     /// A fresh data directory of its own with the site key `key(1)` pinned in it.

@@ -11,7 +11,8 @@
 //!
 //! Owns the served certificate. Must not know HTTP or MQTT.
 
-pub mod ca;
+/// The site CA and what it issues live in docket-trust (the CLI makes the CA with the same code).
+pub use docket_trust::ca;
 pub mod landing;
 pub(crate) mod names;
 pub mod pinned;

@@ -1,20 +1,19 @@
 //! The client side of docketd's own probe logins over TLS: it trusts exactly the certificate
 //! the box serves at that moment (whatever its CA), so a probe proves the listener, the
-//! handshake and the served certificate together.
+//! handshake and the served certificate together. The verifier itself is docket-trust's (the
+//! one the CLI uses too); this module says only how the chain is judged.
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use docket_trust::verify::{self, ChainCheck, Presented};
+use rustls::client::danger::ServerCertVerified;
+use rustls::ClientConfig;
 
 use super::Tls;
 
 #[derive(Debug)]
 struct Pinned {
     tls: Arc<Tls>,
-    provider: Arc<CryptoProvider>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -25,16 +24,9 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.tls.leaf().as_slice() {
+impl ChainCheck for Pinned {
+    fn check(&self, presented: Presented<'_>) -> Result<ServerCertVerified, rustls::Error> {
+        if presented.end_entity.as_ref() == self.tls.leaf().as_slice() {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
@@ -42,49 +34,9 @@ impl ServerCertVerifier for Pinned {
             ))
         }
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// A client configuration that trusts only what `tls` serves.
 pub fn probe_client(tls: Arc<Tls>) -> anyhow::Result<Arc<ClientConfig>> {
-    let provider = super::provider();
-    let c = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { tls, provider }))
-        .with_no_client_auth();
-    Ok(Arc::new(c))
+    Ok(verify::client_config(super::provider(), Pinned { tls })?)
 }

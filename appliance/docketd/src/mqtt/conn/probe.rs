@@ -16,9 +16,10 @@ use bytes::BytesMut;
 use rumqttd::protocol::{
     Connect, ConnectReturnCode, Disconnect, DisconnectReasonCode, Login, Packet,
 };
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use docket_core::health::ListenerState;
 
 use super::admit::PROBE_USER;
 use super::codec::Proto;
@@ -52,17 +53,6 @@ struct Entry {
 /// The listeners' health, shared by the probes, `/healthz` and the watchdog.
 pub struct Health {
     entries: Vec<Entry>,
-}
-
-/// One listener as `/healthz` reports it.
-#[derive(Debug, Serialize)]
-pub struct ListenerState {
-    pub ok: bool,
-    /// Milliseconds since the last login through it got its CONNACK (absent: never).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_login_ms_ago: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 impl Health {
@@ -115,10 +105,8 @@ impl Health {
         }
     }
 
-    pub fn report(
-        &self,
-        within_ms: u64,
-    ) -> std::collections::BTreeMap<&'static str, ListenerState> {
+    /// Each listener by name, as `/healthz` reports it.
+    pub fn report(&self, within_ms: u64) -> std::collections::BTreeMap<String, ListenerState> {
         let now = uptime_ms();
         self.entries
             .iter()
@@ -130,7 +118,7 @@ impl Health {
                     last_login_ms_ago: ago,
                     error: e.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 };
-                (e.name, state)
+                (e.name.to_owned(), state)
             })
             .collect()
     }

@@ -4,7 +4,7 @@
 //! `docket site init` makes a site's CA ([`new_site_ca`]) and the site bundle carries it to the
 //! box; the box issues itself a short-lived server certificate from it ([`issue_server`]) for
 //! its names and addresses, and issues a new one before it expires or when its addresses
-//! change. Pure functions of their inputs and the clock: no files.
+//! change. Pure functions of their inputs and the clock: no files; must not load or serve.
 
 use std::net::IpAddr;
 
@@ -55,17 +55,29 @@ fn days(n: i64) -> time::Duration {
     time::Duration::days(n)
 }
 
-/// A new site CA for `site_id` (its name says whose it is when a tablet lists trusted CAs).
-pub fn new_site_ca(site_id: &str, site_name: &str) -> Result<SiteCa, CaError> {
-    let key = KeyPair::generate()?;
+/// Docket's subject (`O=Docket, CN=common_name`) and a validity from `back` ago to `ahead`:
+/// every certificate a site issues says whose it is the same way, and is valid a little in the
+/// past for a clock that is behind.
+fn params(common_name: String, back: time::Duration, ahead: time::Duration) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Docket");
-    dn.push(
-        DnType::CommonName,
-        format!("Docket site CA: {site_name} ({site_id})"),
-    );
+    dn.push(DnType::CommonName, common_name);
     p.distinguished_name = dn;
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - back;
+    p.not_after = now + ahead;
+    p
+}
+
+/// A new site CA for `site_id` (its name says whose it is when a tablet lists trusted CAs).
+pub fn new_site_ca(site_id: &str, site_name: &str) -> Result<SiteCa, CaError> {
+    let key = KeyPair::generate()?;
+    let mut p = params(
+        format!("Docket site CA: {site_name} ({site_id})"),
+        days(1),
+        days(CA_DAYS),
+    );
     // It signs the box's server certificates and nothing under them.
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![
@@ -73,9 +85,6 @@ pub fn new_site_ca(site_id: &str, site_name: &str) -> Result<SiteCa, CaError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let now = time::OffsetDateTime::now_utc();
-    p.not_before = now - days(1);
-    p.not_after = now + days(CA_DAYS);
     let cert = p.self_signed(&key)?;
     Ok(SiteCa {
         cert_pem: cert.pem(),
@@ -92,16 +101,11 @@ pub fn issue_server(ca: &SiteCa, dns: &[String], ips: &[IpAddr]) -> Result<Issue
         return Err(CaError::KeyMismatch);
     }
     let key = KeyPair::generate()?;
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Docket");
-    dn.push(
-        DnType::CommonName,
-        dns.first()
-            .cloned()
-            .unwrap_or_else(|| "docket.local".into()),
-    );
-    p.distinguished_name = dn;
+    let common_name = dns
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "docket.local".into());
+    let mut p = params(common_name, time::Duration::hours(1), days(SERVER_DAYS));
     p.subject_alt_names = dns
         .iter()
         .filter_map(|d| d.clone().try_into().ok().map(SanType::DnsName))
@@ -111,9 +115,6 @@ pub fn issue_server(ca: &SiteCa, dns: &[String], ips: &[IpAddr]) -> Result<Issue
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.use_authority_key_identifier_extension = true;
-    let now = time::OffsetDateTime::now_utc();
-    p.not_before = now - time::Duration::hours(1);
-    p.not_after = now + days(SERVER_DAYS);
     let cert = p.signed_by(&key, &issuer)?;
     Ok(Issued {
         chain_pem: format!("{}{}", cert.pem(), ca.cert_pem),
