@@ -32,27 +32,26 @@ pub fn init(dir: &Path, admin_url: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// Applies the cloud schema and creates (or re-keys) the site's role; returns (migrations
-/// applied now, role name). The same code docketd's `uplink migrate` / `site-role` run.
+/// applied now, role name). The same code (`docket_cloud`) docketd's `uplink migrate` /
+/// `site-role` run, with the default timeouts of docketd's `[uplink]`.
 fn cloud_init(
     admin_url: &str,
     site: &str,
     password: &str,
 ) -> anyhow::Result<(Vec<String>, String)> {
-    use docket_appliance::config::{RawConfig, SecretUrl};
-    use docket_appliance::uplink::pg;
-    let cfg = RawConfig::default().validate()?;
+    use docket_cloud::{SecretUrl, Timeouts};
     let url = SecretUrl::new(admin_url);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut client = pg::connect(&url, &cfg.uplink)
+        let mut client = docket_cloud::connect(&url, Timeouts::default())
             .await
             .with_context(|| format!("cannot connect to head office at {}", url.redacted()))?;
-        let applied = pg::migrate(&mut client)
+        let applied = docket_cloud::migrate(&mut client)
             .await
             .context("applying the cloud schema")?;
-        let role = pg::create_site_role(&client, site, password)
+        let role = docket_cloud::create_site_role(&client, site, password)
             .await
             .context("creating the site's role")?;
         let applied: Vec<String> = applied.iter().map(|a| a.to_string()).collect();

@@ -292,19 +292,19 @@ pub fn uplink_set(dir: &Path, c: UplinkChange, json: bool) -> anyhow::Result<()>
 /// Tries each configured uplink URL: (target, Ok or Err((refused, message))).
 #[allow(clippy::type_complexity)]
 fn probe_uplink(s: &SiteFile) -> anyhow::Result<Vec<(&'static str, Result<(), (bool, String)>)>> {
-    use docket_appliance::config::{RawConfig, SecretUrl};
-    use docket_appliance::uplink::{pg, redis};
-    let cfg = RawConfig::default().validate()?;
+    use docket_cloud::{SecretUrl, Timeouts};
+    // The laptop waits as long as a box with the default `[uplink]` would.
+    let t = Timeouts::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut out = Vec::new();
     if let Some(u) = &s.postgres_url {
-        let r = rt.block_on(pg::probe(&SecretUrl::new(u), &cfg.uplink));
+        let r = rt.block_on(docket_cloud::probe(&SecretUrl::new(u), t));
         out.push(("postgres", r.map_err(|e| (e.is_refusal(), e.to_string()))));
     }
     if let Some(u) = &s.redis_url {
-        let r = rt.block_on(redis::probe(&SecretUrl::new(u), &cfg.uplink));
+        let r = rt.block_on(docket_cloud::redis::probe(&SecretUrl::new(u), t));
         out.push(("redis", r.map_err(|e| (e.is_refusal(), e.to_string()))));
     }
     Ok(out)

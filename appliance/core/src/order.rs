@@ -19,6 +19,19 @@ pub enum LineStatus {
     Voided,
 }
 
+impl LineStatus {
+    /// The name head office stores (`docket.order_lines.status`), the same as on the wire:
+    /// reports query by it, so it never changes with a variant's Rust name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Held => "held",
+            LineStatus::Fired => "fired",
+            LineStatus::Ready => "ready",
+            LineStatus::Voided => "voided",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -122,5 +135,30 @@ impl Order {
         } else {
             OrderStatus::Placed
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_wire_names() {
+        for s in [
+            LineStatus::Held,
+            LineStatus::Fired,
+            LineStatus::Ready,
+            LineStatus::Voided,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in [
+            OrderStatus::Placed,
+            OrderStatus::InProgress,
+            OrderStatus::Ready,
+            OrderStatus::Completed,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }

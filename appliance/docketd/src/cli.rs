@@ -165,14 +165,11 @@ fn admin_url(cfg: &Config, url: Option<&str>) -> anyhow::Result<crate::config::S
 /// `docketd uplink migrate`: applies the cloud schema's pending migrations.
 pub async fn uplink_migrate(cfg: &Config, url: Option<&str>) -> anyhow::Result<()> {
     let url = admin_url(cfg, url)?;
-    let mut client = crate::uplink::pg::connect(&url, &cfg.uplink)
+    let mut client = docket_cloud::connect(&url, cfg.uplink.timeouts())
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
-    let applied = crate::uplink::pg::migrate(&mut client).await?;
-    let all: Vec<&str> = crate::uplink::pg::MIGRATIONS
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
+    let applied = docket_cloud::migrate(&mut client).await?;
+    let all: Vec<&str> = docket_cloud::MIGRATIONS.iter().map(|(n, _)| *n).collect();
     println!("{}", json!({"applied": applied, "schema": all}));
     Ok(())
 }
@@ -190,10 +187,10 @@ pub async fn uplink_site_role(
         .read_line(&mut password)
         .context("reading the password from stdin")?;
     let password = password.trim_end_matches(['\n', '\r']);
-    let client = crate::uplink::pg::connect(&url, &cfg.uplink)
+    let client = docket_cloud::connect(&url, cfg.uplink.timeouts())
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
-    let role = crate::uplink::pg::create_site_role(&client, site, password)
+    let role = docket_cloud::create_site_role(&client, site, password)
         .await
         .context("creating the site role (run `docketd uplink migrate` first)")?;
     println!("{}", json!({"site": site, "role": role}));
@@ -207,7 +204,7 @@ pub async fn uplink_check(cfg: &Config) -> anyhow::Result<()> {
     }
     let mut ok = true;
     if let Some(url) = &cfg.uplink.postgres_url {
-        match crate::uplink::pg::connect(url, &cfg.uplink).await {
+        match docket_cloud::connect(url, cfg.uplink.timeouts()).await {
             Ok(c) => {
                 let r = c
                     .query_opt(

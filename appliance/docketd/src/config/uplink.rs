@@ -1,7 +1,11 @@
 //! `[uplink]` of the configuration: head office's URLs (kept as [`SecretUrl`], never shown in
-//! full) and the relays' timing bounds, validated into [`Uplink`].
+//! full; the type is `docket_cloud`'s) and the relays' timing bounds, validated into [`Uplink`].
+//! Reads no file and opens no connection.
 
 use serde::Deserialize;
+
+pub use docket_cloud::SecretUrl;
+use docket_cloud::Timeouts;
 
 use super::{Bounded, ConfigError};
 
@@ -18,50 +22,6 @@ pub struct RawUplink {
     pub statement_timeout_ms: Option<u64>,
     pub redis_maxlen: Option<usize>,
     pub retention_hours: Option<u64>,
-}
-
-/// A URL that may hold a password: shown with the password replaced, never in full.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        SecretUrl(url.into())
-    }
-    /// The real URL, for the client library only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// `scheme://user:***@host/…`: safe for logs.
-    pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return "***".into();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => {
-                let user = rest[..at].split(':').next().unwrap_or("");
-                format!(
-                    "{}://{user}:***@{}",
-                    &s[..scheme_end],
-                    &rest[at + 1..].split(['?']).next().unwrap_or("")
-                )
-            }
-            None => format!(
-                "{}://{}",
-                &s[..scheme_end],
-                rest.split('?').next().unwrap_or("")
-            ),
-        }
-    }
-}
-
-impl std::fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
 }
 
 /// `[uplink]`: relaying events to head office. Both URLs absent = no uplink.
@@ -83,6 +43,14 @@ pub struct Uplink {
 impl Uplink {
     pub fn configured(&self) -> bool {
         self.postgres_url.is_some() || self.redis_url.is_some()
+    }
+
+    /// The bounds head office's client works within (`docket_cloud`).
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect_ms: self.connect_timeout_ms,
+            statement_ms: self.statement_timeout_ms,
+        }
     }
 }
 
@@ -147,14 +115,14 @@ pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigErr
         connect_timeout_ms: ms(
             "uplink.connect_timeout_ms",
             u.connect_timeout_ms,
-            5_000,
+            Timeouts::CONNECT_MS,
             100,
             120_000,
         )?,
         statement_timeout_ms: ms(
             "uplink.statement_timeout_ms",
             u.statement_timeout_ms,
-            30_000,
+            Timeouts::STATEMENT_MS,
             100,
             600_000,
         )?,

@@ -3,7 +3,8 @@
 //! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{site_id}:status`.
 //! Its cursor is its own: Redis down never holds up PostgreSQL, and the reverse. Entry ids
 //! follow seq, so an event already in the stream (a crash between the append and the cursor)
-//! is skipped by comparing with the stream's last id, never appended twice.
+//! is skipped by comparing with the stream's last id, never appended twice. (The technician's
+//! login check is `docket_cloud::redis::probe`.)
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,23 +32,6 @@ pub enum RedisError {
     Local(#[from] LocalError),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-impl RedisError {
-    /// The server answered and said no (bad password, no such user), as opposed to not being
-    /// reachable at all.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, RedisError::Redis(e) if !e.is_io_error() && !e.is_timeout() && !e.is_connection_refusal() && !e.is_connection_dropped())
-    }
-}
-
-/// Connects and sends PING: what `docket uplink set` tries from the technician's laptop.
-pub async fn probe(url: &SecretUrl, u: &Uplink) -> Result<(), RedisError> {
-    let client = redis::Client::open(url.expose())?;
-    let t = Duration::from_millis(u.connect_timeout_ms);
-    let mut conn = timed(t, client.get_multiplexed_async_connection()).await?;
-    let _: String = timed(t, redis::cmd("PING").query_async(&mut conn)).await?;
-    Ok(())
 }
 
 pub struct Relay {

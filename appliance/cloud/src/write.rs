@@ -1,0 +1,200 @@
+//! Writing to head office: a batch of events with the projections of the orders it touched
+//! and the site's row, in one transaction; the site's last relayed seq; the idle keep-alive.
+//!
+//! `(site_id, seq)` is the primary key and inserts are `ON CONFLICT DO NOTHING`, projections
+//! only move to a higher version: a batch written twice (a crash between the commit and the
+//! box's cursor) changes nothing the second time. Executes what `project` decided; decides no
+//! row itself, and keeps no cursor (the caller's).
+
+use std::collections::HashMap;
+
+use docket_core::wire::Event;
+use tokio_postgres::{Client, Transaction};
+
+use crate::project::{self, EventRow, LineRow, OrderRow, ReadyAt};
+use crate::CloudError;
+
+/// Writes one batch: events, projections and the site row, in one transaction. `version` is the
+/// relaying docketd's, recorded in `docket.sites`.
+pub async fn write_batch(
+    client: &mut Client,
+    site: &str,
+    version: &str,
+    events: &[Event],
+    prices: &HashMap<String, i64>,
+) -> Result<(), CloudError> {
+    let tx = client.transaction().await?;
+    insert_events(&tx, site, &project::event_rows(events)?).await?;
+    let prior = ready_lines(&tx, site, &project::touched_orders(events)).await?;
+    let p = project::orders(events, prior, prices)?;
+    upsert_orders(&tx, site, &p.orders).await?;
+    upsert_lines(&tx, site, &p.lines).await?;
+    let last = events.last().map_or(0, |e| e.seq as i64);
+    tx.execute(
+        "INSERT INTO docket.sites (site_id, last_seq, docketd_version) VALUES ($1, $2, $3)
+         ON CONFLICT (site_id) DO UPDATE SET
+             last_seq = GREATEST(docket.sites.last_seq, EXCLUDED.last_seq),
+             last_contact = now(), docketd_version = EXCLUDED.docketd_version",
+        &[&site, &last, &version],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The highest seq head office has of this site (0 for a site it has never heard of).
+pub async fn site_last_seq(c: &Client, site: &str) -> Result<u64, CloudError> {
+    let row = c
+        .query_opt(
+            "SELECT last_seq FROM docket.sites WHERE site_id = $1",
+            &[&site],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+}
+
+/// Tells head office an idle site is alive (`docket.sites.last_contact`), running `version`.
+pub async fn record_contact(c: &Client, site: &str, version: &str) -> Result<(), CloudError> {
+    c.execute(
+        "INSERT INTO docket.sites (site_id, docketd_version) VALUES ($1, $2)
+         ON CONFLICT (site_id) DO UPDATE
+         SET last_contact = now(), docketd_version = EXCLUDED.docketd_version",
+        &[&site, &version],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &Transaction<'_>,
+    site: &str,
+    rows: &[EventRow<'_>],
+) -> Result<(), CloudError> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let types: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let order_ids: Vec<&str> = rows.iter().map(|r| r.order_id).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    let devices: Vec<&str> = rows.iter().map(|r| r.device).collect();
+    let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    tx.execute(
+        "INSERT INTO docket.events (site_id, seq, type, order_id, version, device, at, body)
+         SELECT $1, seq, type, order_id, version, device,
+                to_timestamp(at / 1000.0), body::jsonb
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                     $7::bigint[], $8::text[])
+              AS t(seq, type, order_id, version, device, at, body)
+         ON CONFLICT (site_id, seq) DO NOTHING",
+        &[
+            &site, &seqs, &types, &order_ids, &versions, &devices, &ats, &bodies,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ready lines (and since when) head office already has of these orders, by order.
+async fn ready_lines(
+    tx: &Transaction<'_>,
+    site: &str,
+    orders: &[&str],
+) -> Result<HashMap<String, ReadyAt>, CloudError> {
+    let mut prior: HashMap<String, ReadyAt> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT order_id, n, (extract(epoch FROM ready_at) * 1000)::bigint
+             FROM docket.order_lines
+             WHERE site_id = $1 AND order_id = ANY($2)
+               AND status = 'ready' AND ready_at IS NOT NULL",
+            &[&site, &orders],
+        )
+        .await?
+    {
+        let n: i32 = row.get(1);
+        prior
+            .entry(row.get(0))
+            .or_default()
+            .insert(n as u32, row.get(2));
+    }
+    Ok(prior)
+}
+
+async fn upsert_orders(
+    tx: &Transaction<'_>,
+    site: &str,
+    rows: &[OrderRow<'_>],
+) -> Result<(), CloudError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.order_id).collect();
+    let tickets: Vec<i64> = rows.iter().map(|r| r.ticket).collect();
+    let tables: Vec<&str> = rows.iter().map(|r| r.table).collect();
+    let status: Vec<&str> = rows.iter().map(|r| r.status).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    let fired: Vec<i32> = rows.iter().map(|r| r.fired_course).collect();
+    let placed: Vec<i64> = rows.iter().map(|r| r.placed_at).collect();
+    let completed: Vec<Option<i64>> = rows.iter().map(|r| r.completed_at).collect();
+    tx.execute(
+        "INSERT INTO docket.orders (site_id, order_id, ticket, table_name, status, version,
+                                    fired_course, placed_at, completed_at, updated_at)
+         SELECT $1, id, ticket, tbl, status, version, fired,
+                to_timestamp(placed / 1000.0), to_timestamp(completed / 1000.0), now()
+         FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                     $7::int[], $8::bigint[], $9::bigint[])
+              AS t(id, ticket, tbl, status, version, fired, placed, completed)
+         ON CONFLICT (site_id, order_id) DO UPDATE SET
+             status = EXCLUDED.status, version = EXCLUDED.version,
+             fired_course = EXCLUDED.fired_course, table_name = EXCLUDED.table_name,
+             completed_at = COALESCE(EXCLUDED.completed_at, docket.orders.completed_at),
+             updated_at = now()
+         WHERE docket.orders.version < EXCLUDED.version",
+        &[
+            &site, &ids, &tickets, &tables, &status, &versions, &fired, &placed, &completed,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn upsert_lines(
+    tx: &Transaction<'_>,
+    site: &str,
+    rows: &[LineRow<'_>],
+) -> Result<(), CloudError> {
+    let order: Vec<&str> = rows.iter().map(|r| r.order_id).collect();
+    let n: Vec<i32> = rows.iter().map(|r| r.n).collect();
+    let item: Vec<&str> = rows.iter().map(|r| r.item).collect();
+    let name: Vec<&str> = rows.iter().map(|r| r.name).collect();
+    let qty: Vec<i32> = rows.iter().map(|r| r.qty).collect();
+    let mods: Vec<&str> = rows.iter().map(|r| r.mods.as_str()).collect();
+    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.notes).collect();
+    let course: Vec<i32> = rows.iter().map(|r| r.course).collect();
+    let station: Vec<&str> = rows.iter().map(|r| r.station).collect();
+    let status: Vec<&str> = rows.iter().map(|r| r.status).collect();
+    let price: Vec<Option<i64>> = rows.iter().map(|r| r.unit_price_cents).collect();
+    let ready: Vec<Option<i64>> = rows.iter().map(|r| r.ready_at).collect();
+    let version: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    tx.execute(
+        "INSERT INTO docket.order_lines (site_id, order_id, n, item, name, qty, mods, notes,
+                                         course, station, status, unit_price_cents, ready_at,
+                                         version)
+         SELECT $1, oid, n, item, name, qty, mods::jsonb, notes, course, station, status, price,
+                to_timestamp(ready / 1000.0), version
+         FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
+                     $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[],
+                     $13::bigint[], $14::bigint[])
+              AS t(oid, n, item, name, qty, mods, notes, course, station, status, price, ready,
+                   version)
+         ON CONFLICT (site_id, order_id, n) DO UPDATE SET
+             qty = EXCLUDED.qty, mods = EXCLUDED.mods, notes = EXCLUDED.notes,
+             course = EXCLUDED.course, status = EXCLUDED.status,
+             unit_price_cents = COALESCE(docket.order_lines.unit_price_cents,
+                                         EXCLUDED.unit_price_cents),
+             ready_at = EXCLUDED.ready_at, version = EXCLUDED.version
+         WHERE docket.order_lines.version < EXCLUDED.version",
+        &[
+            &site, &order, &n, &item, &name, &qty, &mods, &notes, &course, &station, &status,
+            &price, &ready, &version,
+        ],
+    )
+    .await?;
+    Ok(())
+}
