@@ -7,7 +7,7 @@
 //! engine's writer or its in-memory state. Reports through `Metrics.uplink`, which the engine
 //! puts in the appliance status and `/metrics` renders.
 
-pub mod local;
+pub mod backlog;
 pub mod pg;
 pub mod redis;
 

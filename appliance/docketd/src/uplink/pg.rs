@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use docket_cloud::{Client, CloudError};
 use tokio_util::sync::CancellationToken;
 
-use super::local::{LocalError, Shared};
+use super::backlog::{BacklogError, BacklogHandle};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
@@ -34,7 +34,7 @@ pub enum PgError {
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
-    Local(#[from] LocalError),
+    Backlog(#[from] BacklogError),
 }
 
 pub struct Relay {
@@ -53,7 +53,7 @@ pub async fn run(r: Relay) {
     let m = &r.metrics.uplink.postgres;
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match Shared::open(r.db.clone()).await {
+    let local = match BacklogHandle::open(r.db.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink postgres: cannot open the local store; relay stopped");
@@ -109,14 +109,14 @@ pub async fn run(r: Relay) {
     }
 }
 
-async fn update_lag(r: &Relay, local: &Shared) {
+async fn update_lag(r: &Relay, local: &BacklogHandle) {
     let m = &r.metrics.uplink.postgres;
     if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
         m.lag_seconds.store(lag, Relaxed);
     }
 }
 
-async fn prune(r: &Relay, local: &Shared) {
+async fn prune(r: &Relay, local: &BacklogHandle) {
     if r.settings.retention_hours == 0 {
         return;
     }
@@ -137,7 +137,7 @@ async fn prune(r: &Relay, local: &Shared) {
 async fn relay_once(
     r: &Relay,
     client: &mut Client,
-    local: &Shared,
+    local: &BacklogHandle,
     last_contact: &mut Instant,
 ) -> Result<usize, PgError> {
     let m = &r.metrics.uplink.postgres;

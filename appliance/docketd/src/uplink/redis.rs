@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::local::{LocalError, Shared};
+use super::backlog::{BacklogError, BacklogHandle};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
@@ -29,7 +29,7 @@ pub enum RedisError {
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
-    Local(#[from] LocalError),
+    Backlog(#[from] BacklogError),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -65,7 +65,7 @@ pub async fn run(r: Relay) {
     let m = &r.metrics.uplink.redis;
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match Shared::open(r.db.clone()).await {
+    let local = match BacklogHandle::open(r.db.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
@@ -137,7 +137,7 @@ async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, Red
 async fn relay_once(
     r: &Relay,
     c: &mut MultiplexedConnection,
-    local: &Shared,
+    local: &BacklogHandle,
 ) -> Result<usize, RedisError> {
     let m = &r.metrics.uplink.redis;
     let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;

@@ -10,32 +10,33 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::store::{self, StoreError};
 
-pub struct Local {
+/// The events not yet relayed to every target, read after each target's cursor, and the cursors.
+pub struct Backlog {
     conn: Connection,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LocalError {
+pub enum BacklogError {
     #[error("local store: {0}")]
     Store(#[from] StoreError),
     #[error("a blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
 
-/// A relay task's `Local`: every call runs on the blocking pool, off the async workers.
+/// A relay task's `Backlog`: every call runs on the blocking pool, off the async workers.
 #[derive(Clone)]
-pub struct Shared(Arc<Mutex<Local>>);
+pub struct BacklogHandle(Arc<Mutex<Backlog>>);
 
-impl Shared {
-    pub async fn open(db: PathBuf) -> Result<Shared, LocalError> {
-        let local = tokio::task::spawn_blocking(move || Local::open(&db)).await??;
-        Ok(Shared(Arc::new(Mutex::new(local))))
+impl BacklogHandle {
+    pub async fn open(db: PathBuf) -> Result<BacklogHandle, BacklogError> {
+        let local = tokio::task::spawn_blocking(move || Backlog::open(&db)).await??;
+        Ok(BacklogHandle(Arc::new(Mutex::new(local))))
     }
 
     pub async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Local) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, LocalError> {
+        f: impl FnOnce(&Backlog) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, BacklogError> {
         let l = self.0.clone();
         Ok(tokio::task::spawn_blocking(move || {
             let guard = l.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,7 +50,7 @@ impl Shared {
         &self,
         target: &'static str,
         limit: usize,
-    ) -> Result<(u64, Vec<Event>), LocalError> {
+    ) -> Result<(u64, Vec<Event>), BacklogError> {
         self.run(move |l| {
             let c = l.cursor(target)?;
             Ok((c, l.events_after(c, limit)?))
@@ -58,15 +59,15 @@ impl Shared {
     }
 
     /// Wall-clock age in seconds of the oldest event after `cursor` (0 when there is none).
-    pub async fn lag_seconds(&self, cursor: u64, now_ms: u64) -> Result<u64, LocalError> {
+    pub async fn lag_seconds(&self, cursor: u64, now_ms: u64) -> Result<u64, BacklogError> {
         let (_, oldest) = self.run(move |l| l.backlog(cursor)).await?;
         Ok(oldest.map_or(0, |at| now_ms.saturating_sub(at) / 1000))
     }
 }
 
-impl Local {
+impl Backlog {
     pub fn open(db: &Path) -> Result<Self, StoreError> {
-        Ok(Local {
+        Ok(Backlog {
             conn: store::connect(db)?,
         })
     }
@@ -139,7 +140,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    fn db_with_events(ats: &[u64]) -> (tempfile_dir::Dir, Local) {
+    fn db_with_events(ats: &[u64]) -> (tempfile_dir::Dir, Backlog) {
         let dir = tempfile_dir::Dir::new();
         let db = dir.0.join("db");
         let _s = Store::open(&db, "s").unwrap();
@@ -152,10 +153,10 @@ mod tests {
             )
             .unwrap();
         }
-        (dir, Local::open(&db).unwrap())
+        (dir, Backlog::open(&db).unwrap())
     }
 
-    fn seqs(l: &Local) -> Vec<u64> {
+    fn seqs(l: &Backlog) -> Vec<u64> {
         let mut stmt = l
             .conn
             .prepare("SELECT seq FROM events ORDER BY seq")
