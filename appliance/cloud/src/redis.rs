@@ -1,9 +1,12 @@
-//! Head office's Redis, as the technician's laptop sees it: can it be reached, and does it take
-//! the login. docketd's relay (the stream it writes) keeps its own connection and is docketd's.
+//! Head office's Redis: a connection within a deadline, every request within one, and the
+//! login check the technician's laptop makes. docketd's relay (the stream it writes) connects
+//! through [`connect`] and is docketd's.
 //!
-//! Owns the login check only; writes nothing.
+//! Writes nothing itself.
 
 use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
 
 use crate::{SecretUrl, Timeouts};
 
@@ -23,17 +26,26 @@ impl RedisError {
     }
 }
 
+/// Connects within `within`.
+pub async fn connect(
+    url: &SecretUrl,
+    within: Duration,
+) -> Result<MultiplexedConnection, RedisError> {
+    let client = redis::Client::open(url.expose())?;
+    timed(within, client.get_multiplexed_async_connection()).await
+}
+
 /// Connects and sends PING, each within `t.connect_ms`: what `docket uplink set` tries from the
 /// technician's laptop.
 pub async fn probe(url: &SecretUrl, t: Timeouts) -> Result<(), RedisError> {
-    let client = redis::Client::open(url.expose())?;
     let t = Duration::from_millis(t.connect_ms);
-    let mut conn = timed(t, client.get_multiplexed_async_connection()).await?;
+    let mut conn = connect(url, t).await?;
     let _: String = timed(t, redis::cmd("PING").query_async(&mut conn)).await?;
     Ok(())
 }
 
-async fn timed<T>(
+/// One request to Redis, given up after `d`.
+pub async fn timed<T>(
     d: Duration,
     f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
 ) -> Result<T, RedisError> {

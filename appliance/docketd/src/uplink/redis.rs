@@ -24,10 +24,9 @@ const TARGET: &str = "redis";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
-    #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("Redis did not answer within {0:?}")]
-    Timeout(Duration),
+    /// Redis refused, failed or did not answer in time.
+    #[error(transparent)]
+    Redis(#[from] docket_cloud::redis::RedisError),
     #[error(transparent)]
     Backlog(#[from] BacklogError),
     #[error("encoding an event as JSON: {0}")]
@@ -51,14 +50,12 @@ pub fn status_key(site: &str) -> String {
     format!("docket:{site}:status")
 }
 
+/// One request to Redis, given up after `d`.
 async fn timed<T>(
     d: Duration,
     f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
 ) -> Result<T, RedisError> {
-    tokio::time::timeout(d, f)
-        .await
-        .map_err(|_| RedisError::Timeout(d))?
-        .map_err(RedisError::from)
+    Ok(docket_cloud::redis::timed(d, f).await?)
 }
 
 pub async fn run(r: Relay) {
@@ -79,9 +76,8 @@ pub async fn run(r: Relay) {
         }
         let step = async {
             if conn.is_none() {
-                let client = redis::Client::open(r.url.expose())?;
                 let t = Duration::from_millis(r.settings.connect_timeout_ms);
-                conn = Some(timed(t, client.get_multiplexed_async_connection()).await?);
+                conn = Some(docket_cloud::redis::connect(&r.url, t).await?);
             }
             let Some(c) = conn.as_mut() else {
                 unreachable!("connected above")
