@@ -3,6 +3,7 @@
 //! drop.
 
 pub mod chaos;
+pub mod device;
 pub mod faults;
 pub mod raw;
 pub mod secure;
