@@ -46,12 +46,7 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &str,
     ) -> anyhow::Result<HttpReply> {
-        let req = Request {
-            method,
-            path,
-            headers,
-            body,
-        };
+        let req = Request::new(method, path, headers, body);
         http_request_from(Some(from), (self.host, self.http).into(), req)
     }
 
@@ -95,7 +90,21 @@ pub struct Request<'a> {
     pub body: &'a str,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    pub fn new(
+        method: &'a str,
+        path: &'a str,
+        headers: &'a [(&'a str, &'a str)],
+        body: &'a str,
+    ) -> Request<'a> {
+        Request {
+            method,
+            path,
+            headers,
+            body,
+        }
+    }
+
     /// The request as text for `host` (`Connection: close`, `Content-Length`).
     pub fn text(&self, host: &str) -> String {
         let (method, path, body) = (self.method, self.path, self.body);
@@ -120,13 +129,7 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> anyhow::Result<HttpReply> {
-    let req = Request {
-        method,
-        path,
-        headers,
-        body,
-    };
-    http_request_from(None, addr, req)
+    http_request_from(None, addr, Request::new(method, path, headers, body))
 }
 
 /// [`http_request`] from a chosen local address (`None`: the system's choice).

@@ -39,12 +39,7 @@ pub fn https_request(
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
     let conn = rustls::ClientConnection::new(tls, ServerName::try_from(name.to_owned())?)?;
     let mut s = rustls::StreamOwned::new(conn, sock);
-    let req = Request {
-        method,
-        path,
-        headers,
-        body,
-    };
+    let req = Request::new(method, path, headers, body);
     crate::parse_reply(&crate::exchange(&mut s, &req.text(name))?)
 }
 

@@ -361,15 +361,20 @@ impl Device {
     fn sweep(&mut self) {
         for (id, p) in self.outbox.expire(REPLY_TIMEOUT) {
             self.ctx.stats.unanswered.fetch_add(1, Relaxed);
-            if let Action::Fire { order_id, .. } = &p.tag {
-                self.ctx.held().remove(order_id);
-            }
-            self.ctx.say(format_args!(
-                "{} got NO REPLY to {} (command {id}) within {} s",
-                self.id,
-                p.tag.describe(),
-                REPLY_TIMEOUT.as_secs()
-            ));
+            let what = p.tag.describe();
+            let secs = REPLY_TIMEOUT.as_secs();
+            self.failed(
+                &p.tag,
+                format_args!("got NO REPLY to {what} (command {id}) within {secs} s"),
+            );
         }
+    }
+
+    /// A command that failed (rejected, unanswered): the course it fires is free again; one line.
+    pub fn failed(&self, action: &Action, line: std::fmt::Arguments<'_>) {
+        if let Action::Fire { order_id, .. } = action {
+            self.ctx.held().remove(order_id);
+        }
+        self.ctx.say(format_args!("{} {line}", self.id));
     }
 }

@@ -30,15 +30,12 @@ impl Device {
                 .error
                 .map(|e| (e.code, e.message))
                 .unwrap_or_else(|| ("?".into(), "no error given".into()));
-            if let Action::Fire { order_id, .. } = &p.tag {
-                self.ctx.held().remove(order_id);
-            }
-            self.ctx.say(format_args!(
-                "{} REJECTED {}: {code}: {message} in {}{resent}",
-                self.id,
-                p.tag.describe(),
-                ms(rtt)
-            ));
+            let what = p.tag.describe();
+            let rtt = ms(rtt);
+            self.failed(
+                &p.tag,
+                format_args!("REJECTED {what}: {code}: {message} in {rtt}{resent}"),
+            );
             return;
         }
         let order_id = r.order_id.clone().unwrap_or_else(|| "?".into());
