@@ -57,7 +57,6 @@ die() { printf '%s\n' "demo: $*" >&2; exit 1; }
 # --- prerequisites -----------------------------------------------------------------------------
 missing=()
 command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
 command -v cc >/dev/null || missing+=(build-essential) # rusqlite compiles SQLite
 if [[ ${#missing[@]} -gt 0 ]]; then
     if command -v apt-get >/dev/null; then
@@ -103,39 +102,7 @@ mkdir -p "$DEMO_DIR"
 
 # Ports: keep the previous run's while they are free (tablets on the LAN keep working), else any
 # free ones. Never 1883: that is another broker's port.
-old_port() { # section key
-    [[ -f $CONFIG ]] || { echo 0; return; }
-    awk -v sec="[$1]" -v key="$2" '
-        /^\[/ { cur = $1 }
-        cur == sec && $1 == key { gsub(/"/, "", $3); n = split($3, a, ":"); print a[n]; found = 1; exit }
-        END { if (!found) print 0 }' "$CONFIG"
-}
-ports=$(python3 - "$(old_port mqtt listen)" "$(old_port mqtt listen_v5)" "$(old_port http listen)" \
-    "$(old_port tls https_listen)" "$(old_port tls mqtt_listen)" <<'PY'
-import socket, sys
-held, out = [], []
-for want in sys.argv[1:]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # As docketd binds (tokio sets SO_REUSEADDR): the last run's TIME_WAIT sockets don't count.
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        p = int(want)
-        if p in (0, 1883):
-            raise ValueError
-        s.bind(("0.0.0.0", p))
-    except (OSError, ValueError):
-        s.close()
-        while True:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("0.0.0.0", 0))
-            if s.getsockname()[1] != 1883:
-                break
-            held.append(s)
-    held.append(s)
-    out.append(s.getsockname()[1])
-print(*out)
-PY
-)
+ports=$("$SIMBIN" demo ports --config "$CONFIG") || die "cannot pick ports"
 read -r MQTT_PORT MQTT5_PORT HTTP_PORT HTTPS_PORT MQTTS_PORT <<<"$ports"
 
 cat >"$CONFIG" <<EOF
@@ -192,13 +159,13 @@ WEB_DEVICES=(
 WEB_DEVICES_FILE="$DEMO_DIR/web-devices.jsonl"
 listing=$("$DOCKETD" device list --config "$CONFIG") || die "docketd device list failed"
 # "id active|revoked" per device in the store.
-known=$(python3 -c '
-import json, sys
-for line in sys.stdin:
-    if line.strip():
-        d = json.loads(line)
-        print(d["id"], "revoked" if d.get("revoked_at") else "active")
-' <<<"$listing")
+states=$("$SIMBIN" demo device-states <<<"$listing") || die "cannot read docketd device list"
+declare -A known=()
+while read -r kid kstate; do
+    if [[ -n $kid ]]; then
+        known[$kid]=$kstate
+    fi
+done <<<"$states"
 added=0
 pair_devices() { # file spec...
     local file=$1 spec id role stations state saved
@@ -208,7 +175,7 @@ pair_devices() { # file spec...
     : >"$file.new"
     for spec in "$@"; do
         read -r id role stations <<<"$spec"
-        state=$(awk -v id="$id" '$1 == id { print $2 }' <<<"$known")
+        state=${known[$id]:-}
         saved=$(grep -F "\"id\":\"$id\"" "$file" | head -n 1 || true)
         if [[ $state == active && -n $saved ]]; then
             printf '%s\n' "$saved" >>"$file.new"
@@ -296,9 +263,10 @@ until curl -fsS --max-time 2 "$HEALTH" >/dev/null 2>&1; do
     sleep 0.2
 done
 health=$(curl -fsS --max-time 2 "$HEALTH" || true)
-ca_fp=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["tls"]["ca_sha256"])' "$health" 2>/dev/null || echo "?")
+ca_fp=$("$SIMBIN" demo ca-fingerprint <<<"$health" 2>/dev/null || echo "?")
 
-LAN_IP=$(hostname -I 2>/dev/null | awk '{ print $1 }' || true)
+LAN_IP=$(hostname -I 2>/dev/null || true)
+LAN_IP=${LAN_IP%% *}
 
 # --- tell the user -----------------------------------------------------------------------------
 cat <<EOF
@@ -318,22 +286,9 @@ cat <<EOF
  Demo devices and their secrets (also in devices.jsonl; a device logs in with a key derived
  from its secret, docs/protocol.md "Keys"):
 EOF
-python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    if line.strip():
-        d = json.loads(line)
-        role = d["role"] + ("(" + ",".join(d["stations"]) + ")" if d.get("stations") else "")
-        print("   %-10s %-16s %s" % (d["id"], role, d["secret"]))
-' "$DEVICES"
-# manager-1's MQTT password: its login key, HKDF-SHA256 (empty salt) of its secret.
-watch_secret=$(python3 -c '
-import hashlib, hmac, json, sys
-for line in open(sys.argv[1]):
-    if line.strip() and json.loads(line)["id"] == "manager-1":
-        prk = hmac.new(bytes(32), bytes.fromhex(json.loads(line)["secret"]), hashlib.sha256).digest()
-        print(hmac.new(prk, b"docket/v1 login key\x01", hashlib.sha256).hexdigest())
-' "$DEVICES")
+"$SIMBIN" demo devices --creds "$DEVICES"
+# manager-1's MQTT password: its login key, derived from its secret (docs/protocol.md "Keys").
+watch_secret=$("$SIMBIN" demo login-key --creds "$DEVICES" --id manager-1)
 echo
 echo " Watch the traffic (the broker admits paired devices only, client id = username = device id;"
 echo " manager-1 is not simulated, so it is free for this). Payloads are CBOR, not text:"
@@ -349,20 +304,7 @@ echo " The pages, over HTTPS under this box's own site CA. Trust it once per dev
 echo " http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/ and follow the steps (or accept the browser's warning"
 echo " for a quick look). Each link carries its device's credentials once, then the page keeps them;"
 echo " a browser without a link shows a pairing code to approve on /admin:"
-python3 -c '
-import json, sys
-base, files = sys.argv[1], sys.argv[2:]
-for f in files:
-    for line in open(f):
-        if not line.strip():
-            continue
-        d = json.loads(line)
-        page = {"tablet": "/tablet", "expo": "/expo", "manager": "/admin"}.get(d["role"])
-        if d["role"] == "station":
-            page = "/kds?station=" + d["stations"][0]
-        if page:
-            print("   %-20s %s%s#device=%s&secret=%s" % (page, base, page, d["id"], d["secret"]))
-' "https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT" "$WEB_DEVICES_FILE"
+"$SIMBIN" demo links --base "https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT" --creds "$WEB_DEVICES_FILE"
 echo " Pair another device:  $DOCKETD device add --config $CONFIG --id tablet-9 --role tablet"
 echo "================================================================================================"
 echo

@@ -1,5 +1,5 @@
 // Browser test harness: the real `docketd` on free ports with its own data directory (as the Rust
-// harness in tests/src/lib.rs starts it), and headless Chromium (Debian's `chromium`) driven by
+// harness in tests/src/daemon.rs starts it), and headless Chromium (Debian's `chromium`) driven by
 // playwright-core. Every wait has a deadline; every daemon and browser is stopped when its test
 // ends (pass `t`), and at the latest when this process exits, even on failure.
 //

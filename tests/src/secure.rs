@@ -1,7 +1,6 @@
 //! TLS for the tests: a client that trusts only a site CA (as a tablet that installed it), and
 //! HTTPS requests to a daemon.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 
-use crate::{Daemon, HttpReply};
+use crate::{Daemon, HttpReply, Request};
 
 /// A client configuration whose only root is `ca_pem` (no system roots).
 pub fn trusting(ca_pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
@@ -40,16 +39,8 @@ pub fn https_request(
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
     let conn = rustls::ClientConnection::new(tls, ServerName::try_from(name.to_owned())?)?;
     let mut s = rustls::StreamOwned::new(conn, sock);
-    s.write_all(crate::request_text(method, path, name, headers, body).as_bytes())?;
-    s.flush()?;
-    let mut raw = Vec::new();
-    match s.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // The box closes after `Connection: close` without always sending close_notify.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e.into()),
-    }
-    crate::parse_reply(&String::from_utf8_lossy(&raw))
+    let req = Request::new(method, path, headers, body);
+    crate::parse_reply(&crate::exchange(&mut s, &req.text(name))?)
 }
 
 impl Daemon {

@@ -12,6 +12,14 @@ use anyhow::{bail, Context};
 
 use crate::{free_port, DEADLINE};
 
+/// Starts `cmd` with its output discarded (a server that logs to its own file).
+fn spawn_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Child> {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {what}"))
+}
+
 fn pg_bin_dir() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("DOCKET_PG_BIN") {
         return Ok(PathBuf::from(p));
@@ -288,7 +296,8 @@ impl Redis {
 
     pub fn up(&mut self) -> anyhow::Result<()> {
         let log = self.dir.path().join("redis.log");
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        let cmd = cmd
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--save",
@@ -301,11 +310,8 @@ impl Redis {
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (apt-get install redis-server)")?;
+            .arg(&log);
+        let child = spawn_quiet(cmd, "redis-server (apt-get install redis-server)")?;
         self.child = Some(child);
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -373,13 +379,9 @@ impl Mosquitto {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("mosquitto");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting mosquitto (apt-get install mosquitto)")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(&conf);
+        let child = spawn_quiet(&mut cmd, "mosquitto (apt-get install mosquitto)")?;
         let m = Mosquitto { dir, port, child };
         let deadline = Instant::now() + DEADLINE;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

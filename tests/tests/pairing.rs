@@ -511,22 +511,10 @@ async fn import_adds_all_or_nothing() -> R {
 /// take; the secret itself is refused as a password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_key_from_the_cli_is_the_admin_password_and_the_secret_is_not() -> R {
-    use std::io::Write;
     let d = Daemon::start()?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
     let key = |input: &str| -> anyhow::Result<(bool, String)> {
-        let mut child = std::process::Command::new(docket_tests::docketd_bin())
-            .args(["device", "login-key"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = docket_tests::docketd_output(&["device", "login-key"], None, &[], Some(input))?;
         let text = String::from_utf8_lossy(if out.status.success() {
             &out.stdout
         } else {

@@ -4,11 +4,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use docket_tests::device::connect_many;
 use docket_tests::servers::Mosquitto;
 use docket_tests::{Client, Daemon};
 use serde_json::{json, Value};
 
-use crate::{connect_many, open_loop, Args};
+use crate::loops::endpoint;
+use crate::{open_loop, Args};
 use docket_tests::rss_mb;
 
 /// Devices the seed load brings itself: 50 tablets, 10 screens and the kitchen.
@@ -79,12 +81,8 @@ pub async fn connections(a: &Args) -> anyhow::Result<Value> {
         let creds = d.import_devices(&list)?;
         eprintln!("connections: connecting {add} more devices");
         let t0 = Instant::now();
-        let (port, tls) = match a.tls {
-            true => (d.mqtts, Some(d.trusting_site_ca()?)),
-            false => (d.mqtt, None),
-        };
-        let (clients, failed) =
-            connect_many(port, &creds, 64, Duration::from_secs(a.keep_alive), tls).await;
+        let at = endpoint(&d, a.tls)?.keep_alive(Duration::from_secs(a.keep_alive));
+        let (clients, failed) = connect_many(&at, &creds, 64).await;
         let connect_s = t0.elapsed().as_secs_f64();
         if let Some(e) = failed.first() {
             eprintln!("connections: {} failed, e.g. {e}", failed.len());

@@ -87,6 +87,20 @@ async fn receive(mut sub: Client, base: Instant, n: usize, stop: Arc<AtomicBool>
     rx
 }
 
+/// Waits (up to `within`) for the receiver to see every message, then stops it; what it saw.
+async fn finish(
+    rx: tokio::task::JoinHandle<Rx>,
+    stop: &AtomicBool,
+    within: Duration,
+) -> anyhow::Result<Rx> {
+    let deadline = Instant::now() + within;
+    while !rx.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Relaxed);
+    Ok(rx.await?)
+}
+
 fn stamp(len: usize, seq: u64, base: Instant) -> Vec<u8> {
     let mut p = vec![0x5a; len.max(16)];
     p[..8].copy_from_slice(&seq.to_be_bytes());
@@ -116,12 +130,7 @@ where
         tick.tick().await;
         publ.publish(TOPIC, stamp(len, seq, base), false).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rx.is_finished() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Relaxed);
-    let lat = rx.await?;
+    let lat = finish(rx, &stop, Duration::from_secs(10)).await?;
     let lost = lat.seen.iter().filter(|s| !**s).count();
     drop(publ);
 
@@ -136,12 +145,7 @@ where
     for seq in 0..burst as u64 {
         publ.publish(TOPIC, stamp(len, seq, base2), false).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !rx.is_finished() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Relaxed);
-    let thr = rx.await?;
+    let thr = finish(rx, &stop, Duration::from_secs(60)).await?;
     let got = thr.seen.iter().filter(|s| **s).count();
     let wall = thr
         .last_at

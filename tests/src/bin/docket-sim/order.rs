@@ -1,0 +1,173 @@
+//! What a simulated tablet orders and what a device's commands are for: a realistic order from
+//! the retained menu, the timers and actions of a device. Pure: no I/O.
+
+use docket_core::wire::{self, LineInput};
+use docket_core::{Menu, MenuItem};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+pub enum Timer {
+    /// A tablet's next order.
+    Order,
+    /// A tablet fires a held course.
+    Fire {
+        order_id: String,
+        ticket: u64,
+        course: u32,
+    },
+    /// A screen bumps (station) or completes (expo) a ticket on `board`.
+    Act { order_id: String, board: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Place {
+        table: String,
+        lines: usize,
+        held_course: Option<u32>,
+    },
+    Fire {
+        order_id: String,
+        ticket: u64,
+        course: u32,
+    },
+    Bump {
+        order_id: String,
+        ticket: u64,
+        station: String,
+    },
+    Complete {
+        order_id: String,
+        ticket: u64,
+        table: String,
+    },
+}
+
+impl Action {
+    /// (order, board) this action acts on, for screens.
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match self {
+            Action::Bump {
+                order_id, station, ..
+            } => Some((order_id, station)),
+            Action::Complete { order_id, .. } => Some((order_id, wire::EXPO)),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Place { table, .. } => format!("place_order for table {table}"),
+            Action::Fire {
+                order_id, course, ..
+            } => format!("fire_course {course} of {order_id}"),
+            Action::Bump {
+                order_id, station, ..
+            } => format!("bump of {order_id} at {station}"),
+            Action::Complete { order_id, .. } => format!("complete of {order_id}"),
+        }
+    }
+}
+
+const NOTES: [&str; 10] = [
+    "nut allergy",
+    "sauce on the side",
+    "birthday: candle please",
+    "no rush, long lunch",
+    "rush please",
+    "share plates",
+    "gluten free please",
+    "kids' portion",
+    "shellfish allergy",
+    "extra napkins",
+];
+
+fn in_category<'a>(menu: &'a Menu, cats: &[&str]) -> Vec<&'a MenuItem> {
+    menu.items
+        .iter()
+        .filter(|i| i.category.as_deref().is_some_and(|c| cats.contains(&c)))
+        .collect()
+}
+
+fn or_all<'a>(menu: &'a Menu, pool: Vec<&'a MenuItem>) -> Vec<&'a MenuItem> {
+    if pool.is_empty() {
+        menu.items.iter().collect()
+    } else {
+        pool
+    }
+}
+
+/// A realistic order: (table, lines, the held course if any).
+pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Option<u32>) {
+    let table = match rng.gen_range(0..100) {
+        0..=79 => rng.gen_range(1..=24).to_string(),
+        80..=91 => format!("bar-{}", rng.gen_range(1..=8)),
+        _ => "takeaway".to_owned(),
+    };
+    let n: usize = [1, 2, 2, 2, 3, 3, 3, 4, 4, 5][rng.gen_range(0..10)];
+    let second = n >= 2 && rng.gen_bool(0.25);
+    let (first_pool, second_pool) = if second {
+        (
+            or_all(menu, in_category(menu, &["Starters", "Drinks", "Sides"])),
+            or_all(menu, in_category(menu, &["Mains", "Desserts"])),
+        )
+    } else {
+        let not_dessert: Vec<&MenuItem> = menu
+            .items
+            .iter()
+            .filter(|i| i.category.as_deref() != Some("Desserts"))
+            .collect();
+        (or_all(menu, not_dessert), Vec::new())
+    };
+    let n2 = if !second {
+        0
+    } else if n >= 4 {
+        rng.gen_range(1..=2)
+    } else {
+        1
+    };
+    let mut lines: Vec<LineInput> = Vec::with_capacity(n);
+    for k in 0..n {
+        let (pool, course) = if k < n - n2 {
+            (&first_pool, None)
+        } else {
+            (&second_pool, Some(2))
+        };
+        let item = pool[rng.gen_range(0..pool.len())];
+        let mut mods = Vec::new();
+        if !item.mods.is_empty() && rng.gen_bool(0.3) {
+            let a = rng.gen_range(0..item.mods.len());
+            mods.push(item.mods[a].clone());
+            if item.mods.len() > 1 && rng.gen_bool(0.2) {
+                let b = (a + rng.gen_range(1..item.mods.len())) % item.mods.len();
+                mods.push(item.mods[b].clone());
+            }
+        }
+        let notes = rng
+            .gen_bool(0.1)
+            .then(|| NOTES[rng.gen_range(0..NOTES.len())].to_owned());
+        let qty = match rng.gen_range(0..100) {
+            0..=74 => 1,
+            75..=94 => 2,
+            _ => rng.gen_range(3..=4),
+        };
+        // The same plain item twice is one line with a bigger qty, as a tablet would send it.
+        if mods.is_empty() && notes.is_none() {
+            if let Some(l) = lines.iter_mut().find(|l| {
+                l.item == item.id && l.course == course && l.mods.is_empty() && l.notes.is_none()
+            }) {
+                l.qty += qty;
+                continue;
+            }
+        }
+        lines.push(LineInput {
+            item: item.id.clone(),
+            qty,
+            mods,
+            notes,
+            course,
+        });
+    }
+    let held = lines.iter().any(|l| l.course == Some(2)).then_some(2);
+    (table, lines, held)
+}
