@@ -17,6 +17,7 @@ use anyhow::{bail, Context};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::engine::link::RouterLink;
 use crate::engine::{Engine, EngineSettings};
 use crate::http::api::ApiState;
 use crate::http::{self, AppState};
@@ -347,6 +348,7 @@ async fn start_engine(
         },
         version: VERSION.to_owned(),
     };
+    let link = RouterLink::open(link, &inbox)?;
     let mut engine = Engine::new(settings, store, menu, registry, metrics, link, inbox)?;
 
     systemd::status("republishing retained state");

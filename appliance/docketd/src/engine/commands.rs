@@ -2,6 +2,9 @@
 //! device, MAC), answered once by (device, id) through `docket_core::once`, decided, and the
 //! batch's events, orders and replies committed together before anyone hears of them; replays
 //! answered from the store.
+//!
+//! Owns nothing of its own: it works on the engine's site state, store and link. Must not
+//! publish anything before the batch is committed, nor decide order rules (`docket_core`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,11 +15,13 @@ use docket_core::once;
 use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
 use docket_core::{Code, Rejection};
 
-use super::{plain, Engine, EngineError};
+use super::link::{plain, Link};
+use super::store::Store;
+use super::{Engine, EngineError};
 use crate::clock::now_ms;
 use crate::engine::ratelimit::Verdict;
 use crate::store::registry::Lookup;
-use crate::store::{Batch, Recorded};
+use crate::store::{Batch, Recorded, StoreError};
 
 /// A decided command as the store records it.
 fn recorded(key: &once::CommandKey, ok: bool, seq: Option<u64>, reply: &[u8]) -> Recorded {
@@ -52,7 +57,7 @@ enum Checked {
     },
 }
 
-impl Engine {
+impl<S: Store, L: Link> Engine<S, L> {
     pub(super) fn handle_commands(
         &mut self,
         commands: Vec<(String, bytes::Bytes)>,
@@ -114,35 +119,7 @@ impl Engine {
         if !batch.is_empty() {
             let t = Instant::now();
             if let Err(e) = self.store.commit(&batch) {
-                // Nothing of this batch is on disk: forget it, tell everyone to retry.
-                self.metrics.commit_failures.fetch_add(1, Relaxed);
-                let full = e.is_disk_full();
-                if full && !self.metrics.storage_full.swap(true, Relaxed) {
-                    tracing::error!(commands = recorded, "the disk is full: refusing new commands (storage_full) until space is freed; everything committed is intact");
-                } else if !full {
-                    tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");
-                }
-                self.reload()?;
-                let rejection = if full {
-                    Rejection::new(
-                        Code::StorageFull,
-                        "the box's disk is full: nothing was stored; send it again (same id) once a manager frees space",
-                    )
-                } else {
-                    Rejection::new(
-                        Code::Internal,
-                        "the box could not store this command; send it again",
-                    )
-                };
-                let metrics = self.metrics.clone();
-                once.commit_failed(|id| {
-                    metrics.reject(rejection.code);
-                    wire::encode(&Reply::rejected(id, &rejection))
-                })?;
-                for a in once.into_answers() {
-                    self.tx.publish(wire::reply_topic(&a.device), a.reply)?;
-                }
-                return Ok(());
+                return self.commit_failed(once, &e, recorded);
             }
             self.metrics.commit(t.elapsed(), recorded);
             if self.metrics.storage_full.swap(false, Relaxed) {
@@ -172,12 +149,51 @@ impl Engine {
                 wire::EVENTS_TOPIC.as_bytes().to_vec(),
                 payload.clone(),
             ));
-            self.mark_dirty(e);
+            self.boards.mark(e);
         }
-        self.publish_all(out)?;
+        self.link.publish_all(out)?;
         // Completed orders leave memory once their boards are recomputed.
-        if !self.dirty.is_empty() && self.boards_due() <= Instant::now() {
+        if self.boards.is_dirty() && self.boards.due() <= Instant::now() {
             self.publish_boards()?;
+        }
+        Ok(())
+    }
+
+    /// Nothing of this batch is on disk: the site state is the store's again, and every
+    /// command it decided (or a copy of one) is told to send it again; nothing else goes out.
+    fn commit_failed(
+        &mut self,
+        mut once: once::Batch<Vec<u8>>,
+        e: &StoreError,
+        recorded: usize,
+    ) -> Result<(), EngineError> {
+        self.metrics.commit_failures.fetch_add(1, Relaxed);
+        let full = e.is_disk_full();
+        if full && !self.metrics.storage_full.swap(true, Relaxed) {
+            tracing::error!(commands = recorded, "the disk is full: refusing new commands (storage_full) until space is freed; everything committed is intact");
+        } else if !full {
+            tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");
+        }
+        self.reload()?;
+        let rejection = if full {
+            Rejection::new(
+                Code::StorageFull,
+                "the box's disk is full: nothing was stored; send it again (same id) once a manager frees space",
+            )
+        } else {
+            Rejection::new(
+                Code::Internal,
+                "the box could not store this command; send it again",
+            )
+        };
+        let metrics = self.metrics.clone();
+        once.commit_failed(|id| {
+            metrics.reject(rejection.code);
+            wire::encode(&Reply::rejected(id, &rejection))
+        })?;
+        for a in once.into_answers() {
+            self.link
+                .publish(plain(wire::reply_topic(&a.device), a.reply))?;
         }
         Ok(())
     }

@@ -108,6 +108,13 @@ impl Inbox {
     pub fn try_recv(&self) -> Option<Input> {
         self.rx.try_recv().ok()
     }
+
+    /// A sender of router notifications, as the link's thread has: the engine's tests forward
+    /// through it what a fake router would.
+    #[cfg(test)]
+    pub(crate) fn sender(&self) -> flume::Sender<Input> {
+        self.tx.clone()
+    }
 }
 
 #[cfg(test)]

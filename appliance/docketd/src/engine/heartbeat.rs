@@ -1,0 +1,179 @@
+//! Liveness through the router: the engine's heartbeat round trip ([`Heartbeat`]: published on
+//! [`HEARTBEAT_TOPIC`] every second, and when it comes back the engine is proven alive for the
+//! watchdog and `/healthz`), and the devices' presence messages the router forwards
+//! ([`presence`]: recorded in `Metrics.presence`, the router's retained copy cleared).
+//!
+//! Owns the heartbeat's number and when it was sent. Must not touch the store or the state
+//! topics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use docket_core::wire;
+use rumqttd::local::LinkError;
+
+use super::link::{plain, retained, Link};
+use crate::metrics::{uptime_ms, Metrics};
+use crate::store::registry::{DeviceRegistry, Lookup};
+
+/// Where the engine proves it is alive: published and received back through the router.
+pub const HEARTBEAT_TOPIC: &str = "docket/internal/heartbeat";
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(1000);
+
+fn heartbeat_every(m: &Metrics) -> Duration {
+    match m.heartbeat_every_ms.load(Relaxed) {
+        0 => HEARTBEAT_EVERY,
+        ms => Duration::from_millis(ms),
+    }
+}
+
+#[derive(Default)]
+pub struct Heartbeat {
+    /// The heartbeat on its way through the router: its number and when it was sent.
+    sent: Option<(u64, Instant)>,
+    n: u64,
+}
+
+impl Heartbeat {
+    pub fn send<L: Link>(&mut self, link: &mut L) -> Result<(), LinkError> {
+        self.n += 1;
+        self.sent = Some((self.n, Instant::now()));
+        link.publish(plain(HEARTBEAT_TOPIC, self.n.to_le_bytes().to_vec()))
+    }
+
+    /// A heartbeat is on its way and has not come back yet.
+    pub fn waiting(&self) -> bool {
+        self.sent.is_some()
+    }
+
+    /// Time for the next one: a second after the last came back, or (one lost in the router)
+    /// three after the last was sent.
+    pub fn due(&self, now: Instant, metrics: &Metrics) -> bool {
+        let every = heartbeat_every(metrics);
+        match self.sent {
+            Some((_, at)) => now >= at + every * 3,
+            None => metrics.heartbeat_ms.load(Relaxed) + every.as_millis() as u64 <= uptime_ms(),
+        }
+    }
+
+    /// What came back on [`HEARTBEAT_TOPIC`]: the one sent last proves the engine alive.
+    pub fn echo(&mut self, payload: &[u8], metrics: &Metrics) {
+        if let Some((n, _)) = self.sent {
+            if payload == n.to_le_bytes() {
+                self.sent = None;
+                metrics.heartbeat_ms.store(uptime_ms(), Relaxed);
+            }
+        }
+    }
+}
+
+/// A device's presence message (`false`: `topic` is not a presence topic). Paired devices'
+/// are recorded; the router's retained copy is cleared.
+pub fn presence<L: Link>(
+    link: &mut L,
+    devices: &DeviceRegistry,
+    metrics: &Metrics,
+    topic: &str,
+    payload: &[u8],
+) -> Result<bool, LinkError> {
+    let Some(dev) = topic
+        .strip_prefix("docket/v1/devices/")
+        .and_then(|r| r.strip_suffix("/presence"))
+    else {
+        return Ok(false);
+    };
+    // Our own clear (below) comes back empty: nothing to learn from it.
+    if payload.is_empty() {
+        return Ok(true);
+    }
+    let online = match wire::decode::<String>(payload) {
+        Ok(s) => s == "online",
+        Err(_) => payload == b"online",
+    };
+    // Only paired devices are tracked: made-up ids must not grow this map.
+    if matches!(devices.lookup(dev), Lookup::Unknown) {
+        return Ok(true);
+    }
+    let online_now = metrics.presence.set(dev, online);
+    metrics.online_devices.store(online_now as u64, Relaxed);
+    // The box is the only reader of presence and has taken it: drop the broker's retained
+    // copy. rumqttd scans every retained message on every SUBSCRIBE, so one per device made
+    // each screen's reconnect cost grow with the number of devices.
+    link.publish(retained(topic.as_bytes().to_vec(), Vec::new()))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{registry, FakeLink};
+
+    #[test]
+    fn the_round_trip_sets_liveness_and_only_the_last_heartbeat_counts() {
+        let (mut hb, mut link, m) = (
+            Heartbeat::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
+        // Uptime moves on, so that a recorded round trip is not 0.
+        uptime_ms();
+        std::thread::sleep(Duration::from_millis(2));
+        hb.send(&mut link).unwrap();
+        hb.send(&mut link).unwrap();
+        let sent = link.take();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].topic, HEARTBEAT_TOPIC);
+        assert!(!sent[1].retain);
+        assert!(hb.waiting());
+        assert!(!hb.due(Instant::now(), &m), "on its way: not due yet");
+        // An older heartbeat coming back late proves nothing about now.
+        hb.echo(&sent[0].payload, &m);
+        assert!(hb.waiting());
+        assert_eq!(m.heartbeat_ms.load(Relaxed), 0);
+        hb.echo(&sent[1].payload, &m);
+        assert!(!hb.waiting());
+        assert!(
+            m.heartbeat_ms.load(Relaxed) > 0,
+            "the round trip is recorded"
+        );
+        assert!(!hb.due(Instant::now(), &m), "the next one a second later");
+    }
+
+    #[test]
+    fn a_heartbeat_lost_in_the_router_is_sent_again() {
+        let (mut hb, mut link, m) = (
+            Heartbeat::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
+        m.heartbeat_every_ms.store(10, Relaxed);
+        hb.send(&mut link).unwrap();
+        let at = Instant::now();
+        assert!(!hb.due(at, &m));
+        assert!(hb.due(at + Duration::from_millis(30), &m));
+    }
+
+    #[test]
+    fn presence_of_paired_devices_is_recorded_and_its_retained_copy_cleared() {
+        let (_dir, devices, m) = registry(&["kds-1"]);
+        let mut link = FakeLink::default();
+        let topic = wire::presence_topic("kds-1");
+        let online = wire::encode(&"online".to_owned()).unwrap();
+        assert!(presence(&mut link, &devices, &m, &topic, &online).unwrap());
+        assert!(m.presence.is_online("kds-1"));
+        assert_eq!(m.online_devices.load(Relaxed), 1);
+        let sent = link.take();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].topic == topic && sent[0].retain && sent[0].payload.is_empty());
+        // The clear coming back, and an unknown device: nothing recorded, nothing sent.
+        assert!(presence(&mut link, &devices, &m, &topic, b"").unwrap());
+        let ghost = wire::presence_topic("ghost");
+        assert!(presence(&mut link, &devices, &m, &ghost, b"online").unwrap());
+        assert!(!m.presence.is_online("ghost"));
+        assert!(link.take().is_empty());
+        // Offline, and a topic that is not presence at all.
+        assert!(presence(&mut link, &devices, &m, &topic, b"offline").unwrap());
+        assert!(!m.presence.is_online("kds-1"));
+        assert!(!presence(&mut link, &devices, &m, HEARTBEAT_TOPIC, b"x").unwrap());
+    }
+}
