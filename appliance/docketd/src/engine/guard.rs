@@ -44,7 +44,7 @@ impl Guard {
         link: &mut L,
         topic: &str,
         bytes: impl Into<Bytes>,
-    ) -> Result<(), LinkError> {
+    ) -> Result<(), Box<LinkError>> {
         let bytes: Bytes = bytes.into();
         let own = self.own.entry(topic.to_owned()).or_default();
         own.push_back(bytes.clone());
@@ -63,7 +63,7 @@ impl Guard {
         metrics: &Metrics,
         topic: &str,
         payload: &[u8],
-    ) -> Result<(), LinkError> {
+    ) -> Result<(), Box<LinkError>> {
         if let Some(current) = self.current.get(topic) {
             let own = self.own.entry(topic.to_owned()).or_default();
             if let Some(i) = own.iter().position(|x| is_echo(x, payload)) {

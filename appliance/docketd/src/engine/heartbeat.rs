@@ -35,7 +35,7 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn send<L: Link>(&mut self, link: &mut L) -> Result<(), LinkError> {
+    pub fn send<L: Link>(&mut self, link: &mut L) -> Result<(), Box<LinkError>> {
         self.n += 1;
         self.sent = Some((self.n, Instant::now()));
         link.publish(plain(HEARTBEAT_TOPIC, self.n.to_le_bytes().to_vec()))
@@ -75,7 +75,7 @@ pub fn presence<L: Link>(
     metrics: &Metrics,
     topic: &str,
     payload: &[u8],
-) -> Result<bool, LinkError> {
+) -> Result<bool, Box<LinkError>> {
     let Some(dev) = topic
         .strip_prefix("docket/v1/devices/")
         .and_then(|r| r.strip_suffix("/presence"))

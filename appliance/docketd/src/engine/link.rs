@@ -14,13 +14,14 @@ use super::EngineError;
 use docket_core::wire;
 
 /// What the engine publishes to the router. Every publish is QoS 0 (delivery QoS is the
-/// subscriber's); `retain` only on the box's state topics and their clears.
+/// subscriber's); `retain` only on the box's state topics and their clears. A failed link is
+/// boxed: rumqttd's error is large, and the engine stops on it.
 pub trait Link {
     /// One publish, the router woken for it.
-    fn publish(&mut self, p: Publish) -> Result<(), LinkError>;
+    fn publish(&mut self, p: Publish) -> Result<(), Box<LinkError>>;
     /// Several publishes in one wake-up of the router's thread (a group commit's replies and
     /// events), in this order.
-    fn publish_all(&mut self, batch: Vec<Publish>) -> Result<(), LinkError>;
+    fn publish_all(&mut self, batch: Vec<Publish>) -> Result<(), Box<LinkError>>;
 }
 
 /// A QoS 0, not retained publish (replies, events, the heartbeat), as `LinkTx::publish` makes it.
@@ -65,19 +66,19 @@ impl RouterLink {
     }
 
     /// `LinkTx::send` is async only in name; this is its synchronous use.
-    fn push(&mut self, p: Packet) -> Result<(), LinkError> {
-        crate::mqtt::broker::poll_once_ready(self.tx.send(p))?;
+    fn push(&mut self, p: Packet) -> Result<(), Box<LinkError>> {
+        crate::mqtt::broker::poll_once_ready(self.tx.send(p)).map_err(Box::new)?;
         Ok(())
     }
 }
 
 impl Link for RouterLink {
-    fn publish(&mut self, p: Publish) -> Result<(), LinkError> {
+    fn publish(&mut self, p: Publish) -> Result<(), Box<LinkError>> {
         self.push(Packet::Publish(p, None))
     }
 
     /// All but the last straight into the link's queue, the last with the wake-up.
-    fn publish_all(&mut self, mut batch: Vec<Publish>) -> Result<(), LinkError> {
+    fn publish_all(&mut self, mut batch: Vec<Publish>) -> Result<(), Box<LinkError>> {
         let Some(last) = batch.pop() else {
             return Ok(());
         };

@@ -71,6 +71,12 @@ impl From<LinkError> for EngineError {
     }
 }
 
+impl From<Box<LinkError>> for EngineError {
+    fn from(e: Box<LinkError>) -> Self {
+        EngineError::Link(e)
+    }
+}
+
 pub struct EngineSettings {
     pub site_id: String,
     pub max_batch: usize,

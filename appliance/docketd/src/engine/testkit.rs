@@ -94,12 +94,12 @@ pub fn take_sent(journal: &Journal) -> Vec<Sent> {
 }
 
 impl Link for FakeLink {
-    fn publish(&mut self, p: Publish) -> Result<(), LinkError> {
+    fn publish(&mut self, p: Publish) -> Result<(), Box<LinkError>> {
         self.record(p);
         Ok(())
     }
 
-    fn publish_all(&mut self, batch: Vec<Publish>) -> Result<(), LinkError> {
+    fn publish_all(&mut self, batch: Vec<Publish>) -> Result<(), Box<LinkError>> {
         for p in batch {
             self.record(p);
         }
