@@ -1,7 +1,7 @@
 //! Liveness through the router: the engine's heartbeat round trip ([`Heartbeat`]: published on
 //! [`HEARTBEAT_TOPIC`] every second, and when it comes back the engine is proven alive for the
-//! watchdog and `/healthz`), and the devices' presence messages the router forwards
-//! ([`presence`]: recorded in `Metrics.presence`, the router's retained copy cleared).
+//! watchdog and `/healthz`). (Devices' presence is the connection layer's: their sessions take
+//! it, see `mqtt::conn::session`.)
 //!
 //! Owns the heartbeat's number and when it was sent. Must not touch the store or the state
 //! topics.
@@ -9,12 +9,10 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use docket_core::wire;
 use rumqttd::local::LinkError;
 
-use super::link::{plain, retained, Link};
+use super::link::{plain, Link};
 use crate::metrics::{uptime_ms, Metrics};
-use crate::store::registry::{DeviceRegistry, Lookup};
 
 /// Where the engine proves it is alive: published and received back through the router.
 pub const HEARTBEAT_TOPIC: &str = "docket/internal/heartbeat";
@@ -67,46 +65,10 @@ impl Heartbeat {
     }
 }
 
-/// A device's presence message (`false`: `topic` is not a presence topic). Paired devices'
-/// are recorded; the router's retained copy is cleared.
-pub fn presence<L: Link>(
-    link: &mut L,
-    devices: &DeviceRegistry,
-    metrics: &Metrics,
-    topic: &str,
-    payload: &[u8],
-) -> Result<bool, Box<LinkError>> {
-    let Some(dev) = topic
-        .strip_prefix("docket/v1/devices/")
-        .and_then(|r| r.strip_suffix("/presence"))
-    else {
-        return Ok(false);
-    };
-    // Our own clear (below) comes back empty: nothing to learn from it.
-    if payload.is_empty() {
-        return Ok(true);
-    }
-    let online = match wire::decode::<String>(payload) {
-        Ok(s) => s == "online",
-        Err(_) => payload == b"online",
-    };
-    // Only paired devices are tracked: made-up ids must not grow this map.
-    if matches!(devices.lookup(dev), Lookup::Unknown) {
-        return Ok(true);
-    }
-    let online_now = metrics.presence.set(dev, online);
-    metrics.online_devices.store(online_now as u64, Relaxed);
-    // The box is the only reader of presence and has taken it: drop the broker's retained
-    // copy. rumqttd scans every retained message on every SUBSCRIBE, so one per device made
-    // each screen's reconnect cost grow with the number of devices.
-    link.publish(retained(topic.as_bytes().to_vec(), Vec::new()))?;
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testkit::{registry, FakeLink};
+    use crate::engine::testkit::FakeLink;
 
     #[test]
     fn the_round_trip_sets_liveness_and_only_the_last_heartbeat_counts() {
@@ -151,29 +113,5 @@ mod tests {
         let at = Instant::now();
         assert!(!hb.due(at, &m));
         assert!(hb.due(at + Duration::from_millis(30), &m));
-    }
-
-    #[test]
-    fn presence_of_paired_devices_is_recorded_and_its_retained_copy_cleared() {
-        let (_dir, devices, m) = registry(&["kds-1"]);
-        let mut link = FakeLink::default();
-        let topic = wire::presence_topic("kds-1");
-        let online = wire::encode(&"online".to_owned()).unwrap();
-        assert!(presence(&mut link, &devices, &m, &topic, &online).unwrap());
-        assert!(m.presence.is_online("kds-1"));
-        assert_eq!(m.online_devices.load(Relaxed), 1);
-        let sent = link.take();
-        assert_eq!(sent.len(), 1);
-        assert!(sent[0].topic == topic && sent[0].retain && sent[0].payload.is_empty());
-        // The clear coming back, and an unknown device: nothing recorded, nothing sent.
-        assert!(presence(&mut link, &devices, &m, &topic, b"").unwrap());
-        let ghost = wire::presence_topic("ghost");
-        assert!(presence(&mut link, &devices, &m, &ghost, b"online").unwrap());
-        assert!(!m.presence.is_online("ghost"));
-        assert!(link.take().is_empty());
-        // Offline, and a topic that is not presence at all.
-        assert!(presence(&mut link, &devices, &m, &topic, b"offline").unwrap());
-        assert!(!m.presence.is_online("kds-1"));
-        assert!(!presence(&mut link, &devices, &m, HEARTBEAT_TOPIC, b"x").unwrap());
     }
 }

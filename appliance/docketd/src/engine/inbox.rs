@@ -4,7 +4,7 @@
 //!   device ACL has judged the PUBLISH on `docket/v1/cmd/{its id}`: no trip through the router,
 //!   so a command costs the router nothing and the engine one wake-up;
 //! - **everything the router forwards on the engine's link** (state-topic echoes and foreign
-//!   writes, presence, the heartbeat, and commands that came through the router after all),
+//!   writes, the heartbeat, and commands that came through the router after all),
 //!   moved here by a small thread that also answers the router's "paused" notifications.
 //!
 //! The queue is bounded: a session waits (and so stops reading its socket) while it is full, and

@@ -35,16 +35,15 @@ pub fn retained(topic: impl Into<bytes::Bytes>, payload: impl Into<bytes::Bytes>
 }
 
 /// Filters the engine subscribes to: commands, the state topics it owns (to restore foreign
-/// writes), presence and its heartbeat. Replies and events are not among them: the broker is
+/// writes) and its heartbeat (presence is the connection layer's). Replies and events are not among them: the broker is
 /// started with filters for those ([`crate::mqtt::broker::ENGINE_OUTPUT_FILTERS`]), so the engine's
 /// publishes always match one without coming back to it.
-fn filters() -> [&'static str; 6] {
+fn filters() -> [&'static str; 5] {
     [
         wire::CMD_FILTER,
         wire::BOARDS_FILTER,
         wire::MENU_TOPIC,
         wire::STATUS_TOPIC,
-        wire::PRESENCE_FILTER,
         HEARTBEAT_TOPIC,
     ]
 }

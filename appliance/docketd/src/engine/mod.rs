@@ -6,7 +6,7 @@
 //!   replay);
 //! - `coalesce`: which boards are dirty and when they go out; `boards`: their cached encodings;
 //! - `guard`: the box's retained state topics, protected from foreign writes;
-//! - `heartbeat`: the heartbeat round trip through the router, and devices' presence;
+//! - `heartbeat`: the heartbeat round trip through the router;
 //! - `status`: the appliance status;
 //! - the seams: `link` (what the engine publishes to the router) and `store` (what it needs of
 //!   SQLite), small traits with fakes for the rooms' tests; `inbox`: its input queue.
@@ -264,18 +264,15 @@ impl<S: Store, L: Link> Engine<S, L> {
         Ok(())
     }
 
-    /// Non-command traffic: the heartbeat, presence, our own echoes and foreign writes to
+    /// Non-command traffic: the heartbeat, our own echoes and foreign writes to
     /// state topics.
     fn observe(&mut self, topic: &str, payload: &[u8]) -> Result<(), EngineError> {
         if topic == HEARTBEAT_TOPIC {
             self.heartbeat.echo(payload, &self.metrics);
             return Ok(());
         }
-        let (link, metrics) = (&mut self.link, &self.metrics);
-        if heartbeat::presence(link, &self.devices, metrics, topic, payload)? {
-            return Ok(());
-        }
-        self.guard.observe(link, metrics, topic, payload)?;
+        self.guard
+            .observe(&mut self.link, &self.metrics, topic, payload)?;
         Ok(())
     }
 
