@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod site;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod uplink;

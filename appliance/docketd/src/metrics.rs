@@ -1,16 +1,19 @@
-//! Counters and gauges every part updates, rendered as Prometheus text on `GET /metrics`.
+//! Counters and gauges every part updates, rendered as Prometheus text on `GET /metrics` (with
+//! the box's [`Status`] as gauges: ready, storage, the uplink's state).
 //!
-//! Lock-free on the hot path (atomics); the rare labelled counters (foreign writes by topic) and
-//! the device presence map (written by the engine, read by the admin API) sit behind locks that
-//! are never held across an `.await`.
+//! Only counts and renders: nothing reads a metric back to decide anything (what the box is
+//! doing is [`crate::status`]). Lock-free on the hot path (atomics); the rare labelled counters
+//! (foreign writes by topic) sit behind a lock that is never held across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use docket_core::Code;
+
+use crate::status::{Status, TargetStatus};
 
 /// Milliseconds since the process started (monotonic): the clock heartbeats are stamped with.
 pub fn uptime_ms() -> u64 {
@@ -19,70 +22,6 @@ pub fn uptime_ms() -> u64 {
         .get_or_init(std::time::Instant::now)
         .elapsed()
         .as_millis() as u64
-}
-
-/// Which paired devices are online: from their presence messages (the engine sees those), and
-/// from their connections (the connection layer sees those). A device whose last accepted connection
-/// closed is offline even when no will said so (a clean DISCONNECT sends none), and an "online"
-/// that arrives after its connection already closed is not believed. Devices never seen by the
-/// connection layer go by their messages alone.
-#[derive(Default)]
-pub struct Presence(RwLock<PresenceMap>);
-
-#[derive(Default)]
-struct PresenceMap {
-    online: HashMap<String, bool>,
-    /// Accepted connections open now, per device the connection layer has seen log in.
-    conns: HashMap<String, usize>,
-}
-
-impl PresenceMap {
-    fn count(&self) -> usize {
-        self.online.values().filter(|v| **v).count()
-    }
-}
-
-impl Presence {
-    /// Records a device's presence message; returns how many devices are online now.
-    pub fn set(&self, device: &str, online: bool) -> usize {
-        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
-        let gone = m.conns.get(device) == Some(&0);
-        m.online.insert(device.to_owned(), online && !gone);
-        m.count()
-    }
-
-    /// The connection layer admitted a login of `device`.
-    pub fn connected(&self, device: &str) {
-        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
-        *m.conns.entry(device.to_owned()).or_default() += 1;
-    }
-
-    /// A connection of `device` that [`Presence::connected`] counted closed. When it was the
-    /// last one, a tracked device goes offline; returns the online count when that changed it.
-    pub fn disconnected(&self, device: &str) -> Option<usize> {
-        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
-        let n = m.conns.get_mut(device)?;
-        *n = n.saturating_sub(1);
-        if *n > 0 {
-            return None;
-        }
-        // Only devices the engine tracks (paired ones that said "online"): never grows the map.
-        let was = m.online.get_mut(device)?;
-        if !std::mem::replace(was, false) {
-            return None;
-        }
-        Some(m.count())
-    }
-
-    pub fn is_online(&self, device: &str) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .online
-            .get(device)
-            .copied()
-            .unwrap_or(false)
-    }
 }
 
 /// Commit latency histogram bucket bounds, seconds.
@@ -120,72 +59,21 @@ pub struct Metrics {
     pub board_micros: AtomicU64,
     /// Microseconds the engine spent on command batches (checks, decisions, commit, publishing).
     pub command_micros: AtomicU64,
-    pub ready: AtomicBool,
-    /// The last commit failed because the disk is full (cleared by the next commit).
-    pub storage_full: AtomicBool,
-    pub started_unix_ms: AtomicU64,
-    /// Milliseconds since start of the last heartbeat round trip through the broker.
-    pub heartbeat_ms: AtomicU64,
-    /// How often the engine sends a heartbeat (0 = the default, 1 s); set from the watchdog period.
-    pub heartbeat_every_ms: AtomicU64,
     foreign_writes: Mutex<BTreeMap<String, u64>>,
-    pub presence: Presence,
-    pub uplink: UplinkMetrics,
+    pub uplink: UplinkCounters,
 }
 
-/// One uplink target's relay (PostgreSQL or Redis), as the relay task reports it.
+/// One uplink target's relay counts (its state is [`crate::status::TargetStatus`]).
 #[derive(Default)]
-pub struct TargetMetrics {
-    pub configured: AtomicBool,
-    /// The last attempt succeeded.
-    pub up: AtomicBool,
-    /// Every event up to this seq is relayed.
-    pub cursor: AtomicU64,
-    /// Age (wall clock) of the oldest event not yet relayed, in seconds; 0 when caught up.
-    pub lag_seconds: AtomicU64,
+pub struct TargetCounters {
     pub relayed: AtomicU64,
     pub failures: AtomicU64,
 }
 
 #[derive(Default)]
-pub struct UplinkMetrics {
-    pub postgres: TargetMetrics,
-    pub redis: TargetMetrics,
-}
-
-impl UplinkMetrics {
-    fn targets(&self) -> [(&'static str, &TargetMetrics); 2] {
-        [("postgres", &self.postgres), ("redis", &self.redis)]
-    }
-
-    /// Events committed here and not yet relayed to every configured target.
-    pub fn lag_events(&self, seq: u64) -> u64 {
-        self.targets()
-            .iter()
-            .filter(|(_, t)| t.configured.load(Relaxed))
-            .map(|(_, t)| seq.saturating_sub(t.cursor.load(Relaxed)))
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// `none` (no uplink configured), `down` (a target unreachable), `catching_up` (more than
-    /// `backlog` events behind) or `ok`: the `uplink` of the appliance status.
-    pub fn state(&self, seq: u64, backlog: u64) -> &'static str {
-        let configured: Vec<_> = self
-            .targets()
-            .into_iter()
-            .filter(|(_, t)| t.configured.load(Relaxed))
-            .collect();
-        if configured.is_empty() {
-            "none"
-        } else if configured.iter().any(|(_, t)| !t.up.load(Relaxed)) {
-            "down"
-        } else if self.lag_events(seq) > backlog {
-            "catching_up"
-        } else {
-            "ok"
-        }
-    }
+pub struct UplinkCounters {
+    pub postgres: TargetCounters,
+    pub redis: TargetCounters,
 }
 
 /// Distinct topics `docket_foreign_writes_total` has a label for; the rest are `other`.
@@ -256,7 +144,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format 0.0.4.
-    pub fn render(&self) -> String {
+    pub fn render(&self, status: &Status) -> String {
         let mut o = String::with_capacity(4096);
         let _ = writeln!(o, "# HELP docket_commands_total Commands handled, by result.\n# TYPE docket_commands_total counter");
         for (result, v) in [
@@ -297,8 +185,8 @@ impl Metrics {
         );
         let _ = writeln!(o, "docket_commit_seconds_count {count}");
         self.render_counters(&mut o);
-        self.render_gauges(&mut o);
-        self.render_uplink(&mut o);
+        self.render_gauges(&mut o, status);
+        self.render_uplink(&mut o, status);
         o
     }
 
@@ -373,7 +261,7 @@ impl Metrics {
         }
     }
 
-    fn render_gauges(&self, o: &mut String) {
+    fn render_gauges(&self, o: &mut String, status: &Status) {
         let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
@@ -411,34 +299,38 @@ impl Metrics {
             o,
             "docket_ready",
             "1 once retained state is republished and listeners are up.",
-            self.ready.load(Relaxed) as u64,
+            status.ready.load(Relaxed) as u64,
         );
         gauge(
             o,
             "docket_started_unix_ms",
             "Wall-clock start time (informational).",
-            self.started_unix_ms.load(Relaxed),
+            status.started_unix_ms.load(Relaxed),
         );
         gauge(
             o,
             "docket_storage_full",
             "1 while commits fail because the disk is full (commands get storage_full).",
-            self.storage_full.load(Relaxed) as u64,
+            status.storage_full.load(Relaxed) as u64,
         );
     }
 
     /// One family per uplink measure, a sample per configured target.
-    fn render_uplink(&self, o: &mut String) {
+    fn render_uplink(&self, o: &mut String, status: &Status) {
         let seq = self.seq.load(Relaxed);
         let family = |o: &mut String,
                       name: &str,
                       kind: &str,
                       help: &str,
-                      f: &dyn Fn(&TargetMetrics) -> u64| {
+                      f: &dyn Fn(&TargetStatus, &TargetCounters) -> u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (target, t) in self.uplink.targets() {
+            let targets = [
+                ("postgres", &status.uplink.postgres, &self.uplink.postgres),
+                ("redis", &status.uplink.redis, &self.uplink.redis),
+            ];
+            for (target, t, c) in targets {
                 if t.configured.load(Relaxed) {
-                    let _ = writeln!(o, "{name}{{target=\"{target}\"}} {}", f(t));
+                    let _ = writeln!(o, "{name}{{target=\"{target}\"}} {}", f(t, c));
                 }
             }
         };
@@ -447,42 +339,42 @@ impl Metrics {
             "docket_uplink_up",
             "gauge",
             "1 while the relay to this uplink target works.",
-            &|t| t.up.load(Relaxed) as u64,
+            &|t, _| t.up.load(Relaxed) as u64,
         );
         family(
             o,
             "docket_uplink_cursor",
             "gauge",
             "Every event up to this seq is relayed to the target.",
-            &|t| t.cursor.load(Relaxed),
+            &|t, _| t.cursor.load(Relaxed),
         );
         family(
             o,
             "docket_uplink_lag_events",
             "gauge",
             "Events committed here and not yet relayed to the target.",
-            &|t| seq.saturating_sub(t.cursor.load(Relaxed)),
+            &|t, _| seq.saturating_sub(t.cursor.load(Relaxed)),
         );
         family(
             o,
             "docket_uplink_lag_seconds",
             "gauge",
             "Age of the oldest event not yet relayed to the target.",
-            &|t| t.lag_seconds.load(Relaxed),
+            &|t, _| t.lag_seconds.load(Relaxed),
         );
         family(
             o,
             "docket_uplink_events_total",
             "counter",
             "Events relayed to the target since start.",
-            &|t| t.relayed.load(Relaxed),
+            &|_, c| c.relayed.load(Relaxed),
         );
         family(
             o,
             "docket_uplink_failures_total",
             "counter",
             "Failed relay attempts (connection or write).",
-            &|t| t.failures.load(Relaxed),
+            &|_, c| c.failures.load(Relaxed),
         );
     }
 }
@@ -492,39 +384,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn presence_follows_connections_as_well_as_messages() {
-        let p = Presence::default();
-        // Messages alone (a device the connection layer never counted).
-        assert_eq!(p.set("tab-1", true), 1);
-        assert!(p.is_online("tab-1"));
-        // Counted: two connections (a takeover), the older closes: still online.
-        p.connected("tab-1");
-        p.connected("tab-1");
-        assert_eq!(p.disconnected("tab-1"), None);
-        assert!(p.is_online("tab-1"));
-        // The last closes without a will (clean DISCONNECT): offline, and the count says so.
-        assert_eq!(p.disconnected("tab-1"), Some(0));
-        assert!(!p.is_online("tab-1"));
-        // An "online" processed after its connection closed is not believed.
-        assert_eq!(p.set("tab-1", true), 0);
-        assert!(!p.is_online("tab-1"));
-        // Back: connected, then its "online".
-        p.connected("tab-1");
-        assert_eq!(p.set("tab-1", true), 1);
-        // A device the engine does not track is never added by the connection layer.
-        p.connected("stranger");
-        assert_eq!(p.disconnected("stranger"), None);
-        assert!(!p.is_online("stranger"));
-    }
-
-    #[test]
     fn renders_counters_and_histogram() {
         let m = Metrics::default();
         m.reject(Code::BadMac);
         m.reject(Code::BadMac);
         m.commit(Duration::from_micros(300), 3);
         m.foreign_write("docket/v1/menu");
-        let text = m.render();
+        let text = m.render(&Status::default());
         assert!(text.contains("docket_rejects_total{code=\"bad_mac\"} 2"));
         assert!(text.contains("docket_commit_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("docket_commit_seconds_bucket{le=\"0.0002\"} 0"));
@@ -540,7 +406,7 @@ mod tests {
         for i in 0..100 {
             m.foreign_write(&format!("docket/v1/board/s{i}"));
         }
-        let text = m.render();
+        let text = m.render(&Status::default());
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("docket_foreign_writes_total{"))
@@ -554,15 +420,5 @@ mod tests {
             !text.lines().any(|l| l.starts_with("docket_up")),
             "a label ended a line"
         );
-    }
-
-    #[test]
-    fn presence() {
-        let p = Presence::default();
-        assert!(!p.is_online("a"));
-        assert_eq!(p.set("a", true), 1);
-        assert_eq!(p.set("b", true), 2);
-        assert_eq!(p.set("a", false), 1);
-        assert!(!p.is_online("a") && p.is_online("b"));
     }
 }

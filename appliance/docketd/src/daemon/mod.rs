@@ -25,6 +25,7 @@ use crate::metrics::{self, Metrics};
 use crate::mqtt::broker::{self, Broker};
 use crate::mqtt::conn::{self, probe, Connections, Proto};
 use crate::site::menu;
+use crate::status::Status;
 use crate::store::registry::DeviceRegistry;
 use crate::store::Store;
 use crate::tls::Tls;
@@ -34,6 +35,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     metrics::uptime_ms();
     let (site_status, managers) = crate::site::apply(&mut cfg);
     let metrics = Arc::new(Metrics::default());
+    let status = Arc::new(Status::default());
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
 
@@ -68,7 +70,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         store,
         menu,
         registry.clone(),
-        metrics.clone(),
+        (metrics.clone(), status.clone()),
     )
     .await?;
 
@@ -80,7 +82,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         broker,
         commands,
         registry.clone(),
-        metrics.clone(),
+        (metrics.clone(), status.clone()),
         conn::Settings {
             max_packet: cfg.max_payload_bytes,
             topic_acl: cfg.topic_acl,
@@ -98,7 +100,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     }
     let state = app_state(
         &cfg,
-        (&registry, &metrics, &connections, &tls),
+        (&registry, &connections, &tls),
+        (&metrics, &status),
         site_status,
         &restart,
     )?;
@@ -106,7 +109,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         serve_http(&cfg, http_listeners, &tls, state, &metrics, &shutdown)?;
     tokio::spawn(tls.clone().renew(shutdown.clone()));
     prove_listeners(&health, &connections, &shutdown).await?;
-    tokio::spawn(systemd::watchdog(metrics.clone(), health.clone()));
+    tokio::spawn(systemd::watchdog(status.clone(), health.clone()));
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
@@ -115,9 +118,15 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     ));
     // The uplink relays read committed events through their own connections: the kitchen
     // never waits for them.
-    let _relays = crate::uplink::spawn(&cfg, prices, metrics.clone(), shutdown.clone());
+    let _relays = crate::uplink::spawn(
+        &cfg,
+        prices,
+        metrics.clone(),
+        status.clone(),
+        shutdown.clone(),
+    );
 
-    metrics.ready.store(true, Relaxed);
+    status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -130,7 +139,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => None,
         r = &mut engine_done => Some(r),
     };
-    metrics.ready.store(false, Relaxed);
+    status.ready.store(false, Relaxed);
     let result = finish(engine_result, &stop, engine_done).await;
     systemd::stopping();
     shutdown.cancel();
@@ -145,19 +154,15 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 /// state and push, the listeners' health, the warnings and the served certificate.
 fn app_state(
     cfg: &Config,
-    (registry, metrics, connections, tls): (
-        &Arc<DeviceRegistry>,
-        &Arc<Metrics>,
-        &Connections,
-        &Arc<Tls>,
-    ),
+    (registry, connections, tls): (&Arc<DeviceRegistry>, &Connections, &Arc<Tls>),
+    (metrics, status): (&Arc<Metrics>, &Arc<Status>),
     site_status: crate::site::SiteStatus,
     restart: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<AppState> {
     let api = ApiState::open(
         &cfg.db_path(),
         registry.clone(),
-        metrics.clone(),
+        (metrics.clone(), status.clone()),
         &cfg.site_id,
         VERSION,
     )
@@ -165,6 +170,7 @@ fn app_state(
     .with_warnings(warnings(cfg));
     Ok(AppState {
         metrics: metrics.clone(),
+        status: status.clone(),
         site_id: cfg.site_id.clone(),
         version: VERSION,
         mqtt: Some(connections.clone()),
@@ -328,7 +334,7 @@ async fn start_engine(
     store: Store,
     menu: docket_core::Menu,
     registry: Arc<DeviceRegistry>,
-    metrics: Arc<Metrics>,
+    (metrics, status): (Arc<Metrics>, Arc<Status>),
 ) -> anyhow::Result<(Arc<AtomicBool>, EngineDone)> {
     let link = broker.link("docketd-engine")?;
     let settings = EngineSettings {
@@ -349,7 +355,15 @@ async fn start_engine(
         version: VERSION.to_owned(),
     };
     let link = RouterLink::open(link, &inbox)?;
-    let mut engine = Engine::new(settings, store, menu, registry, metrics, link, inbox)?;
+    let mut engine = Engine::new(
+        settings,
+        store,
+        menu,
+        registry,
+        (metrics, status),
+        link,
+        inbox,
+    )?;
 
     systemd::status("republishing retained state");
     let t = Instant::now();

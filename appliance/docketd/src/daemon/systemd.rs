@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::metrics::Metrics;
 use crate::mqtt::conn::probe::Health;
+use crate::status::Status;
 
 /// How often every listener is probed: four times per watchdog period (between 250 ms and 2 s),
 /// every 2 s without a watchdog.
@@ -66,18 +66,18 @@ pub fn stopping() {
 /// Pets the watchdog at half its period, but only while the engine's last heartbeat round trip
 /// is recent and every listener took a probe login lately: a hung engine or a dead listener lets
 /// systemd restart the box's service.
-pub async fn watchdog(metrics: Arc<Metrics>, listeners: Arc<Health>) {
+pub async fn watchdog(status: Arc<Status>, listeners: Arc<Health>) {
     let Some(period) = watchdog_period() else {
         return;
     };
     // Heartbeats come at least four times per period, so a fresh one is always at hand.
     let every = (period.as_millis() as u64 / 4).clamp(50, 1000);
-    metrics.heartbeat_every_ms.store(every, Relaxed);
+    status.heartbeat_every_ms.store(every, Relaxed);
     let mut tick = tokio::time::interval(period / 2);
     loop {
         tick.tick().await;
         let now_ms = crate::metrics::uptime_ms();
-        let last = metrics.heartbeat_ms.load(Relaxed);
+        let last = status.heartbeat_ms.load(Relaxed);
         let listeners = listeners.alive_within(listener_fresh_ms());
         if now_ms.saturating_sub(last) >= (period.as_millis() as u64) / 2 {
             tracing::error!(

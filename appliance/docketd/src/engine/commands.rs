@@ -122,7 +122,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                 return self.commit_failed(once, &e, recorded);
             }
             self.metrics.commit(t.elapsed(), recorded);
-            if self.metrics.storage_full.swap(false, Relaxed) {
+            if self.status.storage_full.swap(false, Relaxed) {
                 tracing::info!("the disk has space again: commands are stored again");
             }
         }
@@ -169,7 +169,7 @@ impl<S: Store, L: Link> Engine<S, L> {
     ) -> Result<(), EngineError> {
         self.metrics.commit_failures.fetch_add(1, Relaxed);
         let full = e.is_disk_full();
-        if full && !self.metrics.storage_full.swap(true, Relaxed) {
+        if full && !self.status.storage_full.swap(true, Relaxed) {
             tracing::error!(commands = recorded, "the disk is full: refusing new commands (storage_full) until space is freed; everything committed is intact");
         } else if !full {
             tracing::error!(error = ?e, commands = recorded, "group commit failed; rolling back the batch");

@@ -102,7 +102,7 @@ mod tests {
     const BOARD: &str = "docket/v1/board/grill";
 
     fn foreign_writes(m: &Metrics) -> usize {
-        m.render()
+        m.render(&crate::status::Status::default())
             .lines()
             .filter(|l| l.starts_with("docket_foreign_writes_total{"))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use rumqttd::local::LinkError;
 
 use super::link::{plain, Link};
-use crate::metrics::{uptime_ms, Metrics};
+use crate::metrics::uptime_ms;
+use crate::status::Status;
 
 /// Where the engine proves it is alive: published and received back through the router.
 pub const HEARTBEAT_TOPIC: &str = "docket/internal/heartbeat";
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(1000);
 
-fn heartbeat_every(m: &Metrics) -> Duration {
+fn heartbeat_every(m: &Status) -> Duration {
     match m.heartbeat_every_ms.load(Relaxed) {
         0 => HEARTBEAT_EVERY,
         ms => Duration::from_millis(ms),
@@ -46,20 +47,20 @@ impl Heartbeat {
 
     /// Time for the next one: a second after the last came back, or (one lost in the router)
     /// three after the last was sent.
-    pub fn due(&self, now: Instant, metrics: &Metrics) -> bool {
-        let every = heartbeat_every(metrics);
+    pub fn due(&self, now: Instant, status: &Status) -> bool {
+        let every = heartbeat_every(status);
         match self.sent {
             Some((_, at)) => now >= at + every * 3,
-            None => metrics.heartbeat_ms.load(Relaxed) + every.as_millis() as u64 <= uptime_ms(),
+            None => status.heartbeat_ms.load(Relaxed) + every.as_millis() as u64 <= uptime_ms(),
         }
     }
 
     /// What came back on [`HEARTBEAT_TOPIC`]: the one sent last proves the engine alive.
-    pub fn echo(&mut self, payload: &[u8], metrics: &Metrics) {
+    pub fn echo(&mut self, payload: &[u8], status: &Status) {
         if let Some((n, _)) = self.sent {
             if payload == n.to_le_bytes() {
                 self.sent = None;
-                metrics.heartbeat_ms.store(uptime_ms(), Relaxed);
+                status.heartbeat_ms.store(uptime_ms(), Relaxed);
             }
         }
     }
@@ -72,11 +73,7 @@ mod tests {
 
     #[test]
     fn the_round_trip_sets_liveness_and_only_the_last_heartbeat_counts() {
-        let (mut hb, mut link, m) = (
-            Heartbeat::default(),
-            FakeLink::default(),
-            Metrics::default(),
-        );
+        let (mut hb, mut link, m) = (Heartbeat::default(), FakeLink::default(), Status::default());
         // Uptime moves on, so that a recorded round trip is not 0.
         uptime_ms();
         std::thread::sleep(Duration::from_millis(2));
@@ -103,11 +100,7 @@ mod tests {
 
     #[test]
     fn a_heartbeat_lost_in_the_router_is_sent_again() {
-        let (mut hb, mut link, m) = (
-            Heartbeat::default(),
-            FakeLink::default(),
-            Metrics::default(),
-        );
+        let (mut hb, mut link, m) = (Heartbeat::default(), FakeLink::default(), Status::default());
         m.heartbeat_every_ms.store(10, Relaxed);
         hb.send(&mut link).unwrap();
         let at = Instant::now();

@@ -45,9 +45,10 @@ use crate::engine::heartbeat::Heartbeat;
 use crate::engine::inbox::{Inbox, Input};
 use crate::engine::link::{Link, RouterLink};
 use crate::engine::ratelimit::RateLimiter;
-use crate::engine::status::Status;
+use crate::engine::status::StatusTopic;
 use crate::engine::store::Store;
 use crate::metrics::Metrics;
+use crate::status::Status;
 use crate::store::registry::DeviceRegistry;
 use crate::store::StoreError;
 
@@ -102,6 +103,8 @@ pub struct Engine<S = crate::store::Store, L = RouterLink> {
     inbox: Inbox,
     devices: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
+    /// What the box is doing now (storage, heartbeat, start time; read for the status topic).
+    status: Arc<Status>,
     /// What decisions read and change; `last_seq` is its latest event's.
     site: Site,
     last_seq: u64,
@@ -110,7 +113,7 @@ pub struct Engine<S = crate::store::Store, L = RouterLink> {
     boards: Coalescer,
     guard: Guard,
     heartbeat: Heartbeat,
-    status: Status,
+    status_topic: StatusTopic,
 }
 
 impl<S: Store, L: Link> Engine<S, L> {
@@ -119,7 +122,7 @@ impl<S: Store, L: Link> Engine<S, L> {
         store: S,
         menu: Menu,
         devices: Arc<DeviceRegistry>,
-        metrics: Arc<Metrics>,
+        (metrics, status): (Arc<Metrics>, Arc<Status>),
         link: L,
         inbox: Inbox,
     ) -> Result<Self, EngineError> {
@@ -127,13 +130,13 @@ impl<S: Store, L: Link> Engine<S, L> {
         // Stamps continue from the latest one committed, whatever the wall clock says now.
         crate::clock::anchor(loaded.last_at);
         let started_unix_ms = now_ms();
-        metrics.started_unix_ms.store(started_unix_ms, Relaxed);
+        status.started_unix_ms.store(started_unix_ms, Relaxed);
         let boards = Coalescer::new(
             settings.board_interval,
             menu.stations(),
             &loaded.open_orders,
         );
-        let status = Status::new(
+        let status_topic = StatusTopic::new(
             settings.version.clone(),
             settings.site_id.clone(),
             started_unix_ms,
@@ -162,6 +165,7 @@ impl<S: Store, L: Link> Engine<S, L> {
             guard: Guard::default(),
             heartbeat: Heartbeat::default(),
             status,
+            status_topic,
         })
     }
 
@@ -228,11 +232,11 @@ impl<S: Store, L: Link> Engine<S, L> {
         if self.boards.is_dirty() && now >= self.boards.due() {
             self.publish_boards()?;
         }
-        if self.heartbeat.due(now, &self.metrics) {
+        if self.heartbeat.due(now, &self.status) {
             self.heartbeat.send(&mut self.link)?;
         }
         // Every 2 s, changed or not: it is the screens' proof that their link is alive.
-        if self.status.due(now) {
+        if self.status_topic.due(now) {
             self.publish_status()?;
         }
         Ok(())
@@ -268,7 +272,7 @@ impl<S: Store, L: Link> Engine<S, L> {
     /// state topics.
     fn observe(&mut self, topic: &str, payload: &[u8]) -> Result<(), EngineError> {
         if topic == HEARTBEAT_TOPIC {
-            self.heartbeat.echo(payload, &self.metrics);
+            self.heartbeat.echo(payload, &self.status);
             return Ok(());
         }
         self.guard
@@ -294,11 +298,7 @@ impl<S: Store, L: Link> Engine<S, L> {
     }
 
     fn publish_status(&mut self) -> Result<(), EngineError> {
-        self.status.publish(
-            &mut self.guard,
-            &mut self.link,
-            &self.metrics,
-            self.last_seq,
-        )
+        self.status_topic
+            .publish(&mut self.guard, &mut self.link, &self.status, self.last_seq)
     }
 }

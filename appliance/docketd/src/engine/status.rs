@@ -3,7 +3,7 @@
 //! is alive. Published through the guard (it is a state topic).
 //!
 //! Owns what the status says about the box and when it was last sent. Must not touch the store
-//! or read anything but `Metrics` and the seq it is given.
+//! or read anything but the box's [`Status`] and the seq it is given.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -14,22 +14,22 @@ use super::guard::Guard;
 use super::link::Link;
 use super::EngineError;
 use crate::clock::now_ms;
-use crate::metrics::Metrics;
+use crate::status::Status;
 
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// More events than this not yet relayed: the uplink is "catching_up" rather than "ok".
 const UPLINK_BACKLOG: u64 = 1000;
 
-pub struct Status {
+pub struct StatusTopic {
     version: String,
     site_id: String,
     started_unix_ms: u64,
     last: Option<Instant>,
 }
 
-impl Status {
+impl StatusTopic {
     pub fn new(version: String, site_id: String, started_unix_ms: u64) -> Self {
-        Status {
+        StatusTopic {
             version,
             site_id,
             started_unix_ms,
@@ -46,11 +46,11 @@ impl Status {
         &mut self,
         guard: &mut Guard,
         link: &mut L,
-        metrics: &Metrics,
+        now: &Status,
         seq: u64,
     ) -> Result<(), EngineError> {
         // The uplink's state and lag (events) as the relays report them.
-        let u = &metrics.uplink;
+        let u = &now.uplink;
         let status = wire::ApplianceStatus {
             version: self.version.clone(),
             site_id: self.site_id.clone(),
@@ -59,7 +59,7 @@ impl Status {
             sync_lag: u.lag_events(seq),
             started_at: self.started_unix_ms,
             now_ms: now_ms(),
-            storage_full: metrics.storage_full.load(Relaxed),
+            storage_full: now.storage_full.load(Relaxed),
         };
         let bytes = wire::encode(&status)?;
         guard.publish(link, wire::STATUS_TOPIC, bytes)?;
@@ -72,14 +72,16 @@ impl Status {
 mod tests {
     use super::*;
     use crate::engine::testkit::FakeLink;
+    use crate::metrics::Metrics;
 
     #[test]
     fn the_status_says_seq_site_and_disk_and_is_due_every_two_seconds() {
         let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
-        let mut s = Status::new("1.2.3".into(), "site-a".into(), 42);
+        let mut s = StatusTopic::new("1.2.3".into(), "site-a".into(), 42);
         assert!(s.due(Instant::now()), "never sent: due");
-        m.storage_full.store(true, Relaxed);
-        s.publish(&mut g, &mut link, &m, 7).unwrap();
+        let now = Status::default();
+        now.storage_full.store(true, Relaxed);
+        s.publish(&mut g, &mut link, &now, 7).unwrap();
         let sent = link.take();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].topic, wire::STATUS_TOPIC);

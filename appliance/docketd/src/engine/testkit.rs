@@ -282,6 +282,7 @@ pub struct Harness<S: Store = MemStore> {
     pub engine: Engine<S, FakeLink>,
     pub journal: Journal,
     pub metrics: Arc<Metrics>,
+    pub status: Arc<crate::status::Status>,
     /// What the fake router forwards to the engine goes in here.
     pub router: flume::Sender<Input>,
     _dir: tempfile::TempDir,
@@ -297,6 +298,7 @@ pub fn harness() -> Harness {
 
 pub fn harness_on<S: Store>(store: S, journal: Journal, settings: EngineSettings) -> Harness<S> {
     let (dir, devices, metrics) = registry(&DEVICES);
+    let status = Arc::new(crate::status::Status::default());
     let (_commands, inbox) = inbox::channel(inbox::CAPACITY);
     let router = inbox.sender();
     let link = FakeLink {
@@ -308,7 +310,7 @@ pub fn harness_on<S: Store>(store: S, journal: Journal, settings: EngineSettings
         store,
         menu(),
         devices,
-        metrics.clone(),
+        (metrics.clone(), status.clone()),
         link,
         inbox,
     )
@@ -317,6 +319,7 @@ pub fn harness_on<S: Store>(store: S, journal: Journal, settings: EngineSettings
         engine,
         journal,
         metrics,
+        status,
         router,
         _dir: dir,
     }

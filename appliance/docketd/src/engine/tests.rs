@@ -139,7 +139,7 @@ fn a_failed_commit_publishes_nothing_but_send_it_again() {
     h.engine.store.fail = Some(rusqlite::ffi::SQLITE_FULL);
     h.handle(vec![place("tab-1", "c1")]);
     assert_eq!(code(&sent(h.seen())[0]), Some(Code::StorageFull));
-    assert!(h.metrics.storage_full.load(Relaxed));
+    assert!(h.status.storage_full.load(Relaxed));
     // Sent again with the same id once the store works: decided as new.
     h.engine.store.fail = None;
     h.handle(vec![place("tab-1", "c1")]);
@@ -150,7 +150,7 @@ fn a_failed_commit_publishes_nothing_but_send_it_again() {
     );
     let r = reply(&sent(seen)[0]);
     assert!(r.ok && r.seq == Some(1), "{r:?}");
-    assert!(!h.metrics.storage_full.load(Relaxed));
+    assert!(!h.status.storage_full.load(Relaxed));
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn the_retained_state_counts_as_taken_once_the_heartbeat_came_back() {
     let mut h = harness();
     let deadline = Instant::now() + Duration::from_millis(150);
     assert!(!h.engine.republish_retained(deadline).unwrap());
-    assert_eq!(h.metrics.heartbeat_ms.load(Relaxed), 0);
+    assert_eq!(h.status.heartbeat_ms.load(Relaxed), 0);
     assert_eq!(
         topics(&h.seen()),
         [
@@ -303,7 +303,7 @@ fn the_retained_state_counts_as_taken_once_the_heartbeat_came_back() {
     let deadline = Instant::now() + Duration::from_secs(10);
     assert!(h.engine.republish_retained(deadline).unwrap());
     assert!(Instant::now() < deadline);
-    assert!(h.metrics.heartbeat_ms.load(Relaxed) > 0);
+    assert!(h.status.heartbeat_ms.load(Relaxed) > 0);
 }
 
 #[test]

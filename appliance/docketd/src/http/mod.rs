@@ -29,6 +29,7 @@ use error::AppError;
 #[derive(Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
+    pub status: Arc<crate::status::Status>,
     pub site_id: String,
     pub version: &'static str,
     /// The MQTT connection layer, for `/mqtt` and the listeners' health (None: `/mqtt` answers
@@ -80,7 +81,7 @@ pub fn router(state: AppState) -> Router {
 /// 200 only once docketd is ready (retained state republished, a login through every listener)
 /// and while every listener keeps taking logins; 503 before, and while one does not.
 async fn healthz(State(s): State<AppState>) -> Response {
-    let started = s.metrics.ready.load(Relaxed);
+    let started = s.status.ready.load(Relaxed);
     let fresh = crate::daemon::systemd::listener_fresh_ms();
     let listeners_ok = s
         .mqtt
@@ -107,7 +108,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
             Some(Disk {
                 free_bytes: v.f_bavail.saturating_mul(v.f_frsize),
                 total_bytes: v.f_blocks.saturating_mul(v.f_frsize),
-                storage_full: s.metrics.storage_full.load(Relaxed),
+                storage_full: s.status.storage_full.load(Relaxed),
             })
         }),
         listeners: s.mqtt.as_ref().map(|c| c.health().report(fresh)),
@@ -183,7 +184,7 @@ async fn mqtt_ws(
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
+        s.metrics.render(&s.status),
     )
         .into_response()
 }
@@ -198,6 +199,7 @@ mod tests {
     fn state() -> AppState {
         AppState {
             metrics: Arc::new(Metrics::default()),
+            status: Arc::default(),
             site_id: "s".into(),
             version: "t",
             mqtt: None,
@@ -217,7 +219,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        s.metrics.ready.store(true, Relaxed);
+        s.status.ready.store(true, Relaxed);
         let r = router(s)
             .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
             .await

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::status::Status;
 
 /// Retry delay: exponential from `min` to `max` with full jitter over the upper half.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl Health {
         Health { target, up: None }
     }
 
-    pub fn ok(&mut self, m: &crate::metrics::TargetMetrics) {
+    pub fn ok(&mut self, m: &crate::status::TargetStatus) {
         m.up.store(true, std::sync::atomic::Ordering::Relaxed);
         if self.up != Some(true) {
             tracing::info!(target_name = self.target, "uplink {} is up", self.target);
@@ -71,9 +72,16 @@ impl Health {
         self.up = Some(true);
     }
 
-    pub fn failed(&mut self, m: &crate::metrics::TargetMetrics, error: &dyn std::fmt::Display) {
+    pub fn failed(
+        &mut self,
+        (m, c): (
+            &crate::status::TargetStatus,
+            &crate::metrics::TargetCounters,
+        ),
+        error: &dyn std::fmt::Display,
+    ) {
         m.up.store(false, std::sync::atomic::Ordering::Relaxed);
-        m.failures
+        c.failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.up != Some(false) {
             tracing::warn!(
@@ -92,13 +100,14 @@ pub fn spawn(
     cfg: &Config,
     menu_prices: std::collections::HashMap<String, i64>,
     metrics: Arc<Metrics>,
+    status: Arc<Status>,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let u = &cfg.uplink;
     if let Some(url) = &u.postgres_url {
         tracing::info!(url = ?url, "relaying events to PostgreSQL");
-        metrics
+        status
             .uplink
             .postgres
             .configured
@@ -110,12 +119,13 @@ pub fn spawn(
             settings: u.clone(),
             prices: Arc::new(menu_prices),
             metrics: metrics.clone(),
+            status: status.clone(),
             stop: stop.clone(),
         })));
     }
     if let Some(url) = &u.redis_url {
         tracing::info!(url = ?url, "relaying events to Redis");
-        metrics
+        status
             .uplink
             .redis
             .configured
@@ -126,6 +136,7 @@ pub fn spawn(
             url: url.clone(),
             settings: u.clone(),
             metrics: metrics.clone(),
+            status: status.clone(),
             stop: stop.clone(),
         })));
     }

@@ -21,6 +21,7 @@ use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
+use crate::status::Status;
 
 const TARGET: &str = "postgres";
 /// How often an idle relay tells head office it is alive (`docket.sites.last_contact`).
@@ -45,12 +46,13 @@ pub struct Relay {
     /// Menu prices (cents) by item id, for `order_lines.unit_price_cents`.
     pub prices: Arc<HashMap<String, i64>>,
     pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
     pub stop: CancellationToken,
 }
 
 /// The relay task: runs until `stop`.
 pub async fn run(r: Relay) {
-    let m = &r.metrics.uplink.postgres;
+    let (m, c) = (&r.status.uplink.postgres, &r.metrics.uplink.postgres);
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
     let local = match BacklogHandle::open(r.db.clone()).await {
@@ -99,7 +101,7 @@ pub async fn run(r: Relay) {
             }
             Err(e) => {
                 client = None;
-                health.failed(m, &e);
+                health.failed((m, c), &e);
                 update_lag(&r, &local).await;
                 if !pause(&r.stop, backoff.next_delay()).await {
                     return;
@@ -110,7 +112,7 @@ pub async fn run(r: Relay) {
 }
 
 async fn update_lag(r: &Relay, local: &BacklogHandle) {
-    let m = &r.metrics.uplink.postgres;
+    let m = &r.status.uplink.postgres;
     if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
         m.lag_seconds.store(lag, Relaxed);
     }
@@ -120,7 +122,7 @@ async fn prune(r: &Relay, local: &BacklogHandle) {
     if r.settings.retention_hours == 0 {
         return;
     }
-    let relayed = r.metrics.uplink.postgres.cursor.load(Relaxed);
+    let relayed = r.status.uplink.postgres.cursor.load(Relaxed);
     let before = now_ms().saturating_sub(r.settings.retention_hours * 3_600_000);
     match local.run(move |l| l.prune(relayed, before)).await {
         Ok(0) => {}
@@ -140,7 +142,7 @@ async fn relay_once(
     local: &BacklogHandle,
     last_contact: &mut Instant,
 ) -> Result<usize, PgError> {
-    let m = &r.metrics.uplink.postgres;
+    let (m, c) = (&r.status.uplink.postgres, &r.metrics.uplink.postgres);
     let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
     m.cursor.store(cursor, Relaxed);
     if events.is_empty() {
@@ -158,7 +160,7 @@ async fn relay_once(
         .run(move |l| l.set_cursor(TARGET, last, now_ms()))
         .await?;
     m.cursor.store(last, Relaxed);
-    m.relayed.fetch_add(events.len() as u64, Relaxed);
+    c.relayed.fetch_add(events.len() as u64, Relaxed);
     update_lag(r, local).await;
     Ok(events.len())
 }

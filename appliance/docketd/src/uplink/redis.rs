@@ -19,6 +19,7 @@ use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
+use crate::status::Status;
 
 const TARGET: &str = "redis";
 
@@ -39,6 +40,7 @@ pub struct Relay {
     pub url: SecretUrl,
     pub settings: Uplink,
     pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
     pub stop: CancellationToken,
 }
 
@@ -59,7 +61,7 @@ async fn timed<T>(
 }
 
 pub async fn run(r: Relay) {
-    let m = &r.metrics.uplink.redis;
+    let (m, c) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
     let local = match BacklogHandle::open(r.db.clone()).await {
@@ -96,7 +98,7 @@ pub async fn run(r: Relay) {
             }
             Err(e) => {
                 conn = None;
-                health.failed(m, &e);
+                health.failed((m, c), &e);
                 if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
                     m.lag_seconds.store(lag, Relaxed);
                 }
@@ -135,7 +137,7 @@ async fn relay_once(
     c: &mut MultiplexedConnection,
     local: &BacklogHandle,
 ) -> Result<usize, RedisError> {
-    let m = &r.metrics.uplink.redis;
+    let (m, counts) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
     let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
     m.cursor.store(cursor, Relaxed);
     if events.is_empty() {
@@ -183,7 +185,7 @@ async fn relay_once(
         .run(move |l| l.set_cursor(TARGET, last, now_ms()))
         .await?;
     m.cursor.store(last, Relaxed);
-    m.relayed.fetch_add(appended as u64, Relaxed);
+    counts.relayed.fetch_add(appended as u64, Relaxed);
     m.lag_seconds
         .store(local.lag_seconds(last, now_ms()).await?, Relaxed);
     Ok(events.len())

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::metrics::{self, Metrics};
+use crate::status::Status;
 use crate::store::pairing::{self, now_ms, Poll};
 use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry};
 use crate::store::{self, StoreError};
@@ -51,6 +52,8 @@ pub struct ApiState {
     db: Arc<Mutex<Connection>>,
     registry: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
+    /// Presence (the device list), ready, storage and the uplink (the admin health).
+    status: Arc<Status>,
     site_id: String,
     version: &'static str,
     sessions: Arc<Sessions>,
@@ -63,7 +66,7 @@ impl ApiState {
     pub fn open(
         db: &FsPath,
         registry: Arc<DeviceRegistry>,
-        metrics: Arc<Metrics>,
+        (metrics, status): (Arc<Metrics>, Arc<Status>),
         site_id: &str,
         version: &'static str,
     ) -> Result<Self, StoreError> {
@@ -71,6 +74,7 @@ impl ApiState {
             db: Arc::new(Mutex::new(store::connect(db)?)),
             registry,
             metrics,
+            status,
             site_id: site_id.to_owned(),
             version,
             sessions: Arc::default(),
@@ -242,7 +246,7 @@ async fn device_self(
     let checked = tokio::task::spawn_blocking(move || registry.check(&user, &password)).await?;
     match checked {
         Ok(d) => Ok(Json(DeviceInfo {
-            online: Some(s.metrics.presence.is_online(&d.id)),
+            online: Some(s.status.presence.is_online(&d.id)),
             ..DeviceInfo::from(&d)
         })),
         Err(true) => Err(AppError::Revoked),
@@ -314,7 +318,7 @@ async fn admin_devices(_m: Manager, State(s): State<ApiState>) -> Result<Json<Va
     let list: Vec<DeviceInfo> = rows
         .iter()
         .map(|d| DeviceInfo {
-            online: Some(d.revoked_at.is_none() && s.metrics.presence.is_online(&d.id)),
+            online: Some(d.revoked_at.is_none() && s.status.presence.is_online(&d.id)),
             ..DeviceInfo::from(d)
         })
         .collect();
@@ -335,20 +339,20 @@ async fn admin_revoke(
 
 async fn admin_health(_m: Manager, State(s): State<ApiState>) -> Json<Value> {
     use std::sync::atomic::Ordering::Relaxed;
-    let m = &s.metrics;
+    let (m, now) = (&s.metrics, &s.status);
     Json(json!({
         "site_id": s.site_id,
         "version": s.version,
         "uptime_s": metrics::uptime_ms() / 1000,
-        "ready": m.ready.load(Relaxed),
+        "ready": now.ready.load(Relaxed),
         "seq": m.seq.load(Relaxed),
         "open_orders": m.open_orders.load(Relaxed),
         "connected_clients": m.mqtt_connections.load(Relaxed),
         "online_devices": m.online_devices.load(Relaxed),
         "paired_devices": m.paired_devices.load(Relaxed),
-        "uplink": m.uplink.state(m.seq.load(Relaxed), 1000),
-        "sync_lag": m.uplink.lag_events(m.seq.load(Relaxed)),
-        "storage_full": m.storage_full.load(Relaxed),
+        "uplink": now.uplink.state(m.seq.load(Relaxed), 1000),
+        "sync_lag": now.uplink.lag_events(m.seq.load(Relaxed)),
+        "storage_full": now.storage_full.load(Relaxed),
         "warnings": *s.warnings,
     }))
 }

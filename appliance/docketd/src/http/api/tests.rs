@@ -39,7 +39,8 @@ fn fixture() -> Fixture {
     }
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(DeviceRegistry::open(&db, metrics.clone()).unwrap());
-    let state = ApiState::open(&db, registry, metrics, "s", "t").unwrap();
+    let status = Arc::new(crate::status::Status::default());
+    let state = ApiState::open(&db, registry, (metrics, status), "s", "t").unwrap();
     Fixture {
         state,
         manager_key: creds[0].split_once(':').unwrap().1.to_owned(),

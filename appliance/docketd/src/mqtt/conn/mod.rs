@@ -36,6 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::engine::inbox::Commands;
 use crate::metrics::Metrics;
 use crate::mqtt::broker::Broker;
+use crate::status::Status;
 use crate::store::registry::DeviceRegistry;
 
 pub use codec::Proto;
@@ -58,6 +59,8 @@ pub struct LayerState {
     pub desk: admit::Desk,
     table: Arc<table::Table>,
     pub metrics: Arc<Metrics>,
+    /// Presence: the connection layer is its one writer.
+    pub status: Arc<Status>,
     pub settings: Settings,
     /// Places for connections accepted and not yet answered ([`listen::PENDING`], per address
     /// [`gate::PER_ADDRESS`]).
@@ -77,7 +80,7 @@ impl Connections {
         broker: Broker,
         commands: Commands,
         registry: Arc<DeviceRegistry>,
-        metrics: Arc<Metrics>,
+        (metrics, status): (Arc<Metrics>, Arc<Status>),
         settings: Settings,
         max_connections: usize,
         health: Arc<probe::Health>,
@@ -90,6 +93,7 @@ impl Connections {
             desk,
             table,
             metrics,
+            status,
             settings,
             gate: gate::Gate::new(listen::PENDING),
             slots: Arc::new(Semaphore::new(max_connections)),

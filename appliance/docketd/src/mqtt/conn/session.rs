@@ -104,7 +104,7 @@ async fn serve<T: Transport>(
         idle,
         upgrade_state,
     } = a;
-    shared.metrics.presence.connected(&device);
+    shared.status.presence.connected(&device);
     bye.device = Some(device.clone());
     bye.handle = Some(handle.clone());
     bye.will = will;
@@ -411,7 +411,7 @@ struct Goodbye {
 
 /// Records a device's presence message: the connection layer is presence's one writer.
 fn present(shared: &LayerState, device: &str, online: bool) {
-    let n = shared.metrics.presence.set(device, online);
+    let n = shared.status.presence.set(device, online);
     shared.metrics.online_devices.store(n as u64, Relaxed);
 }
 
@@ -440,7 +440,7 @@ impl Drop for Goodbye {
             return;
         };
         self.shared.table.leave(device, handle);
-        if let Some(n) = self.shared.metrics.presence.disconnected(device) {
+        if let Some(n) = self.shared.status.presence.disconnected(device) {
             self.shared.metrics.online_devices.store(n as u64, Relaxed);
             tracing::debug!(device = %device, "offline: its last connection closed");
         }
