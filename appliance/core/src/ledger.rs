@@ -1,21 +1,21 @@
 //! Turning one command into a reply and stamped events, and the in-memory model of the engine's
 //! exactly-once rule (a command id is applied at most once, its first reply returned forever).
 //!
-//! The engine runs [`process`] and [`crate::once::Batch`] with SQLite as the idempotency table;
+//! The engine runs [`execute`] and [`crate::once::Batch`] with SQLite as the idempotency table;
 //! [`Ledger`] runs the same with a map, which is what the property tests check the promises
 //! against.
 
 use std::collections::HashMap;
 
-use crate::decide::{apply, decide, Actor, Site};
+use crate::decide::{apply, decide, Actor, OrderBook};
 use crate::once::{Batch, CommandKey};
 use crate::wire::{CommandBody, Event, Reply};
 use crate::{Code, Rejection};
 
 /// Decides `body`, applies it to `site`, stamps events from `*last_seq + 1` and returns the reply.
 /// On rejection nothing changes.
-pub fn process(
-    site: &mut Site,
+pub fn execute(
+    site: &mut OrderBook,
     last_seq: &mut u64,
     command_id: &str,
     actor: &Actor,
@@ -57,7 +57,7 @@ pub fn process(
 /// commits included, on the same rule ([`crate::once`]).
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
-    pub site: Site,
+    pub site: OrderBook,
     pub last_seq: u64,
     /// Every decided command's first reply, rejections included, by who sent it and its id: a
     /// re-sent command gets the same answer even if the state has since changed.
@@ -77,7 +77,7 @@ pub fn retry_reply(command_id: &str) -> Reply {
 }
 
 impl Ledger {
-    pub fn new(site: Site) -> Self {
+    pub fn new(site: OrderBook) -> Self {
         Ledger {
             site,
             ..Default::default()
@@ -120,7 +120,7 @@ impl Ledger {
                 continue;
             }
             let (reply, events) =
-                process(&mut self.site, &mut self.last_seq, id, actor, body, now_ms);
+                execute(&mut self.site, &mut self.last_seq, id, actor, body, now_ms);
             self.log.extend(events);
             batch.decided(key, reply);
         }

@@ -16,7 +16,7 @@ pub mod order;
 pub mod topic;
 pub mod wire;
 
-pub use decide::{apply, authorise, decide, Actor, Change, Role, Site, SiteLimits};
+pub use decide::{apply, authorise, decide, Actor, Change, OrderBook, Role, SiteLimits};
 pub use menu::{Menu, MenuItem};
 pub use order::{Line, LineStatus, Order, OrderStatus};
 
@@ -56,7 +56,7 @@ pub enum Code {
     /// The device sent more commands than its rate limit allows; nothing was recorded: send it
     /// again with the same id in a moment.
     RateLimited,
-    /// The site has as many open orders as the box keeps (`Site::max_open_orders`):
+    /// The site has as many open orders as the box keeps (`SiteLimits::max_open_orders`):
     /// complete some first (a refusal like any other: a new id then).
     TooManyOpenOrders,
 }

@@ -12,7 +12,7 @@ use docket_core::ledger::Ledger;
 use docket_core::wire::{
     self, ApplianceStatus, CommandBody, Envelope, Event, LineInput, Reply, MAX_ENVELOPE_BYTES,
 };
-use docket_core::{Actor, Code, Menu, MenuItem, Rejection, Role, Site};
+use docket_core::{Actor, Code, Menu, MenuItem, OrderBook, Rejection, Role};
 use serde_json::{json, Value};
 
 const PROTOCOL: &str = include_str!("../../../docs/protocol.md");
@@ -172,7 +172,7 @@ struct Service {
 }
 
 fn service() -> Service {
-    let mut ledger = Ledger::new(Site {
+    let mut ledger = Ledger::new(OrderBook {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,

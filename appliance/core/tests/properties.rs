@@ -2,7 +2,7 @@
 
 use docket_core::ledger::Ledger;
 use docket_core::wire::{self, CommandBody, LineInput};
-use docket_core::{Actor, LineStatus, Menu, MenuItem, Role, Site};
+use docket_core::{Actor, LineStatus, Menu, MenuItem, OrderBook, Role};
 use proptest::prelude::*;
 
 fn menu() -> Menu {
@@ -63,7 +63,7 @@ fn command() -> impl Strategy<Value = CommandBody> {
 }
 
 fn fresh() -> Ledger {
-    Ledger::new(Site {
+    Ledger::new(OrderBook {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use docket_core::ledger::Ledger;
 use docket_core::once::CommandKey;
 use docket_core::wire::{self, CommandBody, Reply};
-use docket_core::{Actor, Menu, MenuItem, Role, Site};
+use docket_core::{Actor, Menu, MenuItem, Role, OrderBook};
 use libfuzzer_sys::fuzz_target;
 
 /// Chunks read per input: bounds the time one input takes (an order holds at most 200 lines).
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| run(data));
 
 fn run(mut data: &[u8]) {
     let actors = actors();
-    let mut ledger = Ledger::new(Site {
+    let mut ledger = Ledger::new(OrderBook {
         menu: Some(menu()),
         orders: Default::default(),
         next_ticket: 1,

@@ -26,7 +26,7 @@ pub mod limits {
     /// An order's CBOR encoding (what every event about it and its board entry carry): a paired
     /// device cannot grow one order into a quarter of a megabyte with `add_lines`.
     pub const MAX_ORDER_BYTES: usize = 16 * 1024;
-    /// Open orders of a site unless it says otherwise ([`super::Site::max_open_orders`],
+    /// Open orders of a site unless it says otherwise ([`super::SiteLimits::max_open_orders`],
     /// docketd's `engine.max_open_orders`): a paired device cannot grow the boards and the box's
     /// memory without end.
     pub const DEFAULT_MAX_OPEN_ORDERS: usize = 1000;
@@ -130,9 +130,11 @@ impl Default for SiteLimits {
     }
 }
 
-/// Everything `decide` reads: the menu, the orders commands may touch, the ticket counter.
+/// The order book: everything `decide` reads (the menu, the orders commands may touch, the ticket
+/// counter, what the site may hold) and `apply` changes. (Not the site bundle: that is docketd's
+/// `site`.)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Site {
+pub struct OrderBook {
     pub menu: Option<Menu>,
     /// Open orders, plus any closed order the engine loaded for the command at hand.
     pub orders: BTreeMap<String, Order>,
@@ -159,7 +161,7 @@ pub fn order_id(ticket: u64) -> String {
 
 /// A new order: a ticket, its lines routed to their stations, course 1 fired.
 fn place_order(
-    site: &Site,
+    site: &OrderBook,
     table: &str,
     lines: &[LineInput],
     now_ms: u64,
@@ -206,7 +208,11 @@ fn place_order(
 }
 
 /// More lines on an open order, numbered after the last.
-fn add_lines(site: &Site, order_id: &str, lines: &[LineInput]) -> Result<Vec<Change>, Rejection> {
+fn add_lines(
+    site: &OrderBook,
+    order_id: &str,
+    lines: &[LineInput],
+) -> Result<Vec<Change>, Rejection> {
     let order = open_order(site, order_id)?;
     check_lines_count(lines.len(), order.lines.len())?;
     let menu = site
@@ -224,7 +230,7 @@ fn add_lines(site: &Site, order_id: &str, lines: &[LineInput]) -> Result<Vec<Cha
 }
 
 /// One line of an open order voided (once).
-fn void_line(site: &Site, order_id: &str, line: u32) -> Result<Vec<Change>, Rejection> {
+fn void_line(site: &OrderBook, order_id: &str, line: u32) -> Result<Vec<Change>, Rejection> {
     let order = open_order(site, order_id)?;
     let mut next = order.clone();
     let l = next.lines.iter_mut().find(|l| l.n == line).ok_or_else(|| {
@@ -244,7 +250,7 @@ fn void_line(site: &Site, order_id: &str, line: u32) -> Result<Vec<Change>, Reje
 }
 
 /// A later course fired: its held lines (and any earlier held ones) start cooking.
-fn fire_course(site: &Site, order_id: &str, course: u32) -> Result<Vec<Change>, Rejection> {
+fn fire_course(site: &OrderBook, order_id: &str, course: u32) -> Result<Vec<Change>, Rejection> {
     let order = open_order(site, order_id)?;
     if course == 0 || course > limits::MAX_COURSE {
         return Err(Rejection::new(
@@ -271,7 +277,7 @@ fn fire_course(site: &Site, order_id: &str, course: u32) -> Result<Vec<Change>, 
 /// The open order with its lines at `station` moved from `from` to `to` (a bump or a recall):
 /// `None` when no line there is `from`; an error when the order or the station is unknown.
 fn move_lines(
-    site: &Site,
+    site: &OrderBook,
     order_id: &str,
     station: &str,
     from: LineStatus,
@@ -295,7 +301,7 @@ fn move_lines(
 /// Decides what one authorised order command does. `now_ms` is informational wall time.
 /// Never mutates; `apply` the returned changes to move on.
 pub fn decide(
-    site: &Site,
+    site: &OrderBook,
     actor: &Actor,
     cmd: &CommandBody,
     now_ms: u64,
@@ -352,7 +358,7 @@ pub fn decide(
 }
 
 /// Folds one committed change into the site.
-pub fn apply(site: &mut Site, change: &Change) {
+pub fn apply(site: &mut OrderBook, change: &Change) {
     if change.kind == EventKind::OrderPlaced {
         site.next_ticket = site.next_ticket.max(change.order.ticket + 1);
     }
@@ -368,7 +374,7 @@ fn changed(mut order: Order, kind: EventKind) -> Change {
     Change { kind, order }
 }
 
-fn open_order<'a>(site: &'a Site, id: &str) -> Result<&'a Order, Rejection> {
+fn open_order<'a>(site: &'a OrderBook, id: &str) -> Result<&'a Order, Rejection> {
     let order = site
         .orders
         .get(id)
@@ -382,7 +388,7 @@ fn open_order<'a>(site: &'a Site, id: &str) -> Result<&'a Order, Rejection> {
     Ok(order)
 }
 
-fn known_station(site: &Site, station: &str) -> Result<(), Rejection> {
+fn known_station(site: &OrderBook, station: &str) -> Result<(), Rejection> {
     let known = site
         .menu
         .as_ref()
@@ -399,7 +405,7 @@ fn known_station(site: &Site, station: &str) -> Result<(), Rejection> {
 
 /// An order grown by a command stays under its own bound, and the open orders together under
 /// theirs (what a board can carry).
-fn check_order_bytes(site: &Site, order: &Order) -> Result<(), Rejection> {
+fn check_order_bytes(site: &OrderBook, order: &Order) -> Result<(), Rejection> {
     let bytes = open_bytes::size(order);
     let max = site.limits.max_order_bytes;
     if bytes > max {

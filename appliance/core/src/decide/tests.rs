@@ -25,8 +25,8 @@ fn menu() -> Menu {
     }
 }
 
-fn site() -> Site {
-    Site {
+fn site() -> OrderBook {
+    OrderBook {
         menu: Some(menu()),
         orders: BTreeMap::new(),
         next_ticket: 1,
@@ -125,7 +125,7 @@ fn add(order_id: &str, lines: Vec<LineInput>) -> CommandBody {
 }
 
 /// Decides and applies `cmd` as the engine does; returns the order after it.
-fn run(site: &mut Site, who: &Actor, cmd: &CommandBody) -> Result<Order, Rejection> {
+fn run(site: &mut OrderBook, who: &Actor, cmd: &CommandBody) -> Result<Order, Rejection> {
     let changes = decide(site, who, cmd, 1_000)?;
     assert_eq!(changes.len(), 1, "one command, one event");
     for c in &changes {
@@ -135,7 +135,7 @@ fn run(site: &mut Site, who: &Actor, cmd: &CommandBody) -> Result<Order, Rejecti
 }
 
 #[track_caller]
-fn ok(site: &mut Site, who: &Actor, cmd: CommandBody) -> Order {
+fn ok(site: &mut OrderBook, who: &Actor, cmd: CommandBody) -> Order {
     match run(site, who, &cmd) {
         Ok(o) => o,
         Err(r) => panic!("{cmd:?} by {:?} was rejected: {r}", who.role),
@@ -144,7 +144,7 @@ fn ok(site: &mut Site, who: &Actor, cmd: CommandBody) -> Order {
 
 /// The code `cmd` is rejected with; checks that nothing changed.
 #[track_caller]
-fn rejected(site: &mut Site, who: &Actor, cmd: CommandBody) -> Code {
+fn rejected(site: &mut OrderBook, who: &Actor, cmd: CommandBody) -> Code {
     let before = site.clone();
     match run(site, who, &cmd) {
         Ok(o) => panic!("{cmd:?} by {:?} was accepted: {o:?}", who.role),
@@ -155,7 +155,7 @@ fn rejected(site: &mut Site, who: &Actor, cmd: CommandBody) -> Code {
     }
 }
 
-fn place(site: &mut Site, lines: Vec<LineInput>) -> Order {
+fn place(site: &mut OrderBook, lines: Vec<LineInput>) -> Order {
     ok(site, &tablet(), place_cmd(lines))
 }
 
@@ -206,7 +206,7 @@ fn lines_are_routed_to_the_station_of_their_menu_item() {
 
 #[test]
 fn tickets_increase_and_rejections_use_none() {
-    let mut s = Site {
+    let mut s = OrderBook {
         next_ticket: 0,
         ..site()
     };
@@ -337,7 +337,7 @@ fn place_order_input_is_checked() {
 
 #[test]
 fn no_menu_no_orders() {
-    let mut s = Site {
+    let mut s = OrderBook {
         menu: None,
         ..site()
     };
@@ -410,7 +410,7 @@ fn the_open_orders_hold_at_most_a_boards_worth_of_bytes() {
 
 #[test]
 fn a_site_holds_at_most_its_open_orders() {
-    let mut s = Site {
+    let mut s = OrderBook {
         limits: SiteLimits {
             max_open_orders: 30,
             ..SiteLimits::default()
@@ -536,7 +536,7 @@ fn held_courses_reach_the_board_only_when_fired() {
         statuses(&o),
         [LineStatus::Fired, LineStatus::Held, LineStatus::Held]
     );
-    let on = |s: &Site, st: &str| !crate::board(st, 0, s.orders.values()).orders.is_empty();
+    let on = |s: &OrderBook, st: &str| !crate::board(st, 0, s.orders.values()).orders.is_empty();
     assert!(on(&s, "cold"));
     assert!(!on(&s, "grill"), "a held course is on no board");
     assert!(!on(&s, "pastry"));
@@ -728,7 +728,7 @@ fn every_change_adds_one_to_the_version() {
 #[test]
 fn the_changes_name_their_event_kind() {
     let mut s = site();
-    let kind = |s: &Site, who: &Actor, cmd: CommandBody| match decide(s, who, &cmd, 0) {
+    let kind = |s: &OrderBook, who: &Actor, cmd: CommandBody| match decide(s, who, &cmd, 0) {
         Ok(c) => c[0].kind,
         Err(r) => panic!("{cmd:?}: {r}"),
     };

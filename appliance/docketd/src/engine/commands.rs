@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use docket_core::ledger::process;
+use docket_core::ledger::execute;
 use docket_core::once;
 use docket_core::wire::{self, CommandBody, Envelope, Event, Reply};
 use docket_core::{Code, Rejection};
@@ -244,7 +244,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                 }
             }
         }
-        let (reply, events) = process(
+        let (reply, events) = execute(
             &mut self.site,
             &mut self.last_seq,
             &env.id,

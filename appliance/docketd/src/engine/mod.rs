@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docket_core::wire;
-use docket_core::{Menu, Site};
+use docket_core::{Menu, OrderBook};
 use rumqttd::local::LinkError;
 use rumqttd::Notification;
 
@@ -106,7 +106,7 @@ pub struct Engine<S = crate::store::Store, L = RouterLink> {
     /// What the box is doing now (storage, heartbeat, start time; read for the status topic).
     status: Arc<Status>,
     /// What decisions read and change; `last_seq` is its latest event's.
-    site: Site,
+    site: OrderBook,
     last_seq: u64,
     /// Per-device command rate limit.
     rate: RateLimiter,
@@ -147,7 +147,7 @@ impl<S: Store, L: Link> Engine<S, L> {
             .store(loaded.open_orders.len() as u64, Relaxed);
         Ok(Engine {
             rate: RateLimiter::new(settings.rate_limit),
-            site: Site {
+            site: OrderBook {
                 menu: Some(menu),
                 open_bytes: docket_core::open_bytes::OpenBytes::of(&loaded.open_orders),
                 orders: loaded.open_orders,
