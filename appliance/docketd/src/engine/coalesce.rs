@@ -16,7 +16,7 @@ use docket_core::wire::{self, Event};
 use docket_core::Order;
 
 use super::boards::Boards;
-use super::guard::Guard;
+use super::guard::StateGuard;
 use super::link::Link;
 use super::EngineError;
 use crate::metrics::Metrics;
@@ -114,7 +114,7 @@ impl Coalescer {
     /// Publishes every dirty board at `seq`, then lets completed orders leave memory.
     pub fn publish<L: Link>(
         &mut self,
-        guard: &mut Guard,
+        guard: &mut StateGuard,
         link: &mut L,
         orders: &mut BTreeMap<String, Order>,
         seq: u64,
@@ -130,7 +130,7 @@ impl Coalescer {
 
     fn publish_dirty<L: Link>(
         &mut self,
-        guard: &mut Guard,
+        guard: &mut StateGuard,
         link: &mut L,
         orders: &mut BTreeMap<String, Order>,
         seq: u64,
@@ -173,7 +173,7 @@ mod tests {
 
     struct Room {
         c: Coalescer,
-        guard: Guard,
+        guard: StateGuard,
         link: FakeLink,
         orders: BTreeMap<String, Order>,
         m: Metrics,
@@ -186,7 +186,7 @@ mod tests {
                 vec!["fry".into(), "grill".into()],
                 &BTreeMap::new(),
             ),
-            guard: Guard::default(),
+            guard: StateGuard::default(),
             link: FakeLink::default(),
             orders: BTreeMap::new(),
             m: Metrics::default(),

@@ -1,6 +1,6 @@
 //! The state-topic guard: the box's retained state topics (boards, the menu, the status) carry
 //! what the engine last published on them, and nothing else. Every state publish goes through
-//! [`Guard::publish`], which remembers it; what the router forwards back on those topics is the
+//! [`StateGuard::publish`], which remembers it; what the router forwards back on those topics is the
 //! engine's own echo (ignored), or a foreign write or clear (counted, logged, and overwritten at
 //! once). A board on a station the box does not publish is cleared.
 //!
@@ -28,8 +28,10 @@ fn is_echo(ours: &Bytes, echo: &[u8]) -> bool {
     (ours.as_ptr() == echo.as_ptr() && ours.len() == echo.len()) || ours[..] == echo[..]
 }
 
+/// The box's retained state topics (boards, menu, status) as the engine last published them, so
+/// that a write by anyone else is seen and undone.
 #[derive(Default)]
-pub struct Guard {
+pub struct StateGuard {
     /// Last payload the engine published per state topic (what it restores).
     current: HashMap<String, Bytes>,
     /// The engine's own recent publishes per state topic (the last [`OWN_KEPT`]), to tell its
@@ -37,7 +39,7 @@ pub struct Guard {
     own: HashMap<String, VecDeque<Bytes>>,
 }
 
-impl Guard {
+impl StateGuard {
     /// Publishes a retained state message and remembers it as ours.
     pub fn publish<L: Link>(
         &mut self,
@@ -111,7 +113,11 @@ mod tests {
 
     #[test]
     fn the_engines_own_echo_is_not_a_foreign_write() {
-        let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
+        let (mut g, mut link, m) = (
+            StateGuard::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
         g.publish(&mut link, BOARD, b"board-1".to_vec()).unwrap();
         let sent = link.take();
         assert_eq!(sent.len(), 1);
@@ -129,7 +135,11 @@ mod tests {
 
     #[test]
     fn a_foreign_write_or_clear_of_a_state_topic_is_overwritten() {
-        let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
+        let (mut g, mut link, m) = (
+            StateGuard::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
         g.publish(&mut link, BOARD, b"ours".to_vec()).unwrap();
         link.take();
         for foreign in [&b"forged"[..], b""] {
@@ -153,7 +163,11 @@ mod tests {
 
     #[test]
     fn only_the_last_few_own_publishes_count_as_echoes() {
-        let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
+        let (mut g, mut link, m) = (
+            StateGuard::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
         for i in 0..=OWN_KEPT {
             g.publish(&mut link, BOARD, format!("b{i}").into_bytes())
                 .unwrap();
@@ -167,7 +181,11 @@ mod tests {
 
     #[test]
     fn a_board_the_box_does_not_publish_is_cleared_and_other_topics_left_alone() {
-        let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
+        let (mut g, mut link, m) = (
+            StateGuard::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
         g.observe(&mut link, &m, "docket/v1/board/ghost", b"forged")
             .unwrap();
         let sent = link.take();

@@ -40,7 +40,7 @@ use rumqttd::Notification;
 
 use crate::clock::now_ms;
 use crate::engine::coalesce::Coalescer;
-use crate::engine::guard::Guard;
+use crate::engine::guard::StateGuard;
 use crate::engine::heartbeat::Heartbeat;
 use crate::engine::inbox::{Inbox, Input};
 use crate::engine::link::{Link, RouterLink};
@@ -111,7 +111,7 @@ pub struct Engine<S = crate::store::Store, L = RouterLink> {
     /// Per-device command rate limit.
     rate: RateLimiter,
     boards: Coalescer,
-    guard: Guard,
+    guard: StateGuard,
     heartbeat: Heartbeat,
     status_topic: StatusTopic,
 }
@@ -162,7 +162,7 @@ impl<S: Store, L: Link> Engine<S, L> {
             metrics,
             last_seq: loaded.last_seq,
             boards,
-            guard: Guard::default(),
+            guard: StateGuard::default(),
             heartbeat: Heartbeat::default(),
             status,
             status_topic,

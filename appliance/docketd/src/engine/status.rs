@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use docket_core::wire;
 
-use super::guard::Guard;
+use super::guard::StateGuard;
 use super::link::Link;
 use super::EngineError;
 use crate::clock::now_ms;
@@ -44,7 +44,7 @@ impl StatusTopic {
 
     pub fn publish<L: Link>(
         &mut self,
-        guard: &mut Guard,
+        guard: &mut StateGuard,
         link: &mut L,
         now: &Status,
         seq: u64,
@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn the_status_says_seq_site_and_disk_and_is_due_every_two_seconds() {
-        let (mut g, mut link, m) = (Guard::default(), FakeLink::default(), Metrics::default());
+        let (mut g, mut link, m) = (
+            StateGuard::default(),
+            FakeLink::default(),
+            Metrics::default(),
+        );
         let mut s = StatusTopic::new("1.2.3".into(), "site-a".into(), 42);
         assert!(s.due(Instant::now()), "never sent: due");
         let now = Status::default();
