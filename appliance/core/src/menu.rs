@@ -19,6 +19,21 @@ pub struct MenuItem {
     pub allergens: Vec<String>,
 }
 
+impl MenuItem {
+    /// An item without category, modifiers or allergens.
+    pub fn plain(id: &str, name: &str, price: i64, station: &str) -> Self {
+        MenuItem {
+            id: id.into(),
+            name: name.into(),
+            price,
+            station: station.into(),
+            category: None,
+            mods: vec![],
+            allergens: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Menu {
     pub version: u64,
@@ -41,6 +56,16 @@ pub enum MenuError {
 }
 
 impl Menu {
+    /// Version 1 of plain items given as `(id, station)`, each named after its id in capitals at
+    /// 5.00: the small menu the property tests, the fuzz targets and the engine's tests share.
+    pub fn sample(items: &[(&str, &str)]) -> Menu {
+        let items = items
+            .iter()
+            .map(|(id, station)| MenuItem::plain(id, &id.to_uppercase(), 500, station))
+            .collect();
+        Menu { version: 1, items }
+    }
+
     pub fn item(&self, id: &str) -> Option<&MenuItem> {
         self.items.iter().find(|i| i.id == id)
     }

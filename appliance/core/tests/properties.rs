@@ -2,28 +2,16 @@
 
 use docket_core::ledger::Ledger;
 use docket_core::wire::{self, CommandBody, LineInput};
-use docket_core::{Actor, LineStatus, Menu, MenuItem, OrderBook, Role};
+use docket_core::{Actor, LineStatus, Menu, OrderBook, Role};
 use proptest::prelude::*;
 
 fn menu() -> Menu {
-    let item = |id: &str, station: &str| MenuItem {
-        id: id.into(),
-        name: id.to_uppercase(),
-        price: 500,
-        station: station.into(),
-        category: None,
-        mods: vec![],
-        allergens: vec![],
-    };
-    Menu {
-        version: 1,
-        items: vec![
-            item("burger", "grill"),
-            item("fries", "fry"),
-            item("salad", "cold"),
-            item("ipa", "bar"),
-        ],
-    }
+    Menu::sample(&[
+        ("burger", "grill"),
+        ("fries", "fry"),
+        ("salad", "cold"),
+        ("ipa", "bar"),
+    ])
 }
 
 fn manager() -> Actor {

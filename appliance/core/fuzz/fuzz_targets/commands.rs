@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use docket_core::ledger::Ledger;
 use docket_core::once::CommandKey;
 use docket_core::wire::{self, CommandBody, Reply};
-use docket_core::{Actor, Menu, MenuItem, Role, OrderBook};
+use docket_core::{Actor, Menu, OrderBook, Role};
 use libfuzzer_sys::fuzz_target;
 
 /// Chunks read per input: bounds the time one input takes (an order holds at most 200 lines).
@@ -157,22 +157,10 @@ fn actors() -> [Actor; 4] {
 
 /// The menu of tests/properties.rs: four items on four stations.
 fn menu() -> Menu {
-    let item = |id: &str, station: &str| MenuItem {
-        id: id.into(),
-        name: id.to_uppercase(),
-        price: 500,
-        station: station.into(),
-        category: None,
-        mods: vec![],
-        allergens: vec![],
-    };
-    Menu {
-        version: 1,
-        items: vec![
-            item("burger", "grill"),
-            item("fries", "fry"),
-            item("salad", "cold"),
-            item("ipa", "bar"),
-        ],
-    }
+    Menu::sample(&[
+        ("burger", "grill"),
+        ("fries", "fry"),
+        ("salad", "cold"),
+        ("ipa", "bar"),
+    ])
 }

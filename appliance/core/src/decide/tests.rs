@@ -4,15 +4,7 @@ use super::*;
 use crate::menu::MenuItem;
 
 fn menu() -> Menu {
-    let item = |id: &str, name: &str, station: &str| MenuItem {
-        id: id.into(),
-        name: name.into(),
-        price: 900,
-        station: station.into(),
-        category: None,
-        mods: vec![],
-        allergens: vec![],
-    };
+    let item = |id: &str, name: &str, station: &str| MenuItem::plain(id, name, 900, station);
     Menu {
         version: 1,
         items: vec![

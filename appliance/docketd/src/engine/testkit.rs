@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use docket_core::keys::{DeviceKeys, MacKey};
 use docket_core::wire::{self, CommandBody, Envelope, Event, LineInput};
-use docket_core::{Line, LineStatus, Menu, MenuItem, Order, OrderStatus, Role};
+use docket_core::{Line, LineStatus, Menu, Order, OrderStatus, Role};
 use rumqttd::local::LinkError;
 use rumqttd::protocol::Publish;
 use rumqttd::{Forward, Notification};
@@ -246,19 +246,7 @@ pub fn registry(ids: &[&str]) -> (tempfile::TempDir, Arc<DeviceRegistry>, Arc<Me
 }
 
 pub fn menu() -> Menu {
-    let item = |id: &str, station: &str| MenuItem {
-        id: id.into(),
-        name: id.into(),
-        price: 500,
-        station: station.into(),
-        category: None,
-        mods: vec![],
-        allergens: vec![],
-    };
-    Menu {
-        version: 1,
-        items: vec![item("burger", "grill"), item("fries", "fry")],
-    }
+    Menu::sample(&[("burger", "grill"), ("fries", "fry")])
 }
 
 pub fn settings() -> EngineSettings {
