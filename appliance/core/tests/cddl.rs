@@ -81,15 +81,7 @@ fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn menu() -> Menu {
-    let item = |id: &str, name: &str, price: i64, station: &str| MenuItem {
-        id: id.into(),
-        name: name.into(),
-        price,
-        station: station.into(),
-        category: None,
-        mods: vec![],
-        allergens: vec![],
-    };
+    let item = MenuItem::plain;
     let mut burger = item("burger-classic", "Classic burger", 1250, "grill");
     burger.category = Some("mains".into());
     burger.mods = vec!["no-onion".into(), "extra-cheese".into()];

@@ -145,8 +145,9 @@ impl<S: Store, L: Link> Engine<S, L> {
             out.push(plain(wire::reply_topic(&a.device).into_bytes(), a.reply));
         }
         for (e, payload) in &batch.events {
+            // The topic is static: no allocation per event.
             out.push(plain(
-                wire::EVENTS_TOPIC.as_bytes().to_vec(),
+                bytes::Bytes::from_static(wire::EVENTS_TOPIC.as_bytes()),
                 payload.clone(),
             ));
             self.boards.mark(e);
