@@ -11,6 +11,7 @@
 pub mod registry;
 
 pub mod pairing;
+pub mod speed;
 
 use std::collections::BTreeMap;
 use std::path::Path;
