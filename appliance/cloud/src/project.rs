@@ -219,6 +219,7 @@ mod tests {
             lines,
             fired_course: 1,
             placed_at: 1_000,
+            rush: false,
         }
     }
 

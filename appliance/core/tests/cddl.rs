@@ -154,6 +154,14 @@ fn bodies() -> Vec<CommandBody> {
         },
         CommandBody::Complete { order_id: oid() },
         CommandBody::Replay { after_seq: 0 },
+        CommandBody::BumpLine {
+            order_id: oid(),
+            line: 2,
+        },
+        CommandBody::SetRush {
+            order_id: oid(),
+            rush: true,
+        },
     ]
 }
 
@@ -246,10 +254,18 @@ fn service() -> Service {
     send("c09", &expo, CommandBody::Complete { order_id: o1() });
     send(
         "c10",
-        &grill,
-        CommandBody::Bump {
+        &tablet,
+        CommandBody::SetRush {
             order_id: o2(),
-            station: "grill".into(),
+            rush: true,
+        },
+    );
+    send(
+        "c10-line",
+        &grill,
+        CommandBody::BumpLine {
+            order_id: o2(),
+            line: 1,
         },
     );
     // Rejections: a role that may not, a closed order, an unknown item.
@@ -320,7 +336,7 @@ fn schema_parses_and_names_every_message() {
 fn every_command_body_and_its_envelope_match() {
     let bodies = bodies();
     let kinds: BTreeSet<&str> = bodies.iter().map(|b| b.kind()).collect();
-    assert_eq!(kinds.len(), 8, "one body per command type");
+    assert_eq!(kinds.len(), 10, "one body per command type");
     for (i, body) in bodies.iter().enumerate() {
         let bytes = enc(body);
         valid(&body.kind().replace('_', "-"), &bytes);
@@ -362,7 +378,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
             invalid("reply-accepted", &bytes);
         }
     }
-    assert_eq!(accepted, 12, "replies: {replies:#?}");
+    assert_eq!(accepted, 13, "replies: {replies:#?}");
     assert_eq!(
         rejected,
         ["forbidden", "order_closed", "unknown_item"]
@@ -383,7 +399,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
         kinds.insert(e.kind.as_str());
         order_status.insert(e.order.status.as_str());
     }
-    assert_eq!(kinds.len(), 7, "every event kind was produced: {kinds:?}");
+    assert_eq!(kinds.len(), 9, "every event kind was produced: {kinds:?}");
     assert_eq!(
         order_status.len(),
         4,

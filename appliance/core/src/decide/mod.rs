@@ -12,6 +12,8 @@ use crate::order::{Line, LineStatus, Order, OrderStatus};
 use crate::wire::{CommandBody, EventKind, LineInput};
 use crate::{Code, Rejection};
 
+mod kitchen;
+
 /// Input limits: anything beyond is a rejection, never a truncation.
 pub mod limits {
     pub const MAX_LINES_PER_COMMAND: usize = 50;
@@ -82,15 +84,22 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
             CommandBody::PlaceOrder { .. }
             | CommandBody::AddLines { .. }
             | CommandBody::VoidLine { .. }
-            | CommandBody::FireCourse { .. },
+            | CommandBody::FireCourse { .. }
+            | CommandBody::SetRush { .. },
         ) => true,
+        // A station may bump only its own lines: `kitchen::bump_line` checks the line's station.
+        (Role::Station, CommandBody::BumpLine { .. }) => !actor.stations.is_empty(),
         (
             Role::Station,
             CommandBody::Bump { station, .. } | CommandBody::Recall { station, .. },
         ) => actor.stations.iter().any(|s| s == station),
         (
             Role::Expo,
-            CommandBody::Bump { .. } | CommandBody::Recall { .. } | CommandBody::Complete { .. },
+            CommandBody::Bump { .. }
+            | CommandBody::Recall { .. }
+            | CommandBody::Complete { .. }
+            | CommandBody::BumpLine { .. }
+            | CommandBody::SetRush { .. },
         ) => true,
         _ => false,
     };
@@ -189,6 +198,7 @@ fn place_order(
         lines: Vec::with_capacity(lines.len()),
         fired_course: 1,
         placed_at: now_ms,
+        rush: false,
     };
     for input in lines {
         let line = make_line(
@@ -350,6 +360,10 @@ pub fn decide(
             next.status = OrderStatus::Completed;
             Ok(vec![changed(next, EventKind::OrderCompleted)])
         }
+        CommandBody::BumpLine { order_id, line } => {
+            kitchen::bump_line(site, actor, order_id, *line)
+        }
+        CommandBody::SetRush { order_id, rush } => kitchen::set_rush(site, order_id, *rush),
         CommandBody::Replay { .. } => Err(Rejection::new(
             Code::MalformedBody,
             "replay is a query, not a change",
@@ -368,13 +382,13 @@ pub fn apply(site: &mut OrderBook, change: &Change) {
         .insert(change.order.id.clone(), change.order.clone());
 }
 
-fn changed(mut order: Order, kind: EventKind) -> Change {
+pub(crate) fn changed(mut order: Order, kind: EventKind) -> Change {
     order.version += 1;
     order.refresh_status();
     Change { kind, order }
 }
 
-fn open_order<'a>(site: &'a OrderBook, id: &str) -> Result<&'a Order, Rejection> {
+pub(crate) fn open_order<'a>(site: &'a OrderBook, id: &str) -> Result<&'a Order, Rejection> {
     let order = site
         .orders
         .get(id)

@@ -795,3 +795,6 @@ fn only_notes_may_span_lines() {
     n.notes = Some("allergy:\nnuts".into());
     assert!(run(&mut s, &tablet(), &place_cmd(vec![n])).is_ok());
 }
+
+/// `bump_line` and `set_rush`.
+mod kitchen;

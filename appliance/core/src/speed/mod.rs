@@ -3,9 +3,9 @@
 //!
 //! A station's ticket starts when the order first has a fired line at that station (placement,
 //! a course fired, lines added to an order with nothing there yet, or a recall that reopens it)
-//! and ends when a `ticket_bumped` leaves none fired there. A ticket that ends otherwise (its
-//! lines voided, the order completed early) is not a ticket time. Pure: the daemon reads the
-//! events and the clock; `/admin` draws the result.
+//! and ends when a `ticket_bumped` (or a `line_bumped` of its last line) leaves none fired
+//! there. A ticket that ends otherwise (its lines voided, the order completed early) is not a
+//! ticket time. Pure: the daemon reads the events and the clock; `/admin` draws the result.
 
 use std::collections::HashMap;
 
@@ -133,7 +133,7 @@ impl SpeedFold {
         if open.is_empty() {
             self.open.remove(&e.order_id);
         }
-        if e.kind != EventKind::TicketBumped {
+        if !matches!(e.kind, EventKind::TicketBumped | EventKind::LineBumped) {
             return; // voided away or completed early: not a ticket time
         }
         for (station, started) in ended {

@@ -28,6 +28,7 @@ fn order(ticket: u64, lines: &[(&str, LineStatus)]) -> Order {
             .collect(),
         fired_course: 1,
         placed_at: 0,
+        rush: false,
     }
 }
 
@@ -257,4 +258,29 @@ fn late_lists_the_newest_first_and_at_most_twenty() {
     assert_eq!(s.stations[0].late, 25);
     assert_eq!(s.late.len(), MAX_LATE_LISTED);
     assert_eq!(s.late[0].ticket, 25);
+}
+
+#[test]
+fn the_last_line_bumped_alone_ends_the_ticket_too() {
+    let mut f = SpeedFold::new(0, 60 * MIN, 10 * MIN);
+    f.push(&ev(
+        1,
+        EventKind::OrderPlaced,
+        0,
+        order(1, &[("fry", Fired), ("fry", Fired)]),
+    ));
+    f.push(&ev(
+        2,
+        EventKind::LineBumped,
+        MIN,
+        order(1, &[("fry", Ready), ("fry", Fired)]),
+    ));
+    f.push(&ev(
+        3,
+        EventKind::LineBumped,
+        4 * MIN,
+        order(1, &[("fry", Ready), ("fry", Ready)]),
+    ));
+    let s = f.finish();
+    assert_eq!((s.stations[0].tickets, s.stations[0].p50_ms), (1, 4 * MIN));
 }

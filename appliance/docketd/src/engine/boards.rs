@@ -126,6 +126,7 @@ mod tests {
                 .collect(),
             fired_course: 1,
             placed_at: 1_700_000_000_000 + n,
+            rush: false,
         }
     }
 

@@ -201,6 +201,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
             .collect(),
         fired_course: 1,
         placed_at: 0,
+        rush: false,
     }
 }
 

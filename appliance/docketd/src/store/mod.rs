@@ -481,6 +481,7 @@ mod tests {
             lines: vec![],
             fired_course: 1,
             placed_at: 0,
+            rush: false,
         }
     }
 
