@@ -204,3 +204,43 @@ pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Opt
     let held = lines.iter().any(|l| l.course == Some(2)).then_some(2);
     (table, lines, held)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_core::decide::{decide, Actor, OrderBook, Role};
+    use docket_core::wire::CommandBody;
+    use rand::SeedableRng;
+
+    /// Every order the simulator makes from the demo menu is one the box takes: within every
+    /// modifier group (never two donenesses), allergies and notes within their limits.
+    #[test]
+    fn simulated_orders_are_always_accepted_by_the_demo_menu() {
+        let menu = docket_appliance::site::menu::load(None).expect("demo menu");
+        let book = OrderBook {
+            menu: Some(menu.clone()),
+            next_ticket: 1,
+            ..OrderBook::default()
+        };
+        let tablet = Actor {
+            device: "tablet-1".into(),
+            role: Role::Tablet,
+            stations: vec![],
+        };
+        let mut rng = StdRng::seed_from_u64(20);
+        let (mut allergies, mut chosen) = (0, 0);
+        for _ in 0..3000 {
+            let (table, lines, _) = make_order(&mut rng, &menu);
+            allergies += lines.iter().filter(|l| l.allergy.is_some()).count();
+            chosen += lines.iter().filter(|l| l.item == "steak-ribeye").count();
+            let cmd = CommandBody::PlaceOrder { table, lines };
+            if let Err(r) = decide(&book, &tablet, &cmd, 0) {
+                panic!("{cmd:?} refused: {r}");
+            }
+        }
+        assert!(
+            allergies > 0 && chosen > 0,
+            "{allergies} allergies, {chosen} ribeyes"
+        );
+    }
+}
