@@ -67,6 +67,9 @@ pub struct Line {
     pub mods: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The guest's allergy, apart from `notes` (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy: Option<String>,
     pub course: u32,
     pub station: String,
     pub status: LineStatus,

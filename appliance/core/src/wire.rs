@@ -163,6 +163,9 @@ pub struct LineInput {
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub course: Option<u32>,
+    /// The guest's allergy ("sesame"): kitchen pages show it as an alarm, apart from `notes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy: Option<String>,
 }
 
 /// Command bodies, tagged by `type`.

@@ -12,7 +12,7 @@ use docket_core::ledger::Ledger;
 use docket_core::wire::{
     self, ApplianceStatus, CommandBody, Envelope, Event, LineInput, Reply, MAX_ENVELOPE_BYTES,
 };
-use docket_core::{Actor, Code, Menu, MenuItem, OrderBook, Rejection, Role};
+use docket_core::{Actor, Code, Menu, MenuItem, ModGroup, OrderBook, Rejection, Role};
 use serde_json::{json, Value};
 
 const PROTOCOL: &str = include_str!("../../../docs/protocol.md");
@@ -86,6 +86,12 @@ fn menu() -> Menu {
     burger.category = Some("mains".into());
     burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
     burger.allergens = vec!["gluten".into(), "milk".into()];
+    burger.groups = vec![ModGroup {
+        name: "Doneness".into(),
+        min: 0,
+        max: 1,
+        mods: vec!["medium-rare".into(), "medium".into(), "well-done".into()],
+    }];
     Menu {
         version: 3,
         items: vec![
@@ -111,6 +117,7 @@ fn line(item: &str, qty: u32, course: Option<u32>) -> LineInput {
         mods: vec![],
         notes: None,
         course,
+        allergy: None,
     }
 }
 
@@ -124,9 +131,10 @@ fn bodies() -> Vec<CommandBody> {
                 LineInput {
                     item: "burger-classic".into(),
                     qty: 2,
-                    mods: vec!["no-onion".into()],
-                    notes: Some("medium rare".into()),
+                    mods: vec!["no-onion".into(), "medium".into()],
+                    notes: Some("birthday: candle please".into()),
                     course: None,
+                    allergy: Some("sesame".into()),
                 },
                 line("fries", 1, None),
                 line("cheesecake", 2, Some(2)),
@@ -499,6 +507,12 @@ fn the_limits_table_matches_the_code() {
         ("MAX_MODS", limits::MAX_MODS),
         ("MAX_MOD_CHARS", limits::MAX_MOD_CHARS),
         ("MAX_NOTES_CHARS", limits::MAX_NOTES_CHARS),
+        ("MAX_ALLERGY_CHARS", limits::MAX_ALLERGY_CHARS),
+        ("MAX_GROUPS", docket_core::menu::MAX_GROUPS),
+        (
+            "MAX_GROUP_NAME_CHARS",
+            docket_core::menu::MAX_GROUP_NAME_CHARS,
+        ),
         ("MAX_TABLE_CHARS", limits::MAX_TABLE_CHARS),
         ("MAX_COURSE", limits::MAX_COURSE as usize),
     ] {

@@ -32,6 +32,7 @@ fn line() -> impl Strategy<Value = LineInput> {
         mods: vec![],
         notes: None,
         course,
+        allergy: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::menu::Menu;
+use crate::menu::{Menu, MenuItem};
 use crate::open_bytes::{self, OpenBytes, MAX_OPEN_BYTES};
 use crate::order::{Line, LineStatus, Order, OrderStatus};
 use crate::wire::{CommandBody, EventKind, LineInput};
@@ -22,6 +22,7 @@ pub mod limits {
     pub const MAX_MODS: usize = 12;
     pub const MAX_MOD_CHARS: usize = 40;
     pub const MAX_NOTES_CHARS: usize = 200;
+    pub const MAX_ALLERGY_CHARS: usize = 100;
     pub const MAX_TABLE_CHARS: usize = 16;
     pub const MAX_ID_CHARS: usize = 64;
     pub const MAX_COURSE: u32 = 9;
@@ -516,8 +517,12 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
     for m in &input.mods {
         check_text("modifier", m, limits::MAX_MOD_CHARS, false)?;
     }
+    check_groups(item, &input.mods)?;
     if let Some(notes) = &input.notes {
         check_text("notes", notes, limits::MAX_NOTES_CHARS, true)?;
+    }
+    if let Some(allergy) = input.allergy.as_deref().filter(|a| !a.is_empty()) {
+        check_text("allergy", allergy, limits::MAX_ALLERGY_CHARS, false)?;
     }
     let course = input.course.unwrap_or(1);
     if course == 0 || course > limits::MAX_COURSE {
@@ -533,6 +538,7 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
         qty: input.qty,
         mods: input.mods.clone(),
         notes: input.notes.clone().filter(|n| !n.is_empty()),
+        allergy: input.allergy.clone().filter(|a| !a.is_empty()),
         course,
         station: item.station.clone(),
         status: if course <= fired_course {
@@ -541,6 +547,25 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
             LineStatus::Held
         },
     })
+}
+
+/// A line's mods against its item's groups: within each group's `[min, max]`.
+fn check_groups(item: &MenuItem, mods: &[String]) -> Result<(), Rejection> {
+    for g in &item.groups {
+        let n = g.chosen(mods);
+        if n < g.min as usize || n > g.max as usize {
+            let want = match (g.min, g.max) {
+                (min, max) if min == max => format!("choose {min} of {}", g.name),
+                (0, max) => format!("choose at most {max} of {}", g.name),
+                (min, max) => format!("choose {min} to {max} of {}", g.name),
+            };
+            return Err(Rejection::new(
+                Code::BadChoice,
+                format!("{}: {want}", item.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn clip(s: &str) -> &str {
@@ -552,3 +577,5 @@ fn clip(s: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_choices;

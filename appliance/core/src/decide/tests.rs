@@ -58,6 +58,7 @@ fn li(item: &str, qty: u32) -> LineInput {
         mods: vec![],
         notes: None,
         course: None,
+        allergy: None,
     }
 }
 

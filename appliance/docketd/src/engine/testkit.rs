@@ -194,6 +194,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
                 qty: 1,
                 mods: vec![],
                 notes: None,
+                allergy: None,
                 course: 1,
                 station: (*s).to_owned(),
                 status: LineStatus::Fired,
@@ -334,6 +335,7 @@ pub fn place(device: &str, id: &str) -> Input {
             mods: vec![],
             notes: None,
             course: None,
+            allergy: None,
         }],
     };
     command(device, id, &body)
