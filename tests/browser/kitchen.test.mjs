@@ -191,6 +191,36 @@ test('expo: a tap held while the card to its left is completed elsewhere lands o
   await assertClean(expo);
 });
 
+test('KDS: a Bump held while the card to its left is bumped elsewhere bumps its own card', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const { tab, grill } = await restaurant(daemon, t);
+  const rec = await recorder(daemon, t);
+  const kds = await open(browser, daemon, t, 'kds-press', '/kds?station=grill', await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const orders = [];
+  for (const table of ['1', '2', '3']) orders.push(await tab.ok({ type: 'place_order', table, lines: [{ item: 'burger-classic', qty: 1 }] }));
+  const [A, B, C] = orders;
+  for (const o of orders) await card(kds, o.ticket).waitFor();
+  const btn = await card(kds, B.ticket).locator('button.bump').boundingBox();
+  await kds.mouse.move(btn.x + btn.width / 2, btn.y + btn.height / 2);
+  await kds.mouse.down();
+  await grill.ok({ type: 'bump', order_id: A.order_id, station: 'grill' });
+  await waitFor(async () => (await kds.locator('#count').innerText()) === '2', { message: 'the page heard that A is bumped' });
+  await sleep(120);
+  await kds.mouse.up();
+  await waitFor(() => rec.of('ticket_bumped').length === 2, { message: 'two bumps' });
+  await sleep(300);
+  assert.deepEqual(
+    rec.events.filter((e) => e.seq > 3).map((e) => [e.type, e.order_id, e.device]),
+    [
+      ['ticket_bumped', A.order_id, 'kds-grill-2'],
+      ['ticket_bumped', B.order_id, 'kds-grill'],
+    ],
+  );
+  await card(kds, C.ticket).waitFor();
+  assert.equal(await kds.locator('#board .card').count(), 1, 'only C is left');
+  await assertClean(kds);
+});
+
 test('expo: 30 open orders on 1280×800 keep the header and every Complete button reachable', async (t) => {
   const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
   const { tab } = await restaurant(daemon, t);
