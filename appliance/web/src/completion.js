@@ -74,6 +74,15 @@ export class Completion {
     this.paint(id);
   }
 
+  /** The order changed: a pending Complete of an order no longer all ready is called off
+   *  (a station recalled a line, a line was added). Returns whether it was. */
+  changed(order) {
+    const s = this.state(order.id);
+    if (!s || s.kind !== 'undo' || order.status === 'ready') return false;
+    this.cancel(order.id);
+    return true;
+  }
+
   /** The order left the board (completed here or elsewhere): forget it. */
   gone(id) {
     const s = this.state(id);

@@ -152,7 +152,11 @@ function render(changed) {
   const live = link && link.state === 'live' && follower.screen.synced;
   $('board').classList.toggle('stale', !live);
   if (!changed || changed.size === 0) return;
-  for (const id of changed) if (!follower.screen.orders.has(id)) completion.gone(id);
+  for (const id of changed) {
+    const order = follower.screen.orders.get(id);
+    if (!order) completion.gone(id);
+    else if (completion.changed(order)) notice(`#${order.ticket} is no longer all ready: not completed`);
+  }
   cards.update(changed);
   cards.tick(clock.now(), WARN_MS, LATE_MS);
   const all = [...follower.screen.orders.values()];

@@ -54,3 +54,14 @@ test('all ready: a tap starts the undo, a later tap undoes it', () => {
   assert.equal(c.state('o-2'), null);
   assert.deepEqual(sent, []);
 });
+
+test('a pending Complete is called off when the order is no longer all ready', () => {
+  const { c, sent } = harness();
+  const order = { id: 'o-3', ticket: 3, table: '1', status: 'ready', lines: [line(1, 'X', 'ready')] };
+  c.tap(order);
+  assert.equal(c.changed(order), false);
+  assert.equal(c.state('o-3').kind, 'undo');
+  assert.equal(c.changed({ ...order, status: 'in_progress' }), true);
+  assert.equal(c.state('o-3'), null);
+  assert.deepEqual(sent, []);
+});
