@@ -230,6 +230,7 @@ test('expo: 30 open orders on 1280×800 keep the header and every Complete butto
     const n = i % 3 === 0 ? 8 : 2 + (i % 3);
     const lines = Array.from({ length: n }, (_, k) => ({ item: items[(i + k) % items.length], qty: 1 + ((i + k) % 2) }));
     for (const l of lines) if (l.item === 'burger-classic') l.mods = ['no-onion', 'gluten-free-bun'];
+    for (const l of lines) if (l.item === 'steak-ribeye') l.mods = ['medium'];
     if (i % 5 === 0) lines[0].notes = 'no salt please';
     await tab.ok({ type: 'place_order', table: String(i + 1), lines });
   }
@@ -332,5 +333,59 @@ test('KDS and expo show modifiers and tables in words, item names big on the KDS
   }
   const name = await card(kds, o.ticket).locator('.line .name').evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
   assert.ok(name >= 22, `item name ${name}px on the KDS`);
+  for (const page of [kds, expo]) await assertClean(page);
+});
+
+test('KDS and expo: a guest allergy is an alarm, whole; a note is plain text', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const { tab } = await restaurant(daemon, t);
+  const long = 'severe nut allergy: no peanuts, no tree nuts, no nut oils; EpiPen at the table';
+  const items = ['burger-classic', 'salmon-fillet', 'chicken-grilled', 'burger-veggie'];
+  const placed = [];
+  for (let i = 0; i < 10; i++) {
+    const lines = [{ item: items[i % 4], qty: 1 + (i % 2) }, { item: items[(i + 1) % 4], qty: 1 }];
+    if (i === 2) lines[0].allergy = 'sesame';
+    if (i === 2) lines[1].allergy = long;
+    if (i === 4) lines[0].notes = 'birthday: candle please';
+    placed.push(await tab.ok({ type: 'place_order', table: String(i + 1), lines }));
+  }
+  const alarm = placed[2];
+  const noted = placed[4];
+  const kds = await open(browser, daemon, t, 'kds-allergy', '/kds?station=grill', await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const expo = await open(browser, daemon, t, 'expo-allergy', '/expo', await daemon.addDevice('expo-1', 'expo'));
+  await waitFor(async () => (await kds.locator('#board .card').count()) === 10, { message: '10 cards on the KDS' });
+  await saveShot(kds, 'kds-10-orders-allergy');
+  assert.deepEqual(await kds.locator('#board .card .key').allInnerTexts(), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '0']);
+
+  for (const page of [kds, expo]) {
+    const a = card(page, alarm.ticket);
+    await a.waitFor();
+    const blocks = a.locator('.allergy');
+    assert.equal(await blocks.count(), 2, `${page.docketName}: two allergy alarms`);
+    assert.equal((await blocks.nth(0).innerText()).trim(), '⚠ ALLERGY: sesame');
+    const looks = await blocks.nth(1).evaluate((e) => {
+      const s = getComputedStyle(e);
+      return {
+        text: e.innerText,
+        bg: s.backgroundColor,
+        color: s.color,
+        weight: Number(s.fontWeight),
+        clipped: e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight || s.textOverflow === 'ellipsis',
+      };
+    });
+    assert.equal(looks.text.trim(), `⚠ ALLERGY: ${long}`, 'the whole allergy, never truncated');
+    assert.equal(looks.bg, 'rgb(213, 0, 0)');
+    assert.equal(looks.color, 'rgb(255, 255, 255)');
+    assert.ok(looks.weight >= 700 && !looks.clipped, JSON.stringify(looks));
+
+    const n = card(page, noted.ticket);
+    assert.equal(await n.locator('.allergy').count(), 0, `${page.docketName}: a note is not an alarm`);
+    assert.match(await n.locator('.note').innerText(), /birthday: candle please/);
+    const noteBg = await n.locator('.note').evaluate((e) => getComputedStyle(e).backgroundColor);
+    assert.equal(noteBg, 'rgba(0, 0, 0, 0)', 'a note has no coloured block');
+    // Menu allergen tags stay quiet: no fill.
+    const tag = page.locator('#board .allergen').first();
+    if (await tag.count()) assert.equal(await tag.evaluate((e) => getComputedStyle(e).backgroundColor), 'rgba(0, 0, 0, 0)');
+  }
   for (const page of [kds, expo]) await assertClean(page);
 });
