@@ -14,53 +14,8 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-import { assertClean, launchBrowser, newPage, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
-import { Device, decode } from './client.mjs';
-
-const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.txt': 'text/plain' };
-
-/** Opens `where` (a path like "/expo") as the paired device `creds`. */
-async function open(browser, daemon, t, name, where, creds, viewport = { width: 1280, height: 800 }) {
-  const page = await newPage(browser, { name, t, viewport });
-  const dist = process.env.DOCKET_WEB_DIST;
-  if (dist) {
-    // Only the assets: the HTML (the same for every build) comes from the box, so the page
-    // stays a page of the box (Chromium's local network checks) and its WebSocket may connect.
-    await page.route(/\/assets\/[^?#]+$/, async (route) => {
-      const file = new URL(route.request().url()).pathname.slice(1);
-      const body = await fsp.readFile(path.join(dist, file));
-      await route.fulfill({ body, contentType: TYPES[path.extname(file)] || 'application/octet-stream' });
-    });
-  }
-  await page.goto(`${daemon.siteUrl}${where}#device=${encodeURIComponent(creds.id)}&secret=${creds.secret}`);
-  await page.waitForSelector('#conn[data-state="live"]');
-  return page;
-}
-
-/** A device in Node that records every event the box publishes. */
-async function recorder(daemon, t) {
-  const d = await Device.connect(daemon, await daemon.addDevice('expo-rec', 'expo'));
-  d.events = [];
-  d.client.on('message', (topic, payload) => {
-    if (topic === 'docket/v1/events') d.events.push(decode(payload));
-  });
-  await d.client.subscribeAsync('docket/v1/events', { qos: 1 });
-  t.after(() => d.close());
-  d.of = (type, orderId) => d.events.filter((e) => e.type === type && (!orderId || e.order_id === orderId));
-  return d;
-}
-
-/** The other devices of a small restaurant: a tablet, the grill and cold stations, an expo. */
-async function restaurant(daemon, t) {
-  const [tab, grill, cold, expo] = await Promise.all([
-    daemon.addDevice('tablet-1', 'tablet').then((c) => Device.connect(daemon, c)),
-    daemon.addDevice('kds-grill-2', 'station', ['grill']).then((c) => Device.connect(daemon, c)),
-    daemon.addDevice('kds-cold-2', 'station', ['cold']).then((c) => Device.connect(daemon, c)),
-    daemon.addDevice('expo-2', 'expo').then((c) => Device.connect(daemon, c)),
-  ]);
-  t.after(() => Promise.all([tab.close(), grill.close(), cold.close(), expo.close()]));
-  return { tab, grill, cold, expo };
-}
+import { assertClean, launchBrowser, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
+import { open, recorder, restaurant } from './kit.mjs';
 
 const card = (page, ticket) => page.locator(`#board .card[data-ticket="${ticket}"]`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,7 +1,8 @@
 // A keyed list of order cards for the kitchen pages: each order's card is made once and then
-// patched in place (it keeps its DOM node, and so do its buttons), in ticket order. While a
-// finger or mouse is pressed anywhere on the page, nothing moves: changes wait and are applied
-// on release, so a tap always lands on the card it started on. No whole-board re-render.
+// patched in place (it keeps its DOM node, and so do its buttons), rush orders first, then by
+// ticket. While a finger or mouse is pressed anywhere on the page, nothing moves: changes wait
+// and are applied on release, so a tap always lands on the card it started on. No whole-board
+// re-render.
 
 import { ageText } from './conn.js';
 
@@ -45,6 +46,14 @@ export function syncKeyed(container, items, keyOf, create, patch) {
 /** Sets a node's text only when it differs (no needless layout or mutation). */
 export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+/** Whether card `a` shows after card `b`: rush orders first, then by ticket. */
+export function displayedAfter(a, b) {
+  const ra = a.dataset.rush === 'true';
+  const rb = b.dataset.rush === 'true';
+  if (ra !== rb) return rb;
+  return Number(a.dataset.ticket) > Number(b.dataset.ticket);
 }
 
 export class CardList {
@@ -110,14 +119,22 @@ export class CardList {
         this.cards.delete(id);
       } else if (card) {
         this.patch(card, order);
+        if (card.dataset.rush !== String(Boolean(order.rush))) {
+          // A rush goes first (and back to its ticket's place when cleared).
+          card.dataset.rush = String(Boolean(order.rush));
+          card.remove();
+          this.insert(card);
+          moved = true;
+        }
       } else {
         const fresh = this.create(order);
         fresh.dataset.order = order.id;
         fresh.dataset.ticket = String(order.ticket);
+        fresh.dataset.rush = String(Boolean(order.rush));
         fresh._placedAt = order.placed_at;
         this.patch(fresh, order);
         this.cards.set(id, fresh);
-        this.insert(fresh, order.ticket);
+        this.insert(fresh);
         moved = true;
       }
     }
@@ -125,17 +142,18 @@ export class CardList {
     if (moved) this.onLayout();
   }
 
-  insert(card, ticket) {
+  /** Puts `card` in display order: rush orders first, then by ticket. */
+  insert(card) {
     // Newest tickets usually go last: search from the end.
     let before = null;
     for (let c = this.container.lastElementChild; c; c = c.previousElementSibling) {
-      if (Number(c.dataset.ticket) > ticket) before = c;
+      if (displayedAfter(c, card)) before = c;
       else break;
     }
     this.container.insertBefore(card, before);
   }
 
-  /** Cards in ticket (display) order. */
+  /** Cards in display order (rush first, then by ticket). */
   list() {
     return [...this.container.children];
   }

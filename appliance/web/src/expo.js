@@ -61,11 +61,29 @@ function lineTags(l) {
   return [];
 }
 
+/** Marks the order as a rush on every screen, or clears the mark (not destructive: tap again). */
+async function toggleRush(card) {
+  const order = follower.screen.orders.get(card.dataset.order);
+  const button = card.querySelector('.rush-toggle');
+  if (!order || button.disabled) return;
+  button.disabled = true;
+  const reply = await link.command({ type: 'set_rush', order_id: order.id, rush: !order.rush }).reply;
+  button.disabled = false;
+  if (!reply.ok) notice(`Rush refused: ${reply.error ? reply.error.message : ''}`);
+}
+
 function createCard() {
   const card = el('article', { class: 'card expo-card' });
   const id = () => card.dataset.order;
   card.append(
-    el('header', {}, el('span', { class: 'ticket' }), el('span', { class: 'table' }), el('span', { class: 'age' })),
+    el(
+      'header',
+      {},
+      el('span', { class: 'ticket' }),
+      el('span', { class: 'table' }),
+      el('span', { class: 'age' }),
+      el('button', { class: 'rush-toggle', onclick: () => toggleRush(card) }),
+    ),
     el(
       'div',
       { class: 'actions' },
@@ -89,7 +107,11 @@ function createCard() {
 }
 
 function patchCard(card, order) {
-  card.className = `card expo-card status-${order.status}`;
+  card.className = `card expo-card status-${order.status}${order.rush ? ' rush' : ''}`;
+  const rush = card.querySelector('.rush-toggle');
+  setText(rush, order.rush ? 'RUSH ✓' : 'Rush');
+  rush.classList.toggle('on', Boolean(order.rush));
+  rush.title = order.rush ? 'tap: no longer a rush' : 'tap: a rush, first on every screen';
   card.dataset.status = order.status;
   setText(card.querySelector('.ticket'), `#${order.ticket}`);
   setText(card.querySelector('.table'), tableLabel(order.table));

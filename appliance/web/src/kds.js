@@ -1,7 +1,9 @@
-// A station's kitchen display: tickets in arrival order with table, age (colour aging), lines,
-// modifiers in words, notes, the guest's allergy as an alarm and the menu's allergens as quiet
-// tags; bump by touch or bump bar (a keyboard: the digit shown on a card selects it, Enter bumps,
-// R recalls the last bumped); all-day counts; voids and added lines marked. Cards are patched in
+// A station's kitchen display: tickets in arrival order (a rush first, marked) with table, age
+// (colour aging), lines, modifiers in words, notes, the guest's allergy as an alarm and the
+// menu's allergens as quiet tags; bump a whole ticket by touch or bump bar (a keyboard: the digit
+// shown on a card selects it, Enter bumps, R recalls the last bumped), or one line by tapping it
+// (tapping a done line brings the ticket's done lines back); the recently bumped tickets to
+// recall with a tap; all-day counts; voids and added lines marked. Cards are patched in
 // place and hold still while the screen is pressed (cards.js). The board comes from the
 // retained snapshot, then events by seq, with a replay on any gap, and the badge says "live"
 // only when it is in step with the box.
@@ -29,8 +31,10 @@ let menuVersion = null;
 /** order id → line numbers present when this screen first showed the order. */
 const firstSeen = new Map();
 let selected = null;
-/** Bumped order ids, most recent last (R recalls them in turn). */
+/** Bumped tickets {id, ticket, table}, most recent last (R and the recall list bring them back). */
 const bumped = [];
+/** Tickets the recall list shows. */
+const RECALL_LIST = 5;
 /** The live `order_placed` event being rendered (set by follower.onEvent, taken by render). */
 let placing = null;
 
@@ -38,6 +42,7 @@ let placing = null;
 function lineTags(l, first) {
   const tags = [];
   if (l.status === 'voided') tags.push(['VOID', 'void']);
+  else if (l.status === 'ready') tags.push(['✓ done', 'done']);
   else if (first && !first.has(l.n)) tags.push(['NEW', 'new']);
   if (l.course > 1) tags.push([`C${l.course}`, 'course']);
   return tags;
@@ -51,15 +56,32 @@ function createCard() {
       'header',
       {},
       el('span', { class: 'key', title: 'bump bar key' }),
+      el('span', { class: 'rush-tag', hidden: '' }, 'RUSH'),
       el('span', { class: 'ticket' }),
       el('span', { class: 'table' }),
       el('span', { class: 'age' }),
     ),
-    el('ul', { class: 'lines' }),
+    el('ul', { class: 'lines', onclick: (e) => tapLine(e, card) }),
     el('button', { class: 'bump', onclick: (e) => (e.stopPropagation(), bump(card.dataset.order)) }, 'Bump'),
   );
   card.addEventListener('click', () => select(card.dataset.order));
   return card;
+}
+
+/** A tap on a cooking line bumps that line alone; on a done line, brings the done lines back. */
+async function tapLine(e, card) {
+  const li = e.target.closest('li.line');
+  if (!li || li.classList.contains('sending')) return;
+  e.stopPropagation();
+  const order_id = card.dataset.order;
+  let body;
+  if (li.classList.contains('fired')) body = { type: 'bump_line', order_id, line: Number(li.dataset.n) };
+  else if (li.classList.contains('ready')) body = { type: 'recall', order_id, station };
+  else return;
+  li.classList.add('sending');
+  const reply = await link.command(body).reply;
+  li.classList.remove('sending');
+  if (!reply.ok) notice(`${body.type === 'recall' ? 'Recall' : 'Line bump'} refused: ${reply.error ? reply.error.message : 'unknown error'}`);
 }
 
 function patchCard(card, order) {
@@ -78,6 +100,8 @@ function patchCard(card, order) {
     },
   );
   card.classList.toggle('selected', order.id === selected);
+  card.classList.toggle('rush', Boolean(order.rush));
+  card.querySelector('.rush-tag').hidden = !order.rush;
 }
 
 /** Each card shows the bump bar key that selects it: 1–9, then 0 for the tenth. */
@@ -118,7 +142,14 @@ function renderAllDay() {
 
 function keyHint() {
   const k = (key, what) => el('li', {}, el('kbd', {}, key), ` ${what}`);
-  return el('ul', { class: 'key-hint' }, k('1–9, 0', 'select the card with that number'), k('Enter', 'bump'), k('R', 'recall the last bumped'));
+  return el(
+    'ul',
+    { class: 'key-hint' },
+    k('1–9, 0', 'select the card with that number'),
+    k('Enter', 'bump'),
+    k('R', 'recall the last bumped'),
+    el('li', {}, 'Tap a line when that item alone is done'),
+  );
 }
 
 function select(id) {
@@ -143,10 +174,12 @@ async function bump(id) {
   const i = list.indexOf(card);
   const next = list[i + 1] || list[i - 1];
   select(next ? next.dataset.order : null);
+  const order = follower.screen.orders.get(id);
   const reply = await link.command({ type: 'bump', order_id: id, station }).reply;
   if (reply.ok) {
-    bumped.push(id);
+    bumped.push({ id, ticket: order ? order.ticket : reply.ticket, table: order ? order.table : '' });
     if (bumped.length > 50) bumped.shift();
+    renderRecalls();
   } else {
     const c = cards.cards.get(id);
     if (c) c.classList.remove('bumping');
@@ -154,11 +187,27 @@ async function bump(id) {
   }
 }
 
-async function recall() {
-  const id = bumped.pop();
-  if (!id) return notice('Nothing to recall');
-  const reply = await link.command({ type: 'recall', order_id: id, station }).reply;
+/** Brings back a bumped ticket: `id`, or the last bumped. */
+async function recall(id) {
+  const at = id ? bumped.findIndex((b) => b.id === id) : bumped.length - 1;
+  if (at < 0) return notice('Nothing to recall');
+  const [b] = bumped.splice(at, 1);
+  renderRecalls();
+  const reply = await link.command({ type: 'recall', order_id: b.id, station }).reply;
   if (!reply.ok) notice(`Recall refused: ${reply.error ? reply.error.message : 'unknown error'}`);
+}
+
+/** The recently bumped tickets, newest first, each a button that recalls it. */
+function renderRecalls() {
+  const recent = bumped.slice(-RECALL_LIST).reverse();
+  $('recall-empty').hidden = recent.length > 0;
+  syncKeyed(
+    $('recalls'),
+    recent,
+    (b) => b.id,
+    (b) => el('li', {}, el('button', { class: 'recall', onclick: () => recall(b.id) })),
+    (li, b) => setText(li.firstChild, `↶ #${b.ticket} ${tableLabel(b.table)}`),
+  );
 }
 
 function onKey(e) {
@@ -177,7 +226,7 @@ function onKey(e) {
     const c = list[Math.max(0, at - 1)];
     if (c) select(c.dataset.order);
   } else if (e.key === 'r' || e.key === 'R' || e.key === 'Backspace' || e.key === '*') {
-    recall();
+    recall(null);
   } else {
     return;
   }
@@ -200,7 +249,16 @@ async function main() {
       'main',
       { class: 'kds' },
       el('section', { id: 'board', class: 'board stale' }),
-      el('aside', { class: 'allday' }, el('h2', {}, 'All day'), el('ul', { id: 'allday' }), keyHint()),
+      el(
+        'aside',
+        { class: 'allday' },
+        el('h2', {}, 'All day'),
+        el('ul', { id: 'allday' }),
+        el('h2', {}, 'Recently bumped'),
+        el('p', { id: 'recall-empty', class: 'hint' }, 'Nothing bumped yet'),
+        el('ul', { id: 'recalls', class: 'recalls' }),
+        keyHint(),
+      ),
     ),
     el('div', { id: 'toasts', class: 'toasts' }),
   );
