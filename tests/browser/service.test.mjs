@@ -39,14 +39,14 @@ test('KDS: one line bumped by a tap stays on its ticket, a rush from expo goes f
   // Tapped again: the done line is back (a recall of the ticket's done lines).
   await chicken.click();
   await card(kds, a.ticket).locator('li.line.fired[data-n="2"]').waitFor();
-  assert.equal(rec.of('ticket_recalled', a.order_id).length, 1);
+  await waitFor(() => rec.of('ticket_recalled', a.order_id).length === 1, { message: 'the done line recalled' });
 
   // Expo marks C as a rush: first on the KDS and on expo, marked.
   await card(expo, c.ticket).locator('button.rush-toggle').click();
   await waitFor(async () => (await tickets(kds))[0] === c.ticket, { message: 'the rush first on the KDS' });
   assert.equal(await card(kds, c.ticket).locator('.rush-tag').isVisible(), true);
-  assert.equal((await card(expo, c.ticket).locator('button.rush-toggle').innerText()).trim(), 'RUSH ✓');
   await waitFor(async () => (await tickets(expo))[0] === c.ticket, { message: 'the rush first on expo' });
+  assert.equal((await card(expo, c.ticket).locator('button.rush-toggle').innerText()).trim(), 'RUSH ✓');
   assert.deepEqual(await tickets(kds), [c.ticket, a.ticket, b.ticket]);
   await screenshot(kds, 'kds-rush-line-bumped');
 
@@ -57,7 +57,7 @@ test('KDS: one line bumped by a tap stays on its ticket, a rush from expo goes f
   assert.match(await back.innerText(), /Table 2/);
   await back.click();
   await card(kds, b.ticket).waitFor();
-  assert.equal(rec.of('ticket_recalled', b.order_id).length, 1);
+  await waitFor(() => rec.of('ticket_recalled', b.order_id).length === 1, { message: 'B recalled' });
   assert.equal(await kds.locator('#recalls li').count(), 0);
 
   // Expo clears the rush: C goes back to its ticket's place.

@@ -56,11 +56,11 @@ function createCard() {
       'header',
       {},
       el('span', { class: 'key', title: 'bump bar key' }),
-      el('span', { class: 'rush-tag', hidden: '' }, 'RUSH'),
       el('span', { class: 'ticket' }),
       el('span', { class: 'table' }),
       el('span', { class: 'age' }),
     ),
+    el('div', { class: 'rush-tag', hidden: '' }, 'RUSH'),
     el('ul', { class: 'lines', onclick: (e) => tapLine(e, card) }),
     el('button', { class: 'bump', onclick: (e) => (e.stopPropagation(), bump(card.dataset.order)) }, 'Bump'),
   );
