@@ -66,3 +66,39 @@ test('KDS: one line bumped by a tap stays on its ticket, a rush from expo goes f
   await assertClean(kds);
   await assertClean(expo);
 });
+
+test('KDS: a new ticket chimes twice and a changed one once, the sound and text size are per screen', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const { tab, grill } = await restaurant(daemon, t);
+  const kds = await open(browser, daemon, t, 'kds-sound', '/kds?station=grill', await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const sound = kds.locator('#sound');
+  const played = async (kind) => Number((await sound.getAttribute(`data-${kind}`)) || 0);
+  assert.equal((await sound.innerText()).trim(), 'Sound on');
+
+  const o = await tab.ok({ type: 'place_order', table: '5', lines: [{ item: 'burger-veggie', qty: 1 }] });
+  await waitFor(async () => (await played('new')) === 1, { message: 'a chime for the new ticket' });
+  assert.match(await card(kds, o.ticket).getAttribute('class'), /\bflash\b/);
+  await tab.ok({ type: 'add_lines', order_id: o.order_id, lines: [{ item: 'chicken-grilled', qty: 1 }] });
+  await waitFor(async () => (await played('changed')) === 1, { message: 'a chime for the changed ticket' });
+  // A cook's own bump is no news: no chime.
+  await grill.ok({ type: 'bump_line', order_id: o.order_id, line: 1 });
+  await card(kds, o.ticket).locator('li.line.ready[data-n="1"]').waitFor();
+  assert.equal(await played('changed'), 1);
+  assert.equal(await played('new'), 1);
+
+  // Sound off: tickets still come, silently; the choice and the text size survive a reload.
+  await sound.click();
+  assert.equal((await sound.innerText()).trim(), 'Sound off');
+  await kds.locator('#larger').click();
+  await kds.locator('#larger').click();
+  assert.equal((await kds.locator('#scale').innerText()).trim(), '120%');
+  await kds.reload();
+  await kds.waitForSelector('#conn[data-state="live"]');
+  assert.equal((await kds.locator('#sound').innerText()).trim(), 'Sound off');
+  assert.equal(await kds.$eval('#board', (b) => b.style.zoom), '1.2');
+  const quiet = await tab.ok({ type: 'place_order', table: '6', lines: [{ item: 'burger-veggie', qty: 1 }] });
+  await card(kds, quiet.ticket).waitFor();
+  assert.equal(await played('new'), 0, 'no chime with the sound off');
+  await screenshot(kds, 'kds-sound-off-120');
+  await assertClean(kds);
+});

@@ -3,7 +3,8 @@
 // menu's allergens as quiet tags; bump a whole ticket by touch or bump bar (a keyboard: the digit
 // shown on a card selects it, Enter bumps, R recalls the last bumped), or one line by tapping it
 // (tapping a done line brings the ticket's done lines back); the recently bumped tickets to
-// recall with a tap; all-day counts; voids and added lines marked. Cards are patched in
+// recall with a tap; all-day counts; voids and added lines marked; a chime (chime.js) and a flash
+// for a new or changed ticket, and the text size, both set per screen. Cards are patched in
 // place and hold still while the screen is pressed (cards.js). The board comes from the
 // retained snapshot, then events by seq, with a replay on any gap, and the badge says "live"
 // only when it is in step with the box.
@@ -15,6 +16,7 @@ import { topics } from './wire.js';
 import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
 import { tableLabel } from './labels.js';
 import { patchLine } from './ticket.js';
+import { Chime, chimeFor } from './chime.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -37,6 +39,12 @@ const bumped = [];
 const RECALL_LIST = 5;
 /** The live `order_placed` event being rendered (set by follower.onEvent, taken by render). */
 let placing = null;
+/** The live event being rendered once the board is in step (what the chime and flash are for). */
+let alerting = null;
+const chime = new Chime(`docket.kds.${station}.sound`);
+const SCALE_KEY = `docket.kds.${station}.scale`;
+/** Text size of this screen's tickets, 0.8–1.6 (A− / A+), remembered on the device. */
+let scale = Math.min(1.6, Math.max(0.8, Number(localStorage.getItem(SCALE_KEY)) || 1));
 
 /** Tags after a line's name: VOID, NEW (added after the screen first showed it), its course. */
 function lineTags(l, first) {
@@ -120,7 +128,13 @@ function render(changed) {
   const live = link && link.state === 'live' && follower.screen.synced;
   $('board').classList.toggle('stale', !live);
   if (!changed || changed.size === 0) return;
+  const alert = alerting;
+  alerting = null;
+  const wasShown = alert ? cards.cards.has(alert.order_id) : false;
   cards.update(changed);
+  if (alert && changed.has(alert.order_id) && follower.screen.orders.has(alert.order_id)) {
+    announce(alert, wasShown);
+  }
   // A new order's card is in the DOM: mark `docket:card` {command, order} for bench-render.mjs.
   if (placed && changed.has(placed.order_id) && cards.cards.get(placed.order_id)?.isConnected) {
     perfMark('docket:card', { command: placed.command, order: placed.order_id });
@@ -130,6 +144,47 @@ function render(changed) {
   cards.tick(clock.now(), WARN_MS, LATE_MS);
   renderAllDay();
   $('count').textContent = String(follower.screen.orders.size);
+}
+
+/** A chime and a flash for a ticket that is new here or changed by the front of house. */
+function announce(ev, wasShown) {
+  const kind = chimeFor(ev.type, wasShown);
+  if (!kind) return;
+  chime.play(kind);
+  const b = $('sound');
+  b.dataset[kind] = String(chime.played[kind]);
+  const card = cards.cards.get(ev.order_id);
+  if (!card) return;
+  card.classList.remove('flash');
+  void card.offsetWidth; // restart the animation
+  card.classList.add('flash');
+  setTimeout(() => card.classList.remove('flash'), 2500);
+}
+
+function paintSound() {
+  const b = $('sound');
+  b.textContent = chime.on ? 'Sound on' : 'Sound off';
+  b.setAttribute('aria-pressed', String(chime.on));
+}
+
+function setScale(next) {
+  scale = Math.round(Math.min(1.6, Math.max(0.8, next)) * 10) / 10;
+  localStorage.setItem(SCALE_KEY, String(scale));
+  $('board').style.zoom = String(scale);
+  $('scale').textContent = `${Math.round(scale * 100)}%`;
+}
+
+/** The header's per-screen controls: sound on/off and its test, text size. */
+function screenControls() {
+  return el(
+    'span',
+    { class: 'screen-controls' },
+    el('button', { id: 'sound', onclick: () => (chime.toggle(), paintSound()) }),
+    el('button', { id: 'sound-test', onclick: () => (chime.unlock(), chime.play('new', true)) }, 'Test'),
+    el('button', { id: 'smaller', 'aria-label': 'smaller text', onclick: () => setScale(scale - 0.1) }, 'A−'),
+    el('span', { id: 'scale', class: 'scale' }),
+    el('button', { id: 'larger', 'aria-label': 'larger text', onclick: () => setScale(scale + 0.1) }, 'A+'),
+  );
 }
 
 function renderAllDay() {
@@ -242,6 +297,7 @@ async function main() {
       {},
       el('h1', {}, `KDS · ${station || '?'}`),
       el('span', { class: 'count-wrap' }, el('span', { id: 'count' }, '0'), ' open'),
+      screenControls(),
       el('span', { id: 'who', class: 'who' }),
       el('span', { id: 'conn', class: 'conn', 'data-state': 'connecting' }, 'connecting…'),
     ),
@@ -266,6 +322,10 @@ async function main() {
     $('board').replaceChildren(el('p', { class: 'error' }, 'Open this page as /kds?station=NAME (for example /kds?station=grill).'));
     return;
   }
+  paintSound();
+  setScale(scale);
+  // Browsers allow sound only after a tap: the first tap anywhere on the screen unlocks it.
+  document.addEventListener('pointerdown', () => chime.on && chime.unlock(), { once: true });
   cards = new CardList($('board'), {
     source: () => follower.screen.orders,
     create: createCard,
@@ -279,6 +339,7 @@ async function main() {
   follower.onEvent = (ev) => {
     if (follower.screen.synced) clock.observe(ev.at);
     placing = ev.type === 'order_placed' ? ev : null;
+    alerting = follower.screen.synced ? ev : null;
   };
   link = new Link(scope, device, {
     subscriptions: [[topics.menu, ...follower.subscriptions()[0]], follower.subscriptions()[1]],
