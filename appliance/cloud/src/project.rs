@@ -197,6 +197,7 @@ mod tests {
             course: 1,
             station: "grill".into(),
             status,
+            fired_at: None,
         }
     }
 

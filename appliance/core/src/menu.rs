@@ -21,7 +21,14 @@ pub struct MenuItem {
     /// Modifier groups: of each, a line must carry between `min` and `max` of its mods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<ModGroup>,
+    /// Minutes it takes to make (1-240): a ticket's items start so that they finish together,
+    /// the shortest waiting for the longest (the KDS shows when each starts). Absent: start at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prep_min: Option<u32>,
 }
+
+/// The longest prep time an item may have, in minutes.
+pub const MAX_PREP_MIN: u32 = 240;
 
 /// A choice a line of its item makes among a few modifiers ("Doneness": pick one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +66,7 @@ impl MenuItem {
             mods: vec![],
             allergens: vec![],
             groups: vec![],
+            prep_min: None,
         }
     }
 }
@@ -150,6 +158,12 @@ impl Menu {
                 return Err(MenuError::BadField {
                     item: i.id.clone(),
                     field: "price",
+                });
+            }
+            if i.prep_min.is_some_and(|m| m == 0 || m > MAX_PREP_MIN) {
+                return Err(MenuError::BadField {
+                    item: i.id.clone(),
+                    field: "prep_min (1-240 minutes)",
                 });
             }
             if !valid_name(&i.station) || i.station == crate::wire::EXPO {
@@ -275,5 +289,16 @@ mod tests {
                 .map(|i| g(&format!("G{i}"), 0, 1, &[format!("m{i}").as_str()]))
                 .collect(),
         );
+    }
+
+    #[test]
+    fn a_prep_time_is_1_to_240_minutes() {
+        let mut m = Menu::sample(&[("steak", "grill")]);
+        m.items[0].prep_min = Some(14);
+        assert_eq!(m.validate(), Ok(()));
+        for bad in [0, 241] {
+            m.items[0].prep_min = Some(bad);
+            assert!(matches!(m.validate(), Err(MenuError::BadField { .. })), "{bad}");
+        }
     }
 }

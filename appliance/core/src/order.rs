@@ -73,9 +73,23 @@ pub struct Line {
     pub course: u32,
     pub station: String,
     pub status: LineStatus,
+    /// Box clock (Unix ms) when the line went to its station after the order was placed (its
+    /// course fired, or added to a fired course). Absent while held, and for a line that went out
+    /// with the order: that is the order's `placed_at`. Screens time its start from it (prep
+    /// times): [`Line::fired_since`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_at: Option<u64>,
 }
 
 impl Line {
+    /// When the line went to its station: `None` unless it is cooking or done.
+    pub fn fired_since(&self, placed_at: u64) -> Option<u64> {
+        match self.status {
+            LineStatus::Held | LineStatus::Voided => None,
+            _ => Some(self.fired_at.unwrap_or(placed_at)),
+        }
+    }
+
     pub fn active(&self) -> bool {
         self.status != LineStatus::Voided
     }

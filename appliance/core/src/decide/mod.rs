@@ -207,6 +207,7 @@ fn place_order(
             input,
             order.lines.len() as u32 + 1,
             order.fired_course,
+            None,
         )?;
         order.lines.push(line);
     }
@@ -223,6 +224,7 @@ fn add_lines(
     site: &OrderBook,
     order_id: &str,
     lines: &[LineInput],
+    now_ms: u64,
 ) -> Result<Vec<Change>, Rejection> {
     let order = open_order(site, order_id)?;
     check_lines_count(lines.len(), order.lines.len())?;
@@ -232,7 +234,13 @@ fn add_lines(
         .ok_or_else(|| Rejection::new(Code::NoMenu, "the box has no menu loaded"))?;
     let mut next = order.clone();
     for input in lines {
-        let line = make_line(menu, input, next.lines.len() as u32 + 1, next.fired_course)?;
+        let line = make_line(
+            menu,
+            input,
+            next.lines.len() as u32 + 1,
+            next.fired_course,
+            Some(now_ms),
+        )?;
         next.lines.push(line);
     }
     let change = changed(next, EventKind::LinesAdded);
@@ -261,7 +269,12 @@ fn void_line(site: &OrderBook, order_id: &str, line: u32) -> Result<Vec<Change>,
 }
 
 /// A later course fired: its held lines (and any earlier held ones) start cooking.
-fn fire_course(site: &OrderBook, order_id: &str, course: u32) -> Result<Vec<Change>, Rejection> {
+fn fire_course(
+    site: &OrderBook,
+    order_id: &str,
+    course: u32,
+    now_ms: u64,
+) -> Result<Vec<Change>, Rejection> {
     let order = open_order(site, order_id)?;
     if course == 0 || course > limits::MAX_COURSE {
         return Err(Rejection::new(
@@ -280,6 +293,7 @@ fn fire_course(site: &OrderBook, order_id: &str, course: u32) -> Result<Vec<Chan
     for l in next.lines.iter_mut() {
         if l.status == LineStatus::Held && l.course <= course {
             l.status = LineStatus::Fired;
+            l.fired_at = Some(now_ms);
         }
     }
     Ok(vec![changed(next, EventKind::CourseFired)])
@@ -320,9 +334,11 @@ pub fn decide(
     authorise(actor, cmd)?;
     match cmd {
         CommandBody::PlaceOrder { table, lines } => place_order(site, table, lines, now_ms),
-        CommandBody::AddLines { order_id, lines } => add_lines(site, order_id, lines),
+        CommandBody::AddLines { order_id, lines } => add_lines(site, order_id, lines, now_ms),
         CommandBody::VoidLine { order_id, line } => void_line(site, order_id, *line),
-        CommandBody::FireCourse { order_id, course } => fire_course(site, order_id, *course),
+        CommandBody::FireCourse { order_id, course } => {
+            fire_course(site, order_id, *course, now_ms)
+        }
         CommandBody::Bump { order_id, station } => {
             let next = move_lines(
                 site,
@@ -495,7 +511,16 @@ fn check_text(
     Ok(())
 }
 
-fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Result<Line, Rejection> {
+/// A new line from its input, fired when its course already is: at `fired_at`, or (`None`) with
+/// the order's placement (`placed_at`, which the line then does not repeat: an order's bytes are
+/// bounded, and most lines go out with it).
+fn make_line(
+    menu: &Menu,
+    input: &LineInput,
+    n: u32,
+    fired_course: u32,
+    fired_at: Option<u64>,
+) -> Result<Line, Rejection> {
     let item = menu.item(&input.item).ok_or_else(|| {
         Rejection::new(
             Code::UnknownItem,
@@ -531,6 +556,7 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
             format!("course must be 1..={}", limits::MAX_COURSE),
         ));
     }
+    let fired = course <= fired_course;
     Ok(Line {
         n,
         item: item.id.clone(),
@@ -541,11 +567,12 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
         allergy: input.allergy.clone().filter(|a| !a.is_empty()),
         course,
         station: item.station.clone(),
-        status: if course <= fired_course {
+        status: if fired {
             LineStatus::Fired
         } else {
             LineStatus::Held
         },
+        fired_at: fired.then_some(fired_at).flatten(),
     })
 }
 

@@ -25,6 +25,7 @@ fn order(ticket: u64, lines: &[(&str, LineStatus)]) -> Order {
                 course: 1,
                 station: (*station).into(),
                 status: *status,
+                fired_at: None,
             })
             .collect(),
         fired_course: 1,

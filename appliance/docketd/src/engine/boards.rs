@@ -123,6 +123,7 @@ mod tests {
                     } else {
                         LineStatus::Fired
                     },
+                    fired_at: None,
                 })
                 .collect(),
             fired_course: 1,

@@ -198,6 +198,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
                 course: 1,
                 station: (*s).to_owned(),
                 status: LineStatus::Fired,
+                fired_at: None,
             })
             .collect(),
         fired_course: 1,

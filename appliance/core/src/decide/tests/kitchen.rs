@@ -124,3 +124,30 @@ fn the_events_name_what_happened() {
     assert!(!back.rush);
     assert_eq!(plain, crate::wire::encode(&back).unwrap());
 }
+
+#[test]
+fn a_line_knows_when_it_went_to_its_station() {
+    let mut s = site();
+    let placed = decide(
+        &s,
+        &tablet(),
+        &place_cmd(vec![li("burger", 1), course("cake", 2)]),
+        1_000,
+    )
+    .unwrap();
+    apply(&mut s, &placed[0]);
+    let o = placed[0].order.clone();
+    // With the order: its placed_at (not repeated on the line); held: not yet.
+    assert_eq!(o.lines[0].fired_at, None);
+    assert_eq!(o.lines[0].fired_since(o.placed_at), Some(1_000));
+    assert_eq!(o.lines[1].fired_since(o.placed_at), None);
+    let fired = decide(&s, &tablet(), &fire(&o.id, 2), 5_000).unwrap();
+    apply(&mut s, &fired[0]);
+    assert_eq!(fired[0].order.lines[1].fired_at, Some(5_000));
+    let added = decide(&s, &tablet(), &add(&o.id, vec![li("fries", 1)]), 9_000).unwrap();
+    assert_eq!(added[0].order.lines[2].fired_at, Some(9_000));
+    assert_eq!(
+        added[0].order.lines[0].fired_at, None,
+        "earlier lines keep theirs"
+    );
+}
