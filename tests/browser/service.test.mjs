@@ -102,3 +102,30 @@ test('KDS: a new ticket chimes twice and a changed one once, the sound and text 
   await screenshot(kds, 'kds-sound-off-120');
   await assertClean(kds);
 });
+
+test('KDS: a ticket\'s items start so they finish together (prep times)', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const { tab } = await restaurant(daemon, t);
+  const grill = await open(browser, daemon, t, 'kds-prep-grill', '/kds?station=grill', await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const fry = await open(browser, daemon, t, 'kds-prep-fry', '/kds?station=fry', await daemon.addDevice('kds-fry', 'station', ['fry']));
+  // Demo menu: grilled chicken 12 min, black bean burger 9, fries 4.
+  const o = await tab.ok({
+    type: 'place_order',
+    table: '8',
+    lines: [{ item: 'chicken-grilled', qty: 1 }, { item: 'burger-veggie', qty: 1 }, { item: 'fries', qty: 1 }],
+  });
+  const line = (page, n) => card(page, o.ticket).locator(`li.line[data-n="${n}"]`);
+  await line(grill, 2).waitFor();
+  await line(fry, 3).waitFor();
+  // The chicken starts now; the burger in about 3 minutes, the fries in about 8.
+  assert.doesNotMatch(await line(grill, 1).innerText(), /start in/);
+  assert.match(await line(grill, 2).innerText(), /start in (3:00|2:5\d)/);
+  assert.match(await line(fry, 3).innerText(), /start in (8:00|7:5\d)/);
+  assert.match(await line(fry, 3).getAttribute('class'), /\bwaiting\b/);
+  // It counts down.
+  const before = await line(fry, 3).innerText();
+  await waitFor(async () => (await line(fry, 3).innerText()) !== before, { message: 'the countdown moved' });
+  await screenshot(grill, 'kds-prep-times');
+  await assertClean(grill);
+  await assertClean(fry);
+});

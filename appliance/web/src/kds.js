@@ -17,6 +17,7 @@ import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
 import { tableLabel } from './labels.js';
 import { patchLine } from './ticket.js';
 import { Chime, chimeFor } from './chime.js';
+import { lineStarts, waitText } from './prep.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -29,6 +30,8 @@ const clock = new BoxClock();
 const follower = new Follower(station, render);
 /** item id → allergens, from the menu. */
 let allergens = new Map();
+/** item id → prep minutes, from the menu (prep.js). */
+let prepMin = new Map();
 let menuVersion = null;
 /** order id → line numbers present when this screen first showed the order. */
 const firstSeen = new Map();
@@ -46,11 +49,12 @@ const SCALE_KEY = `docket.kds.${station}.scale`;
 /** Text size of this screen's tickets, 0.8–1.6 (A− / A+), remembered on the device. */
 let scale = Math.min(1.6, Math.max(0.8, Number(localStorage.getItem(SCALE_KEY)) || 1));
 
-/** Tags after a line's name: VOID, NEW (added after the screen first showed it), its course. */
-function lineTags(l, first) {
+/** Tags after a line's name: VOID, done, its wait, NEW (added after the screen first showed it), its course. */
+function lineTags(l, first, wait) {
   const tags = [];
   if (l.status === 'voided') tags.push(['VOID', 'void']);
   else if (l.status === 'ready') tags.push(['✓ done', 'done']);
+  else if (wait) tags.push([wait, 'wait']);
   else if (first && !first.has(l.n)) tags.push(['NEW', 'new']);
   if (l.course > 1) tags.push([`C${l.course}`, 'course']);
   return tags;
@@ -97,6 +101,8 @@ function patchCard(card, order) {
   const first = firstSeen.get(order.id);
   setText(card.querySelector('.ticket'), `#${order.ticket}`);
   setText(card.querySelector('.table'), tableLabel(order.table));
+  const starts = lineStarts(order, prepMin);
+  const now = clock.now();
   syncKeyed(
     card.querySelector('.lines'),
     stationLines(order, station),
@@ -104,7 +110,9 @@ function patchCard(card, order) {
     () => el('li'),
     (li, l) => {
       const added = l.status !== 'voided' && !first.has(l.n);
-      patchLine(li, l, { tags: lineTags(l, first), allergens: allergens.get(l.item) || [], cls: added ? ['added'] : [] });
+      const wait = l.status === 'fired' && starts.has(l.n) ? waitText(starts.get(l.n), now) : null;
+      const cls = [...(added ? ['added'] : []), ...(wait ? ['waiting'] : [])];
+      patchLine(li, l, { tags: lineTags(l, first, wait), allergens: allergens.get(l.item) || [], cls });
     },
   );
   card.classList.toggle('selected', order.id === selected);
@@ -355,6 +363,7 @@ async function main() {
           // Re-rendered only when the menu really changed (it is re-sent on every reconnect).
           menuVersion = value.version;
           allergens = new Map(value.items.map((i) => [i.id, i.allergens || []]));
+          prepMin = new Map(value.items.filter((i) => i.prep_min > 0).map((i) => [i.id, i.prep_min]));
           render(new Set(follower.screen.orders.keys()));
         }
         return;
@@ -365,7 +374,16 @@ async function main() {
   follower.attach(link);
   link.start();
   document.addEventListener('keydown', onKey);
-  setInterval(() => cards.tick(clock.now(), WARN_MS, LATE_MS), 1000);
+  setInterval(() => {
+    cards.tick(clock.now(), WARN_MS, LATE_MS);
+    // Lines waiting for their start count down (patchLine rewrites only lines whose text changed).
+    if (prepMin.size > 0) {
+      for (const [id, card] of cards.cards) {
+        const order = follower.screen.orders.get(id);
+        if (order) patchCard(card, order);
+      }
+    }
+  }, 1000);
 }
 
 main();
