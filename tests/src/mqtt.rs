@@ -26,6 +26,7 @@ pub fn line(item: &str, qty: u32) -> wire::LineInput {
         notes: None,
         course: None,
         allergy: None,
+        seat: None,
     }
 }
 

@@ -421,6 +421,8 @@ pub async fn order_in_one_write(
     let body = wire::CommandBody::PlaceOrder {
         table: id.into(),
         lines: vec![crate::line("fries", 1)],
+        server: None,
+        service: None,
     };
     let env = wire::Envelope::sign(id, &t.id, &t.mac_key(), &body)?;
     let mut bytes = connect(level, props, &t.id, None, &t.id, &t.login());

@@ -12,6 +12,8 @@ fn place(lines: Vec<wire::LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: "5".into(),
         lines,
+        server: None,
+        service: None,
     }
 }
 

@@ -27,6 +27,8 @@ async fn an_order_cannot_be_grown_past_its_byte_bound() -> R {
         .command(&CommandBody::PlaceOrder {
             table: "9".into(),
             lines: vec![long_line(); 40],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok, "{r:?}");
@@ -73,6 +75,8 @@ async fn refused_commands_count_against_the_rate_limit() -> R {
     let body = CommandBody::PlaceOrder {
         table: "6".into(),
         lines: vec![line("fries", 1)],
+        server: None,
+        service: None,
     };
     for i in 0..SENT {
         let mut env = Envelope::sign(&format!("forged-{i}"), &rogue.id, &rogue.mac_key(), &body)?;
@@ -129,6 +133,8 @@ async fn replay_pages_are_bounded_by_bytes() -> R {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{i}"),
                 lines: vec![long_line(); 50],
+                server: None,
+                service: None,
             })
             .await?;
         assert!(r.ok, "{r:?}");
@@ -167,6 +173,8 @@ async fn padded_orders_cannot_make_a_board_too_big_to_send() -> R {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{placed}"),
                 lines: vec![long_line(); 50],
+                server: None,
+                service: None,
             })
             .await?;
         if !r.ok {
@@ -206,6 +214,8 @@ async fn the_order_byte_bound_is_a_config_key() -> R {
     let big = CommandBody::PlaceOrder {
         table: "9".into(),
         lines: vec![long_line(); 20],
+        server: None,
+        service: None,
     };
     let r = t.command(&big).await?;
     assert_eq!(code(&r), "too_large", "{r:?}");
@@ -213,6 +223,8 @@ async fn the_order_byte_bound_is_a_config_key() -> R {
     let small = CommandBody::PlaceOrder {
         table: "9".into(),
         lines: vec![long_line(); 5],
+        server: None,
+        service: None,
     };
     assert!(t.command(&small).await?.ok);
 

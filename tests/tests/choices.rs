@@ -16,6 +16,8 @@ fn place(lines: Vec<LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: "5".into(),
         lines,
+        server: None,
+        service: None,
     }
 }
 

@@ -17,6 +17,8 @@ fn place(table: &str) -> CommandBody {
     CommandBody::PlaceOrder {
         table: table.into(),
         lines: vec![line("fries", 1)],
+        server: None,
+        service: None,
     }
 }
 

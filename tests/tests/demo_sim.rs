@@ -80,6 +80,8 @@ async fn the_simulated_kitchen_leaves_a_persons_order_alone() -> anyhow::Result<
             line("ipa-pint", 1),
             line("salad-caesar", 1),
         ],
+        server: None,
+        service: None,
     };
     let reply = t.command(&body).await?;
     anyhow::ensure!(reply.ok, "{reply:?}");

@@ -11,6 +11,8 @@ fn place(table: &str) -> CommandBody {
     CommandBody::PlaceOrder {
         table: table.into(),
         lines: vec![line("burger-classic", 1), line("fries", 2)],
+        server: None,
+        service: None,
     }
 }
 

@@ -215,7 +215,10 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
                 notes: Some(note.clone()),
                 course: None,
                 allergy: None,
+                seat: None,
             }],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(placed.ok, "{placed:?}");

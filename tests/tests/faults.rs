@@ -240,6 +240,8 @@ async fn wall_clock_jumps_move_no_stamp_order_or_age() -> R {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{n}"),
                 lines: vec![line("fries", 1)],
+                server: None,
+                service: None,
             })
             .await?;
         anyhow::ensure!(r.ok, "{r:?}");

@@ -232,6 +232,8 @@ async fn silent_tls_connections_from_many_addresses_do_not_hold_up_a_tablet() ->
         .command(&docket_core::wire::CommandBody::PlaceOrder {
             table: "4".into(),
             lines: vec![docket_tests::line("burger-classic", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     let took = started.elapsed();

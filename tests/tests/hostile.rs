@@ -15,6 +15,8 @@ fn place(table: &str) -> CommandBody {
     CommandBody::PlaceOrder {
         table: table.into(),
         lines: vec![line("fries", 1)],
+        server: None,
+        service: None,
     }
 }
 

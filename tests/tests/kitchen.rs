@@ -29,6 +29,8 @@ async fn a_line_bumped_alone_and_a_rush_reach_every_board() -> anyhow::Result<()
                 line("chicken-grilled", 1),
                 line("fries", 1),
             ],
+            server: None,
+            service: None,
         })
         .await?;
     anyhow::ensure!(placed.ok, "{placed:?}");

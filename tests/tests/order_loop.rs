@@ -14,6 +14,8 @@ fn place(table: &str, lines: Vec<wire::LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: table.into(),
         lines,
+        server: None,
+        service: None,
     }
 }
 

@@ -97,6 +97,8 @@ async fn collect_and_order(d: &Daemon, token: &str, id: &str) -> anyhow::Result<
         .command(&CommandBody::PlaceOrder {
             table: "12".into(),
             lines: vec![line("fries", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok, "{r:?}");
@@ -501,6 +503,8 @@ async fn import_adds_all_or_nothing() -> R {
         .command(&CommandBody::PlaceOrder {
             table: "4".into(),
             lines: vec![line("fries", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok, "{r:?}");

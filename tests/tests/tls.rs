@@ -77,6 +77,8 @@ async fn https_and_mqtts_are_served_under_the_site_ca_and_nothing_else_is_truste
         .command(&CommandBody::PlaceOrder {
             table: "4".into(),
             lines: vec![line("burger-classic", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok, "{r:?}");

@@ -52,6 +52,8 @@ async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 40 + 1),
                 lines: vec![line("burger-classic", 1 + (i % 3) as u32), fries],
+                server: None,
+                service: None,
             })
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");
@@ -296,6 +298,8 @@ async fn postgres_killed_mid_relay_leaves_no_gap_and_no_duplicate() -> R {
                     .command(&CommandBody::PlaceOrder {
                         table: format!("{i}"),
                         lines: vec![line("fries", 1)],
+                        server: None,
+                        service: None,
                     })
                     .await?;
                 anyhow::ensure!(r.ok);

@@ -34,6 +34,8 @@ async fn a_browser_style_client_orders_over_websocket() -> R {
         .command(&CommandBody::PlaceOrder {
             table: "2".into(),
             lines: vec![line("burger-classic", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok, "{r:?}");
@@ -70,6 +72,8 @@ async fn a_stalled_client_blocks_nobody() -> R {
         .command(&CommandBody::PlaceOrder {
             table: "2".into(),
             lines: vec![line("fries", 1)],
+            server: None,
+            service: None,
         })
         .await?;
     assert!(r.ok);

@@ -198,6 +198,7 @@ mod tests {
             station: "grill".into(),
             status,
             fired_at: None,
+            seat: None,
         }
     }
 
@@ -225,6 +226,8 @@ mod tests {
             fired_course: 1,
             placed_at: 1_000,
             rush: false,
+            server: None,
+            service: None,
         }
     }
 

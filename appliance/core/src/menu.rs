@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(m.validate(), Ok(()));
         for bad in [0, 241] {
             m.items[0].prep_min = Some(bad);
-            assert!(matches!(m.validate(), Err(MenuError::BadField { .. })), "{bad}");
+            assert!(
+                matches!(m.validate(), Err(MenuError::BadField { .. })),
+                "{bad}"
+            );
         }
     }
 }

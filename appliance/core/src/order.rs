@@ -79,6 +79,9 @@ pub struct Line {
     /// times): [`Line::fired_since`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fired_at: Option<u64>,
+    /// The guest's seat at the table (1-99), absent when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<u32>,
 }
 
 impl Line {
@@ -111,6 +114,31 @@ pub struct Order {
     /// A rush: every screen shows it first and marked (`set_rush`). Absent on the wire when not.
     #[serde(default, skip_serializing_if = "is_false")]
     pub rush: bool,
+    /// Takeaway or delivery; absent for dine-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// The server who took it (as the tablet named them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+/// How the order leaves the kitchen: at a table (the default), to take away, or delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    DineIn,
+    Takeaway,
+    Delivery,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::DineIn => "dine_in",
+            Service::Takeaway => "takeaway",
+            Service::Delivery => "delivery",
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {

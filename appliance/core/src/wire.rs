@@ -166,6 +166,9 @@ pub struct LineInput {
     /// The guest's allergy ("sesame"): kitchen pages show it as an alarm, apart from `notes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allergy: Option<String>,
+    /// The guest's seat at the table (1-99), so the runner knows who gets what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<u32>,
 }
 
 /// Command bodies, tagged by `type`.
@@ -175,6 +178,12 @@ pub enum CommandBody {
     PlaceOrder {
         table: String,
         lines: Vec<LineInput>,
+        /// Dine-in (absent), takeaway or delivery.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<crate::order::Service>,
+        /// The server's name as the tablet has it (1-32 characters), shown on the tickets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     AddLines {
         order_id: String,

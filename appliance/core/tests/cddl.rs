@@ -84,6 +84,7 @@ fn menu() -> Menu {
     let item = MenuItem::plain;
     let mut burger = item("burger-classic", "Classic burger", 1250, "grill");
     burger.category = Some("mains".into());
+    burger.prep_min = Some(10);
     burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
     burger.allergens = vec!["gluten".into(), "milk".into()];
     burger.groups = vec![ModGroup {
@@ -118,6 +119,7 @@ fn line(item: &str, qty: u32, course: Option<u32>) -> LineInput {
         notes: None,
         course,
         allergy: None,
+        seat: None,
     }
 }
 
@@ -135,10 +137,13 @@ fn bodies() -> Vec<CommandBody> {
                     notes: Some("birthday: candle please".into()),
                     course: None,
                     allergy: Some("sesame".into()),
+                    seat: None,
                 },
                 line("fries", 1, None),
                 line("cheesecake", 2, Some(2)),
             ],
+            server: None,
+            service: None,
         },
         CommandBody::AddLines {
             order_id: oid(),
@@ -238,7 +243,15 @@ fn service() -> Service {
         &tablet,
         CommandBody::PlaceOrder {
             table: "Terrace 3".into(),
-            lines: vec![line("burger-classic", 1, None), line("fries", 3, None)],
+            lines: vec![
+                line("burger-classic", 1, None),
+                LineInput {
+                    seat: Some(2),
+                    ..line("fries", 3, None)
+                },
+            ],
+            server: Some("Ana".into()),
+            service: Some(docket_core::order::Service::Takeaway),
         },
     );
     send(
@@ -292,6 +305,8 @@ fn service() -> Service {
         CommandBody::PlaceOrder {
             table: "4".into(),
             lines: vec![line("unicorn", 1, None)],
+            server: None,
+            service: None,
         },
     );
     Service { ledger, replies }
@@ -514,6 +529,9 @@ fn the_limits_table_matches_the_code() {
             docket_core::menu::MAX_GROUP_NAME_CHARS,
         ),
         ("MAX_TABLE_CHARS", limits::MAX_TABLE_CHARS),
+        ("MAX_SERVER_CHARS", limits::MAX_SERVER_CHARS),
+        ("MAX_SEAT", limits::MAX_SEAT as usize),
+        ("MAX_PREP_MIN", docket_core::menu::MAX_PREP_MIN as usize),
         ("MAX_COURSE", limits::MAX_COURSE as usize),
     ] {
         let row = format!("| `{name}` | {value} |");

@@ -52,7 +52,10 @@ fn body_encodes_byte_exact_and_mac_matches() {
             notes: Some("medium rare".into()),
             course: None,
             allergy: None,
+            seat: None,
         }],
+        server: None,
+        service: None,
     };
     let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
     assert_eq!(encode(&body).unwrap(), want);
@@ -172,7 +175,10 @@ fn a_line_with_a_doneness_and_an_allergy_encodes_byte_exact() {
             notes: Some("birthday: candle please".into()),
             course: None,
             allergy: Some("sesame".into()),
+            seat: None,
         }],
+        server: None,
+        service: None,
     };
     let want = hex_of(&v, &["command_place_order_with_allergy", "body_cbor_hex"]);
     assert_eq!(encode(&body).unwrap(), want);

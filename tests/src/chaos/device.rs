@@ -192,7 +192,15 @@ impl Device {
                 .collect();
             let table = format!("{}", self.rng.gen_range(1..=40));
             if !self
-                .issue(c, CommandBody::PlaceOrder { table, lines })
+                .issue(
+                    c,
+                    CommandBody::PlaceOrder {
+                        table,
+                        lines,
+                        server: None,
+                        service: None,
+                    },
+                )
                 .await
             {
                 return false;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::menu::{Menu, MenuItem};
 use crate::open_bytes::{self, OpenBytes, MAX_OPEN_BYTES};
-use crate::order::{Line, LineStatus, Order, OrderStatus};
+use crate::order::{Line, LineStatus, Order, OrderStatus, Service};
 use crate::wire::{CommandBody, EventKind, LineInput};
 use crate::{Code, Rejection};
 
@@ -23,6 +23,8 @@ pub mod limits {
     pub const MAX_MOD_CHARS: usize = 40;
     pub const MAX_NOTES_CHARS: usize = 200;
     pub const MAX_ALLERGY_CHARS: usize = 100;
+    pub const MAX_SERVER_CHARS: usize = 32;
+    pub const MAX_SEAT: u32 = 99;
     pub const MAX_TABLE_CHARS: usize = 16;
     pub const MAX_ID_CHARS: usize = 64;
     pub const MAX_COURSE: u32 = 9;
@@ -170,13 +172,24 @@ pub fn order_id(ticket: u64) -> String {
 }
 
 /// A new order: a ticket, its lines routed to their stations, course 1 fired.
+/// How a new order is taken: dine-in, takeaway or delivery, and by which server.
+#[derive(Debug, Clone, Copy)]
+struct Taken<'a> {
+    service: Option<Service>,
+    server: Option<&'a str>,
+}
+
 fn place_order(
     site: &OrderBook,
     table: &str,
     lines: &[LineInput],
+    taken: Taken<'_>,
     now_ms: u64,
 ) -> Result<Vec<Change>, Rejection> {
     check_text("table", table, limits::MAX_TABLE_CHARS, false)?;
+    if let Some(server) = taken.server.filter(|s| !s.is_empty()) {
+        check_text("server", server, limits::MAX_SERVER_CHARS, false)?;
+    }
     check_lines_count(lines.len(), 0)?;
     let open = site.open_bytes.count();
     if open >= site.limits.max_open_orders {
@@ -200,6 +213,9 @@ fn place_order(
         fired_course: 1,
         placed_at: now_ms,
         rush: false,
+        // Dine-in is the default: not repeated on the wire.
+        service: taken.service.filter(|s| *s != Service::DineIn),
+        server: taken.server.map(str::to_owned).filter(|s| !s.is_empty()),
     };
     for input in lines {
         let line = make_line(
@@ -333,7 +349,18 @@ pub fn decide(
 ) -> Result<Vec<Change>, Rejection> {
     authorise(actor, cmd)?;
     match cmd {
-        CommandBody::PlaceOrder { table, lines } => place_order(site, table, lines, now_ms),
+        CommandBody::PlaceOrder {
+            table,
+            lines,
+            service,
+            server,
+        } => {
+            let who = Taken {
+                service: *service,
+                server: server.as_deref(),
+            };
+            place_order(site, table, lines, who, now_ms)
+        }
         CommandBody::AddLines { order_id, lines } => add_lines(site, order_id, lines, now_ms),
         CommandBody::VoidLine { order_id, line } => void_line(site, order_id, *line),
         CommandBody::FireCourse { order_id, course } => {
@@ -556,6 +583,12 @@ fn make_line(
             format!("course must be 1..={}", limits::MAX_COURSE),
         ));
     }
+    if input.seat.is_some_and(|s| s == 0 || s > limits::MAX_SEAT) {
+        return Err(Rejection::new(
+            Code::BadField,
+            format!("seat must be 1..={}", limits::MAX_SEAT),
+        ));
+    }
     let fired = course <= fired_course;
     Ok(Line {
         n,
@@ -573,6 +606,7 @@ fn make_line(
             LineStatus::Held
         },
         fired_at: fired.then_some(fired_at).flatten(),
+        seat: input.seat,
     })
 }
 

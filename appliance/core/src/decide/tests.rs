@@ -59,6 +59,7 @@ fn li(item: &str, qty: u32) -> LineInput {
         notes: None,
         course: None,
         allergy: None,
+        seat: None,
     }
 }
 
@@ -73,6 +74,8 @@ fn place_cmd(lines: Vec<LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: "7".into(),
         lines,
+        server: None,
+        service: None,
     }
 }
 
@@ -233,6 +236,8 @@ fn place_order_input_is_checked() {
             CommandBody::PlaceOrder {
                 table: table.into(),
                 lines,
+                server: None,
+                service: None,
             },
         )
     };
@@ -314,6 +319,8 @@ fn place_order_input_is_checked() {
         CommandBody::PlaceOrder {
             table: "ü".repeat(limits::MAX_TABLE_CHARS),
             lines: vec![full.clone(), empty_notes],
+            server: None,
+            service: None,
         },
     );
     assert_eq!(o.lines[0].mods, full.mods);

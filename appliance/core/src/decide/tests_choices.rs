@@ -54,6 +54,7 @@ fn line(item: &str, mods: &[&str]) -> LineInput {
         notes: None,
         course: None,
         allergy: None,
+        seat: None,
     }
 }
 
@@ -61,6 +62,8 @@ fn place(lines: Vec<LineInput>) -> CommandBody {
     CommandBody::PlaceOrder {
         table: "7".into(),
         lines,
+        server: None,
+        service: None,
     }
 }
 

@@ -26,11 +26,14 @@ fn order(ticket: u64, lines: &[(&str, LineStatus)]) -> Order {
                 station: (*station).into(),
                 status: *status,
                 fired_at: None,
+                seat: None,
             })
             .collect(),
         fired_course: 1,
         placed_at: 0,
         rush: false,
+        server: None,
+        service: None,
     }
 }
 

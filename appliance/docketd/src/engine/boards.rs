@@ -124,11 +124,14 @@ mod tests {
                         LineStatus::Fired
                     },
                     fired_at: None,
+                    seat: None,
                 })
                 .collect(),
             fired_course: 1,
             placed_at: 1_700_000_000_000 + n,
             rush: false,
+            server: None,
+            service: None,
         }
     }
 

@@ -199,11 +199,14 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
                 station: (*s).to_owned(),
                 status: LineStatus::Fired,
                 fired_at: None,
+                seat: None,
             })
             .collect(),
         fired_course: 1,
         placed_at: 0,
         rush: false,
+        server: None,
+        service: None,
     }
 }
 
@@ -337,7 +340,10 @@ pub fn place(device: &str, id: &str) -> Input {
             notes: None,
             course: None,
             allergy: None,
+            seat: None,
         }],
+        server: None,
+        service: None,
     };
     command(device, id, &body)
 }

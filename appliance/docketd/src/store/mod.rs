@@ -482,6 +482,8 @@ mod tests {
             fired_course: 1,
             placed_at: 0,
             rush: false,
+            server: None,
+            service: None,
         }
     }
 

@@ -46,6 +46,8 @@ pub async fn flat_out(
                 let body = CommandBody::PlaceOrder {
                     table: "1".into(),
                     lines: vec![line("burger-classic", 1)],
+                    server: None,
+                    service: None,
                 };
                 let r = timed_place(&mut c, &sent, &m, &body).await?;
                 let o = r.order_id.context("order id")?;

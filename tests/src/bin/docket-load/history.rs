@@ -27,6 +27,8 @@ pub(crate) async fn restart(a: &Args) -> anyhow::Result<Value> {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 50 + 1),
                 lines: vec![line("burger-classic", 1), line("fries", 1)],
+                server: None,
+                service: None,
             })
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");

@@ -33,6 +33,8 @@ fn payload_len() -> anyhow::Result<usize> {
             line("fries", 2),
             line("ipa-pint", 2),
         ],
+        server: None,
+        service: None,
     };
     let env = Envelope::sign(
         "01JBENCHHOPCOMMANDID00000",

@@ -62,6 +62,8 @@ async fn tablet(
         let body = CommandBody::PlaceOrder {
             table: format!("{}", n + 1),
             lines,
+            server: None,
+            service: None,
         };
         let r = timed_place(&mut c, &sent, &m, &body).await?;
         if r.ok {
@@ -233,6 +235,8 @@ pub(crate) async fn closed_loop(
                     .command(&CommandBody::PlaceOrder {
                         table: "1".into(),
                         lines: vec![line("burger-classic", 1)],
+                        server: None,
+                        service: None,
                     })
                     .await?;
                 let o = r.order_id.context("order id")?;

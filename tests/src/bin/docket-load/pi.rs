@@ -245,6 +245,8 @@ async fn probe(d: &Daemon, secs: u64) -> anyhow::Result<Value> {
             .command(&CommandBody::PlaceOrder {
                 table: "1".into(),
                 lines: vec![line("fries", 1)],
+                server: None,
+                service: None,
             })
             .await?;
         reply.record(us(t0.elapsed()))?;

@@ -171,6 +171,8 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
             .command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 40 + 1),
                 lines: vec![line(ITEMS[i % 4], 1), line(ITEMS[(i + 1) % 4], 2)],
+                server: None,
+                service: None,
             })
             .await?;
         open.push(r.order_id.context("order id")?);
@@ -194,6 +196,8 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
             mgr.command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 40 + 1),
                 lines: vec![line(ITEMS[(i + round) % 4], 1)],
+                server: None,
+                service: None,
             })
             .await?;
         }

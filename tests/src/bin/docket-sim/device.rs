@@ -359,8 +359,17 @@ impl Device {
             lines: lines.len(),
             held_course,
         };
-        self.send(c, CommandBody::PlaceOrder { table, lines }, action)
-            .await
+        self.send(
+            c,
+            CommandBody::PlaceOrder {
+                table,
+                lines,
+                server: None,
+                service: None,
+            },
+            action,
+        )
+        .await
     }
 
     /// Gives up on replies that never came.

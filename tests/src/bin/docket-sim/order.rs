@@ -199,6 +199,7 @@ pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Opt
             notes,
             course,
             allergy,
+            seat: None,
         });
     }
     let held = lines.iter().any(|l| l.course == Some(2)).then_some(2);
@@ -233,7 +234,12 @@ mod tests {
             let (table, lines, _) = make_order(&mut rng, &menu);
             allergies += lines.iter().filter(|l| l.allergy.is_some()).count();
             chosen += lines.iter().filter(|l| l.item == "steak-ribeye").count();
-            let cmd = CommandBody::PlaceOrder { table, lines };
+            let cmd = CommandBody::PlaceOrder {
+                table,
+                lines,
+                server: None,
+                service: None,
+            };
             if let Err(r) = decide(&book, &tablet, &cmd, 0) {
                 panic!("{cmd:?} refused: {r}");
             }

@@ -151,3 +151,51 @@ fn a_line_knows_when_it_went_to_its_station() {
         "earlier lines keep theirs"
     );
 }
+
+#[test]
+fn an_order_says_how_it_leaves_who_took_it_and_each_guests_seat() {
+    let mut s = site();
+    let mut seat2 = li("burger", 1);
+    seat2.seat = Some(2);
+    let body = CommandBody::PlaceOrder {
+        table: "7".into(),
+        lines: vec![seat2, li("fries", 1)],
+        service: Some(crate::order::Service::Takeaway),
+        server: Some("Ana".into()),
+    };
+    let o = ok(&mut s, &tablet(), body);
+    assert_eq!(o.service, Some(crate::order::Service::Takeaway));
+    assert_eq!(o.server.as_deref(), Some("Ana"));
+    assert_eq!((o.lines[0].seat, o.lines[1].seat), (Some(2), None));
+    // Dine-in and an empty server name are the defaults: not carried.
+    let body = CommandBody::PlaceOrder {
+        table: "8".into(),
+        lines: vec![li("fries", 1)],
+        service: Some(crate::order::Service::DineIn),
+        server: Some(String::new()),
+    };
+    let o = ok(&mut s, &tablet(), body);
+    assert_eq!((o.service, o.server), (None, None));
+    // Refused, nothing changes: a seat of 0 or 100, a long or multi-line server name.
+    for seat in [0, 100] {
+        let mut l = li("fries", 1);
+        l.seat = Some(seat);
+        assert_eq!(
+            rejected(&mut s, &tablet(), place_cmd(vec![l])),
+            Code::BadField,
+            "{seat}"
+        );
+    }
+    for (server, code) in [
+        ("x".repeat(33), Code::TooLong),
+        ("A\nB".into(), Code::BadField),
+    ] {
+        let body = CommandBody::PlaceOrder {
+            table: "9".into(),
+            lines: vec![li("fries", 1)],
+            service: None,
+            server: Some(server),
+        };
+        assert_eq!(rejected(&mut s, &tablet(), body), code);
+    }
+}
