@@ -129,3 +129,30 @@ test('KDS: a ticket\'s items start so they finish together (prep times)', async 
   await assertClean(grill);
   await assertClean(fry);
 });
+
+test('KDS and expo: takeaway or delivery, the server and each guest\'s seat on the ticket', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const { tab } = await restaurant(daemon, t);
+  const kds = await open(browser, daemon, t, 'kds-taken', '/kds?station=grill', await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const expo = await open(browser, daemon, t, 'expo-taken', '/expo', await daemon.addDevice('expo-1', 'expo'));
+  const away = await tab.ok({
+    type: 'place_order',
+    table: 'takeaway',
+    service: 'takeaway',
+    server: 'Ana',
+    lines: [{ item: 'burger-veggie', qty: 1, seat: 2 }, { item: 'chicken-grilled', qty: 1 }],
+  });
+  const here = await tab.ok({ type: 'place_order', table: '4', lines: [{ item: 'burger-veggie', qty: 1 }] });
+  for (const page of [kds, expo]) {
+    const meta = card(page, away.ticket).locator('.meta');
+    await meta.waitFor();
+    assert.equal((await meta.innerText()).replace(/\s+/g, ' ').trim(), 'TAKEAWAY Server: Ana');
+    assert.match(await card(page, away.ticket).locator('li.line[data-n="1"]').innerText(), /Seat 2/);
+    assert.doesNotMatch(await card(page, away.ticket).locator('li.line[data-n="2"]').innerText(), /Seat/);
+    await card(page, here.ticket).waitFor();
+    assert.equal(await card(page, here.ticket).locator('.meta').isVisible(), false, 'dine-in without a server: no line for it');
+  }
+  await screenshot(kds, 'kds-takeaway-seat');
+  await assertClean(kds);
+  await assertClean(expo);
+});

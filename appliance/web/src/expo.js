@@ -10,7 +10,7 @@ import { progress } from './board.js';
 import { topics } from './wire.js';
 import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
 import { tableLabel } from './labels.js';
-import { patchLine } from './ticket.js';
+import { patchLine, patchMeta } from './ticket.js';
 import { Completion, UNDO_MS, notMadeText } from './completion.js';
 
 const $ = (id) => document.getElementById(id);
@@ -84,6 +84,7 @@ function createCard() {
       el('span', { class: 'age' }),
       el('button', { class: 'rush-toggle', onclick: () => toggleRush(card) }),
     ),
+    el('div', { class: 'meta', hidden: '' }),
     el(
       'div',
       { class: 'actions' },
@@ -112,6 +113,7 @@ function patchCard(card, order) {
   setText(rush, order.rush ? 'RUSH ✓' : 'Rush');
   rush.classList.toggle('on', Boolean(order.rush));
   rush.title = order.rush ? 'tap: no longer a rush' : 'tap: a rush, first on every screen';
+  patchMeta(card.querySelector('.meta'), order);
   card.dataset.status = order.status;
   setText(card.querySelector('.ticket'), `#${order.ticket}`);
   setText(card.querySelector('.table'), tableLabel(order.table));

@@ -15,7 +15,7 @@ import { allDay, stationLines } from './board.js';
 import { topics } from './wire.js';
 import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
 import { tableLabel } from './labels.js';
-import { patchLine } from './ticket.js';
+import { patchLine, patchMeta } from './ticket.js';
 import { Chime, chimeFor } from './chime.js';
 import { lineStarts, waitText } from './prep.js';
 
@@ -73,6 +73,7 @@ function createCard() {
       el('span', { class: 'age' }),
     ),
     el('div', { class: 'rush-tag', hidden: '' }, 'RUSH'),
+    el('div', { class: 'meta', hidden: '' }),
     el('ul', { class: 'lines', onclick: (e) => tapLine(e, card) }),
     el('button', { class: 'bump', onclick: (e) => (e.stopPropagation(), bump(card.dataset.order)) }, 'Bump'),
   );
@@ -118,6 +119,7 @@ function patchCard(card, order) {
   card.classList.toggle('selected', order.id === selected);
   card.classList.toggle('rush', Boolean(order.rush));
   card.querySelector('.rush-tag').hidden = !order.rush;
+  patchMeta(card.querySelector('.meta'), order);
 }
 
 /** Each card shows the bump bar key that selects it: 1–9, then 0 for the tenth. */

@@ -18,7 +18,7 @@ export function allergyAlarm(allergy) {
  * menu's allergen codes of the item. Content is rebuilt only if something shown changed.
  */
 export function patchLine(li, l, { tags = [], allergens = [], cls = [] } = {}) {
-  const sig = JSON.stringify([l.status, l.qty, l.name, l.mods, l.notes, l.allergy, tags, allergens, cls]);
+  const sig = JSON.stringify([l.status, l.qty, l.name, l.mods, l.notes, l.allergy, l.seat, tags, allergens, cls]);
   if (li._sig === sig) return;
   li._sig = sig;
   li.className = ['line', l.status, ...cls].join(' ');
@@ -29,6 +29,7 @@ export function patchLine(li, l, { tags = [], allergens = [], cls = [] } = {}) {
     el('span', { class: 'qty' }, `${l.qty}×`),
     el('span', { class: 'name' }, l.name),
     ...tags.map(([text, c]) => el('span', { class: `tag ${c}` }, text)),
+    ...(l.seat ? [el('span', { class: 'tag seat' }, `Seat ${l.seat}`)] : []),
   );
   const extra = [];
   const alarm = allergyAlarm(l.allergy);
@@ -39,4 +40,20 @@ export function patchLine(li, l, { tags = [], allergens = [], cls = [] } = {}) {
     extra.push(el('div', { class: 'allergens' }, ...allergens.map((a) => el('span', { class: 'allergen' }, a))));
   }
   li.replaceChildren(head, ...(extra.length ? [el('div', { class: 'extra' }, ...extra)] : []));
+}
+
+const SERVICE = { takeaway: 'TAKEAWAY', delivery: 'DELIVERY' };
+
+/** The ticket's line under its header: takeaway or delivery, and the server (hidden when neither). */
+export function patchMeta(div, order) {
+  const service = SERVICE[order.service] || '';
+  const server = order.server || '';
+  const sig = `${service}|${server}`;
+  if (div._sig === sig) return;
+  div._sig = sig;
+  div.hidden = !service && !server;
+  div.replaceChildren(
+    ...(service ? [el('span', { class: `service ${order.service}` }, service)] : []),
+    ...(server ? [el('span', { class: 'server' }, `Server: ${server}`)] : []),
+  );
 }
