@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use docket_core::order::Service;
 use docket_core::wire::{self, Board, CommandBody, Reply};
 use docket_core::Menu;
 use docket_tests::device::{connect_retrying, Backoff, CredsLine, Outbox};
@@ -339,6 +340,16 @@ impl Device {
         sent.with_context(|| format!("sending {describe}"))
     }
 
+    /// The server this tablet stands for: a name per tablet id, as a waiter would type theirs.
+    fn server_name(&self) -> String {
+        const NAMES: [&str; 6] = ["Ana", "Sam", "Priya", "Leo", "Mia", "Tom"];
+        let n = self
+            .id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        NAMES[n % NAMES.len()].to_owned()
+    }
+
     /// Places one order and schedules the next.
     async fn place(&mut self, c: &mut Client) -> anyhow::Result<()> {
         let Some(gap) = self.ctx.order_gap else {
@@ -362,10 +373,11 @@ impl Device {
         self.send(
             c,
             CommandBody::PlaceOrder {
+                service: (table == "takeaway").then_some(Service::Takeaway),
                 table,
                 lines,
-                server: None,
-                service: None,
+                // Each simulated tablet is one server's.
+                server: Some(self.server_name()),
             },
             action,
         )

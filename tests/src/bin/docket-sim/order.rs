@@ -199,7 +199,8 @@ pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Opt
             notes,
             course,
             allergy,
-            seat: None,
+            // At a table, most lines name the guest's seat; a takeaway has none.
+            seat: (table != "takeaway" && rng.gen_bool(0.6)).then(|| rng.gen_range(1..=4)),
         });
     }
     let held = lines.iter().any(|l| l.course == Some(2)).then_some(2);
