@@ -35,7 +35,8 @@ fn uplink_toml(pg: Option<&str>, redis: Option<&str>, batch: usize) -> String {
 }
 
 /// A small service: `n` orders from a tablet (every seventh's fries for a guest with a sesame
-/// allergy), a third of them bumped at the grill, a sixth completed at expo. Returns the box's
+/// allergy; every fifth a takeaway from server Ana, its burger for seat 2, and a rush), a third
+/// of them bumped at the grill, a sixth completed at expo. Returns the box's
 /// last seq.
 async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
     let creds = |id: &str, role: &str, st: &[&str]| -> anyhow::Result<Creds> {
@@ -48,17 +49,29 @@ async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
     for i in 0..n {
         let mut fries = line("fries", 1);
         fries.allergy = (i % 7 == 0).then(|| "sesame".into());
+        let mut burger = line("burger-classic", 1 + (i % 3) as u32);
+        let away = i % 5 == 0;
+        burger.seat = away.then_some(2);
         let r = tablet
             .command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 40 + 1),
-                lines: vec![line("burger-classic", 1 + (i % 3) as u32), fries],
-                server: None,
-                service: None,
+                lines: vec![burger, fries],
+                server: away.then(|| "Ana".into()),
+                service: away.then_some(docket_core::order::Service::Takeaway),
             })
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");
         last = r.seq.context("seq")?;
         let order_id = r.order_id.clone().context("order id")?;
+        if away {
+            let rush = CommandBody::SetRush {
+                order_id: order_id.clone(),
+                rush: true,
+            };
+            let r = tablet.command(&rush).await?;
+            anyhow::ensure!(r.ok, "set_rush refused: {r:?}");
+            last = r.seq.context("seq")?;
+        }
         if i % 3 == 0 {
             let r = grill
                 .command(&CommandBody::Bump {
@@ -229,6 +242,26 @@ async fn a_backlog_built_while_the_uplink_was_down_arrives_once_and_in_order() -
         .await?
         .get(0);
     assert_eq!(allergic, (0..1000).filter(|i| i % 7 == 0).count() as i64);
+    // How each order left, who took it, a rush and the guest's seat reach head office too.
+    let away: i64 = client
+        .query_one(
+            "SELECT count(*) FROM docket.orders o JOIN docket.order_lines l USING (site_id, order_id)
+             WHERE o.site_id = 'bistro-1' AND o.service = 'takeaway' AND o.server = 'Ana'
+               AND o.rush AND l.item = 'burger-classic' AND l.seat = 2",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(away, (0..1000).filter(|i| i % 5 == 0).count() as i64);
+    let dine_in: i64 = client
+        .query_one(
+            "SELECT count(*) FROM docket.orders
+             WHERE site_id = 'bistro-1' AND service = 'dine_in' AND server IS NULL AND NOT rush",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(dine_in, 800);
     // ready_at is set exactly for the bumped grill lines of orders still open or completed.
     let ready: i64 = client
         .query_one(

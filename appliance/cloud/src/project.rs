@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use docket_core::order::{LineStatus, Order};
+use docket_core::order::{LineStatus, Order, Service};
 use docket_core::wire::{Event, EventKind};
 
 /// Line number → since when (ms) the line has been ready, for the ready lines of one order.
@@ -40,6 +40,10 @@ pub struct OrderRow<'a> {
     pub placed_at: i64,
     /// When this batch completed the order; `None` leaves what head office has.
     pub completed_at: Option<i64>,
+    pub rush: bool,
+    /// `dine_in`, `takeaway` or `delivery`.
+    pub service: &'static str,
+    pub server: Option<&'a str>,
 }
 
 /// A `docket.order_lines` row.
@@ -63,6 +67,9 @@ pub struct LineRow<'a> {
     pub ready_at: Option<i64>,
     /// The order's version (a line is only ever replaced by a newer one).
     pub version: i64,
+    pub seat: Option<i32>,
+    /// When it went to its station after the order's placement.
+    pub fired_at: Option<i64>,
 }
 
 /// The orders a batch touched, as head office stores them: orders by id, each one's lines in
@@ -126,6 +133,9 @@ pub fn orders<'a>(
             fired_course: o.fired_course as i32,
             placed_at: o.placed_at as i64,
             completed_at: p.completed_at,
+            rush: o.rush,
+            service: o.service.unwrap_or(Service::DineIn).as_str(),
+            server: o.server.as_deref(),
         });
         for l in &o.lines {
             out.lines.push(LineRow {
@@ -143,6 +153,8 @@ pub fn orders<'a>(
                 unit_price_cents: prices.get(&l.item).copied(),
                 ready_at: p.ready_at.get(&l.n).copied(),
                 version: o.version as i64,
+                seat: l.seat.map(|s| s as i32),
+                fired_at: l.fired_at.map(|t| t as i64),
             });
         }
     }

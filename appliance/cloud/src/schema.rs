@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "003_line_allergy",
         include_str!("../sql/003_line_allergy.sql"),
     ),
+    ("004_service", include_str!("../sql/004_service.sql")),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

@@ -132,22 +132,31 @@ async fn upsert_orders(
     let fired: Vec<i32> = rows.iter().map(|r| r.fired_course).collect();
     let placed: Vec<i64> = rows.iter().map(|r| r.placed_at).collect();
     let completed: Vec<Option<i64>> = rows.iter().map(|r| r.completed_at).collect();
+    let rush: Vec<bool> = rows.iter().map(|r| r.rush).collect();
+    let service: Vec<&str> = rows.iter().map(|r| r.service).collect();
+    let server: Vec<Option<&str>> = rows.iter().map(|r| r.server).collect();
     tx.execute(
         "INSERT INTO docket.orders (site_id, order_id, ticket, table_name, status, version,
-                                    fired_course, placed_at, completed_at, updated_at)
+                                    fired_course, placed_at, completed_at, updated_at,
+                                    rush, service, server)
          SELECT $1, id, ticket, tbl, status, version, fired,
-                to_timestamp(placed / 1000.0), to_timestamp(completed / 1000.0), now()
+                to_timestamp(placed / 1000.0), to_timestamp(completed / 1000.0), now(),
+                rush, service, server
          FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                     $7::int[], $8::bigint[], $9::bigint[])
-              AS t(id, ticket, tbl, status, version, fired, placed, completed)
+                     $7::int[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[],
+                     $12::text[])
+              AS t(id, ticket, tbl, status, version, fired, placed, completed, rush, service,
+                   server)
          ON CONFLICT (site_id, order_id) DO UPDATE SET
              status = EXCLUDED.status, version = EXCLUDED.version,
              fired_course = EXCLUDED.fired_course, table_name = EXCLUDED.table_name,
              completed_at = COALESCE(EXCLUDED.completed_at, docket.orders.completed_at),
+             rush = EXCLUDED.rush, service = EXCLUDED.service, server = EXCLUDED.server,
              updated_at = now()
          WHERE docket.orders.version < EXCLUDED.version",
         &[
-            &site, &ids, &tickets, &tables, &status, &versions, &fired, &placed, &completed,
+            &site, &ids, &tickets, &tables, &status, &versions, &fired, &placed, &completed, &rush,
+            &service, &server,
         ],
     )
     .await?;
@@ -173,20 +182,23 @@ async fn upsert_lines(
     let price: Vec<Option<i64>> = rows.iter().map(|r| r.unit_price_cents).collect();
     let ready: Vec<Option<i64>> = rows.iter().map(|r| r.ready_at).collect();
     let version: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    let seat: Vec<Option<i32>> = rows.iter().map(|r| r.seat).collect();
+    let fired_at: Vec<Option<i64>> = rows.iter().map(|r| r.fired_at).collect();
     tx.execute(
         "INSERT INTO docket.order_lines (site_id, order_id, n, item, name, qty, mods, notes,
                                          course, station, status, unit_price_cents, ready_at,
-                                         version, allergy)
+                                         version, allergy, seat, fired_at)
          SELECT $1, oid, n, item, name, qty, mods::jsonb, notes, course, station, status, price,
-                to_timestamp(ready / 1000.0), version, allergy
+                to_timestamp(ready / 1000.0), version, allergy, seat,
+                to_timestamp(fired_at / 1000.0)
          FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
                      $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[],
-                     $13::bigint[], $14::bigint[], $15::text[])
+                     $13::bigint[], $14::bigint[], $15::text[], $16::int[], $17::bigint[])
               AS t(oid, n, item, name, qty, mods, notes, course, station, status, price, ready,
-                   version, allergy)
+                   version, allergy, seat, fired_at)
          ON CONFLICT (site_id, order_id, n) DO UPDATE SET
              qty = EXCLUDED.qty, mods = EXCLUDED.mods, notes = EXCLUDED.notes,
-             allergy = EXCLUDED.allergy,
+             allergy = EXCLUDED.allergy, seat = EXCLUDED.seat, fired_at = EXCLUDED.fired_at,
              course = EXCLUDED.course, status = EXCLUDED.status,
              unit_price_cents = COALESCE(docket.order_lines.unit_price_cents,
                                          EXCLUDED.unit_price_cents),
@@ -194,7 +206,7 @@ async fn upsert_lines(
          WHERE docket.order_lines.version < EXCLUDED.version",
         &[
             &site, &order, &n, &item, &name, &qty, &mods, &notes, &course, &station, &status,
-            &price, &ready, &version, &allergy,
+            &price, &ready, &version, &allergy, &seat, &fired_at,
         ],
     )
     .await?;
