@@ -12,6 +12,7 @@ import { money } from './labels.js';
 import { Cart } from './cart.js';
 import { renderMine as renderMineList } from './mine.js';
 import { Voids } from './voids.js';
+import { setClass, setText, syncList } from './keyed.js';
 
 const SCOPE = 'tablet';
 const ORDERS_KEY = 'docket.orders.tablet';
@@ -44,15 +45,19 @@ function saveMine() {
 
 // ---------------------------------------------------------------- menu and cart
 
+/** Categories and items, updated in place (a menu republished under a finger keeps its buttons). */
 function renderMenu() {
   const cats = [...new Set(menu.items.map((i) => i.category || 'other'))];
   if (!cats.includes(category)) category = cats[0] || null;
-  $('categories').replaceChildren(
-    ...cats.map((c) =>
+  syncList(
+    $('categories'),
+    cats,
+    (c) => c,
+    (c) =>
       el(
         'button',
         {
-          class: c === category ? 'cat active' : 'cat',
+          class: 'cat',
           'data-category': c,
           onclick: () => {
             category = c;
@@ -61,19 +66,22 @@ function renderMenu() {
         },
         c,
       ),
-    ),
+    (node, c) => setClass(node, c === category ? 'cat active' : 'cat'),
   );
-  $('items').replaceChildren(
-    ...menu.items
-      .filter((i) => (i.category || 'other') === category)
-      .map((i) =>
-        el(
-          'button',
-          { class: 'item', 'data-item': i.id, onclick: () => addLine(i) },
-          el('span', { class: 'name' }, i.name),
-          el('span', { class: 'price' }, money(i.price)),
-        ),
-      ),
+  syncList(
+    $('items'),
+    menu.items.filter((i) => (i.category || 'other') === category),
+    (i) => i.id,
+    (i) => {
+      const b = el('button', { class: 'item', 'data-item': i.id }, el('span', { class: 'name' }), el('span', { class: 'price' }));
+      b.addEventListener('click', () => addLine(b.item));
+      return b;
+    },
+    (node, i) => {
+      node.item = i;
+      setText(node.children[0], i.name);
+      setText(node.children[1], money(i.price));
+    },
   );
 }
 
