@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the Docket appliance with a demo restaurant ("Demo Bistro") and simulated devices.
 #
-#   scripts/demo.sh                  build, start docketd, simulate orders until Ctrl-C
-#   scripts/demo.sh --no-sim         just the daemon (connect your own clients), until Ctrl-C
+#   scripts/demo.sh                  build, start docketd, simulate a busy restaurant until Ctrl-C
+#   scripts/demo.sh --no-sim         a quiet restaurant: just the daemon and your own pages
 #   scripts/demo.sh --duration 20    simulate for 20 s, stop everything, exit 0 if all went well
 #                                    (under 60 s, kitchen prep is 2-8 s instead of 5-20 s)
 #   scripts/demo.sh --fresh          delete the demo data (orders, devices) first
@@ -11,11 +11,13 @@
 # It builds the release binaries (the first build takes several minutes), picks free TCP ports
 # (never 1883: another broker may own it; a re-run keeps its ports while they are free), writes a
 # config and pairs demo devices in ${DOCKET_DEMO_DIR:-$PWD/demo-data}, starts docketd, waits for
-# /healthz, prints the URLs and credentials, and runs docket-sim (tablets, station screens, expo).
-# A re-run reuses the data dir: same devices and secrets, ticket numbers continue.
+# /healthz, runs docket-sim (tablets, station screens, expo; its log goes to a file) and prints the
+# URLs, credentials and, last, the pages' links, which then stay on screen. The simulated kitchen
+# bumps and completes only the simulated tablets' orders: an order sent from the /tablet page
+# waits for you on /kds and /expo. A re-run reuses the data dir: same devices, tickets continue.
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 SIM=1
 DURATION=0
@@ -268,6 +270,27 @@ ca_fp=$("$SIMBIN" demo ca-fingerprint <<<"$health" 2>/dev/null || echo "?")
 LAN_IP=$(hostname -I 2>/dev/null || true)
 LAN_IP=${LAN_IP%% *}
 
+# --- run the simulated restaurant --------------------------------------------------------------
+# Its log goes to a file, so the links printed below stay on screen.
+SIM_LOG="$DEMO_DIR/sim.log"
+if [[ $SIM -eq 1 ]]; then
+    sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES")
+    sim_what="a busy restaurant: 3 tablets, 4 station screens and an expo, simulated"
+    if [[ $DURATION -gt 0 ]]; then
+        sim_args+=(--duration "$DURATION" --check)
+        if [[ $DURATION -lt 60 ]]; then
+            # A short run should still show whole cycles: placed, bumped, completed.
+            sim_args+=(--prep-min 2 --prep-max 8)
+            sim_what="$sim_what, for $DURATION s (short run: prep times 2-8 s instead of 5-20 s)"
+        else
+            sim_what="$sim_what, for $DURATION s"
+        fi
+    fi
+    [[ -f $SIM_LOG ]] && mv -f "$SIM_LOG" "$SIM_LOG.prev"
+    setsid "$SIMBIN" "${sim_args[@]}" >"$SIM_LOG" 2>&1 </dev/null &
+    SIM_PID=$!
+fi
+
 # --- tell the user -----------------------------------------------------------------------------
 cat <<EOF
 
@@ -281,7 +304,7 @@ cat <<EOF
  MQTT plain   mqtt://127.0.0.1:$MQTT_PORT, MQTT 5 :$MQTT5_PORT (this machine only: the simulator)
  health       http://127.0.0.1:$HTTP_PORT/healthz   $health
  metrics      https://127.0.0.1:$HTTPS_PORT/metrics
- data         $DEMO_DIR   (config docketd.toml, store data/, log docketd.log)
+ data         $DEMO_DIR   (config docketd.toml, store data/, logs docketd.log and sim.log)
 
  Demo devices and their secrets (also in devices.jsonl; a device logs in with a key derived
  from its secret, docs/protocol.md "Keys"):
@@ -299,41 +322,30 @@ elif command -v mosquitto_sub >/dev/null; then
 else
     echo "   (install mosquitto-clients for mosquitto_sub; any MQTT client logs in as manager-1 with that password)"
 fi
-echo
-echo " The pages, over HTTPS under this box's own site CA. Trust it once per device first: open"
-echo " http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/ and follow the steps (or accept the browser's warning"
-echo " for a quick look). Each link carries its device's credentials once, then the page keeps them;"
-echo " a browser without a link shows a pairing code to approve on /admin:"
-"$SIMBIN" demo links --base "https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT" --creds "$WEB_DEVICES_FILE"
 echo " Pair another device:  $DOCKETD device add --config $CONFIG --id tablet-9 --role tablet"
-echo "================================================================================================"
+echo "------------------------------------------------------------------------------------------------"
+if [[ $SIM -eq 1 ]]; then
+    echo " Running: $sim_what."
+    echo " The simulated kitchen bumps and completes only the simulated tablets' orders: an order you"
+    echo " send from /tablet waits for you on /kds and /expo. The simulator's log: tail -f $SIM_LOG"
+    echo " A quiet restaurant with only your own pages: scripts/demo.sh --no-sim"
+else
+    echo " Running: a quiet restaurant (--no-sim): only your own pages place, bump and complete orders."
+fi
 echo
+echo " Try it: open a tablet, a station screen and the expo, each in its own window. The pages are on"
+echo " HTTPS under this box's own site CA: trust it once per device at http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/"
+echo " (or accept the browser's warning for a quick look). Each link logs its page in as its own device:"
+"$SIMBIN" demo links --base "https://${LAN_IP:-127.0.0.1}:$HTTPS_PORT" --creds "$WEB_DEVICES_FILE"
+echo "================================================================================================"
+if [[ $DURATION -gt 0 ]]; then
+    echo " It stops by itself in $DURATION s."
+else
+    echo " Ctrl-C stops the demo."
+fi
 
 # --- run ---------------------------------------------------------------------------------------
 status=0
-if [[ $SIM -eq 1 ]]; then
-    sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES")
-    if [[ $DURATION -gt 0 ]]; then
-        sim_args+=(--duration "$DURATION" --check)
-        if [[ $DURATION -lt 60 ]]; then
-            # A short run should still show whole cycles: placed, bumped, completed.
-            sim_args+=(--prep-min 2 --prep-max 8)
-            say "simulating tablets, station screens and expo for $DURATION s (short run: prep times 2-8 s instead of 5-20 s)"
-        else
-            say "simulating tablets, station screens and expo for $DURATION s"
-        fi
-    else
-        say "simulating tablets, station screens and expo; Ctrl-C stops the simulator and docketd"
-    fi
-    setsid "$SIMBIN" "${sim_args[@]}" </dev/null &
-    SIM_PID=$!
-else
-    if [[ $DURATION -gt 0 ]]; then
-        say "docketd runs for $DURATION s"
-    else
-        say "docketd runs until Ctrl-C"
-    fi
-fi
 
 # Wait for the simulator (or the duration), noticing a docketd that dies meanwhile.
 end=$((SECONDS + DURATION))
@@ -356,6 +368,11 @@ while :; do
     fi
     sleep 0.5
 done
+if [[ $SIM -eq 1 && -f $SIM_LOG ]]; then
+    # The simulator's summary (and its --check verdict) ends its log.
+    say "the simulator's last lines ($SIM_LOG):"
+    tail -n 3 "$SIM_LOG" | sed 's/^/   /'
+fi
 final=$(curl -fsS --max-time 2 "$HEALTH" || true)
 say "final health: $final"
 exit "$status"

@@ -383,7 +383,7 @@ test('200 open tickets: an update touches only its own card (keyed DOM, no whole
   const gone = placed[100];
   await bumper.ok({ type: 'bump', order_id: gone.order_id, station: 'grill' });
   await kds.locator(`#board .card[data-order="${gone.order_id}"]`).waitFor({ state: 'detached' });
-  const changed = await tab.ok({ type: 'add_lines', order_id: placed[7].order_id, lines: [{ item: 'steak-ribeye', qty: 1 }] });
+  const changed = await tab.ok({ type: 'add_lines', order_id: placed[7].order_id, lines: [{ item: 'steak-ribeye', qty: 1, mods: ['medium'] }] });
   assert.equal(changed.order_id, placed[7].order_id);
   await kds.locator(`#board .card[data-order="${placed[7].order_id}"] .line.added`).waitFor();
 

@@ -25,6 +25,7 @@ pub fn line(item: &str, qty: u32) -> wire::LineInput {
         mods: vec![],
         notes: None,
         course: None,
+        allergy: None,
     }
 }
 

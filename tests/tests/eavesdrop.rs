@@ -214,6 +214,7 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
                 mods: vec![],
                 notes: Some(note.clone()),
                 course: None,
+                allergy: None,
             }],
         })
         .await?;

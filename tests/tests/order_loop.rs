@@ -139,7 +139,9 @@ async fn a_command_sent_five_times_makes_one_order() -> R {
     let d = Daemon::start()?;
     let creds = d.add_device("tablet-1", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &creds).await?;
-    let body = place("4", vec![line("steak-ribeye", 1)]);
+    let mut steak = line("steak-ribeye", 1);
+    steak.mods = vec!["medium".into()];
+    let body = place("4", vec![steak]);
     let id = "01JDQ7ZK4P8X3V2M6N9R5T0W1Y";
     let mut replies = Vec::new();
     for _ in 0..3 {
@@ -345,6 +347,7 @@ async fn courses_hold_until_fired() -> R {
     let mut t = Client::connect(d.mqtt, &tablet).await?;
     let mut e = Client::connect(d.mqtt, &expo).await?;
     let mut main = line("steak-ribeye", 1);
+    main.mods = vec!["rare".into()];
     main.course = Some(2);
     let r = t
         .command(&place("8", vec![line("oysters-6", 1), main]))

@@ -34,8 +34,9 @@ fn uplink_toml(pg: Option<&str>, redis: Option<&str>, batch: usize) -> String {
     s
 }
 
-/// A small service: `n` orders from a tablet, a third of them bumped at the grill, a sixth
-/// completed at expo. Returns the box's last seq.
+/// A small service: `n` orders from a tablet (every seventh's fries for a guest with a sesame
+/// allergy), a third of them bumped at the grill, a sixth completed at expo. Returns the box's
+/// last seq.
 async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
     let creds = |id: &str, role: &str, st: &[&str]| -> anyhow::Result<Creds> {
         d.add_device(&format!("{id}-{tag}"), role, st)
@@ -45,10 +46,12 @@ async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
     let mut expo = Client::connect(d.mqtt, &creds("expo", "expo", &[])?).await?;
     let mut last = 0;
     for i in 0..n {
+        let mut fries = line("fries", 1);
+        fries.allergy = (i % 7 == 0).then(|| "sesame".into());
         let r = tablet
             .command(&CommandBody::PlaceOrder {
                 table: format!("{}", i % 40 + 1),
-                lines: vec![line("burger-classic", 1 + (i % 3) as u32), line("fries", 1)],
+                lines: vec![line("burger-classic", 1 + (i % 3) as u32), fries],
             })
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");
@@ -213,6 +216,17 @@ async fn a_backlog_built_while_the_uplink_was_down_arrives_once_and_in_order() -
         .await?
         .get(0);
     assert_eq!(lines, 2000);
+    // The guest's allergy reaches head office with its line, apart from the notes.
+    let allergic: i64 = client
+        .query_one(
+            "SELECT count(*) FROM docket.order_lines
+             WHERE site_id = 'bistro-1' AND item = 'fries' AND allergy = 'sesame'
+               AND notes IS NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(allergic, (0..1000).filter(|i| i % 7 == 0).count() as i64);
     // ready_at is set exactly for the bumped grill lines of orders still open or completed.
     let ready: i64 = client
         .query_one(

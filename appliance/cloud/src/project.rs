@@ -53,6 +53,8 @@ pub struct LineRow<'a> {
     /// The modifiers as a JSON array.
     pub mods: String,
     pub notes: Option<&'a str>,
+    /// The guest's allergy, apart from the notes.
+    pub allergy: Option<&'a str>,
     pub course: i32,
     pub station: &'a str,
     pub status: &'static str,
@@ -134,6 +136,7 @@ pub fn orders<'a>(
                 qty: l.qty as i32,
                 mods: serde_json::to_string(&l.mods)?,
                 notes: l.notes.as_deref(),
+                allergy: l.allergy.as_deref(),
                 course: l.course as i32,
                 station: &l.station,
                 status: l.status.as_str(),
@@ -190,6 +193,7 @@ mod tests {
             qty: 1,
             mods: vec!["no salt".into()],
             notes: None,
+            allergy: None,
             course: 1,
             station: "grill".into(),
             status,
@@ -219,6 +223,7 @@ mod tests {
             lines,
             fired_course: 1,
             placed_at: 1_000,
+            rush: false,
         }
     }
 

@@ -12,6 +12,10 @@ use crate::CloudError;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_schema", include_str!("../sql/001_schema.sql")),
     ("002_site_roles", include_str!("../sql/002_site_roles.sql")),
+    (
+        "003_line_allergy",
+        include_str!("../sql/003_line_allergy.sql"),
+    ),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

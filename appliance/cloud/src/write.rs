@@ -166,6 +166,7 @@ async fn upsert_lines(
     let qty: Vec<i32> = rows.iter().map(|r| r.qty).collect();
     let mods: Vec<&str> = rows.iter().map(|r| r.mods.as_str()).collect();
     let notes: Vec<Option<&str>> = rows.iter().map(|r| r.notes).collect();
+    let allergy: Vec<Option<&str>> = rows.iter().map(|r| r.allergy).collect();
     let course: Vec<i32> = rows.iter().map(|r| r.course).collect();
     let station: Vec<&str> = rows.iter().map(|r| r.station).collect();
     let status: Vec<&str> = rows.iter().map(|r| r.status).collect();
@@ -175,16 +176,17 @@ async fn upsert_lines(
     tx.execute(
         "INSERT INTO docket.order_lines (site_id, order_id, n, item, name, qty, mods, notes,
                                          course, station, status, unit_price_cents, ready_at,
-                                         version)
+                                         version, allergy)
          SELECT $1, oid, n, item, name, qty, mods::jsonb, notes, course, station, status, price,
-                to_timestamp(ready / 1000.0), version
+                to_timestamp(ready / 1000.0), version, allergy
          FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
                      $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[],
-                     $13::bigint[], $14::bigint[])
+                     $13::bigint[], $14::bigint[], $15::text[])
               AS t(oid, n, item, name, qty, mods, notes, course, station, status, price, ready,
-                   version)
+                   version, allergy)
          ON CONFLICT (site_id, order_id, n) DO UPDATE SET
              qty = EXCLUDED.qty, mods = EXCLUDED.mods, notes = EXCLUDED.notes,
+             allergy = EXCLUDED.allergy,
              course = EXCLUDED.course, status = EXCLUDED.status,
              unit_price_cents = COALESCE(docket.order_lines.unit_price_cents,
                                          EXCLUDED.unit_price_cents),
@@ -192,7 +194,7 @@ async fn upsert_lines(
          WHERE docket.order_lines.version < EXCLUDED.version",
         &[
             &site, &order, &n, &item, &name, &qty, &mods, &notes, &course, &station, &status,
-            &price, &ready, &version,
+            &price, &ready, &version, &allergy,
         ],
     )
     .await?;

@@ -13,11 +13,12 @@ pub mod menu;
 pub mod once;
 pub mod open_bytes;
 pub mod order;
+pub mod speed;
 pub mod topic;
 pub mod wire;
 
 pub use decide::{apply, authorise, decide, Actor, Change, OrderBook, Role, SiteLimits};
-pub use menu::{Menu, MenuItem};
+pub use menu::{Menu, MenuItem, ModGroup};
 pub use order::{Line, LineStatus, Order, OrderStatus};
 
 /// Stable error codes carried in `Reply.error.code`. Part of the wire contract: never rename.
@@ -59,10 +60,13 @@ pub enum Code {
     /// The site has as many open orders as the box keeps (`SiteLimits::max_open_orders`):
     /// complete some first (a refusal like any other: a new id then).
     TooManyOpenOrders,
+    /// A line's modifiers break one of its item's groups (two donenesses, or none where one is
+    /// required).
+    BadChoice,
 }
 
 impl Code {
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -92,6 +96,7 @@ impl Code {
         Code::StorageFull,
         Code::RateLimited,
         Code::TooManyOpenOrders,
+        Code::BadChoice,
     ];
 
     /// Where the code stands in [`Code::ALL`]: a counter per code is an array, not a map.
@@ -131,6 +136,7 @@ impl Code {
             "storage_full" => Code::StorageFull,
             "rate_limited" => Code::RateLimited,
             "too_many_open_orders" => Code::TooManyOpenOrders,
+            "bad_choice" => Code::BadChoice,
             _ => return None,
         })
     }
@@ -166,6 +172,7 @@ impl Code {
             Code::StorageFull => "storage_full",
             Code::RateLimited => "rate_limited",
             Code::TooManyOpenOrders => "too_many_open_orders",
+            Code::BadChoice => "bad_choice",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The menu: items, their prices and the station that cooks them (line routing).
+//! The menu: items, their prices, the station that cooks them (line routing) and the modifier
+//! groups a line of each must satisfy (one doneness for a steak).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,34 @@ pub struct MenuItem {
     pub mods: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allergens: Vec<String>,
+    /// Modifier groups: of each, a line must carry between `min` and `max` of its mods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ModGroup>,
 }
+
+/// A choice a line of its item makes among a few modifiers ("Doneness": pick one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModGroup {
+    /// Shown on the tablet and in refusals: 1-32 characters.
+    pub name: String,
+    /// At least this many of `mods` on a line (0: the group is optional).
+    pub min: u32,
+    /// At most this many (1: pick one).
+    pub max: u32,
+    pub mods: Vec<String>,
+}
+
+impl ModGroup {
+    /// How many of a line's `mods` belong to this group.
+    pub fn chosen(&self, mods: &[String]) -> usize {
+        mods.iter().filter(|m| self.mods.contains(m)).count()
+    }
+}
+
+/// Groups per item at most: a tablet shows each as a row of choices.
+pub const MAX_GROUPS: usize = 4;
+/// A group's name at most, in characters.
+pub const MAX_GROUP_NAME_CHARS: usize = 32;
 
 impl MenuItem {
     /// An item without category, modifiers or allergens.
@@ -30,6 +58,7 @@ impl MenuItem {
             category: None,
             mods: vec![],
             allergens: vec![],
+            groups: vec![],
         }
     }
 }
@@ -53,6 +82,20 @@ pub enum MenuError {
         "station name {0:?} is reserved or invalid (use lowercase letters, digits, '-' and '_')"
     )]
     BadStation(String),
+    #[error(
+        "menu item {item:?}: a modifier group's name must be 1-{MAX_GROUP_NAME_CHARS} characters"
+    )]
+    GroupName { item: String },
+    #[error("menu item {item:?}: group {group:?} {problem}")]
+    BadGroup {
+        item: String,
+        group: String,
+        problem: &'static str,
+    },
+    #[error("menu item {item:?}: modifier {modifier:?} is in more than one group, or in both mods and a group")]
+    ModTwice { item: String, modifier: String },
+    #[error("menu item {item:?} has more than {MAX_GROUPS} modifier groups")]
+    TooManyGroups { item: String },
 }
 
 impl Menu {
@@ -112,9 +155,58 @@ impl Menu {
             if !valid_name(&i.station) || i.station == crate::wire::EXPO {
                 return Err(MenuError::BadStation(i.station.clone()));
             }
+            validate_groups(i)?;
         }
         Ok(())
     }
+}
+
+/// An item's groups: named, satisfiable, and each modifier in one place only.
+fn validate_groups(i: &MenuItem) -> Result<(), MenuError> {
+    if i.groups.len() > MAX_GROUPS {
+        return Err(MenuError::TooManyGroups { item: i.id.clone() });
+    }
+    let mut seen: std::collections::HashSet<&str> = i.mods.iter().map(String::as_str).collect();
+    for g in &i.groups {
+        let chars = g.name.chars().count();
+        if g.name.trim().is_empty() || chars > MAX_GROUP_NAME_CHARS {
+            return Err(MenuError::GroupName { item: i.id.clone() });
+        }
+        let bad = |problem| MenuError::BadGroup {
+            item: i.id.clone(),
+            group: g.name.clone(),
+            problem,
+        };
+        if g.mods.is_empty() {
+            return Err(bad("has no modifiers"));
+        }
+        if g.max == 0 {
+            return Err(bad("has max 0 (nothing could be chosen)"));
+        }
+        if g.min > g.max {
+            return Err(bad("has min greater than max"));
+        }
+        if g.max as usize > g.mods.len() {
+            return Err(bad("has max greater than its number of modifiers"));
+        }
+        let mut own = std::collections::HashSet::new();
+        for m in &g.mods {
+            let len = m.chars().count();
+            if m.trim().is_empty() || len > crate::decide::limits::MAX_MOD_CHARS {
+                return Err(bad("has an empty or too long modifier"));
+            }
+            if !own.insert(m.as_str()) {
+                return Err(bad("lists a modifier twice"));
+            }
+            if !seen.insert(m.as_str()) {
+                return Err(MenuError::ModTwice {
+                    item: i.id.clone(),
+                    modifier: m.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Names used in topics: 1–32 of `[a-z0-9_-]`.
@@ -123,4 +215,65 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 32
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steak(groups: Vec<ModGroup>) -> Menu {
+        let mut item = MenuItem::plain("steak", "Ribeye", 2900, "grill");
+        item.mods = vec!["pepper-sauce".into()];
+        item.groups = groups;
+        Menu {
+            version: 1,
+            items: vec![item],
+        }
+    }
+
+    fn g(name: &str, min: u32, max: u32, mods: &[&str]) -> ModGroup {
+        ModGroup {
+            name: name.into(),
+            min,
+            max,
+            mods: mods.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_sound_group_is_served() {
+        let m = steak(vec![
+            g("Doneness", 1, 1, &["rare", "medium"]),
+            g("Side", 0, 2, &["fries", "salad"]),
+        ]);
+        assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn groups_that_cannot_be_served_are_refused() {
+        let bad = |problem: &str, groups| {
+            let e = steak(groups).validate().expect_err(problem);
+            let text = e.to_string();
+            assert!(text.contains(problem), "{problem:?} not in {text:?}");
+        };
+        bad("name", vec![g("", 0, 1, &["a"])]);
+        bad("name", vec![g(&"n".repeat(33), 0, 1, &["a"])]);
+        bad("has no modifiers", vec![g("D", 0, 1, &[])]);
+        bad("min greater than max", vec![g("D", 2, 1, &["a", "b"])]);
+        bad("max 0", vec![g("D", 0, 0, &["a"])]);
+        bad("max greater than", vec![g("D", 0, 2, &["a"])]);
+        bad("twice", vec![g("D", 0, 1, &["a", "a"])]);
+        bad("empty or too long", vec![g("D", 0, 1, &[" "])]);
+        bad(
+            "more than one group",
+            vec![g("D", 0, 1, &["a"]), g("E", 0, 1, &["a"])],
+        );
+        bad("\"pepper-sauce\"", vec![g("D", 0, 1, &["pepper-sauce"])]);
+        bad(
+            "more than 4",
+            (0..5)
+                .map(|i| g(&format!("G{i}"), 0, 1, &[format!("m{i}").as_str()]))
+                .collect(),
+        );
+    }
 }

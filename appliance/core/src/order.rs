@@ -67,6 +67,9 @@ pub struct Line {
     pub mods: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The guest's allergy, apart from `notes` (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy: Option<String>,
     pub course: u32,
     pub station: String,
     pub status: LineStatus,
@@ -91,6 +94,13 @@ pub struct Order {
     pub fired_course: u32,
     /// Wall-clock ms when placed; informational (the box may have no RTC).
     pub placed_at: u64,
+    /// A rush: every screen shows it first and marked (`set_rush`). Absent on the wire when not.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rush: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Order {

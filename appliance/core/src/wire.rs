@@ -163,6 +163,9 @@ pub struct LineInput {
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub course: Option<u32>,
+    /// The guest's allergy ("sesame"): kitchen pages show it as an alarm, apart from `notes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy: Option<String>,
 }
 
 /// Command bodies, tagged by `type`.
@@ -199,6 +202,17 @@ pub enum CommandBody {
     Replay {
         after_seq: u64,
     },
+    /// One line done at its station (the fries before the burger): the ticket stays on the
+    /// board until its last fired line there is bumped.
+    BumpLine {
+        order_id: String,
+        line: u32,
+    },
+    /// Mark an open order as a rush (or no longer): every screen shows it first.
+    SetRush {
+        order_id: String,
+        rush: bool,
+    },
 }
 
 impl CommandBody {
@@ -212,6 +226,8 @@ impl CommandBody {
             CommandBody::Recall { .. } => "recall",
             CommandBody::Complete { .. } => "complete",
             CommandBody::Replay { .. } => "replay",
+            CommandBody::BumpLine { .. } => "bump_line",
+            CommandBody::SetRush { .. } => "set_rush",
         }
     }
 
@@ -223,6 +239,8 @@ impl CommandBody {
             | CommandBody::FireCourse { order_id, .. }
             | CommandBody::Bump { order_id, .. }
             | CommandBody::Recall { order_id, .. }
+            | CommandBody::BumpLine { order_id, .. }
+            | CommandBody::SetRush { order_id, .. }
             | CommandBody::Complete { order_id } => Some(order_id),
             CommandBody::PlaceOrder { .. } | CommandBody::Replay { .. } => None,
         }
@@ -359,6 +377,11 @@ pub enum EventKind {
     TicketBumped,
     TicketRecalled,
     OrderCompleted,
+    /// One line bumped (`bump_line`); when it was the station's last fired line the ticket is
+    /// done there, as with `ticket_bumped`.
+    LineBumped,
+    /// `order.rush` changed (`set_rush`).
+    RushChanged,
 }
 
 impl EventKind {
@@ -371,6 +394,8 @@ impl EventKind {
             EventKind::TicketBumped => "ticket_bumped",
             EventKind::TicketRecalled => "ticket_recalled",
             EventKind::OrderCompleted => "order_completed",
+            EventKind::LineBumped => "line_bumped",
+            EventKind::RushChanged => "rush_changed",
         }
     }
 }

@@ -12,7 +12,7 @@ use docket_core::ledger::Ledger;
 use docket_core::wire::{
     self, ApplianceStatus, CommandBody, Envelope, Event, LineInput, Reply, MAX_ENVELOPE_BYTES,
 };
-use docket_core::{Actor, Code, Menu, MenuItem, OrderBook, Rejection, Role};
+use docket_core::{Actor, Code, Menu, MenuItem, ModGroup, OrderBook, Rejection, Role};
 use serde_json::{json, Value};
 
 const PROTOCOL: &str = include_str!("../../../docs/protocol.md");
@@ -86,6 +86,12 @@ fn menu() -> Menu {
     burger.category = Some("mains".into());
     burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
     burger.allergens = vec!["gluten".into(), "milk".into()];
+    burger.groups = vec![ModGroup {
+        name: "Doneness".into(),
+        min: 0,
+        max: 1,
+        mods: vec!["medium-rare".into(), "medium".into(), "well-done".into()],
+    }];
     Menu {
         version: 3,
         items: vec![
@@ -111,6 +117,7 @@ fn line(item: &str, qty: u32, course: Option<u32>) -> LineInput {
         mods: vec![],
         notes: None,
         course,
+        allergy: None,
     }
 }
 
@@ -124,9 +131,10 @@ fn bodies() -> Vec<CommandBody> {
                 LineInput {
                     item: "burger-classic".into(),
                     qty: 2,
-                    mods: vec!["no-onion".into()],
-                    notes: Some("medium rare".into()),
+                    mods: vec!["no-onion".into(), "medium".into()],
+                    notes: Some("birthday: candle please".into()),
                     course: None,
+                    allergy: Some("sesame".into()),
                 },
                 line("fries", 1, None),
                 line("cheesecake", 2, Some(2)),
@@ -154,6 +162,14 @@ fn bodies() -> Vec<CommandBody> {
         },
         CommandBody::Complete { order_id: oid() },
         CommandBody::Replay { after_seq: 0 },
+        CommandBody::BumpLine {
+            order_id: oid(),
+            line: 2,
+        },
+        CommandBody::SetRush {
+            order_id: oid(),
+            rush: true,
+        },
     ]
 }
 
@@ -246,10 +262,18 @@ fn service() -> Service {
     send("c09", &expo, CommandBody::Complete { order_id: o1() });
     send(
         "c10",
-        &grill,
-        CommandBody::Bump {
+        &tablet,
+        CommandBody::SetRush {
             order_id: o2(),
-            station: "grill".into(),
+            rush: true,
+        },
+    );
+    send(
+        "c10-line",
+        &grill,
+        CommandBody::BumpLine {
+            order_id: o2(),
+            line: 1,
         },
     );
     // Rejections: a role that may not, a closed order, an unknown item.
@@ -320,7 +344,7 @@ fn schema_parses_and_names_every_message() {
 fn every_command_body_and_its_envelope_match() {
     let bodies = bodies();
     let kinds: BTreeSet<&str> = bodies.iter().map(|b| b.kind()).collect();
-    assert_eq!(kinds.len(), 8, "one body per command type");
+    assert_eq!(kinds.len(), 10, "one body per command type");
     for (i, body) in bodies.iter().enumerate() {
         let bytes = enc(body);
         valid(&body.kind().replace('_', "-"), &bytes);
@@ -362,7 +386,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
             invalid("reply-accepted", &bytes);
         }
     }
-    assert_eq!(accepted, 12, "replies: {replies:#?}");
+    assert_eq!(accepted, 13, "replies: {replies:#?}");
     assert_eq!(
         rejected,
         ["forbidden", "order_closed", "unknown_item"]
@@ -383,7 +407,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
         kinds.insert(e.kind.as_str());
         order_status.insert(e.order.status.as_str());
     }
-    assert_eq!(kinds.len(), 7, "every event kind was produced: {kinds:?}");
+    assert_eq!(kinds.len(), 9, "every event kind was produced: {kinds:?}");
     assert_eq!(
         order_status.len(),
         4,
@@ -483,6 +507,12 @@ fn the_limits_table_matches_the_code() {
         ("MAX_MODS", limits::MAX_MODS),
         ("MAX_MOD_CHARS", limits::MAX_MOD_CHARS),
         ("MAX_NOTES_CHARS", limits::MAX_NOTES_CHARS),
+        ("MAX_ALLERGY_CHARS", limits::MAX_ALLERGY_CHARS),
+        ("MAX_GROUPS", docket_core::menu::MAX_GROUPS),
+        (
+            "MAX_GROUP_NAME_CHARS",
+            docket_core::menu::MAX_GROUP_NAME_CHARS,
+        ),
         ("MAX_TABLE_CHARS", limits::MAX_TABLE_CHARS),
         ("MAX_COURSE", limits::MAX_COURSE as usize),
     ] {

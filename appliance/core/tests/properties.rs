@@ -32,6 +32,7 @@ fn line() -> impl Strategy<Value = LineInput> {
         mods: vec![],
         notes: None,
         course,
+        allergy: None,
     })
 }
 
@@ -46,7 +47,9 @@ fn command() -> impl Strategy<Value = CommandBody> {
         1 => (oid.clone(), 0u32..4).prop_map(|(order_id, course)| CommandBody::FireCourse { order_id, course }),
         2 => (oid.clone(), st.clone()).prop_map(|(order_id, station)| CommandBody::Bump { order_id, station }),
         1 => (oid.clone(), st).prop_map(|(order_id, station)| CommandBody::Recall { order_id, station }),
-        1 => oid.prop_map(|order_id| CommandBody::Complete { order_id }),
+        1 => oid.clone().prop_map(|order_id| CommandBody::Complete { order_id }),
+        1 => (oid.clone(), 0u32..5).prop_map(|(order_id, line)| CommandBody::BumpLine { order_id, line }),
+        1 => (oid, any::<bool>()).prop_map(|(order_id, rush)| CommandBody::SetRush { order_id, rush }),
     ]
 }
 

@@ -51,6 +51,7 @@ fn body_encodes_byte_exact_and_mac_matches() {
             mods: vec!["no-onion".into()],
             notes: Some("medium rare".into()),
             course: None,
+            allergy: None,
         }],
     };
     let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
@@ -157,4 +158,37 @@ fn garbage_never_decodes_nor_panics() {
         );
         assert!(decode_body(&bytes).is_err());
     }
+}
+
+#[test]
+fn a_line_with_a_doneness_and_an_allergy_encodes_byte_exact() {
+    let v = vectors();
+    let body = CommandBody::PlaceOrder {
+        table: "7".into(),
+        lines: vec![LineInput {
+            item: "steak-ribeye".into(),
+            qty: 1,
+            mods: vec!["medium-rare".into(), "bearnaise".into()],
+            notes: Some("birthday: candle please".into()),
+            course: None,
+            allergy: Some("sesame".into()),
+        }],
+    };
+    let want = hex_of(&v, &["command_place_order_with_allergy", "body_cbor_hex"]);
+    assert_eq!(encode(&body).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), body);
+}
+
+#[test]
+fn a_menu_item_with_a_group_encodes_byte_exact() {
+    let v = vectors();
+    let bytes = hex_of(&v, &["menu_item_with_group", "cbor_hex"]);
+    let item: docket_core::MenuItem = decode(&bytes).unwrap();
+    assert_eq!(item.groups.len(), 1);
+    assert_eq!(item.groups[0].name, "Doneness");
+    assert_eq!((item.groups[0].min, item.groups[0].max), (1, 1));
+    assert_eq!(encode(&item).unwrap(), bytes);
+    let json: docket_core::MenuItem =
+        serde_json::from_value(v["menu_item_with_group"]["value"].clone()).unwrap();
+    assert_eq!(json, item);
 }

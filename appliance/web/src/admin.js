@@ -1,11 +1,12 @@
 // The manager's page: approve or reject pairing codes (choosing role and stations), the device
-// list with presence and revoke, and the box's health. Signs in once with this device's manager
+// list with presence and revoke, the box's health and today's speed of service (speed.js). Signs in once with this device's manager
 // login (POST /api/session) and then talks to /api/admin/… on the session's HttpOnly cookie, so
 // the login key is not on every request (on a plain-HTTP site, where a Secure cookie is not kept,
 // it falls back to HTTP Basic); and to MQTT for the menu's stations and the live status.
 
 import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
+import { speedSection, renderSpeed, todayQuery } from './speed.js';
 
 const SCOPE = 'admin';
 const ROLES = ['tablet', 'station', 'expo', 'manager'];
@@ -259,6 +260,7 @@ async function refresh() {
 
 function notManager(e) {
   clearInterval(timer);
+  clearInterval(speedTimer);
   if (link) link.stop();
   const g = $('gate');
   g.hidden = false;
@@ -271,6 +273,7 @@ function notManager(e) {
 }
 
 let timer;
+let speedTimer;
 
 async function main() {
   document.body.append(
@@ -294,6 +297,7 @@ async function main() {
         el('p', { id: 'no-pairings', class: 'hint' }, 'No device is waiting. Open /tablet, /kds?station=… or /expo on the new device: it shows a 6-digit code.'),
         el('table', {}, el('tbody', { id: 'pairings' })),
       ),
+      speedSection(),
       el(
         'section',
         {},
@@ -327,6 +331,17 @@ async function main() {
   link.start();
   await refresh();
   timer = setInterval(refresh, 2000);
+  await refreshSpeed();
+  speedTimer = setInterval(refreshSpeed, 30000);
+}
+
+/** Today's speed of service: read every 30 s (a report scans the day's events). */
+async function refreshSpeed() {
+  try {
+    renderSpeed(await api('GET', `/api/admin/speed?${todayQuery()}`));
+  } catch (e) {
+    if (e.status !== 401 && e.status !== 403) $('speed-summary').textContent = `Cannot read today's speed of service: ${e.message}`;
+  }
 }
 
 main();

@@ -46,6 +46,13 @@ test('a wrong key, another id or another device gives a different MAC', () => {
   assert.notEqual(bytesToHex(mac(keys.mac, replayed.device, replayed.id, replayed.body)), v.mac_hex);
 });
 
+test('a line with an allergy and a menu item with a group match the shared vectors', () => {
+  const line = vectors.command_place_order_with_allergy;
+  assert.equal(bytesToHex(encode(line.body)), line.body_cbor_hex);
+  const item = vectors.menu_item_with_group;
+  assert.deepEqual(decode(hexToBytes(item.cbor_hex)), item.value);
+});
+
 test('replies decode to plain objects', () => {
   for (const k of ['reply_ok_example', 'reply_error_example']) {
     assert.deepEqual(decode(hexToBytes(vectors[k].cbor_hex)), vectors[k].value);

@@ -181,7 +181,14 @@ impl Device {
             self.next_order = now + self.gap();
             let n = self.rng.gen_range(1..=4);
             let lines = (0..n)
-                .map(|_| line(ITEMS[self.rng.gen_range(0..ITEMS.len())], 1))
+                .map(|_| {
+                    let mut l = line(ITEMS[self.rng.gen_range(0..ITEMS.len())], 1);
+                    if l.item == "steak-ribeye" {
+                        // The demo menu's steak takes exactly one doneness.
+                        l.mods = vec!["medium-rare".into()];
+                    }
+                    l
+                })
                 .collect();
             let table = format!("{}", self.rng.gen_range(1..=40));
             if !self

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::menu::Menu;
+use crate::menu::{Menu, MenuItem};
 use crate::open_bytes::{self, OpenBytes, MAX_OPEN_BYTES};
 use crate::order::{Line, LineStatus, Order, OrderStatus};
 use crate::wire::{CommandBody, EventKind, LineInput};
 use crate::{Code, Rejection};
+
+mod kitchen;
 
 /// Input limits: anything beyond is a rejection, never a truncation.
 pub mod limits {
@@ -20,6 +22,7 @@ pub mod limits {
     pub const MAX_MODS: usize = 12;
     pub const MAX_MOD_CHARS: usize = 40;
     pub const MAX_NOTES_CHARS: usize = 200;
+    pub const MAX_ALLERGY_CHARS: usize = 100;
     pub const MAX_TABLE_CHARS: usize = 16;
     pub const MAX_ID_CHARS: usize = 64;
     pub const MAX_COURSE: u32 = 9;
@@ -82,15 +85,22 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
             CommandBody::PlaceOrder { .. }
             | CommandBody::AddLines { .. }
             | CommandBody::VoidLine { .. }
-            | CommandBody::FireCourse { .. },
+            | CommandBody::FireCourse { .. }
+            | CommandBody::SetRush { .. },
         ) => true,
+        // A station may bump only its own lines: `kitchen::bump_line` checks the line's station.
+        (Role::Station, CommandBody::BumpLine { .. }) => !actor.stations.is_empty(),
         (
             Role::Station,
             CommandBody::Bump { station, .. } | CommandBody::Recall { station, .. },
         ) => actor.stations.iter().any(|s| s == station),
         (
             Role::Expo,
-            CommandBody::Bump { .. } | CommandBody::Recall { .. } | CommandBody::Complete { .. },
+            CommandBody::Bump { .. }
+            | CommandBody::Recall { .. }
+            | CommandBody::Complete { .. }
+            | CommandBody::BumpLine { .. }
+            | CommandBody::SetRush { .. },
         ) => true,
         _ => false,
     };
@@ -189,6 +199,7 @@ fn place_order(
         lines: Vec::with_capacity(lines.len()),
         fired_course: 1,
         placed_at: now_ms,
+        rush: false,
     };
     for input in lines {
         let line = make_line(
@@ -350,6 +361,10 @@ pub fn decide(
             next.status = OrderStatus::Completed;
             Ok(vec![changed(next, EventKind::OrderCompleted)])
         }
+        CommandBody::BumpLine { order_id, line } => {
+            kitchen::bump_line(site, actor, order_id, *line)
+        }
+        CommandBody::SetRush { order_id, rush } => kitchen::set_rush(site, order_id, *rush),
         CommandBody::Replay { .. } => Err(Rejection::new(
             Code::MalformedBody,
             "replay is a query, not a change",
@@ -368,13 +383,13 @@ pub fn apply(site: &mut OrderBook, change: &Change) {
         .insert(change.order.id.clone(), change.order.clone());
 }
 
-fn changed(mut order: Order, kind: EventKind) -> Change {
+pub(crate) fn changed(mut order: Order, kind: EventKind) -> Change {
     order.version += 1;
     order.refresh_status();
     Change { kind, order }
 }
 
-fn open_order<'a>(site: &'a OrderBook, id: &str) -> Result<&'a Order, Rejection> {
+pub(crate) fn open_order<'a>(site: &'a OrderBook, id: &str) -> Result<&'a Order, Rejection> {
     let order = site
         .orders
         .get(id)
@@ -502,8 +517,12 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
     for m in &input.mods {
         check_text("modifier", m, limits::MAX_MOD_CHARS, false)?;
     }
+    check_groups(item, &input.mods)?;
     if let Some(notes) = &input.notes {
         check_text("notes", notes, limits::MAX_NOTES_CHARS, true)?;
+    }
+    if let Some(allergy) = input.allergy.as_deref().filter(|a| !a.is_empty()) {
+        check_text("allergy", allergy, limits::MAX_ALLERGY_CHARS, false)?;
     }
     let course = input.course.unwrap_or(1);
     if course == 0 || course > limits::MAX_COURSE {
@@ -519,6 +538,7 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
         qty: input.qty,
         mods: input.mods.clone(),
         notes: input.notes.clone().filter(|n| !n.is_empty()),
+        allergy: input.allergy.clone().filter(|a| !a.is_empty()),
         course,
         station: item.station.clone(),
         status: if course <= fired_course {
@@ -527,6 +547,25 @@ fn make_line(menu: &Menu, input: &LineInput, n: u32, fired_course: u32) -> Resul
             LineStatus::Held
         },
     })
+}
+
+/// A line's mods against its item's groups: within each group's `[min, max]`.
+fn check_groups(item: &MenuItem, mods: &[String]) -> Result<(), Rejection> {
+    for g in &item.groups {
+        let n = g.chosen(mods);
+        if n < g.min as usize || n > g.max as usize {
+            let want = match (g.min, g.max) {
+                (min, max) if min == max => format!("choose {min} of {}", g.name),
+                (0, max) => format!("choose at most {max} of {}", g.name),
+                (min, max) => format!("choose {min} to {max} of {}", g.name),
+            };
+            return Err(Rejection::new(
+                Code::BadChoice,
+                format!("{}: {want}", item.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn clip(s: &str) -> &str {
@@ -538,3 +577,5 @@ fn clip(s: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_choices;

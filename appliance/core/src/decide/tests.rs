@@ -58,6 +58,7 @@ fn li(item: &str, qty: u32) -> LineInput {
         mods: vec![],
         notes: None,
         course: None,
+        allergy: None,
     }
 }
 
@@ -795,3 +796,6 @@ fn only_notes_may_span_lines() {
     n.notes = Some("allergy:\nnuts".into());
     assert!(run(&mut s, &tablet(), &place_cmd(vec![n])).is_ok());
 }
+
+/// `bump_line` and `set_rush`.
+mod kitchen;

@@ -115,6 +115,7 @@ mod tests {
                     qty: 2,
                     mods: vec!["no onion".into()],
                     notes: (i == 0).then(|| "allergy: sesame".into()),
+                    allergy: None,
                     course: 1,
                     station: (*s).to_owned(),
                     status: if i % 3 == 2 {
@@ -126,6 +127,7 @@ mod tests {
                 .collect(),
             fired_course: 1,
             placed_at: 1_700_000_000_000 + n,
+            rush: false,
         }
     }
 

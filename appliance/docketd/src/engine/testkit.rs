@@ -194,6 +194,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
                 qty: 1,
                 mods: vec![],
                 notes: None,
+                allergy: None,
                 course: 1,
                 station: (*s).to_owned(),
                 status: LineStatus::Fired,
@@ -201,6 +202,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
             .collect(),
         fired_course: 1,
         placed_at: 0,
+        rush: false,
     }
 }
 
@@ -333,6 +335,7 @@ pub fn place(device: &str, id: &str) -> Input {
             mods: vec![],
             notes: None,
             course: None,
+            allergy: None,
         }],
     };
     command(device, id, &body)

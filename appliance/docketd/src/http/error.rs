@@ -56,6 +56,9 @@ pub enum AppError {
     Bundle(#[from] SiteError),
     #[error("site bundles are not served here")]
     NoSite,
+    /// A query string the endpoint cannot use; the message says which parameter and why.
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 impl AppError {
@@ -95,6 +98,7 @@ impl AppError {
             },
             AppError::Join(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             AppError::NoSite => (S::NOT_FOUND, "not_found"),
+            AppError::BadQuery(_) => (S::BAD_REQUEST, "bad_query"),
             AppError::Bundle(e) => bundle_status(e),
         }
     }

@@ -81,4 +81,39 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn the_demo_asks_one_doneness_of_a_steak_and_at_most_one_of_a_burger() {
+        let m = load(None).expect("demo menu loads");
+        let doneness = |id: &str| {
+            let item = m.item(id).expect(id);
+            let g = item.groups.iter().find(|g| g.name == "Doneness");
+            g.map(|g| (g.min, g.max, g.mods.len()))
+        };
+        assert_eq!(doneness("steak-ribeye"), Some((1, 1, 4)));
+        assert_eq!(doneness("burger-classic"), Some((0, 1, 4)));
+        assert_eq!(doneness("burger-bacon"), Some((0, 1, 2)));
+        assert_eq!(doneness("fries"), None);
+    }
+
+    #[test]
+    fn a_menu_with_an_unservable_group_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("docket-menu-groups-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.toml");
+        let text = "version = 1\n[[items]]\nid = 'steak'\nname = 'Steak'\nprice = 1\n\
+                    station = 'grill'\n[[items.groups]]\nname = 'Doneness'\nmin = 2\nmax = 1\n\
+                    mods = ['rare', 'medium']\n";
+        std::fs::write(&p, text).unwrap();
+        let e = load(Some(&p)).expect_err("min > max is refused");
+        let MenuLoadError::Invalid { source, .. } = &e else {
+            panic!("{e:?}");
+        };
+        let why = source.to_string();
+        assert!(
+            why.contains("\"steak\"") && why.contains("\"Doneness\""),
+            "{why}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

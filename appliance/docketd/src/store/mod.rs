@@ -11,6 +11,7 @@
 pub mod registry;
 
 pub mod pairing;
+pub mod speed;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -480,6 +481,7 @@ mod tests {
             lines: vec![],
             fired_course: 1,
             placed_at: 0,
+            rush: false,
         }
     }
 

@@ -47,9 +47,14 @@ async fn tablet(
                     items[(i + rand::random::<usize>()) % items.len()],
                     1 + (i % 2) as u32,
                 );
+                if l.item == "steak-ribeye" {
+                    // The demo menu's steak takes exactly one doneness.
+                    l.mods = vec!["medium".into()];
+                }
                 if i == 0 {
-                    l.mods = vec!["no-onion".into()];
-                    l.notes = Some("allergy: sesame".into());
+                    l.mods.push("no-onion".into());
+                    l.notes = Some("birthday: candle please".into());
+                    l.allergy = Some("sesame".into());
                 }
                 l
             })

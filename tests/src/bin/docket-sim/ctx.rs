@@ -39,6 +39,10 @@ pub struct Ctx {
     pub stats: Stats,
     /// Orders whose held course some tablet will fire (so the lead tablet doesn't fire it too).
     pub held: Mutex<HashSet<String>>,
+    /// Orders the simulated kitchen may bump and complete: those its own tablets placed, and the
+    /// ones open when it started (an earlier run's). Anyone else's orders (a person trying the
+    /// pages) are left to them.
+    pub ours: Mutex<HashSet<String>>,
 }
 
 impl Ctx {
@@ -51,6 +55,10 @@ impl Ctx {
 
     pub fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ours(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.ours.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

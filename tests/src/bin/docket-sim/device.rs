@@ -3,7 +3,7 @@
 //! [`docket_tests::device::Outbox`] (unanswered commands go again with their ids after a
 //! reconnect). What it does with replies and boards is in `reply.rs` and `screen.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,9 @@ pub struct Device {
     pub done: HashMap<(String, String), u64>,
     /// Lead tablet: left-over held courses were looked for.
     pub adopted: bool,
+    /// Boards this device has had a snapshot of: the orders on a first one are an earlier
+    /// run's, and become ours.
+    pub seen_boards: HashSet<String>,
 }
 
 impl Device {
@@ -72,6 +75,7 @@ impl Device {
             due: HashMap::new(),
             done: HashMap::new(),
             adopted: false,
+            seen_boards: HashSet::new(),
         };
         if matches!(d.kind, Kind::Tablet { .. }) && d.ctx.order_gap.is_some() {
             // Start soon, so a short demo shows something at once.
@@ -289,6 +293,9 @@ impl Device {
                     let Some(due) = self.due.remove(&(order_id.clone(), board.clone())) else {
                         continue; // gone from the board meanwhile
                     };
+                    if !self.ctx.ours().contains(&order_id) {
+                        continue; // someone else's order: theirs to bump and complete
+                    }
                     let (body, action) = if board == wire::EXPO {
                         (
                             CommandBody::Complete {

@@ -7,6 +7,8 @@
 //!   sometimes a modifier or notes, sometimes a held second course that they fire later);
 //! - station screens watch their retained boards and bump each ticket after a prep time;
 //! - expo screens complete the orders whose status is `ready`;
+//! - the kitchen acts only on the simulated tablets' orders and on those open when it started:
+//!   an order someone places from a real page is left for them to bump and complete;
 //! - manager devices are not simulated.
 //!
 //! One human line per action on stdout, with the reply's round-trip time. Commands are
@@ -183,6 +185,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         run_tag: rand::random(),
         stats: Stats::default(),
         held: Mutex::new(HashSet::new()),
+        ours: Mutex::new(HashSet::new()),
     });
 
     let (devices, skipped) = devices(&lines, &ctx, seed)?;

@@ -69,8 +69,7 @@ impl Action {
     }
 }
 
-const NOTES: [&str; 10] = [
-    "nut allergy",
+const NOTES: [&str; 8] = [
     "sauce on the side",
     "birthday: candle please",
     "no rush, long lunch",
@@ -78,9 +77,43 @@ const NOTES: [&str; 10] = [
     "share plates",
     "gluten free please",
     "kids' portion",
-    "shellfish allergy",
     "extra napkins",
 ];
+
+/// A guest's allergy, sent apart from the notes (`allergy`): kitchen pages show it as an alarm.
+const ALLERGIES: [&str; 5] = [
+    "nut allergy",
+    "shellfish allergy",
+    "sesame",
+    "severe peanut allergy",
+    "coeliac",
+];
+
+/// A line's mods as a waiter picks them: now and then a free one or two, and within every
+/// group of the item between its min and max (a steak always gets one doneness, never two).
+pub fn pick_mods(rng: &mut StdRng, item: &MenuItem) -> Vec<String> {
+    let mut mods = Vec::new();
+    if !item.mods.is_empty() && rng.gen_bool(0.3) {
+        let a = rng.gen_range(0..item.mods.len());
+        mods.push(item.mods[a].clone());
+        if item.mods.len() > 1 && rng.gen_bool(0.2) {
+            let b = (a + rng.gen_range(1..item.mods.len())) % item.mods.len();
+            mods.push(item.mods[b].clone());
+        }
+    }
+    for g in &item.groups {
+        let (min, max) = (g.min as usize, (g.max as usize).min(g.mods.len()));
+        let n = if min == 0 && !rng.gen_bool(0.4) {
+            0
+        } else {
+            rng.gen_range(min.max(1)..=max.max(1))
+        };
+        let start = rng.gen_range(0..g.mods.len());
+        let chosen = (0..n).map(|k| g.mods[(start + k) % g.mods.len()].clone());
+        mods.extend(chosen);
+    }
+    mods
+}
 
 fn in_category<'a>(menu: &'a Menu, cats: &[&str]) -> Vec<&'a MenuItem> {
     menu.items
@@ -134,27 +167,26 @@ pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Opt
             (&second_pool, Some(2))
         };
         let item = pool[rng.gen_range(0..pool.len())];
-        let mut mods = Vec::new();
-        if !item.mods.is_empty() && rng.gen_bool(0.3) {
-            let a = rng.gen_range(0..item.mods.len());
-            mods.push(item.mods[a].clone());
-            if item.mods.len() > 1 && rng.gen_bool(0.2) {
-                let b = (a + rng.gen_range(1..item.mods.len())) % item.mods.len();
-                mods.push(item.mods[b].clone());
-            }
-        }
+        let mods = pick_mods(rng, item);
         let notes = rng
-            .gen_bool(0.1)
+            .gen_bool(0.08)
             .then(|| NOTES[rng.gen_range(0..NOTES.len())].to_owned());
+        let allergy = rng
+            .gen_bool(0.03)
+            .then(|| ALLERGIES[rng.gen_range(0..ALLERGIES.len())].to_owned());
         let qty = match rng.gen_range(0..100) {
             0..=74 => 1,
             75..=94 => 2,
             _ => rng.gen_range(3..=4),
         };
         // The same plain item twice is one line with a bigger qty, as a tablet would send it.
-        if mods.is_empty() && notes.is_none() {
+        if mods.is_empty() && notes.is_none() && allergy.is_none() {
             if let Some(l) = lines.iter_mut().find(|l| {
-                l.item == item.id && l.course == course && l.mods.is_empty() && l.notes.is_none()
+                l.item == item.id
+                    && l.course == course
+                    && l.mods.is_empty()
+                    && l.notes.is_none()
+                    && l.allergy.is_none()
             }) {
                 l.qty += qty;
                 continue;
@@ -166,8 +198,49 @@ pub fn make_order(rng: &mut StdRng, menu: &Menu) -> (String, Vec<LineInput>, Opt
             mods,
             notes,
             course,
+            allergy,
         });
     }
     let held = lines.iter().any(|l| l.course == Some(2)).then_some(2);
     (table, lines, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_core::decide::{decide, Actor, OrderBook, Role};
+    use docket_core::wire::CommandBody;
+    use rand::SeedableRng;
+
+    /// Every order the simulator makes from the demo menu is one the box takes: within every
+    /// modifier group (never two donenesses), allergies and notes within their limits.
+    #[test]
+    fn simulated_orders_are_always_accepted_by_the_demo_menu() {
+        let menu = docket_appliance::site::menu::load(None).expect("demo menu");
+        let book = OrderBook {
+            menu: Some(menu.clone()),
+            next_ticket: 1,
+            ..OrderBook::default()
+        };
+        let tablet = Actor {
+            device: "tablet-1".into(),
+            role: Role::Tablet,
+            stations: vec![],
+        };
+        let mut rng = StdRng::seed_from_u64(20);
+        let (mut allergies, mut chosen) = (0, 0);
+        for _ in 0..3000 {
+            let (table, lines, _) = make_order(&mut rng, &menu);
+            allergies += lines.iter().filter(|l| l.allergy.is_some()).count();
+            chosen += lines.iter().filter(|l| l.item == "steak-ribeye").count();
+            let cmd = CommandBody::PlaceOrder { table, lines };
+            if let Err(r) = decide(&book, &tablet, &cmd, 0) {
+                panic!("{cmd:?} refused: {r}");
+            }
+        }
+        assert!(
+            allergies > 0 && chosen > 0,
+            "{allergies} allergies, {chosen} ribeyes"
+        );
+    }
 }

@@ -46,6 +46,7 @@ impl Device {
                 held_course,
             } => {
                 stats.placed.fetch_add(1, Relaxed);
+                self.ctx.ours().insert(order_id.clone());
                 let ticket = r.ticket.unwrap_or(0);
                 let held = match held_course {
                     Some(course) => {

@@ -31,6 +31,11 @@ impl Device {
     pub fn on_board(&mut self, b: Board) {
         let name = b.station.clone();
         let expo = name == wire::EXPO;
+        if self.seen_boards.insert(name.clone()) {
+            // Open when we started: an earlier run's, which nobody else will finish.
+            let mut ours = self.ctx.ours();
+            ours.extend(b.orders.iter().map(|o| o.id.clone()));
+        }
         // Which tickets on this board are ours to act on.
         let ours: fn(&docket_core::Order, &str) -> bool = match &self.kind {
             Kind::Station(list) if list.contains(&name) => |o, station| o.on_station(station),

@@ -34,6 +34,7 @@ use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry};
 use crate::store::{self, StoreError};
 
 mod auth;
+mod speed;
 pub use crate::http::error::AppError;
 #[cfg(test)]
 use auth::base64_decode;
@@ -106,6 +107,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/admin/devices", get(admin_devices))
         .route("/api/admin/devices/{id}/revoke", post(admin_revoke))
         .route("/api/admin/health", get(admin_health))
+        .route("/api/admin/speed", get(speed::admin_speed))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_store))
         .with_state(state)
@@ -119,7 +121,7 @@ async fn no_store(mut r: Response) -> Response {
 }
 
 /// Runs a store operation on the API's connection, off the async workers.
-async fn with_db<T: Send + 'static>(
+pub(super) async fn with_db<T: Send + 'static>(
     s: &ApiState,
     f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AppError> {

@@ -383,3 +383,81 @@ async fn only_a_managers_key_opens_a_session_and_revoking_it_ends_it() {
         "a revoked manager's session ends"
     );
 }
+
+/// An event as the engine stores it: `order` is a JSON order (as the wire shows it).
+fn store_event(db: &std::path::Path, seq: u64, kind: &str, at: u64, order: Value) {
+    let order: docket_core::Order = serde_json::from_value(order).unwrap();
+    let event = docket_core::wire::Event {
+        seq,
+        kind: serde_json::from_value(json!(kind)).unwrap(),
+        order_id: order.id.clone(),
+        version: seq,
+        command: format!("c{seq}"),
+        device: "tab".into(),
+        at,
+        order,
+    };
+    let payload = docket_core::wire::encode(&event).unwrap();
+    let conn = store::connect(db).unwrap();
+    conn.execute(
+        "INSERT INTO events (seq, type, order_id, version, command, device, at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![
+            seq as i64,
+            kind,
+            event.order_id,
+            seq as i64,
+            event.command,
+            "tab",
+            at as i64,
+            payload
+        ],
+    )
+    .unwrap();
+}
+
+fn one_line_order(status: &str) -> Value {
+    json!({"id": "o-000001", "ticket": 1, "table": "4", "status": "placed", "version": 1,
+           "lines": [{"n": 1, "item": "burger", "name": "Burger", "qty": 1, "mods": [], "course": 1,
+                      "station": "grill", "status": status}],
+           "fired_course": 1, "placed_at": 0})
+}
+
+#[tokio::test]
+async fn speed_of_service_is_read_from_the_event_log_for_managers_only() {
+    let f = fixture();
+    let s = &f.state;
+    let (mgr, tab) = (Some(f.manager.as_str()), Some(f.tablet.as_str()));
+    let min = 60_000;
+    store_event(&f.db, 1, "order_placed", 100 * min, one_line_order("fired"));
+    store_event(
+        &f.db,
+        2,
+        "ticket_bumped",
+        109 * min,
+        one_line_order("ready"),
+    );
+    let path = format!(
+        "/api/admin/speed?from={}&to={}&late_min=8",
+        90 * min,
+        120 * min
+    );
+    let (st, _, v) = call(s, "GET", &path, mgr, "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["orders"], 1);
+    assert_eq!(v["stations"][0]["station"], "grill");
+    assert_eq!(v["stations"][0]["p50_ms"], 9 * min);
+    assert_eq!(v["stations"][0]["late"], 1);
+    assert_eq!(v["late"][0]["ticket"], 1);
+    assert_eq!(v["buckets"].as_array().unwrap().len(), 2);
+    assert_eq!(v["truncated"], false);
+    // A window before anything happened is empty, not an error.
+    let (st, _, v) = call(s, "GET", "/api/admin/speed?from=0&to=1000", mgr, "").await;
+    assert_eq!((st.as_u16(), v["orders"].as_u64()), (200, Some(0)));
+    let (st, _, v) = call(s, "GET", &path, tab, "").await;
+    assert_eq!((st.as_u16(), code(&v)), (403, "forbidden"));
+    let (st, _, v) = call(s, "GET", &path, None, "").await;
+    assert_eq!((st.as_u16(), code(&v)), (401, "unauthorized"));
+    let (st, _, v) = call(s, "GET", "/api/admin/speed?from=9&to=1", mgr, "").await;
+    assert_eq!((st.as_u16(), code(&v)), (400, "bad_query"));
+}
