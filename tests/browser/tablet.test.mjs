@@ -305,3 +305,54 @@ test('the cart shows its total and modifiers in words; refusals read white on da
   await screenshot(page, 'refusal');
   await assertClean(page);
 });
+
+test('a doneness group lets one be chosen: rare then medium sends only medium; Send names what is missing', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const expo = await listener(daemon, t);
+  const page = await openTablet(browser, daemon, t, 'tablet-groups', creds);
+
+  await addItem(page, 'steak-ribeye');
+  await page.fill('#table', '4');
+  await page.click('#send');
+  await waitFor(async () => /Ribeye 300g: choose a Doneness/.test(await page.locator('#cart-error').innerText()), {
+    message: 'Send says what is missing',
+  });
+  assert.equal(await page.locator('.cart-line[data-line="0"]').getAttribute('data-missing'), 'Doneness');
+  assert.equal(await page.locator('#mine > li').count(), 0, 'nothing was sent');
+
+  const doneness = page.locator('.cart-line[data-line="0"] .group[data-group="Doneness"]');
+  await doneness.locator('.mod[data-mod="rare"]').click();
+  await doneness.locator('.mod[data-mod="medium"]').click();
+  assert.deepEqual(await doneness.locator('.mod.on').evaluateAll((bs) => bs.map((b) => b.dataset.mod)), ['medium']);
+  assert.equal(await page.locator('.cart-line[data-line="0"]').getAttribute('data-missing'), null);
+  await page.click('#send');
+  await waitFor(() => expo.events.some((e) => e.type === 'order_placed'), { message: 'the order is placed' });
+  const placed = expo.events.find((e) => e.type === 'order_placed');
+  assert.deepEqual(placed.order.lines[0].mods, ['medium']);
+  await assertClean(page);
+});
+
+test('an allergy typed on the tablet arrives in the order\'s line, apart from the notes', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const expo = await listener(daemon, t);
+  const page = await openTablet(browser, daemon, t, 'tablet-allergy', creds);
+
+  await addItem(page, 'steak-ribeye');
+  await page.locator('.cart-line[data-line="0"] .group[data-group="Doneness"] .mod[data-mod="medium-rare"]').click();
+  await page.fill('.cart-line[data-line="0"] .allergy', 'sesame');
+  await page.fill('.cart-line[data-line="0"] .notes', 'birthday: candle please');
+  await addItem(page, 'fries');
+  await page.fill('#table', 'bar-3');
+  await screenshot(page, 'cart-group-allergy');
+  await page.click('#send');
+  await waitFor(() => expo.events.some((e) => e.type === 'order_placed'), { message: 'the order is placed' });
+  const [ribeye, fries] = expo.events.find((e) => e.type === 'order_placed').order.lines;
+  assert.equal(ribeye.allergy, 'sesame');
+  assert.equal(ribeye.notes, 'birthday: candle please');
+  assert.equal(fries.allergy, undefined);
+  const shown = page.locator('#mine > li .lines > li:nth-child(1) .allergy');
+  await waitFor(async () => (await shown.isVisible()) && /sesame/.test(await shown.innerText()), { message: 'My orders shows the allergy' });
+  await assertClean(page);
+});

@@ -84,22 +84,21 @@ export class Cart {
       this.changed();
     };
     const offered = l.offered.filter((m) => !l.groups.some((g) => g.mods.includes(m)));
-    const allergy = el('input', { class: 'allergy', placeholder: 'Allergy (e.g. sesame)', maxlength: '100', 'aria-label': 'allergy' });
+    const allergy = el('input', { class: 'allergy', placeholder: 'e.g. sesame', maxlength: '100', 'aria-label': 'allergy' });
     allergy.addEventListener('input', () => (l.allergy = allergy.value));
     const notes = el('input', { class: 'notes', placeholder: 'Notes (e.g. birthday candle)', maxlength: '200', 'aria-label': 'notes' });
     notes.addEventListener('input', () => (l.notes = notes.value));
     return el(
       'li',
       { class: 'cart-line' },
+      el('div', { class: 'head' }, el('span', { class: 'name' }, l.name), el('span', { class: 'course-tag' }, `C${l.course}`)),
       el(
         'div',
         { class: 'row' },
         el('button', { class: 'qty', 'aria-label': 'less', onclick: act(() => (l.qty = Math.max(1, l.qty - 1))) }, '−'),
         el('span', { class: 'q' }),
         el('button', { class: 'qty', 'aria-label': 'more', onclick: act(() => (l.qty = Math.min(99, l.qty + 1))) }, '+'),
-        el('span', { class: 'name' }, l.name),
         el('span', { class: 'line-price' }),
-        el('span', { class: 'course-tag' }, `C${l.course}`),
         el('button', { class: 'remove', 'aria-label': 'remove', onclick: act(() => this.lines.splice(this.lines.indexOf(l), 1)) }, '✕'),
       ),
       ...l.groups.map((g) =>
@@ -111,7 +110,7 @@ export class Cart {
         ),
       ),
       offered.length ? el('div', { class: 'mods' }, ...offered.map((m) => modButton(m, null, act(() => toggle(l, m))))) : '',
-      allergy,
+      el('label', { class: 'allergy-field' }, el('span', {}, 'Allergy'), allergy),
       notes,
     );
   }
