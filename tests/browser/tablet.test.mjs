@@ -319,6 +319,7 @@ test('a doneness group lets one be chosen: rare then medium sends only medium; S
     message: 'Send says what is missing',
   });
   assert.equal(await page.locator('.cart-line[data-line="0"]').getAttribute('data-missing'), 'Doneness');
+  await screenshot(page, 'missing-choice');
   assert.equal(await page.locator('#mine > li').count(), 0, 'nothing was sent');
 
   const doneness = page.locator('.cart-line[data-line="0"] .group[data-group="Doneness"]');
