@@ -357,3 +357,24 @@ test('an allergy typed on the tablet arrives in the order\'s line, apart from th
   await waitFor(async () => (await shown.isVisible()) && /sesame/.test(await shown.innerText()), { message: 'My orders shows the allergy' });
   await assertClean(page);
 });
+
+test('Rush on an order of mine marks it on every screen, and a second tap clears it', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const expo = await listener(daemon, t);
+  const page = await openTablet(browser, daemon, t, 'tablet-rush', creds);
+  const id = await placeOrder(page, '3', ['fries']);
+
+  const button = page.locator(`#mine > li[data-order="${id}"] button.rush`);
+  const rushes = () => expo.events.filter((e) => e.type === 'rush_changed').map((e) => !!e.order.rush);
+  await fingerTap(page, button);
+  await waitFor(() => rushes().length === 1, { message: 'a rush_changed event' });
+  assert.deepEqual(rushes(), [true]);
+  await page.locator(`#mine > li[data-order="${id}"][data-rush] button.rush[aria-pressed="true"]`).waitFor();
+  await screenshot(page, 'rush');
+  await fingerTap(page, button);
+  await waitFor(() => rushes().length === 2, { message: 'the second rush_changed event' });
+  assert.deepEqual(rushes(), [true, false]);
+  await page.locator(`#mine > li[data-order="${id}"]:not([data-rush]) button.rush[aria-pressed="false"]`).waitFor();
+  await assertClean(page);
+});

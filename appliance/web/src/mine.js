@@ -1,5 +1,5 @@
 // "My orders": this tablet's orders, newest first, with each line's state, a void per line (with
-// its undo countdown) and "Fire course N". Updated in place, keyed by command id and line
+// its undo countdown), "Fire course N" and a Rush toggle. Updated in place, keyed by command id and line
 // number: a board update rewrites only the text that changed, so a button keeps its node (and a
 // press on it its release) however often the board moves. Owns no state: `ctx` has it.
 
@@ -11,7 +11,7 @@ import { voidKey } from './voids.js';
 const LABELS = { sending: 'sending…', placed: 'placed', in_progress: 'cooking', ready: 'ready', completed: 'done', rejected: 'rejected' };
 
 /**
- * ctx: {orders, live(o), statusOf(o), voids, onVoid(o, line), onUndo(key), onFire(o, course)}.
+ * ctx: {orders, live(o), statusOf(o), voids, onVoid(o, line), onUndo(key), onFire(o, course), onRush(o, rush)}.
  */
 export function renderMine(list, ctx) {
   syncList(list, ctx.orders, (o) => o.cmd, (o) => makeOrder(ctx), (node, o) => updateOrder(node, o, ctx));
@@ -21,7 +21,14 @@ function makeOrder(ctx) {
   const li = el(
     'li',
     { class: 'order' },
-    el('div', { class: 'row' }, el('span', { class: 'ticket' }), el('span', { class: 'table' }), el('span', { class: 'status' })),
+    el(
+      'div',
+      { class: 'row' },
+      el('span', { class: 'ticket' }),
+      el('span', { class: 'table' }),
+      el('span', { class: 'status' }),
+      el('button', { class: 'rush', hidden: '', 'aria-pressed': 'false', onclick: (e) => e.currentTarget.data && ctx.onRush(...e.currentTarget.data) }, 'Rush'),
+    ),
     el('div', { class: 'error', role: 'alert', hidden: '' }),
     el('ul', { class: 'lines' }),
   );
@@ -45,6 +52,13 @@ function updateOrder(li, o, ctx) {
   setText(row.children[0], o.ticket ? `#${o.ticket}` : '—');
   setText(row.children[1], tableLabel(o.table));
   setText(row.children[2], LABELS[status] || status);
+  const rush = row.children[3];
+  const open = !!cur && cur.status !== 'completed';
+  rush.data = open ? [o, !cur.rush] : null;
+  setHidden(rush, !open);
+  setAttr(rush, 'aria-pressed', String(!!(cur && cur.rush)));
+  setText(rush, cur && cur.rush ? 'Rush ✓' : 'Rush');
+  setAttr(li, 'data-rush', cur && cur.rush ? 'true' : null);
   setText(error, o.error || '');
   setHidden(error, !o.error);
   const shown = cur ? cur.lines.map((l) => ({ ...l, key: `n${l.n}` })) : o.lines.map((l, i) => ({ ...l, key: `i${i}` }));

@@ -221,12 +221,16 @@ function renderMine() {
     onVoid: (o, l) => voids.start(o.order_id, l.n, l.name),
     onUndo: (key) => voids.undo(key),
     onFire: fire,
+    onRush: rush,
   });
 }
 
 /** A void whose undo window ran out: into the outbox and off to the box. */
 function sendVoid(v, key) {
   submit({ type: 'void_line', order_id: v.order_id, line: v.n }, { kind: 'change', label: `void ${v.name}`, voidKey: key });
+}
+function rush(o, on) {
+  submit({ type: 'set_rush', order_id: o.order_id, rush: on }, { kind: 'change', label: on ? 'rush' : 'rush off' });
 }
 function fire(o, course) {
   submit({ type: 'fire_course', order_id: o.order_id, course }, { kind: 'change', label: `fire course ${course}` });
