@@ -1,7 +1,12 @@
-// A keyed list of order cards: only the cards whose order changed are rebuilt, and each stays
-// in ticket order. No whole-board re-render, so nothing flickers and focus is never lost.
+// A keyed list of order cards for the kitchen pages: each order's card is made once and then
+// patched in place (it keeps its DOM node, and so do its buttons), in ticket order. While a
+// finger or mouse is pressed anywhere on the page, nothing moves: changes wait and are applied
+// on release, so a tap always lands on the card it started on. No whole-board re-render.
 
 import { ageText } from './conn.js';
+
+/** A press longer than this no longer holds the board (a resting hand must not freeze it). */
+export const HOLD_MAX_MS = 2000;
 
 /** Colour aging thresholds in ms from `?warn=&late=` (minutes; default yellow at 5, red at 8). */
 export function agingThresholds(params) {
@@ -12,36 +17,112 @@ export function agingThresholds(params) {
   return { warn: minutes('warn', 5) * 60000, late: minutes('late', 8) * 60000 };
 }
 
+/**
+ * Makes `container`'s children match `items` in order, keyed by `keyOf(item)`: a child whose key
+ * stays keeps its node (`patch(node, item)` updates it), new keys get `create(item)`, gone keys
+ * are removed. Nodes only move when the order changes.
+ */
+export function syncKeyed(container, items, keyOf, create, patch) {
+  const old = new Map();
+  for (const c of container.children) old.set(c.dataset.key, c);
+  const keep = new Set();
+  let at = container.firstElementChild;
+  for (const item of items) {
+    const key = String(keyOf(item));
+    let node = old.get(key);
+    if (!node) {
+      node = create(item);
+      node.dataset.key = key;
+    }
+    patch(node, item);
+    keep.add(node);
+    if (node === at) at = at.nextElementSibling;
+    else container.insertBefore(node, at);
+  }
+  for (const node of old.values()) if (!keep.has(node)) node.remove();
+}
+
+/** Sets a node's text only when it differs (no needless layout or mutation). */
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 export class CardList {
-  constructor(container, build) {
+  /**
+   * `source()` is the screen's current orders Map; `create(order)` makes a card's skeleton,
+   * `patch(card, order)` fills it in (also right after create). `onLayout()` runs after cards
+   * were added or removed.
+   */
+  constructor(container, { source, create, patch, onLayout = () => {} }) {
     this.container = container;
-    this.build = build;
+    this.source = source;
+    this.create = create;
+    this.patch = patch;
+    this.onLayout = onLayout;
     /** order id → card element */
     this.cards = new Map();
+    /** Ids changed while the page was pressed. */
+    this.pending = new Set();
+    this.pressedAt = null;
+    this.holdTimer = null;
+    const press = () => {
+      this.pressedAt = performance.now();
+      clearTimeout(this.holdTimer);
+      this.holdTimer = setTimeout(() => this.flush(), HOLD_MAX_MS + 10);
+    };
+    // The click that ends a press is dispatched after pointerup: apply changes after it.
+    const release = () => {
+      this.pressedAt = null;
+      clearTimeout(this.holdTimer);
+      setTimeout(() => this.flush(), 0);
+    };
+    document.addEventListener('pointerdown', press, true);
+    document.addEventListener('pointerup', release, true);
+    document.addEventListener('pointercancel', release, true);
+    window.addEventListener('blur', release);
   }
 
-  /** `orders` is the screen's Map; `changed` the ids to rebuild (null: none). */
-  update(orders, changed) {
+  /** A press is holding the board still. */
+  held() {
+    return this.pressedAt !== null && performance.now() - this.pressedAt < HOLD_MAX_MS;
+  }
+
+  /** `changed`: the ids whose card must change (null: none). Applied now unless held. */
+  update(changed) {
     if (!changed) return;
-    for (const id of changed) {
+    for (const id of changed) this.pending.add(id);
+    if (!this.held()) this.flush();
+  }
+
+  /** Applies every pending change. */
+  flush() {
+    if (this.pending.size === 0) return;
+    const orders = this.source();
+    let moved = false;
+    for (const id of this.pending) {
       const order = orders.get(id);
-      const old = this.cards.get(id);
+      const card = this.cards.get(id);
       if (!order) {
-        if (old) old.remove();
+        if (card) {
+          card.remove();
+          moved = true;
+        }
         this.cards.delete(id);
-        continue;
-      }
-      const card = this.build(order, old);
-      card.dataset.order = order.id;
-      card.dataset.ticket = String(order.ticket);
-      card._placedAt = order.placed_at;
-      this.cards.set(id, card);
-      if (old) {
-        old.replaceWith(card);
+      } else if (card) {
+        this.patch(card, order);
       } else {
-        this.insert(card, order.ticket);
+        const fresh = this.create(order);
+        fresh.dataset.order = order.id;
+        fresh.dataset.ticket = String(order.ticket);
+        fresh._placedAt = order.placed_at;
+        this.patch(fresh, order);
+        this.cards.set(id, fresh);
+        this.insert(fresh, order.ticket);
+        moved = true;
       }
     }
+    this.pending.clear();
+    if (moved) this.onLayout();
   }
 
   insert(card, ticket) {
@@ -64,10 +145,7 @@ export class CardList {
     for (const card of this.cards.values()) {
       const age = boxNow - card._placedAt;
       const a = card.querySelector('.age');
-      if (a) {
-        const t = ageText(age);
-        if (a.textContent !== t) a.textContent = t;
-      }
+      if (a) setText(a, ageText(age));
       const level = age >= late ? 'late' : age >= warn ? 'warn' : 'fresh';
       if (card.dataset.age !== level) card.dataset.age = level;
     }

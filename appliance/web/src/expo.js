@@ -1,11 +1,17 @@
 // The expo screen: every open order with each station's progress; complete an order when it
-// is ready; recall a station's bump (send it back). Same board discipline as the KDS.
+// is ready (with an undo, and a question naming what is not made when it is not: completion.js);
+// recall a station's bump (send it back). Compact cards in a panel that scrolls by itself, each
+// card's Complete button at the same place under its header. Same board discipline as the KDS,
+// and the same keyed cards that hold still while the screen is pressed (cards.js).
 
 import { obtainDevice, Link, badge, el, BoxClock } from './conn.js';
 import { Follower } from './follow.js';
 import { progress } from './board.js';
 import { topics } from './wire.js';
-import { CardList, agingThresholds } from './cards.js';
+import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
+import { tableLabel } from './labels.js';
+import { patchLine } from './ticket.js';
+import { Completion, UNDO_MS, notMadeText } from './completion.js';
 
 const $ = (id) => document.getElementById(id);
 const { warn: WARN_MS, late: LATE_MS } = agingThresholds(new URLSearchParams(location.search));
@@ -14,66 +20,131 @@ let link;
 let cards;
 const clock = new BoxClock();
 const follower = new Follower('expo', render);
+const completion = new Completion({
+  send: (id) => link.command({ type: 'complete', order_id: id }).reply,
+  paint: (id) => {
+    const card = cards.cards.get(id);
+    const order = follower.screen.orders.get(id);
+    if (card && order) paintActions(card, order);
+  },
+  refused: (reply) => notice(`Complete refused: ${reply.error ? reply.error.message : ''}`),
+});
 
-function stationChip(order, p) {
-  const state = p.fired > 0 ? 'cooking' : p.held > 0 && p.ready === 0 ? 'held' : p.held > 0 ? 'partial' : 'ready';
-  const total = p.fired + p.ready + p.held;
-  const chip = el(
-    'button',
-    { class: `station ${state}`, 'data-station': p.station, 'data-state': state, title: state === 'ready' ? 'tap to recall' : '' },
-    el('span', { class: 'sname' }, p.station),
-    el('span', { class: 'sprog' }, `${p.ready}/${total}`),
-  );
-  if (p.ready > 0) {
-    chip.addEventListener('click', () => act({ type: 'recall', order_id: order.id, station: p.station }, 'Recall'));
-  } else {
-    chip.disabled = true;
-  }
+function chipState(p) {
+  return p.fired > 0 ? 'cooking' : p.held > 0 && p.ready === 0 ? 'held' : p.held > 0 ? 'partial' : 'ready';
+}
+
+function createChip(card) {
+  const chip = el('button', { class: 'station' }, el('span', { class: 'sname' }), el('span', { class: 'sprog' }));
+  chip.addEventListener('click', () => {
+    act({ type: 'recall', order_id: card.dataset.order, station: chip.dataset.station }, 'Recall');
+  });
   return chip;
 }
 
-function buildCard(order) {
-  const card = el(
-    'article',
-    { class: `card expo-card status-${order.status}`, 'data-status': order.status },
+function patchChip(chip, p) {
+  const state = chipState(p);
+  chip.className = `station ${state}`;
+  chip.dataset.station = p.station;
+  chip.dataset.state = state;
+  chip.title = p.ready > 0 ? 'tap to recall' : '';
+  chip.disabled = !(p.ready > 0);
+  setText(chip.querySelector('.sname'), p.station);
+  setText(chip.querySelector('.sprog'), `${p.ready}/${p.fired + p.ready + p.held}`);
+}
+
+/** A line's state in words; a cooking line (the usual) has none, so the others stand out. */
+function lineTags(l) {
+  if (l.status === 'voided') return [['VOID', 'void']];
+  if (l.status === 'held') return [[`C${l.course} held`, 'held']];
+  if (l.status === 'ready') return [['✓ ready', 'ready']];
+  return [];
+}
+
+function createCard() {
+  const card = el('article', { class: 'card expo-card' });
+  const id = () => card.dataset.order;
+  card.append(
+    el('header', {}, el('span', { class: 'ticket' }), el('span', { class: 'table' }), el('span', { class: 'age' })),
     el(
-      'header',
-      {},
-      el('span', { class: 'ticket' }, `#${order.ticket}`),
-      el('span', { class: 'table' }, `T${order.table}`),
-      el('span', { class: 'age' }, ''),
-    ),
-    el('div', { class: 'stations' }, ...progress(order).map((p) => stationChip(order, p))),
-    el(
-      'ul',
-      { class: 'lines' },
-      ...order.lines.map((l) =>
+      'div',
+      { class: 'actions' },
+      el('button', { class: 'complete', onclick: () => tapComplete(id()) }),
+      el(
+        'div',
+        { class: 'ask', hidden: '' },
+        el('p', { class: 'ask-text' }),
         el(
-          'li',
-          { class: `line ${l.status}`, 'data-n': String(l.n) },
-          el('span', { class: 'qty' }, `${l.qty}×`),
-          el('span', { class: 'name' }, l.name),
-          el('span', { class: 'tag' }, l.status === 'voided' ? 'VOID' : l.status === 'held' ? `C${l.course} held` : l.status),
-          ...(l.mods.length || l.notes ? [el('span', { class: 'detail' }, [...l.mods, ...(l.notes ? [l.notes] : [])].join(' · '))] : []),
+          'div',
+          { class: 'ask-buttons' },
+          el('button', { class: 'ask-cancel', onclick: () => completion.cancel(id()) }, 'Cancel'),
+          el('button', { class: 'ask-confirm danger', onclick: () => completion.confirm(id()) }, 'Complete anyway'),
         ),
       ),
     ),
-    el(
-      'button',
-      { class: order.status === 'ready' ? 'complete primary' : 'complete', onclick: () => act({ type: 'complete', order_id: order.id }, 'Complete') },
-      order.status === 'ready' ? 'Complete' : 'Complete (not all ready)',
-    ),
+    el('div', { class: 'stations' }),
+    el('ul', { class: 'lines' }),
   );
   return card;
 }
 
+function patchCard(card, order) {
+  card.className = `card expo-card status-${order.status}`;
+  card.dataset.status = order.status;
+  setText(card.querySelector('.ticket'), `#${order.ticket}`);
+  setText(card.querySelector('.table'), tableLabel(order.table));
+  syncKeyed(card.querySelector('.stations'), progress(order), (p) => p.station, () => createChip(card), patchChip);
+  syncKeyed(
+    card.querySelector('.lines'),
+    order.lines,
+    (l) => l.n,
+    () => el('li'),
+    (li, l) => patchLine(li, l, { tags: lineTags(l) }),
+  );
+  paintActions(card, order);
+}
+
+/** The Complete button and the question, from the order and its completion state. */
+function paintActions(card, order) {
+  const s = completion.state(order.id);
+  const button = card.querySelector('button.complete');
+  const ask = card.querySelector('.ask');
+  const ready = order.status === 'ready';
+  button.hidden = s?.kind === 'ask';
+  button.disabled = s?.kind === 'sending';
+  button.className = `complete${s?.kind === 'undo' ? ' undo' : ready ? ' primary' : ''}`;
+  if (s?.kind === 'undo') {
+    const left = Math.max(1, Math.ceil((s.until - performance.now()) / 1000));
+    setText(button, `Undo · completing in ${left} s`);
+  } else if (s?.kind === 'sending') {
+    setText(button, 'Completing…');
+  } else {
+    setText(button, ready ? 'Complete' : 'Complete (not all ready)');
+  }
+  ask.hidden = s?.kind !== 'ask';
+  if (s?.kind === 'ask') setText(ask.querySelector('.ask-text'), notMadeText(order));
+  card.classList.toggle('completing', s?.kind === 'undo' || s?.kind === 'sending');
+}
+
+function tapComplete(id) {
+  const order = follower.screen.orders.get(id);
+  if (order) completion.tap(order);
+}
+
+/** Redraws the undo countdowns. */
+function tickUndo() {
+  for (const [id, s] of completion.states) if (s.kind === 'undo') completion.paint(id);
+}
+
+function notice(text) {
+  const t = el('div', { class: 'toast error' }, text);
+  $('toasts').append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
 async function act(body, what) {
   const reply = await link.command(body).reply;
-  if (!reply.ok) {
-    const t = el('div', { class: 'toast error' }, `${what} refused: ${reply.error ? reply.error.message : ''}`);
-    $('toasts').append(t);
-    setTimeout(() => t.remove(), 6000);
-  }
+  if (!reply.ok) notice(`${what} refused: ${reply.error ? reply.error.message : ''}`);
 }
 
 function render(changed) {
@@ -81,7 +152,12 @@ function render(changed) {
   const live = link && link.state === 'live' && follower.screen.synced;
   $('board').classList.toggle('stale', !live);
   if (!changed || changed.size === 0) return;
-  cards.update(follower.screen.orders, changed);
+  for (const id of changed) {
+    const order = follower.screen.orders.get(id);
+    if (!order) completion.gone(id);
+    else if (completion.changed(order)) notice(`#${order.ticket} is no longer all ready: not completed`);
+  }
+  cards.update(changed);
   cards.tick(clock.now(), WARN_MS, LATE_MS);
   const all = [...follower.screen.orders.values()];
   $('count').textContent = String(all.length);
@@ -89,7 +165,7 @@ function render(changed) {
 }
 
 async function main() {
-  document.body.classList.add('dark');
+  document.body.classList.add('dark', 'kitchen');
   document.body.append(
     el(
       'header',
@@ -102,7 +178,7 @@ async function main() {
     el('main', { class: 'expo' }, el('section', { id: 'board', class: 'board stale' })),
     el('div', { id: 'toasts', class: 'toasts' }),
   );
-  cards = new CardList($('board'), buildCard);
+  cards = new CardList($('board'), { source: () => follower.screen.orders, create: createCard, patch: patchCard });
   await clock.init();
   const device = await obtainDevice('expo', 'expo screen');
   $('who').textContent = device.id;
@@ -122,6 +198,7 @@ async function main() {
   follower.attach(link);
   link.start();
   setInterval(() => cards.tick(clock.now(), WARN_MS, LATE_MS), 1000);
+  setInterval(tickUndo, Math.min(250, UNDO_MS));
 }
 
 main();

@@ -1,14 +1,18 @@
 // A station's kitchen display: tickets in arrival order with table, age (colour aging), lines,
-// modifiers, notes and allergens; bump by touch or bump bar (a keyboard: digits select, Enter
-// bumps, R recalls the last bumped); all-day counts; voids and added lines marked. The board
-// comes from the retained snapshot, then events by seq, with a replay on any gap, and the badge
-// says "live" only when it is in step with the box.
+// modifiers in words, notes, the guest's allergy as an alarm and the menu's allergens as quiet
+// tags; bump by touch or bump bar (a keyboard: the digit shown on a card selects it, Enter bumps,
+// R recalls the last bumped); all-day counts; voids and added lines marked. Cards are patched in
+// place and hold still while the screen is pressed (cards.js). The board comes from the
+// retained snapshot, then events by seq, with a replay on any gap, and the badge says "live"
+// only when it is in step with the box.
 
 import { obtainDevice, Link, badge, el, BoxClock, perfMark } from './conn.js';
 import { Follower } from './follow.js';
 import { allDay, stationLines } from './board.js';
 import { topics } from './wire.js';
-import { CardList, agingThresholds } from './cards.js';
+import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
+import { tableLabel } from './labels.js';
+import { patchLine } from './ticket.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -30,46 +34,59 @@ const bumped = [];
 /** The live `order_placed` event being rendered (set by follower.onEvent, taken by render). */
 let placing = null;
 
-function lineRow(order, l, first) {
-  const cls = ['line', l.status];
-  if (first && !first.has(l.n)) cls.push('added');
-  const row = el(
-    'li',
-    { class: cls.join(' '), 'data-n': String(l.n) },
-    el('span', { class: 'qty' }, `${l.qty}×`),
-    el('span', { class: 'name' }, l.name),
-  );
-  if (l.status === 'voided') row.append(el('span', { class: 'tag void' }, 'VOID'));
-  else if (cls.includes('added')) row.append(el('span', { class: 'tag new' }, 'NEW'));
-  if (l.course > 1) row.append(el('span', { class: 'tag course' }, `C${l.course}`));
-  const extra = el('div', { class: 'extra' });
-  for (const m of l.mods) extra.append(el('div', { class: 'mod' }, `– ${m}`));
-  if (l.notes) extra.append(el('div', { class: 'note' }, `⚑ ${l.notes}`));
-  const alg = allergens.get(l.item) || [];
-  if (alg.length) extra.append(el('div', { class: 'allergens' }, ...alg.map((a) => el('span', { class: 'allergen' }, a))));
-  if (extra.childNodes.length) row.append(extra);
-  return row;
+/** Tags after a line's name: VOID, NEW (added after the screen first showed it), its course. */
+function lineTags(l, first) {
+  const tags = [];
+  if (l.status === 'voided') tags.push(['VOID', 'void']);
+  else if (first && !first.has(l.n)) tags.push(['NEW', 'new']);
+  if (l.course > 1) tags.push([`C${l.course}`, 'course']);
+  return tags;
 }
 
-function buildCard(order) {
-  if (!firstSeen.has(order.id)) firstSeen.set(order.id, new Set(order.lines.map((l) => l.n)));
-  const first = firstSeen.get(order.id);
+function createCard() {
   const card = el(
     'article',
     { class: 'card', tabindex: '-1' },
     el(
       'header',
       {},
-      el('span', { class: 'ticket' }, `#${order.ticket}`),
-      el('span', { class: 'table' }, `T${order.table}`),
-      el('span', { class: 'age' }, ''),
+      el('span', { class: 'key', title: 'bump bar key' }),
+      el('span', { class: 'ticket' }),
+      el('span', { class: 'table' }),
+      el('span', { class: 'age' }),
     ),
-    el('ul', { class: 'lines' }, ...stationLines(order, station).map((l) => lineRow(order, l, first))),
-    el('button', { class: 'bump', onclick: (e) => (e.stopPropagation(), bump(order.id)) }, 'Bump'),
+    el('ul', { class: 'lines' }),
+    el('button', { class: 'bump', onclick: (e) => (e.stopPropagation(), bump(card.dataset.order)) }, 'Bump'),
   );
-  if (order.id === selected) card.classList.add('selected');
-  card.addEventListener('click', () => select(order.id));
+  card.addEventListener('click', () => select(card.dataset.order));
   return card;
+}
+
+function patchCard(card, order) {
+  if (!firstSeen.has(order.id)) firstSeen.set(order.id, new Set(order.lines.map((l) => l.n)));
+  const first = firstSeen.get(order.id);
+  setText(card.querySelector('.ticket'), `#${order.ticket}`);
+  setText(card.querySelector('.table'), tableLabel(order.table));
+  syncKeyed(
+    card.querySelector('.lines'),
+    stationLines(order, station),
+    (l) => l.n,
+    () => el('li'),
+    (li, l) => {
+      const added = l.status !== 'voided' && !first.has(l.n);
+      patchLine(li, l, { tags: lineTags(l, first), allergens: allergens.get(l.item) || [], cls: added ? ['added'] : [] });
+    },
+  );
+  card.classList.toggle('selected', order.id === selected);
+}
+
+/** Each card shows the bump bar key that selects it: 1–9, then 0 for the tenth. */
+function numberCards() {
+  cards.list().forEach((c, i) => {
+    const k = i < 10 ? String((i + 1) % 10) : '';
+    setText(c.querySelector('.key'), k);
+    c.dataset.keynum = k;
+  });
 }
 
 function render(changed) {
@@ -79,7 +96,7 @@ function render(changed) {
   const live = link && link.state === 'live' && follower.screen.synced;
   $('board').classList.toggle('stale', !live);
   if (!changed || changed.size === 0) return;
-  cards.update(follower.screen.orders, changed);
+  cards.update(changed);
   // A new order's card is in the DOM: mark `docket:card` {command, order} for bench-render.mjs.
   if (placed && changed.has(placed.order_id) && cards.cards.get(placed.order_id)?.isConnected) {
     perfMark('docket:card', { command: placed.command, order: placed.order_id });
@@ -97,6 +114,11 @@ function renderAllDay() {
       el('li', { 'data-item': name }, el('span', { class: 'n' }, String(n)), el('span', {}, name)),
     ),
   );
+}
+
+function keyHint() {
+  const k = (key, what) => el('li', {}, el('kbd', {}, key), ` ${what}`);
+  return el('ul', { class: 'key-hint' }, k('1–9, 0', 'select the card with that number'), k('Enter', 'bump'), k('R', 'recall the last bumped'));
 }
 
 function select(id) {
@@ -164,7 +186,7 @@ function onKey(e) {
 
 async function main() {
   document.title = `Docket · ${station || 'KDS'}`;
-  document.body.classList.add('dark');
+  document.body.classList.add('dark', 'kitchen');
   document.body.append(
     el(
       'header',
@@ -178,7 +200,7 @@ async function main() {
       'main',
       { class: 'kds' },
       el('section', { id: 'board', class: 'board stale' }),
-      el('aside', { class: 'allday' }, el('h2', {}, 'All day'), el('ul', { id: 'allday' }), el('p', { class: 'hint' }, '1–9 select · Enter bump · R recall')),
+      el('aside', { class: 'allday' }, el('h2', {}, 'All day'), el('ul', { id: 'allday' }), keyHint()),
     ),
     el('div', { id: 'toasts', class: 'toasts' }),
   );
@@ -186,7 +208,12 @@ async function main() {
     $('board').replaceChildren(el('p', { class: 'error' }, 'Open this page as /kds?station=NAME (for example /kds?station=grill).'));
     return;
   }
-  cards = new CardList($('board'), buildCard);
+  cards = new CardList($('board'), {
+    source: () => follower.screen.orders,
+    create: createCard,
+    patch: patchCard,
+    onLayout: numberCards,
+  });
   await clock.init();
   const scope = `kds.${station}`;
   const device = await obtainDevice(scope, `${station} screen`);

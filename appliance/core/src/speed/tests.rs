@@ -21,6 +21,7 @@ fn order(ticket: u64, lines: &[(&str, LineStatus)]) -> Order {
                 qty: 1,
                 mods: vec![],
                 notes: None,
+                allergy: None,
                 course: 1,
                 station: (*station).into(),
                 status: *status,
