@@ -1,7 +1,7 @@
 // "My orders": this tablet's orders, newest first, with each line's state, a void per line (with
-// its undo countdown), "Fire course N" and a Rush toggle. Updated in place, keyed by command id and line
-// number: a board update rewrites only the text that changed, so a button keeps its node (and a
-// press on it its release) however often the board moves. Owns no state: `ctx` has it.
+// its undo countdown), "Fire course N" and a Rush toggle. Updated in place, keyed by command id
+// and line number: a board update rewrites only the text that changed, so a button keeps its
+// node (and a press on it its release) however often the board moves. Owns no state: `ctx` has it.
 
 import { el } from './conn.js';
 import { modLabel, tableLabel } from './labels.js';
@@ -14,7 +14,7 @@ const LABELS = { sending: 'sending…', placed: 'placed', in_progress: 'cooking'
  * ctx: {orders, live(o), statusOf(o), voids, onVoid(o, line), onUndo(key), onFire(o, course), onRush(o, rush)}.
  */
 export function renderMine(list, ctx) {
-  syncList(list, ctx.orders, (o) => o.cmd, (o) => makeOrder(ctx), (node, o) => updateOrder(node, o, ctx));
+  syncList(list, ctx.orders, (o) => o.cmd, () => makeOrder(ctx), (node, o) => updateOrder(node, o, ctx));
 }
 
 function makeOrder(ctx) {
@@ -27,11 +27,13 @@ function makeOrder(ctx) {
       el('span', { class: 'ticket' }),
       el('span', { class: 'table' }),
       el('span', { class: 'status' }),
-      el('button', { class: 'rush', hidden: '', 'aria-pressed': 'false', onclick: (e) => e.currentTarget.data && ctx.onRush(...e.currentTarget.data) }, 'Rush'),
+      el('button', { class: 'rush', hidden: '', 'aria-pressed': 'false' }, 'Rush'),
     ),
     el('div', { class: 'error', role: 'alert', hidden: '' }),
     el('ul', { class: 'lines' }),
   );
+  const rush = li.querySelector('button.rush');
+  rush.addEventListener('click', () => rush.data && ctx.onRush(...rush.data));
   const fire = el('button', { class: 'fire', hidden: '' });
   fire.addEventListener('click', () => {
     const { o, course } = fire.data || {};
