@@ -378,3 +378,17 @@ test('Rush on an order of mine marks it on every screen, and a second tap clears
   await page.locator(`#mine > li[data-order="${id}"]:not([data-rush]) button.rush[aria-pressed="false"]`).waitFor();
   await assertClean(page);
 });
+
+test('the ready notice names the table in words ("Bar 3", not "table bar-3")', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const fry = await Device.connect(daemon, await daemon.addDevice('kds-fry', 'station', ['fry']));
+  t.after(() => fry.close());
+  const page = await openTablet(browser, daemon, t, 'tablet-ready', creds);
+  const id = await placeOrder(page, 'bar-3', ['fries']);
+  await fry.ok({ type: 'bump', order_id: id, station: 'fry' });
+  const notice = page.locator('.toast.ready').first();
+  await notice.waitFor();
+  assert.match(await notice.innerText(), /#1 · Bar 3 is ready/);
+  await assertClean(page);
+});

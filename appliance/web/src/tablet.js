@@ -8,7 +8,7 @@ import { Outbox } from './outbox.js';
 import { Follower } from './follow.js';
 import { progress } from './board.js';
 import { topics } from './wire.js';
-import { money } from './labels.js';
+import { money, tableLabel } from './labels.js';
 import { Cart } from './cart.js';
 import { renderMine as renderMineList } from './mine.js';
 import { Voids } from './voids.js';
@@ -249,18 +249,23 @@ function onBoardChange(changed) {
       const key = `station:${p.station}`;
       if (p.ready > 0 && p.fired === 0 && p.held === 0 && !o.notified.includes(key)) {
         o.notified.push(key);
-        if (cur.status !== 'ready') toast(`#${cur.ticket} · table ${cur.table}: ${p.station} ready`);
+        if (cur.status !== 'ready') toast(`#${cur.ticket} · ${inWords(cur.table)}: ${p.station} ready`);
       }
     }
     if (cur.status === 'ready' && !o.notified.includes('ready')) {
       o.notified.push('ready');
-      toast(`#${cur.ticket} · table ${cur.table} is ready`, 'ready');
+      toast(`#${cur.ticket} · ${inWords(cur.table)} is ready`, 'ready');
     }
   }
   if (touched) {
     saveMine();
   }
   renderMine();
+}
+
+/** A table inside a sentence: "table 12", "Bar 3", "Takeaway". */
+function inWords(table) {
+  return tableLabel(table).replace(/^Table /, 'table ');
 }
 
 function toast(text, kind = 'info') {
