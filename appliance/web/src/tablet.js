@@ -1,5 +1,6 @@
-// The waiter's tablet: menu by category, modifiers, notes, course, table; send; the order shows
-// "sending…" until the box's reply, then its ticket; "ready" notices when the kitchen bumps.
+// The waiter's tablet: menu by category, the cart (cart.js), send; the order shows "sending…"
+// until the box's reply, then its ticket in "My orders" (mine.js, voids with an undo window in
+// voids.js); "ready" notices when the kitchen bumps.
 // Offline-first: every command sits in an IndexedDB outbox until its reply arrives.
 
 import { obtainDevice, Link, badge, el } from './conn.js';
@@ -7,6 +8,11 @@ import { Outbox } from './outbox.js';
 import { Follower } from './follow.js';
 import { progress } from './board.js';
 import { topics } from './wire.js';
+import { money, tableLabel } from './labels.js';
+import { Cart } from './cart.js';
+import { renderMine as renderMineList } from './mine.js';
+import { Voids } from './voids.js';
+import { setClass, setText, syncList } from './keyed.js';
 
 const SCOPE = 'tablet';
 const ORDERS_KEY = 'docket.orders.tablet';
@@ -17,11 +23,12 @@ let link;
 let outbox;
 let menu = { version: 0, items: [] };
 let category = null;
-/** The order being taken. */
-let cart = { table: '', course: 1, lines: [] };
+/** The order being taken (made in main, once its list exists). */
+let cart;
 /** This tablet's orders, newest first (persisted). */
 let mine = [];
 const follower = new Follower('expo', onBoardChange);
+const voids = new Voids(sendVoid, () => renderMine());
 
 function loadMine() {
   try {
@@ -38,15 +45,19 @@ function saveMine() {
 
 // ---------------------------------------------------------------- menu and cart
 
+/** Categories and items, updated in place (a menu republished under a finger keeps its buttons). */
 function renderMenu() {
   const cats = [...new Set(menu.items.map((i) => i.category || 'other'))];
   if (!cats.includes(category)) category = cats[0] || null;
-  $('categories').replaceChildren(
-    ...cats.map((c) =>
+  syncList(
+    $('categories'),
+    cats,
+    (c) => c,
+    (c) =>
       el(
         'button',
         {
-          class: c === category ? 'cat active' : 'cat',
+          class: 'cat',
           'data-category': c,
           onclick: () => {
             category = c;
@@ -55,93 +66,41 @@ function renderMenu() {
         },
         c,
       ),
-    ),
+    (node, c) => setClass(node, c === category ? 'cat active' : 'cat'),
   );
-  $('items').replaceChildren(
-    ...menu.items
-      .filter((i) => (i.category || 'other') === category)
-      .map((i) =>
-        el(
-          'button',
-          { class: 'item', 'data-item': i.id, onclick: () => addLine(i) },
-          el('span', { class: 'name' }, i.name),
-          el('span', { class: 'price' }, (i.price / 100).toFixed(2)),
-        ),
-      ),
+  syncList(
+    $('items'),
+    menu.items.filter((i) => (i.category || 'other') === category),
+    (i) => i.id,
+    (i) => {
+      const b = el('button', { class: 'item', 'data-item': i.id }, el('span', { class: 'name' }), el('span', { class: 'price' }));
+      b.addEventListener('click', () => addLine(b.item));
+      return b;
+    },
+    (node, i) => {
+      node.item = i;
+      setText(node.children[0], i.name);
+      setText(node.children[1], money(i.price));
+    },
   );
 }
 
 function addLine(item) {
-  // Tapping the same plain item again counts it up instead of adding a line.
-  const last = cart.lines[cart.lines.length - 1];
-  if (last && last.item === item.id && last.course === cart.course && !last.mods.length && !last.notes.trim() && last.qty < 99) {
-    last.qty += 1;
-    renderCart();
-    return;
-  }
-  cart.lines.push({ item: item.id, name: item.name, qty: 1, mods: [], notes: '', course: cart.course, offered: item.mods || [] });
-  renderCart();
+  cart.course = Number($('course').value) || 1;
+  cart.add(item);
+  cartChanged();
 }
 
-function renderCart() {
-  $('table').value = cart.table;
-  $('course').value = String(cart.course);
-  $('cart').replaceChildren(
-    ...cart.lines.map((l, i) =>
-      el(
-        'li',
-        { class: 'cart-line', 'data-line': String(i) },
-        el(
-          'div',
-          { class: 'row' },
-          el('button', { class: 'qty', 'aria-label': 'less', onclick: () => qty(i, -1) }, '−'),
-          el('span', { class: 'q' }, `${l.qty}×`),
-          el('button', { class: 'qty', 'aria-label': 'more', onclick: () => qty(i, 1) }, '+'),
-          el('span', { class: 'name' }, l.name),
-          el('span', { class: 'course-tag' }, `C${l.course}`),
-          el('button', { class: 'remove', 'aria-label': 'remove', onclick: () => removeLine(i) }, '✕'),
-        ),
-        el(
-          'div',
-          { class: 'mods' },
-          ...l.offered.map((m) =>
-            el(
-              'button',
-              {
-                class: l.mods.includes(m) ? 'mod on' : 'mod',
-                'data-mod': m,
-                onclick: () => toggleMod(i, m),
-              },
-              m,
-            ),
-          ),
-        ),
-        el('input', {
-          class: 'notes',
-          placeholder: 'notes (allergies, doneness…)',
-          maxlength: '200',
-          value: l.notes,
-          oninput: (e) => (cart.lines[i].notes = e.target.value),
-        }),
-      ),
-    ),
-  );
+/** The total, Send's state and a stale "choose a …" message follow the cart. */
+function cartChanged() {
+  $('cart-total').textContent = cart.lines.length ? `Total ${money(cart.total())}` : '';
   $('send').disabled = cart.lines.length === 0;
+  if ($('cart-error').textContent && !cart.missing().length) showCartError('');
 }
 
-function qty(i, d) {
-  const l = cart.lines[i];
-  l.qty = Math.min(99, Math.max(1, l.qty + d));
-  renderCart();
-}
-function removeLine(i) {
-  cart.lines.splice(i, 1);
-  renderCart();
-}
-function toggleMod(i, m) {
-  const l = cart.lines[i];
-  l.mods = l.mods.includes(m) ? l.mods.filter((x) => x !== m) : [...l.mods, m];
-  renderCart();
+function showCartError(text) {
+  $('cart-error').textContent = text;
+  $('cart-error').hidden = !text;
 }
 
 // ---------------------------------------------------------------- sending (through the outbox)
@@ -149,23 +108,24 @@ function toggleMod(i, m) {
 async function send() {
   const table = $('table').value.trim();
   if (!table) {
-    $('cart-error').textContent = 'Table number first.';
+    showCartError('Table number first.');
     $('table').focus();
     return;
   }
   if (cart.lines.length === 0) return;
-  $('cart-error').textContent = '';
-  const lines = cart.lines.map((l) => {
-    const line = { item: l.item, qty: l.qty };
-    if (l.mods.length) line.mods = l.mods;
-    if (l.notes.trim()) line.notes = l.notes.trim();
-    if (l.course !== 1) line.course = l.course;
-    return line;
-  });
-  const summary = cart.lines.map((l) => ({ name: l.name, qty: l.qty, course: l.course, mods: l.mods, notes: l.notes.trim() }));
-  await submit({ type: 'place_order', table, lines }, { kind: 'order', table, lines: summary });
-  cart = { table: '', course: 1, lines: [] };
-  renderCart();
+  const missing = cart.missing();
+  if (missing.length) {
+    showCartError(missing.join(' · '));
+    return;
+  }
+  showCartError('');
+  const lines = cart.wire();
+  await submit({ type: 'place_order', table, lines }, { kind: 'order', table, lines: cart.summary() });
+  cart.clear();
+  $('table').value = '';
+  $('course').value = '1';
+  cart.render();
+  cartChanged();
 }
 
 /** Stores the command in the outbox (durably) and only then shows it and sends it. */
@@ -212,6 +172,8 @@ async function delivered(entry, reply) {
   } else if (!reply.ok) {
     toast(`${entry.meta.label || entry.body.type} refused: ${reply.error ? reply.error.message : ''}`, 'error');
   }
+  // A void the box took stays "Voiding…" until the board shows the line voided.
+  if (entry.meta.voidKey && !reply.ok) voids.settled(entry.meta.voidKey);
   renderMine();
   renderBanner();
 }
@@ -241,10 +203,6 @@ function live(o) {
   return o.order_id ? follower.screen.orders.get(o.order_id) : null;
 }
 
-function renderMine() {
-  $('mine').replaceChildren(...mine.map(orderItem));
-}
-
 function statusOf(o) {
   if (o.status !== 'placed') return o.status;
   const cur = live(o);
@@ -254,50 +212,25 @@ function statusOf(o) {
   return sc.synced && o.seq && sc.last >= o.seq ? 'completed' : 'placed';
 }
 
-function orderItem(o) {
-  const cur = live(o);
-  const status = statusOf(o);
-  const label = { sending: 'sending…', placed: 'placed', in_progress: 'cooking', ready: 'ready', completed: 'done', rejected: 'rejected' }[status] || status;
-  const li = el(
-    'li',
-    { class: `order ${status}`, 'data-cmd': o.cmd, 'data-status': status, 'data-order': o.order_id || '' },
-    el(
-      'div',
-      { class: 'row' },
-      el('span', { class: 'ticket' }, o.ticket ? `#${o.ticket}` : '—'),
-      el('span', { class: 'table' }, `T${o.table}`),
-      el('span', { class: 'status' }, label),
-    ),
-  );
-  if (o.error) li.append(el('div', { class: 'error' }, o.error));
-  const lines = cur ? cur.lines.map((l) => ({ ...l })) : o.lines;
-  li.append(
-    el(
-      'ul',
-      { class: 'lines' },
-      ...lines.map((l) => {
-        const row = el('li', { class: `line ${l.status || ''}` }, `${l.qty}× ${l.name}${l.course > 1 ? ` (C${l.course})` : ''}`);
-        const detail = [...(l.mods || []), ...(l.notes ? [l.notes] : [])].join(', ');
-        if (detail) row.append(el('span', { class: 'detail' }, detail));
-        if (cur && l.status !== 'voided' && l.status !== 'ready') {
-          row.append(el('button', { class: 'void', onclick: () => voidLine(o, l) }, 'void'));
-        }
-        return row;
-      }),
-    ),
-  );
-  if (cur) {
-    const held = cur.lines.filter((l) => l.status === 'held').map((l) => l.course);
-    if (held.length) {
-      const next = Math.min(...held);
-      li.append(el('button', { class: 'fire', onclick: () => fire(o, next) }, `Fire course ${next}`));
-    }
-  }
-  return li;
+function renderMine() {
+  renderMineList($('mine'), {
+    orders: mine,
+    live,
+    statusOf,
+    voids,
+    onVoid: (o, l) => voids.start(o.order_id, l.n, l.name),
+    onUndo: (key) => voids.undo(key),
+    onFire: fire,
+    onRush: rush,
+  });
 }
 
-function voidLine(o, l) {
-  submit({ type: 'void_line', order_id: o.order_id, line: l.n }, { kind: 'change', label: `void ${l.name}` });
+/** A void whose undo window ran out: into the outbox and off to the box. */
+function sendVoid(v, key) {
+  submit({ type: 'void_line', order_id: v.order_id, line: v.n }, { kind: 'change', label: `void ${v.name}`, voidKey: key });
+}
+function rush(o, on) {
+  submit({ type: 'set_rush', order_id: o.order_id, rush: on }, { kind: 'change', label: on ? 'rush' : 'rush off' });
 }
 function fire(o, course) {
   submit({ type: 'fire_course', order_id: o.order_id, course }, { kind: 'change', label: `fire course ${course}` });
@@ -316,18 +249,23 @@ function onBoardChange(changed) {
       const key = `station:${p.station}`;
       if (p.ready > 0 && p.fired === 0 && p.held === 0 && !o.notified.includes(key)) {
         o.notified.push(key);
-        if (cur.status !== 'ready') toast(`#${cur.ticket} · table ${cur.table}: ${p.station} ready`);
+        if (cur.status !== 'ready') toast(`#${cur.ticket} · ${inWords(cur.table)}: ${p.station} ready`);
       }
     }
     if (cur.status === 'ready' && !o.notified.includes('ready')) {
       o.notified.push('ready');
-      toast(`#${cur.ticket} · table ${cur.table} is ready`, 'ready');
+      toast(`#${cur.ticket} · ${inWords(cur.table)} is ready`, 'ready');
     }
   }
   if (touched) {
     saveMine();
   }
   renderMine();
+}
+
+/** A table inside a sentence: "table 12", "Bar 3", "Takeaway". */
+function inWords(table) {
+  return tableLabel(table).replace(/^Table /, 'table ');
 }
 
 function toast(text, kind = 'info') {
@@ -367,13 +305,16 @@ async function main() {
           ),
         ),
         el('ul', { id: 'cart', class: 'cart-lines' }),
-        el('div', { id: 'cart-error', class: 'error' }),
+        el('div', { id: 'cart-error', class: 'error refusal', role: 'alert', hidden: '' }),
+        el('div', { id: 'cart-total', class: 'total' }),
         el('button', { id: 'send', class: 'big primary', disabled: '' }, 'Send to kitchen'),
       ),
       el('section', { class: 'mine' }, el('h2', {}, 'My orders'), el('ul', { id: 'mine' })),
     ),
     el('div', { id: 'toasts', class: 'toasts' }),
   );
+  document.body.classList.add('tablet-page');
+  cart = new Cart($('cart'), cartChanged);
   $('table').addEventListener('input', (e) => (cart.table = e.target.value));
   $('course').addEventListener('change', (e) => (cart.course = Number(e.target.value)));
   $('send').addEventListener('click', send);
@@ -402,7 +343,13 @@ async function main() {
     },
   });
   follower.attach(link);
-  for (const entry of await outbox.all()) track(entry);
+  for (const entry of await outbox.all()) {
+    if (entry.meta.voidKey) voids.sent.add(entry.meta.voidKey);
+    track(entry);
+  }
+  // Voids still counting down when the page was left: shown again, sent when their time is up.
+  voids.load();
+  renderMine();
   link.start();
   renderBanner();
 }
