@@ -100,7 +100,7 @@ function config() {
   return { port, tablet, kds, station, seconds, perMin, menuFile, items: stationItems(menuFile, station) };
 }
 
-/** The menu's items routed to `station`: [{id, category}] (category as the tablet shows it). */
+/** The menu's items routed to `station` that a tap orders: [{id, category}] (category as the tablet shows it). */
 function stationItems(file, station) {
   let text;
   try {
@@ -115,8 +115,10 @@ function stationItems(file, station) {
   const items = text
     .split(/^\s*\[\[items\]\]\s*$/m)
     .slice(1)
-    .map((b) => ({ id: field(b, 'id'), station: field(b, 'station'), category: field(b, 'category') || 'other' }))
-    .filter((i) => i.id && i.station === station);
+    // An item with a required choice (a steak's doneness: a group with min >= 1) needs more
+    // than a tap on the tablet: the bench orders only what a tap sends.
+    .map((b) => ({ id: field(b, 'id'), station: field(b, 'station'), category: field(b, 'category') || 'other', choice: /^\s*min\s*=\s*[1-9]/m.test(b) }))
+    .filter((i) => i.id && i.station === station && !i.choice);
   if (items.length === 0) fatal(`the menu ${file} has no item for station ${station}`);
   return items;
 }

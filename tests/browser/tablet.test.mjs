@@ -392,3 +392,36 @@ test('the ready notice names the table in words ("Bar 3", not "table bar-3")', a
   assert.match(await notice.innerText(), /#1 · Bar 3 is ready/);
   await assertClean(page);
 });
+
+test('a takeaway from a named server with each guest\'s seat: the order carries them, the name stays on the tablet', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const creds = await daemon.addDevice('tablet-1', 'tablet');
+  const expo = await listener(daemon, t);
+  const page = await openTablet(browser, daemon, t, 'tablet-taken', creds);
+
+  await page.fill('#server', 'Ana');
+  await addItem(page, 'burger-veggie');
+  await page.selectOption('.cart-line[data-line="0"] select.seat', '2');
+  await addItem(page, 'fries');
+  await page.selectOption('#service', 'takeaway');
+  await page.fill('#table', 'T-17');
+  await page.click('#send');
+  await waitFor(() => expo.events.some((e) => e.type === 'order_placed'), { message: 'the order is placed' });
+  const first = expo.events.find((e) => e.type === 'order_placed').order;
+  assert.equal(first.service, 'takeaway');
+  assert.equal(first.server, 'Ana');
+  assert.deepEqual(first.lines.map((l) => l.seat), [2, undefined]);
+  // The next order: dine-in again, the server's name kept (also across a reload), no seats.
+  assert.equal(await page.inputValue('#service'), 'dine_in');
+  await page.reload();
+  await page.waitForSelector('#conn[data-state="live"]');
+  assert.equal(await page.inputValue('#server'), 'Ana');
+  await addItem(page, 'fries');
+  await page.fill('#table', '4');
+  await page.click('#send');
+  await waitFor(() => expo.events.filter((e) => e.type === 'order_placed').length === 2, { message: 'the second order' });
+  const second = expo.events.filter((e) => e.type === 'order_placed')[1].order;
+  assert.equal(second.service, undefined);
+  assert.equal(second.server, 'Ana');
+  await assertClean(page);
+});

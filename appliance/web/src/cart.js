@@ -8,6 +8,9 @@ import { modLabel, money } from './labels.js';
 import { setAttr, setClass, setText, syncList } from './keyed.js';
 import { choose, count, pick, rule, unmet } from './choices.js';
 
+/** Seats a line may name (the box takes 1-99; a table rarely has more than 12). */
+const SEATS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+
 let nextKey = 1;
 
 export class Cart {
@@ -39,6 +42,7 @@ export class Cart {
         mods: [],
         notes: '',
         allergy: '',
+        seat: 0,
         course: this.course,
         offered: item.mods || [],
         groups: Array.isArray(item.groups) ? item.groups : [],
@@ -64,6 +68,7 @@ export class Cart {
       if (l.notes.trim()) line.notes = l.notes.trim();
       if (l.allergy.trim()) line.allergy = l.allergy.trim();
       if (l.course !== 1) line.course = l.course;
+      if (l.seat > 0) line.seat = l.seat;
       return line;
     });
   }
@@ -87,6 +92,9 @@ export class Cart {
     const allergy = el('input', { class: 'allergy', placeholder: 'e.g. sesame', maxlength: '100', 'aria-label': 'allergy' });
     allergy.addEventListener('input', () => (l.allergy = allergy.value));
     const notes = el('input', { class: 'notes', placeholder: 'Notes (e.g. birthday candle)', maxlength: '200', 'aria-label': 'notes' });
+    // The guest's seat, so the runner knows who gets what (none: the table shares it).
+    const seat = el('select', { class: 'seat', 'aria-label': 'seat' }, el('option', { value: '0' }, 'Seat –'), ...SEATS.map((n) => el('option', { value: String(n) }, `Seat ${n}`)));
+    seat.addEventListener('change', () => (l.seat = Number(seat.value) || 0));
     notes.addEventListener('input', () => (l.notes = notes.value));
     return el(
       'li',
@@ -98,6 +106,7 @@ export class Cart {
         el('button', { class: 'qty', 'aria-label': 'less', onclick: act(() => (l.qty = Math.max(1, l.qty - 1))) }, '−'),
         el('span', { class: 'q' }),
         el('button', { class: 'qty', 'aria-label': 'more', onclick: act(() => (l.qty = Math.min(99, l.qty + 1))) }, '+'),
+        seat,
         el('span', { class: 'line-price' }),
         el('button', { class: 'remove', 'aria-label': 'remove', onclick: act(() => this.lines.splice(this.lines.indexOf(l), 1)) }, '✕'),
       ),
@@ -133,6 +142,8 @@ export class Cart {
     if (allergy.value !== l.allergy) allergy.value = l.allergy;
     const notes = node.querySelector('.notes');
     if (notes.value !== l.notes) notes.value = l.notes;
+    const seat = node.querySelector('select.seat');
+    if (seat.value !== String(l.seat)) seat.value = String(l.seat);
   }
 }
 
@@ -143,7 +154,7 @@ function modButton(code, group, onclick) {
 }
 
 function plain(l) {
-  return !l.mods.length && !l.notes.trim() && !l.allergy.trim() && !l.groups.some((g) => g.min > 0);
+  return !l.mods.length && !l.notes.trim() && !l.allergy.trim() && !l.seat && !l.groups.some((g) => g.min > 0);
 }
 
 function toggle(l, m) {

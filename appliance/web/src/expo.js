@@ -82,13 +82,17 @@ function createCard() {
       el('span', { class: 'ticket' }),
       el('span', { class: 'table' }),
       el('span', { class: 'age' }),
-      el('button', { class: 'rush-toggle', onclick: () => toggleRush(card) }),
     ),
-    el('div', { class: 'meta', hidden: '' }),
     el(
       'div',
       { class: 'actions' },
-      el('button', { class: 'complete', onclick: () => tapComplete(id()) }),
+      // Complete at the same place on every card; Rush beside it (not destructive: tap again).
+      el(
+        'div',
+        { class: 'action-row' },
+        el('button', { class: 'complete', onclick: () => tapComplete(id()) }),
+        el('button', { class: 'rush-toggle', onclick: () => toggleRush(card) }),
+      ),
       el(
         'div',
         { class: 'ask', hidden: '' },
@@ -101,6 +105,7 @@ function createCard() {
         ),
       ),
     ),
+    el('div', { class: 'meta', hidden: '' }),
     el('div', { class: 'stations' }),
     el('ul', { class: 'lines' }),
   );

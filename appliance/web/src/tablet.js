@@ -15,6 +15,7 @@ import { Voids } from './voids.js';
 import { setClass, setText, syncList } from './keyed.js';
 
 const SCOPE = 'tablet';
+const SERVER_KEY = 'docket.tablet.server';
 const ORDERS_KEY = 'docket.orders.tablet';
 const KEEP_ORDERS = 60;
 const $ = (id) => document.getElementById(id);
@@ -120,10 +121,16 @@ async function send() {
   }
   showCartError('');
   const lines = cart.wire();
-  await submit({ type: 'place_order', table, lines }, { kind: 'order', table, lines: cart.summary() });
+  const body = { type: 'place_order', table, lines };
+  const service = $('service').value;
+  if (service !== 'dine_in') body.service = service;
+  const server = $('server').value.trim();
+  if (server) body.server = server;
+  await submit(body, { kind: 'order', table, lines: cart.summary() });
   cart.clear();
   $('table').value = '';
   $('course').value = '1';
+  $('service').value = 'dine_in';
   cart.render();
   cartChanged();
 }
@@ -303,6 +310,16 @@ async function main() {
             'Course ',
             el('select', { id: 'course' }, ...[1, 2, 3, 4].map((c) => el('option', { value: String(c) }, String(c)))),
           ),
+          el(
+            'select',
+            { id: 'service', 'aria-label': 'dine-in, takeaway or delivery' },
+            ...[['dine_in', 'Dine-in'], ['takeaway', 'Takeaway'], ['delivery', 'Delivery']].map(([v, t]) => el('option', { value: v }, t)),
+          ),
+        ),
+        el(
+          'div',
+          { class: 'row' },
+          el('label', {}, 'Server ', el('input', { id: 'server', maxlength: '32', size: '10', placeholder: 'your name', autocomplete: 'off' })),
         ),
         el('ul', { id: 'cart', class: 'cart-lines' }),
         el('div', { id: 'cart-error', class: 'error refusal', role: 'alert', hidden: '' }),
@@ -318,6 +335,9 @@ async function main() {
   $('table').addEventListener('input', (e) => (cart.table = e.target.value));
   $('course').addEventListener('change', (e) => (cart.course = Number(e.target.value)));
   $('send').addEventListener('click', send);
+  // The server's name stays on this tablet: it goes on every order they send.
+  $('server').value = localStorage.getItem(SERVER_KEY) || '';
+  $('server').addEventListener('input', (e) => localStorage.setItem(SERVER_KEY, e.target.value.trim()));
 
   loadMine();
   renderMine();
