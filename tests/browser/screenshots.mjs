@@ -1,4 +1,5 @@
-// Takes the README's screenshots of the four pages with a realistic service on them:
+// Takes the README's screenshots of the four pages with a realistic service on them (a rush, a
+// takeaway, an allergy, a line bumped alone, seats, a server; /admin with today's speed of service):
 //   node tests/browser/screenshots.mjs [OUT_DIR]     (default docs/screenshots)
 // A real docketd (DOCKETD_BIN) and headless Chromium, as in the tests. Ages are shortened with
 // the KDS's own warn/late parameters so that the colour aging shows in a few seconds.
@@ -22,17 +23,19 @@ const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo', plain: f
 const browser = await launchBrowser();
 try {
   const add = (id, role, st) => daemon.addDevice(id, role, st);
-  const [tab, grill, expo, mgr, tab2, fry] = await Promise.all([
+  const [tab, grill, expo, mgr, tab2, fry, expo2] = await Promise.all([
     add('tablet-1', 'tablet'),
     add('kds-grill', 'station', ['grill']),
     add('expo-1', 'expo'),
     add('manager-1', 'manager'),
     add('tablet-2', 'tablet'),
     add('kds-fry', 'station', ['fry']),
+    add('expo-2', 'expo'),
   ]);
   const waiter = await Device.connect(daemon, tab2);
   const fryer = await Device.connect(daemon, fry);
-  const order = (table, lines) => waiter.ok({ type: 'place_order', table, lines });
+  const runner = await Device.connect(daemon, expo2);
+  const order = (table, lines, extra = {}) => waiter.ok({ type: 'place_order', table, lines, server: 'Sam', ...extra });
 
   const page = async (p, c, size = { width: 1280, height: 760 }) => {
     const pg = await newPage(browser, { name: p, viewport: size });
@@ -48,22 +51,33 @@ try {
     { item: 'burger-classic', qty: 2, mods: ['medium-rare', 'no-onion'] },
     { item: 'fries', qty: 2, mods: ['extra-crispy'] },
   ]);
-  await order('7', [
-    { item: 'steak-ribeye', qty: 1, mods: ['rare', 'bearnaise'], notes: 'nut allergy: no shared grill tongs' },
-    { item: 'salmon-fillet', qty: 1, mods: ['no-butter'] },
+  const o2 = await order('7', [
+    { item: 'steak-ribeye', qty: 1, mods: ['rare', 'bearnaise'], allergy: 'tree nuts: no shared grill tongs', seat: 1 },
+    { item: 'salmon-fillet', qty: 1, mods: ['no-butter'], seat: 2, notes: 'birthday: candle with dessert' },
   ]);
   await sleep(5000);
+  // The fries of table 4 are done first, the grill's a little later.
+  await fryer.ok({ type: 'bump', order_id: o1.order_id, station: 'fry' });
   const o3 = await order('12', [
     { item: 'burger-veggie', qty: 1, mods: ['vegan-cheese'] },
     { item: 'chicken-grilled', qty: 2 },
     { item: 'fries-sweet', qty: 1 },
   ]);
   await waiter.ok({ type: 'void_line', order_id: o3.order_id, line: 2 });
+  await waiter.ok({ type: 'set_rush', order_id: o3.order_id, rush: true });
   await sleep(3000);
-  await order('2', [{ item: 'fish-chips', qty: 3 }, { item: 'burger-bacon', qty: 1, mods: ['well-done'] }]);
+  await order('takeaway', [{ item: 'fish-chips', qty: 3 }, { item: 'burger-bacon', qty: 1, mods: ['well-done'] }], { service: 'takeaway' });
   const o5 = await order('9', [{ item: 'steak-ribeye', qty: 2, mods: ['medium'] }]);
   await waiter.ok({ type: 'add_lines', order_id: o5.order_id, lines: [{ item: 'burger-classic', qty: 1, mods: ['rare'] }] });
-  await fryer.ok({ type: 'bump', order_id: o1.order_id, station: 'fry' });
+  // The salmon of table 7 is done before its steak: bumped alone.
+  await runner.ok({ type: 'bump_line', order_id: o2.order_id, line: 2 });
+  // An earlier table, made and bumped (a ticket time for /admin's speed of service).
+  const o0 = await order('21', [{ item: 'burger-veggie', qty: 2 }, { item: 'onion-rings', qty: 1 }]);
+  await sleep(4000);
+  await runner.ok({ type: 'bump', order_id: o0.order_id, station: 'fry' });
+  await sleep(3000);
+  await runner.ok({ type: 'bump', order_id: o0.order_id, station: 'grill' });
+  await runner.ok({ type: 'complete', order_id: o0.order_id });
 
   // The tablet: an order being taken, and its sent orders.
   await tablet.click('[data-category="Mains"]');
@@ -73,9 +87,10 @@ try {
   await tablet.click('[data-category="Sides"]');
   await tablet.click('[data-item="onion-rings"]');
   await tablet.fill('#table', '15');
+  await tablet.fill('#server', 'Ana');
   await tablet.fill('.cart-line[data-line="1"] .notes', 'extra dip on the side');
   await tablet.click('#send');
-  await tablet.waitForSelector('#mine > li .ticket:text("#6")');
+  await tablet.waitForSelector('#mine > li .ticket:text("#7")');
   await tablet.click('[data-category="Drinks"]');
   await tablet.click('[data-category="Mains"]');
   await tablet.click('[data-item="salmon-fillet"]');
@@ -91,8 +106,9 @@ try {
     req.on('error', reject);
     req.end(JSON.stringify({ label: 'bar screen' }));
   });
-  const admin = await page('/admin', mgr);
+  const admin = await page('/admin', mgr, { width: 1280, height: 1200 });
   await admin.waitForSelector('#pairings tr[data-code]');
+  await admin.waitForSelector('#speed-stations svg');
   await kds.keyboard.press('2');
   await sleep(1200);
 
@@ -119,7 +135,7 @@ try {
   } finally {
     await stranger.close();
   }
-  await Promise.all([waiter.close(), fryer.close()]);
+  await Promise.all([waiter.close(), fryer.close(), runner.close()]);
   console.log(`screenshots in ${out}`);
 } finally {
   await browser.close();
