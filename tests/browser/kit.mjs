@@ -1,6 +1,6 @@
-// What the kitchen and service browser tests share: a page opened as a paired device (with
-// DOCKET_WEB_DIST serving another build's scripts and styles), a device in Node that records every
-// event the box publishes, and the other devices of a small restaurant.
+// What the browser tests share: a page opened as a paired device (with DOCKET_WEB_DIST serving
+// another build's scripts and styles), a device in Node that records every event the box
+// publishes, the other devices of a small restaurant, and adding an item on the tablet page.
 
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -53,3 +53,16 @@ export async function restaurant(daemon, t) {
   return { tab, grill, cold, expo };
 }
 
+
+/** Clicks through the tablet's menu categories until the item shows, then adds it to the cart. */
+export async function addItem(tablet, item) {
+  await tablet.waitForSelector('[data-category]');
+  const target = tablet.locator(`[data-item="${item}"]`);
+  if (!(await target.isVisible())) {
+    for (const cat of await tablet.locator('[data-category]').all()) {
+      await cat.click();
+      if (await target.isVisible()) break;
+    }
+  }
+  await target.click();
+}

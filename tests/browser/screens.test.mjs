@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 
 import { assertClean, launchBrowser, newPage, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
 import { Device } from './client.mjs';
+import { addItem } from './kit.mjs';
 
 function link(creds) {
   return `#device=${encodeURIComponent(creds.id)}&secret=${creds.secret}`;
@@ -52,19 +53,6 @@ async function open(browser, daemon, t, name, path, creds) {
 
 async function live(page) {
   await page.waitForSelector('#conn[data-state="live"]');
-}
-
-/** Clicks through the menu's categories until the item shows, then adds it to the cart. */
-async function addItem(tablet, item) {
-  await tablet.waitForSelector('[data-category]');
-  const target = tablet.locator(`[data-item="${item}"]`);
-  if (!(await target.isVisible())) {
-    for (const cat of await tablet.locator('[data-category]').all()) {
-      await cat.click();
-      if (await target.isVisible()) break;
-    }
-  }
-  await target.click();
 }
 
 async function placeOrder(tablet, table, items) {

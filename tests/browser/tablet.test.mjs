@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 
 import { assertClean, launchBrowser, newPage, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
 import { Device, decode, topics } from './client.mjs';
+import { addItem } from './kit.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,18 +17,6 @@ async function openTablet(browser, daemon, t, name, creds, viewport) {
   await page.waitForSelector('#conn[data-state="live"]');
   await page.waitForSelector('[data-category]');
   return page;
-}
-
-/** Clicks through the menu's categories until the item shows, then adds it to the cart. */
-async function addItem(page, item) {
-  const target = page.locator(`[data-item="${item}"]`);
-  if (!(await target.isVisible())) {
-    for (const cat of await page.locator('[data-category]').all()) {
-      await cat.click();
-      if (await target.isVisible()) break;
-    }
-  }
-  await target.click();
 }
 
 /** Places an order through the page; resolves to its order id once "My orders" has its ticket. */
