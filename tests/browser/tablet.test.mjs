@@ -292,6 +292,16 @@ test('the cart shows its total and modifiers in words; refusals read white on da
   await refused.waitFor();
   await legible(refused, 'a refused order');
   await screenshot(page, 'refusal');
+  // The refused order goes back to the cart to be fixed, not typed again.
+  await page.click('#mine > li[data-status="rejected"] button.edit');
+  assert.equal(await page.locator('#mine > li[data-status="rejected"]').count(), 0);
+  assert.equal(await page.locator('.cart-line').count(), 2);
+  assert.equal(await page.inputValue('#table'), '9');
+  assert.equal(await page.inputValue('.cart-line[data-line="0"] .notes'), 'bell \u0007 here');
+  assert.equal(await total(), `Total ${(2 * fries + 2 * lemonade).toFixed(2)}`);
+  await page.fill('.cart-line[data-line="0"] .notes', 'bell here');
+  await page.click('#send');
+  await page.locator('#mine > li[data-status="placed"]').waitFor();
   await assertClean(page);
 });
 

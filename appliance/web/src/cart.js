@@ -27,26 +27,53 @@ export class Cart {
     this.lines = [];
   }
 
+  /**
+   * Puts a refused order's lines back (`lines` as `place_order` carried them), so the waiter fixes
+   * what the box refused instead of taking the order again. Items no longer on the menu are left
+   * out; their names are returned.
+   */
+  restore(lines, items) {
+    this.clear();
+    const missing = [];
+    for (const w of lines) {
+      const item = items.find((i) => i.id === w.item);
+      if (!item) {
+        missing.push(w.item);
+        continue;
+      }
+      this.course = w.course || 1;
+      this.lines.push({ ...this.fresh(item), qty: w.qty || 1, mods: w.mods || [], notes: w.notes || '', allergy: w.allergy || '', seat: w.seat || 0 });
+    }
+    this.course = 1;
+    this.render();
+    return missing;
+  }
+
+  /** A new line of `item`: one, no choices yet, in the current course. */
+  fresh(item) {
+    return {
+      key: String(nextKey++),
+      item: item.id,
+      name: item.name,
+      price: Number(item.price) || 0,
+      qty: 1,
+      mods: [],
+      notes: '',
+      allergy: '',
+      seat: 0,
+      course: this.course,
+      offered: item.mods || [],
+      groups: Array.isArray(item.groups) ? item.groups : [],
+    };
+  }
+
   /** Adds an item; tapping the same plain item again counts it up instead. */
   add(item) {
     const last = this.lines[this.lines.length - 1];
     if (last && last.item === item.id && last.course === this.course && plain(last) && last.qty < 99) {
       last.qty += 1;
     } else {
-      this.lines.push({
-        key: String(nextKey++),
-        item: item.id,
-        name: item.name,
-        price: Number(item.price) || 0,
-        qty: 1,
-        mods: [],
-        notes: '',
-        allergy: '',
-        seat: 0,
-        course: this.course,
-        offered: item.mods || [],
-        groups: Array.isArray(item.groups) ? item.groups : [],
-      });
+      this.lines.push(this.fresh(item));
     }
     this.render();
   }

@@ -11,7 +11,8 @@ import { voidKey } from './voids.js';
 const LABELS = { sending: 'sending…', placed: 'placed', in_progress: 'cooking', ready: 'ready', completed: 'done', rejected: 'rejected' };
 
 /**
- * ctx: {orders, live(o), statusOf(o), voids, onVoid(o, line), onUndo(key), onFire(o, course), onRush(o, rush)}.
+ * ctx: {orders, live(o), statusOf(o), voids, onVoid(o, line), onUndo(key), onFire(o, course), onRush(o, rush),
+ * onEdit(o)}.
  */
 export function renderMine(list, ctx) {
   syncList(list, ctx.orders, (o) => o.cmd, () => makeOrder(ctx), (node, o) => updateOrder(node, o, ctx));
@@ -31,7 +32,10 @@ function makeOrder(ctx) {
     ),
     el('div', { class: 'error', role: 'alert', hidden: '' }),
     el('ul', { class: 'lines' }),
+    el('button', { class: 'edit', hidden: '' }, 'Back to the cart'),
   );
+  const edit = li.querySelector('button.edit');
+  edit.addEventListener('click', () => edit.data && ctx.onEdit(edit.data));
   const rush = li.querySelector('button.rush');
   rush.addEventListener('click', () => rush.data && ctx.onRush(...rush.data));
   const fire = el('button', { class: 'fire', hidden: '' });
@@ -50,7 +54,10 @@ function updateOrder(li, o, ctx) {
   setAttr(li, 'data-cmd', o.cmd);
   setAttr(li, 'data-status', status);
   setAttr(li, 'data-order', o.order_id || '');
-  const [row, error, lines, fire] = li.children;
+  const [row, error, lines, edit, fire] = li.children;
+  // A refused order goes back to the cart to be fixed, not typed again.
+  edit.data = status === 'rejected' && o.body ? o : null;
+  setHidden(edit, !edit.data);
   setText(row.children[0], o.ticket ? `#${o.ticket}` : '—');
   setText(row.children[1], tableLabel(o.table));
   setText(row.children[2], LABELS[status] || status);

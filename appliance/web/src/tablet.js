@@ -141,7 +141,7 @@ async function submit(body, meta) {
   const entry = { id, bytes, body, meta, createdAt: Date.now() };
   await outbox.put(entry);
   if (meta.kind === 'order') {
-    mine.unshift({ cmd: id, table: meta.table, lines: meta.lines, status: 'sending', createdAt: entry.createdAt, notified: [] });
+    mine.unshift({ cmd: id, table: meta.table, lines: meta.lines, body, status: 'sending', createdAt: entry.createdAt, notified: [] });
     saveMine();
   }
   track(entry);
@@ -229,7 +229,20 @@ function renderMine() {
     onUndo: (key) => voids.undo(key),
     onFire: fire,
     onRush: rush,
+    onEdit: edit,
   });
+}
+
+/** A refused order back in the cart (and off "My orders"), to fix what the box refused. */
+function edit(o) {
+  const missing = cart.restore(o.body.lines || [], menu.items || []);
+  $('table').value = o.body.table || '';
+  $('service').value = o.body.service || 'dine_in';
+  mine = mine.filter((m) => m !== o);
+  saveMine();
+  renderMine();
+  cartChanged();
+  showCartError(missing.length ? `No longer on the menu: ${missing.join(', ')}` : '');
 }
 
 /** A void whose undo window ran out: into the outbox and off to the box. */
