@@ -378,12 +378,11 @@ async function main() {
   document.addEventListener('keydown', onKey);
   setInterval(() => {
     cards.tick(clock.now(), WARN_MS, LATE_MS);
-    // Lines waiting for their start count down (patchLine rewrites only lines whose text changed).
-    if (prepMin.size > 0) {
-      for (const [id, card] of cards.cards) {
-        const order = follower.screen.orders.get(id);
-        if (order) patchCard(card, order);
-      }
+    // Lines waiting for their start count down. Only cards with a waiting line change with time:
+    // a new wait comes with an event, which patches its card then.
+    for (const [id, card] of cards.cards) {
+      const order = card.querySelector('.line.waiting') && follower.screen.orders.get(id);
+      if (order) patchCard(card, order);
     }
   }, 1000);
 }
