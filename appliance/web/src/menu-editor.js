@@ -1,0 +1,201 @@
+// /admin's menu: the items by category (name, price, station, prep, 86'd or not), each with an
+// 86 toggle (`set_stock`), Edit (item-form.js, `set_item`) and Remove, which waits 5 seconds
+// with an Undo before `remove_item` is sent; "Add item" opens the form empty. The list follows
+// the retained menu topic in place, keyed by category and item id.
+
+import { el } from './conn.js';
+import { money } from './labels.js';
+import { setAttr, setClass, setText, syncList } from './keyed.js';
+import { ItemForm } from './item-form.js';
+
+export const REMOVE_UNDO_MS = 5000;
+
+/** The section's shell; `MenuEditor` fills it. */
+export function menuSection() {
+  return el(
+    'section',
+    { id: 'menu', class: 'menu-admin' },
+    el(
+      'div',
+      { class: 'menu-head' },
+      el('h2', {}, 'Menu'),
+      el('span', { id: 'menu-version', class: 'hint' }),
+      el('button', { id: 'menu-add', class: 'primary' }, 'Add item'),
+    ),
+    el('div', { id: 'menu-form-slot' }),
+    el('div', { id: 'menu-list' }),
+  );
+}
+
+export class MenuEditor {
+  /**
+   * `root`: the section from `menuSection()`; `command(body)`: sends a command, resolves to its
+   * reply; `flash(text, kind)`: a toast.
+   */
+  constructor(root, command, flash) {
+    this.root = root;
+    this.command = command;
+    this.flash = flash;
+    this.menu = { version: 0, items: [] };
+    /** item id → {name, until}: removals counting down (Undo stops them). */
+    this.removing = new Map();
+    /** item ids with a command sent and not answered. */
+    this.busy = new Set();
+    this.timer = null;
+    this.form = new ItemForm((item) => this.send({ type: 'set_item', item }));
+    root.querySelector('#menu-form-slot').append(this.form.node);
+    root.querySelector('#menu-add').addEventListener('click', () => this.form.open(null, this.menu));
+  }
+
+  async send(body) {
+    return this.command(body);
+  }
+
+  update(menu) {
+    this.menu = menu;
+    const ids = new Set(menu.items.map((i) => i.id));
+    for (const id of this.removing.keys()) if (!ids.has(id)) this.removing.delete(id);
+    this.render();
+  }
+
+  render() {
+    const { items, version } = this.menu;
+    this.root.dataset.version = String(version);
+    setText(this.root.querySelector('#menu-version'), `version ${version} · ${items.length} items · ${items.filter((i) => i.out).length} 86'd`);
+    const cats = [...new Set(items.map((i) => i.category || 'other'))];
+    syncList(
+      this.root.querySelector('#menu-list'),
+      cats,
+      (c) => c,
+      (c) =>
+        el(
+          'div',
+          { class: 'menu-cat', 'data-category': c },
+          el('h3', {}, c),
+          el(
+            'table',
+            {},
+            el('thead', {}, el('tr', {}, ...['Item', 'Price', 'Station', 'Prep', 'Stock', ''].map((h) => el('th', {}, h)))),
+            el('tbody', {}),
+          ),
+        ),
+      (node, c) =>
+        syncList(
+          node.querySelector('tbody'),
+          items.filter((i) => (i.category || 'other') === c),
+          (i) => i.id,
+          (i) => this.makeRow(i.id),
+          (row, i) => this.patchRow(row, i),
+        ),
+    );
+  }
+
+  makeRow(id) {
+    const row = el(
+      'tr',
+      { 'data-item': id },
+      el('td', { class: 'name' }),
+      el('td', { class: 'price' }),
+      el('td', { class: 'station' }),
+      el('td', { class: 'prep' }),
+      el('td', { class: 'state' }),
+      el(
+        'td',
+        { class: 'actions' },
+        el('button', { class: 'stock', onclick: () => this.toggleStock(id) }),
+        el('button', { class: 'edit', onclick: () => this.edit(id) }, 'Edit'),
+        el('button', { class: 'remove', onclick: () => this.remove(id) }, 'Remove'),
+        el('span', { class: 'removing', hidden: '' }),
+        el('button', { class: 'undo', hidden: '', onclick: () => this.undo(id) }, 'Undo'),
+      ),
+    );
+    return row;
+  }
+
+  patchRow(row, i) {
+    const left = this.secondsLeft(i.id);
+    const busy = this.busy.has(i.id);
+    setText(row.querySelector('.name'), i.name);
+    setText(row.querySelector('.price'), money(i.price));
+    setText(row.querySelector('.station'), i.station);
+    setText(row.querySelector('.prep'), i.prep_min ? `${i.prep_min} min` : '–');
+    setText(row.querySelector('.state'), i.out ? "86'd" : 'available');
+    setAttr(row, 'data-out', i.out ? 'true' : null);
+    setAttr(row, 'data-removing', left !== null ? 'true' : null);
+    setClass(row, [i.out ? 'out' : '', left !== null ? 'removing' : ''].filter(Boolean).join(' '));
+    const stock = row.querySelector('.stock');
+    setText(stock, i.out ? 'Back on' : '86 it');
+    setAttr(stock, 'aria-pressed', String(Boolean(i.out)));
+    stock.disabled = busy;
+    for (const s of ['.stock', '.edit', '.remove']) row.querySelector(s).hidden = left !== null;
+    const note = row.querySelector('.removing');
+    note.hidden = left === null;
+    setText(note, left === null ? '' : `Removing in ${left} s`);
+    row.querySelector('.undo').hidden = left === null;
+  }
+
+  edit(id) {
+    const item = this.menu.items.find((i) => i.id === id);
+    if (item) this.form.open(item, this.menu);
+  }
+
+  async toggleStock(id) {
+    const item = this.menu.items.find((i) => i.id === id);
+    if (!item || this.busy.has(id)) return;
+    this.busy.add(id);
+    this.render();
+    const reply = await this.command({ type: 'set_stock', item: id, out: !item.out });
+    this.busy.delete(id);
+    if (!reply.ok) this.flash(`${item.name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
+    this.render();
+  }
+
+  // ---------------------------------------------------------------- remove, with an undo window
+
+  remove(id) {
+    const item = this.menu.items.find((i) => i.id === id);
+    if (!item || this.removing.has(id)) return;
+    this.removing.set(id, { name: item.name, until: Date.now() + REMOVE_UNDO_MS });
+    this.schedule();
+    this.render();
+  }
+
+  undo(id) {
+    if (this.removing.delete(id)) this.render();
+    this.schedule();
+  }
+
+  secondsLeft(id) {
+    const r = this.removing.get(id);
+    return r ? Math.max(1, Math.ceil((r.until - Date.now()) / 1000)) : null;
+  }
+
+  tick() {
+    const now = Date.now();
+    for (const [id, r] of this.removing) {
+      if (r.until > now) continue;
+      this.removing.delete(id);
+      this.sendRemove(id, r.name);
+    }
+    this.schedule();
+    this.render();
+  }
+
+  schedule() {
+    if (this.removing.size === 0) {
+      clearInterval(this.timer);
+      this.timer = null;
+    } else if (!this.timer) {
+      this.timer = setInterval(() => this.tick(), 250);
+    }
+  }
+
+  async sendRemove(id, name) {
+    this.busy.add(id);
+    const reply = await this.command({ type: 'remove_item', item: id });
+    this.busy.delete(id);
+    if (reply.ok) this.flash(`${name} removed from the menu`);
+    else this.flash(`Cannot remove ${name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
+    this.render();
+  }
+}
