@@ -39,9 +39,13 @@ export function splitList(text) {
 const field = (label, input, hint) => el('label', { class: 'field' }, el('span', { class: 'label' }, label), input, hint ? el('span', { class: 'hint' }, hint) : '');
 
 export class ItemForm {
-  /** `save(item)` sends `set_item` and resolves to the box's reply. */
-  constructor(save) {
+  /**
+   * `save(item)` sends `set_item` and resolves to the box's reply; `current(id)`: the item as the
+   * latest menu has it (an edit keeps what changed meanwhile outside the form, such as its 86).
+   */
+  constructor(save, current) {
     this.save = save;
+    this.current = current;
     this.editing = null;
     this.idTouched = false;
     this.f = {
@@ -129,7 +133,7 @@ export class ItemForm {
     this.addGroupState();
     this.say('');
     this.node.hidden = false;
-    (item ? f.name : f.name).focus();
+    f.name.focus();
   }
 
   close() {
@@ -167,7 +171,8 @@ export class ItemForm {
     const price = parsePrice(f.price.value);
     if (price === null) return { problem: 'Price: write it like 12.50' };
     const station = f.station.value === NEW_STATION ? f.stationNew.value.trim() : f.station.value;
-    const item = { ...(this.editing || {}), id: this.editing ? this.editing.id : f.id.value.trim(), name: f.name.value.trim(), price, station };
+    const base = this.editing ? this.current(this.editing.id) || this.editing : {};
+    const item = { ...base, id: this.editing ? this.editing.id : f.id.value.trim(), name: f.name.value.trim(), price, station };
     const set = (k, v, keep) => (keep ? (item[k] = v) : delete item[k]);
     const category = f.category.value.trim();
     set('category', category, category);

@@ -42,13 +42,12 @@ export class MenuEditor {
     /** item ids with a command sent and not answered. */
     this.busy = new Set();
     this.timer = null;
-    this.form = new ItemForm((item) => this.send({ type: 'set_item', item }));
+    this.form = new ItemForm(
+      (item) => this.command({ type: 'set_item', item }),
+      (id) => this.menu.items.find((i) => i.id === id),
+    );
     root.querySelector('#menu-form-slot').append(this.form.node);
     root.querySelector('#menu-add').addEventListener('click', () => this.form.open(null, this.menu));
-  }
-
-  async send(body) {
-    return this.command(body);
   }
 
   update(menu) {
