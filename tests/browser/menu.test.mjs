@@ -130,15 +130,15 @@ test('admin edits a price and adds an item with a Doneness group at a new statio
 
   // A price: 4.50 → 5.25.
   const row = admin.locator('#menu tr[data-item="fries"]');
-  assert.equal(await row.locator('.price').innerText(), '4.50');
-  await row.locator('button.edit').click();
+  assert.equal(await row.locator('.m-price').innerText(), '4.50');
+  await row.locator('button.m-edit').click();
   await admin.locator('#item-form').waitFor({ state: 'visible' });
   assert.equal(await admin.inputValue('#f-price'), '4.50');
   assert.equal(await admin.locator('#f-id').isVisible(), false, 'the id is fixed when editing');
   await admin.fill('#f-price', '5.25');
   await admin.click('#f-save');
   await admin.locator('#item-form').waitFor({ state: 'hidden' });
-  await textMatches(row.locator('.price'), /^5\.25$/, 'the admin list shows 5.25');
+  await textMatches(row.locator('.m-price'), /^5\.25$/, 'the admin list shows 5.25');
   assert.equal(watch.item('fries').price, 525);
   assert.equal(watch.menu.version, v0 + 1);
   await tablet.locator('[data-category="Sides"]').click();
@@ -179,7 +179,7 @@ test('admin edits a price and adds an item with a Doneness group at a new statio
       groups: [{ name: 'Doneness', min: 1, max: 1, mods: ['rare', 'medium-rare', 'medium'] }],
     },
   );
-  assert.equal(await admin.locator('#menu tr[data-item="tomahawk-steak"] .station').innerText(), 'josper');
+  assert.equal(await admin.locator('#menu tr[data-item="tomahawk-steak"] .m-station').innerText(), 'josper');
   await saveShot(admin, 'admin-menu');
 
   // The tablet: the new item, its choices, and Send needs the doneness.
@@ -206,7 +206,7 @@ test('admin: a bad item is refused next to the form, which stays open, and the m
   const v0 = watch.menu.version;
   const fries = structuredClone(watch.item('fries'));
 
-  await admin.locator('#menu tr[data-item="fries"] button.edit').click();
+  await admin.locator('#menu tr[data-item="fries"] button.m-edit').click();
   await admin.fill('#f-price', '-1.00');
   await admin.click('#f-save');
   const error = admin.locator('#f-error');
@@ -247,11 +247,11 @@ test('admin: Remove waits 5 s with an Undo; undone, the item stays; left alone, 
   const v0 = watch.menu.version;
   const row = admin.locator('#menu tr[data-item="onion-rings"]');
 
-  await row.locator('button.remove').click();
-  await textMatches(row.locator('.removing'), /^Removing in [1-5] s$/, 'the countdown');
+  await row.locator('button.m-remove').click();
+  await textMatches(row.locator('.m-removing'), /^Removing in [1-5] s$/, 'the countdown');
   await sleep(1500);
-  await row.locator('button.undo').click();
-  assert.equal(await row.locator('.removing').isVisible(), false);
+  await row.locator('button.m-undo').click();
+  assert.equal(await row.locator('.m-removing').isVisible(), false);
   // Past the 5 s the remove would have taken: nothing was sent.
   await sleep(5000);
   assert.ok(watch.item('onion-rings'), 'onion rings removed despite the undo');
@@ -259,7 +259,7 @@ test('admin: Remove waits 5 s with an Undo; undone, the item stays; left alone, 
   assert.equal(await row.isVisible(), true);
 
   const clicked = Date.now();
-  await row.locator('button.remove').click();
+  await row.locator('button.m-remove').click();
   await waitFor(() => !watch.item('onion-rings'), { timeout: 12_000, message: 'onion rings leave the menu' });
   const took = Date.now() - clicked;
   assert.ok(took >= 4500, `removed after ${took} ms, inside the undo window`);

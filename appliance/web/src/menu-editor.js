@@ -93,19 +93,19 @@ export class MenuEditor {
     const row = el(
       'tr',
       { 'data-item': id },
-      el('td', { class: 'name' }),
-      el('td', { class: 'price' }),
-      el('td', { class: 'station' }),
-      el('td', { class: 'prep' }),
-      el('td', { class: 'state' }),
+      el('td', { class: 'm-name' }),
+      el('td', { class: 'm-price' }),
+      el('td', { class: 'm-station' }),
+      el('td', { class: 'm-prep' }),
+      el('td', { class: 'm-state' }),
       el(
         'td',
-        { class: 'actions' },
-        el('button', { class: 'stock', onclick: () => this.toggleStock(id) }),
-        el('button', { class: 'edit', onclick: () => this.edit(id) }, 'Edit'),
-        el('button', { class: 'remove', onclick: () => this.remove(id) }, 'Remove'),
-        el('span', { class: 'removing', hidden: '' }),
-        el('button', { class: 'undo', hidden: '', onclick: () => this.undo(id) }, 'Undo'),
+        { class: 'm-actions' },
+        el('button', { class: 'm-stock', onclick: () => this.toggleStock(id) }),
+        el('button', { class: 'm-edit', onclick: () => this.edit(id) }, 'Edit'),
+        el('button', { class: 'm-remove', onclick: () => this.remove(id) }, 'Remove'),
+        el('span', { class: 'm-removing', hidden: '' }),
+        el('button', { class: 'm-undo', hidden: '', onclick: () => this.undo(id) }, 'Undo'),
       ),
     );
     return row;
@@ -114,23 +114,23 @@ export class MenuEditor {
   patchRow(row, i) {
     const left = this.secondsLeft(i.id);
     const busy = this.busy.has(i.id);
-    setText(row.querySelector('.name'), i.name);
-    setText(row.querySelector('.price'), money(i.price));
-    setText(row.querySelector('.station'), i.station);
-    setText(row.querySelector('.prep'), i.prep_min ? `${i.prep_min} min` : '–');
-    setText(row.querySelector('.state'), i.out ? "86'd" : 'available');
+    setText(row.querySelector('.m-name'), i.name);
+    setText(row.querySelector('.m-price'), money(i.price));
+    setText(row.querySelector('.m-station'), i.station);
+    setText(row.querySelector('.m-prep'), i.prep_min ? `${i.prep_min} min` : '–');
+    setText(row.querySelector('.m-state'), i.out ? "86'd" : 'available');
     setAttr(row, 'data-out', i.out ? 'true' : null);
     setAttr(row, 'data-removing', left !== null ? 'true' : null);
-    setClass(row, [i.out ? 'out' : '', left !== null ? 'removing' : ''].filter(Boolean).join(' '));
-    const stock = row.querySelector('.stock');
+    setClass(row, [i.out ? 'out' : '', left !== null ? 'pending-remove' : ''].filter(Boolean).join(' '));
+    const stock = row.querySelector('.m-stock');
     setText(stock, i.out ? 'Back on' : '86 it');
     setAttr(stock, 'aria-pressed', String(Boolean(i.out)));
     stock.disabled = busy;
-    for (const s of ['.stock', '.edit', '.remove']) row.querySelector(s).hidden = left !== null;
-    const note = row.querySelector('.removing');
+    for (const s of ['.m-stock', '.m-edit', '.m-remove']) row.querySelector(s).hidden = left !== null;
+    const note = row.querySelector('.m-removing');
     note.hidden = left === null;
     setText(note, left === null ? '' : `Removing in ${left} s`);
-    row.querySelector('.undo').hidden = left === null;
+    row.querySelector('.m-undo').hidden = left === null;
   }
 
   edit(id) {

@@ -22,7 +22,7 @@ export class StockPanel {
     this.empty = el('p', { class: 'hint', hidden: '' }, 'No item on the menu is cooked at this station.');
     this.panel = el(
       'div',
-      { id: 'stock', class: 'stock', role: 'dialog', 'aria-label': '86 items', hidden: '' },
+      { id: 'stock', class: 'stock-panel', role: 'dialog', 'aria-label': '86 items', hidden: '' },
       el(
         'div',
         { class: 'stock-head' },
