@@ -72,6 +72,7 @@ test('86 from a KDS greys the item on the tablet at once and it cannot be ordere
   await addItem(tablet, 'burger-veggie');
   await tablet.locator('[data-category="Sides"]').click();
   assert.match(await item.innerText(), /86'd — sold out/);
+  await saveShot(tablet, 'tablet-86');
   await item.click({ force: true });
   assert.equal(await tablet.locator('#cart > li').count(), 1, 'the 86d item went into the cart');
   await textMatches(tablet.locator('#cart-error'), /Fries is 86'd/, 'the tablet says it is sold out');
@@ -110,6 +111,7 @@ test('an item 86d while in the cart is marked and blocks Send until its line is 
   assert.equal(await line.locator('.name').innerText(), 'Onion Rings');
   assert.match(await line.locator('.sold-out-mark').innerText(), /Sold out — remove it/);
   assert.equal(await tablet.locator('#send').isDisabled(), true, 'Send with a sold-out line');
+  await saveShot(tablet, 'tablet-cart-sold-out');
   assert.equal(await tablet.locator('.cart-line:not([data-sold-out]) .sold-out-mark:visible').count(), 0);
 
   await line.locator('button.remove').click();

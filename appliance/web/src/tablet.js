@@ -95,11 +95,17 @@ function renderMenu() {
       node.children[2].hidden = !i.out;
     },
   );
-  // A cart line whose item was 86'd (or taken off the menu) meanwhile is marked, and blocks Send.
+  // A cart line whose item was 86'd (or taken off the menu) meanwhile is marked, and blocks Send;
+  // a new price shows on the lines already in the cart (the box charges the menu's price).
   const unavailable = new Set(menu.items.filter((i) => i.out).map((i) => i.id));
-  const ids = new Set(menu.items.map((i) => i.id));
-  for (const l of cart.lines) if (!ids.has(l.item)) unavailable.add(l.item);
-  if (!sameSet(unavailable, cart.soldOut)) {
+  const byId = new Map(menu.items.map((i) => [i.id, i]));
+  let repriced = false;
+  for (const l of cart.lines) {
+    const it = byId.get(l.item);
+    if (!it) unavailable.add(l.item);
+    else if (Number(it.price) !== l.price) [l.price, repriced] = [Number(it.price) || 0, true];
+  }
+  if (repriced || !sameSet(unavailable, cart.soldOut)) {
     cart.soldOut = unavailable;
     cart.render();
     cartChanged();
