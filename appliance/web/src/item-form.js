@@ -99,6 +99,9 @@ export class ItemForm {
       f.error,
       el('div', { class: 'form-buttons' }, f.saveBtn, el('button', { id: 'f-cancel', type: 'button', onclick: () => this.close() }, 'Cancel')),
     );
+    this.node.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.close();
+    });
     this.node.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
