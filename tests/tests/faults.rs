@@ -146,6 +146,7 @@ async fn a_hung_box_catches_up_when_it_resumes() -> R {
             error: None,
             events: None,
             more: None,
+            menu_version: None,
         };
         l.acked.insert(("tablet-1".into(), "made-up".into()), reply);
         let view = l.views.get_mut("kds-grill").expect("grill view");

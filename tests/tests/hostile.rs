@@ -329,6 +329,7 @@ async fn the_topic_acl_cuts_forgers_before_anything_reaches_others() -> R {
         error: None,
         events: None,
         more: None,
+        menu_version: None,
     })?;
     let publishes: Vec<(String, Vec<u8>, bool)> = vec![
         (wire::reply_topic(&victim.id), fake_reply, false),

@@ -23,7 +23,7 @@ pub use connect::{connect, probe, Timeouts};
 pub use schema::{create_site_role, migrate, MIGRATIONS};
 pub use tokio_postgres::Client;
 pub use url::SecretUrl;
-pub use write::{record_contact, site_last_seq, write_batch};
+pub use write::{record_contact, site_last_seq, write_batch, write_menus};
 
 /// One error for head office's PostgreSQL, whatever the step.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../sql/003_line_allergy.sql"),
     ),
     ("004_service", include_str!("../sql/004_service.sql")),
+    ("005_menus", include_str!("../sql/005_menus.sql")),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

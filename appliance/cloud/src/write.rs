@@ -42,6 +42,32 @@ pub async fn write_batch(
     Ok(())
 }
 
+/// Writes menu versions (`docket.menus`), each once: a version written twice changes nothing.
+pub async fn write_menus(
+    client: &Client,
+    site: &str,
+    menus: &[docket_core::menu::MenuChange],
+) -> Result<(), CloudError> {
+    let versions: Vec<i64> = menus.iter().map(|m| m.menu.version as i64).collect();
+    let items = (menus.iter())
+        .map(|m| serde_json::to_string(&m.menu.items))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ats: Vec<i64> = menus.iter().map(|m| m.at as i64).collect();
+    let devices: Vec<&str> = menus.iter().map(|m| m.device.as_str()).collect();
+    let commands: Vec<&str> = menus.iter().map(|m| m.command.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO docket.menus (site_id, version, items, changed_at, device, command)
+             SELECT $1, version, items::jsonb, to_timestamp(at / 1000.0), device, command
+             FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+                  AS t(version, items, at, device, command)
+             ON CONFLICT (site_id, version) DO NOTHING",
+            &[&site, &versions, &items, &ats, &devices, &commands],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The highest seq head office has of this site (0 for a site it has never heard of).
 pub async fn site_last_seq(c: &Client, site: &str) -> Result<u64, CloudError> {
     let row = c

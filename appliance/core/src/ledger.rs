@@ -7,13 +7,15 @@
 
 use std::collections::HashMap;
 
+use crate::decide::menu::decide_menu;
 use crate::decide::{apply, decide, Actor, OrderBook};
 use crate::once::{Batch, CommandKey};
 use crate::wire::{CommandBody, Event, Reply};
 use crate::{Code, Rejection};
 
 /// Decides `body`, applies it to `site`, stamps events from `*last_seq + 1` and returns the reply.
-/// On rejection nothing changes.
+/// A menu command changes `site.menu` (a new version) and stamps no event. On rejection nothing
+/// changes.
 pub fn execute(
     site: &mut OrderBook,
     last_seq: &mut u64,
@@ -22,6 +24,20 @@ pub fn execute(
     body: &CommandBody,
     now_ms: u64,
 ) -> (Reply, Vec<Event>) {
+    if body.is_menu() {
+        // A new menu version, no order event: the engine stores and republishes the menu.
+        let reply = match decide_menu(site, actor, body) {
+            Err(rejection) => Reply::rejected(command_id, &rejection),
+            Ok(next) => {
+                if let Some(menu) = next {
+                    site.menu = Some(menu);
+                }
+                let version = site.menu.as_ref().map_or(0, |m| m.version);
+                Reply::menu(command_id, version)
+            }
+        };
+        return (reply, Vec::new());
+    }
     match decide(site, actor, body, now_ms) {
         Err(rejection) => (Reply::rejected(command_id, &rejection), Vec::new()),
         Ok(changes) => {
@@ -147,5 +163,6 @@ fn replay_reply(command_id: &str, last_seq: u64) -> Reply {
         error: None,
         events: None,
         more: None,
+        menu_version: None,
     }
 }

@@ -63,10 +63,15 @@ pub enum Code {
     /// A line's modifiers break one of its item's groups (two donenesses, or none where one is
     /// required).
     BadChoice,
+    /// A line's item is 86'd (sold out) until a station or a manager puts it back.
+    SoldOut,
+    /// A menu command would leave a menu the box cannot serve (a bad field, a duplicate id, no
+    /// items); the message names what.
+    BadMenu,
 }
 
 impl Code {
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 32] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -97,6 +102,8 @@ impl Code {
         Code::RateLimited,
         Code::TooManyOpenOrders,
         Code::BadChoice,
+        Code::SoldOut,
+        Code::BadMenu,
     ];
 
     /// Where the code stands in [`Code::ALL`]: a counter per code is an array, not a map.
@@ -137,6 +144,8 @@ impl Code {
             "rate_limited" => Code::RateLimited,
             "too_many_open_orders" => Code::TooManyOpenOrders,
             "bad_choice" => Code::BadChoice,
+            "sold_out" => Code::SoldOut,
+            "bad_menu" => Code::BadMenu,
             _ => return None,
         })
     }
@@ -173,6 +182,8 @@ impl Code {
             Code::RateLimited => "rate_limited",
             Code::TooManyOpenOrders => "too_many_open_orders",
             Code::BadChoice => "bad_choice",
+            Code::SoldOut => "sold_out",
+            Code::BadMenu => "bad_menu",
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct MenuItem {
     /// the shortest waiting for the longest (the KDS shows when each starts). Absent: start at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prep_min: Option<u32>,
+    /// 86'd: sold out. Tablets grey it out and the box refuses it (`sold_out`) until it is back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out: bool,
 }
 
 /// The longest prep time an item may have, in minutes.
@@ -54,6 +57,20 @@ pub const MAX_GROUPS: usize = 4;
 /// A group's name at most, in characters.
 pub const MAX_GROUP_NAME_CHARS: usize = 32;
 
+/// The bounds of a menu a manager can edit from a device: what the retained menu topic and every
+/// tablet carry. A menu file is held to the same.
+pub mod bounds {
+    pub const MAX_ITEMS: usize = 300;
+    pub const MAX_ID_CHARS: usize = 64;
+    pub const MAX_NAME_CHARS: usize = 64;
+    pub const MAX_CATEGORY_CHARS: usize = 32;
+    /// 100,000.00 in cents.
+    pub const MAX_PRICE: i64 = 10_000_000;
+    pub const MAX_ITEM_MODS: usize = 24;
+    pub const MAX_ALLERGENS: usize = 16;
+    pub const MAX_ALLERGEN_CHARS: usize = 24;
+}
+
 impl MenuItem {
     /// An item without category, modifiers or allergens.
     pub fn plain(id: &str, name: &str, price: i64, station: &str) -> Self {
@@ -67,6 +84,7 @@ impl MenuItem {
             allergens: vec![],
             groups: vec![],
             prep_min: None,
+            out: false,
         }
     }
 }
@@ -75,6 +93,17 @@ impl MenuItem {
 pub struct Menu {
     pub version: u64,
     pub items: Vec<MenuItem>,
+}
+
+/// One version of a menu as the box stores it and relays it to head office: who made it, with
+/// which command (a seed from the menu file: device `docketd`, no command), and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuChange {
+    pub menu: Menu,
+    /// Box clock, Unix ms.
+    pub at: u64,
+    pub device: String,
+    pub command: String,
 }
 
 /// A menu that cannot be served.
@@ -104,6 +133,8 @@ pub enum MenuError {
     ModTwice { item: String, modifier: String },
     #[error("menu item {item:?} has more than {MAX_GROUPS} modifier groups")]
     TooManyGroups { item: String },
+    #[error("the menu has {0} items; at most {max} are served", max = bounds::MAX_ITEMS)]
+    TooManyItems(usize),
 }
 
 impl Menu {
@@ -137,29 +168,15 @@ impl Menu {
         if self.items.is_empty() {
             return Err(MenuError::Empty);
         }
+        if self.items.len() > bounds::MAX_ITEMS {
+            return Err(MenuError::TooManyItems(self.items.len()));
+        }
         let mut seen = std::collections::HashSet::new();
         for i in &self.items {
             if !seen.insert(i.id.as_str()) {
                 return Err(MenuError::DuplicateItem(i.id.clone()));
             }
-            if i.id.is_empty() || i.id.len() > 64 {
-                return Err(MenuError::BadField {
-                    item: i.id.clone(),
-                    field: "id",
-                });
-            }
-            if i.name.is_empty() {
-                return Err(MenuError::BadField {
-                    item: i.id.clone(),
-                    field: "name",
-                });
-            }
-            if i.price < 0 {
-                return Err(MenuError::BadField {
-                    item: i.id.clone(),
-                    field: "price",
-                });
-            }
+            check_fields(i)?;
             if i.prep_min.is_some_and(|m| m == 0 || m > MAX_PREP_MIN) {
                 return Err(MenuError::BadField {
                     item: i.id.clone(),
@@ -173,6 +190,43 @@ impl Menu {
         }
         Ok(())
     }
+}
+
+/// An item's own fields within [`bounds`]: an id, a name, a price, its mods and allergens.
+fn check_fields(i: &MenuItem) -> Result<(), MenuError> {
+    use bounds::*;
+    let bad = |field| {
+        Err(MenuError::BadField {
+            item: crate::decide::clip(&i.id).to_owned(),
+            field,
+        })
+    };
+    let within = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+    if !within(&i.id, MAX_ID_CHARS) {
+        return bad("id (1-64 characters)");
+    }
+    if !within(&i.name, MAX_NAME_CHARS) {
+        return bad("name (1-64 characters)");
+    }
+    if !(0..=MAX_PRICE).contains(&i.price) {
+        return bad("price (0-10000000 cents)");
+    }
+    if i.category
+        .as_deref()
+        .is_some_and(|c| !within(c, MAX_CATEGORY_CHARS))
+    {
+        return bad("category (1-32 characters)");
+    }
+    let mod_chars = crate::decide::limits::MAX_MOD_CHARS;
+    if i.mods.len() > MAX_ITEM_MODS || !i.mods.iter().all(|m| within(m, mod_chars)) {
+        return bad("mods (at most 24, each 1-40 characters)");
+    }
+    if i.allergens.len() > MAX_ALLERGENS
+        || !i.allergens.iter().all(|a| within(a, MAX_ALLERGEN_CHARS))
+    {
+        return bad("allergens (at most 16, each 1-24 characters)");
+    }
+    Ok(())
 }
 
 /// An item's groups: named, satisfiable, and each modifier in one place only.
@@ -193,6 +247,9 @@ fn validate_groups(i: &MenuItem) -> Result<(), MenuError> {
         };
         if g.mods.is_empty() {
             return Err(bad("has no modifiers"));
+        }
+        if g.mods.len() > bounds::MAX_ITEM_MODS {
+            return Err(bad("has more than 24 modifiers"));
         }
         if g.max == 0 {
             return Err(bad("has max 0 (nothing could be chosen)"));

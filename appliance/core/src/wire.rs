@@ -222,6 +222,19 @@ pub enum CommandBody {
         order_id: String,
         rush: bool,
     },
+    /// 86 an item (`out: true`: sold out) or put it back on: a new menu version.
+    SetStock {
+        item: String,
+        out: bool,
+    },
+    /// Adds an item to the menu, or replaces the item with its id: a new menu version.
+    SetItem {
+        item: Box<crate::menu::MenuItem>,
+    },
+    /// Takes an item off the menu: a new menu version.
+    RemoveItem {
+        item: String,
+    },
 }
 
 impl CommandBody {
@@ -237,7 +250,20 @@ impl CommandBody {
             CommandBody::Replay { .. } => "replay",
             CommandBody::BumpLine { .. } => "bump_line",
             CommandBody::SetRush { .. } => "set_rush",
+            CommandBody::SetStock { .. } => "set_stock",
+            CommandBody::SetItem { .. } => "set_item",
+            CommandBody::RemoveItem { .. } => "remove_item",
         }
+    }
+
+    /// Whether it changes the menu (a new menu version, no order event) rather than an order.
+    pub fn is_menu(&self) -> bool {
+        matches!(
+            self,
+            CommandBody::SetStock { .. }
+                | CommandBody::SetItem { .. }
+                | CommandBody::RemoveItem { .. }
+        )
     }
 
     /// The order a command acts on, if it acts on an existing one.
@@ -251,7 +277,11 @@ impl CommandBody {
             | CommandBody::BumpLine { order_id, .. }
             | CommandBody::SetRush { order_id, .. }
             | CommandBody::Complete { order_id } => Some(order_id),
-            CommandBody::PlaceOrder { .. } | CommandBody::Replay { .. } => None,
+            CommandBody::PlaceOrder { .. }
+            | CommandBody::Replay { .. }
+            | CommandBody::SetStock { .. }
+            | CommandBody::SetItem { .. }
+            | CommandBody::RemoveItem { .. } => None,
         }
     }
 }
@@ -266,7 +296,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<CommandBody, crate::Rejection> {
                 #[serde(rename = "type")]
                 kind: String,
             }
-            const KNOWN: [&str; 8] = [
+            const KNOWN: [&str; 13] = [
                 "place_order",
                 "add_lines",
                 "void_line",
@@ -275,6 +305,11 @@ pub fn decode_body(bytes: &[u8]) -> Result<CommandBody, crate::Rejection> {
                 "recall",
                 "complete",
                 "replay",
+                "bump_line",
+                "set_rush",
+                "set_stock",
+                "set_item",
+                "remove_item",
             ];
             match decode::<Tagged>(bytes) {
                 Ok(t) if !KNOWN.contains(&t.kind.as_str()) => Err(crate::Rejection::new(
@@ -324,6 +359,9 @@ pub struct Reply {
     /// Only in replies to `replay`: true when more events follow this page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub more: Option<bool>,
+    /// Only in replies to accepted menu commands: the menu's version after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu_version: Option<u64>,
 }
 
 impl Reply {
@@ -340,6 +378,22 @@ impl Reply {
             }),
             events: None,
             more: None,
+            menu_version: None,
+        }
+    }
+
+    /// An accepted menu command: the menu is now at `version`.
+    pub fn menu(command: &str, version: u64) -> Self {
+        Reply {
+            command: command.to_owned(),
+            ok: true,
+            order_id: None,
+            ticket: None,
+            seq: None,
+            error: None,
+            events: None,
+            more: None,
+            menu_version: Some(version),
         }
     }
 
@@ -353,6 +407,7 @@ impl Reply {
             error: None,
             events: None,
             more: None,
+            menu_version: None,
         }
     }
 }

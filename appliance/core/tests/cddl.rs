@@ -175,6 +175,16 @@ fn bodies() -> Vec<CommandBody> {
             order_id: oid(),
             rush: true,
         },
+        CommandBody::SetStock {
+            item: "fries".into(),
+            out: true,
+        },
+        CommandBody::SetItem {
+            item: Box::new(menu().items[0].clone()),
+        },
+        CommandBody::RemoveItem {
+            item: "cheesecake".into(),
+        },
     ]
 }
 
@@ -309,6 +319,30 @@ fn service() -> Service {
             service: None,
         },
     );
+    // The menu: fries 86'd by the expo, then refused; a manager adds an item.
+    let manager = actor("admin-1", Role::Manager, &[]);
+    let stock = CommandBody::SetStock {
+        item: "fries".into(),
+        out: true,
+    };
+    send("c14", &expo, stock);
+    send(
+        "c15",
+        &tablet,
+        CommandBody::AddLines {
+            order_id: o2(),
+            lines: vec![line("fries", 1, None)],
+        },
+    );
+    let mut shake = MenuItem::plain("shake", "Vanilla shake", 550, "bar");
+    shake.category = Some("drinks".into());
+    send(
+        "c16",
+        &manager,
+        CommandBody::SetItem {
+            item: Box::new(shake),
+        },
+    );
     Service { ledger, replies }
 }
 
@@ -327,9 +361,13 @@ fn schema_parses_and_names_every_message() {
         "recall",
         "complete",
         "replay",
+        "set-stock",
+        "set-item",
+        "remove-item",
         "line-input",
         "reply",
         "reply-accepted",
+        "reply-menu",
         "reply-rejected",
         "reply-replay",
         "reply-error",
@@ -359,7 +397,7 @@ fn schema_parses_and_names_every_message() {
 fn every_command_body_and_its_envelope_match() {
     let bodies = bodies();
     let kinds: BTreeSet<&str> = bodies.iter().map(|b| b.kind()).collect();
-    assert_eq!(kinds.len(), 10, "one body per command type");
+    assert_eq!(kinds.len(), 13, "one body per command type");
     for (i, body) in bodies.iter().enumerate() {
         let bytes = enc(body);
         valid(&body.kind().replace('_', "-"), &bytes);
@@ -380,11 +418,16 @@ fn every_command_body_and_its_envelope_match() {
 fn replies_events_and_orders_of_a_real_service_match() {
     let Service { ledger, replies } = service();
     let mut accepted = 0;
+    let mut menus = 0;
     let mut rejected = BTreeSet::new();
     for r in &replies {
         let bytes = enc(r);
         message("reply", &bytes);
-        if r.ok {
+        if r.ok && r.menu_version.is_some() {
+            menus += 1;
+            valid("reply-menu", &bytes);
+            invalid("reply-accepted", &bytes);
+        } else if r.ok {
             accepted += 1;
             valid("reply-accepted", &bytes);
             invalid("reply-rejected", &bytes);
@@ -401,10 +444,10 @@ fn replies_events_and_orders_of_a_real_service_match() {
             invalid("reply-accepted", &bytes);
         }
     }
-    assert_eq!(accepted, 13, "replies: {replies:#?}");
+    assert_eq!((accepted, menus), (13, 2), "replies: {replies:#?}");
     assert_eq!(
         rejected,
-        ["forbidden", "order_closed", "unknown_item"]
+        ["forbidden", "order_closed", "sold_out", "unknown_item"]
             .map(String::from)
             .into()
     );
@@ -440,6 +483,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
         error: None,
         events: Some(events.to_vec()),
         more: Some(more),
+        menu_version: None,
     };
     for r in [
         page(&ledger.log[..5], true, 0),
@@ -470,6 +514,10 @@ fn boards_menu_status_and_presence_match() {
     message("board", &enc(&empty));
 
     message("menu", &enc(&menu));
+    // The menu after the service's menu commands: an item 86'd, one added.
+    let edited = ledger.site.menu.as_ref().expect("a menu");
+    assert!(edited.item("fries").is_some_and(|i| i.out) && edited.version == 5);
+    message("menu", &enc(edited));
     for item in &menu.items {
         valid("menu-item", &enc(item));
     }

@@ -75,6 +75,12 @@ pub(super) fn make_line(
             format!("no menu item {:?}", clip(&input.item)),
         )
     })?;
+    if item.out {
+        return Err(Rejection::new(
+            Code::SoldOut,
+            format!("{} is 86'd (sold out)", item.name),
+        ));
+    }
     if input.qty == 0 || input.qty > limits::MAX_QTY {
         return Err(Rejection::new(
             Code::BadQty,

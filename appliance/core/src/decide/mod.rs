@@ -14,6 +14,7 @@ use crate::{Code, Rejection};
 
 mod kitchen;
 mod lines;
+pub mod menu;
 
 use lines::{check_lines_count, check_text, make_line};
 
@@ -93,8 +94,11 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
             | CommandBody::FireCourse { .. }
             | CommandBody::SetRush { .. },
         ) => true,
-        // A station may bump only its own lines: `kitchen::bump_line` checks the line's station.
-        (Role::Station, CommandBody::BumpLine { .. }) => !actor.stations.is_empty(),
+        // A station may bump only its own lines and 86 only its own items: `kitchen::bump_line`
+        // and `menu::decide_menu` check the line's or the item's station.
+        (Role::Station, CommandBody::BumpLine { .. } | CommandBody::SetStock { .. }) => {
+            !actor.stations.is_empty()
+        }
         (
             Role::Station,
             CommandBody::Bump { station, .. } | CommandBody::Recall { station, .. },
@@ -105,7 +109,8 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
             | CommandBody::Recall { .. }
             | CommandBody::Complete { .. }
             | CommandBody::BumpLine { .. }
-            | CommandBody::SetRush { .. },
+            | CommandBody::SetRush { .. }
+            | CommandBody::SetStock { .. },
         ) => true,
         _ => false,
     };
@@ -415,6 +420,12 @@ pub fn decide(
             Code::MalformedBody,
             "replay is a query, not a change",
         )),
+        CommandBody::SetStock { .. }
+        | CommandBody::SetItem { .. }
+        | CommandBody::RemoveItem { .. } => Err(Rejection::new(
+            Code::MalformedBody,
+            "a menu command changes the menu, not an order (menu::decide_menu)",
+        )),
     }
 }
 
@@ -490,7 +501,7 @@ fn check_order_bytes(site: &OrderBook, order: &Order) -> Result<(), Rejection> {
     Ok(())
 }
 
-pub(super) fn clip(s: &str) -> &str {
+pub(crate) fn clip(s: &str) -> &str {
     match s.char_indices().nth(limits::MAX_ID_CHARS) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -50,9 +50,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
             tracing::info!(devices = ?added, "manager devices from the site bundle added");
         }
     }
-    let menu = menu::load(cfg.menu_file.as_deref())?;
-    let prices: std::collections::HashMap<String, i64> =
-        menu.items.iter().map(|i| (i.id.clone(), i.price)).collect();
+    let menu = seed_menu(&cfg, &store)?;
     let registry = Arc::new(
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );
@@ -118,13 +116,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     ));
     // The uplink relays read committed events through their own connections: the kitchen
     // never waits for them.
-    let _relays = crate::uplink::spawn(
-        &cfg,
-        prices,
-        metrics.clone(),
-        status.clone(),
-        shutdown.clone(),
-    );
+    let _relays = crate::uplink::spawn(&cfg, metrics.clone(), status.clone(), shutdown.clone());
 
     status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);
@@ -325,6 +317,34 @@ async fn finish(
 }
 
 type EngineDone = oneshot::Receiver<Result<(), crate::engine::EngineError>>;
+
+/// The menu to serve: the stored one, seeded from the menu file (or the demo) when the file is new
+/// or changed since it was last seeded (`store::menu`).
+fn seed_menu(cfg: &Config, store: &Store) -> anyhow::Result<docket_core::Menu> {
+    use crate::store::menu::Seeded;
+    let file = menu::load(cfg.menu_file.as_deref())?;
+    let (menu, how) = store
+        .seed_menu(&file, crate::store::pairing::now_ms())
+        .context("cannot store the menu")?;
+    match how {
+        Seeded::First => tracing::info!(
+            version = menu.version,
+            items = menu.items.len(),
+            "menu seeded from the menu file"
+        ),
+        Seeded::Kept => tracing::info!(
+            version = menu.version,
+            items = menu.items.len(),
+            "menu: serving the stored menu with its edits (the menu file is unchanged)"
+        ),
+        Seeded::Again { edits } => tracing::warn!(
+            version = menu.version,
+            replaced_edits = edits,
+            "the menu file changed: seeded again, replacing the menu's edits since the last seed"
+        ),
+    }
+    Ok(menu)
+}
 
 /// The engine: built on its link, the retained state republished and taken by the router, then
 /// running on its own thread. Returns its stop flag and the channel it reports its end on.

@@ -60,6 +60,17 @@ impl Coalescer {
         }
     }
 
+    /// A new menu's stations: each one new here gets its board (published empty at once), so a
+    /// screen of a station added from `/admin` finds one.
+    pub fn add_stations(&mut self, stations: Vec<String>) {
+        for s in stations {
+            if !self.stations.contains(&s) {
+                self.dirty.insert(s.clone());
+                self.stations.push(s);
+            }
+        }
+    }
+
     /// Every board (at start, and after the orders were reloaded).
     pub fn mark_all(&mut self) {
         self.dirty.extend(self.stations.iter().cloned());

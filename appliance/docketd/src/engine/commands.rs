@@ -20,6 +20,7 @@ use super::store::Store;
 use super::{Engine, EngineError};
 use crate::clock::now_ms;
 use crate::engine::ratelimit::Verdict;
+use crate::store::menu::MenuChange;
 use crate::store::registry::Lookup;
 use crate::store::{Batch, Recorded, StoreError};
 
@@ -153,6 +154,12 @@ impl<S: Store, L: Link> Engine<S, L> {
             self.boards.mark(e);
         }
         self.link.publish_all(out)?;
+        // A menu command's new menu, retained, right after its reply; a new station's board.
+        if !batch.menus.is_empty() {
+            self.publish_menu()?;
+            let stations = self.site.menu.as_ref().map(|m| m.stations());
+            self.boards.add_stations(stations.unwrap_or_default());
+        }
         // Completed orders leave memory once their boards are recomputed.
         if self.boards.is_dirty() && self.boards.due() <= Instant::now() {
             self.publish_boards()?;
@@ -245,6 +252,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                 }
             }
         }
+        let menu_before = self.site.menu.as_ref().map(|m| m.version);
         let (reply, events) = execute(
             &mut self.site,
             &mut self.last_seq,
@@ -258,6 +266,15 @@ impl<S: Store, L: Link> Engine<S, L> {
             tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
         }
         let bytes = wire::encode(&reply)?;
+        let menu = self.site.menu.as_ref();
+        if let Some(m) = menu.filter(|m| Some(m.version) != menu_before) {
+            batch.menus.push(MenuChange {
+                menu: m.clone(),
+                at: now,
+                device: actor.device.clone(),
+                command: env.id.clone(),
+            });
+        }
         for e in events {
             touched.insert(e.order_id.clone());
             let payload = wire::encode(&e)?;
@@ -396,6 +413,7 @@ impl<S: Store, L: Link> Engine<S, L> {
             error: None,
             events: Some(events),
             more: Some(more),
+            menu_version: None,
         };
         Ok(wire::encode(&reply)?)
     }

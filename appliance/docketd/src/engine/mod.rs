@@ -172,8 +172,7 @@ impl<S: Store, L: Link> Engine<S, L> {
     /// Republishes the retained menu, every board and the status from the store, then waits for
     /// a heartbeat round trip: the router has taken everything published before it.
     pub fn republish_retained(&mut self, deadline: Instant) -> Result<bool, EngineError> {
-        let menu = wire::encode(self.site.menu.as_ref().expect("engine always has a menu"))?;
-        self.guard.publish(&mut self.link, wire::MENU_TOPIC, menu)?;
+        self.publish_menu()?;
         self.boards.mark_all();
         self.publish_boards()?;
         self.publish_status()?;
@@ -286,8 +285,18 @@ impl<S: Store, L: Link> Engine<S, L> {
         self.site.open_bytes = docket_core::open_bytes::OpenBytes::of(&loaded.open_orders);
         self.site.orders = loaded.open_orders;
         self.site.next_ticket = loaded.next_ticket;
+        if loaded.menu.is_some() {
+            self.site.menu = loaded.menu;
+        }
         self.last_seq = loaded.last_seq;
         self.boards.reloaded();
+        Ok(())
+    }
+
+    /// The menu as it is now, retained (at start, and after a menu command is committed).
+    pub(super) fn publish_menu(&mut self) -> Result<(), EngineError> {
+        let menu = wire::encode(self.site.menu.as_ref().expect("engine always has a menu"))?;
+        self.guard.publish(&mut self.link, wire::MENU_TOPIC, menu)?;
         Ok(())
     }
 

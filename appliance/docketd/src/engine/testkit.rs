@@ -113,6 +113,8 @@ pub struct MemStore {
     pub events: Vec<(Event, Vec<u8>)>,
     pub orders: BTreeMap<String, Order>,
     pub replies: HashMap<(String, String), Vec<u8>>,
+    /// The last committed menu version.
+    pub menu: Option<docket_core::Menu>,
     /// While set, every commit fails with this SQLite result code and writes nothing.
     pub fail: Option<i32>,
     pub journal: Journal,
@@ -129,6 +131,7 @@ impl Store for MemStore {
             last_seq: last.map_or(0, |e| e.seq),
             next_ticket: self.orders.values().map(|o| o.ticket).max().unwrap_or(0) + 1,
             last_at: last.map_or(0, |e| e.at),
+            menu: self.menu.clone(),
         })
     }
 
@@ -166,6 +169,9 @@ impl Store for MemStore {
         }
         self.events.extend(batch.events.iter().cloned());
         self.orders.extend(batch.orders.clone());
+        if let Some(m) = batch.menus.last() {
+            self.menu = Some(m.menu.clone());
+        }
         for r in &batch.replies {
             self.replies
                 .insert((r.device.clone(), r.id.clone()), r.reply.clone());
@@ -285,7 +291,11 @@ pub struct Harness<S: Store = MemStore> {
 pub const DEVICES: [&str; 4] = ["tab-1", "kds-1", "gone-1", "mgr-1"];
 
 pub fn harness() -> Harness {
-    let store = MemStore::default();
+    // As docketd seeds SQLite before the engine starts: the store has the menu.
+    let store = MemStore {
+        menu: Some(menu()),
+        ..Default::default()
+    };
     let journal = store.journal.clone();
     harness_on(store, journal, settings())
 }

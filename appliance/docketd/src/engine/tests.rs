@@ -323,3 +323,46 @@ fn the_real_store_answers_a_duplicate_after_a_restart() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].payload, first.payload);
 }
+
+#[test]
+fn a_menu_command_commits_the_menu_then_answers_and_republishes_it_without_an_event() {
+    let mut h = harness();
+    let out = CommandBody::SetStock {
+        item: "burger".into(),
+        out: true,
+    };
+    h.handle(vec![command("kds-1", "m1", &out)]);
+    let seen = h.seen();
+    assert_eq!(
+        topics(&seen),
+        ["commit 0/1", "docket/v1/reply/kds-1", wire::MENU_TOPIC],
+        "no event, no board"
+    );
+    let sent = sent(seen);
+    assert_eq!(reply(&sent[0]).menu_version, Some(2));
+    let menu: docket_core::Menu = wire::decode(&sent[1].payload).unwrap();
+    assert!(sent[1].retain && menu.version == 2 && menu.items[0].out);
+    assert_eq!(h.engine.store.menu.as_ref(), Some(&menu));
+    // The tablet's burger is refused now.
+    h.handle(vec![place("tab-1", "c1")]);
+    assert_eq!(code(&self::sent(h.seen())[0]), Some(Code::SoldOut));
+}
+
+#[test]
+fn a_failed_commit_takes_the_menu_change_back_with_it() {
+    let mut h = harness();
+    h.engine.store.fail = Some(rusqlite::ffi::SQLITE_IOERR);
+    let out = CommandBody::SetStock {
+        item: "burger".into(),
+        out: true,
+    };
+    h.handle(vec![command("mgr-1", "m1", &out)]);
+    let sent = sent(h.seen());
+    assert_eq!(sent.len(), 1, "the retry answer only, no menu: {sent:?}");
+    assert_eq!(code(&sent[0]), Some(Code::Internal));
+    let menu = h.engine.site.menu.as_ref().unwrap();
+    assert!(menu.version == 1 && !menu.items[0].out, "{menu:?}");
+    h.engine.store.fail = None;
+    h.handle(vec![place("tab-1", "c1")]);
+    assert!(reply(&self::sent(h.seen())[0]).ok);
+}

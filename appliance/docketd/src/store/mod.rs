@@ -8,6 +8,7 @@
 //!
 //! Must not know about MQTT, HTTP or decisions: it stores what it is given.
 
+pub mod menu;
 pub mod registry;
 
 pub mod pairing;
@@ -151,6 +152,18 @@ CREATE TABLE uplink_cursor (
     r#"
 ALTER TABLE pairings ADD COLUMN addr TEXT;
 "#,
+    // 5: every version of the menu (`store::menu`): the file's seeds and the menu commands'.
+    r#"
+CREATE TABLE menu_versions (
+    version    INTEGER PRIMARY KEY,
+    body       BLOB NOT NULL,
+    at         INTEGER NOT NULL,
+    device     TEXT NOT NULL,
+    command    TEXT NOT NULL,
+    seed       TEXT,
+    relayed_at INTEGER
+);
+"#,
 ];
 
 /// A paired device as stored.
@@ -172,6 +185,8 @@ pub struct Batch {
     /// Latest state of every order the batch touched.
     pub orders: BTreeMap<String, Order>,
     pub replies: Vec<Recorded>,
+    /// Each menu version the batch's menu commands made, in order.
+    pub menus: Vec<menu::MenuChange>,
 }
 
 /// One decided command's first reply, for the idempotency table.
@@ -199,6 +214,8 @@ pub struct Loaded {
     pub next_ticket: u64,
     /// The latest event's `at` (0 with none).
     pub last_at: u64,
+    /// The latest menu version (none before the menu file was first seeded).
+    pub menu: Option<docket_core::Menu>,
 }
 
 /// Opens a connection with the durability settings every connection must share.
@@ -291,6 +308,7 @@ impl Store {
             last_seq,
             next_ticket: max_ticket + 1,
             last_at,
+            menu: menu::latest(&self.conn)?,
         })
     }
 
@@ -368,9 +386,21 @@ impl Store {
             for r in &batch.replies {
                 cmd.execute(params![r.device, r.id, r.ok, r.seq, r.reply])?;
             }
+            for m in &batch.menus {
+                menu::insert(&tx, m, None)?;
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Seeds the menu from the file when it is new or changed; the menu to serve.
+    pub fn seed_menu(
+        &self,
+        file: &docket_core::Menu,
+        now: u64,
+    ) -> Result<(docket_core::Menu, menu::Seeded), StoreError> {
+        menu::seed(&self.conn, file, now)
     }
 
     pub fn integrity_check(&self) -> Result<String, StoreError> {
@@ -466,137 +496,4 @@ pub mod devices {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use docket_core::wire::EventKind;
-    use docket_core::OrderStatus;
-
-    fn order(id: &str, ticket: u64, status: OrderStatus) -> Order {
-        Order {
-            id: id.into(),
-            ticket,
-            table: "1".into(),
-            status,
-            version: 1,
-            lines: vec![],
-            fired_course: 1,
-            placed_at: 0,
-            rush: false,
-            server: None,
-            service: None,
-        }
-    }
-
-    fn event(seq: u64, o: &Order) -> (Event, Vec<u8>) {
-        let e = Event {
-            seq,
-            kind: EventKind::OrderPlaced,
-            order_id: o.id.clone(),
-            version: o.version,
-            command: format!("c{seq}"),
-            device: "t".into(),
-            at: 0,
-            order: o.clone(),
-        };
-        let p = wire::encode(&e).unwrap();
-        (e, p)
-    }
-
-    #[test]
-    fn commit_load_and_idempotency() {
-        let dir = tempdir();
-        let path = dir.join("db");
-        let mut s = Store::open(&path, "site-a").unwrap();
-        let o1 = order("o-000001", 1, OrderStatus::Placed);
-        let o2 = order("o-000002", 2, OrderStatus::Completed);
-        let mut b = Batch::default();
-        b.events.push(event(1, &o1));
-        b.events.push(event(2, &o2));
-        b.orders.insert(o1.id.clone(), o1.clone());
-        b.orders.insert(o2.id.clone(), o2.clone());
-        b.replies.push(Recorded {
-            device: "t".into(),
-            id: "c1".into(),
-            ok: true,
-            seq: Some(1),
-            reply: vec![1, 2, 3],
-        });
-        s.commit(&b).unwrap();
-        drop(s);
-
-        let s = Store::open(&path, "site-a").unwrap();
-        let l = s.load().unwrap();
-        assert_eq!(l.last_seq, 2);
-        assert_eq!(l.next_ticket, 3);
-        assert_eq!(l.open_orders.keys().collect::<Vec<_>>(), vec!["o-000001"]);
-        assert_eq!(s.recorded_reply("t", "c1").unwrap(), Some(vec![1, 2, 3]));
-        assert_eq!(s.recorded_reply("other", "c1").unwrap(), None);
-        assert_eq!(
-            s.order("o-000002").unwrap().unwrap().status,
-            OrderStatus::Completed
-        );
-        assert_eq!(s.events_after(1, 10).unwrap().len(), 1);
-        assert_eq!(s.integrity_check().unwrap(), "ok");
-        assert!(matches!(
-            Store::open(&path, "site-b"),
-            Err(StoreError::WrongSite { .. })
-        ));
-    }
-
-    #[test]
-    fn a_failed_batch_writes_nothing() {
-        let dir = tempdir();
-        let mut s = Store::open(&dir.join("db"), "s").unwrap();
-        let o = order("o-000001", 1, OrderStatus::Placed);
-        let mut b = Batch::default();
-        b.events.push(event(1, &o));
-        b.events.push(event(1, &o)); // duplicate seq: the whole batch must fail
-        b.orders.insert(o.id.clone(), o);
-        assert!(s.commit(&b).is_err());
-        let l = s.load().unwrap();
-        assert_eq!(l.last_seq, 0);
-        assert!(l.open_orders.is_empty());
-    }
-
-    #[test]
-    fn devices_add_revoke_list() {
-        let dir = tempdir();
-        let _s = Store::open(&dir.join("db"), "s").unwrap();
-        let c = connect(&dir.join("db")).unwrap();
-        let d = DeviceRow {
-            id: "kds-1".into(),
-            role: Role::Station,
-            stations: vec!["grill".into(), "fry".into()],
-            secret: [7; 32],
-            created_at: 5,
-            revoked_at: None,
-        };
-        devices::add(&c, &d).unwrap();
-        assert!(matches!(
-            devices::add(&c, &d),
-            Err(StoreError::DeviceExists(_))
-        ));
-        assert_eq!(devices::all(&c).unwrap(), vec![d.clone()]);
-        assert_eq!(devices::get(&c, "kds-1").unwrap(), Some(d.clone()));
-        assert_eq!(devices::get(&c, "nope").unwrap(), None);
-        devices::revoke(&c, "kds-1", 9).unwrap();
-        assert_eq!(devices::all(&c).unwrap()[0].revoked_at, Some(9));
-        assert!(matches!(
-            devices::revoke(&c, "nope", 9),
-            Err(StoreError::NoDevice(_))
-        ));
-    }
-
-    pub(super) fn tempdir() -> std::path::PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "docket-store-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-}
+mod tests;

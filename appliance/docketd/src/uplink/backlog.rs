@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use docket_core::wire::{self, Event};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::store::menu::MenuChange;
 use crate::store::{self, StoreError};
 
 /// The events not yet relayed to every target, read after each target's cursor, and the cursors.
@@ -70,6 +71,21 @@ impl Backlog {
         Ok(Backlog {
             conn: store::connect(db)?,
         })
+    }
+
+    /// Menu versions head office does not have yet, oldest first.
+    pub fn unrelayed_menus(&self, limit: usize) -> Result<Vec<MenuChange>, StoreError> {
+        store::menu::unrelayed(&self.conn, limit)
+    }
+
+    /// Head office has every menu version up to `version`.
+    pub fn menus_relayed(&self, version: u64, now_ms: u64) -> Result<(), StoreError> {
+        store::menu::mark_relayed(&self.conn, version, now_ms)
+    }
+
+    /// The menu the box serves now, if it has one stored.
+    pub fn menu(&self) -> Result<Option<docket_core::Menu>, StoreError> {
+        store::menu::latest(&self.conn)
     }
 
     pub fn cursor(&self, target: &str) -> Result<u64, StoreError> {

@@ -98,7 +98,6 @@ impl Health {
 /// Starts the relays the config asks for (none without `[uplink]` URLs).
 pub fn spawn(
     cfg: &Config,
-    menu_prices: std::collections::HashMap<String, i64>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
     stop: CancellationToken,
@@ -117,7 +116,6 @@ pub fn spawn(
             site_id: cfg.site_id.clone(),
             url: url.clone(),
             settings: u.clone(),
-            prices: Arc::new(menu_prices),
             metrics: metrics.clone(),
             status: status.clone(),
             stop: stop.clone(),

@@ -26,6 +26,8 @@ use crate::status::Status;
 const TARGET: &str = "postgres";
 /// How often an idle relay tells head office it is alive (`docket.sites.last_contact`).
 const CONTACT_EVERY: Duration = Duration::from_secs(60);
+/// Menu versions relayed at most per step.
+const MENU_BATCH: usize = 20;
 /// How often relayed events are pruned from SQLite.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -43,8 +45,6 @@ pub struct Relay {
     pub site_id: String,
     pub url: SecretUrl,
     pub settings: Uplink,
-    /// Menu prices (cents) by item id, for `order_lines.unit_price_cents`.
-    pub prices: Arc<HashMap<String, i64>>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub stop: CancellationToken,
@@ -63,6 +63,7 @@ pub async fn run(r: Relay) {
         }
     };
     let mut client: Option<Client> = None;
+    let mut prices = Prices::default();
     let mut last_contact = Instant::now() - CONTACT_EVERY;
     let mut last_prune = Instant::now();
     loop {
@@ -83,7 +84,8 @@ pub async fn run(r: Relay) {
             let Some(c) = client.as_mut() else {
                 unreachable!("connected above")
             };
-            relay_once(&r, c, &local, &mut last_contact).await
+            relay_menus(&r, c, &local, &mut prices).await?;
+            relay_once(&r, c, &local, &prices.by_item, &mut last_contact).await
         };
         match step.await {
             Ok(moved) => {
@@ -135,11 +137,42 @@ async fn prune(r: &Relay, local: &BacklogHandle) {
     }
 }
 
+/// The menu's prices (cents) by item id, for `order_lines.unit_price_cents`: the box's menu as
+/// it is when the order's lines are first relayed (head office keeps a line's first price).
+#[derive(Default)]
+struct Prices {
+    version: u64,
+    by_item: HashMap<String, i64>,
+}
+
+/// Relays the menu versions head office lacks (`docket.menus`), and keeps the prices current.
+async fn relay_menus(
+    r: &Relay,
+    client: &mut Client,
+    local: &BacklogHandle,
+    prices: &mut Prices,
+) -> Result<(), PgError> {
+    let menus = local.run(|l| l.unrelayed_menus(MENU_BATCH)).await?;
+    if let Some(top) = menus.last().map(|m| m.menu.version) {
+        docket_cloud::write_menus(client, &r.site_id, &menus).await?;
+        local.run(move |l| l.menus_relayed(top, now_ms())).await?;
+    }
+    let stale = prices.version == 0 || !menus.is_empty();
+    if stale {
+        if let Some(menu) = local.run(|l| l.menu()).await? {
+            prices.version = menu.version;
+            prices.by_item = menu.items.iter().map(|i| (i.id.clone(), i.price)).collect();
+        }
+    }
+    Ok(())
+}
+
 /// One batch (or a keep-alive when idle). Returns how many events it relayed.
 async fn relay_once(
     r: &Relay,
     client: &mut Client,
     local: &BacklogHandle,
+    prices: &HashMap<String, i64>,
     last_contact: &mut Instant,
 ) -> Result<usize, PgError> {
     let (m, c) = (&r.status.uplink.postgres, &r.metrics.uplink.postgres);
@@ -154,7 +187,7 @@ async fn relay_once(
         return Ok(0);
     }
     let last = events.last().map_or(cursor, |e| e.seq);
-    docket_cloud::write_batch(client, &r.site_id, crate::VERSION, &events, &r.prices).await?;
+    docket_cloud::write_batch(client, &r.site_id, crate::VERSION, &events, prices).await?;
     *last_contact = Instant::now();
     local
         .run(move |l| l.set_cursor(TARGET, last, now_ms()))
