@@ -49,6 +49,10 @@ test('86 from a KDS greys the item on the tablet at once and it cannot be ordere
   const tablet = await openTablet(browser, daemon, t, 'tablet-86');
   const other = await Device.connect(daemon, await daemon.addDevice('tab-node', 'tablet'));
   t.after(() => other.close());
+  await addItem(tablet, 'burger-veggie');
+  await tablet.locator('[data-category="Sides"]').click();
+  const item = tablet.locator('[data-item="fries"]');
+  assert.equal(await item.getAttribute('data-out'), null);
 
   // The panel lists the fry station's items only, each a toggle.
   await kds.click('#stock-open');
@@ -67,10 +71,7 @@ test('86 from a KDS greys the item on the tablet at once and it cannot be ordere
   await textMatches(kds.locator('#stock-open'), /^86 \(1\)$/, 'the header counts one 86');
 
   // The tablet greys it out at once, says why, and a tap adds nothing.
-  const item = tablet.locator('[data-item="fries"]');
   await waitFor(async () => (await item.getAttribute('data-out')) === 'true', { message: "the tablet shows fries 86'd" });
-  await addItem(tablet, 'burger-veggie');
-  await tablet.locator('[data-category="Sides"]').click();
   assert.match(await item.innerText(), /86'd — sold out/);
   await saveShot(tablet, 'tablet-86');
   await item.click({ force: true });
