@@ -112,11 +112,13 @@ test('an item 86d while in the cart is marked and blocks Send until its line is 
   assert.equal(await line.locator('.name').innerText(), 'Onion Rings');
   assert.match(await line.locator('.sold-out-mark').innerText(), /Sold out — remove it/);
   assert.equal(await tablet.locator('#send').isDisabled(), true, 'Send with a sold-out line');
+  await textMatches(tablet.locator('#cart-error'), /Sold out: Onion Rings/, 'the reason beside Send');
   await saveShot(tablet, 'tablet-cart-sold-out');
   assert.equal(await tablet.locator('.cart-line:not([data-sold-out]) .sold-out-mark:visible').count(), 0);
 
   await line.locator('button.remove').click();
   assert.equal(await tablet.locator('#send').isDisabled(), false, 'Send once the line is gone');
+  assert.equal(await tablet.locator('#cart-error').isVisible(), false);
   await tablet.click('#send');
   await waitFor(() => rec.of('order_placed').length === 1, { message: 'the order is placed' });
   assert.deepEqual(rec.of('order_placed')[0].order.lines.map((l) => l.item), ['burger-veggie']);

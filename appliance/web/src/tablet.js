@@ -109,6 +109,8 @@ function renderMenu() {
     cart.soldOut = unavailable;
     cart.render();
     cartChanged();
+    const marked = $('cart').querySelector('.cart-line[data-sold-out]');
+    if (marked) marked.scrollIntoView({ block: 'nearest' });
   }
 }
 
@@ -129,8 +131,11 @@ function addLine(item) {
 /** The total, Send's state and a stale "choose a …" message follow the cart. */
 function cartChanged() {
   $('cart-total').textContent = cart.lines.length ? `Total ${money(cart.total())}` : '';
-  $('send').disabled = cart.lines.length === 0 || cart.unavailable().length > 0;
+  const gone = cart.unavailable();
+  $('send').disabled = cart.lines.length === 0 || gone.length > 0;
   if ($('cart-error').textContent && !cart.missing().length) showCartError('');
+  // Why Send is off, beside it (the marked line may be scrolled out of the cart's view).
+  if (gone.length) showCartError(`Sold out: ${gone.join(', ')}. Remove it to send.`);
 }
 
 function showCartError(text) {
