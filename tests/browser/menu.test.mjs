@@ -276,8 +276,8 @@ test('admin: Remove waits 5 s with an Undo; undone, the item stays; left alone, 
   await assertClean(tablet);
 });
 
-test("a station may 86 only its own station's items; a tablet none", async (t) => {
-  const daemon = await startDaemon({ t });
+test("a station may 86 only its own station's items, and its KDS shows the refusal; a tablet none", async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
   const watch = await menuWatch(daemon, t);
   const [grill, tab, expo] = await Promise.all([
     daemon.addDevice('kds-grill', 'station', ['grill']).then((c) => Device.connect(daemon, c)),
@@ -304,4 +304,16 @@ test("a station may 86 only its own station's items; a tablet none", async (t) =
   assert.ok(!watch.item('fries').out);
   await expo.ok({ type: 'set_stock', item: 'fries', out: true });
   await waitFor(() => watch.item('fries').out === true, { message: 'expo 86s fries' });
+
+  // A grill screen shown as the fry KDS: its 86 panel says why the box refused, and nothing changes.
+  const kds = await open(browser, daemon, t, 'kds-forbidden', '/kds?station=fry', await daemon.addDevice('kds-grill-2', 'station', ['grill']));
+  await kds.click('#stock-open');
+  const toggle = kds.locator('#stock-list .stock-toggle[data-item="onion-rings"]');
+  await textMatches(toggle, /^Onion Rings — available$/, 'the onion rings toggle');
+  const v1 = watch.menu.version;
+  await toggle.click();
+  await textMatches(kds.locator('#stock-error'), /Onion Rings refused: .+/, 'the refusal in the panel');
+  assert.equal(await toggle.innerText(), 'Onion Rings — available');
+  assert.equal(watch.menu.version, v1);
+  await assertClean(kds);
 });

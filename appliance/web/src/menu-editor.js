@@ -9,6 +9,8 @@ import { setAttr, setClass, setText, syncList } from './keyed.js';
 import { ItemForm } from './item-form.js';
 
 export const REMOVE_UNDO_MS = 5000;
+/** The most items a menu may have (the box refuses more). */
+const MAX_ITEMS = 300;
 
 /** The section's shell; `MenuEditor` fills it. */
 export function menuSection() {
@@ -60,6 +62,9 @@ export class MenuEditor {
   render() {
     const { items, version } = this.menu;
     this.root.dataset.version = String(version);
+    const add = this.root.querySelector('#menu-add');
+    add.disabled = items.length >= MAX_ITEMS;
+    add.title = add.disabled ? `A menu holds at most ${MAX_ITEMS} items: remove one first` : '';
     setText(this.root.querySelector('#menu-version'), `version ${version} · ${items.length} items · ${items.filter((i) => i.out).length} 86'd`);
     const cats = [...new Set(items.map((i) => i.category || 'other'))];
     syncList(
