@@ -450,6 +450,49 @@ async fn two_sites_share_a_database_and_each_role_writes_only_its_own_rows() -> 
     assert_eq!(pg_orders(&admin, "site-a").await?, box_orders(&a)?);
     assert_eq!(pg_orders(&admin, "site-b").await?, box_orders(&b)?);
 
+    // Site A 86s its fries: head office gets each menu version once, with who made it.
+    let manager = a.add_device("admin-a", "manager", &[])?;
+    let mut m = Client::connect(a.mqtt, &manager).await?;
+    let stock = CommandBody::SetStock {
+        item: "fries".into(),
+        out: true,
+    };
+    assert_eq!(m.command(&stock).await?.menu_version, Some(2));
+    let menus = |site: &'static str| {
+        let admin = &admin;
+        async move {
+            let rows = admin
+                .query(
+                    "SELECT version, device, items @> '[{\"id\": \"fries\", \"out\": true}]'
+                     FROM docket.menus WHERE site_id = $1 ORDER BY version",
+                    &[&site],
+                )
+                .await?;
+            let got: Vec<(i64, String, bool)> = rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            anyhow::Ok(got)
+        }
+    };
+    let want = vec![
+        (1, "docketd".to_owned(), false),
+        (2, "admin-a".to_owned(), true),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while menus("site-a").await? != want {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            menus("site-a").await?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        menus("site-b").await?,
+        vec![(1, "docketd".to_owned(), false)]
+    );
+
     // Site A's role sees only site A and cannot write site B's rows.
     let (as_a, conn) = tokio_postgres::connect(&urls[0], tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
@@ -472,6 +515,14 @@ async fn two_sites_share_a_database_and_each_role_writes_only_its_own_rows() -> 
         .as_db_error()
         .map_or_else(|| err.to_string(), |e| e.message().to_owned());
     assert!(msg.contains("row-level security"), "{msg}");
+    let forged = as_a
+        .execute(
+            "INSERT INTO docket.menus (site_id, version, items, changed_at, device, command)
+             VALUES ('site-b', 99, '[]', now(), 'x', 'x')",
+            &[],
+        )
+        .await;
+    assert!(forged.is_err(), "site A's role wrote a site B menu");
     let updated = as_a
         .execute(
             "UPDATE docket.orders SET status = 'completed' WHERE site_id = 'site-b'",

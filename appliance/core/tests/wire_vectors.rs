@@ -198,3 +198,24 @@ fn a_menu_item_with_a_group_encodes_byte_exact() {
         serde_json::from_value(v["menu_item_with_group"]["value"].clone()).unwrap();
     assert_eq!(json, item);
 }
+
+#[test]
+fn the_menu_commands_and_their_reply_encode_byte_exact() {
+    let v = vectors();
+    let stock = CommandBody::SetStock {
+        item: "fries".into(),
+        out: true,
+    };
+    let want = hex_of(&v, &["command_set_stock", "body_cbor_hex"]);
+    assert_eq!(encode(&stock).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), stock);
+    let want = hex_of(&v, &["command_set_item", "body_cbor_hex"]);
+    let CommandBody::SetItem { item } = decode_body(&want).unwrap() else {
+        panic!("a set_item");
+    };
+    assert!(item.out && item.groups[0].name == "Size" && item.prep_min == Some(3));
+    assert_eq!(encode(&CommandBody::SetItem { item }).unwrap(), want);
+    let want = hex_of(&v, &["reply_menu_example", "cbor_hex"]);
+    let reply = Reply::menu("01JDQ9A0000000000000000086", 7);
+    assert_eq!(encode(&reply).unwrap(), want);
+}

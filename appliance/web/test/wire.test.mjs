@@ -53,8 +53,14 @@ test('a line with an allergy and a menu item with a group match the shared vecto
   assert.deepEqual(decode(hexToBytes(item.cbor_hex)), item.value);
 });
 
+test('the menu commands a page sends match the shared vectors', () => {
+  for (const k of ['command_set_stock', 'command_set_item']) {
+    assert.equal(bytesToHex(encode(vectors[k].body)), vectors[k].body_cbor_hex, k);
+  }
+});
+
 test('replies decode to plain objects', () => {
-  for (const k of ['reply_ok_example', 'reply_error_example']) {
+  for (const k of ['reply_ok_example', 'reply_error_example', 'reply_menu_example']) {
     assert.deepEqual(decode(hexToBytes(vectors[k].cbor_hex)), vectors[k].value);
   }
 });

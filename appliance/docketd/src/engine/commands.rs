@@ -154,11 +154,9 @@ impl<S: Store, L: Link> Engine<S, L> {
             self.boards.mark(e);
         }
         self.link.publish_all(out)?;
-        // A menu command's new menu, retained, right after its reply; a new station's board.
+        // Menu commands' new menu, retained, after their replies; a new station's board.
         if !batch.menus.is_empty() {
-            self.publish_menu()?;
-            let stations = self.site.menu.as_ref().map(|m| m.stations());
-            self.boards.add_stations(stations.unwrap_or_default());
+            self.menu_changed()?;
         }
         // Completed orders leave memory once their boards are recomputed.
         if self.boards.is_dirty() && self.boards.due() <= Instant::now() {

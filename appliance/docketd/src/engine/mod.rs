@@ -114,7 +114,14 @@ pub struct Engine<S = crate::store::Store, L = RouterLink> {
     guard: StateGuard,
     heartbeat: Heartbeat,
     status_topic: StatusTopic,
+    /// The menu changed since it was last published, and when that was.
+    menu_dirty: bool,
+    menu_published: Option<Instant>,
 }
+
+/// The retained menu goes out at most this often: a paired device toggling an item as fast as
+/// its rate limit allows cannot make the box send every device the whole menu 50 times a second.
+const MENU_EVERY: Duration = Duration::from_secs(1);
 
 impl<S: Store, L: Link> Engine<S, L> {
     pub fn new(
@@ -166,6 +173,8 @@ impl<S: Store, L: Link> Engine<S, L> {
             heartbeat: Heartbeat::default(),
             status,
             status_topic,
+            menu_dirty: false,
+            menu_published: None,
         })
     }
 
@@ -211,6 +220,9 @@ impl<S: Store, L: Link> Engine<S, L> {
         if self.boards.is_dirty() {
             wake = wake.min(self.boards.due());
         }
+        if let Some(due) = self.menu_due(now) {
+            wake = wake.min(due);
+        }
         let mut batch = Vec::new();
         if let Some(i) = self.inbox.recv_deadline(wake) {
             batch.push(i);
@@ -227,6 +239,7 @@ impl<S: Store, L: Link> Engine<S, L> {
 
     fn timers(&mut self) -> Result<(), EngineError> {
         let now = Instant::now();
+        self.menu_if_due(now)?;
         self.boards.refresh(now, self.last_seq);
         if self.boards.is_dirty() && now >= self.boards.due() {
             self.publish_boards()?;
@@ -293,11 +306,34 @@ impl<S: Store, L: Link> Engine<S, L> {
         Ok(())
     }
 
-    /// The menu as it is now, retained (at start, and after a menu command is committed).
-    pub(super) fn publish_menu(&mut self) -> Result<(), EngineError> {
+    /// The menu as it is now, retained (at start, and after menu commands are committed).
+    fn publish_menu(&mut self) -> Result<(), EngineError> {
         let menu = wire::encode(self.site.menu.as_ref().expect("engine always has a menu"))?;
         self.guard.publish(&mut self.link, wire::MENU_TOPIC, menu)?;
+        self.menu_published = Some(Instant::now());
+        self.menu_dirty = false;
         Ok(())
+    }
+
+    /// When a changed menu may go out next (`None`: it has not changed): `now` if it never went.
+    fn menu_due(&self, now: Instant) -> Option<Instant> {
+        self.menu_dirty
+            .then(|| self.menu_published.map_or(now, |t| t + MENU_EVERY))
+    }
+
+    /// Menu commands were committed: the new menu goes out now, or within [`MENU_EVERY`].
+    pub(super) fn menu_changed(&mut self) -> Result<(), EngineError> {
+        self.menu_dirty = true;
+        let stations = self.site.menu.as_ref().map(|m| m.stations());
+        self.boards.add_stations(stations.unwrap_or_default());
+        self.menu_if_due(Instant::now())
+    }
+
+    fn menu_if_due(&mut self, now: Instant) -> Result<(), EngineError> {
+        match self.menu_due(now) {
+            Some(due) if due <= now => self.publish_menu(),
+            _ => Ok(()),
+        }
     }
 
     fn publish_boards(&mut self) -> Result<(), EngineError> {

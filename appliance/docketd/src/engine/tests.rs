@@ -366,3 +366,35 @@ fn a_failed_commit_takes_the_menu_change_back_with_it() {
     h.handle(vec![place("tab-1", "c1")]);
     assert!(reply(&self::sent(h.seen())[0]).ok);
 }
+
+#[test]
+fn a_menu_toggled_fast_goes_out_at_most_once_a_second_and_the_latest_wins() {
+    let mut h = harness();
+    let toggle = |id: &str, out: bool| {
+        command(
+            "kds-1",
+            id,
+            &CommandBody::SetStock {
+                item: "burger".into(),
+                out,
+            },
+        )
+    };
+    h.handle(vec![toggle("m1", true)]);
+    assert_eq!(topics(&h.seen())[2], wire::MENU_TOPIC, "the first at once");
+    h.handle(vec![toggle("m2", false)]);
+    h.handle(vec![toggle("m3", true)]);
+    let seen = topics(&h.seen());
+    assert!(!seen.iter().any(|t| t == wire::MENU_TOPIC), "{seen:?}");
+    let now = Instant::now();
+    assert!(h.engine.menu_due(now).is_some_and(|d| d > now));
+    // A second later the engine's timers send the latest menu, once.
+    h.engine.menu_published = Some(Instant::now() - super::MENU_EVERY);
+    h.engine.timers().unwrap();
+    let out = sent(h.seen());
+    let menus: Vec<_> = out.iter().filter(|s| s.topic == wire::MENU_TOPIC).collect();
+    assert_eq!(menus.len(), 1, "{out:?}");
+    let menu: docket_core::Menu = wire::decode(&menus[0].payload).unwrap();
+    assert!(menu.version == 4 && menu.items[0].out);
+    assert!(h.engine.menu_due(Instant::now()).is_none());
+}

@@ -359,11 +359,20 @@ impl Device {
         let u: f64 = self.rng.gen_range(0.0..1.0);
         let next = Duration::from_secs_f64((-(1.0 - u).ln() * gap).clamp(0.2, gap * 8.0));
         self.timers.push((Instant::now() + next, Timer::Order));
-        let Some(menu) = self.menu.clone() else {
+        let Some(mut menu) = self.menu.clone() else {
             self.ctx
                 .say(format_args!("{} has no menu yet: order skipped", self.id));
             return Ok(());
         };
+        // A waiter does not offer what is 86'd.
+        menu.items.retain(|i| !i.out);
+        if menu.items.is_empty() {
+            self.ctx.say(format_args!(
+                "{}: everything is 86'd, order skipped",
+                self.id
+            ));
+            return Ok(());
+        }
         let (table, lines, held_course) = make_order(&mut self.rng, &menu);
         let action = Action::Place {
             table: table.clone(),
