@@ -376,7 +376,7 @@ async function main() {
           menuVersion = value.version;
           allergens = new Map(value.items.map((i) => [i.id, i.allergens || []]));
           prepMin = new Map(value.items.filter((i) => i.prep_min > 0).map((i) => [i.id, i.prep_min]));
-          stock.update(value.items);
+          stock.update(value);
           render(new Set(follower.screen.orders.keys()));
         }
         return;

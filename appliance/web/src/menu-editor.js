@@ -41,8 +41,12 @@ export class MenuEditor {
     this.menu = { version: 0, items: [] };
     /** item id → {name, until}: removals counting down (Undo stops them). */
     this.removing = new Map();
-    /** item ids with a command sent and not answered. */
-    this.busy = new Set();
+    /**
+     * item id → {kind: 'stock' | 'remove', version}: a command sent, not yet shown. `version` is
+     * the menu version its reply named (null until the reply): the box sends the menu at most
+     * once a second, so the row waits for that version instead of showing the old state.
+     */
+    this.busy = new Map();
     this.timer = null;
     this.form = new ItemForm(
       (item) => this.command({ type: 'set_item', item }),
@@ -56,6 +60,7 @@ export class MenuEditor {
     this.menu = menu;
     const ids = new Set(menu.items.map((i) => i.id));
     for (const id of this.removing.keys()) if (!ids.has(id)) this.removing.delete(id);
+    for (const [id, b] of this.busy) if (b.version !== null && menu.version >= b.version) this.busy.delete(id);
     this.render();
   }
 
@@ -118,7 +123,8 @@ export class MenuEditor {
 
   patchRow(row, i) {
     const left = this.secondsLeft(i.id);
-    const busy = this.busy.has(i.id);
+    const busy = this.busy.get(i.id);
+    const going = busy && busy.kind === 'remove';
     setText(row.querySelector('.m-name'), i.name);
     setText(row.querySelector('.m-price'), money(i.price));
     setText(row.querySelector('.m-station'), i.station);
@@ -130,11 +136,11 @@ export class MenuEditor {
     const stock = row.querySelector('.m-stock');
     setText(stock, i.out ? 'Back on' : '86 it');
     setAttr(stock, 'aria-pressed', String(Boolean(i.out)));
-    stock.disabled = busy;
-    for (const s of ['.m-stock', '.m-edit', '.m-remove']) row.querySelector(s).hidden = left !== null;
+    stock.disabled = Boolean(busy);
+    for (const s of ['.m-stock', '.m-edit', '.m-remove']) row.querySelector(s).hidden = left !== null || going;
     const note = row.querySelector('.m-removing');
-    note.hidden = left === null;
-    setText(note, left === null ? '' : `Removing in ${left} s`);
+    note.hidden = left === null && !going;
+    setText(note, going ? 'Removing…' : left === null ? '' : `Removing in ${left} s`);
     row.querySelector('.m-undo').hidden = left === null;
   }
 
@@ -146,12 +152,19 @@ export class MenuEditor {
   async toggleStock(id) {
     const item = this.menu.items.find((i) => i.id === id);
     if (!item || this.busy.has(id)) return;
-    this.busy.add(id);
+    this.busy.set(id, { kind: 'stock', version: null });
     this.render();
     const reply = await this.command({ type: 'set_stock', item: id, out: !item.out });
-    this.busy.delete(id);
+    this.settle(id, reply);
     if (!reply.ok) this.flash(`${item.name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
     this.render();
+  }
+
+  /** A reply to a row's command: the row waits for the menu version it names, or is free again. */
+  settle(id, reply) {
+    const b = this.busy.get(id);
+    if (b && reply.ok && Number.isInteger(reply.menu_version) && this.menu.version < reply.menu_version) b.version = reply.menu_version;
+    else this.busy.delete(id);
   }
 
   // ---------------------------------------------------------------- remove, with an undo window
@@ -195,9 +208,9 @@ export class MenuEditor {
   }
 
   async sendRemove(id, name) {
-    this.busy.add(id);
+    this.busy.set(id, { kind: 'remove', version: null });
     const reply = await this.command({ type: 'remove_item', item: id });
-    this.busy.delete(id);
+    this.settle(id, reply);
     if (reply.ok) this.flash(`${name} removed from the menu`);
     else this.flash(`Cannot remove ${name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
     this.render();

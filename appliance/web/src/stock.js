@@ -14,8 +14,11 @@ export class StockPanel {
     this.station = station;
     this.command = command;
     this.items = [];
-    this.all = [];
-    /** item id → the `out` value asked for and not answered yet. */
+    this.menu = { version: 0, items: [] };
+    /**
+     * item id → the menu version that will show the change asked for (null: no reply yet). The
+     * box sends the menu at most once a second, so a toggle stays dimmed until that version.
+     */
     this.asked = new Map();
     this.list = el('ul', { id: 'stock-list', class: 'stock-list' });
     this.error = el('p', { id: 'stock-error', class: 'stock-error', role: 'alert', hidden: '' });
@@ -48,10 +51,11 @@ export class StockPanel {
     this.error.hidden = !text;
   }
 
-  /** A new menu: this station's items, in menu order. */
-  update(menuItems) {
-    this.all = menuItems;
-    this.items = menuItems.filter((i) => i.station === this.station);
+  /** A new menu (`{version, items}`): this station's items, in menu order. */
+  update(menu) {
+    this.menu = menu;
+    for (const [id, v] of this.asked) if (v !== null && menu.version >= v) this.asked.delete(id);
+    this.items = menu.items.filter((i) => i.station === this.station);
     this.empty.hidden = this.items.length > 0;
     // The header button counts this station's 86'd items, so they are seen without opening it.
     const out = this.items.filter((i) => i.out).length;
@@ -81,16 +85,17 @@ export class StockPanel {
     const item = this.items.find((i) => i.id === id);
     if (!item || this.asked.has(id)) return;
     const out = !item.out;
-    this.asked.set(id, out);
+    this.asked.set(id, null);
     this.say('');
-    this.update(this.all);
+    this.update(this.menu);
     const reply = await this.command({ type: 'set_stock', item: id, out });
-    this.asked.delete(id);
-    if (!reply.ok) {
+    if (reply.ok && Number.isInteger(reply.menu_version)) {
+      this.asked.set(id, reply.menu_version);
+    } else {
+      this.asked.delete(id);
       const e = reply.error || {};
-      this.say(`${out ? '86' : 'Back on'} ${item.name} refused: ${e.message || e.code || 'unknown error'}`);
+      if (!reply.ok) this.say(`${out ? '86' : 'Back on'} ${item.name} refused: ${e.message || e.code || 'unknown error'}`);
     }
-    // The new menu (republished by the box) repaints the toggle; until then it stops "sending".
-    this.update(this.all);
+    this.update(this.menu);
   }
 }
