@@ -5,8 +5,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-import { newPage } from './harness.mjs';
-import { Device, decode } from './client.mjs';
+import { newPage, waitFor } from './harness.mjs';
+import { Device, decode, topics } from './client.mjs';
 
 const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.txt': 'text/plain' };
 
@@ -65,4 +65,18 @@ export async function addItem(tablet, item) {
     }
   }
   await target.click();
+}
+
+/** A device in Node that keeps the latest retained menu (`.menu`); resolves once it has one. */
+export async function menuWatch(daemon, t) {
+  const d = await Device.connect(daemon, await daemon.addDevice('menu-watch', 'expo'));
+  d.menu = null;
+  d.client.on('message', (topic, payload) => {
+    if (topic === topics.menu) d.menu = decode(payload);
+  });
+  await d.client.subscribeAsync(topics.menu, { qos: 1 });
+  t.after(() => d.close());
+  await waitFor(() => d.menu, { message: 'the retained menu' });
+  d.item = (id) => d.menu.items.find((i) => i.id === id);
+  return d;
 }

@@ -1,5 +1,6 @@
 // The manager's page: approve or reject pairing codes (choosing role and stations), the device
-// list with presence and revoke, the box's health and today's speed of service (speed.js). Signs in once with this device's manager
+// list with presence and revoke, the box's health, the menu (menu-editor.js: 86, edit, add,
+// remove) and today's speed of service (speed.js). Signs in once with this device's manager
 // login (POST /api/session) and then talks to /api/admin/… on the session's HttpOnly cookie, so
 // the login key is not on every request (on a plain-HTTP site, where a Secure cookie is not kept,
 // it falls back to HTTP Basic); and to MQTT for the menu's stations and the live status.
@@ -7,6 +8,7 @@
 import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
 import { speedSection, renderSpeed, todayQuery } from './speed.js';
+import { MenuEditor, menuSection } from './menu-editor.js';
 
 const SCOPE = 'admin';
 const ROLES = ['tablet', 'station', 'expo', 'manager'];
@@ -16,6 +18,8 @@ let device;
 let link;
 let stations = [];
 let status = null;
+/** The menu section (menu-editor.js), made once the page's sections exist. */
+let menuEditor = null;
 /** Pairing rows being edited survive the 2-second refresh: code → row element. */
 const rows = new Map();
 
@@ -297,6 +301,7 @@ async function main() {
         el('p', { id: 'no-pairings', class: 'hint' }, 'No device is waiting. Open /tablet, /kds?station=… or /expo on the new device: it shows a 6-digit code.'),
         el('table', {}, el('tbody', { id: 'pairings' })),
       ),
+      menuSection(),
       speedSection(),
       el(
         'section',
@@ -315,6 +320,7 @@ async function main() {
   device = await obtainDevice(SCOPE, 'manager admin');
   $('who').textContent = device.id;
   session = await signIn();
+  menuEditor = new MenuEditor($('menu'), (body) => link.command(body).reply, flash);
   link = new Link(SCOPE, device, {
     subscriptions: [[topics.menu, topics.status]],
     onState: (s) => badge($('conn'), s),
@@ -322,6 +328,7 @@ async function main() {
       if (topic === topics.menu && value && Array.isArray(value.items)) {
         stations = [...new Set(value.items.map((i) => i.station))].sort();
         for (const row of rows.values()) row._renderStations();
+        menuEditor.update(value);
       } else if (topic === topics.status && value && typeof value.seq === 'number') {
         status = value;
         if (lastHealth) renderHealth(lastHealth);

@@ -22,6 +22,8 @@ export class Cart {
   }
 
   clear() {
+    /** Item ids that cannot be ordered now (86'd or off the menu): their lines block Send. */
+    this.soldOut = this.soldOut || new Set();
     this.table = '';
     this.course = 1;
     this.lines = [];
@@ -82,6 +84,11 @@ export class Cart {
     return this.lines.reduce((sum, l) => sum + l.price * l.qty, 0);
   }
 
+  /** The names of the lines whose item is sold out (each must be removed before Send). */
+  unavailable() {
+    return this.lines.filter((l) => this.soldOut.has(l.item)).map((l) => l.name);
+  }
+
   /** Each line's unmet groups, as sentences ("Ribeye 300g: choose a Doneness"). */
   missing() {
     return this.lines.flatMap((l) => unmet(l).map((g) => `${l.name}: ${choose(g)}`));
@@ -127,6 +134,7 @@ export class Cart {
       'li',
       { class: 'cart-line' },
       el('div', { class: 'head' }, el('span', { class: 'name' }, l.name), el('span', { class: 'course-tag' }, `C${l.course}`)),
+      el('div', { class: 'sold-out-mark', role: 'alert', hidden: '' }, 'Sold out — remove it'),
       el(
         'div',
         { class: 'row' },
@@ -155,6 +163,9 @@ export class Cart {
     setAttr(node, 'data-line', this.lines.indexOf(l));
     const gaps = unmet(l).map((g) => g.name);
     setAttr(node, 'data-missing', gaps.length ? gaps.join(', ') : null);
+    const out = this.soldOut.has(l.item);
+    setAttr(node, 'data-sold-out', out ? 'true' : null);
+    node.querySelector('.sold-out-mark').hidden = !out;
     setText(node.querySelector('.q'), `${l.qty}×`);
     setText(node.querySelector('.line-price'), money(l.price * l.qty));
     for (const b of node.querySelectorAll('button.mod')) {

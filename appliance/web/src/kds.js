@@ -18,6 +18,7 @@ import { tableLabel } from './labels.js';
 import { patchLine, patchMeta } from './ticket.js';
 import { Chime, chimeFor } from './chime.js';
 import { lineStarts, waitText } from './prep.js';
+import { StockPanel } from './stock.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -33,6 +34,8 @@ let allergens = new Map();
 /** item id → prep minutes, from the menu (prep.js). */
 let prepMin = new Map();
 let menuVersion = null;
+/** The "86" panel: this station's items, each a sold-out toggle (stock.js). */
+const stock = new StockPanel(station, (body) => link.command(body).reply);
 /** order id → line numbers present when this screen first showed the order. */
 const firstSeen = new Map();
 let selected = null;
@@ -277,6 +280,11 @@ function renderRecalls() {
 
 function onKey(e) {
   if (e.target instanceof HTMLInputElement) return;
+  // While the 86 panel is open the bump bar's keys do not bump behind it; Escape closes it.
+  if (!stock.panel.hidden) {
+    if (e.key === 'Escape') stock.show(false);
+    return;
+  }
   const list = cards.list();
   const at = list.findIndex((c) => c.dataset.order === selected);
   if (/^[0-9]$/.test(e.key)) {
@@ -308,6 +316,7 @@ async function main() {
       el('h1', {}, `KDS · ${station || '?'}`),
       el('span', { class: 'count-wrap' }, el('span', { id: 'count' }, '0'), ' open'),
       screenControls(),
+      stock.button,
       el('span', { id: 'who', class: 'who' }),
       el('span', { id: 'conn', class: 'conn', 'data-state': 'connecting' }, 'connecting…'),
     ),
@@ -326,6 +335,7 @@ async function main() {
         keyHint(),
       ),
     ),
+    stock.panel,
     el('div', { id: 'toasts', class: 'toasts' }),
   );
   if (!/^[a-z0-9_-]{1,32}$/.test(station) || station === 'expo') {
@@ -366,6 +376,7 @@ async function main() {
           menuVersion = value.version;
           allergens = new Map(value.items.map((i) => [i.id, i.allergens || []]));
           prepMin = new Map(value.items.filter((i) => i.prep_min > 0).map((i) => [i.id, i.prep_min]));
+          stock.update(value);
           render(new Set(follower.screen.orders.keys()));
         }
         return;

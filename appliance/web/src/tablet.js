@@ -12,7 +12,7 @@ import { money, tableLabel } from './labels.js';
 import { Cart } from './cart.js';
 import { renderMine as renderMineList } from './mine.js';
 import { Voids } from './voids.js';
-import { setClass, setText, syncList } from './keyed.js';
+import { setAttr, setClass, setText, syncList } from './keyed.js';
 
 const SCOPE = 'tablet';
 const SERVER_KEY = 'docket.tablet.server';
@@ -74,19 +74,55 @@ function renderMenu() {
     menu.items.filter((i) => (i.category || 'other') === category),
     (i) => i.id,
     (i) => {
-      const b = el('button', { class: 'item', 'data-item': i.id }, el('span', { class: 'name' }), el('span', { class: 'price' }));
+      const b = el(
+        'button',
+        { class: 'item', 'data-item': i.id },
+        el('span', { class: 'name' }),
+        el('span', { class: 'price' }),
+        el('span', { class: 'sold-out', hidden: '' }, "86'd — sold out"),
+      );
       b.addEventListener('click', () => addLine(b.item));
       return b;
     },
     (node, i) => {
       node.item = i;
+      // An 86'd item stays in its place (greyed), so the buttons around it do not move.
+      setClass(node, i.out ? 'item out' : 'item');
+      setAttr(node, 'aria-disabled', i.out ? 'true' : null);
+      setAttr(node, 'data-out', i.out ? 'true' : null);
       setText(node.children[0], i.name);
       setText(node.children[1], money(i.price));
+      node.children[2].hidden = !i.out;
     },
   );
+  // A cart line whose item was 86'd (or taken off the menu) meanwhile is marked, and blocks Send;
+  // a new price shows on the lines already in the cart (the box charges the menu's price).
+  const unavailable = new Set(menu.items.filter((i) => i.out).map((i) => i.id));
+  const byId = new Map(menu.items.map((i) => [i.id, i]));
+  let repriced = false;
+  for (const l of cart.lines) {
+    const it = byId.get(l.item);
+    if (!it) unavailable.add(l.item);
+    else if (Number(it.price) !== l.price) [l.price, repriced] = [Number(it.price) || 0, true];
+  }
+  if (repriced || !sameSet(unavailable, cart.soldOut)) {
+    cart.soldOut = unavailable;
+    cart.render();
+    cartChanged();
+    const marked = $('cart').querySelector('.cart-line[data-sold-out]');
+    if (marked) marked.scrollIntoView({ block: 'nearest' });
+  }
+}
+
+function sameSet(a, b) {
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
 function addLine(item) {
+  if (item.out) {
+    showCartError(`${item.name} is 86'd (sold out)`);
+    return;
+  }
   cart.course = Number($('course').value) || 1;
   cart.add(item);
   cartChanged();
@@ -95,8 +131,11 @@ function addLine(item) {
 /** The total, Send's state and a stale "choose a …" message follow the cart. */
 function cartChanged() {
   $('cart-total').textContent = cart.lines.length ? `Total ${money(cart.total())}` : '';
-  $('send').disabled = cart.lines.length === 0;
+  const gone = cart.unavailable();
+  $('send').disabled = cart.lines.length === 0 || gone.length > 0;
   if ($('cart-error').textContent && !cart.missing().length) showCartError('');
+  // Why Send is off, beside it (the marked line may be scrolled out of the cart's view).
+  if (gone.length) showCartError(`Sold out: ${gone.join(', ')}. Remove it to send.`);
 }
 
 function showCartError(text) {
@@ -114,6 +153,11 @@ async function send() {
     return;
   }
   if (cart.lines.length === 0) return;
+  const gone = cart.unavailable();
+  if (gone.length) {
+    showCartError(`Sold out: ${gone.join(', ')} (remove it)`);
+    return;
+  }
   const missing = cart.missing();
   if (missing.length) {
     showCartError(missing.join(' · '));
