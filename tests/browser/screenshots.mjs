@@ -1,5 +1,6 @@
 // Takes the README's screenshots of the four pages with a realistic service on them (a rush, a
-// takeaway, an allergy, a line bumped alone, seats, a server; /admin with today's speed of service):
+// takeaway, an allergy, a line bumped alone, seats, a server, an item 86'd; /admin with today's
+// speed of service, and its menu editor):
 //   node tests/browser/screenshots.mjs [OUT_DIR]     (default docs/screenshots)
 // A real docketd (DOCKETD_BIN) and headless Chromium, as in the tests. Ages are shortened with
 // the KDS's own warn/late parameters so that the colour aging shows in a few seconds.
@@ -64,6 +65,8 @@ try {
     { item: 'fries-sweet', qty: 1 },
   ]);
   await waiter.ok({ type: 'void_line', order_id: o3.order_id, line: 2 });
+  // The grill is out of grilled chicken: 86'd from expo (the tablet greys it, the KDS says 86 (1)).
+  await runner.ok({ type: 'set_stock', item: 'chicken-grilled', out: true });
   await waiter.ok({ type: 'set_rush', order_id: o3.order_id, rush: true });
   await sleep(3000);
   await order('takeaway', [{ item: 'fish-chips', qty: 3 }, { item: 'burger-bacon', qty: 1, mods: ['well-done'] }], { service: 'takeaway' });
@@ -116,6 +119,12 @@ try {
   await ex.screenshot({ path: path.join(out, 'expo.png') });
   await tablet.screenshot({ path: path.join(out, 'tablet.png') });
   await admin.screenshot({ path: path.join(out, 'admin.png') });
+  // The menu editor, the grilled chicken 86'd.
+  await admin.evaluate(() => {
+    document.getElementById('menu').scrollIntoView();
+    window.scrollBy(0, -64); // under the fixed header
+  });
+  await admin.screenshot({ path: path.join(out, 'menu.png') });
 
   // docs/technician.md: the landing page on plain HTTP as a tablet shows it, and what a browser
   // that has not installed the site CA says about the box.

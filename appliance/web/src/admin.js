@@ -301,8 +301,8 @@ async function main() {
         el('p', { id: 'no-pairings', class: 'hint' }, 'No device is waiting. Open /tablet, /kds?station=… or /expo on the new device: it shows a 6-digit code.'),
         el('table', {}, el('tbody', { id: 'pairings' })),
       ),
-      menuSection(),
       speedSection(),
+      menuSection(),
       el(
         'section',
         {},
