@@ -19,15 +19,7 @@ pub fn reply_code(r: &wire::Reply) -> &str {
 
 /// A line for `place_order`.
 pub fn line(item: &str, qty: u32) -> wire::LineInput {
-    wire::LineInput {
-        item: item.into(),
-        qty,
-        mods: vec![],
-        notes: None,
-        course: None,
-        allergy: None,
-        seat: None,
-    }
+    wire::LineInput::plain(item, qty)
 }
 
 /// One message as a client received it.

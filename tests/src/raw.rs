@@ -418,12 +418,7 @@ pub async fn order_in_one_write(
     id: &str,
 ) -> anyhow::Result<(wire::Reply, bool)> {
     let props: &[u8] = if level == 5 { &[0] } else { &[] };
-    let body = wire::CommandBody::PlaceOrder {
-        table: id.into(),
-        lines: vec![crate::line("fries", 1)],
-        server: None,
-        service: None,
-    };
+    let body = wire::CommandBody::place(id, vec![crate::line("fries", 1)]);
     let env = wire::Envelope::sign(id, &t.id, &t.mac_key(), &body)?;
     let mut bytes = connect(level, props, &t.id, None, &t.id, &t.login());
     bytes.extend(subscribe(1, props, &[&wire::reply_topic(&t.id)]));

@@ -9,12 +9,7 @@ use docket_tests::{line, login_refused, reply_code as code, Client, Daemon, ACL_
 type R = anyhow::Result<()>;
 
 fn place(lines: Vec<wire::LineInput>) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: "5".into(),
-        lines,
-        server: None,
-        service: None,
-    }
+    CommandBody::place("5", lines)
 }
 
 /// The store's row counts: what "nothing written" is checked against.

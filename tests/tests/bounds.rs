@@ -24,12 +24,7 @@ async fn an_order_cannot_be_grown_past_its_byte_bound() -> R {
     let creds = d.add_device("tablet-1", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &creds).await?;
     let r = t
-        .command(&CommandBody::PlaceOrder {
-            table: "9".into(),
-            lines: vec![long_line(); 40],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("9", vec![long_line(); 40]))
         .await?;
     assert!(r.ok, "{r:?}");
     let order_id = r.order_id.clone().unwrap_or_default();
@@ -72,12 +67,7 @@ async fn refused_commands_count_against_the_rate_limit() -> R {
     let mut r = Client::connect(d.mqtt, &rogue).await?;
     let mut g = Client::connect(d.mqtt, &good).await?;
     const SENT: usize = 1000;
-    let body = CommandBody::PlaceOrder {
-        table: "6".into(),
-        lines: vec![line("fries", 1)],
-        server: None,
-        service: None,
-    };
+    let body = CommandBody::place("6", vec![line("fries", 1)]);
     for i in 0..SENT {
         let mut env = Envelope::sign(&format!("forged-{i}"), &rogue.id, &rogue.mac_key(), &body)?;
         env.mac = vec![0; 32];
@@ -130,12 +120,7 @@ async fn replay_pages_are_bounded_by_bytes() -> R {
     let mut t = Client::connect(d.mqtt, &creds).await?;
     for i in 0..30 {
         let r = t
-            .command(&CommandBody::PlaceOrder {
-                table: format!("{i}"),
-                lines: vec![long_line(); 50],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place(&format!("{i}"), vec![long_line(); 50]))
             .await?;
         assert!(r.ok, "{r:?}");
     }
@@ -170,12 +155,10 @@ async fn padded_orders_cannot_make_a_board_too_big_to_send() -> R {
     let mut placed = 0;
     let refusal = loop {
         let r = t
-            .command(&CommandBody::PlaceOrder {
-                table: format!("{placed}"),
-                lines: vec![long_line(); 50],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place(
+                &format!("{placed}"),
+                vec![long_line(); 50],
+            ))
             .await?;
         if !r.ok {
             break r;
@@ -211,21 +194,11 @@ async fn the_order_byte_bound_is_a_config_key() -> R {
     let d = Daemon::start_with(&[], "test-site", "max_order_bytes = 4096")?;
     let creds = d.add_device("tablet-1", "tablet", &[])?;
     let mut t = Client::connect(d.mqtt, &creds).await?;
-    let big = CommandBody::PlaceOrder {
-        table: "9".into(),
-        lines: vec![long_line(); 20],
-        server: None,
-        service: None,
-    };
+    let big = CommandBody::place("9", vec![long_line(); 20]);
     let r = t.command(&big).await?;
     assert_eq!(code(&r), "too_large", "{r:?}");
     assert_eq!(d.store_counts()?, (0, 0));
-    let small = CommandBody::PlaceOrder {
-        table: "9".into(),
-        lines: vec![long_line(); 5],
-        server: None,
-        service: None,
-    };
+    let small = CommandBody::place("9", vec![long_line(); 5]);
     assert!(t.command(&small).await?.ok);
 
     // The same 20 lines under the default bound.

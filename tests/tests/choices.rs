@@ -13,12 +13,7 @@ use docket_tests::{docketd_bin, line, reply_code as code, Client, Daemon};
 type R = anyhow::Result<()>;
 
 fn place(lines: Vec<LineInput>) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: "5".into(),
-        lines,
-        server: None,
-        service: None,
-    }
+    CommandBody::place("5", lines)
 }
 
 fn with_mods(item: &str, mods: &[&str]) -> LineInput {

@@ -14,12 +14,7 @@ use docket_tests::{line, Client, Creds, Daemon, ACL_OFF};
 type R = anyhow::Result<()>;
 
 fn place(table: &str) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: table.into(),
-        lines: vec![line("fries", 1)],
-        server: None,
-        service: None,
-    }
+    CommandBody::place(table, vec![line("fries", 1)])
 }
 
 /// An MQTT 5 connect property block that declares 1 byte but holds a 5-byte Session Expiry

@@ -73,16 +73,14 @@ async fn the_simulated_kitchen_leaves_a_persons_order_alone() -> anyhow::Result<
 
     // A person's order from another tablet: a grill line, a bar line and a cold line.
     let mut t = Client::connect(d.mqtt, &person).await?;
-    let body = CommandBody::PlaceOrder {
-        table: "5".into(),
-        lines: vec![
+    let body = CommandBody::place(
+        "5",
+        vec![
             line("burger-classic", 1),
             line("ipa-pint", 1),
             line("salad-caesar", 1),
         ],
-        server: None,
-        service: None,
-    };
+    );
     let reply = t.command(&body).await?;
     anyhow::ensure!(reply.ok, "{reply:?}");
     let mine = reply.order_id.context("order id")?;

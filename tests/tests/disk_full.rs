@@ -8,12 +8,10 @@ use docket_tests::{line, Client, Daemon, Tmpfs};
 type R = anyhow::Result<()>;
 
 fn place(table: &str) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: table.into(),
-        lines: vec![line("burger-classic", 1), line("fries", 2)],
-        server: None,
-        service: None,
-    }
+    CommandBody::place(
+        table,
+        vec![line("burger-classic", 1), line("fries", 2)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

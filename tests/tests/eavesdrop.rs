@@ -206,9 +206,9 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
     let note = format!("EAVESDROP-{:016x} sesame allergy", rand::random::<u64>());
     let mut t = Client::connect_tls(&host, d.mqtts, &tablet, tls.clone()).await?;
     let placed = t
-        .command(&CommandBody::PlaceOrder {
-            table: "7".into(),
-            lines: vec![LineInput {
+        .command(&CommandBody::place(
+            "7",
+            vec![LineInput {
                 item: "burger-classic".into(),
                 qty: 1,
                 mods: vec![],
@@ -217,9 +217,7 @@ async fn an_eavesdropper_on_the_lan_learns_no_secret_and_cannot_replay_a_login()
                 allergy: None,
                 seat: None,
             }],
-            server: None,
-            service: None,
-        })
+        ))
         .await?;
     assert!(placed.ok, "{placed:?}");
     let mut g = Client::connect_tls(&host, d.mqtts, &grill, tls.clone()).await?;

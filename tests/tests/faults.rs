@@ -238,12 +238,7 @@ async fn wall_clock_jumps_move_no_stamp_order_or_age() -> R {
     let mut place = async |t: &mut Client| -> anyhow::Result<()> {
         n += 1;
         let r = t
-            .command(&CommandBody::PlaceOrder {
-                table: format!("{n}"),
-                lines: vec![line("fries", 1)],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place(&format!("{n}"), vec![line("fries", 1)]))
             .await?;
         anyhow::ensure!(r.ok, "{r:?}");
         Ok(())

@@ -229,12 +229,10 @@ async fn silent_tls_connections_from_many_addresses_do_not_hold_up_a_tablet() ->
     let started = Instant::now();
     let mut c = Client::connect_tls("127.0.0.1", d.mqtts, &t, d.trusting_site_ca()?).await?;
     let reply = c
-        .command(&docket_core::wire::CommandBody::PlaceOrder {
-            table: "4".into(),
-            lines: vec![docket_tests::line("burger-classic", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&docket_core::wire::CommandBody::place(
+            "4",
+            vec![docket_tests::line("burger-classic", 1)],
+        ))
         .await?;
     let took = started.elapsed();
     assert!(reply.ok, "{reply:?}");

@@ -12,12 +12,7 @@ use docket_tests::{line, Client, Daemon};
 type R = anyhow::Result<()>;
 
 fn place(table: &str) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: table.into(),
-        lines: vec![line("fries", 1)],
-        server: None,
-        service: None,
-    }
+    CommandBody::place(table, vec![line("fries", 1)])
 }
 
 fn orders(d: &Daemon) -> anyhow::Result<i64> {

@@ -22,16 +22,14 @@ async fn a_line_bumped_alone_and_a_rush_reach_every_board() -> anyhow::Result<()
     g.board("grill", 0).await?;
 
     let placed = t
-        .command(&CommandBody::PlaceOrder {
-            table: "9".into(),
-            lines: vec![
+        .command(&CommandBody::place(
+            "9",
+            vec![
                 line("burger-veggie", 1),
                 line("chicken-grilled", 1),
                 line("fries", 1),
             ],
-            server: None,
-            service: None,
-        })
+        ))
         .await?;
     anyhow::ensure!(placed.ok, "{placed:?}");
     let order_id = placed.order_id.context("order id")?;

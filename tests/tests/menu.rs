@@ -24,12 +24,7 @@ fn set_item(item: MenuItem) -> CommandBody {
 }
 
 fn place(item: &str) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: "3".into(),
-        lines: vec![line(item, 1)],
-        server: None,
-        service: None,
-    }
+    CommandBody::place("3", vec![line(item, 1)])
 }
 
 /// Versions in the box's `menu_versions`, and events.

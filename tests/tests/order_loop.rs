@@ -11,12 +11,7 @@ use docket_tests::{line, Client, Daemon, View};
 type R = anyhow::Result<()>;
 
 fn place(table: &str, lines: Vec<wire::LineInput>) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: table.into(),
-        lines,
-        server: None,
-        service: None,
-    }
+    CommandBody::place(table, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

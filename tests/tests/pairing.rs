@@ -94,12 +94,7 @@ async fn collect_and_order(d: &Daemon, token: &str, id: &str) -> anyhow::Result<
 
     let mut c = Client::connect(d.mqtt, &creds).await?;
     let r = c
-        .command(&CommandBody::PlaceOrder {
-            table: "12".into(),
-            lines: vec![line("fries", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("12", vec![line("fries", 1)]))
         .await?;
     assert!(r.ok, "{r:?}");
     c.disconnect().await;
@@ -500,12 +495,7 @@ async fn import_adds_all_or_nothing() -> R {
     let last = creds.last().context("one device")?;
     let mut c = Client::connect(d.mqtt, last).await?;
     let r = c
-        .command(&CommandBody::PlaceOrder {
-            table: "4".into(),
-            lines: vec![line("fries", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("4", vec![line("fries", 1)]))
         .await?;
     assert!(r.ok, "{r:?}");
     Ok(())

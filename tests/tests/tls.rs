@@ -74,12 +74,7 @@ async fn https_and_mqtts_are_served_under_the_site_ca_and_nothing_else_is_truste
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
     let mut c = Client::connect_tls("127.0.0.1", d.mqtts, &tablet, d.trusting_site_ca()?).await?;
     let r = c
-        .command(&CommandBody::PlaceOrder {
-            table: "4".into(),
-            lines: vec![line("burger-classic", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("4", vec![line("burger-classic", 1)]))
         .await?;
     assert!(r.ok, "{r:?}");
     assert!(

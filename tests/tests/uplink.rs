@@ -328,12 +328,7 @@ async fn postgres_killed_mid_relay_leaves_no_gap_and_no_duplicate() -> R {
             let mut last = 0;
             for i in 0..600 {
                 let r = t
-                    .command(&CommandBody::PlaceOrder {
-                        table: format!("{i}"),
-                        lines: vec![line("fries", 1)],
-                        server: None,
-                        service: None,
-                    })
+                    .command(&CommandBody::place(&format!("{i}"), vec![line("fries", 1)]))
                     .await?;
                 anyhow::ensure!(r.ok);
                 last = r.seq.context("seq")?;

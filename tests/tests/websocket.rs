@@ -31,12 +31,7 @@ async fn a_browser_style_client_orders_over_websocket() -> R {
     s.subscribe(wire::EVENTS_TOPIC).await?;
     let mut t = Client::connect(ws_port, &tablet).await?;
     let r = t
-        .command(&CommandBody::PlaceOrder {
-            table: "2".into(),
-            lines: vec![line("burger-classic", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("2", vec![line("burger-classic", 1)]))
         .await?;
     assert!(r.ok, "{r:?}");
     let m = s.wait_for(|m| m.topic == wire::EVENTS_TOPIC).await?;
@@ -69,12 +64,7 @@ async fn a_stalled_client_blocks_nobody() -> R {
     let ws_port = ws_adapter(d.http).await?.port();
     let mut t = Client::connect(ws_port, &tablet).await?;
     let r = t
-        .command(&CommandBody::PlaceOrder {
-            table: "2".into(),
-            lines: vec![line("fries", 1)],
-            server: None,
-            service: None,
-        })
+        .command(&CommandBody::place("2", vec![line("fries", 1)]))
         .await?;
     assert!(r.ok);
     // Plain HTTP requests without the upgrade are refused, not hung.

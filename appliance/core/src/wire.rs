@@ -171,6 +171,21 @@ pub struct LineInput {
     pub seat: Option<u32>,
 }
 
+impl LineInput {
+    /// `qty` of `item`, with nothing else said (no mods, notes, allergy or seat; course 1).
+    pub fn plain(item: &str, qty: u32) -> Self {
+        LineInput {
+            item: item.to_owned(),
+            qty,
+            mods: Vec::new(),
+            notes: None,
+            course: None,
+            allergy: None,
+            seat: None,
+        }
+    }
+}
+
 /// Command bodies, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -238,6 +253,16 @@ pub enum CommandBody {
 }
 
 impl CommandBody {
+    /// A dine-in `place_order` with no server named.
+    pub fn place(table: &str, lines: Vec<LineInput>) -> Self {
+        CommandBody::PlaceOrder {
+            table: table.to_owned(),
+            lines,
+            service: None,
+            server: None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             CommandBody::PlaceOrder { .. } => "place_order",

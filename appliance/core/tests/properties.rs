@@ -42,7 +42,7 @@ fn command() -> impl Strategy<Value = CommandBody> {
     let oid = (1u64..6).prop_map(docket_core::decide::order_id);
     let st = (0..STATIONS.len()).prop_map(|i| STATIONS[i].to_string());
     prop_oneof![
-        3 => (prop::collection::vec(line(), 0..4)).prop_map(|lines| CommandBody::PlaceOrder { table: "7".into(), lines, server: None, service: None  }),
+        3 => (prop::collection::vec(line(), 0..4)).prop_map(|lines| CommandBody::place("7", lines)),
         1 => (oid.clone(), prop::collection::vec(line(), 0..3)).prop_map(|(order_id, lines)| CommandBody::AddLines { order_id, lines }),
         1 => (oid.clone(), 0u32..5).prop_map(|(order_id, line)| CommandBody::VoidLine { order_id, line }),
         1 => (oid.clone(), 0u32..4).prop_map(|(order_id, course)| CommandBody::FireCourse { order_id, course }),

@@ -43,9 +43,9 @@ fn keys_derive_byte_exact() {
 #[test]
 fn body_encodes_byte_exact_and_mac_matches() {
     let v = vectors();
-    let body = CommandBody::PlaceOrder {
-        table: "12".into(),
-        lines: vec![LineInput {
+    let body = CommandBody::place(
+        "12",
+        vec![LineInput {
             item: "burger-classic".into(),
             qty: 2,
             mods: vec!["no-onion".into()],
@@ -54,9 +54,7 @@ fn body_encodes_byte_exact_and_mac_matches() {
             allergy: None,
             seat: None,
         }],
-        server: None,
-        service: None,
-    };
+    );
     let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
     assert_eq!(encode(&body).unwrap(), want);
     assert_eq!(decode_body(&want).unwrap(), body);
@@ -166,9 +164,9 @@ fn garbage_never_decodes_nor_panics() {
 #[test]
 fn a_line_with_a_doneness_and_an_allergy_encodes_byte_exact() {
     let v = vectors();
-    let body = CommandBody::PlaceOrder {
-        table: "7".into(),
-        lines: vec![LineInput {
+    let body = CommandBody::place(
+        "7",
+        vec![LineInput {
             item: "steak-ribeye".into(),
             qty: 1,
             mods: vec!["medium-rare".into(), "bearnaise".into()],
@@ -177,9 +175,7 @@ fn a_line_with_a_doneness_and_an_allergy_encodes_byte_exact() {
             allergy: Some("sesame".into()),
             seat: None,
         }],
-        server: None,
-        service: None,
-    };
+    );
     let want = hex_of(&v, &["command_place_order_with_allergy", "body_cbor_hex"]);
     assert_eq!(encode(&body).unwrap(), want);
     assert_eq!(decode_body(&want).unwrap(), body);

@@ -191,18 +191,7 @@ impl Device {
                 })
                 .collect();
             let table = format!("{}", self.rng.gen_range(1..=40));
-            if !self
-                .issue(
-                    c,
-                    CommandBody::PlaceOrder {
-                        table,
-                        lines,
-                        server: None,
-                        service: None,
-                    },
-                )
-                .await
-            {
+            if !self.issue(c, CommandBody::place(&table, lines)).await {
                 return false;
             }
         }

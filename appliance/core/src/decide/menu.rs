@@ -121,20 +121,7 @@ mod tests {
     }
 
     fn order(item: &str) -> CommandBody {
-        CommandBody::PlaceOrder {
-            table: "4".into(),
-            lines: vec![LineInput {
-                item: item.into(),
-                qty: 1,
-                mods: vec![],
-                notes: None,
-                course: None,
-                allergy: None,
-                seat: None,
-            }],
-            service: None,
-            server: None,
-        }
+        CommandBody::place("4", vec![LineInput::plain(item, 1)])
     }
 
     #[test]

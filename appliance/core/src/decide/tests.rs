@@ -71,12 +71,7 @@ fn course(item: &str, course: u32) -> LineInput {
 }
 
 fn place_cmd(lines: Vec<LineInput>) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: "7".into(),
-        lines,
-        server: None,
-        service: None,
-    }
+    CommandBody::place("7", lines)
 }
 
 fn bump(order_id: &str, station: &str) -> CommandBody {

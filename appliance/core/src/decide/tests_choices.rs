@@ -59,12 +59,7 @@ fn line(item: &str, mods: &[&str]) -> LineInput {
 }
 
 fn place(lines: Vec<LineInput>) -> CommandBody {
-    CommandBody::PlaceOrder {
-        table: "7".into(),
-        lines,
-        server: None,
-        service: None,
-    }
+    CommandBody::place("7", lines)
 }
 
 /// Decides and applies `cmd`; the order after it.

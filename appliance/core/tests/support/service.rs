@@ -53,9 +53,9 @@ pub fn line(item: &str, qty: u32, course: Option<u32>) -> LineInput {
 pub fn bodies() -> Vec<CommandBody> {
     let oid = || "o-000001".to_string();
     vec![
-        CommandBody::PlaceOrder {
-            table: "12".into(),
-            lines: vec![
+        CommandBody::place(
+            "12",
+            vec![
                 LineInput {
                     item: "burger-classic".into(),
                     qty: 2,
@@ -68,9 +68,7 @@ pub fn bodies() -> Vec<CommandBody> {
                 line("fries", 1, None),
                 line("cheesecake", 2, Some(2)),
             ],
-            server: None,
-            service: None,
-        },
+        ),
         CommandBody::AddLines {
             order_id: oid(),
             lines: vec![line("fries", 1, Some(1))],
@@ -238,12 +236,7 @@ pub fn service() -> Service {
     send(
         "c13",
         &tablet,
-        CommandBody::PlaceOrder {
-            table: "4".into(),
-            lines: vec![line("unicorn", 1, None)],
-            server: None,
-            service: None,
-        },
+        CommandBody::place("4", vec![line("unicorn", 1, None)]),
     );
     // The menu: fries 86'd by the expo, then refused; a manager adds an item.
     let manager = actor("admin-1", Role::Manager, &[]);

@@ -341,20 +341,7 @@ pub fn command(device: &str, id: &str, body: &CommandBody) -> Input {
 
 /// `place_order` of one burger (the grill's).
 pub fn place(device: &str, id: &str) -> Input {
-    let body = CommandBody::PlaceOrder {
-        table: "T1".into(),
-        lines: vec![LineInput {
-            item: "burger".into(),
-            qty: 1,
-            mods: vec![],
-            notes: None,
-            course: None,
-            allergy: None,
-            seat: None,
-        }],
-        server: None,
-        service: None,
-    };
+    let body = CommandBody::place("T1", vec![LineInput::plain("burger", 1)]);
     command(device, id, &body)
 }
 

@@ -43,12 +43,7 @@ pub async fn flat_out(
         let (stop, sent, m) = (stop.clone(), sent.clone(), m.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Relaxed) {
-                let body = CommandBody::PlaceOrder {
-                    table: "1".into(),
-                    lines: vec![line("burger-classic", 1)],
-                    server: None,
-                    service: None,
-                };
+                let body = CommandBody::place("1", vec![line("burger-classic", 1)]);
                 let r = timed_place(&mut c, &sent, &m, &body).await?;
                 let o = r.order_id.context("order id")?;
                 let r = c.command(&CommandBody::Complete { order_id: o }).await?;

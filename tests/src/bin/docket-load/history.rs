@@ -24,12 +24,10 @@ pub(crate) async fn restart(a: &Args) -> anyhow::Result<Value> {
     let mut c = devices(&d, "open", "tablet", &[], 1).await?.remove(0);
     for i in 0..1000 {
         let r = c
-            .command(&CommandBody::PlaceOrder {
-                table: format!("{}", i % 50 + 1),
-                lines: vec![line("burger-classic", 1), line("fries", 1)],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place(
+                &format!("{}", i % 50 + 1),
+                vec![line("burger-classic", 1), line("fries", 1)],
+            ))
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");
     }

@@ -26,16 +26,14 @@ const HOP_RATE: u64 = 1000;
 
 /// The size of a signed three-line `place_order` envelope, as a tablet sends it.
 fn payload_len() -> anyhow::Result<usize> {
-    let body = CommandBody::PlaceOrder {
-        table: "12".into(),
-        lines: vec![
+    let body = CommandBody::place(
+        "12",
+        vec![
             line("burger-classic", 1),
             line("fries", 2),
             line("ipa-pint", 2),
         ],
-        server: None,
-        service: None,
-    };
+    );
     let env = Envelope::sign(
         "01JBENCHHOPCOMMANDID00000",
         "tablet-1",

@@ -59,12 +59,7 @@ async fn tablet(
                 l
             })
             .collect();
-        let body = CommandBody::PlaceOrder {
-            table: format!("{}", n + 1),
-            lines,
-            server: None,
-            service: None,
-        };
+        let body = CommandBody::place(&format!("{}", n + 1), lines);
         let r = timed_place(&mut c, &sent, &m, &body).await?;
         if r.ok {
             m.orders.fetch_add(1, Relaxed);
@@ -232,12 +227,7 @@ pub(crate) async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             while done.load(Relaxed) < events {
                 let r = c
-                    .command(&CommandBody::PlaceOrder {
-                        table: "1".into(),
-                        lines: vec![line("burger-classic", 1)],
-                        server: None,
-                        service: None,
-                    })
+                    .command(&CommandBody::place("1", vec![line("burger-classic", 1)]))
                     .await?;
                 let o = r.order_id.context("order id")?;
                 c.command(&CommandBody::Bump {

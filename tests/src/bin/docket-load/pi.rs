@@ -242,12 +242,7 @@ async fn probe(d: &Daemon, secs: u64) -> anyhow::Result<Value> {
     while Instant::now() < end {
         let t0 = Instant::now();
         let r = c
-            .command(&CommandBody::PlaceOrder {
-                table: "1".into(),
-                lines: vec![line("fries", 1)],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place("1", vec![line("fries", 1)]))
             .await?;
         reply.record(us(t0.elapsed()))?;
         let order_id = r.order_id.context("order id")?;

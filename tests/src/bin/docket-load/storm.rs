@@ -168,12 +168,10 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
     let mut open = Vec::new();
     for i in 0..200 {
         let r = mgr
-            .command(&CommandBody::PlaceOrder {
-                table: format!("{}", i % 40 + 1),
-                lines: vec![line(ITEMS[i % 4], 1), line(ITEMS[(i + 1) % 4], 2)],
-                server: None,
-                service: None,
-            })
+            .command(&CommandBody::place(
+                &format!("{}", i % 40 + 1),
+                vec![line(ITEMS[i % 4], 1), line(ITEMS[(i + 1) % 4], 2)],
+            ))
             .await?;
         open.push(r.order_id.context("order id")?);
     }
@@ -193,12 +191,10 @@ pub async fn storm(a: &Args) -> anyhow::Result<Value> {
     for round in 0..3 {
         drop(std::mem::take(&mut screens_now));
         for i in 0..50 {
-            mgr.command(&CommandBody::PlaceOrder {
-                table: format!("{}", i % 40 + 1),
-                lines: vec![line(ITEMS[(i + round) % 4], 1)],
-                server: None,
-                service: None,
-            })
+            mgr.command(&CommandBody::place(
+                &format!("{}", i % 40 + 1),
+                vec![line(ITEMS[(i + round) % 4], 1)],
+            ))
             .await?;
         }
         for (i, o) in open.drain(..50).enumerate() {

@@ -235,12 +235,7 @@ mod tests {
             let (table, lines, _) = make_order(&mut rng, &menu);
             allergies += lines.iter().filter(|l| l.allergy.is_some()).count();
             chosen += lines.iter().filter(|l| l.item == "steak-ribeye").count();
-            let cmd = CommandBody::PlaceOrder {
-                table,
-                lines,
-                server: None,
-                service: None,
-            };
+            let cmd = CommandBody::place(&table, lines);
             if let Err(r) = decide(&book, &tablet, &cmd, 0) {
                 panic!("{cmd:?} refused: {r}");
             }

@@ -9,16 +9,7 @@ fn place_order_input_is_checked() {
     let mut s = site();
     let t = tablet();
     let mut place_with = |table: &str, lines: Vec<LineInput>| {
-        rejected(
-            &mut s,
-            &t,
-            CommandBody::PlaceOrder {
-                table: table.into(),
-                lines,
-                server: None,
-                service: None,
-            },
-        )
+        rejected(&mut s, &t, CommandBody::place(table, lines))
     };
     let with = |f: &dyn Fn(&mut LineInput)| {
         let mut l = li("burger", 1);
@@ -95,12 +86,10 @@ fn place_order_input_is_checked() {
     let o = ok(
         &mut s,
         &tablet(),
-        CommandBody::PlaceOrder {
-            table: "ü".repeat(limits::MAX_TABLE_CHARS),
-            lines: vec![full.clone(), empty_notes],
-            server: None,
-            service: None,
-        },
+        CommandBody::place(
+            &"ü".repeat(limits::MAX_TABLE_CHARS),
+            vec![full.clone(), empty_notes],
+        ),
     );
     assert_eq!(o.lines[0].mods, full.mods);
     assert_eq!(o.lines[0].notes, full.notes);
