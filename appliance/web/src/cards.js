@@ -5,6 +5,7 @@
 // re-render.
 
 import { ageText } from './conn.js';
+import { setText } from './keyed.js';
 
 /** A press longer than this no longer holds the board (a resting hand must not freeze it). */
 export const HOLD_MAX_MS = 2000;
@@ -16,36 +17,6 @@ export function agingThresholds(params) {
     return Number.isFinite(v) && v > 0 ? v : dflt;
   };
   return { warn: minutes('warn', 5) * 60000, late: minutes('late', 8) * 60000 };
-}
-
-/**
- * Makes `container`'s children match `items` in order, keyed by `keyOf(item)`: a child whose key
- * stays keeps its node (`patch(node, item)` updates it), new keys get `create(item)`, gone keys
- * are removed. Nodes only move when the order changes.
- */
-export function syncKeyed(container, items, keyOf, create, patch) {
-  const old = new Map();
-  for (const c of container.children) old.set(c.dataset.key, c);
-  const keep = new Set();
-  let at = container.firstElementChild;
-  for (const item of items) {
-    const key = String(keyOf(item));
-    let node = old.get(key);
-    if (!node) {
-      node = create(item);
-      node.dataset.key = key;
-    }
-    patch(node, item);
-    keep.add(node);
-    if (node === at) at = at.nextElementSibling;
-    else container.insertBefore(node, at);
-  }
-  for (const node of old.values()) if (!keep.has(node)) node.remove();
-}
-
-/** Sets a node's text only when it differs (no needless layout or mutation). */
-export function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
 }
 
 /** Whether card `a` shows after card `b`: rush orders first, then by ticket. */

@@ -8,7 +8,8 @@ import { obtainDevice, Link, badge, el, BoxClock } from './conn.js';
 import { Follower } from './follow.js';
 import { progress } from './board.js';
 import { topics } from './wire.js';
-import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
+import { CardList, agingThresholds } from './cards.js';
+import { setText, syncList } from './keyed.js';
 import { tableLabel } from './labels.js';
 import { patchLine, patchMeta } from './ticket.js';
 import { Completion, UNDO_MS, notMadeText } from './completion.js';
@@ -122,8 +123,8 @@ function patchCard(card, order) {
   card.dataset.status = order.status;
   setText(card.querySelector('.ticket'), `#${order.ticket}`);
   setText(card.querySelector('.table'), tableLabel(order.table));
-  syncKeyed(card.querySelector('.stations'), progress(order), (p) => p.station, () => createChip(card), patchChip);
-  syncKeyed(
+  syncList(card.querySelector('.stations'), progress(order), (p) => p.station, () => createChip(card), patchChip);
+  syncList(
     card.querySelector('.lines'),
     order.lines,
     (l) => l.n,

@@ -13,7 +13,8 @@ import { obtainDevice, Link, badge, el, BoxClock, perfMark } from './conn.js';
 import { Follower } from './follow.js';
 import { allDay, stationLines } from './board.js';
 import { topics } from './wire.js';
-import { CardList, agingThresholds, setText, syncKeyed } from './cards.js';
+import { CardList, agingThresholds } from './cards.js';
+import { setText, syncList } from './keyed.js';
 import { tableLabel } from './labels.js';
 import { patchLine, patchMeta } from './ticket.js';
 import { Chime, chimeFor } from './chime.js';
@@ -107,7 +108,7 @@ function patchCard(card, order) {
   setText(card.querySelector('.table'), tableLabel(order.table));
   const starts = lineStarts(order, prepMin);
   const now = clock.now();
-  syncKeyed(
+  syncList(
     card.querySelector('.lines'),
     stationLines(order, station),
     (l) => l.n,
@@ -269,7 +270,7 @@ async function recall(id) {
 function renderRecalls() {
   const recent = bumped.slice(-RECALL_LIST).reverse();
   $('recall-empty').hidden = recent.length > 0;
-  syncKeyed(
+  syncList(
     $('recalls'),
     recent,
     (b) => b.id,
