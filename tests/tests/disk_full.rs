@@ -8,10 +8,7 @@ use docket_tests::{line, Client, Daemon, Tmpfs};
 type R = anyhow::Result<()>;
 
 fn place(table: &str) -> CommandBody {
-    CommandBody::place(
-        table,
-        vec![line("burger-classic", 1), line("fries", 2)],
-    )
+    CommandBody::place(table, vec![line("burger-classic", 1), line("fries", 2)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -563,3 +563,26 @@ async fn migrate_is_idempotent_and_bad_urls_are_refused_clearly() -> R {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_office_without_the_menus_table_still_gets_every_event() -> R {
+    // Head office not yet migrated to 005_menus (the box was updated first): the menu versions
+    // are refused, said once in the log, and the events do not wait for them.
+    let pg = Postgres::start()?;
+    let helper = Daemon::start()?;
+    migrate(&helper, &pg)?;
+    drop(helper);
+    let admin = pg.client().await?;
+    admin.batch_execute("DROP TABLE docket.menus").await?;
+    let d = Daemon::start_with(&[], "old-hq", &uplink_toml(Some(&pg.admin_url()), None, 50))?;
+    let last = service(&d, "a", 40).await?;
+    pg_has_exactly(&admin, "old-hq", last).await?;
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("head office refuses the menu's versions")
+            .count(),
+        1,
+        "{log}"
+    );
+    Ok(())
+}

@@ -139,10 +139,13 @@ async fn prune(r: &Relay, local: &BacklogHandle) {
 
 /// The menu's prices (cents) by item id, for `order_lines.unit_price_cents`: the box's menu as
 /// it is when the order's lines are first relayed (head office keeps a line's first price).
+/// And whether head office refused the menu versions (a head office not yet migrated to
+/// `005_menus`): said once, and the events still go.
 #[derive(Default)]
 struct Prices {
     version: u64,
     by_item: HashMap<String, i64>,
+    menus_refused: bool,
 }
 
 /// Relays the menu versions head office lacks (`docket.menus`), and keeps the prices current.
@@ -154,10 +157,27 @@ async fn relay_menus(
 ) -> Result<(), PgError> {
     let menus = local.run(|l| l.unrelayed_menus(MENU_BATCH)).await?;
     if let Some(top) = menus.last().map(|m| m.menu.version) {
-        docket_cloud::write_menus(client, &r.site_id, &menus).await?;
-        local.run(move |l| l.menus_relayed(top, now_ms())).await?;
+        match docket_cloud::write_menus(client, &r.site_id, &menus).await {
+            Ok(()) => {
+                local.run(move |l| l.menus_relayed(top, now_ms())).await?;
+                if std::mem::take(&mut prices.menus_refused) {
+                    tracing::info!("uplink postgres: head office takes the menu's versions again");
+                }
+            }
+            // Head office answered no (its schema lacks docket.menus, or this site's role may
+            // not write it): the kitchen's events must not wait for that. Tried again each step.
+            Err(e) if e.is_refusal() => {
+                if !std::mem::replace(&mut prices.menus_refused, true) {
+                    tracing::warn!(error = %e, "uplink postgres: head office refuses the menu's versions (run `docketd uplink migrate` there); events are still relayed");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let stale = prices.version == 0 || !menus.is_empty();
+    let newer = menus
+        .last()
+        .is_some_and(|m| m.menu.version != prices.version);
+    let stale = prices.version == 0 || newer;
     if stale {
         if let Some(menu) = local.run(|l| l.menu()).await? {
             prices.version = menu.version;

@@ -8,9 +8,8 @@ use super::*;
 fn place_order_input_is_checked() {
     let mut s = site();
     let t = tablet();
-    let mut place_with = |table: &str, lines: Vec<LineInput>| {
-        rejected(&mut s, &t, CommandBody::place(table, lines))
-    };
+    let mut place_with =
+        |table: &str, lines: Vec<LineInput>| rejected(&mut s, &t, CommandBody::place(table, lines));
     let with = |f: &dyn Fn(&mut LineInput)| {
         let mut l = li("burger", 1);
         f(&mut l);
