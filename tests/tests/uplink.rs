@@ -160,6 +160,36 @@ fn redis_has_exactly(redis: &Redis, site: &str, n: u64) -> R {
     }
 }
 
+/// Waits for `docket:{site}:menu` and the status hash's `menu_version` to agree, then returns
+/// the version and whether the fries are 86'd in it.
+async fn redis_menu(redis: &Redis, site: &str) -> anyhow::Result<(u64, bool)> {
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    let mut last = None;
+    loop {
+        let mut c = redis.connection()?;
+        let json: Option<String> = redis::cmd("GET")
+            .arg(format!("docket:{site}:menu"))
+            .query(&mut c)?;
+        let status: Option<u64> = redis::cmd("HGET")
+            .arg(format!("docket:{site}:status"))
+            .arg("menu_version")
+            .query(&mut c)?;
+        if let Some(json) = json {
+            let menu: docket_core::Menu = serde_json::from_str(&json)?;
+            let fries = menu.item("fries").is_some_and(|i| i.out);
+            if status == Some(menu.version) && last == Some((menu.version, fries)) {
+                return Ok((menu.version, fries));
+            }
+            last = Some((menu.version, fries));
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no menu in Redis: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// The box's orders (id → (status, version)) from its SQLite.
 fn box_orders(d: &Daemon) -> anyhow::Result<BTreeMap<String, (String, i64)>> {
     let conn = rusqlite::Connection::open_with_flags(
@@ -373,6 +403,22 @@ async fn redis_down_never_holds_up_postgres_and_the_reverse() -> R {
     assert_eq!(d.metric("docket_uplink_up{target=\"postgres\"}")?, 1.0);
     redis.up()?;
     redis_has_exactly(&redis, "bistro-3", first)?;
+    // The live feed has the menu the box serves, and its next version once fries are 86'd.
+    assert_eq!(redis_menu(&redis, "bistro-3").await?, (1, false));
+    let manager = d.add_device("admin-3", "manager", &[])?;
+    let mut m = Client::connect(d.mqtt, &manager).await?;
+    let stock = CommandBody::SetStock {
+        item: "fries".into(),
+        out: true,
+    };
+    assert_eq!(m.command(&stock).await?.menu_version, Some(2));
+    assert_eq!(redis_menu(&redis, "bistro-3").await?, (2, true));
+    let back = CommandBody::SetStock {
+        item: "fries".into(),
+        out: false,
+    };
+    assert_eq!(m.command(&back).await?.menu_version, Some(3));
+    assert_eq!(redis_menu(&redis, "bistro-3").await?, (3, false));
 
     // PostgreSQL down: Redis keeps up.
     pg.kill9();

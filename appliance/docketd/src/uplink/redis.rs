@@ -1,6 +1,8 @@
 //! The Redis relay: the live feed. Appends each committed event to the stream
 //! `docket:{site_id}:events` (entry id `0-{seq}`, fields `seq`, `type`, `order_id`, `body` as
-//! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{site_id}:status`.
+//! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{site_id}:status`
+//! and the key `docket:{site_id}:menu` (the menu the box serves, as JSON, set again whenever its
+//! version changes; its history is PostgreSQL's `docket.menus`).
 //! Its cursor is its own: Redis down never holds up PostgreSQL, and the reverse. Entry ids
 //! follow seq, so an event already in the stream (a crash between the append and the cursor)
 //! is skipped by comparing with the stream's last id, never appended twice. (The technician's
@@ -52,6 +54,10 @@ pub fn status_key(site: &str) -> String {
     format!("docket:{site}:status")
 }
 
+pub fn menu_key(site: &str) -> String {
+    format!("docket:{site}:menu")
+}
+
 /// One request to Redis, given up after `d`.
 async fn timed<T>(
     d: Duration,
@@ -72,6 +78,8 @@ pub async fn run(r: Relay) {
         }
     };
     let mut conn: Option<MultiplexedConnection> = None;
+    // The menu version Redis has from this connection (none yet: set it once connected).
+    let mut menu_sent: Option<u64> = None;
     loop {
         if r.stop.is_cancelled() {
             return;
@@ -80,10 +88,12 @@ pub async fn run(r: Relay) {
             if conn.is_none() {
                 let t = Duration::from_millis(r.settings.connect_timeout_ms);
                 conn = Some(docket_cloud::redis::connect(&r.url, t).await?);
+                menu_sent = None;
             }
             let Some(c) = conn.as_mut() else {
                 unreachable!("connected above")
             };
+            relay_menu(&r, c, &local, &mut menu_sent).await?;
             relay_once(&r, c, &local).await
         };
         match step.await {
@@ -130,6 +140,38 @@ async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, Red
         .and_then(|e| e.id.split_once('-'))
         .and_then(|(ms, seq)| (ms == "0").then(|| seq.parse().ok()).flatten())
         .unwrap_or(0))
+}
+
+/// Sets `docket:{site}:menu` (and the status hash's `menu_version`) when the box's menu version
+/// is not the one Redis was last given.
+async fn relay_menu(
+    r: &Relay,
+    c: &mut MultiplexedConnection,
+    local: &BacklogHandle,
+    sent: &mut Option<u64>,
+) -> Result<(), RedisError> {
+    let version = local.run(|l| l.menu_version()).await?;
+    if version == 0 || *sent == Some(version) {
+        return Ok(());
+    }
+    let Some(menu) = local.run(|l| l.menu()).await? else {
+        return Ok(());
+    };
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("SET")
+        .arg(menu_key(&r.site_id))
+        .arg(serde_json::to_string(&menu)?)
+        .ignore()
+        .cmd("HSET")
+        .arg(status_key(&r.site_id))
+        .arg("menu_version")
+        .arg(menu.version)
+        .ignore();
+    let t = Duration::from_millis(r.settings.statement_timeout_ms);
+    timed(t, pipe.query_async::<()>(c)).await?;
+    *sent = Some(menu.version);
+    Ok(())
 }
 
 async fn relay_once(
