@@ -13,6 +13,7 @@ pub mod menu;
 pub mod once;
 pub mod open_bytes;
 pub mod order;
+pub mod print;
 pub mod speed;
 pub mod topic;
 pub mod wire;
