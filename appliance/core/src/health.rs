@@ -37,6 +37,38 @@ pub struct Health {
     /// What the site turned on that a technician should know (plain MQTT, plain HTTP).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Each station with a kitchen printer: is it printing, why, and can its printer print.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printing: Option<Vec<StationPrinting>>,
+}
+
+/// One station's kitchen printer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationPrinting {
+    pub station: String,
+    /// The printer's `host:port`.
+    pub address: String,
+    /// `fallback`, `always` or `off`.
+    pub mode: String,
+    /// Its tickets go to paper now.
+    pub printing: bool,
+    /// Why, in words (`screen live`, `no screen live: printing`, `always prints`, …).
+    pub why: String,
+    /// One of the station's screens is live.
+    pub screens_live: bool,
+    /// The printer's real-time status in words: `ok`, `paper out`, `paper near end`,
+    /// `cover open`, `offline`, `printer error`, `unreachable`, `unknown` (not asked yet).
+    pub printer: String,
+    pub can_print: bool,
+    /// Tickets due on paper, not printed yet.
+    pub waiting: u64,
+    /// Tickets printed since start.
+    pub printed: u64,
+    /// Nothing shows this station's tickets: no live screen and a printer that can't print.
+    pub alarm: bool,
+    /// Why the printer's last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Is the box serving? Only `ok` answers 200.
@@ -127,6 +159,7 @@ mod tests {
             )])),
             tls: None,
             warnings: vec![],
+            printing: None,
         };
         let text = serde_json::to_string(&h).unwrap();
         assert_eq!(

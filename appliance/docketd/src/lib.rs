@@ -8,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
+pub mod print;
 pub mod site;
 pub mod status;
 pub mod store;

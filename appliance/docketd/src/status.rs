@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
 pub struct Status {
@@ -29,6 +29,9 @@ pub struct Status {
     pub presence: Presence,
     /// Each uplink target's state (its relay task).
     pub uplink: UplinkStatus,
+    /// The kitchen printers: their setup (`daemon`), each station's printing (the print desk),
+    /// each printer's condition (its task).
+    pub printing: Arc<crate::print::Printing>,
 }
 
 /// Which paired devices are online: from their presence messages and from their connections,
@@ -82,6 +85,16 @@ impl Presence {
             return None;
         }
         Some(m.count())
+    }
+
+    /// The devices online now.
+    pub fn online_devices(&self) -> Vec<String> {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        m.online
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|(d, _)| d.clone())
+            .collect()
     }
 
     pub fn is_online(&self, device: &str) -> bool {

@@ -107,7 +107,8 @@ pub fn plan(prev: Option<&Order>, next: &Order) -> Vec<Slip> {
                 _ => {}
             }
         }
-        if !had_any && !(added.is_empty() && fired.is_empty()) {
+        let reached = !(added.is_empty() && fired.is_empty());
+        if !had_any && reached {
             slips.push(Slip {
                 station: station.to_owned(),
                 kind: SlipKind::New,
@@ -115,7 +116,7 @@ pub fn plan(prev: Option<&Order>, next: &Order) -> Vec<Slip> {
                 fired: vec![],
                 voided: vec![],
             });
-        } else if had_any && !(added.is_empty() && fired.is_empty() && voided.is_empty()) {
+        } else if had_any && (reached || !voided.is_empty()) {
             slips.push(Slip {
                 station: station.to_owned(),
                 kind: SlipKind::Changed,

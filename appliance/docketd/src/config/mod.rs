@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 /// The commented default configuration printed by `docketd print-default-config`.
 mod engine;
+mod printing;
 mod uplink;
 pub use engine::{EngineKeys, RawEngine};
+pub use printing::{Mode, Printing, RawPrinting, StationPrinter};
 pub use uplink::{RawUplink, SecretUrl, Uplink};
 mod tls;
 pub use tls::{OwnCert, RawTls, TlsConfig};
@@ -67,6 +69,8 @@ pub struct RawConfig {
     pub uplink: RawUplink,
     #[serde(default)]
     pub tls: RawTls,
+    #[serde(default)]
+    pub printing: RawPrinting,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -169,6 +173,8 @@ pub struct Config {
     /// `[engine]`: batching, boards, replay pages, the site's bounds and the rate limit.
     pub engine: EngineKeys,
     pub uplink: Uplink,
+    /// `[printing]`: the stations' kitchen printers.
+    pub printing: Printing,
 }
 
 impl RawConfig {
@@ -374,6 +380,7 @@ impl RawConfig {
             log_format,
             engine: engine::engine(&self.engine, max_payload, &bounded)?,
             uplink: uplink::uplink(self.uplink, &bounded)?,
+            printing: printing::printing(self.printing, &bounded)?,
         })
     }
 }

@@ -107,3 +107,41 @@ fn tls_files_go_in_pairs_and_names_are_dns_names() {
     );
     assert_eq!(c.tls.https_listen.port(), 8443);
 }
+
+#[test]
+fn printers_are_checked_one_per_station_with_a_mode_and_paper() {
+    let parse = |text: &str| toml::from_str::<RawConfig>(text).unwrap().validate();
+    let c = parse(
+        "[printing]\nutc_offset_minutes = 60\n[[printing.printer]]\nstation = \"grill\"\naddress = \"192.168.1.50:9100\"\n[[printing.printer]]\nstation = \"fry\"\naddress = \"printer.local:9100\"\nmode = \"always\"\npaper_mm = 58",
+    )
+    .unwrap();
+    let p = &c.printing;
+    assert_eq!((p.utc_offset_minutes, p.fallback_after.as_secs()), (60, 10));
+    assert_eq!(p.printers[0].mode, Mode::Fallback, "fallback by default");
+    assert_eq!(p.printers[1].paper, docket_core::print::Paper::Mm58);
+    for (bad, says) in [
+        ("station = \"grill\"\naddress = \"10.0.0.1\"", "no port"),
+        (
+            "station = \"grill\"\naddress = \"10.0.0.1:9100\"\nmode = \"sometimes\"",
+            "fallback, always or off",
+        ),
+        (
+            "station = \"grill\"\naddress = \"10.0.0.1:9100\"\npaper_mm = 70",
+            "58 or 80",
+        ),
+        (
+            "station = \"\"\naddress = \"10.0.0.1:9100\"",
+            "station name",
+        ),
+    ] {
+        let e = parse(&format!("[[printing.printer]]\n{bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{e}");
+    }
+    let twice = "[[printing.printer]]\nstation = \"grill\"\naddress = \"a:1\"\n[[printing.printer]]\nstation = \"grill\"\naddress = \"b:1\"";
+    assert!(parse(twice)
+        .unwrap_err()
+        .to_string()
+        .contains("two printers"));
+}

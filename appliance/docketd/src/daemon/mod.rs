@@ -36,6 +36,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let (site_status, managers) = crate::site::apply(&mut cfg);
     let metrics = Arc::new(Metrics::default());
     let status = Arc::new(Status::default());
+    status.printing.configure(&cfg.printing);
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
 
@@ -117,6 +118,14 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     // The uplink relays read committed events through their own connections: the kitchen
     // never waits for them.
     let _relays = crate::uplink::spawn(&cfg, metrics.clone(), status.clone(), shutdown.clone());
+    // The kitchen printers: their own tasks and connection; the engine never waits on them.
+    crate::print::spawn(
+        &cfg.db_path(),
+        status.clone(),
+        registry.clone(),
+        shutdown.clone(),
+    )
+    .context("cannot start the kitchen printers")?;
 
     status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);

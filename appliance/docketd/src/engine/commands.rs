@@ -123,6 +123,9 @@ impl<S: Store, L: Link> Engine<S, L> {
                 return self.commit_failed(once, &e, recorded);
             }
             self.metrics.commit(t.elapsed(), recorded);
+            if !batch.prints.is_empty() {
+                self.status.printing.wake();
+            }
             if self.status.storage_full.swap(false, Relaxed) {
                 tracing::info!("the disk has space again: commands are stored again");
             }
@@ -251,6 +254,12 @@ impl<S: Store, L: Link> Engine<S, L> {
             }
         }
         let menu_before = self.site.menu.as_ref().map(|m| m.version);
+        // The order as it was, for the print jobs the events make (only with printers).
+        let printing = self.status.printing.clone();
+        let mut prev = match body.order_id() {
+            Some(oid) if printing.any() => self.site.orders.get(oid).cloned(),
+            _ => None,
+        };
         let (reply, events) = execute(
             &mut self.site,
             &mut self.last_seq,
@@ -275,6 +284,10 @@ impl<S: Store, L: Link> Engine<S, L> {
         }
         for e in events {
             touched.insert(e.order_id.clone());
+            if printing.any() {
+                batch.prints.extend(printing.jobs(prev.as_ref(), &e));
+                prev = Some(e.order.clone());
+            }
             let payload = wire::encode(&e)?;
             batch.events.push((e, payload));
         }

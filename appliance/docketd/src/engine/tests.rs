@@ -398,3 +398,47 @@ fn a_menu_toggled_fast_goes_out_at_most_once_a_second_and_the_latest_wins() {
     assert!(menu.version == 4 && menu.items[0].out);
     assert!(h.engine.menu_due(Instant::now()).is_none());
 }
+
+#[test]
+fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
+    use crate::config::{Mode, Printing, StationPrinter};
+    use crate::store::print;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docket.db");
+    let mut h = harness_on(
+        crate::store::Store::open(&path, "site-test").unwrap(),
+        Default::default(),
+        settings(),
+    );
+    let printer = |station: &str, mode| StationPrinter {
+        station: station.into(),
+        address: "127.0.0.1:9".into(),
+        mode,
+        paper: docket_core::print::Paper::Mm80,
+    };
+    h.status.printing.configure(&Printing {
+        printers: vec![
+            printer("grill", Mode::Always),
+            printer("fry", Mode::Fallback),
+        ],
+        ..Printing::default()
+    });
+    h.handle(vec![place("tab-1", "c1")]);
+    assert!(reply(&sent(h.seen())[0]).ok);
+    let conn = crate::store::connect(&path).unwrap();
+    let due = print::due(&conn, &["grill".into(), "fry".into()], 10).unwrap();
+    assert_eq!(due.len(), 1, "the grill's ticket is due at once (always)");
+    assert_eq!(due[0].slip.station, "grill");
+    assert_eq!(due[0].order.lines[0].item, "burger");
+    // A fallback station's ticket is held while its screens may show it.
+    let body = CommandBody::place("T2", vec![wire::LineInput::plain("fries", 1)]);
+    h.handle(vec![command("tab-1", "c2", &body)]);
+    assert_eq!(print::due(&conn, &["fry".into()], 10).unwrap().len(), 0);
+    assert_eq!(
+        print::waiting(&conn).unwrap(),
+        vec![("fry".to_owned(), 1, 0), ("grill".to_owned(), 0, 1)]
+    );
+    // The same command again makes no second job.
+    h.handle(vec![place("tab-1", "c1")]);
+    assert_eq!(print::due(&conn, &["grill".into()], 10).unwrap().len(), 1);
+}

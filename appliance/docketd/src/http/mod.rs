@@ -121,6 +121,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
             not_after: t.not_after(),
         }),
         warnings: s.warnings.clone(),
+        printing: Some(s.status.printing.report()).filter(|r| !r.is_empty()),
     };
     let code = if ready {
         StatusCode::OK

@@ -9,6 +9,7 @@
 //! Must not know about MQTT, HTTP or decisions: it stores what it is given.
 
 pub mod menu;
+pub mod print;
 pub mod registry;
 
 pub mod pairing;
@@ -164,6 +165,8 @@ CREATE TABLE menu_versions (
     relayed_at INTEGER
 );
 "#,
+    // 6: the kitchen printers' jobs (`store::print`).
+    print::SCHEMA,
 ];
 
 /// A paired device as stored.
@@ -187,6 +190,8 @@ pub struct Batch {
     pub replies: Vec<Recorded>,
     /// Each menu version the batch's menu commands made, in order.
     pub menus: Vec<menu::MenuChange>,
+    /// The print jobs the batch's events made (`store::print`), in order.
+    pub prints: Vec<print::NewJob>,
 }
 
 /// One decided command's first reply, for the idempotency table.
@@ -389,6 +394,7 @@ impl Store {
             for m in &batch.menus {
                 menu::insert(&tx, m, None)?;
             }
+            print::insert(&tx, &batch.prints)?;
         }
         tx.commit()?;
         Ok(())
