@@ -38,6 +38,22 @@ pub fn execute(
         };
         return (reply, Vec::new());
     }
+    if let CommandBody::Reprint {
+        station,
+        order_id,
+        last,
+    } = body
+    {
+        // Changes nothing on the record: the engine writes the print jobs of the tickets.
+        let checked = crate::authorise(actor, body).and_then(|()| {
+            crate::print::reprints(site, station, order_id.as_deref(), *last).map(|_| ())
+        });
+        let reply = match checked {
+            Ok(()) => Reply::done(command_id),
+            Err(rejection) => Reply::rejected(command_id, &rejection),
+        };
+        return (reply, Vec::new());
+    }
     match decide(site, actor, body, now_ms) {
         Err(rejection) => (Reply::rejected(command_id, &rejection), Vec::new()),
         Ok(changes) => {

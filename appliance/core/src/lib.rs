@@ -69,10 +69,14 @@ pub enum Code {
     /// A menu command would leave a menu the box cannot serve (a bad field, a duplicate id, no
     /// items); the message names what.
     BadMenu,
+    /// A reprint names an order with nothing at that station, or a station with no tickets.
+    NothingToPrint,
+    /// A reprint for a station without a kitchen printer (or with its printer off).
+    NoPrinter,
 }
 
 impl Code {
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 34] = [
         Code::Malformed,
         Code::TooLarge,
         Code::MalformedBody,
@@ -105,6 +109,8 @@ impl Code {
         Code::BadChoice,
         Code::SoldOut,
         Code::BadMenu,
+        Code::NothingToPrint,
+        Code::NoPrinter,
     ];
 
     /// Where the code stands in [`Code::ALL`]: a counter per code is an array, not a map.
@@ -147,6 +153,8 @@ impl Code {
             "bad_choice" => Code::BadChoice,
             "sold_out" => Code::SoldOut,
             "bad_menu" => Code::BadMenu,
+            "nothing_to_print" => Code::NothingToPrint,
+            "no_printer" => Code::NoPrinter,
             _ => return None,
         })
     }
@@ -185,6 +193,8 @@ impl Code {
             Code::BadChoice => "bad_choice",
             Code::SoldOut => "sold_out",
             Code::BadMenu => "bad_menu",
+            Code::NothingToPrint => "nothing_to_print",
+            Code::NoPrinter => "no_printer",
         }
     }
 }

@@ -250,6 +250,15 @@ pub enum CommandBody {
     RemoveItem {
         item: String,
     },
+    /// Prints a station's ticket again on its kitchen printer, marked REPRINT: one order
+    /// (`order_id`) or the station's `last` few open tickets (1-20). No event.
+    Reprint {
+        station: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<u32>,
+    },
 }
 
 impl CommandBody {
@@ -278,6 +287,7 @@ impl CommandBody {
             CommandBody::SetStock { .. } => "set_stock",
             CommandBody::SetItem { .. } => "set_item",
             CommandBody::RemoveItem { .. } => "remove_item",
+            CommandBody::Reprint { .. } => "reprint",
         }
     }
 
@@ -302,6 +312,7 @@ impl CommandBody {
             | CommandBody::BumpLine { order_id, .. }
             | CommandBody::SetRush { order_id, .. }
             | CommandBody::Complete { order_id } => Some(order_id),
+            CommandBody::Reprint { order_id, .. } => order_id.as_deref(),
             CommandBody::PlaceOrder { .. }
             | CommandBody::Replay { .. }
             | CommandBody::SetStock { .. }
@@ -321,7 +332,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<CommandBody, crate::Rejection> {
                 #[serde(rename = "type")]
                 kind: String,
             }
-            const KNOWN: [&str; 13] = [
+            const KNOWN: [&str; 14] = [
                 "place_order",
                 "add_lines",
                 "void_line",
@@ -335,6 +346,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<CommandBody, crate::Rejection> {
                 "set_stock",
                 "set_item",
                 "remove_item",
+                "reprint",
             ];
             match decode::<Tagged>(bytes) {
                 Ok(t) if !KNOWN.contains(&t.kind.as_str()) => Err(crate::Rejection::new(
@@ -419,6 +431,14 @@ impl Reply {
             events: None,
             more: None,
             menu_version: Some(version),
+        }
+    }
+
+    /// An accepted command that changed nothing on the record (a reprint).
+    pub fn done(command: &str) -> Self {
+        Reply {
+            menu_version: None,
+            ..Reply::menu(command, 0)
         }
     }
 
@@ -516,6 +536,10 @@ pub struct ApplianceStatus {
     /// The alarm: the box's disk is full and new commands get `storage_full`.
     #[serde(default)]
     pub storage_full: bool,
+    /// Each station with a kitchen printer: printing or not, why, the printer's condition, and
+    /// the alarm (no live screen and a printer that can't print). Absent without printers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printing: Option<Vec<crate::health::StationPrinting>>,
 }
 
 /// Device ids (MQTT user names): 1–64 of `[A-Za-z0-9._-]`, not starting with "docketd"

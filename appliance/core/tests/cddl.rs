@@ -134,7 +134,7 @@ fn schema_parses_and_names_every_message() {
 fn every_command_body_and_its_envelope_match() {
     let bodies = bodies();
     let kinds: BTreeSet<&str> = bodies.iter().map(|b| b.kind()).collect();
-    assert_eq!(kinds.len(), 13, "one body per command type");
+    assert_eq!(kinds.len(), 14, "one body per command type");
     for (i, body) in bodies.iter().enumerate() {
         let bytes = enc(body);
         valid(&body.kind().replace('_', "-"), &bytes);
@@ -268,8 +268,28 @@ fn boards_menu_status_and_presence_match() {
         started_at: 1_735_732_000_000,
         now_ms: 1_735_732_060_000,
         storage_full: false,
+        printing: None,
     };
     message("appliance-status", &enc(&status));
+    let printing = docket_core::health::StationPrinting {
+        station: "grill".into(),
+        address: "192.168.1.50:9100".into(),
+        mode: "fallback".into(),
+        printing: true,
+        why: "no screen live: printing".into(),
+        screens_live: false,
+        printer: "paper out".into(),
+        can_print: false,
+        waiting: 3,
+        printed: 12,
+        alarm: true,
+        error: Some("paper out".into()),
+    };
+    let with_printers = ApplianceStatus {
+        printing: Some(vec![printing]),
+        ..status
+    };
+    message("appliance-status", &enc(&with_printers));
 
     message("presence", &enc(&"online"));
     message("presence", &enc(&"offline"));

@@ -215,3 +215,24 @@ fn the_menu_commands_and_their_reply_encode_byte_exact() {
     let reply = Reply::menu("01JDQ9A0000000000000000086", 7);
     assert_eq!(encode(&reply).unwrap(), want);
 }
+
+#[test]
+fn the_reprint_command_encodes_byte_exact() {
+    let v = vectors();
+    let last = CommandBody::Reprint {
+        station: "grill".into(),
+        order_id: None,
+        last: Some(3),
+    };
+    let want = hex_of(&v, &["command_reprint", "body_cbor_hex"]);
+    assert_eq!(encode(&last).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), last);
+    let one = CommandBody::Reprint {
+        station: "grill".into(),
+        order_id: Some("o-000042".into()),
+        last: None,
+    };
+    let want = hex_of(&v, &["command_reprint_order", "body_cbor_hex"]);
+    assert_eq!(encode(&one).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), one);
+}

@@ -29,13 +29,29 @@ const BUCKETS: [f64; 11] = [
     0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0,
 ];
 
+/// A counter per index (per reject code): `Default` for any length.
+struct Counters<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> Default for Counters<N> {
+    fn default() -> Self {
+        Counters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl<const N: usize> std::ops::Index<usize> for Counters<N> {
+    type Output = AtomicU64;
+    fn index(&self, i: usize) -> &AtomicU64 {
+        &self.0[i]
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub commands_ok: AtomicU64,
     pub commands_rejected: AtomicU64,
     pub commands_duplicate: AtomicU64,
     pub replays: AtomicU64,
-    rejects: [AtomicU64; Code::ALL.len()],
+    rejects: Counters<{ Code::ALL.len() }>,
     commit_buckets: [AtomicU64; BUCKETS.len()],
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,

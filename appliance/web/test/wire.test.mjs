@@ -53,8 +53,8 @@ test('a line with an allergy and a menu item with a group match the shared vecto
   assert.deepEqual(decode(hexToBytes(item.cbor_hex)), item.value);
 });
 
-test('the menu commands a page sends match the shared vectors', () => {
-  for (const k of ['command_set_stock', 'command_set_item']) {
+test('the menu and reprint commands a page sends match the shared vectors', () => {
+  for (const k of ['command_set_stock', 'command_set_item', 'command_reprint', 'command_reprint_order']) {
     assert.equal(bytesToHex(encode(vectors[k].body)), vectors[k].body_cbor_hex, k);
   }
 });

@@ -99,6 +99,9 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
         (Role::Station, CommandBody::BumpLine { .. } | CommandBody::SetStock { .. }) => {
             !actor.stations.is_empty()
         }
+        (Role::Station, CommandBody::Reprint { station, .. }) => {
+            actor.stations.iter().any(|s| s == station)
+        }
         (
             Role::Station,
             CommandBody::Bump { station, .. } | CommandBody::Recall { station, .. },
@@ -110,7 +113,8 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
             | CommandBody::Complete { .. }
             | CommandBody::BumpLine { .. }
             | CommandBody::SetRush { .. }
-            | CommandBody::SetStock { .. },
+            | CommandBody::SetStock { .. }
+            | CommandBody::Reprint { .. },
         ) => true,
         _ => false,
     };
@@ -425,6 +429,10 @@ pub fn decide(
         | CommandBody::RemoveItem { .. } => Err(Rejection::new(
             Code::MalformedBody,
             "a menu command changes the menu, not an order (menu::decide_menu)",
+        )),
+        CommandBody::Reprint { .. } => Err(Rejection::new(
+            Code::MalformedBody,
+            "a reprint changes no order (print::reprints)",
         )),
     }
 }

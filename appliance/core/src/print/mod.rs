@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LineStatus, Order};
+use crate::{Code, LineStatus, Order, OrderBook, Rejection};
 
 pub use layout::{clock_time, layout, Paper, Row, SlipText};
 
@@ -127,6 +127,75 @@ pub fn plan(prev: Option<&Order>, next: &Order) -> Vec<Slip> {
         }
     }
     slips
+}
+
+/// Most tickets one reprint asks for.
+pub const MAX_REPRINT: u32 = 20;
+
+/// The tickets a reprint prints, oldest first: one order (open, or closed and loaded by the
+/// engine), or the station's `last` open tickets. Each must have lines in front of the
+/// station's cooks (or voided there).
+pub fn reprints<'a>(
+    book: &'a OrderBook,
+    station: &str,
+    order_id: Option<&str>,
+    last: Option<u32>,
+) -> Result<Vec<&'a Order>, Rejection> {
+    let known = book
+        .menu
+        .as_ref()
+        .is_some_and(|m| m.items.iter().any(|i| i.station == station));
+    if !known {
+        return Err(Rejection::new(
+            Code::UnknownStation,
+            format!("no item of the menu is made at {station:?}"),
+        ));
+    }
+    let at_station = |o: &Order| {
+        o.lines
+            .iter()
+            .any(|l| l.station == station && l.status != LineStatus::Held)
+    };
+    match (order_id, last) {
+        (Some(id), None) => {
+            let o = book
+                .orders
+                .get(id)
+                .ok_or_else(|| Rejection::new(Code::UnknownOrder, format!("no order {id}")))?;
+            if !at_station(o) {
+                return Err(Rejection::new(
+                    Code::NothingToPrint,
+                    format!("ticket {} has nothing at {station}", o.ticket),
+                ));
+            }
+            Ok(vec![o])
+        }
+        (None, Some(n)) if (1..=MAX_REPRINT).contains(&n) => {
+            let mut open: Vec<&Order> = book
+                .orders
+                .values()
+                .filter(|o| o.is_open() && at_station(o))
+                .collect();
+            open.sort_by_key(|o| o.ticket);
+            let keep = open.len().saturating_sub(n as usize);
+            let picked = open.split_off(keep);
+            if picked.is_empty() {
+                return Err(Rejection::new(
+                    Code::NothingToPrint,
+                    format!("{station} has no open tickets"),
+                ));
+            }
+            Ok(picked)
+        }
+        (None, Some(n)) => Err(Rejection::new(
+            Code::BadField,
+            format!("last must be 1-{MAX_REPRINT}, not {n}"),
+        )),
+        _ => Err(Rejection::new(
+            Code::MalformedBody,
+            "a reprint names either order_id or last",
+        )),
+    }
 }
 
 #[cfg(test)]

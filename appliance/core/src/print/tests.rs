@@ -239,3 +239,64 @@ fn times_wrap_around_midnight_at_any_offset() {
     assert_eq!(clock_time(0, -30), "23:30");
     assert_eq!(clock_time(23 * 3_600_000 + 59 * 60_000, 2), "00:01");
 }
+
+#[test]
+fn a_reprint_picks_one_ticket_or_the_last_few_open_ones_of_the_station() {
+    let mut book = crate::OrderBook {
+        menu: Some(crate::Menu::sample(&[
+            ("burger", "grill"),
+            ("fries", "fry"),
+        ])),
+        ..Default::default()
+    };
+    for t in 1..=4u64 {
+        let mut o = order(vec![line(1, "Burger", "grill", 1, LineStatus::Fired)]);
+        o.id = format!("o-{t}");
+        o.ticket = t;
+        if t == 2 {
+            o.lines[0].station = "fry".into();
+        }
+        book.orders.insert(o.id.clone(), o);
+    }
+    let tickets = |r: Result<Vec<&Order>, Rejection>| -> Vec<u64> {
+        r.unwrap().iter().map(|o| o.ticket).collect()
+    };
+    assert_eq!(tickets(reprints(&book, "grill", None, Some(2))), vec![3, 4]);
+    assert_eq!(
+        tickets(reprints(&book, "grill", None, Some(20))),
+        vec![1, 3, 4]
+    );
+    assert_eq!(
+        tickets(reprints(&book, "grill", Some("o-3"), None)),
+        vec![3]
+    );
+    let code = |r: Result<Vec<&Order>, Rejection>| r.unwrap_err().code;
+    assert_eq!(
+        code(reprints(&book, "grill", Some("o-2"), None)),
+        Code::NothingToPrint
+    );
+    assert_eq!(
+        code(reprints(&book, "grill", Some("o-9"), None)),
+        Code::UnknownOrder
+    );
+    assert_eq!(
+        code(reprints(&book, "pastry", None, Some(1))),
+        Code::UnknownStation
+    );
+    assert_eq!(
+        code(reprints(&book, "grill", None, Some(0))),
+        Code::BadField
+    );
+    assert_eq!(
+        code(reprints(&book, "grill", None, Some(21))),
+        Code::BadField
+    );
+    assert_eq!(
+        code(reprints(&book, "grill", None, None)),
+        Code::MalformedBody
+    );
+    assert_eq!(
+        code(reprints(&book, "grill", Some("o-1"), Some(1))),
+        Code::MalformedBody
+    );
+}

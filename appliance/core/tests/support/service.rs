@@ -109,6 +109,16 @@ pub fn bodies() -> Vec<CommandBody> {
         CommandBody::RemoveItem {
             item: "cheesecake".into(),
         },
+        CommandBody::Reprint {
+            station: "grill".into(),
+            order_id: Some(oid()),
+            last: None,
+        },
+        CommandBody::Reprint {
+            station: "grill".into(),
+            order_id: None,
+            last: Some(5),
+        },
     ]
 }
 

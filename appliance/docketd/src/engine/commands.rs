@@ -229,6 +229,16 @@ impl<S: Store, L: Link> Engine<S, L> {
             self.metrics.commands_duplicate.fetch_add(1, Relaxed);
             return Ok(());
         }
+        // A reprint needs a printer at the station: the box's setup, not an order rule.
+        let body = body.and_then(|b| match &b {
+            CommandBody::Reprint { station, .. } if !self.status.printing.prints_at(station) => {
+                Err(Rejection::new(
+                    Code::NoPrinter,
+                    format!("{station} has no kitchen printer (or it is off)"),
+                ))
+            }
+            _ => Ok(b),
+        });
         let body = match body {
             Ok(b) => b,
             Err(rejection) => {
@@ -273,6 +283,22 @@ impl<S: Store, L: Link> Engine<S, L> {
             tracing::info!(device = %actor.device, command = %env.id, code = %err.code, "command rejected: {}", err.message);
         }
         let bytes = wire::encode(&reply)?;
+        if let (
+            true,
+            CommandBody::Reprint {
+                station,
+                order_id,
+                last,
+            },
+        ) = (reply.ok, &body)
+        {
+            let orders =
+                docket_core::print::reprints(&self.site, station, order_id.as_deref(), *last)
+                    .unwrap_or_default();
+            batch
+                .prints
+                .extend(printing.reprint_jobs(station, &orders, now, &actor.device));
+        }
         let menu = self.site.menu.as_ref();
         if let Some(m) = menu.filter(|m| Some(m.version) != menu_before) {
             batch.menus.push(MenuChange {

@@ -60,6 +60,7 @@ impl StatusTopic {
             started_at: self.started_unix_ms,
             now_ms: now_ms(),
             storage_full: now.storage_full.load(Relaxed),
+            printing: Some(now.printing.report()).filter(|r| !r.is_empty()),
         };
         let bytes = wire::encode(&status)?;
         guard.publish(link, wire::STATUS_TOPIC, bytes)?;

@@ -442,3 +442,63 @@ fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
     h.handle(vec![place("tab-1", "c1")]);
     assert_eq!(print::due(&conn, &["grill".into()], 10).unwrap().len(), 1);
 }
+
+#[test]
+fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
+    use crate::config::{Mode, Printing, StationPrinter};
+    use crate::store::print;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docket.db");
+    let mut h = harness_on(
+        crate::store::Store::open(&path, "site-test").unwrap(),
+        Default::default(),
+        settings(),
+    );
+    let reprint = |station: &str, last| CommandBody::Reprint {
+        station: station.into(),
+        order_id: None,
+        last: Some(last),
+    };
+    h.handle(vec![place("tab-1", "c1"), place("tab-1", "c2")]);
+    h.seen();
+    // No printer yet: refused, and nothing stored.
+    h.handle(vec![command("mgr-1", "r1", &reprint("grill", 2))]);
+    assert_eq!(code(&sent(h.seen())[0]), Some(Code::NoPrinter));
+    h.status.printing.configure(&Printing {
+        printers: vec![StationPrinter {
+            station: "grill".into(),
+            address: "127.0.0.1:9".into(),
+            mode: Mode::Fallback,
+            paper: docket_core::print::Paper::Mm58,
+        }],
+        ..Printing::default()
+    });
+    let conn = crate::store::connect(&path).unwrap();
+    let due = || print::due(&conn, &["grill".into()], 10).unwrap();
+    assert!(
+        due().is_empty(),
+        "fallback: the grill's screens may show its tickets"
+    );
+    h.handle(vec![command("mgr-1", "r2", &reprint("grill", 2))]);
+    let out = sent(h.seen());
+    assert!(
+        reply(&out[0]).ok && reply(&out[0]).seq.is_none(),
+        "no event"
+    );
+    assert_eq!(out.len(), 1, "a reprint publishes nothing else");
+    let jobs = due();
+    assert_eq!(
+        jobs.iter().map(|j| j.order.ticket).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(jobs
+        .iter()
+        .all(|j| j.slip.kind == docket_core::print::SlipKind::Reprint));
+    // The same command again: its first reply, no second reprint.
+    h.handle(vec![command("mgr-1", "r2", &reprint("grill", 2))]);
+    assert!(reply(&sent(h.seen())[0]).ok);
+    assert_eq!(due().len(), 2);
+    // A tablet may not; a station only its own.
+    h.handle(vec![command("tab-1", "r3", &reprint("grill", 1))]);
+    assert_eq!(code(&sent(h.seen())[0]), Some(Code::Forbidden));
+}

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use docket_core::health::StationPrinting;
-use docket_core::print::plan;
+use docket_core::print::{plan, Slip};
 use docket_core::wire::Event;
 use docket_core::Order;
 use tokio::sync::Notify;
@@ -146,6 +146,35 @@ impl Printing {
                     state,
                     device: None,
                 })
+            })
+            .collect()
+    }
+
+    /// Does the station print at all (a printer that is not off)?
+    pub fn prints_at(&self, station: &str) -> bool {
+        self.setup()
+            .printers
+            .get(station)
+            .is_some_and(|p| p.mode != Mode::Off)
+    }
+
+    /// A reprint's jobs: each order's whole ticket at the station, due at once.
+    pub fn reprint_jobs(
+        &self,
+        station: &str,
+        orders: &[&Order],
+        at: u64,
+        device: &str,
+    ) -> Vec<NewJob> {
+        orders
+            .iter()
+            .map(|o| NewJob {
+                slip: Slip::reprint(station),
+                order: (*o).clone(),
+                seq: None,
+                at,
+                state: JobState::Due,
+                device: Some(device.to_owned()),
             })
             .collect()
     }
