@@ -128,3 +128,124 @@ pub fn png(ticket: &Ticket) -> anyhow::Result<Vec<u8>> {
     writer.finish().context("PNG end")?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::printer::decode::Event;
+    use crate::printer::ticket::TicketBuilder;
+
+    /// A one-ticket printout of `(text, style)` lines at `columns`.
+    fn ticket(columns: u16, lines: &[(&str, Style)]) -> Ticket {
+        let mut b = TicketBuilder::new(columns);
+        for (text, style) in lines {
+            let text = text.to_string();
+            b.apply(&Event::Text {
+                text,
+                style: *style,
+            });
+            b.apply(&Event::Feed { lines: 1 });
+        }
+        b.apply(&Event::Cut { partial: false })
+            .expect("a cut ends the ticket")
+    }
+
+    /// The decoded picture: (width, height, pixels).
+    fn pixels(t: &Ticket) -> (u32, u32, Vec<u8>) {
+        let bytes = png(t).expect("drawn");
+        let mut reader = ::png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("a frame");
+        assert_eq!(info.color_type, ::png::ColorType::Grayscale);
+        buf.truncate(info.buffer_size());
+        (info.width, info.height, buf)
+    }
+
+    /// Ink pixels of row band `rows`, and the leftmost and rightmost inked columns.
+    fn ink(p: &(u32, u32, Vec<u8>), rows: std::ops::Range<u32>) -> (usize, u32, u32) {
+        let (w, _, px) = p;
+        let (mut n, mut left, mut right) = (0, u32::MAX, 0);
+        for y in rows {
+            for x in 0..*w {
+                if px[(y * w + x) as usize] == 0 {
+                    n += 1;
+                    left = left.min(x);
+                    right = right.max(x);
+                }
+            }
+        }
+        (n, left, right)
+    }
+
+    #[test]
+    fn paper_width_follows_the_columns() {
+        let plain = Style::default();
+        assert_eq!(pixels(&ticket(48, &[("A", plain)])).0, 576);
+        assert_eq!(pixels(&ticket(32, &[("A", plain)])).0, 384);
+    }
+
+    #[test]
+    fn styles_show_in_the_picture() {
+        let plain = Style::default();
+        let bold = Style {
+            bold: true,
+            ..plain
+        };
+        let big = Style {
+            width: 2,
+            height: 2,
+            ..plain
+        };
+        let centered = Style {
+            justify: Justify::Center,
+            ..plain
+        };
+        let right = Style {
+            justify: Justify::Right,
+            ..plain
+        };
+        let reverse = Style {
+            reverse: true,
+            ..plain
+        };
+        let underline = Style {
+            underline: 1,
+            ..plain
+        };
+        let t = ticket(
+            32,
+            &[
+                ("HELLO", plain),
+                ("HELLO", bold),
+                ("HELLO", big),
+                ("HELLO", centered),
+                ("HELLO", right),
+                ("HELLO", reverse),
+                ("_", plain),
+                ("....", underline),
+            ],
+        );
+        let p = pixels(&t);
+        // Rows: margin 24, then 30 dots a line, 54 for the double-height one.
+        let row = |top: u32, h: u32| top..top + h;
+        let plain_ink = ink(&p, row(24, 24));
+        let bold_ink = ink(&p, row(54, 24));
+        let big_ink = ink(&p, row(84, 48));
+        assert!(
+            bold_ink.0 > plain_ink.0 * 5 / 4,
+            "{bold_ink:?} vs {plain_ink:?}"
+        );
+        assert!(big_ink.0 > plain_ink.0 * 3, "{big_ink:?} vs {plain_ink:?}");
+        assert!(big_ink.2 - big_ink.1 > (plain_ink.2 - plain_ink.1) * 3 / 2);
+        let c = ink(&p, row(138, 24));
+        assert!(((c.1 + c.2) / 2).abs_diff(192) < 6, "centred: {c:?}");
+        let r = ink(&p, row(168, 24));
+        assert!(r.2 >= 380 && r.1 > 300, "right: {r:?}");
+        let rev = ink(&p, row(198, 24));
+        assert_eq!(rev.0, 60 * 24 - plain_ink.0, "white on black: {rev:?}");
+        let under = ink(&p, row(258 + 22, 2));
+        assert_eq!(under.0, 4 * 12 * 2, "an underline under 4 dots: {under:?}");
+    }
+}
