@@ -214,6 +214,30 @@ async fn paper_out_throws_tickets_away_until_paper_is_back() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_out_mid_ticket_tears_off_what_was_printed() -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let mut s = connect(&printer).await?;
+    let bytes = ticket_bytes(5)?;
+    let half = bytes.len() - 14;
+    s.write_all(&bytes[..half]).await?;
+    ensure!(ask(&mut s, 1).await? == 0x12, "read while online");
+    printer.set_paper_out(true);
+    s.write_all(&bytes[half..]).await?;
+    ensure!(ask(&mut s, 1).await? == 0x1A);
+    let t = printer.tickets();
+    ensure!(t.len() == 1 && !t[0].cut && t[0].has("#0005"), "{t:?}");
+    ensure!(printer.discarded_bytes() > 0);
+    printer.set_paper_out(false);
+    s.write_all(&ticket_bytes(6)?).await?;
+    let t = printer.wait_tickets(2, DEADLINE).await?;
+    ensure!(
+        t[1].cut && t[1].text_lines() == ["#0006", "1x Burger"],
+        "{t:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_printer_answers_nothing_then_carries_on() -> anyhow::Result<()> {
     let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
     let mut s = connect(&printer).await?;

@@ -324,7 +324,13 @@ fn handle(shared: &Shared, builder: &mut TicketBuilder, ev: Event, replies: &mut
     };
     match ev {
         Event::Status(n) => replies.push(sensors.answer(n)),
-        _ if sensors.offline() => {}
+        // What made it onto the paper before it ran out (or the cover opened) is torn off as
+        // it is; the rest of that ticket is lost with everything else sent while offline.
+        _ if sensors.offline() => {
+            if let Some(torn) = builder.take_unfinished() {
+                shared.keep(torn);
+            }
+        }
         ev => {
             if let Some(ticket) = builder.apply(&ev) {
                 shared.keep(ticket);
