@@ -5,6 +5,7 @@
 pub mod chaos;
 pub mod device;
 pub mod faults;
+pub mod printer;
 pub mod raw;
 pub mod secure;
 pub mod servers;
