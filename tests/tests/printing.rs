@@ -1,0 +1,287 @@
+//! Kitchen printers against the real daemon and a virtual ESC/POS printer on a socket: a
+//! station's screen going dark sends its tickets to paper and its return stops it; paper running
+//! out mid-burst loses nothing and prints nothing twice unmarked; kill -9 with jobs pending, and
+//! a printer killed and back, print every job once, in order.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use docket_core::health::{Health, StationPrinting};
+use docket_core::wire::{self, ApplianceStatus, CommandBody};
+use docket_tests::printer::{PrinterOptions, Ticket, VirtualPrinter};
+use docket_tests::{eventually, line, Client, Daemon};
+
+/// `[printing]` with one printer for the grill.
+fn printing_toml(address: &str, mode: &str, fallback_secs: u64) -> String {
+    format!(
+        "[printing]\nfallback_after_secs = {fallback_secs}\n[[printing.printer]]\nstation = \"grill\"\naddress = \"{address}\"\nmode = \"{mode}\"\npaper_mm = 80\n"
+    )
+}
+
+fn grill(d: &Daemon) -> anyhow::Result<StationPrinting> {
+    let (_, body) = d.get("/healthz")?;
+    let h: Health = serde_json::from_str(&body).with_context(|| body.clone())?;
+    h.printing
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.station == "grill")
+        .context("no grill in /healthz's printing")
+}
+
+/// The ticket numbers on these tickets, and whether each was marked REPRINT.
+fn numbers(tickets: &[Ticket]) -> Vec<(u64, bool)> {
+    tickets
+        .iter()
+        .filter(|t| t.cut)
+        .filter_map(|t| {
+            let n = t
+                .text_lines()
+                .iter()
+                .find_map(|l| l.trim().strip_prefix('#')?.parse::<u64>().ok())?;
+            Some((n, t.has("REPRINT")))
+        })
+        .collect()
+}
+
+/// Waits until ticket `n` is on paper (unmarked); all tickets then.
+async fn wait_ticket(p: &VirtualPrinter, n: u64, within: Duration) -> anyhow::Result<Vec<Ticket>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let tickets = p.tickets();
+        if numbers(&tickets).contains(&(n, false)) {
+            return Ok(tickets);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ticket {n} not printed within {within:?}: {:?}",
+            numbers(&tickets)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn place_burger(t: &mut Client, table: &str) -> anyhow::Result<u64> {
+    let r = t
+        .command(&CommandBody::place(table, vec![line("burger-veggie", 1)]))
+        .await?;
+    anyhow::ensure!(r.ok, "{r:?}");
+    r.ticket.context("ticket")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_screen_sends_its_tickets_to_paper_and_its_return_stops_it() -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let fallback = 2;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), "fallback", fallback),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let kds = d.add_device("kds-grill", "station", &["grill"])?;
+    let expo = d.add_device("expo-1", "expo", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let mut e = Client::connect(d.mqtt, &expo).await?;
+    e.subscribe(wire::STATUS_TOPIC).await?;
+    let g = Client::connect(d.mqtt, &kds).await?;
+    eventually("the grill's screen is live", || {
+        grill(&d).is_ok_and(|p| p.screens_live && !p.printing && p.printer == "ok")
+    })
+    .await?;
+    // While the screen is live nothing prints (the reprint below proves it).
+    let first = place_burger(&mut t, "1").await?;
+
+    // The only screen goes; a ticket in the gap, before the fallback starts.
+    g.disconnect().await;
+    let gone = Instant::now();
+    let second = place_burger(&mut t, "2").await?;
+    let printed = wait_ticket(&printer, second, Duration::from_secs(fallback + 1))
+        .await
+        .context("the ticket of the gap on paper within fallback_after + 1 s")?;
+    let got = numbers(&printed);
+    assert!(got.contains(&(second, false)), "{got:?}");
+    eprintln!(
+        "screen gone → ticket {second} on paper: {:?} (fallback_after {fallback} s)",
+        gone.elapsed()
+    );
+    let ticket = printed
+        .iter()
+        .find(|t| t.has(&format!("#{second}")))
+        .context("ticket")?;
+    assert!(
+        ticket.has("GRILL") && ticket.has("Table 2") && ticket.has("1 x"),
+        "{}",
+        ticket.text()
+    );
+    assert!(ticket
+        .style_of(&format!("#{second}"))
+        .is_some_and(|s| s.is_large()));
+    // While dark, every new ticket prints.
+    let third = place_burger(&mut t, "3").await?;
+    wait_ticket(&printer, third, Duration::from_secs(10)).await?;
+    // Expo hears it on the status topic, /healthz says so.
+    let says = e
+        .wait_for(|m| {
+            m.topic == wire::STATUS_TOPIC
+                && wire::decode::<ApplianceStatus>(&m.payload).is_ok_and(|s| {
+                    s.printing
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|p| p.station == "grill" && p.printing && !p.screens_live)
+                })
+        })
+        .await;
+    assert!(says.is_ok(), "expo is told the grill prints");
+    let p = grill(&d)?;
+    assert!(
+        p.printing && !p.alarm && p.why.contains("printing"),
+        "{p:?}"
+    );
+
+    // The screen is back: printing stops. A reprint (due at once, after any job for the
+    // fourth ticket) proves nothing of the fourth was sent.
+    let _g = Client::connect(d.mqtt, &kds).await?;
+    eventually("the grill stops printing", || {
+        grill(&d).is_ok_and(|p| !p.printing)
+    })
+    .await?;
+    let fourth = place_burger(&mut t, "4").await?;
+    let before = printer.tickets().len();
+    let r = e
+        .command(&CommandBody::Reprint {
+            station: "grill".into(),
+            order_id: Some(format!("o-{second:06}")),
+            last: None,
+        })
+        .await?;
+    assert!(r.ok, "{r:?}");
+    let printed = printer
+        .wait_tickets(before + 1, Duration::from_secs(10))
+        .await?;
+    let got = numbers(&printed);
+    assert_eq!(
+        got.last(),
+        Some(&(second, true)),
+        "the reprint, marked: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|(n, _)| *n == fourth),
+        "a live screen's ticket went to paper: {got:?}"
+    );
+    // The first ticket prints only if it was placed within the grace before the screen went
+    // (it may not have reached it); never twice.
+    assert!(
+        got.iter().filter(|(n, _)| *n == first).count() <= 1,
+        "{got:?}"
+    );
+    let unmarked: Vec<u64> = got.iter().filter(|(_, r)| !r).map(|(n, _)| *n).collect();
+    let mut once = unmarked.clone();
+    once.dedup();
+    assert_eq!(unmarked, once, "nothing printed twice unmarked");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_out_mid_burst_loses_nothing_and_prints_nothing_twice_unmarked() -> anyhow::Result<()>
+{
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), "always", 10),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    eventually("the printer is ready", || {
+        grill(&d).is_ok_and(|p| p.printer == "ok")
+    })
+    .await?;
+    printer.run_out_after(5);
+    let mut tickets = Vec::new();
+    for i in 0..20 {
+        tickets.push(place_burger(&mut t, &format!("{i}")).await?);
+    }
+    eventually("the box sees the paper out", || {
+        grill(&d).is_ok_and(|p| p.printer == "paper out" && !p.can_print && p.waiting > 0)
+    })
+    .await?;
+    assert!(printer.tickets().iter().filter(|t| t.cut).count() <= 6);
+    printer.set_paper_out(false);
+    eventually("every ticket on paper", || {
+        let got = numbers(&printer.tickets());
+        tickets.iter().all(|n| got.iter().any(|(m, _)| m == n))
+    })
+    .await?;
+    let got = numbers(&printer.tickets());
+    for n in &tickets {
+        let plain = got.iter().filter(|(m, r)| m == n && !r).count();
+        assert!(
+            plain <= 1,
+            "ticket {n} printed {plain} times unmarked: {got:?}"
+        );
+    }
+    let order: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "in order");
+    eventually("nothing waits", || {
+        grill(&d).is_ok_and(|p| p.waiting == 0 && p.printer == "ok")
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_order(
+) -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let port = printer.port();
+    let mut d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), "always", 10),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    eventually("the printer is ready", || {
+        grill(&d).is_ok_and(|p| p.printer == "ok")
+    })
+    .await?;
+    printer.set_paper_out(true);
+    eventually("the box sees the paper out", || {
+        grill(&d).is_ok_and(|p| p.printer == "paper out")
+    })
+    .await?;
+    let mut tickets = Vec::new();
+    for i in 0..5 {
+        tickets.push(place_burger(&mut t, &format!("{i}")).await?);
+    }
+    d.kill9();
+    printer.set_paper_out(false);
+    d.restart()?;
+    let printed = printer.wait_tickets(5, Duration::from_secs(20)).await?;
+    assert_eq!(
+        numbers(&printed),
+        tickets.iter().map(|n| (*n, false)).collect::<Vec<_>>(),
+        "each pending job once, in order"
+    );
+
+    // The printer loses power; tickets meanwhile print once it is back, in order.
+    printer.kill().await;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    eventually("the box sees the printer gone", || {
+        grill(&d).is_ok_and(|p| p.printer == "unreachable")
+    })
+    .await?;
+    let mut more = Vec::new();
+    for i in 0..3 {
+        more.push(place_burger(&mut t, &format!("x{i}")).await?);
+    }
+    let printer = VirtualPrinter::start_on(port, PrinterOptions::default()).await?;
+    let printed = printer.wait_tickets(3, Duration::from_secs(30)).await?;
+    assert_eq!(
+        numbers(&printed),
+        more.iter().map(|n| (*n, false)).collect::<Vec<_>>()
+    );
+    Ok(())
+}
