@@ -62,6 +62,8 @@ pub struct Printing {
     printers: Mutex<BTreeMap<String, PrinterState>>,
     /// One per printer task, by address.
     wakers: Mutex<BTreeMap<String, Arc<Notify>>>,
+    /// The printers changed: the supervisor starts and stops printer tasks.
+    changed: Notify,
 }
 
 /// Which station prints where and when.
@@ -110,6 +112,20 @@ impl Printing {
 
     pub fn setup(&self) -> Arc<Setup> {
         self.setup.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The stations' printers as stored (`/admin`'s, seeded from the file), replacing the
+    /// config file's; printer tasks follow at once.
+    pub fn set_printers(&self, printers: Vec<StationPrinter>) {
+        let mut setup = self.setup.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**setup).clone();
+        next.printers = printers
+            .into_iter()
+            .map(|p| (p.station.clone(), p))
+            .collect();
+        *setup = Arc::new(next);
+        drop(setup);
+        self.changed.notify_one();
     }
 
     /// Is any printer configured? (Nothing to plan otherwise.)
@@ -266,7 +282,31 @@ impl Printing {
     }
 }
 
-/// Starts the print desk and one task per printer (nothing without printers).
+/// The printers as stored: the file's `[[printing.printer]]` seeded when new or changed, else
+/// what `/admin` set (`store::printers`). Called at start, before the engine runs.
+pub fn load(
+    db_path: &std::path::Path,
+    config: &PrintingConfig,
+    printing: &Printing,
+) -> Result<(), crate::store::StoreError> {
+    printing.configure(config);
+    let mut conn = crate::store::connect(db_path)?;
+    let (printers, replaced) =
+        crate::store::printers::seed(&mut conn, &config.printers, crate::clock::now_ms())?;
+    if replaced {
+        tracing::warn!(
+            "the config file's printers changed: seeded again, replacing /admin's printer edits"
+        );
+    }
+    for p in &printers {
+        tracing::info!(station = %p.station, printer = %p.address, mode = p.mode.as_str(), "kitchen printer");
+    }
+    printing.set_printers(printers);
+    Ok(())
+}
+
+/// Starts the print desk and the supervisor of the printer tasks (one per printer address,
+/// started and stopped as `/admin` changes the printers).
 pub fn spawn(
     db_path: &std::path::Path,
     status: Arc<crate::status::Status>,
@@ -274,22 +314,47 @@ pub fn spawn(
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), crate::store::StoreError> {
     let printing = status.printing.clone();
-    let setup = printing.setup();
-    if setup.printers.is_empty() {
-        return Ok(());
-    }
     let db = db::JobsDb::open(db_path)?;
-    for (address, stations) in setup.by_address() {
-        tracing::info!(printer = %address, stations = ?stations, "kitchen printer");
-        let task = printer::PrinterTask {
-            address,
-            stations,
-            printing: printing.clone(),
-            db: db.clone(),
-            stop: stop.clone(),
-        };
-        tokio::spawn(task.run());
-    }
+    tokio::spawn(supervise(printing.clone(), db.clone(), stop.clone()));
     tokio::spawn(desk::run(printing, status, devices, db, stop));
     Ok(())
+}
+
+/// Keeps one printer task per configured address.
+async fn supervise(
+    printing: Arc<Printing>,
+    db: db::JobsDb,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut running: BTreeMap<String, tokio_util::sync::CancellationToken> = BTreeMap::new();
+    loop {
+        let want = printing.setup().by_address();
+        running.retain(|address, task| {
+            let keep = want.contains_key(address);
+            if !keep {
+                tracing::info!(printer = %address, "kitchen printer removed");
+                task.cancel();
+            }
+            keep
+        });
+        for address in want.keys() {
+            if running.contains_key(address) {
+                continue;
+            }
+            let task_stop = stop.child_token();
+            running.insert(address.clone(), task_stop.clone());
+            let task = printer::PrinterTask {
+                address: address.clone(),
+                printing: printing.clone(),
+                db: db.clone(),
+                stop: task_stop,
+            };
+            tokio::spawn(task.run());
+        }
+        printing.wake();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = printing.changed.notified() => {}
+        }
+    }
 }
