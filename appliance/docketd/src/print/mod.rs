@@ -64,6 +64,9 @@ pub struct Printing {
     wakers: Mutex<BTreeMap<String, Arc<Notify>>>,
     /// The printers changed: the supervisor starts and stops printer tasks.
     changed: Notify,
+    /// What expo sees changed (a station printing or not, a printer's condition): the engine
+    /// republishes the status at once.
+    news: std::sync::atomic::AtomicBool,
 }
 
 /// Which station prints where and when.
@@ -125,6 +128,7 @@ impl Printing {
             .collect();
         *setup = Arc::new(next);
         drop(setup);
+        self.news.store(true, std::sync::atomic::Ordering::Relaxed);
         self.changed.notify_one();
     }
 
@@ -216,12 +220,31 @@ impl Printing {
             .unwrap_or_default()
     }
 
+    /// Changes a station's state; what expo sees changing is news.
     pub fn set_station(&self, station: &str, f: impl FnOnce(&mut StationState)) {
-        f(lock(&self.stations).entry(station.to_owned()).or_default());
+        let mut all = lock(&self.stations);
+        let s = all.entry(station.to_owned()).or_default();
+        let before = (s.screens_live, s.fallback);
+        f(s);
+        if before != (s.screens_live, s.fallback) {
+            self.news.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
+    /// Changes a printer's state; a change of its condition is news.
     pub fn set_printer(&self, address: &str, f: impl FnOnce(&mut PrinterState)) {
-        f(lock(&self.printers).entry(address.to_owned()).or_default());
+        let mut all = lock(&self.printers);
+        let p = all.entry(address.to_owned()).or_default();
+        let before = (p.condition.clone(), p.can_print);
+        f(p);
+        if before != (p.condition.clone(), p.can_print) {
+            self.news.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether something expo sees changed since last asked.
+    pub fn take_changed(&self) -> bool {
+        self.news.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn printer(&self, address: &str) -> PrinterState {
