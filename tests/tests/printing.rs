@@ -350,3 +350,46 @@ async fn a_printer_set_from_admin_prints_at_once_and_off_stops_it() -> anyhow::R
     anyhow::ensure!(grill(&d).is_err(), "no printer left in /healthz");
     Ok(())
 }
+
+/// The README's ticket: `cargo test -p docket-tests --test printing -- --ignored readme_ticket`
+/// draws a grill ticket (modifiers, a note, an allergy, a seat, a server) to
+/// docs/images/ticket.png and ticket.txt, as the virtual printer prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/images/ticket.png for the README"]
+async fn readme_ticket() -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), "always", 10),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let mut burger = line("burger-classic", 2);
+    burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
+    burger.notes = Some("one cut in half for the kid".into());
+    burger.allergy = Some("sesame".into());
+    let mut steak = line("steak-ribeye", 1);
+    steak.mods = vec!["medium-rare".into(), "pepper-sauce".into()];
+    steak.seat = Some(2);
+    let r = t
+        .command(&CommandBody::PlaceOrder {
+            table: "12".into(),
+            lines: vec![burger, steak, line("fries", 2)],
+            service: None,
+            server: Some("Ana".into()),
+        })
+        .await?;
+    anyhow::ensure!(r.ok, "{r:?}");
+    let ticket = r.ticket.context("ticket")?;
+    let printed = wait_ticket(&printer, ticket, Duration::from_secs(10)).await?;
+    let png = printed.last().context("a ticket")?.png()?;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("ticket.png"), png)?;
+    std::fs::write(
+        dir.join("ticket.txt"),
+        printed.last().context("a ticket")?.text(),
+    )?;
+    Ok(())
+}
