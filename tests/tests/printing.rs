@@ -1,7 +1,7 @@
 //! Kitchen printers against the real daemon and a virtual ESC/POS printer on a socket: a
 //! station's screen going dark sends its tickets to paper and its return stops it; paper running
 //! out mid-burst loses nothing and prints nothing twice unmarked; kill -9 with jobs pending, and
-//! a printer killed and back, print every job once, in order.
+//! a printer killed and back or hung and back, print every job once, in order.
 
 use std::time::{Duration, Instant};
 
@@ -232,7 +232,7 @@ async fn paper_out_mid_burst_loses_nothing_and_prints_nothing_twice_unmarked() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_order(
+async fn jobs_pending_at_kill_9_and_a_printer_killed_hung_or_back_print_once_in_order(
 ) -> anyhow::Result<()> {
     let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
     let port = printer.port();
@@ -283,6 +283,22 @@ async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_orde
         numbers(&printed),
         more.iter().map(|n| (*n, false)).collect::<Vec<_>>()
     );
+
+    // A hung printer (it stops answering, and reading): nothing is sent into the void; once it
+    // answers again the tickets print once, in order.
+    printer.set_mute(true);
+    eventually("the box sees the printer silent", || {
+        grill(&d).is_ok_and(|p| !p.can_print)
+    })
+    .await?;
+    let mut hung = Vec::new();
+    for i in 0..2 {
+        hung.push(place_burger(&mut t, &format!("h{i}")).await?);
+    }
+    printer.set_mute(false);
+    let printed = printer.wait_tickets(5, Duration::from_secs(30)).await?;
+    let want: Vec<(u64, bool)> = more.iter().chain(&hung).map(|n| (*n, false)).collect();
+    assert_eq!(numbers(&printed), want);
     Ok(())
 }
 
