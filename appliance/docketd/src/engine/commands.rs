@@ -126,6 +126,9 @@ impl<S: Store, L: Link> Engine<S, L> {
             if !batch.prints.is_empty() {
                 self.status.printing.wake();
             }
+            if let Some(m) = batch.menus.last() {
+                self.status.menu_version.store(m.menu.version, Relaxed);
+            }
             if self.status.storage_full.swap(false, Relaxed) {
                 tracing::info!("the disk has space again: commands are stored again");
             }
