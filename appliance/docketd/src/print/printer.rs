@@ -34,8 +34,9 @@ const SEND: Duration = Duration::from_secs(10);
 const IDLE_LOOK: Duration = Duration::from_secs(5);
 /// A printer that answers but can't print is asked this often.
 const CANNOT_LOOK: Duration = Duration::from_secs(1);
-/// Jobs read from the store at a time.
+/// Jobs read from the store at a time, and sent in one write of at most about this many bytes.
 const BATCH: usize = 16;
+const BATCH_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 enum Trouble {
@@ -141,23 +142,34 @@ impl PrinterTask {
             return Ok(false);
         }
         let setup = self.printing.setup();
-        for job in due {
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for job in &due {
             let Some(p) = setup.printers.get(&job.slip.station) else {
                 continue;
             };
+            if !batch.is_empty() && size >= BATCH_BYTES {
+                break;
+            }
             let rows = layout(
                 SlipText {
                     order: &job.order,
                     slip: &job.slip,
                     at_ms: job.at,
                     utc_offset_minutes: setup.utc_offset_minutes,
-                    again: job.again,
+                    // Sent before (a fault, or docketd stopped mid-batch): it may be on paper.
+                    again: job.again || job.attempts > 0,
                 },
                 p.paper,
             );
             let bytes = escpos::ticket(&rows)?;
-            self.send(stream, &job, &bytes).await?;
+            size += bytes.len();
+            batch.push((job, bytes));
         }
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        self.send(stream, &batch).await?;
         Ok(true)
     }
 
@@ -202,37 +214,55 @@ impl PrinterTask {
         Ok(cond)
     }
 
-    /// Sends one job; printed only when the printer answers afterwards and can still print.
-    async fn send(&self, s: &mut TcpStream, job: &Job, bytes: &[u8]) -> Result<(), Trouble> {
-        let id = job.id;
-        let sent = tokio::time::timeout(SEND, s.write_all(bytes)).await;
-        let after = match sent {
-            Ok(Ok(())) => self.status(s).await,
-            Ok(Err(e)) => Err(Trouble::Io(e)),
-            Err(_) => Err(Trouble::Silent(SEND)),
-        };
-        match after {
-            Ok(cond) if cond.can_print() => {
-                let at = now_ms();
-                self.db
-                    .run(move |c| jobs::printed(c, id, at))
-                    .await
-                    .map_err(|e| Trouble::Connect(format!("the store: {e}")))?;
-                self.printing.set_printer(&self.address, |p| p.printed += 1);
-                tracing::info!(printer = %self.address, station = %job.slip.station, ticket = job.order.ticket, kind = job.slip.kind.as_str(), again = job.again, "ticket printed");
-                Ok(())
+    /// Sends a batch of jobs, each followed by a status query: a job is printed only when the
+    /// printer answers after it and can still print. The store hears of the batch twice (one
+    /// fsync each, not one per ticket): before, every job in it is counted as sent (so a job
+    /// that may have reached paper when docketd stops says REPRINT next time); after, which were
+    /// printed, which may be lost (sent again as REPRINT) and which were not sent at all.
+    async fn send(&self, s: &mut TcpStream, batch: &[(&Job, Vec<u8>)]) -> Result<(), Trouble> {
+        let store = |e: super::db::JobsError| Trouble::Connect(format!("the store: {e}"));
+        let ids: Vec<i64> = batch.iter().map(|(j, _)| j.id).collect();
+        self.db
+            .run(move |c| jobs::sending(c, &ids))
+            .await
+            .map_err(store)?;
+        let mut printed = Vec::new();
+        let mut trouble = None;
+        for (job, bytes) in batch {
+            let written = tokio::time::timeout(SEND, s.write_all(bytes)).await;
+            let after = match written {
+                Ok(Ok(())) => self.status(s).await,
+                Ok(Err(e)) => Err(Trouble::Io(e)),
+                Err(_) => Err(Trouble::Silent(SEND)),
+            };
+            match after {
+                Ok(cond) if cond.can_print() => printed.push(job.id),
+                Ok(cond) => trouble = Some((job.id, Trouble::Cannot(cond.words()))),
+                Err(t) => trouble = Some((job.id, t)),
             }
-            other => {
-                // It may be on paper, in part or whole: the next copy says REPRINT.
-                self.db
-                    .run(move |c| jobs::maybe_lost(c, id))
-                    .await
-                    .map_err(|e| Trouble::Connect(format!("the store: {e}")))?;
-                match other {
-                    Ok(cond) => Err(Trouble::Cannot(cond.words())),
-                    Err(t) => Err(t),
-                }
+            if trouble.is_some() {
+                break;
             }
+        }
+        let lost = trouble.as_ref().map(|(id, _)| *id);
+        let unsent: Vec<i64> = batch
+            .iter()
+            .map(|(j, _)| j.id)
+            .filter(|id| !printed.contains(id) && Some(*id) != lost)
+            .collect();
+        let (done, at) = (printed.clone(), now_ms());
+        self.db
+            .run(move |c| jobs::sent(c, &done, lost, &unsent, at))
+            .await
+            .map_err(store)?;
+        self.printing
+            .set_printer(&self.address, |p| p.printed += printed.len() as u64);
+        for (j, _) in batch.iter().filter(|(j, _)| printed.contains(&j.id)) {
+            tracing::debug!(printer = %self.address, station = %j.slip.station, ticket = j.order.ticket, kind = j.slip.kind.as_str(), again = j.again, "ticket printed");
+        }
+        match trouble {
+            None => Ok(()),
+            Some((_, t)) => Err(t),
         }
     }
 }

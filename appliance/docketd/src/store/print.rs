@@ -137,23 +137,53 @@ pub fn due(conn: &Connection, stations: &[String], limit: usize) -> Result<Vec<J
     Ok(out)
 }
 
-/// The printer took the job.
-pub fn printed(conn: &Connection, id: i64, at: u64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE print_jobs SET state = 'printed', done_at = ?2, attempts = attempts + 1
-         WHERE id = ?1 AND state = 'due'",
-    )?
-    .execute(params![id, at])?;
+/// A batch is about to be sent: each job counts one more attempt (one transaction). A job
+/// with attempts that is still due may be on paper: it is printed again as a reprint.
+pub fn sending(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?1 AND state = 'due'",
+        )?;
+        for id in ids {
+            stmt.execute([id])?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 
-/// The job went out but the printer reported a fault after it: it may be lost, so it is sent
-/// again, as a reprint.
-pub fn maybe_lost(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE print_jobs SET again = 1, attempts = attempts + 1 WHERE id = ?1 AND state = 'due'",
-    )?
-    .execute([id])?;
+/// How a batch went (one transaction): `printed` the printer took; `lost` went out and the
+/// printer reported a fault after it (it may be lost: sent again, as a reprint); `unsent` were
+/// never written (their attempt is taken back).
+pub fn sent(
+    conn: &Connection,
+    printed: &[i64],
+    lost: Option<i64>,
+    unsent: &[i64],
+    at: u64,
+) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut done = tx.prepare_cached(
+            "UPDATE print_jobs SET state = 'printed', done_at = ?2 WHERE id = ?1 AND state = 'due'",
+        )?;
+        for id in printed {
+            done.execute(params![id, at])?;
+        }
+        if let Some(id) = lost {
+            tx.prepare_cached("UPDATE print_jobs SET again = 1 WHERE id = ?1 AND state = 'due'")?
+                .execute([id])?;
+        }
+        let mut back = tx.prepare_cached(
+            "UPDATE print_jobs SET attempts = attempts - 1
+             WHERE id = ?1 AND state = 'due' AND attempts > 0",
+        )?;
+        for id in unsent {
+            back.execute([id])?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -271,12 +301,27 @@ mod tests {
         // The grill went dark at 4 s: what came since is due; the one before was shown.
         assert_eq!(promote(&conn, "grill", 4_000).unwrap(), 1);
         assert_eq!(tickets(due(&conn, &both, 10).unwrap()), vec![2, 3]);
-        maybe_lost(&conn, due(&conn, &both, 10).unwrap()[0].id).unwrap();
+        // A batch of both: the first went out and may be lost, the second was never sent.
+        let batch: Vec<i64> = due(&conn, &both, 10)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        sending(&conn, &batch).unwrap();
+        assert!(due(&conn, &both, 10)
+            .unwrap()
+            .iter()
+            .all(|j| j.attempts == 1));
+        sent(&conn, &[], Some(batch[0]), &batch[1..], 6_500).unwrap();
         let again = due(&conn, &both, 10).unwrap();
-        assert!(again[0].again && again[0].attempts == 1 && !again[1].again);
-        for j in &again {
-            printed(&conn, j.id, 7_000).unwrap();
-        }
+        assert!(again[0].again && again[0].attempts == 1);
+        assert!(
+            !again[1].again && again[1].attempts == 0,
+            "never sent: a first print"
+        );
+        let ids: Vec<i64> = again.iter().map(|j| j.id).collect();
+        sending(&conn, &ids).unwrap();
+        sent(&conn, &ids, None, &[], 7_000).unwrap();
         assert!(due(&conn, &both, 10).unwrap().is_empty());
         assert_eq!(waiting(&conn).unwrap(), vec![("grill".to_owned(), 1, 0)]);
         assert_eq!(tidy(&conn, 2_000, 0).unwrap(), (1, 0));
