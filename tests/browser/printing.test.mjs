@@ -1,0 +1,163 @@
+// Kitchen printers on the pages, against the real docketd and the virtual printer
+// (`docket-printer`, a child process on a free port): expo's printing strip follows the grill's
+// screen going dark (fallback after 2 s), a card's Reprint puts a REPRINT ticket on paper, and the
+// printer killed with no screen is a red alarm; /admin shows the printer, refuses a bad address
+// keeping what was typed, and switches the grill to `always` with the live status following.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { assertClean, launchBrowser, screenshot, startDaemon, waitFor, DEADLINE_MS } from './harness.mjs';
+import { Device } from './client.mjs';
+import { open, startPrinter } from './kit.mjs';
+
+/** `[printing]` with one printer, the grill's. */
+export function printingToml(address, mode = 'fallback', fallbackSecs = 2) {
+  return `[printing]\nfallback_after_secs = ${fallbackSecs}\n[[printing.printer]]\nstation = "grill"\naddress = "${address}"\nmode = "${mode}"\npaper_mm = 80\n`;
+}
+
+async function shot(page, name) {
+  const file = await screenshot(page, name);
+  if (process.env.PRINTING_SHOTS) {
+    await fsp.mkdir(process.env.PRINTING_SHOTS, { recursive: true });
+    await fsp.copyFile(file, path.join(process.env.PRINTING_SHOTS, `${name}.png`));
+  }
+  return file;
+}
+
+async function setup(t, mode = 'fallback') {
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'docket-printer-out-'));
+  t.after(() => fsp.rm(out, { recursive: true, force: true }));
+  const printer = await startPrinter(t, out);
+  const [daemon, browser] = await Promise.all([
+    startDaemon({ t, config: printingToml(printer.address, mode, 2) }),
+    launchBrowser({ t }),
+  ]);
+  const tab = await Device.connect(daemon, await daemon.addDevice('tablet-1', 'tablet'));
+  t.after(() => tab.close());
+  return { printer, daemon, browser, tab };
+}
+
+const chip = (page, station) => page.locator(`#printing .print-chip[data-station="${station}"]`);
+
+test('expo: the grill prints once its screen is dark, a card reprints, a dead printer is an alarm', async (t) => {
+  const { printer, daemon, browser, tab } = await setup(t);
+  const grill = await Device.connect(daemon, await daemon.addDevice('kds-grill', 'station', ['grill']));
+  const expo = await open(browser, daemon, t, 'expo-printing', '/expo', await daemon.addDevice('expo-1', 'expo'));
+
+  // The grill's screen is live: the strip says so, no alarm.
+  const g = chip(expo, 'grill');
+  await g.locator('.print-doing:text("GRILL · screen live")').waitFor({ timeout: 6000 });
+  assert.equal(await expo.locator('#print-alarms').isVisible(), false);
+
+  // A burger and fries (the fry has no printer): the card offers Reprint at the grill. Fries
+  // alone: no Reprint.
+  const o = await tab.ok({ type: 'place_order', table: '4', lines: [{ item: 'burger-classic', qty: 1 }, { item: 'fries', qty: 1 }] });
+  const fries = await tab.ok({ type: 'place_order', table: '5', lines: [{ item: 'fries', qty: 2 }] });
+  const card = expo.locator(`#board .card[data-ticket="${o.ticket}"]`);
+  await card.locator('.card-reprint .reprint:text("Reprint (grill)")').waitFor();
+  await expo.locator(`#board .card[data-ticket="${fries.ticket}"]`).waitFor();
+  assert.equal(await expo.locator(`#board .card[data-ticket="${fries.ticket}"] .card-reprint`).isVisible(), false);
+
+  // The grill's screen goes dark: within fallback_after (2 s) + a status (2 s), it prints.
+  await grill.close();
+  await g.locator('.print-doing:text("GRILL · printing (no screen)")').waitFor({ timeout: 8000 });
+  assert.equal(await g.getAttribute('data-state'), 'printing');
+  // Its open ticket went to paper (held until the fallback).
+  await waitFor(async () => (await printer.tickets()).some((tk) => tk.text.includes(`#${o.ticket}`)), {
+    timeout: DEADLINE_MS,
+    message: `ticket #${o.ticket} on paper`,
+  });
+  await shot(expo, 'expo-printing-strip');
+
+  // Reprint from the card: a ticket marked REPRINT comes out.
+  await card.locator('.card-reprint .reprint').click();
+  await expo.locator('.toast:text("Reprinting #")').waitFor();
+  await waitFor(async () => (await printer.tickets()).some((tk) => tk.text.includes('REPRINT') && tk.text.includes(`#${o.ticket}`)), {
+    timeout: DEADLINE_MS,
+    message: 'a REPRINT ticket in the out dir',
+  });
+
+  // Reprint last 2 from the strip.
+  await g.locator('select.print-n').selectOption('2');
+  await g.locator('button.print-last:text("Reprint last 2")').click();
+  await expo.locator(".toast:text(\"Reprinting the grill's last 2 tickets\")").waitFor();
+
+  // The printer dies while the grill has no screen: an alarm saying what to do.
+  printer.kill();
+  await tab.ok({ type: 'place_order', table: '6', lines: [{ item: 'burger-classic', qty: 1 }] });
+  const alarm = expo.locator('#print-alarms .print-alarm[data-station="grill"]');
+  await alarm.waitFor({ timeout: 15_000 });
+  assert.match(await alarm.innerText(), /Grill: no screen and printer .* — check the grill/);
+  assert.equal(await g.getAttribute('data-state'), 'alarm');
+  const bg = await expo.locator('#print-alarms').evaluate((n) => getComputedStyle(n).backgroundColor);
+  assert.match(bg, /^rgb\((213|142), 0, 0\)$/, `the alarm is red, not ${bg}`);
+  await shot(expo, 'expo-printing-alarm');
+  await assertClean(expo);
+});
+
+test('expo: a site without printers shows nothing of them', async (t) => {
+  const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
+  const tab = await Device.connect(daemon, await daemon.addDevice('tablet-1', 'tablet'));
+  t.after(() => tab.close());
+  const expo = await open(browser, daemon, t, 'expo-no-printers', '/expo', await daemon.addDevice('expo-1', 'expo'));
+  const o = await tab.ok({ type: 'place_order', table: '4', lines: [{ item: 'burger-classic', qty: 1 }] });
+  await expo.locator(`#board .card[data-ticket="${o.ticket}"]`).waitFor();
+  await new Promise((r) => setTimeout(r, 2500)); // a status or two
+  assert.equal(await expo.locator('#printing').isVisible(), false);
+  assert.equal(await expo.locator('#print-alarms').isVisible(), false);
+  assert.equal(await expo.locator('.card-reprint').first().isVisible(), false);
+  await assertClean(expo);
+});
+
+test('/admin: the grill\'s printer, a bad address refused as typed, mode always and the status follows', async (t) => {
+  const { daemon, browser, tab } = await setup(t);
+  const admin = await open(browser, daemon, t, 'admin-printers', '/admin', await daemon.addDevice('manager-1', 'manager'), { width: 1280, height: 1000 });
+  const row = admin.locator('#printer-rows tr[data-station="grill"]');
+  await Promise.race([row.waitFor(), admin.locator('#printers-error:not([hidden])').waitFor()]);
+  if (await admin.locator('#printers-error').isVisible()) {
+    t.skip(`no printers API on this docketd: ${await admin.locator('#printers-error').innerText()}`);
+    return;
+  }
+  await waitFor(async () => /:\d+ · fallback · 80 mm$/.test(await row.locator('.pr-setup').innerText()), { message: 'the grill printer' });
+  assert.equal((await admin.locator('#printer-rows tr[data-station="fry"] .pr-setup').innerText()).trim(), 'no printer');
+  // No screen for the grill: it prints.
+  await waitFor(async () => /no screen live: printing/.test(await row.locator('.pr-line').innerText()), { timeout: 10_000, message: 'printing' });
+
+  // Edit: a bad address is refused with a message; what was typed stays.
+  await row.locator('.pr-edit').click();
+  const form = admin.locator('#printer-form');
+  await form.waitFor();
+  await admin.fill('#pf-address', 'printer-without-port');
+  await admin.click('#pf-save');
+  await form.locator('.pf-error[data-field="address"]:text("is not host:port")').waitFor();
+  assert.equal(await admin.inputValue('#pf-address'), 'printer-without-port');
+
+  // The real address back, mode Always: saved, the row and the live status follow.
+  const address = (await row.locator('.pr-setup').innerText()).split(' · ')[0];
+  await admin.fill('#pf-address', address);
+  await form.locator('.pf-choice[data-mode="always"]').click();
+  assert.equal(await form.locator('.pf-choice[data-mode="always"]').getAttribute('aria-checked'), 'true');
+  await shot(admin, 'admin-printers-form');
+  await admin.click('#pf-save');
+  await form.waitFor({ state: 'hidden' });
+  await waitFor(async () => /· always · 80 mm$/.test(await row.locator('.pr-setup').innerText()), { message: 'mode always shown' });
+  await waitFor(async () => /^always prints/.test(await row.locator('.pr-line').innerText()), { timeout: 6000, message: 'status: always prints' });
+  const health = JSON.parse((await daemon.get('/healthz')).body);
+  assert.equal(health.printing.find((p) => p.station === 'grill').mode, 'always');
+
+  // Reprint by ticket number from /admin.
+  const o = await tab.ok({ type: 'place_order', table: '8', lines: [{ item: 'burger-classic', qty: 1 }] });
+  await admin.fill('#reprint-ticket', String(o.ticket));
+  await admin.click('#reprint-ticket-go');
+  await admin.locator(`#reprint-msg:text("Ticket #${o.ticket} sent to the grill's printer")`).waitFor();
+  await admin.fill('#reprint-ticket', 'abc');
+  await admin.click('#reprint-ticket-go');
+  await admin.locator('#reprint-msg.error:text("is not a ticket number")').waitFor();
+  await admin.locator('#printers').scrollIntoViewIfNeeded();
+  await shot(admin, 'admin-printers');
+  await assertClean(admin);
+});
