@@ -285,3 +285,68 @@ async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_orde
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_set_from_admin_prints_at_once_and_off_stops_it() -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let d = Daemon::start()?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let auth = docket_tests::basic_auth(&mgr.id, &mgr.login());
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let set = |mode: &str| {
+        let body = format!(
+            r#"{{"address":"{}","mode":"{mode}","paper_mm":58}}"#,
+            printer.addr()
+        );
+        d.request(
+            "PUT",
+            "/api/admin/printers/grill",
+            &[("Authorization", &auth)],
+            &body,
+        )
+    };
+    let (status, body) = set("always")?;
+    assert_eq!(status, 200, "{body}");
+    let first = place_burger(&mut t, "1").await?;
+    let printed = wait_ticket(&printer, first, Duration::from_secs(10)).await?;
+    let rule = "-".repeat(32);
+    assert!(
+        printed[0].text_lines().iter().any(|l| l.trim() == rule),
+        "58 mm paper: 32 columns\n{}",
+        printed[0].text()
+    );
+    // Off: no job for the next ticket, and a reprint is refused.
+    let (status, _) = set("off")?;
+    assert_eq!(status, 200);
+    place_burger(&mut t, "2").await?;
+    let reprint = CommandBody::Reprint {
+        station: "grill".into(),
+        order_id: None,
+        last: Some(1),
+    };
+    let r = t.command(&reprint).await?;
+    assert_eq!(
+        docket_tests::reply_code(&r),
+        "forbidden",
+        "a tablet may not reprint"
+    );
+    let mut m = Client::connect(d.mqtt, &mgr).await?;
+    let r = m.command(&reprint).await?;
+    assert_eq!(docket_tests::reply_code(&r), "no_printer");
+    assert_eq!(
+        printer.tickets().len(),
+        1,
+        "{:?}",
+        numbers(&printer.tickets())
+    );
+    let (status, body) = d.request(
+        "DELETE",
+        "/api/admin/printers/grill",
+        &[("Authorization", &auth)],
+        "",
+    )?;
+    assert_eq!(status, 200, "{body}");
+    anyhow::ensure!(grill(&d).is_err(), "no printer left in /healthz");
+    Ok(())
+}

@@ -157,6 +157,46 @@ pub fn warnings(h: &Health, checks: &mut Vec<Check>) {
     }
 }
 
+/// Each station's kitchen printer: red when nothing would show its tickets (no live screen and
+/// a printer that can't print) or when its printer can't print (the fallback would fail).
+pub fn printers(h: &Health, checks: &mut Vec<Check>) {
+    for p in h.printing.iter().flatten() {
+        let head = format!("{} → {} ({})", p.station, p.address, p.mode);
+        let fix = match p.printer.as_str() {
+            "paper out" => "load paper",
+            "cover open" => "close the printer's cover",
+            "unreachable" => "check the printer is on and its address is right",
+            "offline" | "printer error" => "check the printer (power, errors)",
+            _ => "check the printer",
+        };
+        let check = if p.mode == "off" {
+            Check::ok("printer", format!("{head}: off"))
+        } else if p.alarm {
+            Check::fail(
+                "printer",
+                format!(
+                    "{head}: ALARM: no screen live and the printer says {}: {fix} now",
+                    p.printer
+                ),
+            )
+        } else if !p.can_print && p.printer != "unknown" {
+            Check::fail(
+                "printer",
+                format!("{head}: {}; the printer says {}: {fix}", p.why, p.printer),
+            )
+        } else {
+            Check::ok(
+                "printer",
+                format!(
+                    "{head}: {}; printer {}, {} printed, {} waiting",
+                    p.why, p.printer, p.printed, p.waiting
+                ),
+            )
+        };
+        checks.push(check);
+    }
+}
+
 /// `1.2.3` → (1, 2, 3); anything after `-` or `+` ignored, missing parts 0.
 fn version_parts(v: &str) -> (u64, u64, u64) {
     let core = v.split(['-', '+']).next().unwrap_or("");

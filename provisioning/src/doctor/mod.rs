@@ -84,6 +84,7 @@ pub fn doctor(
         health::uplink(&r.link, &mut checks);
         checks.push(mqtt::broker(&r, mqtt_port, manager.as_ref()));
         checks.push(health::devices(&r, manager.as_ref())?);
+        health::printers(&r.health, &mut checks);
         health::warnings(&r.health, &mut checks);
     }
     Ok(report(&checks, json))

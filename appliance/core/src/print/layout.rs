@@ -28,6 +28,13 @@ impl Paper {
         }
     }
 
+    pub fn mm(self) -> u32 {
+        match self {
+            Paper::Mm58 => 58,
+            Paper::Mm80 => 80,
+        }
+    }
+
     pub fn from_mm(mm: u32) -> Option<Paper> {
         match mm {
             58 => Some(Paper::Mm58),

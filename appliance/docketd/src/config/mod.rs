@@ -13,7 +13,7 @@ mod engine;
 mod printing;
 mod uplink;
 pub use engine::{EngineKeys, RawEngine};
-pub use printing::{Mode, Printing, RawPrinting, StationPrinter};
+pub use printing::{check_address, Mode, Printing, RawPrinting, StationPrinter};
 pub use uplink::{RawUplink, SecretUrl, Uplink};
 mod tls;
 pub use tls::{OwnCert, RawTls, TlsConfig};

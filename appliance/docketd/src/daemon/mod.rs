@@ -36,7 +36,6 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let (site_status, managers) = crate::site::apply(&mut cfg);
     let metrics = Arc::new(Metrics::default());
     let status = Arc::new(Status::default());
-    status.printing.configure(&cfg.printing);
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
 
@@ -52,6 +51,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         }
     }
     let menu = seed_menu(&cfg, &store)?;
+    crate::print::load(&cfg.db_path(), &cfg.printing, &status.printing)
+        .context("cannot load the kitchen printers")?;
     let registry = Arc::new(
         DeviceRegistry::open(&cfg.db_path(), metrics.clone()).context("cannot read devices")?,
     );

@@ -231,7 +231,10 @@ impl<S: Store, L: Link> Engine<S, L> {
         }
         // A reprint needs a printer at the station: the box's setup, not an order rule.
         let body = body.and_then(|b| match &b {
-            CommandBody::Reprint { station, .. } if !self.status.printing.prints_at(station) => {
+            CommandBody::Reprint { station, .. }
+                if docket_core::authorise(&actor, &b).is_ok()
+                    && !self.status.printing.prints_at(station) =>
+            {
                 Err(Rejection::new(
                     Code::NoPrinter,
                     format!("{station} has no kitchen printer (or it is off)"),

@@ -247,8 +247,9 @@ impl<S: Store, L: Link> Engine<S, L> {
         if self.heartbeat.due(now, &self.status) {
             self.heartbeat.send(&mut self.link)?;
         }
-        // Every 2 s, changed or not: it is the screens' proof that their link is alive.
-        if self.status_topic.due(now) {
+        // Every 2 s, changed or not: it is the screens' proof that their link is alive; at once
+        // when a station starts or stops printing, or a printer's condition changes (expo).
+        if self.status_topic.due(now) || self.status.printing.take_changed() {
             self.publish_status()?;
         }
         Ok(())

@@ -59,6 +59,13 @@ pub enum AppError {
     /// A query string the endpoint cannot use; the message says which parameter and why.
     #[error("{0}")]
     BadQuery(String),
+    /// A printer setting the box cannot use (address, mode, paper); the message says which.
+    #[error("{0}")]
+    BadPrinter(String),
+    #[error("no item of the menu is made at {0:?}")]
+    UnknownStation(String),
+    #[error("{0:?} has no kitchen printer")]
+    NoPrinter(String),
 }
 
 impl AppError {
@@ -99,6 +106,9 @@ impl AppError {
             AppError::Join(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             AppError::NoSite => (S::NOT_FOUND, "not_found"),
             AppError::BadQuery(_) => (S::BAD_REQUEST, "bad_query"),
+            AppError::BadPrinter(_) => (S::UNPROCESSABLE_ENTITY, "bad_printer"),
+            AppError::UnknownStation(_) => (S::NOT_FOUND, "unknown_station"),
+            AppError::NoPrinter(_) => (S::NOT_FOUND, "no_printer"),
             AppError::Bundle(e) => bundle_status(e),
         }
     }

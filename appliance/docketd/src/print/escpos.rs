@@ -90,19 +90,36 @@ impl Capture {
 
 fn printer(capture: &Capture) -> Printer<Capture> {
     let mut options = PrinterOptions::default();
-    options.page_code(Some(PageCode::PC858));
+    options.page_code(Some(PAGE));
     Printer::new(capture.clone(), Protocol::default(), Some(options))
 }
 
-/// What code page PC858 can print: ASCII, Latin-1's letters and signs, the euro; anything else
-/// is printed as '?' rather than as bytes the printer reads as other characters.
+/// The code page tickets are printed in: PC437, every ESC/POS printer's default, with the
+/// accented letters of most western menus. (escpos 0.17's PC858 table maps the ASCII '-' to the
+/// soft hyphen: PC437's has no such clash.)
+const PAGE: PageCode = PageCode::PC437;
+
+/// What the code page can print: ASCII as is, a character the crate encodes as one byte of the
+/// page; anything else is printed as '?' rather than as bytes the printer reads as other
+/// characters (the crate sends UTF-8 for what its table lacks).
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
-            ' '..='~' | '\u{a0}'..='\u{ff}' | '€' => c,
+            ' '..='~' => c,
+            _ if one_byte(c) => c,
             _ => '?',
         })
         .collect()
+}
+
+fn one_byte(c: char) -> bool {
+    let capture = Capture::default();
+    let mut p = printer(&capture);
+    let mut buf = [0u8; 4];
+    p.write(c.encode_utf8(&mut buf))
+        .and_then(|p| p.print())
+        .is_ok()
+        && capture.take().len() == 1
 }
 
 /// A slip's rows as one ESC/POS job: initialised, each row in its style, fed and cut.

@@ -62,6 +62,11 @@ pub struct Printing {
     printers: Mutex<BTreeMap<String, PrinterState>>,
     /// One per printer task, by address.
     wakers: Mutex<BTreeMap<String, Arc<Notify>>>,
+    /// The printers changed: the supervisor starts and stops printer tasks.
+    changed: Notify,
+    /// What expo sees changed (a station printing or not, a printer's condition): the engine
+    /// republishes the status at once.
+    news: std::sync::atomic::AtomicBool,
 }
 
 /// Which station prints where and when.
@@ -110,6 +115,21 @@ impl Printing {
 
     pub fn setup(&self) -> Arc<Setup> {
         self.setup.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The stations' printers as stored (`/admin`'s, seeded from the file), replacing the
+    /// config file's; printer tasks follow at once.
+    pub fn set_printers(&self, printers: Vec<StationPrinter>) {
+        let mut setup = self.setup.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**setup).clone();
+        next.printers = printers
+            .into_iter()
+            .map(|p| (p.station.clone(), p))
+            .collect();
+        *setup = Arc::new(next);
+        drop(setup);
+        self.news.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.changed.notify_one();
     }
 
     /// Is any printer configured? (Nothing to plan otherwise.)
@@ -200,12 +220,31 @@ impl Printing {
             .unwrap_or_default()
     }
 
+    /// Changes a station's state; what expo sees changing is news.
     pub fn set_station(&self, station: &str, f: impl FnOnce(&mut StationState)) {
-        f(lock(&self.stations).entry(station.to_owned()).or_default());
+        let mut all = lock(&self.stations);
+        let s = all.entry(station.to_owned()).or_default();
+        let before = (s.screens_live, s.fallback);
+        f(s);
+        if before != (s.screens_live, s.fallback) {
+            self.news.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
+    /// Changes a printer's state; a change of its condition is news.
     pub fn set_printer(&self, address: &str, f: impl FnOnce(&mut PrinterState)) {
-        f(lock(&self.printers).entry(address.to_owned()).or_default());
+        let mut all = lock(&self.printers);
+        let p = all.entry(address.to_owned()).or_default();
+        let before = (p.condition.clone(), p.can_print);
+        f(p);
+        if before != (p.condition.clone(), p.can_print) {
+            self.news.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether something expo sees changed since last asked.
+    pub fn take_changed(&self) -> bool {
+        self.news.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn printer(&self, address: &str) -> PrinterState {
@@ -266,7 +305,31 @@ impl Printing {
     }
 }
 
-/// Starts the print desk and one task per printer (nothing without printers).
+/// The printers as stored: the file's `[[printing.printer]]` seeded when new or changed, else
+/// what `/admin` set (`store::printers`). Called at start, before the engine runs.
+pub fn load(
+    db_path: &std::path::Path,
+    config: &PrintingConfig,
+    printing: &Printing,
+) -> Result<(), crate::store::StoreError> {
+    printing.configure(config);
+    let mut conn = crate::store::connect(db_path)?;
+    let (printers, replaced) =
+        crate::store::printers::seed(&mut conn, &config.printers, crate::clock::now_ms())?;
+    if replaced {
+        tracing::warn!(
+            "the config file's printers changed: seeded again, replacing /admin's printer edits"
+        );
+    }
+    for p in &printers {
+        tracing::info!(station = %p.station, printer = %p.address, mode = p.mode.as_str(), "kitchen printer");
+    }
+    printing.set_printers(printers);
+    Ok(())
+}
+
+/// Starts the print desk and the supervisor of the printer tasks (one per printer address,
+/// started and stopped as `/admin` changes the printers).
 pub fn spawn(
     db_path: &std::path::Path,
     status: Arc<crate::status::Status>,
@@ -274,22 +337,47 @@ pub fn spawn(
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), crate::store::StoreError> {
     let printing = status.printing.clone();
-    let setup = printing.setup();
-    if setup.printers.is_empty() {
-        return Ok(());
-    }
     let db = db::JobsDb::open(db_path)?;
-    for (address, stations) in setup.by_address() {
-        tracing::info!(printer = %address, stations = ?stations, "kitchen printer");
-        let task = printer::PrinterTask {
-            address,
-            stations,
-            printing: printing.clone(),
-            db: db.clone(),
-            stop: stop.clone(),
-        };
-        tokio::spawn(task.run());
-    }
+    tokio::spawn(supervise(printing.clone(), db.clone(), stop.clone()));
     tokio::spawn(desk::run(printing, status, devices, db, stop));
     Ok(())
+}
+
+/// Keeps one printer task per configured address.
+async fn supervise(
+    printing: Arc<Printing>,
+    db: db::JobsDb,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut running: BTreeMap<String, tokio_util::sync::CancellationToken> = BTreeMap::new();
+    loop {
+        let want = printing.setup().by_address();
+        running.retain(|address, task| {
+            let keep = want.contains_key(address);
+            if !keep {
+                tracing::info!(printer = %address, "kitchen printer removed");
+                task.cancel();
+            }
+            keep
+        });
+        for address in want.keys() {
+            if running.contains_key(address) {
+                continue;
+            }
+            let task_stop = stop.child_token();
+            running.insert(address.clone(), task_stop.clone());
+            let task = printer::PrinterTask {
+                address: address.clone(),
+                printing: printing.clone(),
+                db: db.clone(),
+                stop: task_stop,
+            };
+            tokio::spawn(task.run());
+        }
+        printing.wake();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = printing.changed.notified() => {}
+        }
+    }
 }

@@ -49,10 +49,10 @@ enum Trouble {
     Cannot(&'static str),
 }
 
-/// The printer at `address`, printing for `stations`.
+/// The printer at `address`, printing for the stations the setup gives it (read each round, so
+/// `/admin`'s changes of mode take effect at once).
 pub struct PrinterTask {
     pub address: String,
-    pub stations: Vec<String>,
     pub printing: Arc<Printing>,
     pub db: JobsDb,
     pub stop: CancellationToken,
@@ -79,7 +79,7 @@ impl PrinterTask {
                 Err(t) => {
                     let words = t.to_string();
                     if last_trouble.as_deref() != Some(words.as_str()) {
-                        tracing::warn!(printer = %self.address, stations = ?self.stations, trouble = %words, "kitchen printer cannot print; retrying with backoff");
+                        tracing::warn!(printer = %self.address, trouble = %words, "kitchen printer cannot print; retrying with backoff");
                     }
                     if !matches!(t, Trouble::Cannot(_)) {
                         conn = None;
@@ -113,7 +113,11 @@ impl PrinterTask {
     /// One look: the printer's status, then its due jobs. Ok(true): jobs were printed (look
     /// again at once); Ok(false): nothing due.
     async fn round(&self, conn: &mut Option<TcpStream>) -> Result<bool, Trouble> {
-        let stations = self.stations.clone();
+        // Its stations that print at all: an `off` station's jobs wait.
+        let stations: Vec<String> = (self.printing.setup().printers.values())
+            .filter(|p| p.address == self.address && p.mode != crate::config::Mode::Off)
+            .map(|p| p.station.clone())
+            .collect();
         let due = self
             .db
             .run(move |c| jobs::due(c, &stations, BATCH))

@@ -10,6 +10,7 @@
 
 pub mod menu;
 pub mod print;
+pub mod printers;
 pub mod registry;
 
 pub mod pairing;
@@ -167,6 +168,8 @@ CREATE TABLE menu_versions (
 "#,
     // 6: the kitchen printers' jobs (`store::print`).
     print::SCHEMA,
+    // 7: the stations' printers as /admin sets them (`store::printers`; the file is the seed).
+    printers::SCHEMA,
 ];
 
 /// A paired device as stored.

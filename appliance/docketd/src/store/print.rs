@@ -183,6 +183,15 @@ pub fn tidy(
     Ok((skipped, deleted))
 }
 
+/// A station lost its printer: its waiting jobs are dropped (skipped). Returns how many.
+pub fn drop_station(conn: &Connection, station: &str) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE print_jobs SET state = 'skipped' WHERE station = ?1 AND state IN ('held', 'due')",
+        )?
+        .execute([station])?)
+}
+
 /// Jobs waiting per station: (station, held, due).
 pub fn waiting(conn: &Connection) -> Result<Vec<(String, u64, u64)>, StoreError> {
     let mut stmt = conn.prepare_cached(

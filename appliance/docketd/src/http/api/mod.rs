@@ -34,6 +34,7 @@ use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry};
 use crate::store::{self, StoreError};
 
 mod auth;
+mod printers;
 mod speed;
 pub use crate::http::error::AppError;
 #[cfg(test)]
@@ -108,6 +109,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/admin/devices/{id}/revoke", post(admin_revoke))
         .route("/api/admin/health", get(admin_health))
         .route("/api/admin/speed", get(speed::admin_speed))
+        .route("/api/admin/printers", get(printers::admin_printers))
+        .route(
+            "/api/admin/printers/{station}",
+            axum::routing::put(printers::admin_put_printer).delete(printers::admin_delete_printer),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_store))
         .with_state(state)
@@ -135,7 +141,7 @@ pub(super) async fn with_db<T: Send + 'static>(
 }
 
 /// Parses a JSON body; an empty body counts as `{}`.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {

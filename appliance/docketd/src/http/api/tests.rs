@@ -461,3 +461,98 @@ async fn speed_of_service_is_read_from_the_event_log_for_managers_only() {
     let (st, _, v) = call(s, "GET", "/api/admin/speed?from=9&to=1", mgr, "").await;
     assert_eq!((st.as_u16(), code(&v)), (400, "bad_query"));
 }
+
+#[tokio::test]
+async fn managers_set_and_remove_a_stations_printer_and_bad_ones_change_nothing() {
+    let f = fixture();
+    let conn = store::connect(&f.db).unwrap();
+    let sample = docket_core::Menu::sample(&[("burger", "grill"), ("fries", "fry")]);
+    store::menu::seed(&conn, &sample, 1).unwrap();
+    let (s, mgr) = (&f.state, Some(f.manager.as_str()));
+    let put = |body: &'static str| async move {
+        call(s, "PUT", "/api/admin/printers/grill", mgr, body).await
+    };
+    let (st, _, v) = call(s, "GET", "/api/admin/printers", mgr, "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["printers"], json!([]));
+    assert_eq!(
+        v["stations"],
+        json!(["grill", "fry"]),
+        "in the menu's order"
+    );
+
+    let (st, _, v) = put(r#"{"address":"10.0.0.5:9100","mode":"always","paper_mm":58}"#).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["printers"],
+        json!([{"station":"grill","address":"10.0.0.5:9100","mode":"always","paper_mm":58}])
+    );
+    assert_eq!(v["status"][0]["station"], "grill");
+    assert!(
+        s.status.printing.prints_at("grill"),
+        "the engine sees it at once"
+    );
+
+    for (body, code) in [
+        (r#"{"address":"10.0.0.5","mode":"always"}"#, "bad_printer"),
+        (
+            r#"{"address":"10.0.0.5:9100","mode":"sometimes"}"#,
+            "bad_printer",
+        ),
+        (
+            r#"{"address":"10.0.0.5:9100","mode":"off","paper_mm":70}"#,
+            "bad_printer",
+        ),
+        (r#"{"address":"10.0.0.5:9100"}"#, "bad_json"),
+        (
+            r#"{"address":"x:1","mode":"off","colour":"red"}"#,
+            "bad_json",
+        ),
+    ] {
+        let (_, _, v) = put(body).await;
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+    }
+    let big = format!(
+        r#"{{"address":"{}:1","mode":"off"}}"#,
+        "a".repeat(BODY_LIMIT)
+    );
+    let (st, _, _) = call(s, "PUT", "/api/admin/printers/grill", mgr, &big).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    let (st, _, v) = call(
+        s,
+        "PUT",
+        "/api/admin/printers/pastry",
+        mgr,
+        r#"{"address":"a:1","mode":"off"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_station"))
+    );
+    let tab = Some(f.tablet.as_str());
+    let (st, _, _) = call(
+        s,
+        "PUT",
+        "/api/admin/printers/grill",
+        tab,
+        r#"{"address":"a:1","mode":"off"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = call(s, "DELETE", "/api/admin/printers/grill", None, "").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // None of those changed it.
+    let (_, _, v) = call(s, "GET", "/api/admin/printers", mgr, "").await;
+    assert_eq!(v["printers"][0]["address"], "10.0.0.5:9100");
+    assert_eq!(v["printers"][0]["mode"], "always");
+
+    let (st, _, v) = call(s, "DELETE", "/api/admin/printers/grill", mgr, "").await;
+    assert_eq!((st, v["printers"].clone()), (StatusCode::OK, json!([])));
+    assert!(!s.status.printing.prints_at("grill"));
+    let (st, _, v) = call(s, "DELETE", "/api/admin/printers/grill", mgr, "").await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_printer"))
+    );
+}
