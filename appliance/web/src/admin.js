@@ -299,6 +299,7 @@ async function main() {
       { class: 'admin' },
       el('div', { id: 'warnings', class: 'warnings', role: 'alert', hidden: '' }),
       el('section', {}, el('h2', {}, 'Box health'), el('dl', { id: 'health', class: 'health' }), el('p', { id: 'api-error', class: 'error' })),
+      printersSection(),
       el(
         'section',
         {},
@@ -308,7 +309,6 @@ async function main() {
       ),
       speedSection(),
       menuSection(),
-      printersSection(),
       el(
         'section',
         {},

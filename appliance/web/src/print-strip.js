@@ -27,7 +27,7 @@ export class PrintStrip {
     this.strip = el(
       'section',
       { id: 'printing', class: 'print-strip', 'aria-label': 'kitchen printers', hidden: '' },
-      el('span', { class: 'print-title' }, '🖨 Printers'),
+      el('span', { class: 'print-title' }, 'Printers'),
       this.chips,
     );
   }
@@ -106,7 +106,7 @@ export class PrintStrip {
   /** A card's Reprint area: the button, and the choice of station when several print. */
   cardPart(orderId) {
     const pick = el('div', { class: 'print-pick', hidden: '' });
-    const button = el('button', { class: 'reprint' }, '🖨 Reprint');
+    const button = el('button', { class: 'reprint' }, 'Reprint');
     button.addEventListener('click', () => this.tapReprint(orderId(), part));
     const part = el('div', { class: 'card-reprint' }, button, pick);
     return part;
@@ -118,7 +118,7 @@ export class PrintStrip {
     part.dataset.stations = st.join(',');
     setHidden(part, st.length === 0);
     const button = part.querySelector('.reprint');
-    setText(button, st.length === 1 ? `🖨 Reprint (${st[0]})` : '🖨 Reprint…');
+    setText(button, st.length === 1 ? `Reprint (${st[0]})` : 'Reprint…');
     if (st.length === 0) setHidden(part.querySelector('.print-pick'), true);
   }
 

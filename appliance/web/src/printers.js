@@ -257,6 +257,8 @@ class PrinterForm {
     this.mode = 'fallback';
     this.paper = 80;
     this.address = el('input', { id: 'pf-address', placeholder: '192.168.1.50:9100', size: '24', autocomplete: 'off' });
+    // A correction clears the complaint about what was typed before.
+    this.address.addEventListener('input', () => this.show({}));
     this.modes = el('div', { class: 'pf-choices pf-modes', role: 'radiogroup', 'aria-label': 'mode' },
       ...MODES.map((m) => el('button', { type: 'button', class: 'pf-choice', 'data-mode': m, role: 'radio', onclick: () => this.pick('mode', m) },
         el('strong', {}, MODE_WORDS[m][0]), el('span', {}, MODE_WORDS[m][1]))));

@@ -55,16 +55,15 @@ export function conditionText(p) {
 /** The alarm's sentence, saying what to do; null when the station is not in alarm. */
 export function alarmText(p) {
   if (!p.alarm) return null;
-  const what = p.printer === 'unknown' || p.printer === 'unreachable' || p.printer === 'offline'
-    ? 'printer not answering'
-    : `printer ${p.printer}`;
+  const silent = p.printer === 'unknown' || p.printer === 'unreachable' || p.printer === 'offline';
+  const what = silent ? 'printer not answering' : `printer ${p.printer}`;
   const waiting = p.waiting > 0 ? ` (${p.waiting} ticket${p.waiting === 1 ? '' : 's'} waiting)` : '';
   const fix = p.printer === 'paper out' || p.printer === 'paper near end'
-    ? 'load paper'
+    ? `load paper at the ${p.station}`
     : p.printer === 'cover open'
-      ? 'close the printer'
-      : 'check the printer';
-  return `${cap(p.station)}: no screen and ${what}${waiting} — check the ${p.station}, ${fix}`;
+      ? `close the ${p.station} printer's cover`
+      : `check the ${p.station}'s printer and screen`;
+  return `${cap(p.station)}: no screen and ${what}${waiting} — ${fix}`;
 }
 
 /** The stations of `stationNames` (an order's) that print: a printer not off. */

@@ -40,11 +40,11 @@ test("the printer's condition shows only when it is not ok", () => {
 test('the alarm says what is wrong and what to do', () => {
   assert.equal(alarmText(entry()), null);
   const paper = entry({ alarm: true, printing: true, screens_live: false, printer: 'paper out', can_print: false });
-  assert.equal(alarmText(paper), 'Grill: no screen and printer paper out — check the grill, load paper');
+  assert.equal(alarmText(paper), 'Grill: no screen and printer paper out — load paper at the grill');
   const gone = entry({ alarm: true, printing: true, screens_live: false, printer: 'unreachable', can_print: false, waiting: 3 });
-  assert.equal(alarmText(gone), 'Grill: no screen and printer not answering (3 tickets waiting) — check the grill, check the printer');
+  assert.equal(alarmText(gone), "Grill: no screen and printer not answering (3 tickets waiting) — check the grill's printer and screen");
   const cover = entry({ alarm: true, screens_live: false, printer: 'cover open', can_print: false, waiting: 1 });
-  assert.match(alarmText(cover), /printer cover open \(1 ticket waiting\).*close the printer$/);
+  assert.match(alarmText(cover), /printer cover open \(1 ticket waiting\) — close the grill printer's cover$/);
 });
 
 test("an order's printing stations: those with a printer that is not off", () => {
