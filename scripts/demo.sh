@@ -107,6 +107,39 @@ mkdir -p "$DEMO_DIR"
 ports=$("$SIMBIN" demo ports --config "$CONFIG") || die "cannot pick ports"
 read -r MQTT_PORT MQTT5_PORT HTTP_PORT HTTPS_PORT MQTTS_PORT <<<"$ports"
 
+# --- the bar's kitchen printer (a virtual one) ----------------------------------------------------
+# docket-printer: an ESC/POS printer on a TCP port that draws each ticket to $PRINTER_DIR
+# (NNNN.png, NNNN.txt). The bar prints in `fallback` mode: its tickets come out on paper while no
+# bar screen is live (the simulated bar cook works from paper; open the bar's page and the paper
+# stops, close it and 10 s later it prints again). Its port is kept while free.
+PRINTER_BIN="$BIN/docket-printer"
+[[ -x $PRINTER_BIN ]] || die "build did not produce $PRINTER_BIN"
+trap '[[ -n $PRINTER_PID ]] && kill "$PRINTER_PID" 2>/dev/null' EXIT
+PRINTER_DIR="$DEMO_DIR/printer"
+PRINTER_LOG="$DEMO_DIR/printer.log"
+PRINTER_PID=""
+mkdir -p "$PRINTER_DIR"
+rm -f "$PRINTER_DIR"/*.png "$PRINTER_DIR"/*.txt
+start_printer() { # port
+    : >"$PRINTER_LOG"
+    setsid "$PRINTER_BIN" --port "$1" --out "$PRINTER_DIR" >"$PRINTER_LOG" 2>&1 </dev/null &
+    PRINTER_PID=$!
+    local i
+    for ((i = 0; i < 50; i++)); do
+        grep -q '^listening on ' "$PRINTER_LOG" && return 0
+        kill -0 "$PRINTER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$PRINTER_PID" 2>/dev/null || true
+    PRINTER_PID=""
+    return 1
+}
+prev_port=$(cat "$DEMO_DIR/printer.port" 2>/dev/null || echo 0)
+[[ $prev_port =~ ^[0-9]+$ ]] || prev_port=0
+start_printer "$prev_port" || start_printer 0 || die "the virtual printer did not start: $(cat "$PRINTER_LOG")"
+PRINTER_ADDR=$(sed -n 's/^listening on //p' "$PRINTER_LOG" | head -n 1)
+echo "${PRINTER_ADDR##*:}" >"$DEMO_DIR/printer.port"
+
 cat >"$CONFIG" <<EOF
 # Written by scripts/demo.sh on every run (edits are overwritten). Ports are kept while free.
 data_dir = "data"
@@ -130,6 +163,16 @@ listen_v5 = "127.0.0.1:$MQTT5_PORT"
 [http]
 # Plain HTTP: the landing page (trust the site CA) and redirects to HTTPS.
 listen = "0.0.0.0:$HTTP_PORT"
+
+[printing]
+fallback_after_secs = 10
+
+# The bar's tickets on paper while no bar screen is live (a virtual printer: docket-printer).
+[[printing.printer]]
+station = "bar"
+address = "$PRINTER_ADDR"
+mode = "fallback"
+paper_mm = 80
 EOF
 
 # --- demo devices ------------------------------------------------------------------------------
@@ -226,6 +269,10 @@ cleanup() {
         stop_pid "$SIM_PID" docket-sim
         SIM_PID=""
     fi
+    if [[ -n $PRINTER_PID ]]; then
+        stop_pid "$PRINTER_PID" docket-printer
+        PRINTER_PID=""
+    fi
     if [[ -n $DOCKETD_PID ]]; then
         say "stopping docketd"
         stop_pid "$DOCKETD_PID" docketd
@@ -274,7 +321,7 @@ LAN_IP=${LAN_IP%% *}
 # Its log goes to a file, so the links printed below stay on screen.
 SIM_LOG="$DEMO_DIR/sim.log"
 if [[ $SIM -eq 1 ]]; then
-    sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES")
+    sim_args=(--mqtt "127.0.0.1:$MQTT_PORT" --creds "$DEVICES" --paper bar)
     sim_what="a busy restaurant: 3 tablets, 4 station screens and an expo, simulated"
     if [[ $DURATION -gt 0 ]]; then
         sim_args+=(--duration "$DURATION" --check)
@@ -305,6 +352,10 @@ cat <<EOF
  health       http://127.0.0.1:$HTTP_PORT/healthz   $health
  metrics      https://127.0.0.1:$HTTPS_PORT/metrics
  data         $DEMO_DIR   (config docketd.toml, store data/, logs docketd.log and sim.log)
+ printer      the bar's kitchen printer (virtual) at $PRINTER_ADDR: tickets drawn to $PRINTER_DIR/
+              (NNNN.png). It prints while no bar screen is live: open the bar's page below and it
+              stops; close it and 10 s later the bar's tickets come out again. /admin and expo
+              show it; docket doctor too.
 
  Demo devices and their secrets (also in devices.jsonl; a device logs in with a key derived
  from its secret, docs/protocol.md "Keys"):

@@ -1,7 +1,7 @@
 //! Kitchen printers against the real daemon and a virtual ESC/POS printer on a socket: a
 //! station's screen going dark sends its tickets to paper and its return stops it; paper running
 //! out mid-burst loses nothing and prints nothing twice unmarked; kill -9 with jobs pending, and
-//! a printer killed and back, print every job once, in order.
+//! a printer killed and back or hung and back, print every job once, in order.
 
 use std::time::{Duration, Instant};
 
@@ -232,7 +232,7 @@ async fn paper_out_mid_burst_loses_nothing_and_prints_nothing_twice_unmarked() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_order(
+async fn jobs_pending_at_kill_9_and_a_printer_killed_hung_or_back_print_once_in_order(
 ) -> anyhow::Result<()> {
     let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
     let port = printer.port();
@@ -283,6 +283,22 @@ async fn jobs_pending_at_kill_9_and_a_printer_killed_and_back_print_once_in_orde
         numbers(&printed),
         more.iter().map(|n| (*n, false)).collect::<Vec<_>>()
     );
+
+    // A hung printer (it stops answering, and reading): nothing is sent into the void; once it
+    // answers again the tickets print once, in order.
+    printer.set_mute(true);
+    eventually("the box sees the printer silent", || {
+        grill(&d).is_ok_and(|p| !p.can_print)
+    })
+    .await?;
+    let mut hung = Vec::new();
+    for i in 0..2 {
+        hung.push(place_burger(&mut t, &format!("h{i}")).await?);
+    }
+    printer.set_mute(false);
+    let printed = printer.wait_tickets(5, Duration::from_secs(30)).await?;
+    let want: Vec<(u64, bool)> = more.iter().chain(&hung).map(|n| (*n, false)).collect();
+    assert_eq!(numbers(&printed), want);
     Ok(())
 }
 
@@ -348,5 +364,48 @@ async fn a_printer_set_from_admin_prints_at_once_and_off_stops_it() -> anyhow::R
     )?;
     assert_eq!(status, 200, "{body}");
     anyhow::ensure!(grill(&d).is_err(), "no printer left in /healthz");
+    Ok(())
+}
+
+/// The README's ticket: `cargo test -p docket-tests --test printing -- --ignored readme_ticket`
+/// draws a grill ticket (modifiers, a note, an allergy, a seat, a server) to
+/// docs/images/ticket.png and ticket.txt, as the virtual printer prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/images/ticket.png for the README"]
+async fn readme_ticket() -> anyhow::Result<()> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), "always", 10),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    let mut burger = line("burger-classic", 2);
+    burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
+    burger.notes = Some("one cut in half for the kid".into());
+    burger.allergy = Some("sesame".into());
+    let mut steak = line("steak-ribeye", 1);
+    steak.mods = vec!["medium-rare".into(), "pepper-sauce".into()];
+    steak.seat = Some(2);
+    let r = t
+        .command(&CommandBody::PlaceOrder {
+            table: "12".into(),
+            lines: vec![burger, steak, line("fries", 2)],
+            service: None,
+            server: Some("Ana".into()),
+        })
+        .await?;
+    anyhow::ensure!(r.ok, "{r:?}");
+    let ticket = r.ticket.context("ticket")?;
+    let printed = wait_ticket(&printer, ticket, Duration::from_secs(10)).await?;
+    let png = printed.last().context("a ticket")?.png()?;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("ticket.png"), png)?;
+    std::fs::write(
+        dir.join("ticket.txt"),
+        printed.last().context("a ticket")?.text(),
+    )?;
     Ok(())
 }

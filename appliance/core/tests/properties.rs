@@ -27,13 +27,8 @@ const STATIONS: [&str; 5] = ["grill", "fry", "cold", "bar", "moon"];
 
 fn line() -> impl Strategy<Value = LineInput> {
     (0..ITEMS.len(), 0u32..4, prop::option::of(1u32..4)).prop_map(|(i, qty, course)| LineInput {
-        item: ITEMS[i].into(),
-        qty,
-        mods: vec![],
-        notes: None,
         course,
-        allergy: None,
-        seat: None,
+        ..LineInput::plain(ITEMS[i], qty)
     })
 }
 

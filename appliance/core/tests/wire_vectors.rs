@@ -46,13 +46,9 @@ fn body_encodes_byte_exact_and_mac_matches() {
     let body = CommandBody::place(
         "12",
         vec![LineInput {
-            item: "burger-classic".into(),
-            qty: 2,
             mods: vec!["no-onion".into()],
             notes: Some("medium rare".into()),
-            course: None,
-            allergy: None,
-            seat: None,
+            ..LineInput::plain("burger-classic", 2)
         }],
     );
     let want = hex_of(&v, &["command_place_order", "body_cbor_hex"]);
@@ -167,13 +163,10 @@ fn a_line_with_a_doneness_and_an_allergy_encodes_byte_exact() {
     let body = CommandBody::place(
         "7",
         vec![LineInput {
-            item: "steak-ribeye".into(),
-            qty: 1,
             mods: vec!["medium-rare".into(), "bearnaise".into()],
             notes: Some("birthday: candle please".into()),
-            course: None,
             allergy: Some("sesame".into()),
-            seat: None,
+            ..LineInput::plain("steak-ribeye", 1)
         }],
     );
     let want = hex_of(&v, &["command_place_order_with_allergy", "body_cbor_hex"]);

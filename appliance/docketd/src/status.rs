@@ -25,6 +25,9 @@ pub struct Status {
     /// How often the engine sends a heartbeat (0 = the default, 1 s): set by the watchdog from
     /// its period.
     pub heartbeat_every_ms: AtomicU64,
+    /// The version of the menu the box serves, committed (the engine, at start and after each
+    /// menu command's commit): the relays read the menu's versions from SQLite only when it moved.
+    pub menu_version: AtomicU64,
     /// Who is online (the connection layer).
     pub presence: Presence,
     /// Each uplink target's state (its relay task).

@@ -2,7 +2,8 @@
 //! columns at the sizes they are printed in. Large type for the ticket number and the table;
 //! each line with its modifiers as words and its notes; an allergy as a boxed alarm; voided
 //! lines marked VOID and underlined through (ESC/POS has no strike-through), added lines marked
-//! ADDED, fired ones FIRE; a reprint marked REPRINT at the top and the bottom.
+//! ADDED, fired ones FIRE; a reprint marked REPRINT at the top and the bottom. No white on
+//! black: large bold type reads on every printer and roll.
 //!
 //! Pure: docketd turns rows into ESC/POS. Must not know any printer's command bytes.
 
@@ -52,8 +53,6 @@ pub struct Row {
     pub width: u8,
     pub height: u8,
     pub bold: bool,
-    /// White on black: alarms and marks.
-    pub reverse: bool,
     pub underline: bool,
     pub center: bool,
 }
@@ -77,21 +76,16 @@ impl Row {
         }
     }
 
+    /// Double height: what a cook reads at arm's length (items, marks).
     fn tall(text: impl Into<String>) -> Row {
         Row {
             height: 2,
-            bold: true,
             ..Row::plain(text)
         }
     }
 
     fn centered(mut self) -> Row {
         self.center = true;
-        self
-    }
-
-    fn reversed(mut self) -> Row {
-        self.reverse = true;
         self
     }
 }
@@ -122,13 +116,13 @@ pub fn layout(t: SlipText<'_>, paper: Paper) -> Vec<Row> {
     let reprint = t.again || t.slip.kind == SlipKind::Reprint;
     let mut rows = Vec::new();
     if reprint {
-        rows.push(Row::tall("** REPRINT **").centered().reversed());
+        rows.push(Row::big("** REPRINT **").centered());
     }
-    rows.push(Row::tall(t.slip.station.to_uppercase()).centered());
+    rows.push(Row::big(t.slip.station.to_uppercase()).centered());
     rows.push(Row::big(format!("#{}", t.order.ticket)));
     rows.push(Row::big(where_to(t.order)));
     if t.order.rush {
-        rows.push(Row::tall("RUSH").reversed());
+        rows.push(Row::big("!! RUSH !!"));
     }
     let mut who = format!(
         "{}  placed {}",
@@ -169,7 +163,7 @@ pub fn layout(t: SlipText<'_>, paper: Paper) -> Vec<Row> {
     }
     rows.push(Row::plain("-".repeat(cols)));
     if reprint {
-        rows.push(Row::tall("** REPRINT **").centered().reversed());
+        rows.push(Row::big("** REPRINT **").centered());
     }
     wrap(rows, cols)
 }
@@ -211,16 +205,19 @@ fn line_rows(rows: &mut Vec<Row>, s: &Slip, l: &Line) {
     };
     rows.push(Row::tall(format!("{mark}{item}")));
     if !l.mods.is_empty() {
-        rows.push(Row::plain(format!("    + {}", l.mods.join(", "))));
+        // As words: `no-onion` is printed "no onion".
+        let words: Vec<String> = l.mods.iter().map(|m| m.replace(['-', '_'], " ")).collect();
+        rows.push(Row::plain(format!("    + {}", words.join(", "))));
     }
     if let Some(n) = &l.notes {
         rows.push(Row::plain(format!("    note: {n}")));
     }
     if let Some(a) = &l.allergy {
-        let alarm = format!(" ALLERGY: {} ", a.to_uppercase());
-        let rule = "#".repeat(alarm.chars().count());
+        // Boxed in '#', in the largest type: nobody reads past it.
+        let alarm = format!("ALLERGY: {}", a.to_uppercase());
+        let rule = "#".repeat(alarm.chars().count() * 2);
         rows.push(Row::plain(rule.clone()));
-        rows.push(Row::tall(alarm).reversed());
+        rows.push(Row::big(alarm));
         rows.push(Row::plain(rule));
     }
 }

@@ -117,7 +117,7 @@ fn a_new_ticket_carries_everything_the_cook_needs() {
         line(1, "Burger", "grill", 1, LineStatus::Fired),
         line(2, "Fries", "fry", 1, LineStatus::Fired),
     ]);
-    o.lines[0].mods = vec!["no onion".into(), "extra cheese".into()];
+    o.lines[0].mods = vec!["no-onion".into(), "extra-cheese".into()];
     o.lines[0].notes = Some("well done".into());
     o.lines[0].allergy = Some("sesame".into());
     o.lines[0].qty = 2;
@@ -156,7 +156,10 @@ fn a_new_ticket_carries_everything_the_cook_needs() {
     };
     assert!(big("#1042") && big("Table 12"));
     let alarm = rows.iter().find(|r| r.text.contains("ALLERGY")).unwrap();
-    assert!(alarm.reverse, "the allergy is an alarm");
+    assert!(
+        alarm.bold && alarm.width == 2 && alarm.height == 2,
+        "the allergy is an alarm"
+    );
 }
 
 #[test]

@@ -126,6 +126,9 @@ impl<S: Store, L: Link> Engine<S, L> {
             if !batch.prints.is_empty() {
                 self.status.printing.wake();
             }
+            if let Some(m) = batch.menus.last() {
+                self.status.menu_version.store(m.menu.version, Relaxed);
+            }
             if self.status.storage_full.swap(false, Relaxed) {
                 tracing::info!("the disk has space again: commands are stored again");
             }
@@ -266,7 +269,10 @@ impl<S: Store, L: Link> Engine<S, L> {
                 }
             }
         }
-        let menu_before = self.site.menu.as_ref().map(|m| m.version);
+        // Only a menu command can change the menu: only then is its version compared.
+        let menu_before = body
+            .is_menu()
+            .then(|| self.site.menu.as_ref().map(|m| m.version));
         // The order as it was, for the print jobs the events make (only with printers).
         let printing = self.status.printing.clone();
         let mut prev = match body.order_id() {
@@ -303,7 +309,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                 .extend(printing.reprint_jobs(station, &orders, now, &actor.device));
         }
         let menu = self.site.menu.as_ref();
-        if let Some(m) = menu.filter(|m| Some(m.version) != menu_before) {
+        if let Some(m) = menu.filter(|m| menu_before.is_some_and(|v| v != Some(m.version))) {
             batch.menus.push(MenuChange {
                 menu: m.clone(),
                 at: now,

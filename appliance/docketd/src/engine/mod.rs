@@ -138,6 +138,7 @@ impl<S: Store, L: Link> Engine<S, L> {
         crate::clock::anchor(loaded.last_at);
         let started_unix_ms = now_ms();
         status.started_unix_ms.store(started_unix_ms, Relaxed);
+        status.menu_version.store(menu.version, Relaxed);
         let boards = Coalescer::new(
             settings.board_interval,
             menu.stations(),

@@ -134,7 +134,6 @@ pub fn ticket(rows: &[Row]) -> Result<Vec<u8>, escpos::errors::PrinterError> {
             JustifyMode::LEFT
         })?
         .bold(r.bold)?
-        .reverse(r.reverse)?
         .underline(if r.underline {
             UnderlineMode::Double
         } else {
@@ -145,7 +144,6 @@ pub fn ticket(rows: &[Row]) -> Result<Vec<u8>, escpos::errors::PrinterError> {
     }
     p.reset_size()?
         .bold(false)?
-        .reverse(false)?
         .underline(UnderlineMode::None)?
         .justify(JustifyMode::LEFT)?
         .feeds(4)?

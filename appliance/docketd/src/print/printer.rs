@@ -32,6 +32,8 @@ const ANSWER: Duration = Duration::from_secs(3);
 const SEND: Duration = Duration::from_secs(10);
 /// An idle printer's status is read this often.
 const IDLE_LOOK: Duration = Duration::from_secs(5);
+/// A printer that answers but can't print is asked this often.
+const CANNOT_LOOK: Duration = Duration::from_secs(1);
 /// Jobs read from the store at a time.
 const BATCH: usize = 16;
 
@@ -78,6 +80,9 @@ impl PrinterTask {
                 }
                 Err(t) => {
                     let words = t.to_string();
+                    // A printer that answers but can't print (paper, cover) is asked again
+                    // every second: it prints the moment someone fixes it.
+                    let cannot = matches!(t, Trouble::Cannot(_));
                     if last_trouble.as_deref() != Some(words.as_str()) {
                         tracing::warn!(printer = %self.address, trouble = %words, "kitchen printer cannot print; retrying with backoff");
                     }
@@ -92,7 +97,11 @@ impl PrinterTask {
                     self.printing
                         .set_printer(&self.address, |p| p.error = Some(words.clone()));
                     last_trouble = Some(words);
-                    backoff.next_delay()
+                    if cannot {
+                        CANNOT_LOOK
+                    } else {
+                        backoff.next_delay()
+                    }
                 }
             };
             if !self.pause(&wake, delay).await {
@@ -170,11 +179,14 @@ impl PrinterTask {
 
     /// Asks the printer's real-time status and records it.
     async fn status(&self, s: &mut TcpStream) -> Result<Condition, Trouble> {
-        s.write_all(&escpos::status_request()?).await?;
+        let request = escpos::status_request()?;
         let mut answers = [0u8; 3];
-        tokio::time::timeout(ANSWER, s.read_exact(&mut answers))
-            .await
-            .map_err(|_| Trouble::Silent(ANSWER))??;
+        tokio::time::timeout(ANSWER, async {
+            s.write_all(&request).await?;
+            s.read_exact(&mut answers).await
+        })
+        .await
+        .map_err(|_| Trouble::Silent(ANSWER))??;
         let cond = escpos::read_status(answers)?;
         self.printing.set_printer(&self.address, |p| {
             if p.condition != cond.words() && p.reachable {

@@ -159,6 +159,16 @@ pub fn maybe_lost(conn: &Connection, id: i64) -> Result<(), StoreError> {
 
 /// A fallback station went dark: its held jobs made since `since` are due. Returns how many.
 pub fn promote(conn: &Connection, station: &str, since: u64) -> Result<usize, StoreError> {
+    // Looked for first: a read never waits for the engine's commits (WAL), a write would.
+    let any: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM print_jobs
+             WHERE station = ?1 AND state = 'held' AND at >= ?2)",
+        )?
+        .query_row(params![station, since], |r| r.get(0))?;
+    if !any {
+        return Ok(0);
+    }
     Ok(conn
         .prepare_cached(
             "UPDATE print_jobs SET state = 'due'

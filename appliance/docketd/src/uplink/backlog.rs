@@ -83,15 +83,6 @@ impl Backlog {
         store::menu::mark_relayed(&self.conn, version, now_ms)
     }
 
-    /// The version of the menu the box serves now (0 with none stored).
-    pub fn menu_version(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM menu_versions",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
     /// The menu the box serves now, if it has one stored.
     pub fn menu(&self) -> Result<Option<docket_core::Menu>, StoreError> {
         store::menu::latest(&self.conn)

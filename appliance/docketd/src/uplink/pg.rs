@@ -146,6 +146,9 @@ struct Prices {
     version: u64,
     by_item: HashMap<String, i64>,
     menus_refused: bool,
+    /// The box's menu version when head office last had every version up to it: SQLite is
+    /// read again only when the engine's menu version moves (or head office refused).
+    relayed_up_to: Option<u64>,
 }
 
 /// Relays the menu versions head office lacks (`docket.menus`), and keeps the prices current.
@@ -155,6 +158,10 @@ async fn relay_menus(
     local: &BacklogHandle,
     prices: &mut Prices,
 ) -> Result<(), PgError> {
+    let current = r.status.menu_version.load(Relaxed);
+    if prices.relayed_up_to == Some(current) && !prices.menus_refused && prices.version != 0 {
+        return Ok(());
+    }
     let menus = local.run(|l| l.unrelayed_menus(MENU_BATCH)).await?;
     if let Some(top) = menus.last().map(|m| m.menu.version) {
         match docket_cloud::write_menus(client, &r.site_id, &menus).await {
@@ -173,6 +180,9 @@ async fn relay_menus(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if menus.len() < MENU_BATCH && !prices.menus_refused {
+        prices.relayed_up_to = Some(current);
     }
     let newer = menus
         .last()

@@ -150,7 +150,8 @@ async fn relay_menu(
     local: &BacklogHandle,
     sent: &mut Option<u64>,
 ) -> Result<(), RedisError> {
-    let version = local.run(|l| l.menu_version()).await?;
+    // The engine's committed menu version: SQLite is read only when it moved.
+    let version = r.status.menu_version.load(Relaxed);
     if version == 0 || *sent == Some(version) {
         return Ok(());
     }

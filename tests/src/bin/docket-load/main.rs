@@ -111,17 +111,40 @@ struct Args {
     markdown: Option<std::path::PathBuf>,
 }
 
+/// `[printing]` with every station of the demo menu printing every ticket at `address`.
+fn print_everything(address: &str) -> String {
+    let mut t = String::from("[printing]\n");
+    for station in ["grill", "fry", "cold", "bar"] {
+        t += &format!(
+            "[[printing.printer]]\nstation = \"{station}\"\naddress = \"{address}\"\nmode = \"always\"\n"
+        );
+    }
+    t
+}
+
 async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
     Ok(match name {
-        "seed" | "x10" | "x100" => {
+        "seed" | "x10" | "x100" | "x100-print" => {
             let mult = match name {
                 "seed" => 1.0,
                 "x10" => 10.0,
                 _ => 100.0,
             };
+            // x100-print: every station's tickets also go to a kitchen printer (`always`), a
+            // virtual one in this process: the printers' cost to the kitchen's screens.
+            let printer = match name {
+                "x100-print" => {
+                    Some(docket_tests::printer::VirtualPrinter::start(Default::default()).await?)
+                }
+                _ => None,
+            };
+            let toml = match &printer {
+                Some(p) => format!("{NO_RATE_LIMIT}\n{}", print_everything(&p.addr())),
+                None => NO_RATE_LIMIT.to_owned(),
+            };
             // One kitchen device completes every order (a stand-in for all the expo screens):
             // at x100 that is ~170 commands/s from one device, far over its rate limit.
-            let d = Daemon::start_with(&[], "demo", NO_RATE_LIMIT)?;
+            let d = Daemon::start_with(&[], "demo", &toml)?;
             let idle = rss_mb(d.pid().unwrap_or(0));
             let before = pi::commits(&d)?;
             let busy = engine_busy(&d)?;
@@ -138,6 +161,11 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
                 "board_ms_each": if n > busy.2 { (b - busy.1) / (n - busy.2) * 1000.0 } else { 0.0 },
             });
             v["idle_rss_mb"] = json!(idle);
+            if let Some(p) = &printer {
+                let printed = p.tickets().len();
+                eprintln!("{name}: {printed} tickets printed on the virtual printer");
+                v["tickets_printed"] = json!(printed);
+            }
             v["load"] = json!(format!(
                 "50 tablets × {} orders/min, 10 screens",
                 2.0 * mult

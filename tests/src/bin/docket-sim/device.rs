@@ -56,6 +56,9 @@ pub struct Device {
     /// Boards this device has had a snapshot of: the orders on a first one are an earlier
     /// run's, and become ours.
     pub seen_boards: HashSet<String>,
+    /// A station whose cook works from the printer's paper (`--paper`): it says it is no
+    /// screen (presence offline) after each login, and bumps all the same.
+    pub paper: bool,
 }
 
 impl Device {
@@ -77,6 +80,7 @@ impl Device {
             done: HashMap::new(),
             adopted: false,
             seen_boards: HashSet::new(),
+            paper: false,
         };
         if matches!(d.kind, Kind::Tablet { .. }) && d.ctx.order_gap.is_some() {
             // Start soon, so a short demo shows something at once.
@@ -176,6 +180,15 @@ impl Device {
         c: &mut Client,
         stop: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
+        if self.paper {
+            // No screen at this station: the box's fallback printer prints its tickets.
+            c.publish(
+                &wire::presence_topic(&self.id),
+                wire::encode(&"offline")?,
+                true,
+            )
+            .await?;
+        }
         let expo_board = wire::board_topic(wire::EXPO);
         let mut watching_expo = false;
         match &self.kind {

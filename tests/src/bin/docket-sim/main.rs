@@ -94,6 +94,11 @@ struct Args {
     /// placed no order at all (for smoke tests).
     #[arg(long)]
     check: bool,
+    /// Stations whose simulated cooks work from the kitchen printer's paper: their screen
+    /// device still bumps, but says it is no screen (presence offline), so a `fallback` printer
+    /// prints their tickets (scripts/demo.sh: the bar). Repeatable.
+    #[arg(long, value_name = "STATION")]
+    paper: Vec<String>,
 }
 
 fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
@@ -188,7 +193,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ours: Mutex::new(HashSet::new()),
     });
 
-    let (devices, skipped) = devices(&lines, &ctx, seed)?;
+    let (mut devices, skipped) = devices(&lines, &ctx, seed)?;
+    for d in &mut devices {
+        if let Kind::Station(stations) = &d.kind {
+            d.paper = stations.iter().all(|s| args.paper.contains(s));
+        }
+    }
     if devices.is_empty() {
         bail!(
             "no tablet, station or expo device in {}",
