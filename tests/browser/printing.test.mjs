@@ -2,7 +2,9 @@
 // (`docket-printer`, a child process on a free port): expo's printing strip follows the grill's
 // screen going dark (fallback after 2 s), a card's Reprint puts a REPRINT ticket on paper, and the
 // printer killed with no screen is a red alarm; /admin shows the printer, refuses a bad address
-// keeping what was typed, and switches the grill to `always` with the live status following.
+// keeping what was typed, switches the grill to `always` with the live status following, reprints
+// by ticket number, and removes the printer after an undo window. An order at two printing
+// stations asks expo which to reprint; a refused reprint says why.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,6 +105,40 @@ test('expo: the grill prints once its screen is dark, a card reprints, a dead pr
   await assertClean(expo);
 });
 
+test('expo: a refusal says why, and an order at two printing stations asks which to reprint', async (t) => {
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'docket-printer-out-'));
+  t.after(() => fsp.rm(out, { recursive: true, force: true }));
+  const [grillPrinter, fryPrinter] = await Promise.all([startPrinter(t, path.join(out, 'grill')), startPrinter(t, path.join(out, 'fry'))]);
+  const config =
+    `[printing]\nfallback_after_secs = 2\n` +
+    `[[printing.printer]]\nstation = "grill"\naddress = "${grillPrinter.address}"\nmode = "always"\n` +
+    `[[printing.printer]]\nstation = "fry"\naddress = "${fryPrinter.address}"\nmode = "always"\npaper_mm = 58\n`;
+  const [daemon, browser] = await Promise.all([startDaemon({ t, config }), launchBrowser({ t })]);
+  const tab = await Device.connect(daemon, await daemon.addDevice('tablet-1', 'tablet'));
+  t.after(() => tab.close());
+  const expo = await open(browser, daemon, t, 'expo-two-printers', '/expo', await daemon.addDevice('expo-1', 'expo'));
+  const fry = chip(expo, 'fry');
+  await fry.locator('.print-doing:text("FRY · always prints")').waitFor({ timeout: 6000 });
+
+  // Nothing open at the fry: the refusal in words.
+  await fry.locator('button.print-last').click();
+  await expo.locator('.toast.error:text("Reprint refused: Nothing to reprint at the fry")').waitFor();
+
+  // A burger and fries: Reprint… asks which station; the fry's printer gets the REPRINT.
+  const o = await tab.ok({ type: 'place_order', table: '3', lines: [{ item: 'burger-classic', qty: 1 }, { item: 'fries', qty: 1 }] });
+  const card = expo.locator(`#board .card[data-ticket="${o.ticket}"]`);
+  await card.locator('.card-reprint .reprint:text("Reprint…")').click();
+  const pick = card.locator('.print-pick');
+  await pick.waitFor();
+  assert.deepEqual(await pick.locator('button.print-at').allInnerTexts(), ['fry', 'grill']);
+  await shot(expo, 'expo-reprint-pick');
+  await pick.locator('button.print-at[data-station="fry"]').click();
+  await pick.waitFor({ state: 'hidden' });
+  await waitFor(async () => (await fryPrinter.tickets()).some((tk) => tk.text.includes('REPRINT')), { timeout: DEADLINE_MS, message: "the fry's REPRINT" });
+  assert.ok(!(await grillPrinter.tickets()).some((tk) => tk.text.includes('REPRINT')), 'the grill reprinted too');
+  await assertClean(expo);
+});
+
 test('expo: a site without printers shows nothing of them', async (t) => {
   const [daemon, browser] = await Promise.all([startDaemon({ t }), launchBrowser({ t })]);
   const tab = await Device.connect(daemon, await daemon.addDevice('tablet-1', 'tablet'));
@@ -162,5 +198,17 @@ test('/admin: the grill\'s printer, a bad address refused as typed, mode always 
   await admin.click('#reprint-ticket-go');
   await admin.locator('#reprint-msg.error:text("is not a ticket number")').waitFor();
   await shot(admin, 'admin-printers', '#printers');
+
+  // Remove waits 5 s with an Undo: undone, the printer stays; left alone, it is gone.
+  await row.locator('.pr-remove').click();
+  await row.locator('.pr-removing:text("Removing in")').waitFor();
+  await row.locator('.pr-undo').click();
+  await row.locator('.pr-undo').waitFor({ state: 'hidden' });
+  await new Promise((r) => setTimeout(r, 5500));
+  assert.match(await row.locator('.pr-setup').innerText(), /· always · 80 mm$/);
+  await row.locator('.pr-remove').click();
+  await waitFor(async () => (await row.locator('.pr-setup').innerText()).trim() === 'no printer', { timeout: 10_000, message: 'removed' });
+  assert.equal(JSON.parse((await daemon.get('/healthz')).body).printing, undefined);
+  await admin.locator('#reprint').waitFor({ state: 'hidden' });
   await assertClean(admin);
 });
