@@ -176,6 +176,13 @@ test('/admin: the grill\'s printer, a bad address refused as typed, mode always 
   await form.locator('.pf-error[data-field="address"]:text("is not host:port")').waitFor();
   assert.equal(await admin.inputValue('#pf-address'), 'printer-without-port');
 
+  // What the box refuses (a host name too long) comes back under the address, kept as typed.
+  const long = `${'a'.repeat(254)}:9100`;
+  await admin.fill('#pf-address', long);
+  await admin.click('#pf-save');
+  await form.locator('.pf-error[data-field="address"]:text("has no valid host")').waitFor();
+  assert.equal(await admin.inputValue('#pf-address'), long);
+
   // The real address back, mode Always: saved, the row and the live status follow.
   const address = (await row.locator('.pr-setup').innerText()).split(' · ')[0];
   await admin.fill('#pf-address', address);
@@ -199,6 +206,18 @@ test('/admin: the grill\'s printer, a bad address refused as typed, mode always 
   await admin.locator('#reprint-msg.error:text("is not a ticket number")').waitFor();
   await shot(admin, 'admin-printers', '#printers');
 
+  // Add a printer for the fry: fallback (the default), 58 mm paper.
+  const fryRow = admin.locator('#printer-rows tr[data-station="fry"]');
+  await fryRow.locator('.pr-edit:text("Add printer")').click();
+  await form.waitFor();
+  assert.equal(await admin.inputValue('#pf-address'), '', 'a new printer starts empty');
+  await admin.fill('#pf-address', 'fry-printer.local:9100');
+  await form.locator('.pf-choice[data-paper="58"]').click();
+  await admin.click('#pf-save');
+  await form.waitFor({ state: 'hidden' });
+  await waitFor(async () => (await fryRow.locator('.pr-setup').innerText()).trim() === 'fry-printer.local:9100 · fallback · 58 mm', { message: 'the fry printer' });
+  assert.deepEqual(await admin.locator('#reprint-station option').allInnerTexts(), ['fry', 'grill']);
+
   // Remove waits 5 s with an Undo: undone, the printer stays; left alone, it is gone.
   await row.locator('.pr-remove').click();
   await row.locator('.pr-removing:text("Removing in")').waitFor();
@@ -208,7 +227,6 @@ test('/admin: the grill\'s printer, a bad address refused as typed, mode always 
   assert.match(await row.locator('.pr-setup').innerText(), /· always · 80 mm$/);
   await row.locator('.pr-remove').click();
   await waitFor(async () => (await row.locator('.pr-setup').innerText()).trim() === 'no printer', { timeout: 10_000, message: 'removed' });
-  assert.equal(JSON.parse((await daemon.get('/healthz')).body).printing, undefined);
-  await admin.locator('#reprint').waitFor({ state: 'hidden' });
+  assert.deepEqual(JSON.parse((await daemon.get('/healthz')).body).printing.map((p) => p.station), ['fry']);
   await assertClean(admin);
 });

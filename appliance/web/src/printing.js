@@ -109,7 +109,8 @@ export function parseLast(text) {
 export function checkPrinter({ address, mode, paper_mm }) {
   const errors = {};
   const a = String(address ?? '').trim();
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/.exec(a);
+  // As the box checks it (a host without spaces, a port), and no URL: the box would take one.
+  const m = /^([^\s/]+):(\d{1,5})$/.exec(a);
   if (!a) errors.address = 'Type the printer\'s address and port, e.g. 192.168.1.50:9100';
   else if (!m) errors.address = `"${a}" is not host:port (e.g. 192.168.1.50:9100)`;
   else if (Number(m[2]) < 1 || Number(m[2]) > 65535) errors.address = `Port ${m[2]} is not 1–65535 (printers listen on 9100)`;

@@ -76,6 +76,8 @@ test('the printer form: host:port, one of three modes, 80 or 58 mm', () => {
   });
   assert.deepEqual(checkPrinter({ address: 'printer.local:9100', mode: 'always', paper_mm: 58 }).value.paper_mm, 58);
   assert.ok(checkPrinter({ address: '[fe80::1]:9100', mode: 'off', paper_mm: 80 }).value);
+  assert.ok(checkPrinter({ address: 'kitchen_printer-2:9100', mode: 'off', paper_mm: 80 }).value, 'a name the box takes');
+  assert.match(checkPrinter({ address: 'grill printer:9100', mode: 'off', paper_mm: 80 }).errors.address, /is not host:port/);
   assert.match(checkPrinter({ address: '', mode: 'off', paper_mm: 80 }).errors.address, /Type the printer's address/);
   assert.match(checkPrinter({ address: '192.168.1.50', mode: 'off', paper_mm: 80 }).errors.address, /is not host:port/);
   assert.match(checkPrinter({ address: 'p:70000', mode: 'off', paper_mm: 80 }).errors.address, /Port 70000/);
