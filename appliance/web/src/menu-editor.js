@@ -7,6 +7,7 @@ import { el } from './conn.js';
 import { money } from './labels.js';
 import { setAttr, setClass, setText, syncList } from './keyed.js';
 import { ItemForm } from './item-form.js';
+import { Countdown, VersionWait } from './countdown.js';
 
 export const REMOVE_UNDO_MS = 5000;
 /** The most items a menu may have (the box refuses more). */
@@ -40,14 +41,16 @@ export class MenuEditor {
     this.flash = flash;
     this.menu = { version: 0, items: [] };
     /** item id → {name, until}: removals counting down (Undo stops them). */
-    this.removing = new Map();
+    this.removing = new Countdown({
+      ms: REMOVE_UNDO_MS,
+      due: (r, id) => this.sendRemove(id, r.name),
+      changed: () => this.render(),
+    });
     /**
-     * item id → {kind: 'stock' | 'remove', version}: a command sent, not yet shown. `version` is
-     * the menu version its reply named (null until the reply): the box sends the menu at most
-     * once a second, so the row waits for that version instead of showing the old state.
+     * item id → {kind: 'stock' | 'remove'}: a command sent, not yet shown: the row waits for the
+     * menu version its reply names instead of showing the old state (countdown.js).
      */
-    this.busy = new Map();
-    this.timer = null;
+    this.busy = new VersionWait();
     this.form = new ItemForm(
       (item) => this.command({ type: 'set_item', item }),
       (id) => this.menu.items.find((i) => i.id === id),
@@ -59,8 +62,8 @@ export class MenuEditor {
   update(menu) {
     this.menu = menu;
     const ids = new Set(menu.items.map((i) => i.id));
-    for (const id of this.removing.keys()) if (!ids.has(id)) this.removing.delete(id);
-    for (const [id, b] of this.busy) if (b.version !== null && menu.version >= b.version) this.busy.delete(id);
+    for (const id of [...this.removing.keys()]) if (!ids.has(id)) this.removing.drop(id);
+    this.busy.seen(menu.version);
     this.render();
   }
 
@@ -152,65 +155,34 @@ export class MenuEditor {
   async toggleStock(id) {
     const item = this.menu.items.find((i) => i.id === id);
     if (!item || this.busy.has(id)) return;
-    this.busy.set(id, { kind: 'stock', version: null });
+    this.busy.sent(id, { kind: 'stock' });
     this.render();
     const reply = await this.command({ type: 'set_stock', item: id, out: !item.out });
-    this.settle(id, reply);
+    this.busy.replied(id, reply, this.menu.version);
     if (!reply.ok) this.flash(`${item.name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
     this.render();
-  }
-
-  /** A reply to a row's command: the row waits for the menu version it names, or is free again. */
-  settle(id, reply) {
-    const b = this.busy.get(id);
-    if (b && reply.ok && Number.isInteger(reply.menu_version) && this.menu.version < reply.menu_version) b.version = reply.menu_version;
-    else this.busy.delete(id);
   }
 
   // ---------------------------------------------------------------- remove, with an undo window
 
   remove(id) {
     const item = this.menu.items.find((i) => i.id === id);
-    if (!item || this.removing.has(id)) return;
-    this.removing.set(id, { name: item.name, until: Date.now() + REMOVE_UNDO_MS });
-    this.schedule();
-    this.render();
+    if (item) this.removing.start(id, { name: item.name });
   }
 
   undo(id) {
-    if (this.removing.delete(id)) this.render();
-    this.schedule();
+    this.removing.undo(id);
   }
 
   secondsLeft(id) {
-    const r = this.removing.get(id);
-    return r ? Math.max(1, Math.ceil((r.until - Date.now()) / 1000)) : null;
-  }
-
-  tick() {
-    const now = Date.now();
-    for (const [id, r] of this.removing) {
-      if (r.until > now) continue;
-      this.removing.delete(id);
-      this.sendRemove(id, r.name);
-    }
-    this.schedule();
-    this.render();
-  }
-
-  schedule() {
-    if (this.removing.size === 0) {
-      clearInterval(this.timer);
-      this.timer = null;
-    } else if (!this.timer) {
-      this.timer = setInterval(() => this.tick(), 250);
-    }
+    return this.removing.secondsLeft(id);
   }
 
   async sendRemove(id, name) {
-    this.busy.set(id, { kind: 'remove', version: null });
+    this.busy.sent(id, { kind: 'remove' });
+    this.render();
     const reply = await this.command({ type: 'remove_item', item: id });
-    this.settle(id, reply);
+    this.busy.replied(id, reply, this.menu.version);
     if (reply.ok) this.flash(`${name} removed from the menu`);
     else this.flash(`Cannot remove ${name}: ${reply.error ? reply.error.message : 'refused'}`, 'error');
     this.render();

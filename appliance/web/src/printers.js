@@ -6,6 +6,7 @@
 // and a reprint (a ticket by its number, or a station's last N) through the MQTT `reprint`.
 
 import { el } from './conn.js';
+import { Countdown } from './countdown.js';
 import { setAttr, setClass, setHidden, setText, syncList } from './keyed.js';
 import {
   LAST_DEFAULT, MODES, MODE_WORDS, PAPERS, alarmText, checkPrinter, parseLast, refusalText, setupText,
@@ -42,9 +43,12 @@ export class Printers {
     Object.assign(this, { root, api, command, flash });
     this.data = { printers: [], status: [], stations: [] };
     this.live = null; // the status topic's printing (newer than the poll's between polls)
-    /** station → {until}: removals counting down. */
-    this.removing = new Map();
-    this.timer = null;
+    /** station → {until}: removals counting down (Undo stops them; countdown.js). */
+    this.removing = new Countdown({
+      ms: REMOVE_UNDO_MS,
+      due: (_r, station) => this.sendRemove(station),
+      changed: () => this.render(),
+    });
     this.form = new PrinterForm((station, body) => this.save(station, body));
     root.querySelector('#printer-form-slot').append(this.form.node);
     this.buildReprint();
@@ -147,40 +151,15 @@ export class Printers {
   // ---------------------------------------------------------------- remove, with an undo window
 
   remove(station) {
-    if (this.removing.has(station)) return;
-    this.removing.set(station, { until: Date.now() + REMOVE_UNDO_MS });
-    this.schedule();
-    this.render();
+    this.removing.start(station, {});
   }
 
   undo(station) {
-    this.removing.delete(station);
-    this.schedule();
-    this.render();
+    this.removing.undo(station);
   }
 
   secondsLeft(station) {
-    const r = this.removing.get(station);
-    return r ? Math.max(1, Math.ceil((r.until - Date.now()) / 1000)) : null;
-  }
-
-  schedule() {
-    if (this.removing.size === 0) {
-      clearInterval(this.timer);
-      this.timer = null;
-    } else if (!this.timer) {
-      this.timer = setInterval(() => this.tick(), 250);
-    }
-  }
-
-  tick() {
-    for (const [station, r] of this.removing) {
-      if (r.until > Date.now()) continue;
-      this.removing.delete(station);
-      this.sendRemove(station);
-    }
-    this.schedule();
-    this.render();
+    return this.removing.secondsLeft(station);
   }
 
   async sendRemove(station) {

@@ -5,6 +5,7 @@
 
 import { el } from './conn.js';
 import { setAttr, setClass, setText, syncList } from './keyed.js';
+import { VersionWait } from './countdown.js';
 
 export class StockPanel {
   /**
@@ -16,10 +17,10 @@ export class StockPanel {
     this.items = [];
     this.menu = { version: 0, items: [] };
     /**
-     * item id → the menu version that will show the change asked for (null: no reply yet). The
-     * box sends the menu at most once a second, so a toggle stays dimmed until that version.
+     * Toggles asked for and not yet shown: each stays dimmed until the menu version its reply
+     * names arrives (the box sends the menu at most once a second; countdown.js).
      */
-    this.asked = new Map();
+    this.asked = new VersionWait();
     this.list = el('ul', { id: 'stock-list', class: 'stock-list' });
     this.error = el('p', { id: 'stock-error', class: 'stock-error', role: 'alert', hidden: '' });
     this.empty = el('p', { class: 'hint', hidden: '' }, 'No item on the menu is cooked at this station.');
@@ -54,7 +55,7 @@ export class StockPanel {
   /** A new menu (`{version, items}`): this station's items, in menu order. */
   update(menu) {
     this.menu = menu;
-    for (const [id, v] of this.asked) if (v !== null && menu.version >= v) this.asked.delete(id);
+    this.asked.seen(menu.version);
     this.items = menu.items.filter((i) => i.station === this.station);
     this.empty.hidden = this.items.length > 0;
     // The header button counts this station's 86'd items, so they are seen without opening it.
@@ -85,16 +86,14 @@ export class StockPanel {
     const item = this.items.find((i) => i.id === id);
     if (!item || this.asked.has(id)) return;
     const out = !item.out;
-    this.asked.set(id, null);
+    this.asked.sent(id);
     this.say('');
     this.update(this.menu);
     const reply = await this.command({ type: 'set_stock', item: id, out });
-    if (reply.ok && Number.isInteger(reply.menu_version)) {
-      this.asked.set(id, reply.menu_version);
-    } else {
-      this.asked.delete(id);
+    this.asked.replied(id, reply, this.menu.version);
+    if (!reply.ok) {
       const e = reply.error || {};
-      if (!reply.ok) this.say(`${out ? '86' : 'Back on'} ${item.name} refused: ${e.message || e.code || 'unknown error'}`);
+      this.say(`${out ? '86' : 'Back on'} ${item.name} refused: ${e.message || e.code || 'unknown error'}`);
     }
     this.update(this.menu);
   }

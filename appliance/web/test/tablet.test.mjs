@@ -61,6 +61,6 @@ test('a void is sent only when its undo window ends; undo sends nothing; a reloa
   assert.ok(again.sent.has(voidKey('o1', 2)));
   again.settled(voidKey('o1', 2));
   assert.equal(again.sent.size, 0);
-  clearInterval(v.timer);
-  clearInterval(again.timer);
+  clearInterval(v.countdown.timer);
+  clearInterval(again.countdown.timer);
 });
