@@ -1,11 +1,13 @@
 // What the browser tests share: a page opened as a paired device (with DOCKET_WEB_DIST serving
 // another build's scripts and styles), a device in Node that records every event the box
-// publishes, the other devices of a small restaurant, and adding an item on the tablet page.
+// publishes, the other devices of a small restaurant, adding an item on the tablet page, and
+// the virtual kitchen printer as a child process.
 
+import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-import { newPage, waitFor } from './harness.mjs';
+import { docketdBin, freePort, newPage, waitFor } from './harness.mjs';
 import { Device, decode, topics } from './client.mjs';
 
 const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.txt': 'text/plain' };
@@ -79,4 +81,38 @@ export async function menuWatch(daemon, t) {
   await waitFor(() => d.menu, { message: 'the retained menu' });
   d.item = (id) => d.menu.items.find((i) => i.id === id);
   return d;
+}
+
+/**
+ * The virtual kitchen printer (`docket-printer`, built beside docketd) on a free port, writing
+ * each ticket to `out` (NNNN.txt, NNNN.png). Resolves to {address, out, kill(), tickets()} once
+ * it listens; killed when test `t` ends (or with this process).
+ */
+export async function startPrinter(t, out) {
+  const bin = process.env.DOCKET_PRINTER_BIN || path.join(path.dirname(docketdBin()), 'docket-printer');
+  const port = await freePort();
+  await fsp.mkdir(out, { recursive: true });
+  const child = spawn(bin, ['--port', String(port), '--out', out], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.unref();
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  if (t) t.after(kill);
+  await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (c) => {
+      text += c;
+      if (text.includes('listening on')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`docket-printer exited (${code}) before listening`)));
+    child.once('error', reject);
+  });
+  child.stdout.resume();
+  /** Every NNNN.txt so far, in order: [{file, text}]. */
+  const tickets = async () => {
+    const names = (await fsp.readdir(out)).filter((f) => /^\d{4}\.txt$/.test(f)).sort();
+    return Promise.all(names.map(async (f) => ({ file: f, text: await fsp.readFile(path.join(out, f), 'utf8') })));
+  };
+  return { address: `127.0.0.1:${port}`, out, kill, tickets, child };
 }

@@ -1,6 +1,7 @@
 // Takes the README's screenshots of the four pages with a realistic service on them (a rush, a
 // takeaway, an allergy, a line bumped alone, seats, a server, an item 86'd; /admin with today's
-// speed of service, and its menu editor):
+// speed of service, its menu editor and its kitchen printers; expo's printing strip with the
+// grill's printer alarm, its screen dark and its printer gone):
 //   node tests/browser/screenshots.mjs [OUT_DIR]     (default docs/screenshots)
 // A real docketd (DOCKETD_BIN) and headless Chromium, as in the tests. Ages are shortened with
 // the KDS's own warn/late parameters so that the colour aging shows in a few seconds.
@@ -13,14 +14,18 @@ import { chromium } from 'playwright-core';
 
 import { LAN_HOST, REPO_ROOT, launchBrowser, newPage, startDaemon } from './harness.mjs';
 import { Device } from './client.mjs';
+import { startPrinter } from './kit.mjs';
 
 const out = path.resolve(process.argv[2] || path.join(REPO_ROOT, 'docs/screenshots'));
 fs.mkdirSync(out, { recursive: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const link = (c) => `#device=${c.id}&secret=${c.secret}`;
 
+// The grill's kitchen printer: the virtual one, printing when the grill's screen is dark 2 s.
+const printer = await startPrinter(null, fs.mkdtempSync(path.join(os.tmpdir(), 'docket-shots-printer-')));
+const printing = `[printing]\nfallback_after_secs = 2\n[[printing.printer]]\nstation = "grill"\naddress = "${printer.address}"\n`;
 // As a box runs: plain MQTT and plain HTTP off (the simulated devices use MQTT over TLS).
-const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo', plain: false });
+const daemon = await startDaemon({ name: 'screenshots', siteId: 'demo', plain: false, config: printing });
 const browser = await launchBrowser();
 try {
   const add = (id, role, st) => daemon.addDevice(id, role, st);
@@ -126,6 +131,20 @@ try {
   });
   await admin.screenshot({ path: path.join(out, 'menu.png') });
 
+  // The grill's screen goes dark and its printer dies: expo's alarm, /admin's printers.
+  await kds.close();
+  await sleep(3000);
+  printer.kill();
+  await order('16', [{ item: 'steak-ribeye', qty: 1, mods: ['medium'] }]);
+  await ex.waitForSelector('#print-alarms .print-alarm[data-station="grill"]', { timeout: 20_000 });
+  await ex.screenshot({ path: path.join(out, 'expo-printing.png') });
+  await admin.waitForSelector('#printer-rows tr[data-station="grill"][data-alarm="true"]', { timeout: 10_000 }).catch(() => {});
+  await admin.evaluate(() => {
+    document.getElementById('printers').scrollIntoView();
+    window.scrollBy(0, -64); // under the fixed header
+  });
+  await admin.screenshot({ path: path.join(out, 'printers.png') });
+
   // docs/technician.md: the landing page on plain HTTP as a tablet shows it, and what a browser
   // that has not installed the site CA says about the box.
   const trust = await newPage(browser, { name: 'trust', viewport: { width: 800, height: 1280 } });
@@ -149,4 +168,5 @@ try {
 } finally {
   await browser.close();
   await daemon.stop();
+  printer.kill();
 }

@@ -1,14 +1,16 @@
 // The manager's page: approve or reject pairing codes (choosing role and stations), the device
 // list with presence and revoke, the box's health, the menu (menu-editor.js: 86, edit, add,
-// remove) and today's speed of service (speed.js). Signs in once with this device's manager
-// login (POST /api/session) and then talks to /api/admin/… on the session's HttpOnly cookie, so
-// the login key is not on every request (on a plain-HTTP site, where a Secure cookie is not kept,
-// it falls back to HTTP Basic); and to MQTT for the menu's stations and the live status.
+// remove), the kitchen printers (printers.js) and today's speed of service (speed.js). Signs
+// in once with this device's manager login (POST /api/session) and then talks to /api/admin/…
+// on the session's HttpOnly cookie, so the login key is not on every request (on a plain-HTTP
+// site, where a Secure cookie is not kept, it falls back to HTTP Basic); and to MQTT for the
+// menu's stations and the live status.
 
 import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
 import { speedSection, renderSpeed, todayQuery } from './speed.js';
 import { MenuEditor, menuSection } from './menu-editor.js';
+import { Printers, printersSection } from './printers.js';
 
 const SCOPE = 'admin';
 const ROLES = ['tablet', 'station', 'expo', 'manager'];
@@ -20,6 +22,8 @@ let stations = [];
 let status = null;
 /** The menu section (menu-editor.js), made once the page's sections exist. */
 let menuEditor = null;
+/** The kitchen printers section (printers.js). */
+let printers = null;
 /** Pairing rows being edited survive the 2-second refresh: code → row element. */
 const rows = new Map();
 
@@ -246,6 +250,7 @@ async function refresh() {
       api('GET', '/api/admin/pairings'),
       api('GET', '/api/admin/devices'),
       api('GET', '/api/admin/health'),
+      printers ? printers.refresh() : null,
     ]);
     renderPairings(p.pairings);
     renderDevices(d.devices);
@@ -294,6 +299,7 @@ async function main() {
       { class: 'admin' },
       el('div', { id: 'warnings', class: 'warnings', role: 'alert', hidden: '' }),
       el('section', {}, el('h2', {}, 'Box health'), el('dl', { id: 'health', class: 'health' }), el('p', { id: 'api-error', class: 'error' })),
+      printersSection(),
       el(
         'section',
         {},
@@ -321,9 +327,14 @@ async function main() {
   $('who').textContent = device.id;
   session = await signIn();
   menuEditor = new MenuEditor($('menu'), (body) => link.command(body).reply, flash);
+  printers = new Printers($('printers'), api, (body) => link.command(body).reply, flash);
   link = new Link(SCOPE, device, {
     subscriptions: [[topics.menu, topics.status]],
     onState: (s) => badge($('conn'), s),
+    // The box's status, every 2 s: the printers' live state between polls.
+    onStatus: (s) => {
+      if (s && typeof s === 'object') printers.status(s.printing);
+    },
     onMessage: (topic, value) => {
       if (topic === topics.menu && value && Array.isArray(value.items)) {
         stations = [...new Set(value.items.map((i) => i.station))].sort();

@@ -2,7 +2,8 @@
 // is ready (with an undo, and a question naming what is not made when it is not: completion.js);
 // recall a station's bump (send it back). Compact cards in a panel that scrolls by itself, each
 // card's Complete button at the same place under its header. Same board discipline as the KDS,
-// and the same keyed cards that hold still while the screen is pressed (cards.js).
+// and the same keyed cards that hold still while the screen is pressed (cards.js). Kitchen
+// printers (print-strip.js): the printing strip and its alarms, a card's Reprint.
 
 import { obtainDevice, Link, badge, el, BoxClock } from './conn.js';
 import { Follower } from './follow.js';
@@ -13,12 +14,19 @@ import { setText, syncList } from './keyed.js';
 import { tableLabel } from './labels.js';
 import { patchLine, patchMeta } from './ticket.js';
 import { Completion, UNDO_MS, notMadeText } from './completion.js';
+import { PrintStrip } from './print-strip.js';
 
 const $ = (id) => document.getElementById(id);
 const { warn: WARN_MS, late: LATE_MS } = agingThresholds(new URLSearchParams(location.search));
 
 let link;
 let cards;
+const strip = new PrintStrip(
+  (body) => link.command(body).reply,
+  (text, kind) => notice(text, kind),
+  // A station's printer came or went: every card's Reprint follows.
+  () => cards && cards.update(new Set(follower.screen.orders.keys())),
+);
 const clock = new BoxClock();
 const follower = new Follower('expo', render);
 const completion = new Completion({
@@ -94,6 +102,7 @@ function createCard() {
         el('button', { class: 'complete', onclick: () => tapComplete(id()) }),
         el('button', { class: 'rush-toggle', onclick: () => toggleRush(card) }),
       ),
+      strip.cardPart(id),
       el(
         'div',
         { class: 'ask', hidden: '' },
@@ -131,6 +140,7 @@ function patchCard(card, order) {
     () => el('li'),
     (li, l) => patchLine(li, l, { tags: lineTags(l) }),
   );
+  strip.patchCard(card.querySelector('.card-reprint'), progress(order).map((p) => p.station));
   paintActions(card, order);
 }
 
@@ -166,8 +176,8 @@ function tickUndo() {
   for (const [id, s] of completion.states) if (s.kind === 'undo') completion.paint(id);
 }
 
-function notice(text) {
-  const t = el('div', { class: 'toast error' }, text);
+function notice(text, kind = 'error') {
+  const t = el('div', { class: `toast ${kind}` }, text);
   $('toasts').append(t);
   setTimeout(() => t.remove(), 6000);
 }
@@ -205,6 +215,8 @@ async function main() {
       el('span', { id: 'who', class: 'who' }),
       el('span', { id: 'conn', class: 'conn', 'data-state': 'connecting' }, 'connecting…'),
     ),
+    strip.alarms,
+    strip.strip,
     el('main', { class: 'expo' }, el('section', { id: 'board', class: 'board stale' })),
     el('div', { id: 'toasts', class: 'toasts' }),
   );
@@ -222,6 +234,7 @@ async function main() {
     // The box's clock, every 2 s: keeps ticket ages right even when no event comes.
     onStatus: (s) => {
       if (s && Number.isFinite(s.now_ms) && s.now_ms > 0) clock.observe(s.now_ms);
+      if (s && typeof s === 'object') strip.update(s.printing);
     },
     onMessage: (topic, value) => follower.message(topic, value),
   });
