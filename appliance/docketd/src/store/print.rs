@@ -76,7 +76,7 @@ CREATE TABLE print_jobs (
     done_at  INTEGER,
     device   TEXT
 );
-CREATE INDEX print_jobs_open ON print_jobs (station, state, id) WHERE state IN ('held', 'due');
+CREATE INDEX print_jobs_state ON print_jobs (state, station, id);
 "#;
 
 /// Writes jobs (inside the caller's transaction: the group commit, or a reprint's own).
@@ -242,16 +242,6 @@ pub fn waiting(conn: &Connection) -> Result<Vec<(String, u64, u64)>, StoreError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The last `n` tickets a station was sent (newest first): what "reprint the last N" reprints.
-pub fn last_tickets(conn: &Connection, station: &str, n: usize) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT order_id FROM print_jobs WHERE station = ?1 AND kind != 'reprint'
-         GROUP BY order_id ORDER BY MAX(id) DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![station, n as i64], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,11 +316,6 @@ mod tests {
         assert_eq!(waiting(&conn).unwrap(), vec![("grill".to_owned(), 1, 0)]);
         assert_eq!(tidy(&conn, 2_000, 0).unwrap(), (1, 0));
         assert!(waiting(&conn).unwrap().is_empty());
-        assert_eq!(
-            last_tickets(&conn, "grill", 5).unwrap().len(),
-            0,
-            "reprints are not tickets sent"
-        );
         assert_eq!(tidy(&conn, 0, 10_000).unwrap(), (0, 3));
         assert_eq!(again[0].slip.kind, SlipKind::Reprint);
     }
