@@ -199,7 +199,11 @@ impl PrinterTask {
         })
         .await
         .map_err(|_| Trouble::Silent(ANSWER))??;
-        let cond = escpos::read_status(answers)?;
+        self.record(escpos::read_status(answers)?)
+    }
+
+    /// What the printer said about itself, for `/healthz`, expo and `/admin`.
+    fn record(&self, cond: Condition) -> Result<Condition, Trouble> {
         self.printing.set_printer(&self.address, |p| {
             if p.condition != cond.words() && p.reachable {
                 tracing::info!(printer = %self.address, condition = cond.words(), "kitchen printer status");
@@ -214,55 +218,68 @@ impl PrinterTask {
         Ok(cond)
     }
 
-    /// Sends a batch of jobs, each followed by a status query: a job is printed only when the
-    /// printer answers after it and can still print. The store hears of the batch twice (one
-    /// fsync each, not one per ticket): before, every job in it is counted as sent (so a job
-    /// that may have reached paper when docketd stops says REPRINT next time); after, which were
-    /// printed, which may be lost (sent again as REPRINT) and which were not sent at all.
+    /// Sends a batch of jobs in one write, each followed by a status query, then reads the
+    /// answers in order: a job is printed only when the printer's answer after it says it can
+    /// still print; from the first answer that does not (or none at all), the job before it and
+    /// every later one may be lost: sent again, as REPRINT. The store hears of the batch twice
+    /// (one fsync each, not one per ticket): before, every job in it is counted as sent (so a
+    /// job that may have reached paper when docketd stops says REPRINT next time); after,
+    /// which were printed and which may be lost.
     async fn send(&self, s: &mut TcpStream, batch: &[(&Job, Vec<u8>)]) -> Result<(), Trouble> {
         let store = |e: super::db::JobsError| Trouble::Connect(format!("the store: {e}"));
         let ids: Vec<i64> = batch.iter().map(|(j, _)| j.id).collect();
+        let all = ids.clone();
         self.db
-            .run(move |c| jobs::sending(c, &ids))
+            .run(move |c| jobs::sending(c, &all))
             .await
             .map_err(store)?;
-        let mut printed = Vec::new();
-        let mut trouble = None;
-        for (job, bytes) in batch {
-            let written = tokio::time::timeout(SEND, s.write_all(bytes)).await;
-            let after = match written {
-                Ok(Ok(())) => self.status(s).await,
-                Ok(Err(e)) => Err(Trouble::Io(e)),
-                Err(_) => Err(Trouble::Silent(SEND)),
-            };
-            match after {
-                Ok(cond) if cond.can_print() => printed.push(job.id),
-                Ok(cond) => trouble = Some((job.id, Trouble::Cannot(cond.words()))),
-                Err(t) => trouble = Some((job.id, t)),
-            }
-            if trouble.is_some() {
-                break;
-            }
+        let request = escpos::status_request()?;
+        let mut out = Vec::with_capacity(batch.iter().map(|(_, b)| b.len() + request.len()).sum());
+        for (_, bytes) in batch {
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&request);
         }
-        let lost = trouble.as_ref().map(|(id, _)| *id);
-        let unsent: Vec<i64> = batch
-            .iter()
-            .map(|(j, _)| j.id)
-            .filter(|id| !printed.contains(id) && Some(*id) != lost)
-            .collect();
-        let (done, at) = (printed.clone(), now_ms());
+        let mut printed = 0;
+        let trouble = match tokio::time::timeout(SEND, s.write_all(&out)).await {
+            Err(_) => Some(Trouble::Silent(SEND)),
+            Ok(Err(e)) => Some(Trouble::Io(e)),
+            Ok(Ok(())) => loop {
+                if printed == batch.len() {
+                    break None;
+                }
+                let mut answers = [0u8; 3];
+                let read = tokio::time::timeout(ANSWER, s.read_exact(&mut answers)).await;
+                let cond = match read {
+                    Err(_) => break Some(Trouble::Silent(ANSWER)),
+                    Ok(Err(e)) => break Some(Trouble::Io(e)),
+                    Ok(Ok(_)) => match escpos::read_status(answers) {
+                        Ok(c) => c,
+                        Err(e) => break Some(Trouble::Escpos(e)),
+                    },
+                };
+                if !cond.can_print() {
+                    self.record(cond)?;
+                    break Some(Trouble::Cannot(cond.words()));
+                }
+                printed += 1;
+                if printed == batch.len() {
+                    self.record(cond)?;
+                }
+            },
+        };
+        let (done, lost, at) = (ids[..printed].to_vec(), ids[printed..].to_vec(), now_ms());
         self.db
-            .run(move |c| jobs::sent(c, &done, lost, &unsent, at))
+            .run(move |c| jobs::sent(c, &done, &lost, at))
             .await
             .map_err(store)?;
         self.printing
-            .set_printer(&self.address, |p| p.printed += printed.len() as u64);
-        for (j, _) in batch.iter().filter(|(j, _)| printed.contains(&j.id)) {
+            .set_printer(&self.address, |p| p.printed += printed as u64);
+        for (j, _) in &batch[..printed] {
             tracing::debug!(printer = %self.address, station = %j.slip.station, ticket = j.order.ticket, kind = j.slip.kind.as_str(), again = j.again, "ticket printed");
         }
         match trouble {
             None => Ok(()),
-            Some((_, t)) => Err(t),
+            Some(t) => Err(t),
         }
     }
 }

@@ -154,15 +154,8 @@ pub fn sending(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
 }
 
 /// How a batch went (one transaction): `printed` the printer took; `lost` went out and the
-/// printer reported a fault after it (it may be lost: sent again, as a reprint); `unsent` were
-/// never written (their attempt is taken back).
-pub fn sent(
-    conn: &Connection,
-    printed: &[i64],
-    lost: Option<i64>,
-    unsent: &[i64],
-    at: u64,
-) -> Result<(), StoreError> {
+/// printer reported a fault at or before them (each may be lost: sent again, as a reprint).
+pub fn sent(conn: &Connection, printed: &[i64], lost: &[i64], at: u64) -> Result<(), StoreError> {
     let tx = conn.unchecked_transaction()?;
     {
         let mut done = tx.prepare_cached(
@@ -171,16 +164,10 @@ pub fn sent(
         for id in printed {
             done.execute(params![id, at])?;
         }
-        if let Some(id) = lost {
-            tx.prepare_cached("UPDATE print_jobs SET again = 1 WHERE id = ?1 AND state = 'due'")?
-                .execute([id])?;
-        }
-        let mut back = tx.prepare_cached(
-            "UPDATE print_jobs SET attempts = attempts - 1
-             WHERE id = ?1 AND state = 'due' AND attempts > 0",
-        )?;
-        for id in unsent {
-            back.execute([id])?;
+        let mut again =
+            tx.prepare_cached("UPDATE print_jobs SET again = 1 WHERE id = ?1 AND state = 'due'")?;
+        for id in lost {
+            again.execute([id])?;
         }
     }
     tx.commit()?;
@@ -291,7 +278,7 @@ mod tests {
         // The grill went dark at 4 s: what came since is due; the one before was shown.
         assert_eq!(promote(&conn, "grill", 4_000).unwrap(), 1);
         assert_eq!(tickets(due(&conn, &both, 10).unwrap()), vec![2, 3]);
-        // A batch of both: the first went out and may be lost, the second was never sent.
+        // A batch of both.
         let batch: Vec<i64> = due(&conn, &both, 10)
             .unwrap()
             .iter()
@@ -302,16 +289,14 @@ mod tests {
             .unwrap()
             .iter()
             .all(|j| j.attempts == 1));
-        sent(&conn, &[], Some(batch[0]), &batch[1..], 6_500).unwrap();
+        // The first taken; the second went out as the printer ran out: it may be on paper.
+        sent(&conn, &batch[..1], &batch[1..], 6_500).unwrap();
         let again = due(&conn, &both, 10).unwrap();
-        assert!(again[0].again && again[0].attempts == 1);
-        assert!(
-            !again[1].again && again[1].attempts == 0,
-            "never sent: a first print"
-        );
+        assert_eq!(again.len(), 1);
+        assert!(again[0].again && again[0].attempts == 1, "a reprint");
         let ids: Vec<i64> = again.iter().map(|j| j.id).collect();
         sending(&conn, &ids).unwrap();
-        sent(&conn, &ids, None, &[], 7_000).unwrap();
+        sent(&conn, &ids, &[], 7_000).unwrap();
         assert!(due(&conn, &both, 10).unwrap().is_empty());
         assert_eq!(waiting(&conn).unwrap(), vec![("grill".to_owned(), 1, 0)]);
         assert_eq!(tidy(&conn, 2_000, 0).unwrap(), (1, 0));
