@@ -32,6 +32,8 @@ const ANSWER: Duration = Duration::from_secs(3);
 const SEND: Duration = Duration::from_secs(10);
 /// An idle printer's status is read this often.
 const IDLE_LOOK: Duration = Duration::from_secs(5);
+/// After a batch that was not full, the next waits this long to gather.
+const LINGER: Duration = Duration::from_millis(100);
 /// A printer that answers but can't print is asked this often.
 const CANNOT_LOOK: Duration = Duration::from_secs(1);
 /// Jobs read from the store at a time, and sent in one write of at most about this many bytes.
@@ -70,11 +72,21 @@ impl PrinterTask {
         loop {
             let result = self.round(&mut conn).await;
             let delay = match result {
-                Ok(true) => {
+                Ok(Some(full)) => {
                     backoff.reset();
+                    if full {
+                        continue;
+                    }
+                    // A batch went out: let the next one gather for a moment (paper takes
+                    // seconds a ticket anyway), so a busy kitchen's tickets cost the store a
+                    // few transactions a second, not two per ticket.
+                    tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        () = tokio::time::sleep(LINGER) => {}
+                    }
                     continue;
                 }
-                Ok(false) => {
+                Ok(None) => {
                     backoff.reset();
                     last_trouble = None;
                     IDLE_LOOK
@@ -120,9 +132,9 @@ impl PrinterTask {
         }
     }
 
-    /// One look: the printer's status, then its due jobs. Ok(true): jobs were printed (look
-    /// again at once); Ok(false): nothing due.
-    async fn round(&self, conn: &mut Option<TcpStream>) -> Result<bool, Trouble> {
+    /// One look: the printer's status, then its due jobs. Ok(Some(full)): a batch was printed
+    /// (`full`: more may be waiting); Ok(None): nothing due.
+    async fn round(&self, conn: &mut Option<TcpStream>) -> Result<Option<bool>, Trouble> {
         // Its stations that print at all: an `off` station's jobs wait.
         let stations: Vec<String> = (self.printing.setup().printers.values())
             .filter(|p| p.address == self.address && p.mode != crate::config::Mode::Off)
@@ -139,7 +151,7 @@ impl PrinterTask {
             return Err(Trouble::Cannot(cond.words()));
         }
         if due.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let setup = self.printing.setup();
         let mut batch = Vec::new();
@@ -167,10 +179,10 @@ impl PrinterTask {
             batch.push((job, bytes));
         }
         if batch.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         self.send(stream, &batch).await?;
-        Ok(true)
+        Ok(Some(due.len() >= BATCH || batch.len() < due.len()))
     }
 
     async fn connected<'a>(
