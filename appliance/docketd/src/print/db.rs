@@ -23,8 +23,16 @@ pub enum JobsError {
 pub struct JobsDb(Arc<Mutex<Connection>>);
 
 impl JobsDb {
+    /// The jobs themselves are written in the engine's commits (synchronous=FULL). This
+    /// connection only marks them (sent, printed, due): its commits are not fsynced on their
+    /// own (synchronous=NORMAL, in WAL mode), so they never hold the write lock across an fsync
+    /// while the engine waits to commit an order; they become durable with the engine's next
+    /// commit. kill -9 loses none of them; a power cut may lose the last second's marks, and
+    /// those tickets print once more.
     pub fn open(db: &Path) -> Result<JobsDb, StoreError> {
-        Ok(JobsDb(Arc::new(Mutex::new(store::connect(db)?))))
+        let conn = store::connect(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(JobsDb(Arc::new(Mutex::new(conn))))
     }
 
     /// Runs `f` on the blocking pool with the connection.
