@@ -9,7 +9,8 @@
 //! (`docket_core::print::plan`) nor talk to a printer (`crate::print`).
 
 use docket_core::print::Slip;
-use docket_core::{wire, Order};
+use docket_core::wire::{self, Event};
+use docket_core::Order;
 use rusqlite::{params, Connection};
 
 use super::StoreError;
@@ -68,7 +69,7 @@ CREATE TABLE print_jobs (
     seq      INTEGER,
     kind     TEXT NOT NULL CHECK (kind IN ('new', 'changed', 'reprint')),
     slip     BLOB NOT NULL,
-    body     BLOB NOT NULL,
+    body     BLOB,
     at       INTEGER NOT NULL,
     state    TEXT NOT NULL CHECK (state IN ('held', 'due', 'printed', 'skipped')),
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -93,7 +94,11 @@ pub fn insert(conn: &Connection, jobs: &[NewJob]) -> Result<(), StoreError> {
             j.seq,
             j.slip.kind.as_str(),
             wire::encode(&j.slip)?,
-            wire::encode(&j.order)?,
+            // The event's payload has the order: only a reprint stores it.
+            match j.seq {
+                Some(_) => None,
+                None => Some(wire::encode(&j.order)?),
+            },
             j.at,
             j.state.as_str(),
             j.device,
@@ -102,35 +107,51 @@ pub fn insert(conn: &Connection, jobs: &[NewJob]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The next due jobs of these stations, oldest first.
+/// The next due jobs of these stations, oldest first, each with the order as its event (or
+/// its reprint) left it. A job whose event is gone (pruned after weeks) is skipped.
 pub fn due(conn: &Connection, stations: &[String], limit: usize) -> Result<Vec<Job>, StoreError> {
     let mut out = Vec::new();
+    let mut gone = Vec::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT id, slip, body, at, attempts, again FROM print_jobs
-         WHERE station = ?1 AND state = 'due' ORDER BY id LIMIT ?2",
+        "SELECT p.id, p.slip, p.body, e.payload, p.at, p.attempts, p.again FROM print_jobs p
+         LEFT JOIN events e ON e.seq = p.seq
+         WHERE p.station = ?1 AND p.state = 'due' ORDER BY p.id LIMIT ?2",
     )?;
     for s in stations {
         let rows = stmt.query_map(params![s, limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, u64>(3)?,
-                r.get::<_, u32>(4)?,
-                r.get::<_, bool>(5)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, u64>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, bool>(6)?,
             ))
         })?;
         for row in rows {
-            let (id, slip, body, at, attempts, again) = row?;
+            let (id, slip, body, event, at, attempts, again) = row?;
+            let order = match (body, event) {
+                (Some(b), _) => wire::decode(&b)?,
+                (None, Some(e)) => wire::decode::<Event>(&e)?.order,
+                (None, None) => {
+                    gone.push(id);
+                    continue;
+                }
+            };
             out.push(Job {
                 id,
                 slip: wire::decode(&slip)?,
-                order: wire::decode(&body)?,
+                order,
                 at,
                 attempts,
                 again,
             });
         }
+    }
+    for id in gone {
+        conn.prepare_cached("UPDATE print_jobs SET state = 'skipped' WHERE id = ?1")?
+            .execute([id])?;
     }
     out.sort_by_key(|j| j.id);
     out.truncate(limit);
@@ -251,7 +272,8 @@ mod tests {
                 service: None,
                 server: None,
             },
-            seq: Some(ticket),
+            // No event in this store: the job keeps its order (as a reprint does).
+            seq: None,
             at,
             state,
             device: None,
@@ -272,6 +294,10 @@ mod tests {
             ],
         )
         .unwrap();
+        // A job whose event is gone (pruned) cannot print: skipped, not returned.
+        let mut orphan = job("fry", 4, 6_100, JobState::Due);
+        orphan.seq = Some(99);
+        insert(&conn, &[orphan]).unwrap();
         let tickets = |jobs: Vec<Job>| jobs.iter().map(|j| j.order.ticket).collect::<Vec<_>>();
         let both = ["grill".to_owned(), "fry".to_owned()];
         assert_eq!(tickets(due(&conn, &both, 10).unwrap()), vec![3]);
@@ -301,7 +327,11 @@ mod tests {
         assert_eq!(waiting(&conn).unwrap(), vec![("grill".to_owned(), 1, 0)]);
         assert_eq!(tidy(&conn, 2_000, 0).unwrap(), (1, 0));
         assert!(waiting(&conn).unwrap().is_empty());
-        assert_eq!(tidy(&conn, 0, 10_000).unwrap(), (0, 3));
+        assert_eq!(
+            tidy(&conn, 0, 10_000).unwrap(),
+            (0, 4),
+            "the skipped orphan too"
+        );
         assert_eq!(again[0].slip.kind, SlipKind::Reprint);
     }
 }
