@@ -23,7 +23,8 @@ pub fn anchor(floor_ms: u64) -> u64 {
     *at
 }
 
-/// The box's time in Unix milliseconds: steady through wall-clock steps.
+/// The box's time in Unix milliseconds: steady through wall-clock steps. The first call fixes
+/// the clock: nothing may call it before the engine's `anchor` at start (use `wall_ms` there).
 pub fn now_ms() -> u64 {
     let (at, since) = ANCHOR.get_or_init(|| (wall_ms(), Instant::now()));
     at + since.elapsed().as_millis() as u64

@@ -315,7 +315,9 @@ pub fn load(
     printing.configure(config);
     let mut conn = crate::store::connect(db_path)?;
     let (printers, replaced) =
-        crate::store::printers::seed(&mut conn, &config.printers, crate::clock::now_ms())?;
+        // The wall clock: the box clock must not be read before the engine anchors it above
+        // the last committed stamp (`clock::anchor`).
+        crate::store::printers::seed(&mut conn, &config.printers, crate::clock::wall_ms())?;
     if replaced {
         tracing::warn!(
             "the config file's printers changed: seeded again, replacing /admin's printer edits"
