@@ -166,17 +166,27 @@ function artifactName(name) {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-/** A TCP port nobody listens on right now (127.0.0.1). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/** Ports handed out by this process: the kernel may offer a just-closed port again at once. */
+const handedOut = new Set();
+
+/** A TCP port nobody listens on right now (127.0.0.1), never one this process handed out before
+ *  (two daemons started together once got the same port for two listeners: "must differ"). */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
