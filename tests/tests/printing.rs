@@ -394,6 +394,8 @@ async fn readme_ticket() -> anyhow::Result<()> {
             lines: vec![burger, steak, line("fries", 2)],
             service: None,
             server: Some("Ana".into()),
+            channel: None,
+            reference: None,
         })
         .await?;
     anyhow::ensure!(r.ok, "{r:?}");

@@ -240,6 +240,7 @@ mod tests {
             rush: false,
             server: None,
             service: None,
+            origin: None,
         }
     }
 

@@ -120,6 +120,22 @@ pub struct Order {
     /// The server who took it (as the tablet named them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Where it came from when not from the restaurant's own devices (an integration placed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// An order from outside: which channel, its number there, and the integration that placed it
+/// (the only device besides the kitchen's and a manager's that may change it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// As staff see it on the ticket: "online", "kiosk", "till", a delivery platform's name.
+    pub channel: String,
+    /// The order's number on its channel (the courier asks for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The integration device that placed it.
+    pub device: String,
 }
 
 /// How the order leaves the kitchen: at a table (the default), to take away, or delivered.

@@ -199,6 +199,12 @@ pub enum CommandBody {
         /// The server's name as the tablet has it (1-32 characters), shown on the tickets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server: Option<String>,
+        /// Only from an integration (required there): the channel the order came in on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        /// Only from an integration: the order's number on its channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     AddLines {
         order_id: String,
@@ -269,6 +275,8 @@ impl CommandBody {
             lines,
             service: None,
             server: None,
+            channel: None,
+            reference: None,
         }
     }
 

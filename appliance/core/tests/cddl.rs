@@ -181,7 +181,7 @@ fn replies_events_and_orders_of_a_real_service_match() {
             invalid("reply-accepted", &bytes);
         }
     }
-    assert_eq!((accepted, menus), (13, 2), "replies: {replies:#?}");
+    assert_eq!((accepted, menus), (14, 2), "replies: {replies:#?}");
     assert_eq!(
         rejected,
         ["forbidden", "order_closed", "sold_out", "unknown_item"]

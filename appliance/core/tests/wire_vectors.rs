@@ -229,3 +229,19 @@ fn the_reprint_command_encodes_byte_exact() {
     assert_eq!(encode(&one).unwrap(), want);
     assert_eq!(decode_body(&want).unwrap(), one);
 }
+
+#[test]
+fn an_integrations_order_encodes_byte_exact() {
+    let v = vectors();
+    let body = CommandBody::PlaceOrder {
+        table: "D-17".into(),
+        lines: vec![LineInput::plain("burger-classic", 1)],
+        service: Some(docket_core::order::Service::Delivery),
+        server: None,
+        channel: Some("Deliveroo".into()),
+        reference: Some("DR-4411".into()),
+    };
+    let want = hex_of(&v, &["command_place_order_integration", "body_cbor_hex"]);
+    assert_eq!(encode(&body).unwrap(), want);
+    assert_eq!(decode_body(&want).unwrap(), body);
+}

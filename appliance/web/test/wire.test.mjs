@@ -54,7 +54,7 @@ test('a line with an allergy and a menu item with a group match the shared vecto
 });
 
 test('the menu and reprint commands a page sends match the shared vectors', () => {
-  for (const k of ['command_set_stock', 'command_set_item', 'command_reprint', 'command_reprint_order']) {
+  for (const k of ['command_set_stock', 'command_set_item', 'command_reprint', 'command_reprint_order', 'command_place_order_integration']) {
     assert.equal(bytesToHex(encode(vectors[k].body)), vectors[k].body_cbor_hex, k);
   }
 });

@@ -57,6 +57,8 @@ pub async fn service(d: &Daemon, tag: &str, n: usize) -> anyhow::Result<u64> {
                 lines: vec![burger, fries],
                 server: away.then(|| "Ana".into()),
                 service: away.then_some(docket_core::order::Service::Takeaway),
+                channel: None,
+                reference: None,
             })
             .await?;
         anyhow::ensure!(r.ok, "place_order refused: {r:?}");

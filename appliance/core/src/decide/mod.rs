@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::menu::Menu;
 use crate::open_bytes::{self, OpenBytes, MAX_OPEN_BYTES};
-use crate::order::{LineStatus, Order, OrderStatus, Service};
+use crate::order::{LineStatus, Order, OrderStatus, Origin, Service};
 use crate::wire::{CommandBody, EventKind, LineInput};
 use crate::{Code, Rejection};
 
@@ -28,6 +28,10 @@ pub mod limits {
     pub const MAX_NOTES_CHARS: usize = 200;
     pub const MAX_ALLERGY_CHARS: usize = 100;
     pub const MAX_SERVER_CHARS: usize = 32;
+    /// An order's channel (`origin.channel`): "online", "kiosk", a delivery platform's name.
+    pub const MAX_CHANNEL_CHARS: usize = 16;
+    /// An order's number on its channel (`origin.reference`).
+    pub const MAX_REFERENCE_CHARS: usize = 32;
     pub const MAX_SEAT: u32 = 99;
     pub const MAX_TABLE_CHARS: usize = 16;
     pub const MAX_ID_CHARS: usize = 64;
@@ -49,6 +53,11 @@ pub enum Role {
     Station,
     Expo,
     Manager,
+    /// A system outside the restaurant's own devices: head office's downlink of online,
+    /// delivery and kiosk orders, or the restaurant's till through the local API. It places
+    /// orders (saying where they came from) and may amend, fire and void only the orders it
+    /// placed.
+    Integration,
 }
 
 impl Role {
@@ -58,6 +67,7 @@ impl Role {
             Role::Station => "station",
             Role::Expo => "expo",
             Role::Manager => "manager",
+            Role::Integration => "integration",
         }
     }
 
@@ -67,6 +77,7 @@ impl Role {
             "station" => Some(Role::Station),
             "expo" => Some(Role::Expo),
             "manager" => Some(Role::Manager),
+            "integration" => Some(Role::Integration),
             _ => None,
         }
     }
@@ -96,6 +107,14 @@ pub fn authorise(actor: &Actor, cmd: &CommandBody) -> Result<(), Rejection> {
         ) => true,
         // A station may bump only its own lines and 86 only its own items: `kitchen::bump_line`
         // and `menu::decide_menu` check the line's or the item's station.
+        // Which orders: `decide` checks the order is the integration's own (`own_order`).
+        (
+            Role::Integration,
+            CommandBody::PlaceOrder { .. }
+            | CommandBody::AddLines { .. }
+            | CommandBody::VoidLine { .. }
+            | CommandBody::FireCourse { .. },
+        ) => true,
         (Role::Station, CommandBody::BumpLine { .. } | CommandBody::SetStock { .. }) => {
             !actor.stations.is_empty()
         }
@@ -185,10 +204,11 @@ pub fn order_id(ticket: u64) -> String {
 
 /// A new order: a ticket, its lines routed to their stations, course 1 fired.
 /// How a new order is taken: dine-in, takeaway or delivery, and by which server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Taken<'a> {
     service: Option<Service>,
     server: Option<&'a str>,
+    origin: Option<Origin>,
 }
 
 fn place_order(
@@ -228,6 +248,7 @@ fn place_order(
         // Dine-in is the default: not repeated on the wire.
         service: taken.service.filter(|s| *s != Service::DineIn),
         server: taken.server.map(str::to_owned).filter(|s| !s.is_empty()),
+        origin: taken.origin,
     };
     for input in lines {
         let line = make_line(
@@ -360,16 +381,24 @@ pub fn decide(
     now_ms: u64,
 ) -> Result<Vec<Change>, Rejection> {
     authorise(actor, cmd)?;
+    if actor.role == Role::Integration {
+        if let Some(order_id) = cmd.order_id() {
+            own_order(site, actor, order_id)?;
+        }
+    }
     match cmd {
         CommandBody::PlaceOrder {
             table,
             lines,
             service,
             server,
+            channel,
+            reference,
         } => {
             let who = Taken {
                 service: *service,
                 server: server.as_deref(),
+                origin: origin(actor, channel.as_deref(), reference.as_deref())?,
             };
             place_order(site, table, lines, who, now_ms)
         }
@@ -434,6 +463,66 @@ pub fn decide(
             Code::MalformedBody,
             "a reprint changes no order (print::reprints)",
         )),
+    }
+}
+
+/// Where an order comes from: said by an integration (a channel, 1-16 characters, and the
+/// order's number there, 1-32), never by the restaurant's own devices.
+fn origin(
+    actor: &Actor,
+    channel: Option<&str>,
+    reference: Option<&str>,
+) -> Result<Option<Origin>, Rejection> {
+    if actor.role != Role::Integration {
+        if channel.is_some() || reference.is_some() {
+            return Err(Rejection::new(
+                Code::Forbidden,
+                format!(
+                    "a {} device may not say where an order came from (channel, reference): only an integration may",
+                    actor.role.as_str()
+                ),
+            ));
+        }
+        return Ok(None);
+    }
+    let channel = channel.ok_or_else(|| {
+        Rejection::new(
+            Code::MalformedBody,
+            "an order from an integration names its channel (\"online\", \"kiosk\", a platform's name)",
+        )
+    })?;
+    check_text("channel", channel, limits::MAX_CHANNEL_CHARS, false)?;
+    if let Some(r) = reference {
+        check_text("reference", r, limits::MAX_REFERENCE_CHARS, false)?;
+    }
+    Ok(Some(Origin {
+        channel: channel.to_owned(),
+        reference: reference.map(str::to_owned),
+        device: actor.device.clone(),
+    }))
+}
+
+/// An integration changes only the orders it placed.
+fn own_order(site: &OrderBook, actor: &Actor, order_id: &str) -> Result<(), Rejection> {
+    let Some(order) = site.orders.get(order_id) else {
+        // Unknown orders are the command's own error (unknown_order).
+        return Ok(());
+    };
+    if order
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.device == actor.device)
+    {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            Code::Forbidden,
+            format!(
+                "{} did not place order {}: an integration changes only its own orders",
+                clip(&actor.device),
+                order.id
+            ),
+        ))
     }
 }
 

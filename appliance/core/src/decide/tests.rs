@@ -553,5 +553,7 @@ fn boards_show_the_right_open_orders_by_ticket() {
 
 /// What a new order's input may be: its texts, sizes and counts.
 mod bounds;
+/// Orders from outside: an integration's channel, reference and its own orders.
+mod integration;
 /// `bump_line` and `set_rush`.
 mod kitchen;

@@ -32,6 +32,7 @@ fn order(lines: Vec<Line>) -> Order {
         rush: false,
         service: None,
         server: Some("Ana".into()),
+        origin: None,
     }
 }
 

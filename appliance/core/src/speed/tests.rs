@@ -34,6 +34,7 @@ fn order(ticket: u64, lines: &[(&str, LineStatus)]) -> Order {
         rush: false,
         server: None,
         service: None,
+        origin: None,
     }
 }
 

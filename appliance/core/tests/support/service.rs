@@ -196,6 +196,8 @@ pub fn service() -> Service {
             ],
             server: Some("Ana".into()),
             service: Some(docket_core::order::Service::Takeaway),
+            channel: None,
+            reference: None,
         },
     );
     send(
@@ -231,6 +233,20 @@ pub fn service() -> Service {
         CommandBody::BumpLine {
             order_id: o2(),
             line: 1,
+        },
+    );
+    // An order from outside: a delivery platform's, through head office.
+    let hq = actor("head-office", Role::Integration, &[]);
+    send(
+        "c10-hq",
+        &hq,
+        CommandBody::PlaceOrder {
+            table: "Deliveroo".into(),
+            lines: vec![line("burger-classic", 1, None)],
+            server: None,
+            service: Some(docket_core::order::Service::Delivery),
+            channel: Some("Deliveroo".into()),
+            reference: Some("DR-4411".into()),
         },
     );
     // Rejections: a role that may not, a closed order, an unknown item.

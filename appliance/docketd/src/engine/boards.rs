@@ -132,6 +132,7 @@ mod tests {
             rush: false,
             server: None,
             service: None,
+            origin: None,
         }
     }
 

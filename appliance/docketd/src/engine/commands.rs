@@ -54,7 +54,7 @@ enum Checked {
     Ok {
         env: Envelope,
         actor: docket_core::Actor,
-        body: Result<CommandBody, Rejection>,
+        body: Box<Result<CommandBody, Rejection>>,
     },
 }
 
@@ -105,7 +105,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                         touched: &mut touched,
                         now,
                     };
-                    self.take(step, env, actor, body)?;
+                    self.take(step, env, actor, *body)?;
                 }
             }
         }
@@ -149,6 +149,7 @@ impl<S: Store, L: Link> Engine<S, L> {
         let answers = once.into_answers();
         let mut out = Vec::with_capacity(answers.len() + batch.events.len());
         for a in answers {
+            self.inbox.waiters.deliver(&a.device, &a.reply);
             out.push(plain(wire::reply_topic(&a.device).into_bytes(), a.reply));
         }
         for (e, payload) in &batch.events {
@@ -204,6 +205,7 @@ impl<S: Store, L: Link> Engine<S, L> {
             wire::encode(&Reply::rejected(id, &rejection))
         })?;
         for a in once.into_answers() {
+            self.inbox.waiters.deliver(&a.device, &a.reply);
             self.link
                 .publish(plain(wire::reply_topic(&a.device), a.reply))?;
         }
@@ -426,7 +428,7 @@ impl<S: Store, L: Link> Engine<S, L> {
                 "command signature does not match the device secret".into(),
             );
         }
-        let body = wire::decode_body(&env.body);
+        let body = Box::new(wire::decode_body(&env.body));
         Checked::Ok { env, actor, body }
     }
 

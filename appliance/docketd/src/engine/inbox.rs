@@ -11,11 +11,15 @@
 //! so does the link's thread. Per device, commands keep the order the device sent them in.
 //! Must not judge or decide anything: it only carries.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rumqttd::local::{LinkError, LinkRx};
 use rumqttd::Notification;
+use tokio::sync::oneshot;
+
+use super::waiters::Waiters;
 
 /// Inputs waiting for the engine at most. Each is a command or a notification (a few hundred
 /// bytes each); the engine takes up to 4 × `max_batch` of them per turn.
@@ -32,9 +36,13 @@ pub enum Input {
     LinkLost(Box<LinkError>),
 }
 
-/// The sending side: the connection layer holds one. Cheap to clone.
+/// The sending side: the connection layer holds one, and so do the local integration API and
+/// head office's downlink (which wait for their replies through [`Waiters`]). Cheap to clone.
 #[derive(Clone)]
-pub struct Commands(flume::Sender<Input>);
+pub struct Commands {
+    tx: flume::Sender<Input>,
+    waiters: Arc<Waiters>,
+}
 
 /// The engine has stopped: nothing takes commands any more.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +57,35 @@ impl Commands {
             payload,
         };
         // The common case without a future: the queue has room.
-        match self.0.try_send(input) {
+        match self.tx.try_send(input) {
             Ok(()) => Ok(()),
             Err(flume::TrySendError::Full(input)) => {
-                self.0.send_async(input).await.map_err(|_| Stopped)
+                self.tx.send_async(input).await.map_err(|_| Stopped)
             }
             Err(flume::TrySendError::Disconnected(_)) => Err(Stopped),
         }
+    }
+
+    /// Hands `device`'s command `id` (its encoded, signed envelope) to the engine and gives
+    /// back where its reply will arrive: the engine answers it as it answers a session's, after
+    /// the commit. The caller that gives up waiting calls [`Commands::forget`].
+    pub async fn request(
+        &self,
+        device: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<oneshot::Receiver<Vec<u8>>, Stopped> {
+        let rx = self.waiters.wait(device, id);
+        if let Err(e) = self.send(device, payload).await {
+            self.waiters.forget(device, id);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    /// Stops waiting for a reply asked with [`Commands::request`].
+    pub fn forget(&self, device: &str, id: &str) {
+        self.waiters.forget(device, id);
     }
 }
 
@@ -64,12 +94,21 @@ pub struct Inbox {
     rx: flume::Receiver<Input>,
     /// Kept to attach the router link's thread.
     tx: flume::Sender<Input>,
+    /// Replies awaited in the process: the engine hands each reply it sends to them too.
+    pub(crate) waiters: Arc<Waiters>,
 }
 
 /// A new queue: the sessions' side and the engine's.
 pub fn channel(capacity: usize) -> (Commands, Inbox) {
     let (tx, rx) = flume::bounded(capacity);
-    (Commands(tx.clone()), Inbox { rx, tx })
+    let waiters = Arc::new(Waiters::default());
+    (
+        Commands {
+            tx: tx.clone(),
+            waiters: waiters.clone(),
+        },
+        Inbox { rx, tx, waiters },
+    )
 }
 
 impl Inbox {

@@ -28,6 +28,7 @@ pub mod store;
 mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod waiters;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;

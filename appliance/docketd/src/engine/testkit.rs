@@ -213,6 +213,7 @@ pub fn order(n: u64, stations: &[&str]) -> Order {
         rush: false,
         server: None,
         service: None,
+        origin: None,
     }
 }
 

@@ -271,6 +271,7 @@ mod tests {
                 rush: false,
                 service: None,
                 server: None,
+                origin: None,
             },
             // No event in this store: the job keeps its order (as a reprint does).
             seq: None,

@@ -17,6 +17,7 @@ fn order(id: &str, ticket: u64, status: OrderStatus) -> Order {
         rush: false,
         server: None,
         service: None,
+        origin: None,
     }
 }
 

@@ -400,6 +400,8 @@ impl Device {
                 lines,
                 // Each simulated tablet is one server's.
                 server: Some(self.server_name()),
+                channel: None,
+                reference: None,
             },
             action,
         )

@@ -162,6 +162,8 @@ fn an_order_says_how_it_leaves_who_took_it_and_each_guests_seat() {
         lines: vec![seat2, li("fries", 1)],
         service: Some(crate::order::Service::Takeaway),
         server: Some("Ana".into()),
+        channel: None,
+        reference: None,
     };
     let o = ok(&mut s, &tablet(), body);
     assert_eq!(o.service, Some(crate::order::Service::Takeaway));
@@ -173,6 +175,8 @@ fn an_order_says_how_it_leaves_who_took_it_and_each_guests_seat() {
         lines: vec![li("fries", 1)],
         service: Some(crate::order::Service::DineIn),
         server: Some(String::new()),
+        channel: None,
+        reference: None,
     };
     let o = ok(&mut s, &tablet(), body);
     assert_eq!((o.service, o.server), (None, None));
@@ -195,6 +199,8 @@ fn an_order_says_how_it_leaves_who_took_it_and_each_guests_seat() {
             lines: vec![li("fries", 1)],
             service: None,
             server: Some(server),
+            channel: None,
+            reference: None,
         };
         assert_eq!(rejected(&mut s, &tablet(), body), code);
     }
