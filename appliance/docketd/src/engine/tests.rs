@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use docket_core::print::Paper;
 use docket_core::wire::{self, CommandBody, Envelope, Event};
 use docket_core::Code;
 use rumqttd::protocol::Publish;
@@ -14,6 +15,8 @@ use super::heartbeat::HEARTBEAT_TOPIC;
 use super::inbox::Input;
 use super::ratelimit::Limit;
 use super::testkit::*;
+use crate::config::{Mode, Printing, StationPrinter};
+use crate::store::print;
 
 fn code(s: &Sent) -> Option<Code> {
     reply(s).error.map(|e| e.code)
@@ -399,33 +402,54 @@ fn a_menu_toggled_fast_goes_out_at_most_once_a_second_and_the_latest_wins() {
     assert!(h.engine.menu_due(Instant::now()).is_none());
 }
 
-#[test]
-fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
-    use crate::config::{Mode, Printing, StationPrinter};
-    use crate::store::print;
+/// A harness on a store in a file, whose print jobs the test reads back through `conn`. Bind
+/// `_dir` by name: the directory goes when it is dropped.
+struct OnDisk {
+    h: Harness<crate::store::Store>,
+    conn: rusqlite::Connection,
+    _dir: tempfile::TempDir,
+}
+
+fn on_disk() -> OnDisk {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("docket.db");
-    let mut h = harness_on(
+    let h = harness_on(
         crate::store::Store::open(&path, "site-test").unwrap(),
         Default::default(),
         settings(),
     );
-    let printer = |station: &str, mode| StationPrinter {
-        station: station.into(),
-        address: "127.0.0.1:9".into(),
-        mode,
-        paper: docket_core::print::Paper::Mm80,
-    };
+    let conn = crate::store::connect(&path).unwrap();
+    OnDisk { h, conn, _dir: dir }
+}
+
+/// The stations' printers, each (station, mode, paper); nothing listens at their address: no
+/// printer task runs, the tests read the jobs the engine stored.
+fn set_printers(h: &Harness<crate::store::Store>, printers: &[(&str, Mode, Paper)]) {
     h.status.printing.configure(&Printing {
-        printers: vec![
-            printer("grill", Mode::Always),
-            printer("fry", Mode::Fallback),
-        ],
+        printers: (printers.iter())
+            .map(|&(station, mode, paper)| StationPrinter {
+                station: station.into(),
+                address: "127.0.0.1:9".into(),
+                mode,
+                paper,
+            })
+            .collect(),
         ..Printing::default()
     });
+}
+
+#[test]
+fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
+    let OnDisk { mut h, conn, _dir } = on_disk();
+    set_printers(
+        &h,
+        &[
+            ("grill", Mode::Always, Paper::Mm80),
+            ("fry", Mode::Fallback, Paper::Mm80),
+        ],
+    );
     h.handle(vec![place("tab-1", "c1")]);
     assert!(reply(&sent(h.seen())[0]).ok);
-    let conn = crate::store::connect(&path).unwrap();
     let due = print::due(&conn, &["grill".into(), "fry".into()], 10).unwrap();
     assert_eq!(due.len(), 1, "the grill's ticket is due at once (always)");
     assert_eq!(due[0].slip.station, "grill");
@@ -445,15 +469,7 @@ fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
 
 #[test]
 fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
-    use crate::config::{Mode, Printing, StationPrinter};
-    use crate::store::print;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("docket.db");
-    let mut h = harness_on(
-        crate::store::Store::open(&path, "site-test").unwrap(),
-        Default::default(),
-        settings(),
-    );
+    let OnDisk { mut h, conn, _dir } = on_disk();
     let reprint = |station: &str, last| CommandBody::Reprint {
         station: station.into(),
         order_id: None,
@@ -464,16 +480,7 @@ fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
     // No printer yet: refused, and nothing stored.
     h.handle(vec![command("mgr-1", "r1", &reprint("grill", 2))]);
     assert_eq!(code(&sent(h.seen())[0]), Some(Code::NoPrinter));
-    h.status.printing.configure(&Printing {
-        printers: vec![StationPrinter {
-            station: "grill".into(),
-            address: "127.0.0.1:9".into(),
-            mode: Mode::Fallback,
-            paper: docket_core::print::Paper::Mm58,
-        }],
-        ..Printing::default()
-    });
-    let conn = crate::store::connect(&path).unwrap();
+    set_printers(&h, &[("grill", Mode::Fallback, Paper::Mm58)]);
     let due = || print::due(&conn, &["grill".into()], 10).unwrap();
     assert!(
         due().is_empty(),
