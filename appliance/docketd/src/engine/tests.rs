@@ -509,3 +509,69 @@ fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
     h.handle(vec![command("tab-1", "r3", &reprint("grill", 1))]);
     assert_eq!(code(&sent(h.seen())[0]), Some(Code::Forbidden));
 }
+
+#[test]
+fn only_lines_added_fired_or_voided_make_print_jobs() {
+    use docket_core::print::SlipKind::{Changed, New};
+    let OnDisk { mut h, conn, _dir } = on_disk();
+    set_printers(
+        &h,
+        &[
+            ("grill", Mode::Always, Paper::Mm80),
+            ("fry", Mode::Always, Paper::Mm80),
+        ],
+    );
+    let mut step = |device: &str, id: &str, body: CommandBody| {
+        h.handle(vec![command(device, id, &body)]);
+        let r = reply(&sent(h.seen())[0]);
+        assert!(r.ok, "{id}: {r:?}");
+        let due = print::due(&conn, &["grill".into(), "fry".into()], 20).unwrap();
+        (due.into_iter())
+            .map(|j| (j.slip.station, j.slip.kind))
+            .collect::<Vec<_>>()
+    };
+    let mut fries = wire::LineInput::plain("fries", 1);
+    fries.course = Some(2);
+    let place = CommandBody::place("T1", vec![wire::LineInput::plain("burger", 1), fries]);
+    let new_grill = vec![("grill".to_owned(), New)];
+    assert_eq!(step("tab-1", "c1", place), new_grill);
+    let o = || "o-000001".to_owned();
+    let bump = CommandBody::Bump {
+        order_id: o(),
+        station: "grill".into(),
+    };
+    let recall = CommandBody::Recall {
+        order_id: o(),
+        station: "grill".into(),
+    };
+    let rush = CommandBody::SetRush {
+        order_id: o(),
+        rush: true,
+    };
+    assert_eq!(
+        step("mgr-1", "c2", bump),
+        new_grill,
+        "a bump prints nothing"
+    );
+    assert_eq!(step("mgr-1", "c3", recall), new_grill, "nor a recall");
+    assert_eq!(step("mgr-1", "c4", rush), new_grill, "nor a rush");
+    let fire = CommandBody::FireCourse {
+        order_id: o(),
+        course: 2,
+    };
+    let fired = vec![("grill".to_owned(), New), ("fry".to_owned(), New)];
+    assert_eq!(step("tab-1", "c5", fire), fired, "the fries reach the fry");
+    let void = CommandBody::VoidLine {
+        order_id: o(),
+        line: 1,
+    };
+    let mut voided = fired.clone();
+    voided.push(("grill".to_owned(), Changed));
+    assert_eq!(step("tab-1", "c6", void), voided, "the burger's VOID");
+    let done = CommandBody::Complete { order_id: o() };
+    assert_eq!(
+        step("mgr-1", "c7", done),
+        voided,
+        "completion prints nothing"
+    );
+}
