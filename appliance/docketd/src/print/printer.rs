@@ -20,10 +20,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::db::{JobsDb, JobsError};
+use super::db::JobsDb;
 use super::escpos::{self, Condition};
 use super::Printing;
 use crate::clock::now_ms;
+use crate::store::blocking::BlockingError;
 use crate::store::print::{self as jobs, Job};
 use crate::uplink::Backoff;
 
@@ -47,7 +48,7 @@ enum Trouble {
     Connect(String),
     /// The box's own store failed, not the printer: its connection and state stay as they are.
     #[error("the store: {0}")]
-    Store(#[source] JobsError),
+    Store(#[source] BlockingError),
     #[error("no answer to the status query within {0:?}")]
     Silent(Duration),
     #[error("connection: {0}")]
@@ -389,7 +390,7 @@ mod tests {
             PrinterTask {
                 address: address.clone(),
                 printing: printing.clone(),
-                db: JobsDb::open(&path).unwrap(),
+                db: super::super::db::open(&path).unwrap(),
                 stop,
             }
             .run(),
