@@ -9,13 +9,47 @@ use anyhow::Context;
 use docket_core::health::{Health, StationPrinting};
 use docket_core::wire::{self, ApplianceStatus, CommandBody};
 use docket_tests::printer::{PrinterOptions, Ticket, VirtualPrinter};
-use docket_tests::{eventually, line, Client, Daemon};
+use docket_tests::{eventually, line, Client, Creds, Daemon};
 
 /// `[printing]` with one printer for the grill.
 fn printing_toml(address: &str, mode: &str, fallback_secs: u64) -> String {
     format!(
         "[printing]\nfallback_after_secs = {fallback_secs}\n[[printing.printer]]\nstation = \"grill\"\naddress = \"{address}\"\nmode = \"{mode}\"\npaper_mm = 80\n"
     )
+}
+
+/// A virtual printer, docketd printing the grill's tickets on it (`mode`, `fallback_secs`), and
+/// a tablet connected to place orders.
+struct Kitchen {
+    printer: VirtualPrinter,
+    d: Daemon,
+    tablet: Creds,
+    t: Client,
+}
+
+async fn kitchen(mode: &str, fallback_secs: u64) -> anyhow::Result<Kitchen> {
+    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        &printing_toml(&printer.addr(), mode, fallback_secs),
+    )?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let t = Client::connect(d.mqtt, &tablet).await?;
+    Ok(Kitchen {
+        printer,
+        d,
+        tablet,
+        t,
+    })
+}
+
+/// Waits until the box has asked the grill's printer and it answered ok.
+async fn printer_ready(d: &Daemon) -> anyhow::Result<()> {
+    eventually("the printer is ready", || {
+        grill(d).is_ok_and(|p| p.printer == "ok")
+    })
+    .await
 }
 
 fn grill(d: &Daemon) -> anyhow::Result<StationPrinting> {
@@ -70,17 +104,12 @@ async fn place_burger(t: &mut Client, table: &str) -> anyhow::Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_screen_sends_its_tickets_to_paper_and_its_return_stops_it() -> anyhow::Result<()> {
-    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
     let fallback = 2;
-    let d = Daemon::start_with(
-        &[],
-        "test-site",
-        &printing_toml(&printer.addr(), "fallback", fallback),
-    )?;
-    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let Kitchen {
+        printer, d, mut t, ..
+    } = kitchen("fallback", fallback).await?;
     let kds = d.add_device("kds-grill", "station", &["grill"])?;
     let expo = d.add_device("expo-1", "expo", &[])?;
-    let mut t = Client::connect(d.mqtt, &tablet).await?;
     let mut e = Client::connect(d.mqtt, &expo).await?;
     e.subscribe(wire::STATUS_TOPIC).await?;
     let g = Client::connect(d.mqtt, &kds).await?;
@@ -184,18 +213,10 @@ async fn a_dark_screen_sends_its_tickets_to_paper_and_its_return_stops_it() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paper_out_mid_burst_loses_nothing_and_prints_nothing_twice_unmarked() -> anyhow::Result<()>
 {
-    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
-    let d = Daemon::start_with(
-        &[],
-        "test-site",
-        &printing_toml(&printer.addr(), "always", 10),
-    )?;
-    let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let mut t = Client::connect(d.mqtt, &tablet).await?;
-    eventually("the printer is ready", || {
-        grill(&d).is_ok_and(|p| p.printer == "ok")
-    })
-    .await?;
+    let Kitchen {
+        printer, d, mut t, ..
+    } = kitchen("always", 10).await?;
+    printer_ready(&d).await?;
     printer.run_out_after(5);
     let mut tickets = Vec::new();
     for i in 0..20 {
@@ -234,19 +255,14 @@ async fn paper_out_mid_burst_loses_nothing_and_prints_nothing_twice_unmarked() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_pending_at_kill_9_and_a_printer_killed_hung_or_back_print_once_in_order(
 ) -> anyhow::Result<()> {
-    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
+    let Kitchen {
+        printer,
+        mut d,
+        tablet,
+        mut t,
+    } = kitchen("always", 10).await?;
     let port = printer.port();
-    let mut d = Daemon::start_with(
-        &[],
-        "test-site",
-        &printing_toml(&printer.addr(), "always", 10),
-    )?;
-    let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let mut t = Client::connect(d.mqtt, &tablet).await?;
-    eventually("the printer is ready", || {
-        grill(&d).is_ok_and(|p| p.printer == "ok")
-    })
-    .await?;
+    printer_ready(&d).await?;
     printer.set_paper_out(true);
     eventually("the box sees the paper out", || {
         grill(&d).is_ok_and(|p| p.printer == "paper out")
@@ -373,14 +389,13 @@ async fn a_printer_set_from_admin_prints_at_once_and_off_stops_it() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/images/ticket.png for the README"]
 async fn readme_ticket() -> anyhow::Result<()> {
-    let printer = VirtualPrinter::start(PrinterOptions::default()).await?;
-    let d = Daemon::start_with(
-        &[],
-        "test-site",
-        &printing_toml(&printer.addr(), "always", 10),
-    )?;
-    let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let mut t = Client::connect(d.mqtt, &tablet).await?;
+    // The daemon stays up until the end (bound, not dropped with the rest of `Kitchen`).
+    let Kitchen {
+        printer,
+        d: _d,
+        mut t,
+        ..
+    } = kitchen("always", 10).await?;
     let mut burger = line("burger-classic", 2);
     burger.mods = vec!["no-onion".into(), "extra-cheese".into()];
     burger.notes = Some("one cut in half for the kid".into());

@@ -11,6 +11,7 @@ import { topics } from './wire.js';
 import { speedSection, renderSpeed, todayQuery } from './speed.js';
 import { MenuEditor, menuSection } from './menu-editor.js';
 import { Printers, printersSection } from './printers.js';
+import { adminLive } from './admin-live.js';
 
 const SCOPE = 'admin';
 const ROLES = ['tablet', 'station', 'expo', 'manager'];
@@ -331,20 +332,20 @@ async function main() {
   link = new Link(SCOPE, device, {
     subscriptions: [[topics.menu, topics.status]],
     onState: (s) => badge($('conn'), s),
-    // The box's status, every 2 s: the printers' live state between polls.
-    onStatus: (s) => {
-      if (s && typeof s === 'object') printers.status(s.printing);
-    },
-    onMessage: (topic, value) => {
-      if (topic === topics.menu && value && Array.isArray(value.items)) {
-        stations = [...new Set(value.items.map((i) => i.station))].sort();
+    ...adminLive({
+      onMenu: (menu) => {
+        stations = [...new Set(menu.items.map((i) => i.station))].sort();
         for (const row of rows.values()) row._renderStations();
-        menuEditor.update(value);
-      } else if (topic === topics.status && value && typeof value.seq === 'number') {
-        status = value;
+        menuEditor.update(menu);
+      },
+      // The box's status, every 2 s: the printers' live state, and the health panel's seq,
+      // uplink and sync lag, between polls.
+      onPrinting: (printing) => printers.status(printing),
+      onBoxStatus: (s) => {
+        status = s;
         if (lastHealth) renderHealth(lastHealth);
-      }
-    },
+      },
+    }),
   });
   link.start();
   await refresh();

@@ -58,6 +58,29 @@ enum Checked {
     },
 }
 
+/// Whether a command's events can make a slip (`docket_core::print::plan`: lines added, a
+/// course fired, lines voided). Bumps, recalls, completion and rush change nothing the cooks
+/// must make (`plan` makes no slip for them); menu commands, replays and reprints make no
+/// order event (a reprint's jobs are its own). No `_` arm: a new command is decided here.
+fn may_print(body: &CommandBody) -> bool {
+    match body {
+        CommandBody::PlaceOrder { .. }
+        | CommandBody::AddLines { .. }
+        | CommandBody::VoidLine { .. }
+        | CommandBody::FireCourse { .. } => true,
+        CommandBody::Bump { .. }
+        | CommandBody::Recall { .. }
+        | CommandBody::Complete { .. }
+        | CommandBody::BumpLine { .. }
+        | CommandBody::SetRush { .. }
+        | CommandBody::Replay { .. }
+        | CommandBody::SetStock { .. }
+        | CommandBody::SetItem { .. }
+        | CommandBody::RemoveItem { .. }
+        | CommandBody::Reprint { .. } => false,
+    }
+}
+
 impl<S: Store, L: Link> Engine<S, L> {
     pub(super) fn handle_commands(
         &mut self,
@@ -275,10 +298,12 @@ impl<S: Store, L: Link> Engine<S, L> {
         let menu_before = body
             .is_menu()
             .then(|| self.site.menu.as_ref().map(|m| m.version));
-        // The order as it was, for the print jobs the events make (only with printers).
+        // The order as it was, for the print jobs the events make: only with printers, and
+        // only for a command whose events can make a slip (no copy for a bump or a rush).
         let printing = self.status.printing.clone();
+        let prints = printing.any() && may_print(&body);
         let mut prev = match body.order_id() {
-            Some(oid) if printing.any() => self.site.orders.get(oid).cloned(),
+            Some(oid) if prints => self.site.orders.get(oid).cloned(),
             _ => None,
         };
         let (reply, events) = execute(
@@ -321,7 +346,7 @@ impl<S: Store, L: Link> Engine<S, L> {
         }
         for e in events {
             touched.insert(e.order_id.clone());
-            if printing.any() {
+            if prints {
                 batch.prints.extend(printing.jobs(prev.as_ref(), &e));
                 prev = Some(e.order.clone());
             }

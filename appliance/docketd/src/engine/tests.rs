@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use docket_core::print::Paper;
 use docket_core::wire::{self, CommandBody, Envelope, Event};
 use docket_core::Code;
 use rumqttd::protocol::Publish;
@@ -14,6 +15,8 @@ use super::heartbeat::HEARTBEAT_TOPIC;
 use super::inbox::Input;
 use super::ratelimit::Limit;
 use super::testkit::*;
+use crate::config::{Mode, Printing, StationPrinter};
+use crate::store::print;
 
 fn code(s: &Sent) -> Option<Code> {
     reply(s).error.map(|e| e.code)
@@ -399,33 +402,54 @@ fn a_menu_toggled_fast_goes_out_at_most_once_a_second_and_the_latest_wins() {
     assert!(h.engine.menu_due(Instant::now()).is_none());
 }
 
-#[test]
-fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
-    use crate::config::{Mode, Printing, StationPrinter};
-    use crate::store::print;
+/// A harness on a store in a file, whose print jobs the test reads back through `conn`. Bind
+/// `_dir` by name: the directory goes when it is dropped.
+struct OnDisk {
+    h: Harness<crate::store::Store>,
+    conn: rusqlite::Connection,
+    _dir: tempfile::TempDir,
+}
+
+fn on_disk() -> OnDisk {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("docket.db");
-    let mut h = harness_on(
+    let h = harness_on(
         crate::store::Store::open(&path, "site-test").unwrap(),
         Default::default(),
         settings(),
     );
-    let printer = |station: &str, mode| StationPrinter {
-        station: station.into(),
-        address: "127.0.0.1:9".into(),
-        mode,
-        paper: docket_core::print::Paper::Mm80,
-    };
+    let conn = crate::store::connect(&path).unwrap();
+    OnDisk { h, conn, _dir: dir }
+}
+
+/// The stations' printers, each (station, mode, paper); nothing listens at their address: no
+/// printer task runs, the tests read the jobs the engine stored.
+fn set_printers(h: &Harness<crate::store::Store>, printers: &[(&str, Mode, Paper)]) {
     h.status.printing.configure(&Printing {
-        printers: vec![
-            printer("grill", Mode::Always),
-            printer("fry", Mode::Fallback),
-        ],
+        printers: (printers.iter())
+            .map(|&(station, mode, paper)| StationPrinter {
+                station: station.into(),
+                address: "127.0.0.1:9".into(),
+                mode,
+                paper,
+            })
+            .collect(),
         ..Printing::default()
     });
+}
+
+#[test]
+fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
+    let OnDisk { mut h, conn, _dir } = on_disk();
+    set_printers(
+        &h,
+        &[
+            ("grill", Mode::Always, Paper::Mm80),
+            ("fry", Mode::Fallback, Paper::Mm80),
+        ],
+    );
     h.handle(vec![place("tab-1", "c1")]);
     assert!(reply(&sent(h.seen())[0]).ok);
-    let conn = crate::store::connect(&path).unwrap();
     let due = print::due(&conn, &["grill".into(), "fry".into()], 10).unwrap();
     assert_eq!(due.len(), 1, "the grill's ticket is due at once (always)");
     assert_eq!(due[0].slip.station, "grill");
@@ -445,15 +469,7 @@ fn an_event_for_a_station_with_a_printer_commits_its_print_job_with_it() {
 
 #[test]
 fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
-    use crate::config::{Mode, Printing, StationPrinter};
-    use crate::store::print;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("docket.db");
-    let mut h = harness_on(
-        crate::store::Store::open(&path, "site-test").unwrap(),
-        Default::default(),
-        settings(),
-    );
+    let OnDisk { mut h, conn, _dir } = on_disk();
     let reprint = |station: &str, last| CommandBody::Reprint {
         station: station.into(),
         order_id: None,
@@ -464,16 +480,7 @@ fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
     // No printer yet: refused, and nothing stored.
     h.handle(vec![command("mgr-1", "r1", &reprint("grill", 2))]);
     assert_eq!(code(&sent(h.seen())[0]), Some(Code::NoPrinter));
-    h.status.printing.configure(&Printing {
-        printers: vec![StationPrinter {
-            station: "grill".into(),
-            address: "127.0.0.1:9".into(),
-            mode: Mode::Fallback,
-            paper: docket_core::print::Paper::Mm58,
-        }],
-        ..Printing::default()
-    });
-    let conn = crate::store::connect(&path).unwrap();
+    set_printers(&h, &[("grill", Mode::Fallback, Paper::Mm58)]);
     let due = || print::due(&conn, &["grill".into()], 10).unwrap();
     assert!(
         due().is_empty(),
@@ -501,4 +508,70 @@ fn a_reprint_stores_its_jobs_with_its_reply_once_and_needs_a_printer() {
     // A tablet may not; a station only its own.
     h.handle(vec![command("tab-1", "r3", &reprint("grill", 1))]);
     assert_eq!(code(&sent(h.seen())[0]), Some(Code::Forbidden));
+}
+
+#[test]
+fn only_lines_added_fired_or_voided_make_print_jobs() {
+    use docket_core::print::SlipKind::{Changed, New};
+    let OnDisk { mut h, conn, _dir } = on_disk();
+    set_printers(
+        &h,
+        &[
+            ("grill", Mode::Always, Paper::Mm80),
+            ("fry", Mode::Always, Paper::Mm80),
+        ],
+    );
+    let mut step = |device: &str, id: &str, body: CommandBody| {
+        h.handle(vec![command(device, id, &body)]);
+        let r = reply(&sent(h.seen())[0]);
+        assert!(r.ok, "{id}: {r:?}");
+        let due = print::due(&conn, &["grill".into(), "fry".into()], 20).unwrap();
+        (due.into_iter())
+            .map(|j| (j.slip.station, j.slip.kind))
+            .collect::<Vec<_>>()
+    };
+    let mut fries = wire::LineInput::plain("fries", 1);
+    fries.course = Some(2);
+    let place = CommandBody::place("T1", vec![wire::LineInput::plain("burger", 1), fries]);
+    let new_grill = vec![("grill".to_owned(), New)];
+    assert_eq!(step("tab-1", "c1", place), new_grill);
+    let o = || "o-000001".to_owned();
+    let bump = CommandBody::Bump {
+        order_id: o(),
+        station: "grill".into(),
+    };
+    let recall = CommandBody::Recall {
+        order_id: o(),
+        station: "grill".into(),
+    };
+    let rush = CommandBody::SetRush {
+        order_id: o(),
+        rush: true,
+    };
+    assert_eq!(
+        step("mgr-1", "c2", bump),
+        new_grill,
+        "a bump prints nothing"
+    );
+    assert_eq!(step("mgr-1", "c3", recall), new_grill, "nor a recall");
+    assert_eq!(step("mgr-1", "c4", rush), new_grill, "nor a rush");
+    let fire = CommandBody::FireCourse {
+        order_id: o(),
+        course: 2,
+    };
+    let fired = vec![("grill".to_owned(), New), ("fry".to_owned(), New)];
+    assert_eq!(step("tab-1", "c5", fire), fired, "the fries reach the fry");
+    let void = CommandBody::VoidLine {
+        order_id: o(),
+        line: 1,
+    };
+    let mut voided = fired.clone();
+    voided.push(("grill".to_owned(), Changed));
+    assert_eq!(step("tab-1", "c6", void), voided, "the burger's VOID");
+    let done = CommandBody::Complete { order_id: o() };
+    assert_eq!(
+        step("mgr-1", "c7", done),
+        voided,
+        "completion prints nothing"
+    );
 }

@@ -339,7 +339,7 @@ pub fn spawn(
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), crate::store::StoreError> {
     let printing = status.printing.clone();
-    let db = db::JobsDb::open(db_path)?;
+    let db = db::open(db_path)?;
     tokio::spawn(supervise(printing.clone(), db.clone(), stop.clone()));
     tokio::spawn(desk::run(printing, status, devices, db, stop));
     Ok(())

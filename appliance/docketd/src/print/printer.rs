@@ -5,7 +5,8 @@
 //! out or a cover open after a job, or drops the connection mid-job may have lost it: the job
 //! is sent again later, marked as a reprint, never silently twice. Failures back off
 //! (exponential, capped); an idle printer's status is still read every few seconds, so
-//! `/admin` shows paper out before a ticket needs it.
+//! `/admin` shows paper out before a ticket needs it. A failing store is not the printer's
+//! fault: its connection stays and it is not shown unreachable.
 //!
 //! Owns the connection and its printer's [`PrinterState`](super::PrinterState). Must not
 //! decide what a ticket says (`docket_core::print::layout`).
@@ -23,6 +24,7 @@ use super::db::JobsDb;
 use super::escpos::{self, Condition};
 use super::Printing;
 use crate::clock::now_ms;
+use crate::store::blocking::BlockingError;
 use crate::store::print::{self as jobs, Job};
 use crate::uplink::Backoff;
 
@@ -44,6 +46,9 @@ const BATCH_BYTES: usize = 16 * 1024;
 enum Trouble {
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The box's own store failed, not the printer: its connection and state stay as they are.
+    #[error("the store: {0}")]
+    Store(#[source] BlockingError),
     #[error("no answer to the status query within {0:?}")]
     Silent(Duration),
     #[error("connection: {0}")]
@@ -91,36 +96,54 @@ impl PrinterTask {
                     last_trouble = None;
                     IDLE_LOOK
                 }
-                Err(t) => {
-                    let words = t.to_string();
-                    // A printer that answers but can't print (paper, cover) is asked again
-                    // every second: it prints the moment someone fixes it.
-                    let cannot = matches!(t, Trouble::Cannot(_));
-                    if last_trouble.as_deref() != Some(words.as_str()) {
-                        tracing::warn!(printer = %self.address, trouble = %words, "kitchen printer cannot print; retrying with backoff");
-                    }
-                    if !matches!(t, Trouble::Cannot(_)) {
-                        conn = None;
-                        self.printing.set_printer(&self.address, |p| {
-                            p.reachable = false;
-                            p.can_print = false;
-                            p.condition = "unreachable".into();
-                        });
-                    }
-                    self.printing
-                        .set_printer(&self.address, |p| p.error = Some(words.clone()));
-                    last_trouble = Some(words);
-                    if cannot {
-                        CANNOT_LOOK
-                    } else {
-                        backoff.next_delay()
-                    }
-                }
+                Err(t) => self.trouble(t, &mut conn, &mut backoff, &mut last_trouble),
             };
             if !self.pause(&wake, delay).await {
                 return;
             }
         }
+    }
+
+    /// What a failed round leaves behind, and how long until the next. A printer that answers
+    /// but can't print (paper, cover) is asked again every second: it prints the moment
+    /// someone fixes it. One that does not answer is dropped, shown unreachable, and tried
+    /// after a backoff. A store that fails is the box's trouble, not the printer's: the
+    /// connection and what the printer said stay, and the jobs are read again after a backoff.
+    fn trouble(
+        &self,
+        t: Trouble,
+        conn: &mut Option<TcpStream>,
+        backoff: &mut Backoff,
+        last_trouble: &mut Option<String>,
+    ) -> Duration {
+        let words = t.to_string();
+        if last_trouble.as_deref() != Some(words.as_str()) {
+            match &t {
+                Trouble::Store(e) => {
+                    tracing::warn!(printer = %self.address, error = ?e, "kitchen printer's jobs cannot be read or marked in the store; retrying with backoff")
+                }
+                _ => {
+                    tracing::warn!(printer = %self.address, trouble = %words, "kitchen printer cannot print; retrying with backoff")
+                }
+            }
+        }
+        let delay = match t {
+            Trouble::Store(_) => backoff.next_delay(),
+            Trouble::Cannot(_) => CANNOT_LOOK,
+            _ => {
+                *conn = None;
+                self.printing.set_printer(&self.address, |p| {
+                    p.reachable = false;
+                    p.can_print = false;
+                    p.condition = "unreachable".into();
+                });
+                backoff.next_delay()
+            }
+        };
+        self.printing
+            .set_printer(&self.address, |p| p.error = Some(words.clone()));
+        *last_trouble = Some(words);
+        delay
     }
 
     /// Waits `delay` or a wake-up; false when stopping.
@@ -144,7 +167,7 @@ impl PrinterTask {
             .db
             .run(move |c| jobs::due(c, &stations, BATCH))
             .await
-            .map_err(|e| Trouble::Connect(format!("the store: {e}")))?;
+            .map_err(Trouble::Store)?;
         let stream = self.connected(conn).await?;
         let cond = self.status(stream).await?;
         if !cond.can_print() {
@@ -238,13 +261,12 @@ impl PrinterTask {
     /// job that may have reached paper when docketd stops says REPRINT next time); after,
     /// which were printed and which may be lost.
     async fn send(&self, s: &mut TcpStream, batch: &[(&Job, Vec<u8>)]) -> Result<(), Trouble> {
-        let store = |e: super::db::JobsError| Trouble::Connect(format!("the store: {e}"));
         let ids: Vec<i64> = batch.iter().map(|(j, _)| j.id).collect();
         let all = ids.clone();
         self.db
             .run(move |c| jobs::sending(c, &all))
             .await
-            .map_err(store)?;
+            .map_err(Trouble::Store)?;
         let request = escpos::status_request()?;
         let mut out = Vec::with_capacity(batch.iter().map(|(_, b)| b.len() + request.len()).sum());
         for (_, bytes) in batch {
@@ -280,10 +302,17 @@ impl PrinterTask {
             },
         };
         let (done, lost, at) = (ids[..printed].to_vec(), ids[printed..].to_vec(), now_ms());
-        self.db
-            .run(move |c| jobs::sent(c, &done, &lost, at))
-            .await
-            .map_err(store)?;
+        if let Err(e) = self.db.run(move |c| jobs::sent(c, &done, &lost, at)).await {
+            // The marks are lost: these jobs stay due, counted as sent, and go out again as
+            // REPRINT. The printer's own trouble, if it had one, says what to do with it.
+            return Err(match trouble {
+                None => Trouble::Store(e),
+                Some(t) => {
+                    tracing::warn!(printer = %self.address, error = ?e, "kitchen printer's jobs could not be marked in the store");
+                    t
+                }
+            });
+        }
         self.printing
             .set_printer(&self.address, |p| p.printed += printed as u64);
         for (j, _) in &batch[..printed] {
@@ -293,5 +322,100 @@ impl PrinterTask {
             None => Ok(()),
             Some(t) => Err(t),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::{Mode, Printing as PrintingConfig, StationPrinter};
+
+    /// A printer that answers every status query "ok"; counts the connections it accepts.
+    async fn ok_printer() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let asked = escpos::status_request().unwrap().len();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Relaxed);
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; asked];
+                    while s.read_exact(&mut request).await.is_ok() {
+                        if s.write_all(&[0x12, 0x12, 0x12]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_keeps_the_printer_connected_and_reachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docket.db");
+        crate::store::Store::open(&path, "site-test").unwrap();
+        let (address, accepted) = ok_printer().await;
+        let printing = Arc::new(Printing::default());
+        printing.configure(&PrintingConfig {
+            printers: vec![StationPrinter {
+                station: "grill".into(),
+                address: address.clone(),
+                mode: Mode::Always,
+                paper: docket_core::print::Paper::Mm80,
+            }],
+            ..PrintingConfig::default()
+        });
+        let stop = CancellationToken::new();
+        let _stop = stop.clone().drop_guard();
+        tokio::spawn(
+            PrinterTask {
+                address: address.clone(),
+                printing: printing.clone(),
+                db: super::super::db::open(&path).unwrap(),
+                stop,
+            }
+            .run(),
+        );
+        until("the printer is ready", || {
+            let p = printing.printer(&address);
+            p.reachable && p.condition == "ok"
+        })
+        .await;
+
+        // The store fails under the task (its jobs' table gone): the next look reads no jobs.
+        let conn = crate::store::connect(&path).unwrap();
+        conn.execute_batch("DROP TABLE print_jobs").unwrap();
+        printing.wake();
+        until("the store's trouble is recorded", || {
+            printing.printer(&address).error.is_some()
+        })
+        .await;
+        let p = printing.printer(&address);
+        let error = p.error.clone().unwrap_or_default();
+        assert!(error.starts_with("the store: "), "{error}");
+        assert!(
+            p.reachable && p.can_print && p.condition == "ok",
+            "the printer is not blamed: {p:?}"
+        );
+        assert_eq!(accepted.load(Relaxed), 1, "its connection was kept");
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Must not know about MQTT, HTTP or decisions: it stores what it is given.
 
+pub mod blocking;
 pub mod menu;
 pub mod print;
 pub mod printers;

@@ -3,11 +3,11 @@
 //! A connection of its own; the engine's writer is never shared.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use docket_core::wire::{self, Event};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::store::blocking::{BlockingConn, BlockingError};
 use crate::store::menu::MenuChange;
 use crate::store::{self, StoreError};
 
@@ -16,42 +16,21 @@ pub struct Backlog {
     conn: Connection,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BacklogError {
-    #[error("local store: {0}")]
-    Store(#[from] StoreError),
-    #[error("a blocking task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
+/// A relay task's `Backlog`: every call runs on the blocking pool, off the async workers.
+pub type BacklogHandle = BlockingConn<Backlog>;
+
+/// Opens a relay's `Backlog` (on the blocking pool).
+pub async fn open(db: PathBuf) -> Result<BacklogHandle, BlockingError> {
+    BlockingConn::open(move || Backlog::open(&db)).await
 }
 
-/// A relay task's `Backlog`: every call runs on the blocking pool, off the async workers.
-#[derive(Clone)]
-pub struct BacklogHandle(Arc<Mutex<Backlog>>);
-
-impl BacklogHandle {
-    pub async fn open(db: PathBuf) -> Result<BacklogHandle, BacklogError> {
-        let local = tokio::task::spawn_blocking(move || Backlog::open(&db)).await??;
-        Ok(BacklogHandle(Arc::new(Mutex::new(local))))
-    }
-
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Backlog) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, BacklogError> {
-        let l = self.0.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let guard = l.lock().unwrap_or_else(|p| p.into_inner());
-            f(&guard)
-        })
-        .await??)
-    }
-
+impl BlockingConn<Backlog> {
     /// The cursor of `target` and up to `limit` events after it.
     pub async fn next_batch(
         &self,
         target: &'static str,
         limit: usize,
-    ) -> Result<(u64, Vec<Event>), BacklogError> {
+    ) -> Result<(u64, Vec<Event>), BlockingError> {
         self.run(move |l| {
             let c = l.cursor(target)?;
             Ok((c, l.events_after(c, limit)?))
@@ -60,7 +39,7 @@ impl BacklogHandle {
     }
 
     /// Wall-clock age in seconds of the oldest event after `cursor` (0 when there is none).
-    pub async fn lag_seconds(&self, cursor: u64, now_ms: u64) -> Result<u64, BacklogError> {
+    pub async fn lag_seconds(&self, cursor: u64, now_ms: u64) -> Result<u64, BlockingError> {
         let (_, oldest) = self.run(move |l| l.backlog(cursor)).await?;
         Ok(oldest.map_or(0, |at| now_ms.saturating_sub(at) / 1000))
     }

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use docket_cloud::{Client, CloudError};
 use tokio_util::sync::CancellationToken;
 
-use super::backlog::{BacklogError, BacklogHandle};
+use super::backlog::{self, BacklogHandle};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
 use crate::status::Status;
+use crate::store::blocking::BlockingError;
 
 const TARGET: &str = "postgres";
 /// How often an idle relay tells head office it is alive (`docket.sites.last_contact`).
@@ -37,7 +38,7 @@ pub enum PgError {
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
-    Backlog(#[from] BacklogError),
+    Backlog(#[from] BlockingError),
 }
 
 pub struct Relay {
@@ -55,7 +56,7 @@ pub async fn run(r: Relay) {
     let (m, c) = (&r.status.uplink.postgres, &r.metrics.uplink.postgres);
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match BacklogHandle::open(r.db.clone()).await {
+    let local = match backlog::open(r.db.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink postgres: cannot open the local store; relay stopped");

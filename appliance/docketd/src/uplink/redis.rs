@@ -16,12 +16,13 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::backlog::{BacklogError, BacklogHandle};
+use super::backlog::{self, BacklogHandle};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
 use crate::metrics::Metrics;
 use crate::status::Status;
+use crate::store::blocking::BlockingError;
 
 const TARGET: &str = "redis";
 
@@ -31,7 +32,7 @@ pub enum RedisError {
     #[error(transparent)]
     Redis(#[from] docket_cloud::redis::RedisError),
     #[error(transparent)]
-    Backlog(#[from] BacklogError),
+    Backlog(#[from] BlockingError),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -70,7 +71,7 @@ pub async fn run(r: Relay) {
     let (m, c) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match BacklogHandle::open(r.db.clone()).await {
+    let local = match backlog::open(r.db.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
