@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod integration;
 pub mod metrics;
 pub mod mqtt;
 pub mod print;

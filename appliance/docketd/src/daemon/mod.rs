@@ -78,6 +78,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let restart = tokio_util::sync::CancellationToken::new();
     let targets = probe_targets(&cfg, &mqtt, &http_listeners, &tls)?;
     let health = Arc::new(probe::Health::new(targets));
+    let submitter = crate::integration::Submitter::new(commands.clone(), registry.clone());
     let connections = Connections::new(
         broker,
         commands,
@@ -100,7 +101,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     }
     let state = app_state(
         &cfg,
-        (&registry, &connections, &tls),
+        (&registry, &connections, &tls, &submitter),
         (&metrics, &status),
         site_status,
         &restart,
@@ -156,7 +157,12 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 /// state and push, the listeners' health, the warnings and the served certificate.
 fn app_state(
     cfg: &Config,
-    (registry, connections, tls): (&Arc<DeviceRegistry>, &Connections, &Arc<Tls>),
+    (registry, connections, tls, submitter): (
+        &Arc<DeviceRegistry>,
+        &Connections,
+        &Arc<Tls>,
+        &crate::integration::Submitter,
+    ),
     (metrics, status): (&Arc<Metrics>, &Arc<Status>),
     site_status: crate::site::SiteStatus,
     restart: &tokio_util::sync::CancellationToken,
@@ -185,6 +191,7 @@ fn app_state(
         })),
         warnings: warnings(cfg),
         tls: Some(tls.clone()),
+        integration: Some(submitter.clone()),
     })
 }
 

@@ -45,6 +45,9 @@ pub struct AppState {
     pub warnings: Vec<String>,
     /// The served certificate (`/healthz` `tls`; None in unit tests).
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Commands of integration devices through the engine (the local integration API; None in
+    /// unit tests of this module).
+    pub integration: Option<crate::integration::Submitter>,
 }
 
 /// The data directory the site bundle lives in and what became of it ([`crate::site`]).
@@ -209,6 +212,7 @@ mod tests {
             site: None,
             warnings: Vec::new(),
             tls: None,
+            integration: None,
         }
     }
 
