@@ -42,6 +42,24 @@ fn wants_tls(url: &str) -> bool {
 /// Connects (TLS with rustls and the webpki roots when the URL's sslmode asks for it), within
 /// `t.connect_ms`, with `t.statement_ms` as the session's statement timeout.
 pub async fn connect(url: &SecretUrl, t: Timeouts) -> Result<Client, CloudError> {
+    connect_with(url, t, None).await
+}
+
+/// As [`connect`], and `notify` is woken by each NOTIFY this connection receives (after a
+/// `LISTEN` on it): what the box's downlink of inbound orders waits on.
+pub async fn connect_listening(
+    url: &SecretUrl,
+    t: Timeouts,
+    notify: Arc<tokio::sync::Notify>,
+) -> Result<Client, CloudError> {
+    connect_with(url, t, Some(notify)).await
+}
+
+async fn connect_with(
+    url: &SecretUrl,
+    t: Timeouts,
+    notify: Option<Arc<tokio::sync::Notify>>,
+) -> Result<Client, CloudError> {
     // tokio-postgres knows sslmode disable/prefer/require; verify-* are require plus the
     // certificate checks rustls always does.
     let raw = url
@@ -66,11 +84,11 @@ pub async fn connect(url: &SecretUrl, t: Timeouts) -> Result<Client, CloudError>
             .with_no_client_auth();
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
             let (client, conn) = config.connect(connector).await?;
-            tokio::spawn(drive(conn));
+            tokio::spawn(drive(conn, notify));
             Ok(client)
         } else {
             let (client, conn) = config.connect(NoTls).await?;
-            tokio::spawn(drive(conn));
+            tokio::spawn(drive(conn, notify));
             Ok(client)
         }
     };
@@ -86,10 +104,28 @@ pub async fn probe(url: &SecretUrl, t: Timeouts) -> Result<(), CloudError> {
     Ok(())
 }
 
-/// Runs a connection's I/O until it ends.
-async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(conn: F) {
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "PostgreSQL connection ended");
+/// Runs a connection's I/O until it ends; each notification wakes `notify`.
+async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    notify: Option<Arc<tokio::sync::Notify>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                if let Some(n) = &notify {
+                    n.notify_one();
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+                return;
+            }
+            None => return,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! of the box (site id, version, prices, timeouts) comes in as parameters.
 
 mod connect;
+pub mod inbound;
 pub mod project;
 pub mod redis;
 mod schema;
@@ -19,7 +20,7 @@ mod write;
 
 use std::time::Duration;
 
-pub use connect::{connect, probe, Timeouts};
+pub use connect::{connect, connect_listening, probe, Timeouts};
 pub use schema::{create_site_role, migrate, MIGRATIONS};
 pub use tokio_postgres::Client;
 pub use url::SecretUrl;

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("004_service", include_str!("../sql/004_service.sql")),
     ("005_menus", include_str!("../sql/005_menus.sql")),
+    ("006_inbound", include_str!("../sql/006_inbound.sql")),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

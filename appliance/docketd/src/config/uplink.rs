@@ -22,6 +22,8 @@ pub struct RawUplink {
     pub statement_timeout_ms: Option<u64>,
     pub redis_maxlen: Option<usize>,
     pub retention_hours: Option<u64>,
+    pub inbound_device: Option<String>,
+    pub inbound_poll_ms: Option<u64>,
 }
 
 /// `[uplink]`: relaying events to head office. Both URLs absent = no uplink.
@@ -38,6 +40,11 @@ pub struct Uplink {
     pub redis_maxlen: usize,
     /// Relayed events older than this are pruned from SQLite; 0 keeps them forever.
     pub retention_hours: u64,
+    /// The integration device head office's inbound orders are placed as (registered at start);
+    /// `None` (set to "") takes no orders from head office.
+    pub inbound_device: Option<String>,
+    /// How often head office's inbound orders are looked for when no NOTIFY came.
+    pub inbound_poll_ms: u64,
 }
 
 impl Uplink {
@@ -53,6 +60,9 @@ impl Uplink {
         }
     }
 }
+
+/// The integration device head office's orders are placed as unless the config names another.
+pub const DEFAULT_INBOUND_DEVICE: &str = "head-office";
 
 pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigError> {
     let url = |what: &str, v: Option<String>, schemes: &[&str]| -> Result<_, ConfigError> {
@@ -99,7 +109,26 @@ pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigErr
             "uplink.backoff_max_ms must be at least uplink.backoff_min_ms".into(),
         ));
     }
+    let inbound_device = match u.inbound_device.as_deref().map(str::trim) {
+        None => Some(DEFAULT_INBOUND_DEVICE.to_owned()),
+        Some("") => None,
+        Some(id) if docket_core::wire::valid_device_id(id) => Some(id.to_owned()),
+        Some(id) => {
+            return Err(ConfigError::Invalid(format!(
+                "uplink.inbound_device = {id:?}: not a device id (1-64 of a-z A-Z 0-9 - _ .)"
+            )))
+        }
+    };
+    let inbound_poll_ms = ms(
+        "uplink.inbound_poll_ms",
+        u.inbound_poll_ms,
+        5_000,
+        100,
+        600_000,
+    )?;
     Ok(Uplink {
+        inbound_device,
+        inbound_poll_ms,
         postgres_url: url("postgres_url", u.postgres_url, &["postgres", "postgresql"])?,
         redis_url: url("redis_url", u.redis_url, &["redis", "rediss"])?,
         batch_size: bounded("uplink.batch_size", u.batch_size, 500, 1, 10_000)?,

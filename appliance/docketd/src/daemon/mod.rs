@@ -119,7 +119,12 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     ));
     // The uplink relays read committed events through their own connections: the kitchen
     // never waits for them.
-    let _relays = crate::uplink::spawn(&cfg, metrics.clone(), status.clone(), shutdown.clone());
+    let _relays = crate::uplink::spawn(
+        &cfg,
+        (metrics.clone(), status.clone()),
+        &submitter,
+        shutdown.clone(),
+    );
     // The kitchen printers: their own tasks and connection; the engine never waits on them.
     crate::print::spawn(
         &cfg.db_path(),

@@ -8,6 +8,7 @@
 //! puts in the appliance status and `/metrics` renders.
 
 pub mod backlog;
+pub mod inbound;
 pub mod pg;
 pub mod redis;
 
@@ -95,15 +96,38 @@ impl Health {
     }
 }
 
-/// Starts the relays the config asks for (none without `[uplink]` URLs).
+/// Starts the relays the config asks for (none without `[uplink]` URLs), and head office's
+/// downlink of inbound orders with the PostgreSQL one.
 pub fn spawn(
     cfg: &Config,
-    metrics: Arc<Metrics>,
-    status: Arc<Status>,
+    (metrics, status): (Arc<Metrics>, Arc<Status>),
+    submitter: &crate::integration::Submitter,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let u = &cfg.uplink;
+    if let (Some(url), Some(device)) = (&u.postgres_url, &u.inbound_device) {
+        match inbound::ensure_device(cfg, device) {
+            Ok(()) => {
+                tracing::info!(device = %device, "taking head office's inbound orders");
+                // The registry sees the device at once, not at the watcher's next look.
+                if let Err(e) = submitter.registry().refresh() {
+                    tracing::warn!(error = %e, "cannot reload the device registry");
+                }
+                tasks.push(tokio::spawn(inbound::run(inbound::Downlink {
+                    site_id: cfg.site_id.clone(),
+                    url: url.clone(),
+                    settings: u.clone(),
+                    device: device.clone(),
+                    submitter: submitter.clone(),
+                    stop: stop.clone(),
+                })));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "head office's inbound orders are not taken");
+            }
+        }
+    }
     if let Some(url) = &u.postgres_url {
         tracing::info!(url = ?url, "relaying events to PostgreSQL");
         status
