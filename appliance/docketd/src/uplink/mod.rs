@@ -2,12 +2,15 @@
 //! order projections) and Redis (a live stream per site), each from its own cursor, so that one
 //! being down never holds up the other, and neither ever holds up the kitchen.
 //!
+//! Also the way down: menus and 86s from head office (`menus_down`), handed to the engine.
+//!
 //! Owns the relay tasks, their cursors (SQLite table `uplink_cursor`, written only here) and the
 //! pruning of relayed events. Reads events through its own SQLite connection; never touches the
 //! engine's writer or its in-memory state. Reports through `Metrics.uplink`, which the engine
 //! puts in the appliance status and `/metrics` renders.
 
 pub mod backlog;
+pub mod menus_down;
 pub mod pg;
 pub mod redis;
 
@@ -95,11 +98,13 @@ impl Health {
     }
 }
 
-/// Starts the relays the config asks for (none without `[uplink]` URLs).
+/// Starts the relays the config asks for (none without `[uplink]` URLs), and the task taking
+/// menus from head office (with a PostgreSQL URL and `menus_from_head_office`), which hands
+/// them to the engine through `commands`.
 pub fn spawn(
     cfg: &Config,
-    metrics: Arc<Metrics>,
-    status: Arc<Status>,
+    (metrics, status): (Arc<Metrics>, Arc<Status>),
+    commands: crate::engine::inbox::Commands,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -120,6 +125,17 @@ pub fn spawn(
             status: status.clone(),
             stop: stop.clone(),
         })));
+        if u.menus_from_head_office {
+            tasks.push(tokio::spawn(menus_down::run(menus_down::MenusDown {
+                db: cfg.db_path(),
+                site_id: cfg.site_id.clone(),
+                url: url.clone(),
+                settings: u.clone(),
+                commands,
+                status: status.clone(),
+                stop: stop.clone(),
+            })));
+        }
     }
     if let Some(url) = &u.redis_url {
         tracing::info!(url = ?url, "relaying events to Redis");
