@@ -3,13 +3,15 @@
 //! Owns the PostgreSQL side of the uplink: connecting (TLS when the URL asks), the `docket`
 //! schema and its migrations (`sql/`), the per-site roles, and the batch writer that turns
 //! committed order events into head office's rows in one transaction. What those rows are is
-//! decided by `project`, a pure function. Also the login check a technician runs against head
+//! decided by `project`, a pure function. Menus from head office (`central`): what a box reads
+//! of them. Also the login check a technician runs against head
 //! office's Redis. docketd's relay loop and the provisioning CLI both use it, so the schema is
 //! applied and written by one piece of code.
 //!
 //! Must not know the appliance: no SQLite, no cursors, no config file, no metrics. What it needs
 //! of the box (site id, version, prices, timeouts) comes in as parameters.
 
+pub mod central;
 mod connect;
 pub mod inbound;
 pub mod project;
@@ -20,6 +22,7 @@ mod write;
 
 use std::time::Duration;
 
+pub use central::{central_stock_after, newest_central_menu, CentralMenu, CentralStock};
 pub use connect::{connect, connect_listening, probe, Timeouts};
 pub use schema::{create_site_role, migrate, MIGRATIONS};
 pub use tokio_postgres::Client;

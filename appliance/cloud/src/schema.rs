@@ -19,6 +19,13 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("004_service", include_str!("../sql/004_service.sql")),
     ("005_menus", include_str!("../sql/005_menus.sql")),
     ("006_inbound", include_str!("../sql/006_inbound.sql")),
+    // Migrations are applied by name, each once, in this order: a number left free (006, for
+    // another change) is no gap to the runner, and one added later below a higher one applies
+    // after it on a database that already has the higher one.
+    (
+        "007_central_menus",
+        include_str!("../sql/007_central_menus.sql"),
+    ),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

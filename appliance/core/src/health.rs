@@ -34,7 +34,8 @@ pub struct Health {
     /// certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsState>,
-    /// What the site turned on that a technician should know (plain MQTT, plain HTTP).
+    /// What a technician should know: what the site turned on (plain MQTT, plain HTTP), a menu
+    /// from head office the box refused.
     #[serde(default)]
     pub warnings: Vec<String>,
     /// Each station with a kitchen printer: is it printing, why, and can its printer print.

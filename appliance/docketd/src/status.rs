@@ -127,6 +127,23 @@ pub struct TargetStatus {
 pub struct UplinkStatus {
     pub postgres: TargetStatus,
     pub redis: TargetStatus,
+    /// The last menu from head office the box refused, and why (`uplink::menus_down`, its one
+    /// writer; cleared when a later one is taken): a `/healthz` warning.
+    pub central_menu_refused: std::sync::Mutex<Option<String>>,
+}
+
+impl UplinkStatus {
+    /// What `/healthz` warns of the uplink: a refused menu from head office.
+    pub fn warnings(&self) -> Vec<String> {
+        let g = (self.central_menu_refused.lock()).unwrap_or_else(|p| p.into_inner());
+        g.iter().cloned().collect()
+    }
+
+    /// Sets or clears the refused menu from head office.
+    pub fn set_central_menu_refused(&self, why: Option<String>) {
+        let mut g = (self.central_menu_refused.lock()).unwrap_or_else(|p| p.into_inner());
+        *g = why;
+    }
 }
 
 impl UplinkStatus {

@@ -56,9 +56,17 @@ pub fn decide_menu(
         return Ok(None);
     }
     next.version = menu.version + 1;
-    next.validate()
+    servable(&next)?;
+    Ok(Some(next))
+}
+
+/// What every menu the box serves must pass, however it came (the menu file's own check,
+/// a menu command, head office's menu): [`Menu::validate`], and its encoding within
+/// [`MAX_MENU_BYTES`].
+pub fn servable(menu: &Menu) -> Result<(), Rejection> {
+    menu.validate()
         .map_err(|e| Rejection::new(Code::BadMenu, e.to_string()))?;
-    let bytes = wire::encode(&next)
+    let bytes = wire::encode(menu)
         .map_err(|e| Rejection::new(Code::Internal, e.to_string()))?
         .len();
     if bytes > MAX_MENU_BYTES {
@@ -67,7 +75,43 @@ pub fn decide_menu(
             format!("the menu would be {bytes} bytes; at most {MAX_MENU_BYTES} are served"),
         ));
     }
+    Ok(())
+}
+
+/// Decides a menu from head office (docs/operations.md, "Menus from head office"): its items
+/// replace the box's (names, prices, stations, groups: head office owns the content, and
+/// local item edits since its last menu are gone), but an item the box has 86'd stays 86'd,
+/// and one the box has back on stays on, whatever head office's copy says: the kitchen knows
+/// what it has run out of. An item new to the box takes head office's `out`. `Ok(None)`: the
+/// box already serves exactly this. Validated as every served menu ([`servable`]).
+pub fn decide_central(site: &OrderBook, items: Vec<MenuItem>) -> Result<Option<Menu>, Rejection> {
+    let menu = site
+        .menu
+        .as_ref()
+        .ok_or_else(|| Rejection::new(Code::NoMenu, "the box has no menu loaded"))?;
+    let items = merge_central(menu, items);
+    if items == menu.items {
+        return Ok(None);
+    }
+    let next = Menu {
+        version: menu.version + 1,
+        items,
+    };
+    servable(&next)?;
     Ok(Some(next))
+}
+
+/// Head office's items with the box's stock state: each item the box has keeps its `out`.
+pub fn merge_central(box_menu: &Menu, central: Vec<MenuItem>) -> Vec<MenuItem> {
+    central
+        .into_iter()
+        .map(|mut i| {
+            if let Some(mine) = box_menu.item(&i.id) {
+                i.out = mine.out;
+            }
+            i
+        })
+        .collect()
 }
 
 fn item_mut<'a>(menu: &'a mut Menu, id: &str) -> Result<&'a mut MenuItem, Rejection> {
@@ -221,6 +265,82 @@ mod tests {
         assert_eq!(e.code, Code::BadMenu);
         let e = decide_menu(&site, &manager, &rm("nope")).expect_err("unknown");
         assert_eq!(e.code, Code::UnknownItem);
+    }
+
+    fn central(items: &[(&str, &str, i64, bool)]) -> Vec<MenuItem> {
+        items
+            .iter()
+            .map(|(id, station, price, out)| {
+                let mut i = MenuItem::plain(id, &id.to_uppercase(), *price, station);
+                i.out = *out;
+                i
+            })
+            .collect()
+    }
+
+    #[test]
+    fn head_office_owns_the_content_and_the_box_its_stock() {
+        // The box: fries 86'd here, steak's price edited here.
+        let mut site = book();
+        let menu = site.menu.as_mut().unwrap();
+        menu.items[0].out = true;
+        menu.items[1].price = 999;
+        // Head office: a new price for fries (on, in its copy), steak (out, in its copy), and a
+        // new item already out.
+        let items = central(&[
+            ("fries", "fry", 450, false),
+            ("steak", "grill", 2900, true),
+            ("soup", "cold", 700, true),
+        ]);
+        let next = decide_central(&site, items).unwrap().expect("changed");
+        assert_eq!(next.version, 2);
+        let got: Vec<(&str, i64, bool)> = next
+            .items
+            .iter()
+            .map(|i| (i.id.as_str(), i.price, i.out))
+            .collect();
+        // Fries stay 86'd (the box's), steak stays on (the box's) at head office's price, the
+        // local price edit is replaced; soup is new and takes head office's `out`.
+        assert_eq!(
+            got,
+            [
+                ("fries", 450, true),
+                ("steak", 2900, false),
+                ("soup", 700, true)
+            ]
+        );
+        // The same menu again changes nothing.
+        let again = OrderBook {
+            menu: Some(next.clone()),
+            ..Default::default()
+        };
+        let items = central(&[
+            ("fries", "fry", 450, false),
+            ("steak", "grill", 2900, true),
+            ("soup", "cold", 700, true),
+        ]);
+        assert_eq!(decide_central(&again, items), Ok(None));
+    }
+
+    #[test]
+    fn a_central_menu_is_held_to_what_every_menu_is() {
+        let site = book();
+        for (items, why) in [
+            (vec![], "no items"),
+            (central(&[("a", "Bad Station", 1, false)]), "station"),
+            (central(&[("a", "fry", -5, false)]), "price"),
+            (
+                central(&[("a", "fry", 1, false), ("a", "grill", 1, false)]),
+                "twice",
+            ),
+        ] {
+            let e = decide_central(&site, items).expect_err(why);
+            assert_eq!(e.code, Code::BadMenu);
+            assert!(e.message.contains(why), "{why:?} not in {:?}", e.message);
+        }
+        let e = decide_central(&OrderBook::default(), central(&[("a", "fry", 1, false)]))
+            .expect_err("no menu");
+        assert_eq!(e.code, Code::NoMenu);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct RawUplink {
     pub retention_hours: Option<u64>,
     pub inbound_device: Option<String>,
     pub inbound_poll_ms: Option<u64>,
+    pub menus_from_head_office: Option<bool>,
+    pub menus_poll_ms: Option<u64>,
 }
 
 /// `[uplink]`: relaying events to head office. Both URLs absent = no uplink.
@@ -45,6 +47,11 @@ pub struct Uplink {
     pub inbound_device: Option<String>,
     /// How often head office's inbound orders are looked for when no NOTIFY came.
     pub inbound_poll_ms: u64,
+    /// Take menus and 86s from head office's PostgreSQL (`uplink::menus_down`; with a
+    /// `postgres_url` only).
+    pub menus_from_head_office: bool,
+    /// How often head office's menus and 86s are looked at.
+    pub menus_poll_ms: u64,
 }
 
 impl Uplink {
@@ -169,6 +176,8 @@ pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigErr
             0,
             24 * 3650,
         )?,
+        menus_from_head_office: u.menus_from_head_office.unwrap_or(true),
+        menus_poll_ms: ms("uplink.menus_poll_ms", u.menus_poll_ms, 3_000, 50, 600_000)?,
     })
 }
 

@@ -64,6 +64,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let stations = menu.stations().len();
     let broker = Broker::start(broker::router_config(&cfg, stations));
     let (commands, inbox) = crate::engine::inbox::channel(crate::engine::inbox::CAPACITY);
+    // Menus from head office reach the engine through its queue too (`uplink::menus_down`).
+    let head_office = commands.clone();
     let (stop, mut engine_done) = start_engine(
         &cfg,
         (&broker, inbox),
@@ -123,6 +125,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         &cfg,
         (metrics.clone(), status.clone()),
         &submitter,
+        head_office,
         shutdown.clone(),
     );
     // The kitchen printers: their own tasks and connection; the engine never waits on them.

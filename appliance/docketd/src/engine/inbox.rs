@@ -1,8 +1,9 @@
-//! The engine's one input queue. Two kinds of input arrive in it:
+//! The engine's one input queue. Inputs of these kinds arrive in it:
 //!
 //! - **commands**, handed over by the device's own connection session ([`crate::mqtt::conn`]) once the
 //!   device ACL has judged the PUBLISH on `docket/v1/cmd/{its id}`: no trip through the router,
 //!   so a command costs the router nothing and the engine one wake-up;
+//! - **menu changes from head office** (`uplink::menus_down`), each with its reply channel;
 //! - **everything the router forwards on the engine's link** (state-topic echoes and foreign
 //!   writes, the heartbeat, and commands that came through the router after all),
 //!   moved here by a small thread that also answers the router's "paused" notifications.
@@ -34,6 +35,8 @@ pub enum Input {
     Router(Notification),
     /// The engine's link failed (the router is gone): the engine stops with this.
     LinkLost(Box<LinkError>),
+    /// A menu change from head office (`uplink::menus_down`), answered on its own channel.
+    HeadOffice(Box<crate::engine::central::Request>),
 }
 
 /// The sending side: the connection layer holds one, and so do the local integration API and
@@ -86,6 +89,19 @@ impl Commands {
     /// Stops waiting for a reply asked with [`Commands::request`].
     pub fn forget(&self, device: &str, id: &str) {
         self.waiters.forget(device, id);
+    }
+}
+
+impl Commands {
+    /// Hands a change from head office to the engine and waits for what became of it.
+    pub async fn head_office(
+        &self,
+        change: crate::engine::central::Change,
+    ) -> Result<crate::engine::central::Outcome, Stopped> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let req = crate::engine::central::Request { change, reply };
+        (self.tx.send_async(Input::HeadOffice(Box::new(req))).await).map_err(|_| Stopped)?;
+        outcome.await.map_err(|_| Stopped)
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `coalesce`: which boards are dirty and when they go out; `boards`: their cached encodings;
 //! - `guard`: the box's retained state topics, protected from foreign writes;
 //! - `heartbeat`: the heartbeat round trip through the router;
+//! - `central`: menu changes from head office (`uplink::menus_down`), each taken once;
 //! - `status`: the appliance status;
 //! - the seams: `link` (what the engine publishes to the router) and `store` (what it needs of
 //!   SQLite), small traits with fakes for the rooms' tests; `inbox`: its input queue.
@@ -15,6 +16,7 @@
 //! broker link. Must not serve HTTP or touch the network.
 
 pub mod boards;
+pub mod central;
 mod coalesce;
 mod commands;
 mod guard;
@@ -263,6 +265,13 @@ impl<S: Store, L: Link> Engine<S, L> {
             match i {
                 Input::Command { device, payload } => commands.push((device, payload)),
                 Input::LinkLost(e) => return Err(EngineError::Link(e)),
+                Input::HeadOffice(req) => {
+                    // After the commands that came before it.
+                    if !commands.is_empty() {
+                        self.handle_commands(std::mem::take(&mut commands))?;
+                    }
+                    self.head_office(*req)?;
+                }
                 Input::Router(Notification::Forward(f)) => {
                     let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
                     if let Some(device) = wire::device_of_cmd_topic(&topic) {

@@ -123,7 +123,9 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 .map(|c| crate::tls::ca::fingerprint_text(&c.fingerprint)),
             not_after: t.not_after(),
         }),
-        warnings: s.warnings.clone(),
+        warnings: (s.warnings.iter().cloned())
+            .chain(s.status.uplink.warnings())
+            .collect(),
         printing: Some(s.status.printing.report()).filter(|r| !r.is_empty()),
     };
     let code = if ready {

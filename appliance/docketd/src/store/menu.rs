@@ -3,6 +3,9 @@
 //!
 //! The file is the seed: stored the first time, then left alone while its content (its CBOR
 //! encoding's SHA-256) is unchanged; a changed file is seeded again, above every stored version.
+//! Versions taken from head office are recorded as made by [`HEAD_OFFICE_DEVICE`], with the
+//! central version's key as their command: the last one is which central version the box has.
+//!
 //! Owns the table and its SQL; must not decide a menu (`docket_core::decide::menu`).
 
 use docket_core::{wire, Menu};
@@ -105,6 +108,45 @@ pub fn seed(conn: &Connection, file: &Menu, now: u64) -> Result<(Menu, Seeded), 
     Ok((menu, seeded))
 }
 
+/// Who versions taken from head office are recorded as made by (`uplink::menus_down`); the
+/// exactly-once record (`commands`) keys its changes by this device too. Device ids starting
+/// with `docketd` are reserved: no paired device can collide with it.
+pub const HEAD_OFFICE_DEVICE: &str = "docketd-head-office";
+
+/// The last menu taken from head office: its key (`hq-menu:…`) and the box's version it became.
+pub fn last_central(conn: &Connection) -> Result<Option<(String, u64)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT command, version FROM menu_versions
+             WHERE device = ?1 AND command LIKE 'hq-menu:%' ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([HEAD_OFFICE_DEVICE], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Versions the box's own devices made since head office's last menu (or the file's last
+/// seed, whichever is later): what the next menu from head office replaces.
+pub fn edits_since_central(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM menu_versions WHERE device NOT IN (?1, ?2) AND version >
+         COALESCE((SELECT MAX(version) FROM menu_versions
+                   WHERE seed IS NOT NULL OR (device = ?1 AND command LIKE 'hq-menu:%')), 0)",
+        params![HEAD_OFFICE_DEVICE, SEED_DEVICE],
+        |r| r.get(0),
+    )?)
+}
+
+/// The id of the last 86 from head office the box took (0: none), from the exactly-once
+/// record, where each is kept with its outcome (`hq-86:<id>`).
+pub fn central_stock_cursor(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(CAST(substr(id, 7) AS INTEGER)), 0) FROM commands
+         WHERE device = ?1 AND id LIKE 'hq-86:%'",
+        [HEAD_OFFICE_DEVICE],
+        |r| r.get(0),
+    )?)
+}
+
 /// Versions not yet relayed to head office, oldest first, at most `limit`.
 pub fn unrelayed(conn: &Connection, limit: usize) -> Result<Vec<MenuChange>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -191,5 +233,49 @@ mod tests {
         assert_eq!(all[1].device, "admin-1");
         mark_relayed(&c, 2, 5).unwrap();
         assert_eq!(unrelayed(&c, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn which_central_version_the_box_has_and_what_was_edited_since() {
+        let c = store();
+        let file = Menu::sample(&[("fries", "fry"), ("steak", "grill")]);
+        let (m, _) = seed(&c, &file, 1).unwrap();
+        assert_eq!(last_central(&c).unwrap(), None);
+        let version = |v: u64, device: &str, command: &str| {
+            let mut menu = m.clone();
+            menu.version = v;
+            let change = MenuChange {
+                menu,
+                at: v,
+                device: device.into(),
+                command: command.into(),
+            };
+            insert(&c, &change, None).unwrap();
+        };
+        version(2, "admin-1", "c1");
+        assert_eq!(edits_since_central(&c).unwrap(), 1);
+        version(3, HEAD_OFFICE_DEVICE, "hq-menu:bistro:4");
+        version(4, HEAD_OFFICE_DEVICE, "hq-86:9");
+        version(5, "admin-1", "c2");
+        version(6, "kds-1", "c3");
+        assert_eq!(
+            last_central(&c).unwrap(),
+            Some(("hq-menu:bistro:4".into(), 3))
+        );
+        assert_eq!(edits_since_central(&c).unwrap(), 2);
+        assert_eq!(central_stock_cursor(&c).unwrap(), 0);
+        for id in ["hq-86:9", "hq-86:12", "hq-menu:bistro:4"] {
+            c.execute(
+                "INSERT INTO commands (device, id, ok, seq, reply) VALUES (?1, ?2, 1, NULL, x'')",
+                [HEAD_OFFICE_DEVICE, id],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO commands (device, id, ok, seq, reply) VALUES ('kds-1', 'hq-86:99', 1, NULL, x'')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(central_stock_cursor(&c).unwrap(), 12);
     }
 }

@@ -62,6 +62,21 @@ impl Backlog {
         store::menu::mark_relayed(&self.conn, version, now_ms)
     }
 
+    /// The last menu taken from head office: its key and the box's version it became.
+    pub fn last_central_menu(&self) -> Result<Option<(String, u64)>, StoreError> {
+        store::menu::last_central(&self.conn)
+    }
+
+    /// Menu versions the box's devices made since head office's last menu.
+    pub fn menu_edits_since_central(&self) -> Result<u64, StoreError> {
+        store::menu::edits_since_central(&self.conn)
+    }
+
+    /// The id of the last 86 from head office the box took (0: none).
+    pub fn central_stock_cursor(&self) -> Result<i64, StoreError> {
+        store::menu::central_stock_cursor(&self.conn)
+    }
+
     /// The menu the box serves now, if it has one stored.
     pub fn menu(&self) -> Result<Option<docket_core::Menu>, StoreError> {
         store::menu::latest(&self.conn)

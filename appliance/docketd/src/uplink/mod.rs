@@ -2,6 +2,8 @@
 //! order projections) and Redis (a live stream per site), each from its own cursor, so that one
 //! being down never holds up the other, and neither ever holds up the kitchen.
 //!
+//! Also the way down: menus and 86s from head office (`menus_down`), handed to the engine.
+//!
 //! Owns the relay tasks, their cursors (SQLite table `uplink_cursor`, written only here) and the
 //! pruning of relayed events. Reads events through its own SQLite connection; never touches the
 //! engine's writer or its in-memory state. Reports through `Metrics.uplink`, which the engine
@@ -9,6 +11,7 @@
 
 pub mod backlog;
 pub mod inbound;
+pub mod menus_down;
 pub mod pg;
 pub mod redis;
 
@@ -96,12 +99,15 @@ impl Health {
     }
 }
 
-/// Starts the relays the config asks for (none without `[uplink]` URLs), and head office's
-/// downlink of inbound orders with the PostgreSQL one.
+/// Starts the relays the config asks for (none without `[uplink]` URLs); with the PostgreSQL
+/// one, head office's downlink of inbound orders (through `submitter`) and the task taking
+/// menus from head office (with `menus_from_head_office`), which hands them to the engine
+/// through `commands`.
 pub fn spawn(
     cfg: &Config,
     (metrics, status): (Arc<Metrics>, Arc<Status>),
     submitter: &crate::integration::Submitter,
+    commands: crate::engine::inbox::Commands,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -144,6 +150,17 @@ pub fn spawn(
             status: status.clone(),
             stop: stop.clone(),
         })));
+        if u.menus_from_head_office {
+            tasks.push(tokio::spawn(menus_down::run(menus_down::MenusDown {
+                db: cfg.db_path(),
+                site_id: cfg.site_id.clone(),
+                url: url.clone(),
+                settings: u.clone(),
+                commands,
+                status: status.clone(),
+                stop: stop.clone(),
+            })));
+        }
     }
     if let Some(url) = &u.redis_url {
         tracing::info!(url = ?url, "relaying events to Redis");
