@@ -27,3 +27,14 @@ export function tableLabel(table) {
 export function money(cents) {
   return (Number(cents) / 100).toFixed(2);
 }
+
+/** An order from outside (`order.origin`): its channel and its number there, as the courier
+ * asks for it: `{channel: 'Deliveroo', reference: 'DR-4411'}` → `Deliveroo #DR-4411`; '' for an
+ * order of the restaurant's own devices. */
+export function originLabel(origin) {
+  if (!origin || !origin.channel) return '';
+  const channel = String(origin.channel).trim();
+  const ref = origin.reference ? String(origin.reference).trim() : '';
+  if (!ref) return channel;
+  return `${channel} #${ref.replace(/^#/, '')}`;
+}

@@ -4,7 +4,7 @@
 // its node; its content is rebuilt only when what it shows changed.
 
 import { el } from './conn.js';
-import { modLabel } from './labels.js';
+import { modLabel, originLabel } from './labels.js';
 
 /** "⚠ ALLERGY: sesame": the alarm block of a line whose guest has an allergy (else null). */
 export function allergyAlarm(allergy) {
@@ -44,16 +44,19 @@ export function patchLine(li, l, { tags = [], allergens = [], cls = [] } = {}) {
 
 const SERVICE = { takeaway: 'TAKEAWAY', delivery: 'DELIVERY' };
 
-/** The ticket's line under its header: takeaway or delivery, and the server (hidden when neither). */
+/** The ticket's line under its header: takeaway or delivery, where an order from outside came
+ * from (its channel and number: the courier asks for it), and the server (hidden when none). */
 export function patchMeta(div, order) {
   const service = SERVICE[order.service] || '';
+  const origin = originLabel(order.origin);
   const server = order.server || '';
-  const sig = `${service}|${server}`;
+  const sig = `${service}|${origin}|${server}`;
   if (div._sig === sig) return;
   div._sig = sig;
-  div.hidden = !service && !server;
+  div.hidden = !service && !origin && !server;
   div.replaceChildren(
     ...(service ? [el('span', { class: `service ${order.service}` }, service)] : []),
+    ...(origin ? [el('span', { class: 'origin' }, origin)] : []),
     ...(server ? [el('span', { class: 'server' }, `Server: ${server}`)] : []),
   );
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { modLabel, tableLabel, money } from '../src/labels.js';
+import { modLabel, tableLabel, money, originLabel } from '../src/labels.js';
 
 test('modifier codes read as words', () => {
   assert.equal(modLabel('no-onion'), 'No onion');
@@ -22,4 +22,12 @@ test('tables read as tables', () => {
 test('cents read as money', () => {
   assert.equal(money(1450), '14.50');
   assert.equal(money(0), '0.00');
+});
+
+test('an order from outside reads as its channel and its number there', () => {
+  assert.equal(originLabel({ channel: 'Deliveroo', reference: 'DR-4411', device: 'head-office' }), 'Deliveroo #DR-4411');
+  assert.equal(originLabel({ channel: 'till', device: 'till-1' }), 'till');
+  assert.equal(originLabel({ channel: 'web', reference: '#88', device: 'hq' }), 'web #88');
+  assert.equal(originLabel(undefined), '');
+  assert.equal(originLabel({ device: 'x' }), '');
 });

@@ -121,6 +121,14 @@ pub fn layout(t: SlipText<'_>, paper: Paper) -> Vec<Row> {
     rows.push(Row::big(t.slip.station.to_uppercase()).centered());
     rows.push(Row::big(format!("#{}", t.order.ticket)));
     rows.push(Row::big(where_to(t.order)));
+    // An order from outside: its channel and number, which the courier asks for.
+    if let Some(o) = &t.order.origin {
+        let text = match &o.reference {
+            Some(r) => format!("{} #{}", o.channel, r.trim_start_matches('#')),
+            None => o.channel.clone(),
+        };
+        rows.push(Row::tall(text));
+    }
     if t.order.rush {
         rows.push(Row::big("!! RUSH !!"));
     }

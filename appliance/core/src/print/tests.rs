@@ -175,6 +175,11 @@ fn a_change_prints_only_its_lines_marked_and_a_reprint_is_marked() {
         .lines
         .push(line(3, "Wings", "grill", 1, LineStatus::Fired));
     after.service = Some(Service::Takeaway);
+    after.origin = Some(crate::order::Origin {
+        channel: "Deliveroo".into(),
+        reference: Some("DR-4411".into()),
+        device: "head-office".into(),
+    });
     let slip = &plan(Some(&before), &after)[0];
     let t = |slip: &Slip, again| {
         text(&layout(
@@ -189,6 +194,7 @@ fn a_change_prints_only_its_lines_marked_and_a_reprint_is_marked() {
         ))
     };
     let changed = t(slip, false);
+    assert!(changed.contains("Deliveroo #DR-4411"), "{changed}");
     assert!(changed.contains("ADDED  1 x Wings"), "{changed}");
     assert!(changed.contains("VOID  1 x Salad"), "{changed}");
     assert!(!changed.contains("Burger"), "{changed}");

@@ -17,12 +17,12 @@ use docket_cloud::{Client, CloudError};
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::{self, BacklogHandle};
-use crate::store::blocking::BlockingError;
 use super::{pause, Backoff};
 use crate::config::{SecretUrl, Uplink};
 use crate::engine::central::{Change, Outcome};
 use crate::engine::inbox::{Commands, Stopped};
 use crate::status::Status;
+use crate::store::blocking::BlockingError;
 
 /// 86s read from head office at most per query.
 const STOCK_BATCH: i64 = 100;
