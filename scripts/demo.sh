@@ -7,6 +7,8 @@
 #                                    (under 60 s, kitchen prep is 2-8 s instead of 5-20 s)
 #   scripts/demo.sh --fresh          delete the demo data (orders, devices) first
 #   scripts/demo.sh --debug          use the debug build (quick to build, slower to run)
+#   scripts/demo.sh --head-office    also a local head office (its own PostgreSQL and Redis) and an
+#                                    online-order platform sending delivery orders down to the KDS
 #
 # It builds the release binaries (the first build takes several minutes), picks free TCP ports
 # (never 1883: another broker may own it; a re-run keeps its ports while they are free), writes a
@@ -17,17 +19,19 @@
 # waits for you on /kds and /expo. A re-run reuses the data dir: same devices, tickets continue.
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 SIM=1
 DURATION=0
 FRESH=0
+HQ=0
 PROFILE=release
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-sim) SIM=0 ;;
         --fresh) FRESH=1 ;;
         --debug) PROFILE=debug ;;
+        --head-office) HQ=1 ;;
         --duration)
             [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || { echo "demo.sh: --duration needs whole seconds" >&2; exit 2; }
             DURATION="$2"
@@ -140,6 +144,13 @@ start_printer "$prev_port" || start_printer 0 || die "the virtual printer did no
 PRINTER_ADDR=$(sed -n 's/^listening on //p' "$PRINTER_LOG" | head -n 1)
 echo "${PRINTER_ADDR##*:}" >"$DEMO_DIR/printer.port"
 
+# --- head office (--head-office) -----------------------------------------------------------------
+if [[ $HQ -eq 1 ]]; then
+    # shellcheck source=scripts/demo-head-office.sh
+    source "$ROOT/scripts/demo-head-office.sh"
+    hq_start
+fi
+
 cat >"$CONFIG" <<EOF
 # Written by scripts/demo.sh on every run (edits are overwritten). Ports are kept while free.
 data_dir = "data"
@@ -174,6 +185,9 @@ address = "$PRINTER_ADDR"
 mode = "fallback"
 paper_mm = 80
 EOF
+if [[ $HQ -eq 1 ]]; then
+    hq_config >>"$CONFIG"
+fi
 
 # --- demo devices ------------------------------------------------------------------------------
 # id role [stations]. Credentials live in devices.jsonl (the store keeps only the secret's
@@ -282,6 +296,9 @@ cleanup() {
         warnings=$(grep -c ' WARN ' "$LOG" || true)
         say "docketd stopped; its log ($errors errors, $warnings warnings): $LOG"
     fi
+    if [[ $HQ -eq 1 ]]; then
+        hq_stop
+    fi
 }
 trap cleanup EXIT
 trap 'echo; exit 130' INT
@@ -337,6 +354,10 @@ if [[ $SIM -eq 1 ]]; then
     setsid "$SIMBIN" "${sim_args[@]}" >"$SIM_LOG" 2>&1 </dev/null &
     SIM_PID=$!
 fi
+if [[ $HQ -eq 1 ]]; then
+    # A short run sends an order every 3 s, a long one every 20 s.
+    if [[ $DURATION -gt 0 && $DURATION -lt 60 ]]; then hq_platform_start 3; else hq_platform_start 20; fi
+fi
 
 # --- tell the user -----------------------------------------------------------------------------
 cat <<EOF
@@ -383,6 +404,15 @@ if [[ $SIM -eq 1 ]]; then
 else
     echo " Running: a quiet restaurant (--no-sim): only your own pages place, bump and complete orders."
 fi
+if [[ $HQ -eq 1 ]]; then
+    echo " Head office (--head-office): PostgreSQL $HQ_ADMIN_URL, Redis $HQ_REDIS_URL."
+    echo " An online-order platform sends a delivery or takeaway order down every few seconds (its"
+    echo " log: $DEMO_DIR/platform.log). They appear on /kds and /expo marked with their channel and"
+    echo " number (\"Deliveroo #DE-1204-001\") and wait there for you. Send one yourself:"
+    echo "   $HQ_PG_BIN/psql '$HQ_ADMIN_URL' -c \"INSERT INTO docket.inbound_orders (site_id, source, source_id, payload)"
+    echo "     VALUES ('demo', 'deliveroo', 'MY-1', '{\\\"lines\\\": [{\\\"item\\\": \\\"fries\\\", \\\"qty\\\": 2}]}')\""
+    echo " What the box made of each: SELECT * FROM docket.inbound_results;"
+fi
 echo
 echo " Try it: open a tablet, a station screen and the expo, each in its own window. The pages are on"
 echo " HTTPS under this box's own site CA: trust it once per device at http://${LAN_IP:-127.0.0.1}:$HTTP_PORT/"
@@ -423,6 +453,11 @@ if [[ $SIM -eq 1 && -f $SIM_LOG ]]; then
     # The simulator's summary (and its --check verdict) ends its log.
     say "the simulator's last lines ($SIM_LOG):"
     tail -n 3 "$SIM_LOG" | sed 's/^/   /'
+fi
+if [[ $HQ -eq 1 ]]; then
+    sent=$(grep -c '^platform: sent' "$DEMO_DIR/platform.log" 2>/dev/null || true)
+    taken=$(hq_psql -At -c "SELECT count(*) FILTER (WHERE ok) || ' placed, ' || count(*) FILTER (WHERE NOT ok) || ' refused' FROM docket.inbound_results WHERE site_id = 'demo'" 2>/dev/null || echo "?")
+    say "head office: the platform sent ${sent:-0} orders; the box: $taken"
 fi
 final=$(curl -fsS --max-time 2 "$HEALTH" || true)
 say "final health: $final"
