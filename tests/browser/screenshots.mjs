@@ -75,6 +75,12 @@ try {
   await waiter.ok({ type: 'set_rush', order_id: o3.order_id, rush: true });
   await sleep(3000);
   await order('takeaway', [{ item: 'fish-chips', qty: 3 }, { item: 'burger-bacon', qty: 1, mods: ['well-done'] }], { service: 'takeaway' });
+  // An online order, sent down by head office as its integration device: marked with its channel.
+  const hq = await Device.connect(daemon, await add('head-office', 'integration'));
+  await hq.ok({
+    type: 'place_order', table: 'delivery', service: 'delivery', channel: 'Deliveroo', reference: 'DR-4411',
+    lines: [{ item: 'burger-classic', qty: 1, mods: ['no-onion'] }, { item: 'wings', qty: 1 }],
+  });
   const o5 = await order('9', [{ item: 'steak-ribeye', qty: 2, mods: ['medium'] }]);
   await waiter.ok({ type: 'add_lines', order_id: o5.order_id, lines: [{ item: 'burger-classic', qty: 1, mods: ['rare'] }] });
   // The salmon of table 7 is done before its steak: bumped alone.
@@ -98,7 +104,7 @@ try {
   await tablet.fill('#server', 'Ana');
   await tablet.fill('.cart-line[data-line="1"] .notes', 'extra dip on the side');
   await tablet.click('#send');
-  await tablet.waitForSelector('#mine > li .ticket:text("#7")');
+  await tablet.waitForSelector('#mine > li .ticket:text("#8")');
   await tablet.click('[data-category="Drinks"]');
   await tablet.click('[data-category="Mains"]');
   await tablet.click('[data-item="salmon-fillet"]');

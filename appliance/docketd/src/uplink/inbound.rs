@@ -55,8 +55,8 @@ struct Payload {
     /// Absent: delivery (an order from outside rarely sits at a table).
     #[serde(default)]
     service: Option<Service>,
-    /// What the ticket shows as its table: absent, the reference when it fits (16 characters),
-    /// else the channel.
+    /// What the ticket shows as its table: absent, the way it leaves ("delivery", "takeaway"),
+    /// or the channel for a dine-in order (a kiosk's).
     #[serde(default)]
     table: Option<String>,
     #[serde(default)]
@@ -77,17 +77,16 @@ pub fn command_of(row: &InboundOrder) -> Result<CommandBody, (Code, String)> {
     })?;
     let channel = p.channel.unwrap_or_else(|| row.source.clone());
     let reference = p.reference.unwrap_or_else(|| row.source_id.clone());
-    let table = p.table.unwrap_or_else(|| {
-        if reference.chars().count() <= docket_core::decide::limits::MAX_TABLE_CHARS {
-            reference.clone()
-        } else {
-            channel.clone()
-        }
+    let service = p.service.unwrap_or(Service::Delivery);
+    // As a tablet's takeaway reads "Takeaway": the way it leaves, the channel for dine-in.
+    let table = p.table.unwrap_or_else(|| match service {
+        Service::DineIn => channel.clone(),
+        s => s.as_str().to_owned(),
     });
     Ok(CommandBody::PlaceOrder {
         table,
         lines: p.lines,
-        service: Some(p.service.unwrap_or(Service::Delivery)),
+        service: Some(service),
         server: p.server,
         channel: Some(channel),
         reference: Some(reference),
@@ -292,7 +291,7 @@ mod tests {
         else {
             panic!("not a place_order")
         };
-        assert_eq!(table, "DR-4411");
+        assert_eq!(table, "delivery");
         assert_eq!(service, Some(Service::Delivery));
         assert_eq!(channel.as_deref(), Some("deliveroo"));
         assert_eq!(reference.as_deref(), Some("DR-4411"));
@@ -320,9 +319,8 @@ mod tests {
     }
 
     #[test]
-    fn a_long_reference_leaves_the_table_to_the_channel() {
-        let mut r = row(json!({"lines": [{"item": "fries", "qty": 1}]}));
-        r.source_id = "ORDER-2026-12-07-000123".into();
+    fn a_dine_in_order_without_a_table_takes_its_channel() {
+        let r = row(json!({"service": "dine_in", "lines": [{"item": "fries", "qty": 1}]}));
         let CommandBody::PlaceOrder { table, .. } = command_of(&r).unwrap() else {
             panic!("not a place_order")
         };
