@@ -23,7 +23,7 @@ pub struct Pairing {
     /// The new device's id (e.g. tablet-3, kds-grill).
     #[arg(long)]
     pub id: Option<String>,
-    /// tablet, station, expo or manager.
+    /// tablet, station, expo, manager or integration.
     #[arg(long, default_value = "tablet")]
     pub role: String,
     /// The kitchen stations a screen shows (repeat).

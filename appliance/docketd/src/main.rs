@@ -50,7 +50,7 @@ enum Command {
 struct DeviceSpec {
     #[arg(long)]
     id: String,
-    /// tablet, station, expo or manager
+    /// tablet, station, expo, manager or integration (a POS through the local API; head office)
     #[arg(long)]
     role: String,
     /// For station screens: the stations it shows, comma-separated.

@@ -14,7 +14,7 @@ import { Printers, printersSection } from './printers.js';
 import { adminLive } from './admin-live.js';
 
 const SCOPE = 'admin';
-const ROLES = ['tablet', 'station', 'expo', 'manager'];
+const ROLES = ['tablet', 'station', 'expo', 'manager', 'integration'];
 const $ = (id) => document.getElementById(id);
 
 let device;

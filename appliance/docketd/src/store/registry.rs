@@ -26,7 +26,7 @@ pub use docket_core::wire::valid_device_id;
 pub enum InvalidDevice {
     #[error("device id {0:?} is not valid: use 1-64 of letters, digits, '.', '_' and '-' (not starting with \"docketd\")")]
     Id(String),
-    #[error("role {0:?} is not one of tablet, station, expo, manager")]
+    #[error("role {0:?} is not one of tablet, station, expo, manager, integration")]
     Role(String),
     #[error("a station device needs stations (e.g. grill,fry)")]
     StationsMissing,
