@@ -224,6 +224,15 @@ async fn a_thousand_orders_sent_while_the_box_was_off_reach_the_kitchen_once_in_
     );
     let on_box = box_inbound(&d)?;
     check_once_in_order(&r, &on_box)?;
+    assert_eq!(
+        d.metric("docket_inbound_orders_total{result=\"placed\"}")?,
+        998.0
+    );
+    assert_eq!(
+        d.metric("docket_inbound_orders_total{result=\"refused\"}")?,
+        2.0
+    );
+    assert_eq!(d.metric("docket_inbound_up")?, 1.0);
     assert_eq!(on_box[0].1, "deliveroo");
     assert_eq!(on_box[0].2.as_deref(), Some("DR-0000"));
 

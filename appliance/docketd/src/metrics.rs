@@ -90,6 +90,20 @@ pub struct TargetCounters {
 pub struct UplinkCounters {
     pub postgres: TargetCounters,
     pub redis: TargetCounters,
+    /// Head office's downlink of orders (`uplink::inbound`).
+    pub inbound: InboundCounters,
+}
+
+/// Head office's inbound orders: written by `uplink::inbound` only.
+#[derive(Default)]
+pub struct InboundCounters {
+    /// The downlink runs (rendered only then).
+    pub configured: std::sync::atomic::AtomicBool,
+    /// 1 while head office answers and the box takes its orders.
+    pub up: std::sync::atomic::AtomicBool,
+    pub placed: AtomicU64,
+    pub refused: AtomicU64,
+    pub failures: AtomicU64,
 }
 
 /// Distinct topics `docket_foreign_writes_total` has a label for; the rest are `other`.
@@ -392,6 +406,24 @@ impl Metrics {
             "Failed relay attempts (connection or write).",
             &|_, c| c.failures.load(Relaxed),
         );
+        let i = &self.uplink.inbound;
+        if i.configured.load(Relaxed) {
+            let _ = writeln!(
+                o,
+                "# HELP docket_inbound_up 1 while head office's inbound orders are taken.\n\
+                 # TYPE docket_inbound_up gauge\ndocket_inbound_up {}\n\
+                 # HELP docket_inbound_orders_total Head office's inbound orders by what became of them.\n\
+                 # TYPE docket_inbound_orders_total counter\n\
+                 docket_inbound_orders_total{{result=\"placed\"}} {}\n\
+                 docket_inbound_orders_total{{result=\"refused\"}} {}\n\
+                 # HELP docket_inbound_failures_total Failed attempts to take head office's inbound orders.\n\
+                 # TYPE docket_inbound_failures_total counter\ndocket_inbound_failures_total {}",
+                i.up.load(Relaxed) as u64,
+                i.placed.load(Relaxed),
+                i.refused.load(Relaxed),
+                i.failures.load(Relaxed),
+            );
+        }
     }
 }
 

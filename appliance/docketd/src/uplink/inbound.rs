@@ -11,6 +11,7 @@
 //!
 //! Owns the loop; must not decide order rules (core's) nor hold head office's SQL (`docket_cloud`).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub struct Downlink {
     /// The integration device inbound orders are placed as.
     pub device: String,
     pub submitter: Submitter,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub stop: CancellationToken,
 }
 
@@ -153,12 +155,15 @@ pub async fn run(d: Downlink) {
     let poll = Duration::from_millis(d.settings.inbound_poll_ms);
     let mut client: Option<Client> = None;
     let mut down = false;
+    let m = &d.metrics.uplink.inbound;
+    m.configured.store(true, Relaxed);
     loop {
         if d.stop.is_cancelled() {
             return;
         }
         match step(&d, &mut client, &notify).await {
             Ok(more) => {
+                m.up.store(true, Relaxed);
                 if down {
                     tracing::info!("head office's inbound orders: reachable again");
                     down = false;
@@ -174,6 +179,8 @@ pub async fn run(d: Downlink) {
                 }
             }
             Err(e) => {
+                m.up.store(false, Relaxed);
+                m.failures.fetch_add(1, Relaxed);
                 if !down {
                     tracing::warn!(error = %e, "head office's inbound orders: cannot take them now; retrying with backoff (logged again when it works)");
                     down = true;
@@ -219,6 +226,10 @@ async fn step(
     }
     if !results.is_empty() {
         docket_cloud::inbound::record_results(c, &d.site_id, &results).await?;
+        let placed = results.iter().filter(|r| r.ok).count() as u64;
+        let m = &d.metrics.uplink.inbound;
+        m.placed.fetch_add(placed, Relaxed);
+        m.refused.fetch_add(results.len() as u64 - placed, Relaxed);
     }
     match failed {
         Some(e) => Err(e.into()),

@@ -126,6 +126,7 @@ pub fn spawn(
                     settings: u.clone(),
                     device: device.clone(),
                     submitter: submitter.clone(),
+                    metrics: metrics.clone(),
                     stop: stop.clone(),
                 })));
             }
