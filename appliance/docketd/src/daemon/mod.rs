@@ -99,9 +99,17 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
                 .serve(listener, proto, name, secure, shutdown.clone()),
         );
     }
+    // Webhooks to the integrations: their own tasks and connection, started once READY.
+    let webhooks = crate::webhook::Webhooks::new(
+        &cfg.site_id,
+        cfg.db_path(),
+        crate::webhook::Client::new(tls.ca.as_ref().map(|c| c.der.as_slice()))
+            .context("cannot set up the webhooks' TLS client")?,
+        &cfg.integration,
+    );
     let state = app_state(
         &cfg,
-        (&registry, &connections, &tls, &submitter),
+        (&registry, &connections, &tls, &submitter, &webhooks),
         (&metrics, &status),
         site_status,
         &restart,
@@ -128,6 +136,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .context("cannot start the kitchen printers")?;
+    crate::webhook::spawn(webhooks, shutdown.clone());
 
     status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);
@@ -157,11 +166,12 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 /// state and push, the listeners' health, the warnings and the served certificate.
 fn app_state(
     cfg: &Config,
-    (registry, connections, tls, submitter): (
+    (registry, connections, tls, submitter, webhooks): (
         &Arc<DeviceRegistry>,
         &Connections,
         &Arc<Tls>,
         &crate::integration::Submitter,
+        &Arc<crate::webhook::Webhooks>,
     ),
     (metrics, status): (&Arc<Metrics>, &Arc<Status>),
     site_status: crate::site::SiteStatus,
@@ -175,7 +185,8 @@ fn app_state(
         VERSION,
     )
     .context("cannot open the store for the admin API")?
-    .with_warnings(warnings(cfg));
+    .with_warnings(warnings(cfg))
+    .with_webhooks(webhooks.clone());
     Ok(AppState {
         metrics: metrics.clone(),
         status: status.clone(),
@@ -499,6 +510,12 @@ fn warnings(cfg: &Config) -> Vec<String> {
             "plain HTTP serves the pages and the API (http.plain): logins on {} cross the LAN unencrypted",
             cfg.http_listen
         ));
+    }
+    if cfg.integration.allow_plain_webhooks {
+        w.push(
+            "plain http:// webhooks are allowed (integration.allow_plain_webhooks): order updates to such a URL cross the network unencrypted"
+                .to_owned(),
+        );
     }
     w
 }
