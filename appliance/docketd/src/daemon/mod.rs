@@ -100,13 +100,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         );
     }
     // Webhooks to the integrations: their own tasks and connection, started once READY.
-    let webhooks = crate::webhook::Webhooks::new(
-        &cfg.site_id,
-        cfg.db_path(),
-        crate::webhook::Client::new(tls.ca.as_ref().map(|c| c.der.as_slice()))
-            .context("cannot set up the webhooks' TLS client")?,
-        &cfg.integration,
-    );
+    let webhooks = crate::webhook::Webhooks::for_site(&cfg, tls.ca.as_ref().map(|c| &c.der[..]))?;
     let state = app_state(
         &cfg,
         (&registry, &connections, &tls, &submitter, &webhooks),
@@ -511,12 +505,7 @@ fn warnings(cfg: &Config) -> Vec<String> {
             cfg.http_listen
         ));
     }
-    if cfg.integration.allow_plain_webhooks {
-        w.push(
-            "plain http:// webhooks are allowed (integration.allow_plain_webhooks): order updates to such a URL cross the network unencrypted"
-                .to_owned(),
-        );
-    }
+    w.extend(crate::webhook::warning(&cfg.integration));
     w
 }
 

@@ -70,6 +70,19 @@ impl Webhooks {
         })
     }
 
+    /// The daemon's: the site's id and store, the client trusting the site CA (`ca`, DER).
+    pub fn for_site(
+        cfg: &crate::config::Config,
+        ca: Option<&[u8]>,
+    ) -> Result<Arc<Webhooks>, rustls::Error> {
+        Ok(Webhooks::new(
+            &cfg.site_id,
+            cfg.db_path(),
+            Client::new(ca)?,
+            &cfg.integration,
+        ))
+    }
+
     /// A URL a webhook may use: `https://`, or `http://` where `allow_plain_webhooks` is on.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
         if url.len() > 2048 {
@@ -165,6 +178,13 @@ impl Webhooks {
         let (id, body) = payload::test_body(&self.site, &hook.device, now_ms());
         self.post(hook, &id, body, (None, "test", None, 1)).await
     }
+}
+
+/// The `/healthz` warning when plain `http://` webhooks are allowed.
+pub fn warning(cfg: &crate::config::Integration) -> Option<String> {
+    cfg.allow_plain_webhooks.then(|| {
+        "plain http:// webhooks are allowed (integration.allow_plain_webhooks): order updates to such a URL cross the network unencrypted".to_owned()
+    })
 }
 
 /// An error with its causes, for the delivery log.
