@@ -5,7 +5,10 @@
 //! event comes again with the same Docket-Event-Id).
 //!
 //! The backoff cap is 2 s here (`[integration] webhook_backoff_max_secs`, 60 s by default), so
-//! an outage of a few seconds spans several retries at the cap.
+//! an outage of a few seconds spans several retries at the cap. The real five minutes:
+//! `WEBHOOK_OUTAGE_SECS=300 cargo test -p docket-tests --test webhooks` holds the receiver down
+//! (connection refused) that long after the orders, with the cap at 10 s (`WEBHOOK_BACKOFF_CAP`
+//! sets it), before the 500s and the recovery.
 
 use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -237,11 +240,18 @@ async fn failures_logged(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow::Result<()> {
+    let outage = std::env::var("WEBHOOK_OUTAGE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let cap = std::env::var("WEBHOOK_BACKOFF_CAP")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(if outage.is_some() { 10 } else { 2 });
     let r = Receiver::start().await?;
     let mut d = Daemon::start_with(
         &[],
         "test-site",
-        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 2\n",
+        &format!("[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = {cap}\n"),
     )?;
     let pos = d.add_device("pos", "integration", &[])?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
@@ -337,6 +347,16 @@ async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow
         .ok
     );
     failures_logged(&d, &auth, 3, |x| x["error"].is_string()).await?;
+    if let Some(secs) = outage {
+        // The outage, as long as asked: the receiver stays down (refused) meanwhile.
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let (_, v) = admin(&d, &auth, "GET", "/api/admin/webhooks/pos/deliveries", "")?;
+        let tries = v["deliveries"].as_array().map_or(0, Vec::len);
+        eprintln!("receiver down {secs} s (backoff cap {cap} s): {tries} attempts logged");
+    }
     let (_, v) = admin(&d, &auth, "GET", "/api/admin/webhooks", "")?;
     assert_eq!(v["webhooks"][0]["state"], "failing", "{v}");
 
