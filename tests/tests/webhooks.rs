@@ -253,6 +253,11 @@ async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow
         "test-site",
         &format!("[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = {cap}\n"),
     )?;
+    let (_, health) = d.get("/healthz")?;
+    assert!(
+        health.contains("allow_plain_webhooks"),
+        "a /healthz warning: {health}"
+    );
     let pos = d.add_device("pos", "integration", &[])?;
     let mgr = d.add_device("mgr-1", "manager", &[])?;
     let kds = d.add_device("kds-grill", "station", &["grill"])?;

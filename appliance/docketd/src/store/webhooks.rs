@@ -96,6 +96,17 @@ pub fn all(conn: &Connection) -> Result<Vec<Webhook>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The webhooks to run: enabled, of a device that is not revoked.
+pub fn active(conn: &Connection) -> Result<Vec<Webhook>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.device, w.url, w.secret, w.enabled, w.cursor FROM webhooks w
+         JOIN devices d ON d.id = w.device
+         WHERE w.enabled = 1 AND d.revoked_at IS NULL ORDER BY w.device",
+    )?;
+    let rows = stmt.query_map([], row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn get(conn: &Connection, device: &str) -> Result<Option<Webhook>, StoreError> {
     Ok(conn
         .query_row(
@@ -267,6 +278,37 @@ mod tests {
         assert!(!remove(&mut c, "pos").unwrap());
         assert!(deliveries(&c, "pos", 10).unwrap().is_empty());
         assert!(format!("{w:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn a_revoked_integrations_webhook_is_not_run() {
+        let (_d, mut c) = open();
+        for id in ["pos", "kiosk"] {
+            crate::store::devices::add(
+                &c,
+                &crate::store::DeviceRow {
+                    id: id.into(),
+                    role: docket_core::Role::Integration,
+                    stations: vec![],
+                    secret: [1; 32],
+                    created_at: 0,
+                    revoked_at: None,
+                },
+            )
+            .unwrap();
+            put(&mut c, id, "https://a/", &[2; 32], 0).unwrap();
+        }
+        let ids = |c: &Connection| {
+            active(c)
+                .unwrap()
+                .into_iter()
+                .map(|w| w.device)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&c), ["kiosk", "pos"]);
+        crate::store::devices::revoke(&c, "pos", 1).unwrap();
+        assert_eq!(ids(&c), ["kiosk"]);
+        assert_eq!(all(&c).unwrap().len(), 2, "still listed");
     }
 
     #[test]
