@@ -188,6 +188,85 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::PrivateKeyDer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTPS receiver with a certificate from a fresh site CA; the CA's DER and the port.
+    async fn tls_receiver() -> (Vec<u8>, u16) {
+        let ca = docket_trust::ca::new_site_ca("s", "S").unwrap();
+        let ips = ["127.0.0.1".parse().unwrap()];
+        let issued = docket_trust::ca::issue_server(&ca, &["localhost".into()], &ips).unwrap();
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                        .await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        (docket_trust::ca::der_of(&ca.cert_pem).unwrap(), port)
+    }
+
+    #[tokio::test]
+    async fn https_to_a_receiver_with_a_site_ca_certificate_and_not_without_it() {
+        let (ca, port) = tls_receiver().await;
+        let c = Client::new(Some(&ca)).unwrap();
+        for host in ["localhost", "127.0.0.1"] {
+            let a = c
+                .post(&format!("https://{host}:{port}/hook"), &[], b"{}".to_vec())
+                .await
+                .unwrap();
+            assert_eq!(a.status, 204, "{host}");
+        }
+        let untrusting = Client::new(None).unwrap();
+        let e = untrusting
+            .post(
+                &format!("https://localhost:{port}/hook"),
+                &[],
+                b"{}".to_vec(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SendError::Tls(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_connect_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let e = Client::new(None)
+            .unwrap()
+            .post(&format!("http://127.0.0.1:{port}/"), &[], vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SendError::Connect(_)), "{e:?}");
+    }
 
     #[test]
     fn urls_are_parsed_and_odd_ones_refused() {
