@@ -75,10 +75,13 @@ impl Receiver {
         *lock(&self.task) = Some(t);
     }
 
-    /// Down: nothing listens (connection refused).
-    fn down(&self) {
-        if let Some(t) = lock(&self.task).take() {
+    /// Down: nothing listens (connection refused) once this returns.
+    async fn down(&self) {
+        let t = lock(&self.task).take();
+        if let Some(t) = t {
             t.abort();
+            // The listener is dropped with the task: wait for that.
+            let _ = t.await;
         }
     }
 
@@ -325,7 +328,7 @@ async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow
     assert!(!signed(&[0; 32], &test), "a wrong secret must not verify");
 
     // Down: connection refused while the integration's orders move through the kitchen.
-    r.down();
+    r.down().await;
     let mut p = Client::connect(d.mqtt, &pos).await?;
     let mut k = Client::connect(d.mqtt, &kds).await?;
     let mut e = Client::connect(d.mqtt, &expo).await?;
