@@ -15,6 +15,7 @@ pub mod status;
 pub mod store;
 pub mod tls;
 pub mod uplink;
+pub mod webhook;
 
 /// docketd's version, as reported in status and health.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

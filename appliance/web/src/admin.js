@@ -1,16 +1,17 @@
 // The manager's page: approve or reject pairing codes (choosing role and stations), the device
 // list with presence and revoke, the box's health, the menu (menu-editor.js: 86, edit, add,
-// remove), the kitchen printers (printers.js) and today's speed of service (speed.js). Signs
-// in once with this device's manager login (POST /api/session) and then talks to /api/admin/…
-// on the session's HttpOnly cookie, so the login key is not on every request (on a plain-HTTP
-// site, where a Secure cookie is not kept, it falls back to HTTP Basic); and to MQTT for the
-// menu's stations and the live status.
+// remove), the kitchen printers (printers.js), the integrations' webhooks (webhooks.js) and
+// today's speed of service (speed.js). Signs in once with this device's manager login (POST
+// /api/session) and then talks to /api/admin/… on the session's HttpOnly cookie, so the login
+// key is not on every request (on a plain-HTTP site, where a Secure cookie is not kept, it falls
+// back to HTTP Basic); and to MQTT for the menu's stations and the live status.
 
 import { obtainDevice, Link, badge, el, forgetDevice, basicAuth } from './conn.js';
 import { topics } from './wire.js';
 import { speedSection, renderSpeed, todayQuery } from './speed.js';
 import { MenuEditor, menuSection } from './menu-editor.js';
 import { Printers, printersSection } from './printers.js';
+import { Webhooks, webhooksSection } from './webhooks.js';
 import { adminLive } from './admin-live.js';
 
 const SCOPE = 'admin';
@@ -25,6 +26,8 @@ let status = null;
 let menuEditor = null;
 /** The kitchen printers section (printers.js). */
 let printers = null;
+/** The integrations' webhooks section (webhooks.js). */
+let webhooks = null;
 /** Pairing rows being edited survive the 2-second refresh: code → row element. */
 const rows = new Map();
 
@@ -252,6 +255,7 @@ async function refresh() {
       api('GET', '/api/admin/devices'),
       api('GET', '/api/admin/health'),
       printers ? printers.refresh() : null,
+      webhooks ? webhooks.refresh() : null,
     ]);
     renderPairings(p.pairings);
     renderDevices(d.devices);
@@ -301,6 +305,7 @@ async function main() {
       el('div', { id: 'warnings', class: 'warnings', role: 'alert', hidden: '' }),
       el('section', {}, el('h2', {}, 'Box health'), el('dl', { id: 'health', class: 'health' }), el('p', { id: 'api-error', class: 'error' })),
       printersSection(),
+      webhooksSection(),
       el(
         'section',
         {},
@@ -329,6 +334,7 @@ async function main() {
   session = await signIn();
   menuEditor = new MenuEditor($('menu'), (body) => link.command(body).reply, flash);
   printers = new Printers($('printers'), api, (body) => link.command(body).reply, flash);
+  webhooks = new Webhooks($('webhooks'), api, flash);
   link = new Link(SCOPE, device, {
     subscriptions: [[topics.menu, topics.status]],
     onState: (s) => badge($('conn'), s),

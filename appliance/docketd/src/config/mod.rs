@@ -10,9 +10,11 @@ use serde::Deserialize;
 
 /// The commented default configuration printed by `docketd print-default-config`.
 mod engine;
+mod integration;
 mod printing;
 mod uplink;
 pub use engine::{EngineKeys, RawEngine};
+pub use integration::{Integration, RawIntegration};
 pub use printing::{check_address, Mode, Printing, RawPrinting, StationPrinter};
 pub use uplink::{RawUplink, SecretUrl, Uplink};
 mod tls;
@@ -71,6 +73,8 @@ pub struct RawConfig {
     pub tls: RawTls,
     #[serde(default)]
     pub printing: RawPrinting,
+    #[serde(default)]
+    pub integration: RawIntegration,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -175,6 +179,8 @@ pub struct Config {
     pub uplink: Uplink,
     /// `[printing]`: the stations' kitchen printers.
     pub printing: Printing,
+    /// `[integration]`: webhooks to the integrations (retries, plain `http://`).
+    pub integration: Integration,
 }
 
 impl RawConfig {
@@ -272,6 +278,12 @@ impl RawConfig {
                 "DOCKET_HTTP_LISTEN" => self.http.listen = Some(value),
                 "DOCKET_MENU_FILE" => self.menu.file = Some(value.into()),
                 "DOCKET_LOG_FORMAT" => self.log.format = Some(value),
+                "DOCKET_INTEGRATION_WEBHOOK_BACKOFF_MAX_SECS" => {
+                    self.integration.webhook_backoff_max_secs = Some(num(&name, &value)?)
+                }
+                "DOCKET_INTEGRATION_ALLOW_PLAIN_WEBHOOKS" => {
+                    self.integration.allow_plain_webhooks = Some(flag(name, value)?)
+                }
                 "DOCKET_UPLINK_POSTGRES_URL" => self.uplink.postgres_url = Some(value),
                 "DOCKET_UPLINK_REDIS_URL" => self.uplink.redis_url = Some(value),
                 _ => {}
@@ -381,6 +393,7 @@ impl RawConfig {
             engine: engine::engine(&self.engine, max_payload, &bounded)?,
             uplink: uplink::uplink(self.uplink, &bounded)?,
             printing: printing::printing(self.printing, &bounded)?,
+            integration: integration::integration(self.integration, &bounded)?,
         })
     }
 }

@@ -145,3 +145,29 @@ fn printers_are_checked_one_per_station_with_a_mode_and_paper() {
         .to_string()
         .contains("two printers"));
 }
+
+#[test]
+fn integration_keys_have_defaults_bounds_and_env_overrides() {
+    let c = RawConfig::default().validate().unwrap();
+    assert_eq!(
+        c.integration.webhook_backoff_max,
+        std::time::Duration::from_secs(60)
+    );
+    assert!(!c.integration.allow_plain_webhooks);
+    let raw: RawConfig = toml::from_str("[integration]\nwebhook_backoff_max_secs = 0").unwrap();
+    let e = raw.validate().unwrap_err().to_string();
+    assert!(e.contains("integration.webhook_backoff_max_secs"), "{e}");
+    let mut raw = RawConfig::default();
+    raw.apply_env(env(&[
+        ("DOCKET_INTEGRATION_WEBHOOK_BACKOFF_MAX_SECS", "5"),
+        ("DOCKET_INTEGRATION_ALLOW_PLAIN_WEBHOOKS", "true"),
+    ]))
+    .unwrap();
+    let c = raw.validate().unwrap();
+    assert_eq!(
+        c.integration.webhook_backoff_max,
+        std::time::Duration::from_secs(5)
+    );
+    assert!(c.integration.allow_plain_webhooks);
+    assert!(toml::from_str::<RawConfig>("[integration]\nwebhook_retries = 3").is_err());
+}

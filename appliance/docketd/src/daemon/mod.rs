@@ -101,9 +101,11 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
                 .serve(listener, proto, name, secure, shutdown.clone()),
         );
     }
+    // Webhooks to the integrations: their own tasks and connection, started once READY.
+    let webhooks = crate::webhook::Webhooks::for_site(&cfg, tls.ca.as_ref().map(|c| &c.der[..]))?;
     let state = app_state(
         &cfg,
-        (&registry, &connections, &tls, &submitter),
+        (&registry, &connections, &tls, &submitter, &webhooks),
         (&metrics, &status),
         site_status,
         &restart,
@@ -136,6 +138,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .context("cannot start the kitchen printers")?;
+    crate::webhook::spawn(webhooks, shutdown.clone());
 
     status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);
@@ -165,11 +168,12 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
 /// state and push, the listeners' health, the warnings and the served certificate.
 fn app_state(
     cfg: &Config,
-    (registry, connections, tls, submitter): (
+    (registry, connections, tls, submitter, webhooks): (
         &Arc<DeviceRegistry>,
         &Connections,
         &Arc<Tls>,
         &crate::integration::Submitter,
+        &Arc<crate::webhook::Webhooks>,
     ),
     (metrics, status): (&Arc<Metrics>, &Arc<Status>),
     site_status: crate::site::SiteStatus,
@@ -183,7 +187,8 @@ fn app_state(
         VERSION,
     )
     .context("cannot open the store for the admin API")?
-    .with_warnings(warnings(cfg));
+    .with_warnings(warnings(cfg))
+    .with_webhooks(webhooks.clone());
     Ok(AppState {
         metrics: metrics.clone(),
         status: status.clone(),
@@ -508,6 +513,7 @@ fn warnings(cfg: &Config) -> Vec<String> {
             cfg.http_listen
         ));
     }
+    w.extend(crate::webhook::warning(&cfg.integration));
     w
 }
 

@@ -66,6 +66,13 @@ pub enum AppError {
     UnknownStation(String),
     #[error("{0:?} has no kitchen printer")]
     NoPrinter(String),
+    /// A webhook setting the box cannot use (URL, device); the message says which.
+    #[error("{0}")]
+    BadWebhook(String),
+    #[error("{0:?} has no webhook")]
+    NoWebhook(String),
+    #[error("webhooks are not served here")]
+    NoWebhooks,
 }
 
 impl AppError {
@@ -109,6 +116,9 @@ impl AppError {
             AppError::BadPrinter(_) => (S::UNPROCESSABLE_ENTITY, "bad_printer"),
             AppError::UnknownStation(_) => (S::NOT_FOUND, "unknown_station"),
             AppError::NoPrinter(_) => (S::NOT_FOUND, "no_printer"),
+            AppError::BadWebhook(_) => (S::UNPROCESSABLE_ENTITY, "bad_webhook"),
+            AppError::NoWebhook(_) => (S::NOT_FOUND, "no_webhook"),
+            AppError::NoWebhooks => (S::NOT_FOUND, "not_found"),
             AppError::Bundle(e) => bundle_status(e),
         }
     }

@@ -16,6 +16,7 @@ pub mod registry;
 
 pub mod pairing;
 pub mod speed;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -171,6 +172,8 @@ CREATE TABLE menu_versions (
     print::SCHEMA,
     // 7: the stations' printers as /admin sets them (`store::printers`; the file is the seed).
     printers::SCHEMA,
+    // 8: the integrations' webhooks and their delivery log (`store::webhooks`).
+    webhooks::SCHEMA,
 ];
 
 /// A paired device as stored.

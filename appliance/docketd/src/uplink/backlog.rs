@@ -135,12 +135,17 @@ impl Backlog {
     }
 
     /// Deletes events relayed to PostgreSQL (seq <= `relayed`) committed before `before_ms`,
-    /// always keeping the newest event (the next seq is counted from it). Returns how many.
+    /// always keeping the newest event (the next seq is counted from it) and every event a
+    /// webhook has not handled yet (`store::webhooks`). Returns how many.
     pub fn prune(&self, relayed: u64, before_ms: u64) -> Result<usize, StoreError> {
+        let upto = match store::webhooks::min_cursor(&self.conn)? {
+            Some(hooks) => relayed.min(hooks),
+            None => relayed,
+        };
         Ok(self.conn.execute(
             "DELETE FROM events WHERE seq <= ?1 AND at < ?2
                AND seq < (SELECT MAX(seq) FROM events)",
-            params![relayed, before_ms],
+            params![upto, before_ms],
         )?)
     }
 }
@@ -190,6 +195,20 @@ mod tests {
         // Everything relayed and old: the newest stays (the next seq counts from it).
         assert_eq!(l.prune(6, 1000).unwrap(), 1);
         assert_eq!(seqs(&l), vec![6]);
+    }
+
+    #[test]
+    fn prune_keeps_what_a_webhook_has_not_handled() {
+        let (_d, l) = db_with_events(&[10, 20, 30, 40, 50, 60]);
+        l.conn
+            .execute(
+                "INSERT INTO webhooks (device, url, secret, enabled, cursor, created_at, updated_at)
+                 VALUES ('pos', 'https://x/', x'00', 1, 2, 0, 0)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(l.prune(6, 1000).unwrap(), 2);
+        assert_eq!(seqs(&l), vec![3, 4, 5, 6]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::store::{self, StoreError};
 mod auth;
 mod printers;
 mod speed;
+mod webhooks;
 pub use crate::http::error::AppError;
 #[cfg(test)]
 use auth::base64_decode;
@@ -61,6 +62,8 @@ pub struct ApiState {
     sessions: Arc<Sessions>,
     /// Plain text on the LAN the site turned on (the admin health shows them).
     warnings: Arc<Vec<String>>,
+    /// The integrations' webhooks (None in tests that do not need them).
+    webhooks: Option<Arc<crate::webhook::Webhooks>>,
 }
 
 impl ApiState {
@@ -81,12 +84,19 @@ impl ApiState {
             version,
             sessions: Arc::default(),
             warnings: Arc::default(),
+            webhooks: None,
         })
     }
 
     /// What `/admin` warns about (plain MQTT, plain HTTP).
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
         self.warnings = Arc::new(warnings);
+        self
+    }
+
+    /// The webhooks `/api/admin/webhooks` sets and tests.
+    pub fn with_webhooks(mut self, webhooks: Arc<crate::webhook::Webhooks>) -> Self {
+        self.webhooks = Some(webhooks);
         self
     }
 }
@@ -113,6 +123,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/admin/printers/{station}",
             axum::routing::put(printers::admin_put_printer).delete(printers::admin_delete_printer),
+        )
+        .route("/api/admin/webhooks", get(webhooks::admin_webhooks))
+        .route(
+            "/api/admin/webhooks/{device}",
+            axum::routing::put(webhooks::admin_put_webhook).delete(webhooks::admin_delete_webhook),
+        )
+        .route(
+            "/api/admin/webhooks/{device}/test",
+            post(webhooks::admin_test_webhook),
+        )
+        .route(
+            "/api/admin/webhooks/{device}/deliveries",
+            get(webhooks::admin_webhook_deliveries),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(no_store))
