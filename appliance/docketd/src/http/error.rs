@@ -73,6 +73,28 @@ pub enum AppError {
     NoWebhook(String),
     #[error("webhooks are not served here")]
     NoWebhooks,
+    /// The local integration API without a known device and its right key (never says which).
+    #[error("give an integration device's id and login key: Authorization: Bearer <device-id>.<login-key-hex>")]
+    BadKey,
+    /// The integration API's key is right, but a manager revoked the device.
+    #[error("this integration's key has been revoked by a manager")]
+    KeyRevoked,
+    #[error("device {0:?} is not an integration: only an integration device uses this API")]
+    NotIntegration(String),
+    #[error(
+        "the Idempotency-Key header is required once: 1-{} visible ASCII characters",
+        crate::http::api::orders::MAX_KEY_CHARS
+    )]
+    BadIdempotencyKey,
+    /// No order by this id that the calling integration placed.
+    #[error("no order {0:?} placed by this integration")]
+    UnknownOrder(String),
+    /// The engine refused the command: its core code and message, as an MQTT client gets them.
+    #[error("{}", .0.message)]
+    Rejected(docket_core::wire::ReplyError),
+    /// The engine gave no reply (stopped, or not in time).
+    #[error(transparent)]
+    Submit(#[from] crate::integration::SubmitError),
 }
 
 impl AppError {
@@ -120,6 +142,13 @@ impl AppError {
             AppError::NoWebhook(_) => (S::NOT_FOUND, "no_webhook"),
             AppError::NoWebhooks => (S::NOT_FOUND, "not_found"),
             AppError::Bundle(e) => bundle_status(e),
+            AppError::BadKey => (S::UNAUTHORIZED, "unauthorized"),
+            AppError::KeyRevoked => (S::UNAUTHORIZED, "revoked"),
+            AppError::NotIntegration(_) => (S::FORBIDDEN, "forbidden"),
+            AppError::BadIdempotencyKey => (S::BAD_REQUEST, "bad_idempotency_key"),
+            AppError::UnknownOrder(_) => (S::NOT_FOUND, "unknown_order"),
+            AppError::Rejected(e) => (crate::http::api::orders::status_of(e.code), e.code.as_str()),
+            AppError::Submit(e) => submit_status(e),
         }
     }
 }
@@ -154,7 +183,27 @@ impl IntoResponse for AppError {
                 HeaderValue::from_static("Basic realm=\"docket\""),
             );
         }
+        if matches!(self, AppError::BadKey) {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"docket\""),
+            );
+        }
         r
+    }
+}
+
+/// An integration's command the engine gave no reply to.
+fn submit_status(e: &crate::integration::SubmitError) -> (StatusCode, &'static str) {
+    use crate::integration::SubmitError as E;
+    use StatusCode as S;
+    match e {
+        E::Unknown(_) => (S::UNAUTHORIZED, "unauthorized"),
+        E::Revoked(_) => (S::UNAUTHORIZED, "revoked"),
+        E::NotIntegration(_) => (S::FORBIDDEN, "forbidden"),
+        E::Stopped => (S::SERVICE_UNAVAILABLE, "unavailable"),
+        E::Timeout => (S::SERVICE_UNAVAILABLE, "timeout"),
+        E::Encode(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 

@@ -68,6 +68,7 @@ pub fn health_router(state: AppState) -> Router {
 
 pub fn router(state: AppState) -> Router {
     let api = state.api.clone();
+    let integration = state.integration.clone();
     let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -75,9 +76,12 @@ pub fn router(state: AppState) -> Router {
         .route(crate::http::api::WS_PATH, get(mqtt_ws))
         .merge(crate::http::web::router())
         .with_state(state);
-    match api {
-        Some(api) => r.merge(crate::http::api::router(api)),
-        None => r,
+    match (api, integration) {
+        (Some(api), Some(submitter)) => r
+            .merge(crate::http::api::router(api.clone()))
+            .merge(crate::http::api::orders::router(api, submitter)),
+        (Some(api), None) => r.merge(crate::http::api::router(api)),
+        (None, _) => r,
     }
 }
 

@@ -23,6 +23,18 @@ use crate::store::registry::{DeviceRegistry, Lookup};
 /// client's patience. A reply that does not come in time is not lost: the same id asks again.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What an order from outside shows as its table when it names none, as a tablet's takeaway
+/// reads "Takeaway": the way it leaves ("delivery", "takeaway"), the channel for a dine-in one
+/// (a kiosk's). The channel and its number are on the ticket anyway (`Order.origin`). One rule
+/// for head office's downlink and the local API.
+pub fn table_for(service: Option<docket_core::order::Service>, channel: &str) -> String {
+    use docket_core::order::Service;
+    match service {
+        Some(s @ (Service::Delivery | Service::Takeaway)) => s.as_str().to_owned(),
+        _ => channel.to_owned(),
+    }
+}
+
 /// Why a command from outside got no reply from the engine.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {
@@ -65,7 +77,12 @@ impl Submitter {
         id: &str,
         body: &CommandBody,
     ) -> Result<Reply, SubmitError> {
-        let key = match self.registry.lookup(device) {
+        // The registry looks at SQLite's data_version first: off the async workers.
+        let (registry, who) = (self.registry.clone(), device.to_owned());
+        let found = tokio::task::spawn_blocking(move || registry.lookup(&who))
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        let key = match found {
             Lookup::Active(actor, _) if actor.role != Role::Integration => {
                 return Err(SubmitError::NotIntegration(device.to_owned()))
             }

@@ -247,6 +247,17 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Applies pending migrations and binds the database to `site_id`.
+/// Any order, open or closed, as the `orders` projection has it (its latest committed state),
+/// on any connection (the engine's, or a reader's such as the integration API's).
+pub fn order_by_id(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM orders WHERE id = ?1")?;
+    let body: Option<Vec<u8>> = stmt.query_row([id], |r| r.get(0)).optional()?;
+    Ok(match body {
+        Some(b) => Some(wire::decode(&b)?),
+        None => None,
+    })
+}
+
 pub fn migrate(conn: &mut Connection, site_id: &str) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -336,14 +347,7 @@ impl Store {
 
     /// Any order, open or closed.
     pub fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT body FROM orders WHERE id = ?1")?;
-        let body: Option<Vec<u8>> = stmt.query_row([id], |r| r.get(0)).optional()?;
-        Ok(match body {
-            Some(b) => Some(wire::decode(&b)?),
-            None => None,
-        })
+        order_by_id(&self.conn, id)
     }
 
     /// Up to `limit` encoded events after `after_seq`, in order.

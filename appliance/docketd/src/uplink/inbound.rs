@@ -80,11 +80,9 @@ pub fn command_of(row: &InboundOrder) -> Result<CommandBody, (Code, String)> {
     let channel = p.channel.unwrap_or_else(|| row.source.clone());
     let reference = p.reference.unwrap_or_else(|| row.source_id.clone());
     let service = p.service.unwrap_or(Service::Delivery);
-    // As a tablet's takeaway reads "Takeaway": the way it leaves, the channel for dine-in.
-    let table = p.table.unwrap_or_else(|| match service {
-        Service::DineIn => channel.clone(),
-        s => s.as_str().to_owned(),
-    });
+    let table = p
+        .table
+        .unwrap_or_else(|| crate::integration::table_for(Some(service), &channel));
     Ok(CommandBody::PlaceOrder {
         table,
         lines: p.lines,

@@ -34,6 +34,7 @@ use crate::store::registry::{new_device, DeviceInfo, DeviceRegistry};
 use crate::store::{self, StoreError};
 
 mod auth;
+pub mod orders;
 mod printers;
 mod speed;
 mod webhooks;
