@@ -30,26 +30,14 @@ async fn head_office(pg: &Postgres, sites: &[(&str, &str)]) -> anyhow::Result<Ve
     let admin = pg.client().await?;
     let mut urls = Vec::new();
     for (site, brand) in sites {
-        let password = format!("{site}-password-0123456789");
-        let out = helper.cli_with_stdin(
-            &[
-                "uplink",
-                "site-role",
-                "--url",
-                &pg.admin_url(),
-                "--site",
-                site,
-            ],
-            &format!("{password}\n"),
-        )?;
-        anyhow::ensure!(out.contains(&format!("docket_site_{site}")), "{out}");
+        let url = create_site_role(&helper, pg, site)?;
         admin
             .execute(
                 "INSERT INTO docket.site_brands (site_id, brand) VALUES ($1, $2)",
                 &[site, brand],
             )
             .await?;
-        urls.push(pg.url(&format!("docket_site_{site}"), &password));
+        urls.push(url);
     }
     Ok(urls)
 }

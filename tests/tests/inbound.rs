@@ -15,7 +15,7 @@ use docket_tests::{Client, Daemon};
 #[allow(dead_code)]
 #[path = "support/uplink.rs"]
 mod support;
-use support::{migrate, CATCH_UP, R};
+use support::{create_site_role, migrate, CATCH_UP, R};
 
 /// The box's `[uplink]`: head office's PostgreSQL as the site's role, looked at every 200 ms
 /// when no NOTIFY comes. The per-device rate limit stays on: the downlink lives with it.
@@ -31,19 +31,7 @@ fn toml(url: &str) -> String {
 fn site_role(pg: &Postgres, site: &str) -> anyhow::Result<String> {
     let helper = Daemon::start()?;
     migrate(&helper, pg)?;
-    let password = format!("{site}-password-0123456789");
-    helper.cli_with_stdin(
-        &[
-            "uplink",
-            "site-role",
-            "--url",
-            &pg.admin_url(),
-            "--site",
-            site,
-        ],
-        &format!("{password}\n"),
-    )?;
-    Ok(pg.url(&format!("docket_site_{site}"), &password))
+    create_site_role(&helper, pg, site)
 }
 
 /// Head office inserts one order for `site`; false when (source, id) was there already.

@@ -258,20 +258,7 @@ async fn two_sites_share_a_database_and_each_role_writes_only_its_own_rows() -> 
     migrate(&helper, &pg)?;
     let mut urls = Vec::new();
     for site in ["site-a", "site-b"] {
-        let password = format!("{site}-password-0123456789");
-        let out = helper.cli_with_stdin(
-            &[
-                "uplink",
-                "site-role",
-                "--url",
-                &pg.admin_url(),
-                "--site",
-                site,
-            ],
-            &format!("{password}\n"),
-        )?;
-        assert!(out.contains(&format!("docket_site_{site}")), "{out}");
-        urls.push(pg.url(&format!("docket_site_{site}"), &password));
+        urls.push(create_site_role(&helper, &pg, site)?);
     }
     drop(helper);
     let a = Daemon::start_with(&[], "site-a", &uplink_toml(Some(&urls[0]), None, 50))?;

@@ -217,6 +217,25 @@ pub async fn pg_orders(
         .collect())
 }
 
+/// Creates `site`'s role at head office with the CLI head office would use (`helper` is any
+/// docketd, for its CLI); the role's URL.
+pub fn create_site_role(helper: &Daemon, pg: &Postgres, site: &str) -> anyhow::Result<String> {
+    let password = format!("{site}-password-0123456789");
+    let out = helper.cli_with_stdin(
+        &[
+            "uplink",
+            "site-role",
+            "--url",
+            &pg.admin_url(),
+            "--site",
+            site,
+        ],
+        &format!("{password}\n"),
+    )?;
+    anyhow::ensure!(out.contains(&format!("docket_site_{site}")), "{out}");
+    Ok(pg.url(&format!("docket_site_{site}"), &password))
+}
+
 pub fn migrate(d: &Daemon, pg: &Postgres) -> R {
     let out = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
     anyhow::ensure!(out.contains("\"applied\""), "migrate printed {out}");
