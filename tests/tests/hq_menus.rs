@@ -414,3 +414,36 @@ async fn a_site_role_reads_only_its_own_and_its_brands_menus_and_writes_none() -
     assert_eq!(untouched, 4 + 3 + 2);
     Ok(())
 }
+
+/// Two head-office writers overlap: the one that took its id first commits last. The box reads
+/// 86s after the highest id it took, so ids must rise in commit order or the late row is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_86_that_commits_late_is_not_skipped() -> R {
+    let pg = Postgres::start()?;
+    let helper = Daemon::start()?;
+    migrate(&helper, &pg)?;
+    let first = pg.client().await?;
+    let second = pg.client().await?;
+    first.batch_execute("BEGIN; INSERT INTO docket.central_stock (brand, item, out) VALUES ('b', 'fries', true)").await?;
+    // The second writer waits for the first to commit, then takes a higher id.
+    let late = tokio::spawn(async move {
+        second
+            .batch_execute(
+                "INSERT INTO docket.central_stock (brand, item, out) VALUES ('b', 'wings', true)",
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !late.is_finished(),
+        "the second insert waits for the first's commit"
+    );
+    first.batch_execute("COMMIT").await?;
+    late.await??;
+    let rows = first
+        .query("SELECT item FROM docket.central_stock ORDER BY id", &[])
+        .await?;
+    let items: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(items, vec!["fries".to_owned(), "wings".to_owned()]);
+    Ok(())
+}

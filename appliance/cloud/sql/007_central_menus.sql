@@ -37,6 +37,21 @@ CREATE TABLE docket.central_stock (
     at      timestamptz NOT NULL DEFAULT now()
 );
 
+-- A box reads 86s after the highest id it took: ids must rise in commit order, or a row that
+-- commits after a higher one would be skipped. Inserts take turns on an advisory lock held to
+-- their commit, and each takes its id only once it holds it (the default's value is replaced).
+CREATE FUNCTION docket.central_stock_id() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('docket.central_stock', 0));
+    NEW.id := nextval(pg_get_serial_sequence('docket.central_stock', 'id'));
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER central_stock_id BEFORE INSERT ON docket.central_stock
+    FOR EACH ROW EXECUTE FUNCTION docket.central_stock_id();
+
 -- The brand of the connecting site's role (null for anyone else, or a site without a brand).
 CREATE FUNCTION docket.current_brand() RETURNS text
 LANGUAGE sql STABLE AS $$
