@@ -100,6 +100,9 @@ pub struct Postgres {
     bin: PathBuf,
     user: Option<(u32, u32)>,
     child: Option<Child>,
+    /// Server settings (`name=value`) given after the defaults, so they win: the fleet bench
+    /// runs a durable server (`fsync=on`) with more connections.
+    pub settings: Vec<String>,
 }
 
 impl Postgres {
@@ -143,6 +146,7 @@ impl Postgres {
             bin,
             user,
             child: None,
+            settings: Vec::new(),
         })
     }
 
@@ -171,6 +175,7 @@ impl Postgres {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-c", "fsync=off", "-c", "max_connections=50"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

@@ -22,6 +22,7 @@
 mod browser;
 mod connections;
 mod flat;
+mod fleet;
 mod history;
 mod hop;
 mod loops;
@@ -102,6 +103,19 @@ struct Args {
     /// Messages in broker-hop's flat-out part.
     #[arg(long, default_value_t = 50_000)]
     hop_messages: usize,
+    /// fleet: the fleet sizes run one after another (sites at the case study's load each).
+    #[arg(long, default_value = "10,100,1000")]
+    fleet_sites: String,
+    /// fleet: how many of each fleet's sites are whole docketd processes under MQTT load (the
+    /// rest run docketd's store and relays in this process).
+    #[arg(long, default_value_t = 2)]
+    fleet_procs: usize,
+    /// fleet: sites coming back from being offline at once.
+    #[arg(long, default_value_t = 100)]
+    catchup_sites: usize,
+    /// fleet: minutes those sites were offline (of service in their backlog).
+    #[arg(long, default_value_t = 60)]
+    catchup_minutes: u64,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -185,6 +199,7 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
         "browser" => browser::browser(a).await?,
         "backlog" => history::backlog(a).await?,
         "restart" => history::restart(a).await?,
+        "fleet" => fleet::fleet(a).await?,
         other => bail!("unknown scenario {other:?}"),
     })
 }
