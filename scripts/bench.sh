@@ -2,12 +2,17 @@
 # Benchmarks: builds the release docketd and docket-load, then runs the scenarios against a
 # docketd of their own (free ports, temp data) and prints a table; numbers, never pass/fail.
 #
-#   scripts/bench.sh                     every scenario (about 17 minutes)
+#   scripts/bench.sh                     every scenario (about 25 minutes)
 #   scripts/bench.sh --quick             a smoke run (short phases, 10,000-event backlog, 2,000
-#                                        devices, 600 in the test image)
+#                                        devices, 600 in the test image, fleets of 10 and 50
+#                                        sites, 10 sites back from 5 minutes offline)
 #   scripts/bench.sh --scenario backlog  one scenario (seed, x10, x100, flat-out, flat-out-10, pi,
 #                                        broker-hop, browser, connections, connections-vm,
-#                                        reconnect-storm, backlog, restart; or a,b)
+#                                        reconnect-storm, backlog, restart, fleet; or a,b)
+#   scripts/bench.sh --scenario fleet    head office with 10, 100 and 1,000 sites at the case
+#                                        study's load, and 100 sites back from an hour offline
+#                                        (--fleet-sites 10,100,1000 --catchup-sites 100
+#                                        --catchup-minutes 60)
 #   scripts/bench.sh --scenario pi       x100 and flat-out against a docketd on a Raspberry Pi 4's
 #                                        CPU (cgroup v1 quotas) with an SD card's fsync (FUSE,
 #                                        docket-slowfs); needs root, else "not available"; see
@@ -23,7 +28,7 @@
 #   scripts/bench.sh --update-docs       put this run's results into docs/benchmarks.md
 #   scripts/bench.sh --debug             use the dev build (CI: one build profile) instead
 #
-# Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog, Mosquitto for
+# Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog and fleet, Mosquitto for
 # broker-hop and connections, Chromium and playwright-core for browser) and raises the open-file
 # limit for the connections scenario (docketd holds 1 descriptor per connection). Where that
 # limit cannot be raised far enough, connections-vm runs the same scenario inside the box's test
@@ -40,12 +45,19 @@ vm_connections=10000
 keep_alive=15
 hop_messages=50000
 pi_fsync_ms=5
+fleet_sites=10,100,1000
+catchup_sites=100
+catchup_minutes=60
 json=""
 profile=release
 update_docs=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --quick) duration=8; backlog=10000; restart_events=20000; hop_messages=10000; connections=2000; vm_connections=600 ;;
+        --quick) duration=8; backlog=10000; restart_events=20000; hop_messages=10000; connections=2000; vm_connections=600
+            fleet_sites=10,50; catchup_sites=10; catchup_minutes=5 ;;
+        --fleet-sites) fleet_sites=$2; shift ;;
+        --catchup-sites) catchup_sites=$2; shift ;;
+        --catchup-minutes) catchup_minutes=$2; shift ;;
         --connections) connections=$2; shift ;;
         --vm-connections) vm_connections=$2; shift ;;
         --keep-alive) keep_alive=$2; shift ;;
@@ -103,7 +115,8 @@ trap 'rm -f "$md"' EXIT
 args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
     --restart-events "$restart_events" --connections "$connections" --hop-messages "$hop_messages"
     --vm-image "$vm_image" --vm-connections "$vm_connections" --keep-alive "$keep_alive"
-    --pi-fsync-ms "$pi_fsync_ms" --markdown "$md")
+    --pi-fsync-ms "$pi_fsync_ms" --fleet-sites "$fleet_sites" --catchup-sites "$catchup_sites"
+    --catchup-minutes "$catchup_minutes" --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"

@@ -16,7 +16,8 @@
 //! `reconnect-storm` (600 screens drop and return at once), `broker-hop` (the bare publish →
 //! receive floor through docketd's broker and through Mosquitto), `browser` (Chromium tablet
 //! page → Chromium KDS page at seed load), `backlog` (uplink catch-up into PostgreSQL while a
-//! seed load runs, against the same load with the uplink idle) and `restart`. Prints a table;
+//! seed load runs, against the same load with the uplink idle), `restart` and `fleet` (N sites
+//! into one head office, and sites back from an hour offline: fleet/mod.rs). Prints a table;
 //! `--json PATH` writes the results.
 
 mod browser;
@@ -46,7 +47,8 @@ use crate::measure::{
 #[command(about = "Docket benchmark load generator")]
 struct Args {
     /// seed, x10, x100, flat-out, flat-out-10, pi, connections, connections-vm,
-    /// reconnect-storm, broker-hop, browser, backlog, restart; several comma-separated, or all
+    /// reconnect-storm, broker-hop, browser, backlog, restart, fleet; several comma-separated,
+    /// or all
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of measured load per scenario (or phase).
@@ -223,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
             "reconnect-storm",
             "backlog",
             "restart",
+            "fleet",
         ]
     } else {
         a.scenario.split(',').collect()

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{flat, pi, Args};
+use crate::{flat, fleet, pi, Args};
 
 /// The budgets of the benchmark issue: (scenario, what, value key, limit, higher is better).
 const BUDGETS: &[(&str, &str, &str, f64, bool)] = &[
@@ -73,6 +73,28 @@ const BUDGETS: &[(&str, &str, &str, f64, bool)] = &[
         "card on the KDS, p99 <= 8.8 ms (case study 88 ms / 10)",
         "p99_ms",
         8.8,
+        false,
+    ),
+    (
+        "fleet",
+        "largest fleet (1,000 sites): p99 sync lag <= 5 s",
+        "lag_p99_s",
+        5.0,
+        false,
+    ),
+    ("fleet", "largest fleet: 0 lost", "lost", 0.0, false),
+    (
+        "fleet",
+        "largest fleet: 0 duplicated",
+        "duplicated",
+        0.0,
+        false,
+    ),
+    (
+        "fleet",
+        "sites back from an hour offline (100): all caught up <= 60 s",
+        "catch_up_s",
+        60.0,
         false,
     ),
     (
@@ -246,6 +268,9 @@ fn notes(results: &serde_json::Map<String, Value>) -> String {
             v["load"].as_str().unwrap_or(""), num(f(v, "mean_ms"), 2), num(f(v, "p50_ms"), 2), num(f(v, "p99_ms"), 2), v["samples"],
         );
     }
+    if let Some(v) = results.get("fleet") {
+        o += &fleet::report::markdown(v);
+    }
     if let Some(v) = results.get("seed").and_then(|v| f(v, "idle_rss_mb")) {
         o += &format!("\nidle RSS (seed, before the load): {v:.1} MB.\n");
     }
@@ -336,12 +361,18 @@ pub fn print(results: &serde_json::Map<String, Value>) {
     if let Some(v) = results.get("pi") {
         print!("{}", pi::markdown(v));
     }
+    if let Some(v) = results.get("fleet") {
+        print!("{}", fleet::report::markdown(v));
+    }
 }
 
-/// A result's table rows: `pi` has one per run, the others one.
+/// A result's table rows: `pi` has one per run, `fleet` none (its own table), the others one.
 fn rows<'a>(name: &str, v: &'a Value) -> Vec<(String, &'a Value)> {
     if name == "pi" {
         pi::rows(v)
+    } else if name == "fleet" {
+        // Its own table (fleet::report): no order-to-screen numbers.
+        Vec::new()
     } else {
         vec![(name.to_owned(), v)]
     }

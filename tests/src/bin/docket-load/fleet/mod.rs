@@ -14,6 +14,7 @@
 
 mod head;
 mod relays;
+pub mod report;
 pub mod site;
 
 use std::collections::HashMap;
