@@ -25,7 +25,7 @@ impl Head {
         // transaction's commit time kept (the lag of each event, read back at the end).
         pg.settings = vec![
             "fsync=on".into(),
-            format!("max_connections={}", sites.len() + 60),
+            format!("max_connections={}", 2 * sites.len() + 60),
             "track_commit_timestamp=on".into(),
             "shared_buffers=256MB".into(),
         ];

@@ -1,6 +1,8 @@
 //! docketd's own relays (`uplink::pg::run`, `uplink::redis::run`) for in-process sites: one
 //! pair per site, each with its site's role, its own status and metrics, with the settings a
-//! box has by default.
+//! box has by default; and, beside them, the idle downlink of inbound orders every box holds
+//! (a LISTENing connection polled every `inbound_poll_ms`), so head office carries each site's
+//! two connections.
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,6 +53,12 @@ impl Relays {
             status: status.clone(),
             stop: self.stop.clone(),
         })));
+        tasks.push(tokio::spawn(inbound_watch(
+            site.to_owned(),
+            SecretUrl::new(self.pg_url.replace("{site}", site)),
+            settings.clone(),
+            self.stop.clone(),
+        )));
         tasks.push(tokio::spawn(redis::run(redis::Relay {
             db: db.to_owned(),
             site_id: site.to_owned(),
@@ -68,6 +76,37 @@ impl Relays {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+/// What a box's downlink of inbound orders asks of head office while none come (it is on by
+/// default): a connection of its own LISTENing for NOTIFY, and a look after its cursor every
+/// `inbound_poll_ms`. (Applying orders needs the engine: no inbound orders in this scenario.)
+async fn inbound_watch(site: String, url: SecretUrl, u: Uplink, stop: CancellationToken) {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let mut client = None;
+    while !stop.is_cancelled() {
+        if client
+            .as_ref()
+            .is_none_or(|c: &tokio_postgres::Client| c.is_closed())
+        {
+            client = docket_cloud::connect_listening(&url, u.timeouts(), notify.clone())
+                .await
+                .ok();
+            if let Some(c) = &client {
+                let _ = docket_cloud::inbound::listen(c).await;
+            }
+        }
+        if let Some(c) = &client {
+            if let Ok(after) = docket_cloud::inbound::last_result(c, &site).await {
+                let _ = docket_cloud::inbound::inbound_after(c, &site, after, 100).await;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(u.inbound_poll_ms)) => {}
         }
     }
 }
