@@ -251,6 +251,35 @@ async fn a_partitioned_schema_is_the_plain_one_partitioned_by_site() -> R {
     }
     assert_eq!(rows.len(), 16);
     assert!(used.len() > 1, "16 sites in one partition: {used:?}");
+
+    // A site role reaches its rows through the parent (its grants, its row-level security),
+    // and no partition directly.
+    let password = "0123456789abcdef0123";
+    let role = docket_cloud::create_site_role(&parted, "site-3", password).await?;
+    let url = format!("postgres://{role}:{password}@127.0.0.1:{}/parted", pg.port);
+    let (site, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let seen: Vec<String> = site
+        .query("SELECT site_id FROM docket.sites", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(seen, ["site-3"]);
+    for i in 0..PARTITIONS {
+        let e = site
+            .query(&format!("SELECT * FROM docket.sites_p{i}"), &[])
+            .await
+            .expect_err("a site role read a partition");
+        let msg = e.as_db_error().map(|d| d.message().to_owned());
+        assert!(
+            msg.as_deref()
+                .is_some_and(|m| m.contains("permission denied")),
+            "{e:?}"
+        );
+    }
     Ok(())
 }
 
@@ -279,6 +308,7 @@ async fn partitioning_is_chosen_once_and_a_wrong_request_changes_nothing() -> R 
         .expect_err("partitioned an existing plain schema");
     assert!(e.to_string().contains("exists unpartitioned"), "{e}");
     assert!(partitioning(&plain).await?.is_empty());
+    assert_eq!(docket_cloud::partitions(&plain).await?, None);
 
     docket_cloud::migrate_partitioned(&mut parted, PARTITIONS).await?;
     let e = docket_cloud::migrate_partitioned(&mut parted, PARTITIONS * 2)
@@ -292,5 +322,6 @@ async fn partitioning_is_chosen_once_and_a_wrong_request_changes_nothing() -> R 
         .is_empty());
     assert!(docket_cloud::migrate(&mut parted).await?.is_empty());
     assert_eq!(partitioning(&parted).await?, before);
+    assert_eq!(docket_cloud::partitions(&parted).await?, Some(PARTITIONS));
     Ok(())
 }

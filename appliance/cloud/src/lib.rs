@@ -25,7 +25,8 @@ use std::time::Duration;
 pub use central::{central_stock_after, newest_central_menu, CentralMenu, CentralStock};
 pub use connect::{connect, connect_listening, probe, Timeouts};
 pub use schema::{
-    create_site_role, migrate, migrate_partitioned, MAX_PARTITIONS, MIGRATIONS, PARTITIONED,
+    create_site_role, migrate, migrate_partitioned, partitions, MAX_PARTITIONS, MIGRATIONS,
+    PARTITIONED,
 };
 pub use tokio_postgres::Client;
 pub use url::SecretUrl;

@@ -140,6 +140,20 @@ async fn migrate_with(
     Ok(applied)
 }
 
+/// Into how many hash partitions each per-site table of head office is split (None: a plain
+/// schema, or none yet).
+pub async fn partitions(client: &Client) -> Result<Option<u32>, CloudError> {
+    let row = client
+        .query_opt(
+            "SELECT (SELECT count(*) FROM pg_inherits
+                      WHERE inhparent = to_regclass('docket.sites'))::int
+               FROM pg_partitioned_table WHERE partrelid = to_regclass('docket.sites')",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i32>(0).unsigned_abs()))
+}
+
 /// How many hash partitions new per-site tables get (None: not partitioned): what was asked on
 /// a new schema, else what docket.sites already has, which what was asked must match.
 async fn partitioning(tx: &Transaction<'_>, asked: Option<u32>) -> Result<Option<u32>, CloudError> {

@@ -178,7 +178,11 @@ pub async fn uplink_migrate(
         None => docket_cloud::migrate(&mut client).await?,
     };
     let all: Vec<&str> = docket_cloud::MIGRATIONS.iter().map(|(n, _)| *n).collect();
-    println!("{}", json!({"applied": applied, "schema": all}));
+    let partitions = docket_cloud::partitions(&client).await?;
+    println!(
+        "{}",
+        json!({"applied": applied, "schema": all, "partitions": partitions})
+    );
     Ok(())
 }
 
