@@ -93,6 +93,18 @@ fn chown_tree(dir: &Path, user: Option<(u32, u32)>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Hash partitions per site table of a partitioned head office: with
+/// `DOCKET_TEST_POSTGRES=partitioned` the tests migrate their PostgreSQL that way (through
+/// [`Postgres::migrate_args`]), so the relay tests run unchanged on a schema partitioned by site.
+/// Unset (or `plain`): None. Four, so a few sites already land in different partitions.
+pub fn test_partitions() -> Option<u32> {
+    match std::env::var("DOCKET_TEST_POSTGRES").as_deref() {
+        Ok("partitioned") => Some(4),
+        Ok("plain") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("DOCKET_TEST_POSTGRES={other}: use partitioned or plain"),
+    }
+}
+
 /// A PostgreSQL server of its own (trust auth on 127.0.0.1; superuser `postgres`).
 pub struct Postgres {
     pub dir: tempfile::TempDir,
@@ -232,6 +244,18 @@ impl Postgres {
             "postgres://postgres:postgres@127.0.0.1:{}/postgres",
             self.port
         )
+    }
+
+    /// `docketd uplink migrate` as this server's superuser, partitioned when the run asks
+    /// ([`test_partitions`]).
+    pub fn migrate_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["uplink", "migrate", "--url", &self.admin_url()]
+            .map(String::from)
+            .into();
+        if let Some(n) = test_partitions() {
+            args.extend(["--partitions".to_owned(), n.to_string()]);
+        }
+        args
     }
 
     /// A URL for `user` with `password`.

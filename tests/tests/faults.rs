@@ -64,7 +64,8 @@ async fn kill9_at_random_moments_loses_nothing_here_or_at_head_office() -> R {
         pg.admin_url()
     );
     let mut d = Daemon::start_with(&[], "chaos-kill", &toml)?;
-    let out = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    let args = pg.migrate_args();
+    let out = d.cli(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     assert!(out.contains("\"applied\""), "{out}");
     let r = Restaurant::open(&d, 3, Duration::from_millis(150), KEEP_ALIVE, 2).await?;
     let restarts = chaos::kill_cycles(&mut d, &r, 8, 11).await?;

@@ -364,9 +364,11 @@ async fn two_sites_share_a_database_and_each_role_writes_only_its_own_rows() -> 
 async fn migrate_is_idempotent_and_bad_urls_are_refused_clearly() -> R {
     let pg = Postgres::start()?;
     let d = Daemon::start()?;
-    let first = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    let args = pg.migrate_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = d.cli(&args)?;
     assert!(first.contains("001_schema"), "{first}");
-    let again = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    let again = d.cli(&args)?;
     assert!(again.contains("\"applied\":[]"), "{again}");
     let wrong = d.cli(&[
         "uplink",

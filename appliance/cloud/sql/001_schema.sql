@@ -2,11 +2,16 @@
 -- numbered file runs once, recorded in docket.schema_migrations, under an advisory lock).
 -- Every row carries its site_id; a box relays with a per-site role (see 002_site_roles.sql)
 -- that row-level security keeps to its own site's rows.
+--
+-- The per-site tables are created IF NOT EXISTS here and in 005-007: on a head office started
+-- partitioned (`docketd uplink migrate --partitions N`), sql/partitioned/ created them already,
+-- partitioned by site, with the same columns and keys, and the rest of each file applies to
+-- them unchanged. On a plain database the tables do not exist yet, so nothing differs.
 
 CREATE SCHEMA IF NOT EXISTS docket;
 
 -- One row per site: how far its relay got and when it was last heard from.
-CREATE TABLE docket.sites (
+CREATE TABLE IF NOT EXISTS docket.sites (
     site_id         text PRIMARY KEY,
     last_seq        bigint NOT NULL DEFAULT 0,
     last_contact    timestamptz NOT NULL DEFAULT now(),
@@ -15,7 +20,7 @@ CREATE TABLE docket.sites (
 
 -- The record: every event of every site, once, keyed by (site_id, seq). body is the event as
 -- the box published it (docs/protocol.md, `event`), as JSON.
-CREATE TABLE docket.events (
+CREATE TABLE IF NOT EXISTS docket.events (
     site_id  text NOT NULL,
     seq      bigint NOT NULL,
     type     text NOT NULL,
@@ -30,7 +35,7 @@ CREATE INDEX events_order ON docket.events (site_id, order_id);
 
 -- Projections kept by the relay in the same transaction as the events: each order's latest
 -- state (by version) ...
-CREATE TABLE docket.orders (
+CREATE TABLE IF NOT EXISTS docket.orders (
     site_id      text NOT NULL,
     order_id     text NOT NULL,
     ticket       bigint NOT NULL,
@@ -47,7 +52,7 @@ CREATE INDEX orders_placed ON docket.orders (site_id, placed_at);
 
 -- ... and its lines. unit_price_cents is the box's menu price when the line was relayed;
 -- ready_at is when its station bumped it (null unless status = 'ready').
-CREATE TABLE docket.order_lines (
+CREATE TABLE IF NOT EXISTS docket.order_lines (
     site_id          text NOT NULL,
     order_id         text NOT NULL,
     n                integer NOT NULL,

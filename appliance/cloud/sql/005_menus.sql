@@ -1,6 +1,6 @@
 -- Every version of each site's menu: the seeds from its menu file and the edits made on the box
 -- (an item 86'd or back, added, changed, removed), with the device and command that made each.
-CREATE TABLE docket.menus (
+CREATE TABLE IF NOT EXISTS docket.menus (
     site_id    text NOT NULL,
     version    bigint NOT NULL,
     items      jsonb NOT NULL,

@@ -12,7 +12,7 @@
 -- that commits late. (source, source_id) is an order's identity: the same order inserted again
 -- is refused (ON CONFLICT DO NOTHING to make it idempotent), and the box applies it once.
 
-CREATE TABLE docket.inbound_orders (
+CREATE TABLE IF NOT EXISTS docket.inbound_orders (
     site_id    text NOT NULL,
     seq        bigint NOT NULL,
     source     text NOT NULL CHECK (char_length(source) BETWEEN 1 AND 16),
@@ -50,7 +50,7 @@ CREATE TRIGGER inbound_notify AFTER INSERT ON docket.inbound_orders
 
 -- What the box made of each inbound order: the order (id, ticket) or the reason it refused it
 -- (a docket reject code and message: unknown_item, sold_out, ...). Written once per row.
-CREATE TABLE docket.inbound_results (
+CREATE TABLE IF NOT EXISTS docket.inbound_results (
     site_id    text NOT NULL,
     seq        bigint NOT NULL,
     ok         boolean NOT NULL,

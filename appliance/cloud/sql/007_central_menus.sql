@@ -6,7 +6,7 @@
 -- Which brand a site belongs to is its own table, not a column of docket.sites: a site role
 -- may update its own docket.sites row (last_seq, contact), and must not move itself to another
 -- brand's menus.
-CREATE TABLE docket.site_brands (
+CREATE TABLE IF NOT EXISTS docket.site_brands (
     site_id text PRIMARY KEY,
     brand   text NOT NULL CHECK (brand ~ '^[a-z0-9_-]{1,32}$')
 );

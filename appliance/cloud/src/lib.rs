@@ -24,7 +24,10 @@ use std::time::Duration;
 
 pub use central::{central_stock_after, newest_central_menu, CentralMenu, CentralStock};
 pub use connect::{connect, connect_listening, probe, Timeouts};
-pub use schema::{create_site_role, migrate, MIGRATIONS};
+pub use schema::{
+    create_site_role, migrate, migrate_partitioned, partitions, MAX_PARTITIONS, MIGRATIONS,
+    PARTITIONED,
+};
 pub use tokio_postgres::Client;
 pub use url::SecretUrl;
 pub use write::{record_contact, site_last_seq, write_batch, write_menus};
@@ -38,6 +41,9 @@ pub enum CloudError {
     ConnectTimeout(Duration),
     #[error("TLS setup: {0}")]
     Tls(#[source] rustls::Error),
+    /// A request the schema cannot take (partitions out of range, or unlike the schema's own).
+    #[error("{0}")]
+    Schema(String),
     #[error("encoding an event as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

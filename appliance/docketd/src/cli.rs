@@ -162,15 +162,27 @@ fn admin_url(cfg: &Config, url: Option<&str>) -> anyhow::Result<crate::config::S
     }
 }
 
-/// `docketd uplink migrate`: applies the cloud schema's pending migrations.
-pub async fn uplink_migrate(cfg: &Config, url: Option<&str>) -> anyhow::Result<()> {
+/// `docketd uplink migrate`: applies the cloud schema's pending migrations (on a new schema
+/// with `--partitions`, its per-site tables partitioned by site).
+pub async fn uplink_migrate(
+    cfg: &Config,
+    url: Option<&str>,
+    partitions: Option<u32>,
+) -> anyhow::Result<()> {
     let url = admin_url(cfg, url)?;
     let mut client = docket_cloud::connect(&url, cfg.uplink.timeouts())
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
-    let applied = docket_cloud::migrate(&mut client).await?;
+    let applied = match partitions {
+        Some(n) => docket_cloud::migrate_partitioned(&mut client, n).await?,
+        None => docket_cloud::migrate(&mut client).await?,
+    };
     let all: Vec<&str> = docket_cloud::MIGRATIONS.iter().map(|(n, _)| *n).collect();
-    println!("{}", json!({"applied": applied, "schema": all}));
+    let partitions = docket_cloud::partitions(&client).await?;
+    println!(
+        "{}",
+        json!({"applied": applied, "schema": all, "partitions": partitions})
+    );
     Ok(())
 }
 

@@ -123,6 +123,10 @@ enum UplinkCommand {
         /// PostgreSQL URL to use instead of `[uplink] postgres_url` (e.g. head office's admin).
         #[arg(long, env = "DOCKET_UPLINK_ADMIN_URL")]
         url: Option<String>,
+        /// Create the schema with its per-site tables partitioned by hash of site_id into this
+        /// many partitions each (a new schema only; later migrations keep to it by themselves).
+        #[arg(long)]
+        partitions: Option<u32>,
     },
     /// Create (or re-key) the role a site's box relays as; the password is read from stdin.
     /// Prints the role name.
@@ -190,8 +194,12 @@ fn main() -> ExitCode {
                 .build()
                 .expect("a current-thread runtime");
             match command {
-                UplinkCommand::Migrate { config, url } => load(config.as_deref())
-                    .and_then(|c| rt.block_on(cli::uplink_migrate(&c, url.as_deref()))),
+                UplinkCommand::Migrate {
+                    config,
+                    url,
+                    partitions,
+                } => load(config.as_deref())
+                    .and_then(|c| rt.block_on(cli::uplink_migrate(&c, url.as_deref(), partitions))),
                 UplinkCommand::SiteRole { config, url, site } => {
                     load(config.as_deref()).and_then(|c| {
                         rt.block_on(cli::uplink_site_role(&c, url.as_deref(), site.as_deref()))

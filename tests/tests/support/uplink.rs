@@ -237,7 +237,14 @@ pub fn create_site_role(helper: &Daemon, pg: &Postgres, site: &str) -> anyhow::R
 }
 
 pub fn migrate(d: &Daemon, pg: &Postgres) -> R {
-    let out = d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    let args = pg.migrate_args();
+    let out = d.cli(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     anyhow::ensure!(out.contains("\"applied\""), "migrate printed {out}");
+    // The schema is what the run asked for (DOCKET_TEST_POSTGRES).
+    let parts = docket_tests::servers::test_partitions().map_or("null".into(), |n| n.to_string());
+    anyhow::ensure!(
+        out.contains(&format!("\"partitions\":{parts}")),
+        "migrate printed {out}"
+    );
     Ok(())
 }
