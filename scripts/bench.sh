@@ -12,7 +12,8 @@
 #   scripts/bench.sh --scenario fleet    head office with 10, 100 and 1,000 sites at the case
 #                                        study's load, and 100 sites back from an hour offline
 #                                        (--fleet-sites 10,100,1000 --catchup-sites 100
-#                                        --catchup-minutes 60)
+#                                        --catchup-minutes 60; --fleet-partitions 16: head
+#                                        office's schema partitioned by site)
 #   scripts/bench.sh --scenario pi       x100 and flat-out against a docketd on a Raspberry Pi 4's
 #                                        CPU (cgroup v1 quotas) with an SD card's fsync (FUSE,
 #                                        docket-slowfs); needs root, else "not available"; see
@@ -48,6 +49,7 @@ pi_fsync_ms=5
 fleet_sites=10,100,1000
 catchup_sites=100
 catchup_minutes=60
+fleet_partitions=0
 json=""
 profile=release
 update_docs=0
@@ -58,6 +60,7 @@ while [[ $# -gt 0 ]]; do
         --fleet-sites) fleet_sites=$2; shift ;;
         --catchup-sites) catchup_sites=$2; shift ;;
         --catchup-minutes) catchup_minutes=$2; shift ;;
+        --fleet-partitions) fleet_partitions=$2; shift ;;
         --connections) connections=$2; shift ;;
         --vm-connections) vm_connections=$2; shift ;;
         --keep-alive) keep_alive=$2; shift ;;
@@ -116,7 +119,7 @@ args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
     --restart-events "$restart_events" --connections "$connections" --hop-messages "$hop_messages"
     --vm-image "$vm_image" --vm-connections "$vm_connections" --keep-alive "$keep_alive"
     --pi-fsync-ms "$pi_fsync_ms" --fleet-sites "$fleet_sites" --catchup-sites "$catchup_sites"
-    --catchup-minutes "$catchup_minutes" --markdown "$md")
+    --catchup-minutes "$catchup_minutes" --fleet-partitions "$fleet_partitions" --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"

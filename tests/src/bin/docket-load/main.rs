@@ -112,6 +112,9 @@ struct Args {
     /// rest run docketd's store and relays in this process).
     #[arg(long, default_value_t = 2)]
     fleet_procs: usize,
+    /// fleet: head office's schema partitioned by site into this many (0: plain).
+    #[arg(long, default_value_t = 0)]
+    fleet_partitions: u32,
     /// fleet: sites coming back from being offline at once.
     #[arg(long, default_value_t = 100)]
     catchup_sites: usize,

@@ -19,7 +19,8 @@ pub struct Head {
 
 impl Head {
     /// PostgreSQL and Redis started, the schema migrated and a role for each of `sites`.
-    pub async fn start(sites: &[String]) -> anyhow::Result<Head> {
+    /// `partitions` > 0: the schema partitioned by site into that many (`--partitions`).
+    pub async fn start(sites: &[String], partitions: u32) -> anyhow::Result<Head> {
         let mut pg = Postgres::init()?;
         // Durable like head office's own, room for every site's connection, and each
         // transaction's commit time kept (the lag of each event, read back at the end).
@@ -32,7 +33,10 @@ impl Head {
         pg.up()?;
         let redis = Redis::start()?;
         let mut client = pg.client().await?;
-        docket_cloud::migrate(&mut client).await?;
+        match partitions {
+            0 => docket_cloud::migrate(&mut client).await?,
+            n => docket_cloud::migrate_partitioned(&mut client, n).await?,
+        };
         for chunk in sites.chunks(100) {
             let mut sql = String::new();
             for s in chunk {

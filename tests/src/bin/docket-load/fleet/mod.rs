@@ -62,6 +62,7 @@ pub(crate) async fn fleet(a: &Args) -> anyhow::Result<Value> {
         "lost": last["lost"], "duplicated": last["duplicated"],
         "events_per_s": last["events_per_s"],
         "catch_up_s": catch["caught_up_s"], "catch_up_sites": catch["sites"],
+        "partitions": a.fleet_partitions,
         "load": format!("per site: the case study's {ORDERS_PER_MIN} orders/min"),
     }))
 }
@@ -146,7 +147,7 @@ type Expected = HashMap<String, (u64, Option<u64>)>;
 async fn steady(a: &Args, n: usize) -> anyhow::Result<Value> {
     let ids = site_ids("site", n);
     let procs = a.fleet_procs.min(n);
-    let head = Head::start(&ids).await?;
+    let head = Head::start(&ids, a.fleet_partitions).await?;
     let dir = shm_dir()?;
     let groups = create_sites(&ids[procs..], dir.path()).await?;
     let relays = Relays::new(&head)?;
@@ -271,7 +272,7 @@ async fn check(head: &Head, ids: &[String], expected: &Expected) -> anyhow::Resu
 /// unreachable all that time; then every relay starts at once.
 async fn catch_up(a: &Args) -> anyhow::Result<Value> {
     let ids = site_ids("back", a.catchup_sites);
-    let head = Head::start(&ids).await?;
+    let head = Head::start(&ids, a.fleet_partitions).await?;
     let dir = shm_dir()?;
     let groups = create_sites(&ids, dir.path()).await?;
     let span_ms = a.catchup_minutes * 60_000;

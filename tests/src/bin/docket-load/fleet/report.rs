@@ -5,10 +5,14 @@ use serde_json::Value;
 pub fn markdown(v: &Value) -> String {
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
     let num = |x: Option<f64>, p: usize| x.map_or("—".to_owned(), |x| format!("{x:.p$}"));
-    let mut o = String::from(
-        "\nfleet: sites at the case study's load each (100 orders/min: placed, bumped by each station, completed) into one PostgreSQL (fsync on) and one Redis on this machine, through docketd's own relays.\n\n\
+    let mut o = format!(
+        "\nfleet: sites at the case study's load each (100 orders/min: placed, bumped by each station, completed) into one PostgreSQL (fsync on) and one Redis on this machine, through docketd's own relays{}.\n\n\
          | sites | docketd processes + in-process | events | ingest events/s | sync lag p50 / p99 / max (s) | lost | dup | Redis lost | PostgreSQL CPU % | bytes/event | MB per site-day |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
+        match v["partitions"].as_u64() {
+            Some(n) if n > 0 => format!(", the schema partitioned by site into {n}"),
+            _ => String::new(),
+        }
     );
     for r in v["runs"].as_array().into_iter().flatten() {
         o += &format!(
