@@ -115,6 +115,9 @@ struct Args {
     /// fleet: head office's schema partitioned by site into this many (0: plain).
     #[arg(long, default_value_t = 0)]
     fleet_partitions: u32,
+    /// fleet: every site's `[uplink] poll_interval_ms` (default: the box's own default).
+    #[arg(long)]
+    fleet_poll_ms: Option<u64>,
     /// fleet: sites coming back from being offline at once.
     #[arg(long, default_value_t = 100)]
     catchup_sites: usize,

@@ -63,6 +63,7 @@ pub(crate) async fn fleet(a: &Args) -> anyhow::Result<Value> {
         "events_per_s": last["events_per_s"],
         "catch_up_s": catch["caught_up_s"], "catch_up_sites": catch["sites"],
         "partitions": a.fleet_partitions,
+        "poll_interval_ms": a.fleet_poll_ms,
         "load": format!("per site: the case study's {ORDERS_PER_MIN} orders/min"),
     }))
 }
@@ -150,16 +151,17 @@ async fn steady(a: &Args, n: usize) -> anyhow::Result<Value> {
     let head = Head::start(&ids, a.fleet_partitions).await?;
     let dir = shm_dir()?;
     let groups = create_sites(&ids[procs..], dir.path()).await?;
-    let relays = Relays::new(&head)?;
+    let relays = Relays::new(&head, a.fleet_poll_ms)?;
     for s in groups.iter().flatten() {
         relays.spawn(&s.id, &s.db, s.menu_version)?;
     }
     let mut daemons = Vec::new();
     for id in &ids[..procs] {
         let toml = format!(
-            "{NO_RATE_LIMIT}\n[uplink]\npostgres_url = \"{}\"\nredis_url = \"{}\"\n",
+            "{NO_RATE_LIMIT}\n[uplink]\npostgres_url = \"{}\"\nredis_url = \"{}\"\n{}",
             head.site_url(id),
-            head.redis.url()
+            head.redis.url(),
+            (a.fleet_poll_ms).map_or(String::new(), |ms| format!("poll_interval_ms = {ms}\n")),
         );
         daemons.push(Daemon::start_with(&[], id, &toml)?);
     }
@@ -304,7 +306,7 @@ async fn catch_up(a: &Args) -> anyhow::Result<Value> {
     let expected: Expected = (sites.iter())
         .map(|s| (s.id.clone(), (s.events, Some(s.orders))))
         .collect();
-    let relays = Relays::new(&head)?;
+    let relays = Relays::new(&head, a.fleet_poll_ms)?;
     let cpu0 = pg_cpu_seconds(&head.pg);
     let t0 = Instant::now();
     let watched: Vec<_> = (sites.iter())

@@ -27,9 +27,14 @@ pub struct Relays {
 }
 
 impl Relays {
-    pub fn new(head: &Head) -> anyhow::Result<Relays> {
+    /// `poll_ms`: the relays' `poll_interval_ms` (the box's default when `None`).
+    pub fn new(head: &Head, poll_ms: Option<u64>) -> anyhow::Result<Relays> {
+        let mut settings = default_uplink()?;
+        if let Some(ms) = poll_ms {
+            settings.poll_interval_ms = ms;
+        }
         Ok(Relays {
-            settings: default_uplink()?,
+            settings,
             pg_url: head.site_url("{site}"),
             redis_url: head.redis.url(),
             stop: CancellationToken::new(),
