@@ -28,7 +28,10 @@ const FIRST_READING: Duration = Duration::from_secs(8);
 
 pub fn router(latest: watch::Receiver<Reading>) -> Router {
     Router::new()
-        .route("/", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+        .route(
+            "/",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
         .route(
             "/fleet.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),

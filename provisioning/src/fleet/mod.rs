@@ -51,7 +51,10 @@ pub enum Reading {
     Starting,
     Ok(Arc<Fleet>),
     /// The last reading failed: why, and since when (ms since the epoch).
-    Down { error: String, since_ms: i64 },
+    Down {
+        error: String,
+        since_ms: i64,
+    },
 }
 
 fn now_ms() -> i64 {
@@ -139,7 +142,7 @@ async fn poll(pg: SecretUrl, redis: Option<SecretUrl>, tx: watch::Sender<Reading
             }
             Ok(Err(e)) => {
                 client = None;
-                down(&tx, format!("{e:#}"))
+                down(&tx, chain(&e))
             }
             Err(_) => {
                 client = None;
@@ -159,6 +162,21 @@ async fn poll(pg: SecretUrl, redis: Option<SecretUrl>, tx: watch::Sender<Reading
         tx.send_replace(reading);
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The error and its causes, each said once (the PostgreSQL error already quotes its source).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !out.contains(&s) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&s);
+        }
+    }
+    out
 }
 
 /// A `Down` reading, keeping the time it first went down.
