@@ -70,17 +70,16 @@ function placeInOrder(parent, nodes) {
   });
 }
 
-/** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `v`. */
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
-
-/** As niceMax, for seconds shown as m:ss: whole minutes on the axis once past one. */
-function niceTime(v) {
-  return v > 60 ? niceMax(v / 60) * 60 : niceMax(v);
+/** The top of an axis of `ticks` steps holding `v`: each step 1, 2 or 5 times a power of ten
+ *  (or, for times, a round number of seconds or minutes), so the labels read easily. */
+function axisMax(v, ticks, time = false) {
+  const want = Math.max(v, 1) / ticks;
+  if (time) {
+    const steps = [15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200];
+    return (steps.find((s) => s >= want) ?? Math.ceil(want / 3600) * 3600) * ticks;
+  }
+  const p = Math.pow(10, Math.floor(Math.log10(want)));
+  return ([1, 2, 5, 10].find((m) => m * p >= want) ?? 10) * p * ticks;
 }
 
 // ---- charts -----------------------------------------------------------------------------
@@ -123,7 +122,7 @@ function hourLabels(f, hours) {
 
 function drawOrders(svg, hours, counts) {
   const f = frame(svg, 4);
-  const max = niceMax(Math.max(...counts, 1));
+  const max = axisMax(Math.max(...counts), 4);
   yLabels(f, max, (v) => String(Math.round(v)));
   const slot = PLOT_W / counts.length;
   while (f.plot.children.length < counts.length) {
@@ -152,7 +151,7 @@ function drawSpeed(svg, stations) {
     return g;
   })();
   const labelW = 100, x0 = labelW + 10, barW = W - x0 - 70;
-  const max = niceTime(Math.max(...stations.map((s) => s.p90_seconds), 1));
+  const max = axisMax(Math.max(...stations.map((s) => s.p90_seconds)), 4, true);
   const rowH = Math.min(90, (H - 34) / Math.max(stations.length, 1));
   const seen = new Set();
   stations.forEach((s, i) => {
@@ -190,7 +189,7 @@ function drawSpeed(svg, stations) {
 function drawP90(svg, legend, hours, stations) {
   const f = frame(svg, 5);
   const all = stations.flatMap((s) => s.p90_by_hour.filter((v) => v != null));
-  const max = niceTime(Math.max(...all, 60));
+  const max = axisMax(Math.max(...all, 60), 5, true);
   yLabels(f, max, (v) => mmss(v));
   const slot = PLOT_W / hours.length;
   svg.lines ??= new Map();
