@@ -3,7 +3,7 @@
 //! sites. See docs/operations.md, "Fleet view".
 //!
 //! One task reads PostgreSQL (and, when given, each site's Redis status hash) every
-//! [`POLL`] and keeps the latest reading; requests are answered from it, so a hundred open
+//! [`POLL`] (the 24-hour charts every 30 s) and keeps the latest reading; requests are answered from it, so a hundred open
 //! pages cost the database no more than one. When the database is down the reading says so and
 //! the server keeps running (the page keeps its last data). Read-only: never writes anywhere.
 
@@ -133,25 +133,28 @@ async fn shutdown() {
 /// database goes away and comes back (once each, not every poll).
 async fn poll(pg: SecretUrl, redis: Option<SecretUrl>, tx: watch::Sender<Reading>) {
     let mut client: Option<docket_cloud::Client> = None;
+    let mut charts: Option<query::Charts> = None;
     let mut redis_conn = redis::Status::new(redis);
     loop {
-        let reading = match tokio::time::timeout(READ_WITHIN, read_once(&pg, &mut client)).await {
-            Ok(Ok(mut fleet)) => {
-                redis_conn.annotate(&mut fleet).await;
-                Reading::Ok(Arc::new(fleet))
-            }
-            Ok(Err(e)) => {
-                client = None;
-                down(&tx, chain(&e))
-            }
-            Err(_) => {
-                client = None;
-                down(
-                    &tx,
-                    format!("PostgreSQL did not answer within {READ_WITHIN:?}"),
-                )
-            }
-        };
+        let reading =
+            match tokio::time::timeout(READ_WITHIN, read_once(&pg, &mut client, &mut charts)).await
+            {
+                Ok(Ok(mut fleet)) => {
+                    redis_conn.annotate(&mut fleet).await;
+                    Reading::Ok(Arc::new(fleet))
+                }
+                Ok(Err(e)) => {
+                    client = None;
+                    down(&tx, chain(&e))
+                }
+                Err(_) => {
+                    client = None;
+                    down(
+                        &tx,
+                        format!("PostgreSQL did not answer within {READ_WITHIN:?}"),
+                    )
+                }
+            };
         match (&*tx.borrow(), &reading) {
             (Reading::Down { .. }, Reading::Ok(_)) => eprintln!("head office database is back"),
             (Reading::Ok(_) | Reading::Starting, Reading::Down { error, .. }) => {
@@ -191,6 +194,7 @@ fn down(tx: &watch::Sender<Reading>, error: String) -> Reading {
 async fn read_once(
     pg: &SecretUrl,
     client: &mut Option<docket_cloud::Client>,
+    charts: &mut Option<query::Charts>,
 ) -> anyhow::Result<Fleet> {
     let c = match client {
         Some(c) if !c.is_closed() => c,
@@ -200,7 +204,7 @@ async fn read_once(
                 .with_context(|| format!("cannot connect to {}", pg.redacted()))?,
         ),
     };
-    query::read(c)
+    query::read(c, charts)
         .await
         .map_err(docket_cloud::CloudError::from)
         .context("reading the fleet views (has `docket cloud init` applied schema 008_fleet?)")

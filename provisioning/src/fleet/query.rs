@@ -2,15 +2,30 @@
 //! `008_fleet.sql` (the ones the Grafana dashboard reads too), shaped for the page.
 //!
 //! Owns the SQL the page runs; never writes. Times travel as milliseconds since the epoch,
-//! computed by PostgreSQL, so the page and the database agree on "now".
+//! computed by PostgreSQL, so the page and the database agree on "now". Sites and alerts are
+//! read every time; the 24-hour charts (the costly part: percentiles over every ticket of the
+//! fleet) at most every [`CHARTS_EVERY`], or when the hour turns.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_postgres::Client;
 
 /// Hours in the charts: this hour and the 23 before it (as the views' 24-hour window).
 pub const HOURS: usize = 24;
+/// How often the charts are read again.
+pub const CHARTS_EVERY: Duration = Duration::from_secs(30);
+
+/// The last reading of the charts, kept between readings of the sites.
+pub struct Charts {
+    first_hour_ms: i64,
+    read_at: Instant,
+    orders_per_hour: Vec<i64>,
+    per_site: HashMap<String, Vec<i64>>,
+    stations: Vec<Station>,
+    speed: Vec<Speed>,
+}
 
 #[derive(Serialize, Clone, Debug)]
 pub struct Site {
@@ -87,8 +102,12 @@ fn ms(col: &str) -> String {
     format!("(extract(epoch FROM {col}) * 1000)::int8")
 }
 
-/// Reads the whole fleet (a handful of statements in one read-only snapshot).
-pub async fn read(client: &mut Client) -> Result<Fleet, tokio_postgres::Error> {
+/// Reads the fleet in one read-only snapshot; reads the charts again into `charts` when they
+/// are missing, older than [`CHARTS_EVERY`] or of another hour.
+pub async fn read(
+    client: &mut Client,
+    charts: &mut Option<Charts>,
+) -> Result<Fleet, tokio_postgres::Error> {
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -107,15 +126,58 @@ pub async fn read(client: &mut Client) -> Result<Fleet, tokio_postgres::Error> {
         .await?;
     let (read_at_ms, stall_after_seconds, first_hour): (i64, f64, i64) =
         (head.get(0), head.get(1), head.get(2));
-    let hours_ms: Vec<i64> = (0..HOURS as i64)
-        .map(|i| first_hour + i * 3_600_000)
+    let mut sites = read_sites(&tx).await?;
+    let alerts = tx
+        .query(
+            &format!(
+                "SELECT site_id, {}, stalled_for_seconds FROM docket.fleet_alerts",
+                ms("last_contact")
+            ),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Alert {
+            site_id: r.get(0),
+            last_contact_ms: r.get(1),
+            stalled_for_seconds: r.get(2),
+        })
         .collect();
-    let slot = |hour_ms: i64| {
-        let i = (hour_ms - first_hour).div_euclid(3_600_000);
-        (0..HOURS as i64).contains(&i).then_some(i as usize)
+    let c = match charts.take() {
+        Some(c) if c.first_hour_ms == first_hour && c.read_at.elapsed() < CHARTS_EVERY => c,
+        _ => read_charts(&tx, first_hour).await?,
     };
+    tx.commit().await?;
+    for s in &mut sites {
+        if let Some(h) = c.per_site.get(&s.site_id) {
+            s.orders_per_hour.clone_from(h);
+        }
+    }
+    let stalled = sites.iter().filter(|s| s.state == "stalled").count();
+    let fleet = Fleet {
+        read_at_ms,
+        stall_after_seconds,
+        live: sites.len() - stalled,
+        stalled,
+        sites,
+        hours_ms: (0..HOURS as i64)
+            .map(|i| c.first_hour_ms + i * 3_600_000)
+            .collect(),
+        orders_per_hour: c.orders_per_hour.clone(),
+        stations: c.stations.clone(),
+        speed: c.speed.clone(),
+        alerts,
+        redis: None,
+    };
+    *charts = Some(c);
+    Ok(fleet)
+}
 
-    let mut sites: Vec<Site> = tx
+/// Stalled first (longest-stalled first), then the longest since contact.
+async fn read_sites(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<Vec<Site>, tokio_postgres::Error> {
+    Ok(tx
         .query(
             &format!(
                 "SELECT site_id, state, last_seq, {}, seconds_since_contact, {},
@@ -141,14 +203,20 @@ pub async fn read(client: &mut Client) -> Result<Fleet, tokio_postgres::Error> {
             orders_per_hour: vec![0; HOURS],
             relayed_at_ms: None,
         })
-        .collect();
-    let index: HashMap<String, usize> = sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.site_id.clone(), i))
-        .collect();
+        .collect())
+}
 
+/// Orders per hour (all sites and each), speed of service per station and per site.
+async fn read_charts(
+    tx: &tokio_postgres::Transaction<'_>,
+    first_hour: i64,
+) -> Result<Charts, tokio_postgres::Error> {
+    let slot = |hour_ms: i64| {
+        let i = (hour_ms - first_hour).div_euclid(3_600_000);
+        (0..HOURS as i64).contains(&i).then_some(i as usize)
+    };
     let mut orders_per_hour = vec![0i64; HOURS];
+    let mut per_site: HashMap<String, Vec<i64>> = HashMap::new();
     for r in tx
         .query(
             &format!(
@@ -162,12 +230,9 @@ pub async fn read(client: &mut Client) -> Result<Fleet, tokio_postgres::Error> {
         let (site, hour, n): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
         let Some(h) = slot(hour) else { continue };
         orders_per_hour[h] += n;
-        if let Some(&i) = index.get(&site) {
-            sites[i].orders_per_hour[h] = n;
-        }
+        per_site.entry(site).or_insert_with(|| vec![0; HOURS])[h] = n;
     }
-
-    let stations = stations(&tx, &slot).await?;
+    let stations = stations(tx, &slot).await?;
     let speed = tx
         .query(
             &format!(
@@ -189,36 +254,13 @@ pub async fn read(client: &mut Client) -> Result<Fleet, tokio_postgres::Error> {
             p90_seconds: r.get(4),
         })
         .collect();
-    let alerts = tx
-        .query(
-            &format!(
-                "SELECT site_id, {}, stalled_for_seconds FROM docket.fleet_alerts",
-                ms("last_contact")
-            ),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| Alert {
-            site_id: r.get(0),
-            last_contact_ms: r.get(1),
-            stalled_for_seconds: r.get(2),
-        })
-        .collect();
-    tx.commit().await?;
-    let stalled = sites.iter().filter(|s| s.state == "stalled").count();
-    Ok(Fleet {
-        read_at_ms,
-        stall_after_seconds,
-        live: sites.len() - stalled,
-        stalled,
-        sites,
-        hours_ms,
+    Ok(Charts {
+        first_hour_ms: first_hour,
+        read_at: Instant::now(),
         orders_per_hour,
+        per_site,
         stations,
         speed,
-        alerts,
-        redis: None,
     })
 }
 

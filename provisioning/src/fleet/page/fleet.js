@@ -5,6 +5,8 @@
 'use strict';
 
 const POLL_MS = 3000;
+/** Alerts listed at most; the rest are counted (a network outage can stall hundreds). */
+const MAX_ALERTS = 30;
 const FETCH_WITHIN_MS = 8000;
 const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
@@ -233,7 +235,10 @@ const alertItems = new Map();
 function drawAlerts(alerts, drift) {
   const list = $('alerts');
   $('no-alerts').hidden = alerts.length > 0;
-  const nodes = alerts.map((a) => {
+  const more = alerts.length - MAX_ALERTS;
+  $('more-alerts').hidden = more <= 0;
+  setText($('more-alerts'), more > 0 ? `and ${more} more stalled sites: see the table below.` : '');
+  const nodes = alerts.slice(0, MAX_ALERTS).map((a) => {
     let li = alertItems.get(a.site_id);
     if (!li) {
       li = el('li');
