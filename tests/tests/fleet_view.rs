@@ -2,7 +2,8 @@
 //! few sites' orders, lines and events written directly, one site stalled. Every panel of the
 //! Grafana dashboard (docs/grafana/docket-fleet.json) runs its SQL and gives the right numbers;
 //! `docket fleet serve` answers /api/fleet with the same, says 503 (and why) while the database
-//! is away, keeps running, and recovers.
+//! is away, keeps running, and recovers; with Redis, each site's relay time from its status
+//! hash, and Redis down said, not fatal.
 //!
 //! Needs the `docket` binary: `$DOCKET_BIN`, else next to docketd in the target directory
 //! (`cargo build -p docket-provisioning`).
@@ -15,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use docket_tests::servers::Postgres;
+use docket_tests::servers::{Postgres, Redis};
 use docket_tests::{free_port, http_request, DEADLINE};
 use serde_json::Value;
 use tokio_postgres::SimpleQueryMessage;
@@ -252,15 +253,13 @@ struct Serve {
 
 impl Serve {
     fn start(postgres: &str) -> anyhow::Result<Serve> {
+        Serve::start_with(&["--postgres", postgres])
+    }
+
+    fn start_with(args: &[&str]) -> anyhow::Result<Serve> {
         let mut child = Command::new(docket_cli())
-            .args([
-                "fleet",
-                "serve",
-                "--postgres",
-                postgres,
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["fleet", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -469,6 +468,47 @@ fn bad_arguments_are_refused_with_a_clear_error() -> R {
         let (ok, stderr) = run(&args)?;
         assert!(!ok, "{args:?} must fail");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
+fn with_redis_each_site_gets_its_relay_time_and_a_redis_down_is_said_not_fatal() -> R {
+    let (pg, _rt, _client) = seeded()?;
+    let mut redis = Redis::start()?;
+    let mut conn = redis.connection()?;
+    // As docketd's relay keeps it (appliance/docketd/src/uplink/redis.rs).
+    redis::cmd("HSET")
+        .arg("docket:a:status")
+        .arg("relayed_at_ms")
+        .arg(1_700_000_000_123i64)
+        .exec(&mut conn)?;
+    let serve = Serve::start_with(&["--postgres", &pg.admin_url(), "--redis", &redis.url()])?;
+    let f: Value = serde_json::from_str(&serve.wait_for("/api/fleet", 200)?)?;
+    assert_eq!(f["redis"], "ok", "{f}");
+    let site = |f: &Value, id: &str| {
+        f["sites"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["site_id"] == id).cloned())
+    };
+    assert_eq!(
+        site(&f, "a").context("a")?["relayed_at_ms"],
+        1_700_000_000_123i64
+    );
+    assert_eq!(site(&f, "b").context("b")?["relayed_at_ms"], Value::Null);
+
+    redis.kill9();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (status, _, body) = serve.get("/api/fleet")?;
+        assert_eq!(status, 200, "Redis down is not the fleet down: {}", body);
+        let f: Value = serde_json::from_str(&body)?;
+        if f["redis"] != "ok" {
+            assert!(f["redis"].as_str().unwrap_or("").contains("Redis"), "{f}");
+            break;
+        }
+        ensure!(Instant::now() < deadline, "Redis down never shown");
+        std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
 }
