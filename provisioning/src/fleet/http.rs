@@ -104,3 +104,74 @@ async fn fleet(State(mut latest): State<watch::Receiver<Reading>>) -> Response {
         .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(latest: watch::Receiver<Reading>, path: &str) -> (StatusCode, String, String) {
+        let r = router(latest)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (status, csp) = (
+            r.status(),
+            r.headers()
+                .get(header::CONTENT_SECURITY_POLICY)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+        );
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, csp, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_database_down_is_a_503_that_says_why_and_since_when() {
+        let (_tx, rx) = watch::channel(Reading::Down {
+            error: "cannot connect to postgres://x:***@db/docket: refused".into(),
+            since_ms: 42,
+        });
+        let (status, _, body) = get(rx, "/api/fleet").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["error"],
+            "head office database unreachable: cannot connect to postgres://x:***@db/docket: refused"
+        );
+        assert_eq!(v["down_since_ms"], 42);
+    }
+
+    #[tokio::test]
+    async fn no_reading_yet_is_a_503_not_a_hang() {
+        let (tx, rx) = watch::channel(Reading::Starting);
+        drop(tx);
+        let (status, _, body) = get(rx, "/api/fleet").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("still connecting"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_assets_come_with_a_policy_that_allows_no_inline_script() {
+        for path in ["/", "/fleet.js", "/fleet.css"] {
+            let (_tx, rx) = watch::channel(Reading::Starting);
+            let (status, csp, body) = get(rx, path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(
+                csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+                "{csp}"
+            );
+            assert!(!body.is_empty());
+        }
+        let (_tx, rx) = watch::channel(Reading::Starting);
+        let (_, _, page) = get(rx, "/").await;
+        // Scripts only from files, never inline; no style attributes either.
+        assert!(page.contains(r#"<script src="/fleet.js" defer></script>"#));
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(!page.contains(" style="));
+    }
+}

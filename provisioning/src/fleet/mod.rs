@@ -209,3 +209,19 @@ async fn read_once(
         .map_err(docket_cloud::CloudError::from)
         .context("reading the fleet views (has `docket cloud init` applied schema 008_fleet?)")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = anyhow::Error::new(io)
+            .context("PostgreSQL: error connecting to server: Connection refused")
+            .context("cannot connect to postgres://u:***@db/x");
+        assert_eq!(
+            super::chain(&e),
+            "cannot connect to postgres://u:***@db/x: PostgreSQL: error connecting to server: \
+             Connection refused"
+        );
+    }
+}
