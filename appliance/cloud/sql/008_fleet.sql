@@ -3,6 +3,10 @@
 -- (docs/grafana/docket-fleet.json) read these, so both show the same numbers. Every result
 -- leads with site_id. Views and functions only: the tables are the relay's.
 --
+-- Head office reads these (the schema owner, or a role it grants SELECT). Nothing is granted to
+-- docket_site: a view reads as its owner, past row-level security, and a site must not see the
+-- fleet. The functions run as their caller, so for a site's role they hold its own rows only.
+--
 -- Time windows are on docket.orders.placed_at, so the index orders_placed (site_id, placed_at)
 -- bounds each site's scan, and lines are reached by their primary key's prefix.
 
