@@ -50,6 +50,12 @@ pub enum Cmd {
     /// Pairs a tablet or screen: prints a QR code of its page's URL, lists the codes devices
     /// show, and approves one (`--code`), authenticated as a manager device.
     Pair(crate::pair::Pairing),
+    /// Head office's fleet view: a web page of every site live or stalled, sync lag, orders per
+    /// hour and speed of service, with an alert list of stalled sites.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCmd,
+    },
     /// Checks a running box over the LAN and says what is wrong and what to do.
     Doctor {
         /// The box: its address (HTTPS on 443), ADDRESS:PORT, or https://ADDRESS[:PORT].
@@ -152,6 +158,12 @@ pub enum CloudCmd {
         #[arg(long, env = "DOCKET_CLOUD_ADMIN_URL")]
         admin_url: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum FleetCmd {
+    /// Serves the fleet view (reads PostgreSQL every 2 s; never writes). Runs until Ctrl-C.
+    Serve(crate::fleet::ServeArgs),
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 mod cli;
 mod cloud;
 mod doctor;
+mod fleet;
 mod image;
 mod lan;
 mod manager;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Args, CloudCmd, Cmd, ImageCmd, SiteCmd, UplinkCmd};
+use cli::{Args, CloudCmd, Cmd, FleetCmd, ImageCmd, SiteCmd, UplinkCmd};
 
 /// Prints `v` with `--json`, else `human`.
 pub fn out(json: bool, v: serde_json::Value, human: &str) {
@@ -79,6 +80,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => image::configure(&dir, &image, json)?,
         Cmd::Flash { image, device, yes } => image::flash_cmd(&image, &device, yes, json)?,
         Cmd::Pair(p) => pair::pair(p, json)?,
+        Cmd::Fleet {
+            command: FleetCmd::Serve(a),
+        } => return fleet::serve(a),
         Cmd::Doctor {
             host,
             mqtt_port,

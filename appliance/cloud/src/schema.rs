@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "007_central_menus",
         include_str!("../sql/007_central_menus.sql"),
     ),
+    ("008_fleet", include_str!("../sql/008_fleet.sql")),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert
