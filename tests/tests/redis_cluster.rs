@@ -59,11 +59,8 @@ fn sites_on_two_nodes(redis: &Redis) -> anyhow::Result<[(String, u16); 2]> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sites_relay_into_a_cluster_every_event_once_and_in_order() -> R {
-    let redis = {
-        let mut r = Redis::init_cluster()?;
-        r.up()?;
-        r
-    };
+    let mut redis = Redis::init_cluster()?;
+    redis.up()?;
     let mut c = redis.connection()?;
 
     // Under the names before the hash tag, a site's stream and status hash are in different
@@ -124,6 +121,17 @@ async fn two_sites_relay_into_a_cluster_every_event_once_and_in_order() -> R {
         assert_eq!(d.metric("docket_uplink_up{target=\"redis\"}")?, 1.0);
     }
     assert_ne!(sites[0].1, sites[1].1);
+
+    // Every node killed: the box keeps serving; the cluster back (each node from its
+    // nodes.conf and append-only file), the rest arrives once, after what was there.
+    drop(c);
+    redis.kill9();
+    let (d, site) = (&boxes[0], &sites[0].0);
+    let more = service(d, "b", 20).await?;
+    d.metric_at_least("docket_uplink_failures_total{target=\"redis\"}", 1.0)
+        .await?;
+    redis.up()?;
+    redis_has_exactly(&redis, site, more)?;
     Ok(())
 }
 
