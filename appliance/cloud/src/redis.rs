@@ -173,11 +173,11 @@ pub async fn connect(url: &SecretUrl, within: Duration) -> Result<Conn, RedisErr
         }
         Target::Cluster(nodes) => {
             // A few quick retries inside the client: a node down is the relay's to retry,
-            // with its own backoff, not the client's for minutes.
+            // with its own backoff, not the client's for minutes. Each request's deadline is
+            // the caller's (`timed`), as on one server: no response timeout of the client's.
             let client = redis::cluster::ClusterClientBuilder::new(nodes)
                 .retries(2)
                 .connection_timeout(within)
-                .response_timeout(within)
                 .build()?;
             Ok(Conn::Cluster(
                 timed(within, client.get_async_connection()).await?,
