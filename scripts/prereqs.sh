@@ -25,6 +25,8 @@ docket_prereqs() {
         missing+=(postgresql)
     fi
     command -v redis-server >/dev/null || missing+=(redis-server)
+    # redis-cli makes the relay tests' three-node Redis Cluster (--cluster create).
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v setpriv >/dev/null || missing+=(util-linux)
     # The fault campaign puts the box in its own network namespace (ip netns, veth) where it can.
     command -v ip >/dev/null || missing+=(iproute2)

@@ -260,6 +260,10 @@ pub fn uplink_set(dir: &Path, c: UplinkChange, json: bool) -> anyhow::Result<()>
         tls: None,
     };
     bundle::check_content(&probe)?;
+    if let Some(u) = &s.redis_url {
+        // A cluster's node list is read here, not first on the box.
+        docket_cloud::redis::Target::parse(&docket_cloud::SecretUrl::new(u))?;
+    }
     // Tried live from this laptop: a server that answers "no" (bad password, no such
     // database) stops here with nothing saved; one this laptop cannot reach is saved
     // with a warning (the box may reach it where the laptop does not).

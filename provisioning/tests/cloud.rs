@@ -159,5 +159,16 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
         "{text}"
     );
     assert!(std::fs::read_to_string(dir.join("site.toml"))?.contains("redis://127.0.0.1:1"));
+    // A Redis Cluster is named by its nodes and tried as one; a node list that is not
+    // host:port pairs is refused before anything is tried or saved.
+    let mut cluster = docket_tests::servers::Redis::init_cluster()?;
+    cluster.up()?;
+    let (ok, text) = uplink_set(dir_s, &["--redis", &cluster.url(), "--json"])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(v["tried"]["redis"], "ok", "{text}");
+    let (ok, text) = uplink_set(dir_s, &["--redis", "redis+cluster://127.0.0.1:1,nohost"])?;
+    assert!(!ok && text.contains("host:port"), "{text}");
+    assert!(std::fs::read_to_string(dir.join("site.toml"))?.contains(&cluster.url()));
     Ok(())
 }

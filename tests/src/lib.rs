@@ -7,6 +7,7 @@ pub mod device;
 pub mod faults;
 pub mod printer;
 pub mod raw;
+pub mod redis_cluster;
 pub mod secure;
 pub mod servers;
 pub mod vm;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::redis_cluster::{AnyConnection, Cluster};
 use crate::{free_port, DEADLINE};
 
 /// Starts `cmd` with its output discarded (a server that logs to its own file).
@@ -300,20 +301,44 @@ impl Drop for Postgres {
 }
 
 /// A Redis server of its own, with an append-only file synced on every write (as head office
-/// would run it), so that a restart keeps the stream.
+/// would run it), so that a restart keeps the stream. With `DOCKET_TEST_REDIS=cluster` it is a
+/// three-node Redis Cluster instead ([`Cluster`]): `url` names it (`redis+cluster://`),
+/// `connection` routes by key slot, `kill9` and `up` take every node down and back.
 pub struct Redis {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    cluster: Option<Cluster>,
 }
 
 impl Redis {
-    /// Picks the port; the server is not running.
+    /// Picks the port (ports, for a cluster); the server is not running.
     pub fn init() -> anyhow::Result<Redis> {
+        if crate::redis_cluster::wanted() {
+            Redis::init_cluster()
+        } else {
+            Redis::init_single()
+        }
+    }
+
+    /// One server, whatever `DOCKET_TEST_REDIS` says.
+    pub fn init_single() -> anyhow::Result<Redis> {
         Ok(Redis {
             dir: tempfile::Builder::new().prefix("docket-redis-").tempdir()?,
             port: free_port(),
             child: None,
+            cluster: None,
+        })
+    }
+
+    /// A three-node cluster, whatever `DOCKET_TEST_REDIS` says; `port` is its first node's.
+    pub fn init_cluster() -> anyhow::Result<Redis> {
+        let cluster = Cluster::init()?;
+        Ok(Redis {
+            dir: tempfile::Builder::new().prefix("docket-redis-").tempdir()?,
+            port: cluster.ports()[0],
+            child: None,
+            cluster: Some(cluster),
         })
     }
 
@@ -323,7 +348,15 @@ impl Redis {
         Ok(r)
     }
 
+    /// The cluster, when this is one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
     pub fn up(&mut self) -> anyhow::Result<()> {
+        if let Some(c) = self.cluster.as_mut() {
+            return c.up();
+        }
         let log = self.dir.path().join("redis.log");
         let mut cmd = Command::new("redis-server");
         let cmd = cmd
@@ -359,18 +392,27 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.cluster {
+            Some(c) => c.url(),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     pub fn kill9(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.kill9();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    pub fn connection(&self) -> anyhow::Result<redis::Connection> {
-        Ok(redis::Client::open(self.url())?.get_connection()?)
+    pub fn connection(&self) -> anyhow::Result<AnyConnection> {
+        Ok(match &self.cluster {
+            Some(c) => AnyConnection::Cluster(Box::new(c.connection()?)),
+            None => AnyConnection::Single(redis::Client::open(self.url())?.get_connection()?),
+        })
     }
 }
 

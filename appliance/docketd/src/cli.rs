@@ -249,12 +249,7 @@ pub async fn uplink_check(cfg: &Config) -> anyhow::Result<()> {
         }
     }
     if let Some(url) = &cfg.uplink.redis_url {
-        let r: Result<String, redis::RedisError> = async {
-            let client = redis::Client::open(url.expose())?;
-            let mut c = client.get_multiplexed_async_connection().await?;
-            redis::cmd("PING").query_async(&mut c).await
-        }
-        .await;
+        let r = docket_cloud::redis::probe(url, cfg.uplink.timeouts()).await;
         match r {
             Ok(_) => println!("{}", json!({"redis": url.redacted(), "ok": true})),
             Err(e) => {

@@ -122,7 +122,7 @@ pub async fn pg_has_exactly(pg: &tokio_postgres::Client, site: &str, n: u64) -> 
 
 /// Waits until the Redis stream holds `n` entries; checks ids 0-1..0-n in order, seq fields.
 pub fn redis_has_exactly(redis: &Redis, site: &str, n: u64) -> R {
-    let key = format!("docket:{site}:events");
+    let key = format!("docket:{{{site}}}:events");
     let deadline = std::time::Instant::now() + CATCH_UP;
     loop {
         let len: u64 = redis
@@ -148,7 +148,7 @@ pub fn redis_has_exactly(redis: &Redis, site: &str, n: u64) -> R {
                 anyhow::ensure!(e.id == format!("0-{seq}"));
             }
             let last: u64 = redis::cmd("HGET")
-                .arg(format!("docket:{site}:status"))
+                .arg(format!("docket:{{{site}}}:status"))
                 .arg("last_seq")
                 .query(&mut c)?;
             anyhow::ensure!(last == n, "status last_seq {last}, want {n}");
@@ -161,7 +161,7 @@ pub fn redis_has_exactly(redis: &Redis, site: &str, n: u64) -> R {
     }
 }
 
-/// Waits for `docket:{site}:menu` and the status hash's `menu_version` to agree, then returns
+/// Waits for `docket:{<site>}:menu` and the status hash's `menu_version` to agree, then returns
 /// the version and whether the fries are 86'd in it.
 pub async fn redis_menu(redis: &Redis, site: &str) -> anyhow::Result<(u64, bool)> {
     let deadline = std::time::Instant::now() + CATCH_UP;
@@ -169,10 +169,10 @@ pub async fn redis_menu(redis: &Redis, site: &str) -> anyhow::Result<(u64, bool)
     loop {
         let mut c = redis.connection()?;
         let json: Option<String> = redis::cmd("GET")
-            .arg(format!("docket:{site}:menu"))
+            .arg(format!("docket:{{{site}}}:menu"))
             .query(&mut c)?;
         let status: Option<u64> = redis::cmd("HGET")
-            .arg(format!("docket:{site}:status"))
+            .arg(format!("docket:{{{site}}}:status"))
             .arg("menu_version")
             .query(&mut c)?;
         if let Some(json) = json {

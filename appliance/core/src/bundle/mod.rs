@@ -172,7 +172,11 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
     if !ok(&b.postgres_url, &["postgres", "postgresql"]) {
         return Err(BundleError::BadUrl("postgres"));
     }
-    if !ok(&b.redis_url, &["redis", "rediss"]) {
+    // `+cluster`: a Redis Cluster, its seed nodes comma-separated (docket_cloud::redis).
+    if !ok(
+        &b.redis_url,
+        &["redis", "rediss", "redis+cluster", "rediss+cluster"],
+    ) {
         return Err(BundleError::BadUrl("redis"));
     }
     if !b.plaintext_uplink {
@@ -185,8 +189,11 @@ pub fn check_content(b: &Bundle) -> Result<(), BundleError> {
                 "?sslmode=verify-full (or require, verify-ca) in the URL",
             ));
         }
-        if !ok(&b.redis_url, &["rediss"]) {
-            return Err(BundleError::Plaintext("redis", "a rediss:// URL"));
+        if !ok(&b.redis_url, &["rediss", "rediss+cluster"]) {
+            return Err(BundleError::Plaintext(
+                "redis",
+                "a rediss:// (or rediss+cluster://) URL",
+            ));
         }
     }
     if b.managers.len() > MAX_MANAGERS {
@@ -320,6 +327,7 @@ mod tests {
             (Some("postgres://u:p@h/db?sslmode=prefer"), None),
             (Some("postgres://u:p@h/db?sslmode=disable"), None),
             (None, Some("redis://h:6379")),
+            (None, Some("redis+cluster://h1:7000,h2:7001")),
             (
                 Some("postgres://u:p@h/db?sslmode=require"),
                 Some("redis://h"),
@@ -334,6 +342,8 @@ mod tests {
             );
             assert!(check(with(pg, redis, true)).is_ok(), "{pg:?} {redis:?}");
         }
+        let cluster = Some("rediss+cluster://:pw@h1:7000,h2:7001");
+        assert!(check(with(None, cluster, false)).is_ok());
         for pg in ["require", "verify-ca", "verify-full"] {
             let url = format!("postgres://u:p@h/db?application_name=x&sslmode={pg}");
             assert!(check(with(Some(&url), Some("rediss://h:6380"), false)).is_ok());

@@ -137,7 +137,11 @@ pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigErr
         inbound_device,
         inbound_poll_ms,
         postgres_url: url("postgres_url", u.postgres_url, &["postgres", "postgresql"])?,
-        redis_url: url("redis_url", u.redis_url, &["redis", "rediss"])?,
+        redis_url: redis_url(url(
+            "redis_url",
+            u.redis_url,
+            &["redis", "rediss", "redis+cluster", "rediss+cluster"],
+        )?)?,
         batch_size: bounded("uplink.batch_size", u.batch_size, 500, 1, 10_000)?,
         poll_interval_ms: ms(
             "uplink.poll_interval_ms",
@@ -179,6 +183,16 @@ pub(super) fn uplink(u: RawUplink, bounded: Bounded) -> Result<Uplink, ConfigErr
         menus_from_head_office: u.menus_from_head_office.unwrap_or(true),
         menus_poll_ms: ms("uplink.menus_poll_ms", u.menus_poll_ms, 3_000, 50, 600_000)?,
     })
+}
+
+/// A cluster URL's nodes are read now, so a typo stops the start with the reason rather than
+/// failing every reconnect.
+fn redis_url(u: Option<SecretUrl>) -> Result<Option<SecretUrl>, ConfigError> {
+    if let Some(u) = &u {
+        docket_cloud::redis::Target::parse(u)
+            .map_err(|e| ConfigError::Invalid(format!("uplink.redis_url: {e}")))?;
+    }
+    Ok(u)
 }
 
 #[cfg(test)]
@@ -231,6 +245,19 @@ mod tests {
             ..Default::default()
         })
         .contains("redis"));
+        let e = bad(RawUplink {
+            redis_url: Some("redis+cluster://:pw@h1:7000,h2/".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("host:port") && !e.contains("pw@"), "{e}");
+        let ok = RawConfig {
+            uplink: RawUplink {
+                redis_url: Some("rediss+cluster://:pw@h1:7000,h2:7001/".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(ok.validate().unwrap().uplink.redis_url.is_some());
         assert!(bad(RawUplink {
             batch_size: Some(0),
             ..Default::default()

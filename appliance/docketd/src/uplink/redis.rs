@@ -1,19 +1,21 @@
 //! The Redis relay: the live feed. Appends each committed event to the stream
-//! `docket:{site_id}:events` (entry id `0-{seq}`, fields `seq`, `type`, `order_id`, `body` as
-//! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{site_id}:status`
-//! and the key `docket:{site_id}:menu` (the menu the box serves, as JSON, set again whenever its
-//! version changes; its history is PostgreSQL's `docket.menus`).
+//! `docket:{<site_id>}:events` (entry id `0-{seq}`, fields `seq`, `type`, `order_id`, `body` as
+//! JSON; trimmed to about `redis_maxlen` entries) and keeps the hash `docket:{<site_id>}:status`
+//! and the key `docket:{<site_id>}:menu` (the menu the box serves, as JSON, set again whenever its
+//! version changes; its history is PostgreSQL's `docket.menus`). The braces are a Redis Cluster
+//! hash tag: one site's keys share a slot, so the MULTI/EXEC pipelines that touch the stream
+//! and the status hash (or the menu and the hash) are legal on a cluster too.
 //! Its cursor is its own: Redis down never holds up PostgreSQL, and the reverse. Entry ids
 //! follow seq, so an event already in the stream (a crash between the append and the cursor)
 //! is skipped by comparing with the stream's last id, never appended twice. (The technician's
-//! login check is `docket_cloud::redis::probe`.)
-
+//! login check is `docket_cloud::redis::probe`.) Keys of the names before the hash tag are
+//! renamed once, on a single server ([`rename_old_keys`]).
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use docket_cloud::redis::Conn;
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::{self, BacklogHandle};
@@ -48,15 +50,24 @@ pub struct Relay {
 }
 
 pub fn stream_key(site: &str) -> String {
-    format!("docket:{site}:events")
+    format!("docket:{{{site}}}:events")
 }
 
 pub fn status_key(site: &str) -> String {
-    format!("docket:{site}:status")
+    format!("docket:{{{site}}}:status")
 }
 
 pub fn menu_key(site: &str) -> String {
-    format!("docket:{site}:menu")
+    format!("docket:{{{site}}}:menu")
+}
+
+/// Each key under the name it had before the hash tag, and its name now.
+fn renamed_keys(site: &str) -> [(String, String); 3] {
+    [
+        (format!("docket:{site}:events"), stream_key(site)),
+        (format!("docket:{site}:status"), status_key(site)),
+        (format!("docket:{site}:menu"), menu_key(site)),
+    ]
 }
 
 /// One request to Redis, given up after `d`.
@@ -78,7 +89,9 @@ pub async fn run(r: Relay) {
             return;
         }
     };
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
+    // Old key names are looked for on the first connection of this run only.
+    let mut renamed = false;
     // The menu version Redis has from this connection (none yet: set it once connected).
     let mut menu_sent: Option<u64> = None;
     loop {
@@ -90,6 +103,12 @@ pub async fn run(r: Relay) {
                 let t = Duration::from_millis(r.settings.connect_timeout_ms);
                 conn = Some(docket_cloud::redis::connect(&r.url, t).await?);
                 menu_sent = None;
+            }
+            if !renamed {
+                if let Some(c) = conn.as_mut().filter(|c| !c.is_cluster()) {
+                    rename_old_keys(&r, c).await?;
+                }
+                renamed = true;
             }
             let Some(c) = conn.as_mut() else {
                 unreachable!("connected above")
@@ -121,8 +140,30 @@ pub async fn run(r: Relay) {
     }
 }
 
+/// A box that relayed before the hash tag left `docket:<site>:…` keys on its (single) Redis:
+/// each is renamed to its new name when it exists and the new name does not (RENAMENX), so the
+/// stream's history and its last id (what keeps an event from being appended twice) carry
+/// over. A cluster never held the old names: their pipelines crossed slots and were refused.
+async fn rename_old_keys(r: &Relay, c: &mut Conn) -> Result<(), RedisError> {
+    let t = Duration::from_millis(r.settings.statement_timeout_ms);
+    for (old, new) in renamed_keys(&r.site_id) {
+        let exists: bool = timed(t, redis::cmd("EXISTS").arg(&old).query_async(c)).await?;
+        if !exists {
+            continue;
+        }
+        let moved: bool =
+            timed(t, redis::cmd("RENAMENX").arg(&old).arg(&new).query_async(c)).await?;
+        if moved {
+            tracing::info!(from = %old, to = %new, "uplink redis: renamed a key to its cluster-safe name");
+        } else {
+            tracing::warn!(old = %old, new = %new, "uplink redis: both the old and the new key exist; the old one is left as it is");
+        }
+    }
+    Ok(())
+}
+
 /// The seq of the stream's last entry (0 when empty or absent).
-async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, RedisError> {
+async fn stream_top(r: &Relay, c: &mut Conn) -> Result<u64, RedisError> {
     let t = Duration::from_millis(r.settings.statement_timeout_ms);
     let reply: redis::streams::StreamRangeReply = timed(
         t,
@@ -147,7 +188,7 @@ async fn stream_top(r: &Relay, c: &mut MultiplexedConnection) -> Result<u64, Red
 /// is not the one Redis was last given.
 async fn relay_menu(
     r: &Relay,
-    c: &mut MultiplexedConnection,
+    c: &mut Conn,
     local: &BacklogHandle,
     sent: &mut Option<u64>,
 ) -> Result<(), RedisError> {
@@ -176,11 +217,7 @@ async fn relay_menu(
     Ok(())
 }
 
-async fn relay_once(
-    r: &Relay,
-    c: &mut MultiplexedConnection,
-    local: &BacklogHandle,
-) -> Result<usize, RedisError> {
+async fn relay_once(r: &Relay, c: &mut Conn, local: &BacklogHandle) -> Result<usize, RedisError> {
     let (m, counts) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
     let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
     m.cursor.store(cursor, Relaxed);
