@@ -33,9 +33,9 @@ step "relay tests on a 3-node Redis Cluster and a partitioned PostgreSQL"
 # The same relay tests again, head office being a Redis Cluster of three real redis-server
 # processes (tests/src/redis_cluster.rs) and a partitioned PostgreSQL: every key and every
 # statement must hold there too. uplink is the Redis relay; faults, inbound and hq_menus the
-# PostgreSQL side. About a minute on 2 cores once built.
+# PostgreSQL side; fleet_view the fleet view reading both. About a minute on 2 cores once built.
 DOCKET_TEST_REDIS=cluster DOCKET_TEST_POSTGRES=partitioned \
-    cargo test -p docket-tests --locked --test uplink --test faults --test inbound --test hq_menus \
+    cargo test -p docket-tests --locked --test uplink --test faults --test inbound --test hq_menus --test fleet_view \
     -- --test-threads="${DOCKET_TEST_THREADS:-4}"
 
 step "firmware: systemd units (verify, security score), first boot, the box's config"

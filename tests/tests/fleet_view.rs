@@ -479,7 +479,7 @@ fn with_redis_each_site_gets_its_relay_time_and_a_redis_down_is_said_not_fatal()
     let mut conn = redis.connection()?;
     // As docketd's relay keeps it (appliance/docketd/src/uplink/redis.rs).
     redis::cmd("HSET")
-        .arg("docket:a:status")
+        .arg("docket:{a}:status")
         .arg("relayed_at_ms")
         .arg(1_700_000_000_123i64)
         .exec(&mut conn)?;

@@ -161,6 +161,23 @@ impl redis::aio::ConnectionLike for Conn {
     }
 }
 
+/// A site's event stream: entry id `0-{seq}`. The braces are a Redis Cluster hash tag: a
+/// site's keys share one slot, so one MULTI/EXEC may touch them all.
+pub fn stream_key(site: &str) -> String {
+    format!("docket:{{{site}}}:events")
+}
+
+/// A site's status hash: `site_id`, `last_seq`, `relayed_at_ms`, `docketd_version`,
+/// `menu_version`.
+pub fn status_key(site: &str) -> String {
+    format!("docket:{{{site}}}:status")
+}
+
+/// The menu a site serves now, as JSON.
+pub fn menu_key(site: &str) -> String {
+    format!("docket:{{{site}}}:menu")
+}
+
 /// Connects within `within`: to the server, or to the cluster (its slot map read from the
 /// first seed that answers).
 pub async fn connect(url: &SecretUrl, within: Duration) -> Result<Conn, RedisError> {

@@ -84,13 +84,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pg = SecretUrl::new(args.postgres);
     let redis = match args.redis.filter(|r| !r.is_empty()) {
         Some(r) => {
-            ::redis::Client::open(r.as_str()).with_context(|| {
-                format!(
-                    "--redis is not a Redis URL ({})",
-                    SecretUrl::new(r.as_str()).redacted()
-                )
-            })?;
-            Some(SecretUrl::new(r))
+            // One server or a `redis+cluster://` cluster, read as the relay reads it.
+            let url = SecretUrl::new(r);
+            let bad = || format!("--redis is not a Redis URL ({})", url.redacted());
+            match docket_cloud::redis::Target::parse(&url).with_context(bad)? {
+                docket_cloud::redis::Target::Single(u) => {
+                    ::redis::Client::open(u.as_str()).with_context(bad)?;
+                }
+                docket_cloud::redis::Target::Cluster(nodes) => {
+                    for n in &nodes {
+                        ::redis::Client::open(n.as_str()).with_context(bad)?;
+                    }
+                }
+            }
+            Some(url)
         }
         None => None,
     };

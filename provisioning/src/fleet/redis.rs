@@ -2,27 +2,24 @@
 //! last wrote to Redis. PostgreSQL is the fleet view's truth; Redis only adds a column, and
 //! a Redis that is down is shown, never fatal.
 //!
-//! Owns the Redis key names the view reads ([`status_key`]); writes nothing.
+//! Reads the status hash under the name docket-cloud gives it ([`status_key`]); writes nothing.
 
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
-use docket_cloud::redis::{connect, timed};
+use docket_cloud::redis::{connect, timed, Conn};
 use docket_cloud::SecretUrl;
 
 use super::Fleet;
 
 const WITHIN: Duration = Duration::from_secs(2);
 
-/// A site's status hash (fields last_seq, relayed_at_ms, docketd_version), as docketd's relay
-/// names it. The one place this view spells a Redis key.
-pub fn status_key(site: &str) -> String {
-    format!("docket:{site}:status")
-}
+/// A site's status hash (fields last_seq, relayed_at_ms, docketd_version): docketd's relay
+/// and this view take the name from docket-cloud.
+pub use docket_cloud::redis::status_key;
 
 pub struct Status {
     url: Option<SecretUrl>,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
 }
 
 impl Status {
@@ -57,6 +54,24 @@ impl Status {
             Some(c) => c,
             None => self.conn.insert(connect(url, WITHIN).await?),
         };
+        // On a cluster, the sites' keys live on different nodes: one request per key (each
+        // routed to its slot's node), all within the one deadline.
+        if matches!(conn, Conn::Cluster(_)) {
+            let mut times = Vec::with_capacity(fleet.sites.len());
+            let all = async {
+                for s in &fleet.sites {
+                    let t: Option<i64> = ::redis::cmd("HGET")
+                        .arg(status_key(&s.site_id))
+                        .arg("relayed_at_ms")
+                        .query_async(conn)
+                        .await?;
+                    times.push(t);
+                }
+                Ok(())
+            };
+            timed(WITHIN, all).await?;
+            return Ok(times);
+        }
         let mut pipe = ::redis::pipe();
         for s in &fleet.sites {
             pipe.hget(status_key(&s.site_id), "relayed_at_ms");

@@ -49,17 +49,9 @@ pub struct Relay {
     pub stop: CancellationToken,
 }
 
-pub fn stream_key(site: &str) -> String {
-    format!("docket:{{{site}}}:events")
-}
-
-pub fn status_key(site: &str) -> String {
-    format!("docket:{{{site}}}:status")
-}
-
-pub fn menu_key(site: &str) -> String {
-    format!("docket:{{{site}}}:menu")
-}
+/// The key names are head office's contract, spelled once in docket-cloud (the fleet view
+/// reads them too).
+pub use docket_cloud::redis::{menu_key, status_key, stream_key};
 
 /// Each key under the name it had before the hash tag, and its name now.
 fn renamed_keys(site: &str) -> [(String, String); 3] {
