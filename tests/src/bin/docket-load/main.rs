@@ -212,8 +212,19 @@ async fn scenario(name: &str, a: &Args) -> anyhow::Result<Value> {
     })
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // A few blocking threads: the fleet scenario's thousand in-process sites read SQLite
+    // through the blocking pool, and hundreds of threads (tokio's default cap is 512) spent
+    // the machine's two cores switching between them and contending in malloc.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let a = Args::parse();
     let _ = TLS.set(a.tls);
     let names: Vec<&str> = if a.scenario == "all" {
