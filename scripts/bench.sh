@@ -13,7 +13,8 @@
 #                                        study's load, and 100 sites back from an hour offline
 #                                        (--fleet-sites 10,100,1000 --catchup-sites 100
 #                                        --catchup-minutes 60; --fleet-partitions 16: head
-#                                        office's schema partitioned by site)
+#                                        office's schema partitioned by site; --fleet-poll-ms
+#                                        1000: the sites' uplink poll_interval_ms)
 #   scripts/bench.sh --scenario pi       x100 and flat-out against a docketd on a Raspberry Pi 4's
 #                                        CPU (cgroup v1 quotas) with an SD card's fsync (FUSE,
 #                                        docket-slowfs); needs root, else "not available"; see
@@ -29,9 +30,10 @@
 #   scripts/bench.sh --update-docs       put this run's results into docs/benchmarks.md
 #   scripts/bench.sh --debug             use the dev build (CI: one build profile) instead
 #
-# Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog and fleet, Mosquitto for
-# broker-hop and connections, Chromium and playwright-core for browser) and raises the open-file
-# limit for the connections scenario (docketd holds 1 descriptor per connection). Where that
+# Installs what it needs when missing (scripts/prereqs.sh: PostgreSQL for backlog and fleet,
+# Mosquitto for broker-hop and connections, Chromium and playwright-core for browser) and raises
+# the open-file limit for the connections scenario (docketd holds 1 descriptor per connection)
+# and fleet (about 12 per site). Where that
 # limit cannot be raised far enough, connections-vm runs the same scenario inside the box's test
 # image under QEMU (built here with scripts/build-test-image.sh --load; needs root).
 set -euo pipefail
@@ -50,6 +52,7 @@ fleet_sites=10,100,1000
 catchup_sites=100
 catchup_minutes=60
 fleet_partitions=0
+fleet_poll=()
 json=""
 profile=release
 update_docs=0
@@ -61,6 +64,7 @@ while [[ $# -gt 0 ]]; do
         --catchup-sites) catchup_sites=$2; shift ;;
         --catchup-minutes) catchup_minutes=$2; shift ;;
         --fleet-partitions) fleet_partitions=$2; shift ;;
+        --fleet-poll-ms) fleet_poll=(--fleet-poll-ms "$2"); shift ;;
         --connections) connections=$2; shift ;;
         --vm-connections) vm_connections=$2; shift ;;
         --keep-alive) keep_alive=$2; shift ;;
@@ -72,7 +76,7 @@ while [[ $# -gt 0 ]]; do
         --debug) profile=debug ;;
         --update-docs) update_docs=1 ;;
         --pi-fsync-ms) pi_fsync_ms=$2; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -119,7 +123,8 @@ args=(--scenario "$scenario" --duration "$duration" --backlog-events "$backlog"
     --restart-events "$restart_events" --connections "$connections" --hop-messages "$hop_messages"
     --vm-image "$vm_image" --vm-connections "$vm_connections" --keep-alive "$keep_alive"
     --pi-fsync-ms "$pi_fsync_ms" --fleet-sites "$fleet_sites" --catchup-sites "$catchup_sites"
-    --catchup-minutes "$catchup_minutes" --fleet-partitions "$fleet_partitions" --markdown "$md")
+    --catchup-minutes "$catchup_minutes" --fleet-partitions "$fleet_partitions" "${fleet_poll[@]}"
+    --markdown "$md")
 [[ -n $json ]] && args+=(--json "$json")
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 "$target_dir/$profile/docket-load" "${args[@]}"
