@@ -14,6 +14,16 @@ use serde_json::{json, Value};
 
 use crate::measure::{ms, screen, screen_counts, timed_place, Measure, Proc, Sent};
 
+/// What the bench's tablets order from the demo menu (the fleet's in-process sites too).
+pub(crate) const ITEMS: [&str; 6] = [
+    "burger-classic",
+    "fries",
+    "steak-ribeye",
+    "salad-caesar",
+    "ipa-pint",
+    "wings",
+];
+
 /// A tablet placing orders with Poisson arrivals at `per_min`, until `stop`.
 async fn tablet(
     mut c: Client,
@@ -23,14 +33,7 @@ async fn tablet(
     stop: Arc<AtomicBool>,
     placed: Arc<Mutex<Vec<String>>>,
 ) -> anyhow::Result<()> {
-    let items = [
-        "burger-classic",
-        "fries",
-        "steak-ribeye",
-        "salad-caesar",
-        "ipa-pint",
-        "wings",
-    ];
+    let items = ITEMS;
     while !stop.load(Relaxed) {
         let gap = -(1.0 - rand::random::<f64>()).ln() * 60.0 / per_min;
         let until = Instant::now() + Duration::from_secs_f64(gap.min(600.0));

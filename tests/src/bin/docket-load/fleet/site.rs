@@ -23,14 +23,7 @@ pub const ORDERS_PER_MIN: f64 = 100.0;
 /// completes it.
 pub const COOK_MS: u64 = 3_000;
 
-const ITEMS: [&str; 6] = [
-    "burger-classic",
-    "fries",
-    "steak-ribeye",
-    "salad-caesar",
-    "ipa-pint",
-    "wings",
-];
+use crate::loops::ITEMS;
 
 pub struct SimSite {
     pub id: String,
