@@ -17,13 +17,13 @@ use docket_core::decide::{Actor, OrderBook, Role};
 use docket_core::ledger::execute;
 use docket_core::wire::{self, CommandBody, Event, LineInput};
 
+use crate::loops::ITEMS;
+
 /// The case study's load per site: orders a minute.
 pub const ORDERS_PER_MIN: f64 = 100.0;
 /// How long an order stays on the kitchen's screens before its stations bump and the expo
 /// completes it.
 pub const COOK_MS: u64 = 3_000;
-
-use crate::loops::ITEMS;
 
 pub struct SimSite {
     pub id: String,
