@@ -106,6 +106,14 @@ test('the fleet view names stalled sites, draws its charts, and shows a new stal
   assert.equal(lines.length, 3);
   assert.ok(lines.every((n) => n >= 20), `p90 points per station: ${lines}`);
 
+  // Sync lag: every site in a bucket of time since contact, the two stalled in the red ones.
+  const lag = await page.$$eval('#chart-lag g[data-bucket]', (gs) =>
+    gs.map((g) => [g.dataset.bucket, Number(g.querySelector('rect').dataset.value), g.querySelector('rect').classList.contains('late')]),
+  );
+  assert.equal(lag.length, 5);
+  assert.equal(lag.reduce((n, [, v]) => n + v, 0), 12, `sync lag buckets: ${JSON.stringify(lag)}`);
+  assert.deepEqual(lag.filter(([, , late]) => late).map(([b, v]) => [b, v]), [['2–10 min', 1], ['> 10 min', 1]]);
+
   // The table: stalled first, one row per site.
   const rows = await page.$$eval('#sites tbody tr', (trs) => trs.map((tr) => [tr.dataset.site, tr.className]));
   assert.equal(rows.length, 12);

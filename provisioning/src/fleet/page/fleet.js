@@ -141,6 +141,48 @@ function drawOrders(svg, hours, counts) {
   hourLabels(f, hours);
 }
 
+/** Sync lag buckets: up to what age of last contact (seconds), and their labels. The last two
+ * are stalled (past the stall threshold, 2 min by default). */
+const LAG_BUCKETS = [
+  [10, '< 10 s'],
+  [60, '10–60 s'],
+  [120, '1–2 min'],
+  [600, '2–10 min'],
+  [Infinity, '> 10 min'],
+];
+
+/** How many sites sit in each sync lag bucket: one bar per bucket, stalled ones red. */
+function drawLag(svg, sites, drift, stallAfter) {
+  const f = frame(svg, 4);
+  const counts = LAG_BUCKETS.map(() => 0);
+  for (const s of sites) {
+    const age = s.seconds_since_contact + drift;
+    counts[LAG_BUCKETS.findIndex(([upTo]) => age < upTo)] += 1;
+  }
+  const max = axisMax(Math.max(...counts), 4);
+  yLabels(f, max, (v) => String(Math.round(v)));
+  const slot = PLOT_W / counts.length;
+  if (!f.plot.children.length) {
+    LAG_BUCKETS.forEach(([, label], i) => {
+      const g = f.plot.appendChild(svgEl('g', { 'data-bucket': label }));
+      const late = LAG_BUCKETS[i - 1] ? LAG_BUCKETS[i - 1][0] >= stallAfter : false;
+      g.appendChild(svgEl('rect', { class: late ? 'bar late' : 'bar' }));
+      g.appendChild(svgEl('text', { class: 'value', 'text-anchor': 'middle' }));
+      g.appendChild(svgEl('title'));
+      const x = f.xaxis.appendChild(svgEl('text', { 'text-anchor': 'middle', x: LEFT + slot * i + slot / 2, y: H - 10 }));
+      setText(x, label);
+    });
+  }
+  counts.forEach((n, i) => {
+    const [rect, value, title] = f.plot.children[i].children;
+    const h = (PLOT_H * n) / max;
+    setAttrs(rect, { x: LEFT + slot * i + 8, width: slot - 16, y: TOP + PLOT_H - h, height: h, 'data-value': n });
+    setAttrs(value, { x: LEFT + slot * i + slot / 2, y: TOP + PLOT_H - h - 6 });
+    setText(value, n ? String(n) : '');
+    setText(title, `${LAG_BUCKETS[i][1]} since last contact: ${n} sites`);
+  });
+}
+
 /** Grouped horizontal bars, p50 and p90 per station, keyed by station. */
 function drawSpeed(svg, stations) {
   svg.rows ??= new Map();
@@ -320,6 +362,7 @@ function render() {
   setText($('stall-after'), ago(data.stall_after_seconds));
   drawAlerts(data.alerts, drift);
   drawOrders($('chart-orders'), data.hours_ms, data.orders_per_hour);
+  drawLag($('chart-lag'), data.sites, drift, data.stall_after_seconds);
   drawSpeed($('chart-speed'), data.stations);
   drawP90($('chart-p90'), $('p90-legend'), data.hours_ms, data.stations);
   const speedBySite = new Map();
