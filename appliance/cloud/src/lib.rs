@@ -30,7 +30,7 @@ pub use schema::{
 };
 pub use tokio_postgres::Client;
 pub use url::SecretUrl;
-pub use write::{record_contact, site_last_seq, write_batch, write_menus};
+pub use write::{record_contact, site_last_seq, write_menus, Writer};
 
 /// One error for head office's PostgreSQL, whatever the step.
 #[derive(Debug, thiserror::Error)]

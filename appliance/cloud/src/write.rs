@@ -5,42 +5,129 @@
 //! only move to a higher version: a batch written twice (a crash between the commit and the
 //! box's cursor) changes nothing the second time. Executes what `project` decided; decides no
 //! row itself, and keeps no cursor (the caller's).
+//!
+//! A batch costs two round trips: its statements are prepared once per connection (the first
+//! batch), and the statements that do not wait on another's answer go together (PostgreSQL
+//! still runs them one after another, in the order sent). A thousand sites each sending a
+//! batch every poll made head office parse, plan and answer twelve messages a batch before.
 
 use std::collections::HashMap;
 
 use docket_core::wire::Event;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Statement};
 
 use crate::project::{self, EventRow, LineRow, OrderRow, ReadyAt};
 use crate::CloudError;
 
-/// Writes one batch: events, projections and the site row, in one transaction. `version` is the
-/// relaying docketd's, recorded in `docket.sites`.
-pub async fn write_batch(
-    client: &mut Client,
-    site: &str,
-    version: &str,
-    events: &[Event],
-    prices: &HashMap<String, i64>,
-) -> Result<(), CloudError> {
-    let tx = client.transaction().await?;
-    insert_events(&tx, site, &project::event_rows(events)?).await?;
-    let prior = ready_lines(&tx, site, &project::touched_orders(events)).await?;
-    let p = project::orders(events, prior, prices)?;
-    upsert_orders(&tx, site, &p.orders).await?;
-    upsert_lines(&tx, site, &p.lines).await?;
-    let last = events.last().map_or(0, |e| e.seq as i64);
-    tx.execute(
-        "INSERT INTO docket.sites (site_id, last_seq, docketd_version) VALUES ($1, $2, $3)
-         ON CONFLICT (site_id) DO UPDATE SET
-             last_seq = GREATEST(docket.sites.last_seq, EXCLUDED.last_seq),
-             last_contact = now(), docketd_version = EXCLUDED.docketd_version",
-        &[&site, &last, &version],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+/// Head office's batch writer over one connection, with its statements prepared on it.
+pub struct Writer {
+    client: Client,
+    prepared: Option<Prepared>,
 }
+
+/// The batch's statements, prepared on the writer's connection.
+struct Prepared {
+    events: Statement,
+    ready: Statement,
+    site: Statement,
+    orders: Statement,
+    lines: Statement,
+}
+
+impl Writer {
+    pub fn new(client: Client) -> Writer {
+        Writer {
+            client,
+            prepared: None,
+        }
+    }
+
+    /// The connection, for the odd statement (menus, the keep-alive, the site's last seq).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Writes one batch: events, projections and the site row, in one transaction. `version`
+    /// is the relaying docketd's, recorded in `docket.sites`.
+    pub async fn write_batch(
+        &mut self,
+        site: &str,
+        version: &str,
+        events: &[Event],
+        prices: &HashMap<String, i64>,
+    ) -> Result<(), CloudError> {
+        if self.prepared.is_none() {
+            self.prepared = Some(Prepared::on(&self.client).await?);
+        }
+        let Some(st) = &self.prepared else {
+            unreachable!("prepared above")
+        };
+        let c = &self.client;
+        let rows = project::event_rows(events)?;
+        let touched = project::touched_orders(events);
+        let last = events.last().map_or(0, |e| e.seq as i64);
+        let written = async {
+            // First the statements that wait on nothing, sent together; then the projections,
+            // which need head office's ready lines, with the commit.
+            let (_, _, prior, _) = tokio::try_join!(
+                simple(c, "BEGIN"),
+                insert_events(c, &st.events, site, &rows),
+                ready_lines(c, &st.ready, site, &touched),
+                async { Ok(c.execute(&st.site, &[&site, &last, &version]).await?) },
+            )?;
+            let p = project::orders(events, prior, prices)?;
+            tokio::try_join!(
+                upsert_orders(c, &st.orders, site, &p.orders),
+                upsert_lines(c, &st.lines, site, &p.lines),
+                // After a failed statement PostgreSQL ends the transaction here with a
+                // rollback, and the failure is what this batch returns.
+                simple(c, "COMMIT"),
+            )?;
+            Ok::<_, CloudError>(())
+        };
+        let result = written.await;
+        if result.is_err() && !c.is_closed() {
+            // A failure before the commit was sent leaves the transaction open: end it, so the
+            // connection can take the next batch (a no-op warning when none is open).
+            let _ = c.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
+}
+
+async fn simple(c: &Client, sql: &str) -> Result<(), CloudError> {
+    Ok(c.batch_execute(sql).await?)
+}
+
+impl Prepared {
+    /// All five prepared together, in one round trip.
+    async fn on(c: &Client) -> Result<Prepared, CloudError> {
+        let (events, ready, site, orders, lines) = tokio::try_join!(
+            c.prepare(INSERT_EVENTS),
+            c.prepare(READY_LINES),
+            c.prepare(UPSERT_SITE),
+            c.prepare(UPSERT_ORDERS),
+            c.prepare(UPSERT_LINES),
+        )?;
+        Ok(Prepared {
+            events,
+            ready,
+            site,
+            orders,
+            lines,
+        })
+    }
+}
+
+const UPSERT_SITE: &str = "INSERT INTO docket.sites (site_id, last_seq, docketd_version)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (site_id) DO UPDATE SET
+         last_seq = GREATEST(docket.sites.last_seq, EXCLUDED.last_seq),
+         last_contact = now(), docketd_version = EXCLUDED.docketd_version";
 
 /// Writes menu versions (`docket.menus`), each once: a version written twice changes nothing.
 pub async fn write_menus(
@@ -91,8 +178,17 @@ pub async fn record_contact(c: &Client, site: &str, version: &str) -> Result<(),
     Ok(())
 }
 
+const INSERT_EVENTS: &str =
+    "INSERT INTO docket.events (site_id, seq, type, order_id, version, device, at, body)
+     SELECT $1, seq, type, order_id, version, device, to_timestamp(at / 1000.0), body::jsonb
+     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                 $7::bigint[], $8::text[])
+          AS t(seq, type, order_id, version, device, at, body)
+     ON CONFLICT (site_id, seq) DO NOTHING";
+
 async fn insert_events(
-    tx: &Transaction<'_>,
+    c: &Client,
+    st: &Statement,
     site: &str,
     rows: &[EventRow<'_>],
 ) -> Result<(), CloudError> {
@@ -103,14 +199,8 @@ async fn insert_events(
     let devices: Vec<&str> = rows.iter().map(|r| r.device).collect();
     let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
     let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
-    tx.execute(
-        "INSERT INTO docket.events (site_id, seq, type, order_id, version, device, at, body)
-         SELECT $1, seq, type, order_id, version, device,
-                to_timestamp(at / 1000.0), body::jsonb
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                     $7::bigint[], $8::text[])
-              AS t(seq, type, order_id, version, device, at, body)
-         ON CONFLICT (site_id, seq) DO NOTHING",
+    c.execute(
+        st,
         &[
             &site, &seqs, &types, &order_ids, &versions, &devices, &ats, &bodies,
         ],
@@ -120,22 +210,18 @@ async fn insert_events(
 }
 
 /// Ready lines (and since when) head office already has of these orders, by order.
+const READY_LINES: &str = "SELECT order_id, n, (extract(epoch FROM ready_at) * 1000)::bigint
+     FROM docket.order_lines
+     WHERE site_id = $1 AND order_id = ANY($2) AND status = 'ready' AND ready_at IS NOT NULL";
+
 async fn ready_lines(
-    tx: &Transaction<'_>,
+    c: &Client,
+    st: &Statement,
     site: &str,
     orders: &[&str],
 ) -> Result<HashMap<String, ReadyAt>, CloudError> {
     let mut prior: HashMap<String, ReadyAt> = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT order_id, n, (extract(epoch FROM ready_at) * 1000)::bigint
-             FROM docket.order_lines
-             WHERE site_id = $1 AND order_id = ANY($2)
-               AND status = 'ready' AND ready_at IS NOT NULL",
-            &[&site, &orders],
-        )
-        .await?
-    {
+    for row in c.query(st, &[&site, &orders]).await? {
         let n: i32 = row.get(1);
         prior
             .entry(row.get(0))
@@ -145,8 +231,29 @@ async fn ready_lines(
     Ok(prior)
 }
 
+const UPSERT_ORDERS: &str =
+    "INSERT INTO docket.orders (site_id, order_id, ticket, table_name, status, version,
+                                fired_course, placed_at, completed_at, updated_at,
+                                rush, service, server)
+     SELECT $1, id, ticket, tbl, status, version, fired,
+            to_timestamp(placed / 1000.0), to_timestamp(completed / 1000.0), now(),
+            rush, service, server
+     FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                 $7::int[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[],
+                 $12::text[])
+          AS t(id, ticket, tbl, status, version, fired, placed, completed, rush, service,
+               server)
+     ON CONFLICT (site_id, order_id) DO UPDATE SET
+         status = EXCLUDED.status, version = EXCLUDED.version,
+         fired_course = EXCLUDED.fired_course, table_name = EXCLUDED.table_name,
+         completed_at = COALESCE(EXCLUDED.completed_at, docket.orders.completed_at),
+         rush = EXCLUDED.rush, service = EXCLUDED.service, server = EXCLUDED.server,
+         updated_at = now()
+     WHERE docket.orders.version < EXCLUDED.version";
+
 async fn upsert_orders(
-    tx: &Transaction<'_>,
+    c: &Client,
+    st: &Statement,
     site: &str,
     rows: &[OrderRow<'_>],
 ) -> Result<(), CloudError> {
@@ -161,25 +268,8 @@ async fn upsert_orders(
     let rush: Vec<bool> = rows.iter().map(|r| r.rush).collect();
     let service: Vec<&str> = rows.iter().map(|r| r.service).collect();
     let server: Vec<Option<&str>> = rows.iter().map(|r| r.server).collect();
-    tx.execute(
-        "INSERT INTO docket.orders (site_id, order_id, ticket, table_name, status, version,
-                                    fired_course, placed_at, completed_at, updated_at,
-                                    rush, service, server)
-         SELECT $1, id, ticket, tbl, status, version, fired,
-                to_timestamp(placed / 1000.0), to_timestamp(completed / 1000.0), now(),
-                rush, service, server
-         FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                     $7::int[], $8::bigint[], $9::bigint[], $10::bool[], $11::text[],
-                     $12::text[])
-              AS t(id, ticket, tbl, status, version, fired, placed, completed, rush, service,
-                   server)
-         ON CONFLICT (site_id, order_id) DO UPDATE SET
-             status = EXCLUDED.status, version = EXCLUDED.version,
-             fired_course = EXCLUDED.fired_course, table_name = EXCLUDED.table_name,
-             completed_at = COALESCE(EXCLUDED.completed_at, docket.orders.completed_at),
-             rush = EXCLUDED.rush, service = EXCLUDED.service, server = EXCLUDED.server,
-             updated_at = now()
-         WHERE docket.orders.version < EXCLUDED.version",
+    c.execute(
+        st,
         &[
             &site, &ids, &tickets, &tables, &status, &versions, &fired, &placed, &completed, &rush,
             &service, &server,
@@ -189,8 +279,30 @@ async fn upsert_orders(
     Ok(())
 }
 
+const UPSERT_LINES: &str =
+    "INSERT INTO docket.order_lines (site_id, order_id, n, item, name, qty, mods, notes,
+                                     course, station, status, unit_price_cents, ready_at,
+                                     version, allergy, seat, fired_at)
+     SELECT $1, oid, n, item, name, qty, mods::jsonb, notes, course, station, status, price,
+            to_timestamp(ready / 1000.0), version, allergy, seat,
+            to_timestamp(fired_at / 1000.0)
+     FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
+                 $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[],
+                 $13::bigint[], $14::bigint[], $15::text[], $16::int[], $17::bigint[])
+          AS t(oid, n, item, name, qty, mods, notes, course, station, status, price, ready,
+               version, allergy, seat, fired_at)
+     ON CONFLICT (site_id, order_id, n) DO UPDATE SET
+         qty = EXCLUDED.qty, mods = EXCLUDED.mods, notes = EXCLUDED.notes,
+         allergy = EXCLUDED.allergy, seat = EXCLUDED.seat, fired_at = EXCLUDED.fired_at,
+         course = EXCLUDED.course, status = EXCLUDED.status,
+         unit_price_cents = COALESCE(docket.order_lines.unit_price_cents,
+                                     EXCLUDED.unit_price_cents),
+         ready_at = EXCLUDED.ready_at, version = EXCLUDED.version
+     WHERE docket.order_lines.version < EXCLUDED.version";
+
 async fn upsert_lines(
-    tx: &Transaction<'_>,
+    c: &Client,
+    st: &Statement,
     site: &str,
     rows: &[LineRow<'_>],
 ) -> Result<(), CloudError> {
@@ -210,26 +322,8 @@ async fn upsert_lines(
     let version: Vec<i64> = rows.iter().map(|r| r.version).collect();
     let seat: Vec<Option<i32>> = rows.iter().map(|r| r.seat).collect();
     let fired_at: Vec<Option<i64>> = rows.iter().map(|r| r.fired_at).collect();
-    tx.execute(
-        "INSERT INTO docket.order_lines (site_id, order_id, n, item, name, qty, mods, notes,
-                                         course, station, status, unit_price_cents, ready_at,
-                                         version, allergy, seat, fired_at)
-         SELECT $1, oid, n, item, name, qty, mods::jsonb, notes, course, station, status, price,
-                to_timestamp(ready / 1000.0), version, allergy, seat,
-                to_timestamp(fired_at / 1000.0)
-         FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
-                     $8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[],
-                     $13::bigint[], $14::bigint[], $15::text[], $16::int[], $17::bigint[])
-              AS t(oid, n, item, name, qty, mods, notes, course, station, status, price, ready,
-                   version, allergy, seat, fired_at)
-         ON CONFLICT (site_id, order_id, n) DO UPDATE SET
-             qty = EXCLUDED.qty, mods = EXCLUDED.mods, notes = EXCLUDED.notes,
-             allergy = EXCLUDED.allergy, seat = EXCLUDED.seat, fired_at = EXCLUDED.fired_at,
-             course = EXCLUDED.course, status = EXCLUDED.status,
-             unit_price_cents = COALESCE(docket.order_lines.unit_price_cents,
-                                         EXCLUDED.unit_price_cents),
-             ready_at = EXCLUDED.ready_at, version = EXCLUDED.version
-         WHERE docket.order_lines.version < EXCLUDED.version",
+    c.execute(
+        st,
         &[
             &site, &order, &n, &item, &name, &qty, &mods, &notes, &course, &station, &status,
             &price, &ready, &version, &allergy, &seat, &fired_at,

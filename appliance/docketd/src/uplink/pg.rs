@@ -1,5 +1,5 @@
 //! The PostgreSQL relay: committed events after its cursor, in batches, each batch written by
-//! `docket_cloud::write_batch` in one transaction with the order projections; the local cursor
+//! `docket_cloud::Writer` in one transaction with the order projections; the local cursor
 //! advances only after the commit. PostgreSQL is the de-duplication authority: a batch written
 //! twice (a crash between the commit and the cursor) changes nothing the second time, and on
 //! connect a cursor behind head office's `last_seq` jumps forward.
@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docket_cloud::{Client, CloudError};
+use docket_cloud::{CloudError, Writer};
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::{self, BacklogHandle};
@@ -63,7 +63,7 @@ pub async fn run(r: Relay) {
             return;
         }
     };
-    let mut client: Option<Client> = None;
+    let mut client: Option<Writer> = None;
     let mut prices = Prices::default();
     let mut last_contact = Instant::now() - CONTACT_EVERY;
     let mut last_prune = Instant::now();
@@ -80,7 +80,7 @@ pub async fn run(r: Relay) {
                 local
                     .run(move |l| l.set_cursor(TARGET, from_pg, now_ms()))
                     .await?;
-                client = Some(c);
+                client = Some(Writer::new(c));
             }
             let Some(c) = client.as_mut() else {
                 unreachable!("connected above")
@@ -155,7 +155,7 @@ struct Prices {
 /// Relays the menu versions head office lacks (`docket.menus`), and keeps the prices current.
 async fn relay_menus(
     r: &Relay,
-    client: &mut Client,
+    client: &Writer,
     local: &BacklogHandle,
     prices: &mut Prices,
 ) -> Result<(), PgError> {
@@ -165,7 +165,7 @@ async fn relay_menus(
     }
     let menus = local.run(|l| l.unrelayed_menus(MENU_BATCH)).await?;
     if let Some(top) = menus.last().map(|m| m.menu.version) {
-        match docket_cloud::write_menus(client, &r.site_id, &menus).await {
+        match docket_cloud::write_menus(client.client(), &r.site_id, &menus).await {
             Ok(()) => {
                 local.run(move |l| l.menus_relayed(top, now_ms())).await?;
                 if std::mem::take(&mut prices.menus_refused) {
@@ -201,7 +201,7 @@ async fn relay_menus(
 /// One batch (or a keep-alive when idle). Returns how many events it relayed.
 async fn relay_once(
     r: &Relay,
-    client: &mut Client,
+    client: &mut Writer,
     local: &BacklogHandle,
     prices: &HashMap<String, i64>,
     last_contact: &mut Instant,
@@ -212,13 +212,13 @@ async fn relay_once(
     if events.is_empty() {
         m.lag_seconds.store(0, Relaxed);
         if last_contact.elapsed() >= CONTACT_EVERY {
-            docket_cloud::record_contact(client, &r.site_id, crate::VERSION).await?;
+            docket_cloud::record_contact(client.client(), &r.site_id, crate::VERSION).await?;
             *last_contact = Instant::now();
         }
         return Ok(0);
     }
     let last = events.last().map_or(cursor, |e| e.seq);
-    docket_cloud::write_batch(client, &r.site_id, crate::VERSION, &events, prices).await?;
+    (client.write_batch(&r.site_id, crate::VERSION, &events, prices)).await?;
     *last_contact = Instant::now();
     local
         .run(move |l| l.set_cursor(TARGET, last, now_ms()))
