@@ -3,6 +3,7 @@
 //! A connection of its own; the engine's writer is never shared.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use docket_core::wire::{self, Event};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -25,17 +26,13 @@ pub async fn open(db: PathBuf) -> Result<BacklogHandle, BlockingError> {
 }
 
 impl BlockingConn<Backlog> {
-    /// The cursor of `target` and up to `limit` events after it.
-    pub async fn next_batch(
+    /// Up to `limit` committed events after `after`, in seq order.
+    pub async fn events_after(
         &self,
-        target: &'static str,
+        after: u64,
         limit: usize,
-    ) -> Result<(u64, Vec<Event>), BlockingError> {
-        self.run(move |l| {
-            let c = l.cursor(target)?;
-            Ok((c, l.events_after(c, limit)?))
-        })
-        .await
+    ) -> Result<Vec<Event>, BlockingError> {
+        self.run(move |l| l.events_after(after, limit)).await
     }
 
     /// Wall-clock age in seconds of the oldest event after `cursor` (0 when there is none).
@@ -43,6 +40,69 @@ impl BlockingConn<Backlog> {
         let (_, oldest) = self.run(move |l| l.backlog(cursor)).await?;
         Ok(oldest.map_or(0, |at| now_ms.saturating_sub(at) / 1000))
     }
+}
+
+/// How often a moving relay writes its cursor to SQLite. The cursor in memory leads; a relay
+/// started again (after a crash or a power cut) may send up to this much once more, and head
+/// office drops it (PostgreSQL's `(site_id, seq)` key, the Redis stream's top entry), so the
+/// box writes its flash once a second per relay instead of once a batch.
+pub const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// A relay's cursor: the highest seq its target has, in memory, written to `uplink_cursor` at
+/// most every [`CURSOR_SAVE_EVERY`] while it moves and whenever the relay is idle or stops.
+pub struct Cursor {
+    target: &'static str,
+    seq: u64,
+    saved: u64,
+    saved_at: Instant,
+}
+
+impl Cursor {
+    /// The cursor as last written.
+    pub async fn load(
+        local: &BacklogHandle,
+        target: &'static str,
+    ) -> Result<Cursor, BlockingError> {
+        let seq = local.run(move |l| l.cursor(target)).await?;
+        Ok(Cursor {
+            target,
+            seq,
+            saved: seq,
+            saved_at: Instant::now(),
+        })
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The target has every event up to `seq` (a cursor never moves back).
+    pub fn advance(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
+    /// Writes the cursor when it moved since the last write and `force` (idle, connected,
+    /// stopping) or [`CURSOR_SAVE_EVERY`] has passed.
+    pub async fn save(&mut self, local: &BacklogHandle, force: bool) -> Result<(), BlockingError> {
+        if self.seq == self.saved || !(force || self.saved_at.elapsed() >= CURSOR_SAVE_EVERY) {
+            return Ok(());
+        }
+        let (target, seq) = (self.target, self.seq);
+        local
+            .run(move |l| l.set_cursor(target, seq, crate::clock::now_ms()))
+            .await?;
+        self.saved = seq;
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+}
+
+/// Wall-clock age in seconds of the oldest of `events` (0 for none): the relay's lag as of the
+/// read that found them.
+pub fn lag_of(events: &[Event], now_ms: u64) -> u64 {
+    events
+        .first()
+        .map_or(0, |e| now_ms.saturating_sub(e.at) / 1000)
 }
 
 impl Backlog {
@@ -221,6 +281,31 @@ mod tests {
         assert_eq!(l.cursor("redis").unwrap(), 0);
         assert_eq!(l.backlog(2).unwrap(), (3, Some(3)));
         assert_eq!(l.backlog(3).unwrap(), (3, None));
+    }
+
+    #[tokio::test]
+    async fn a_moving_cursor_is_written_at_most_once_a_second_and_always_when_forced() {
+        let (d, _l) = db_with_events(&[1, 2, 3]);
+        let local = open(d.0.join("db")).await.unwrap();
+        let saved = |local: &BacklogHandle| {
+            let local = local.clone();
+            async move { local.run(|l| l.cursor("postgres")).await.unwrap() }
+        };
+        let mut c = Cursor::load(&local, "postgres").await.unwrap();
+        c.advance(1);
+        c.save(&local, false).await.unwrap();
+        assert_eq!((c.seq(), saved(&local).await), (1, 0), "within the second");
+        c.advance(0);
+        assert_eq!(c.seq(), 1, "never back");
+        c.save(&local, true).await.unwrap();
+        assert_eq!(saved(&local).await, 1, "forced");
+        c.advance(2);
+        c.saved_at -= CURSOR_SAVE_EVERY;
+        c.save(&local, false).await.unwrap();
+        assert_eq!(saved(&local).await, 2, "a second later");
+        let again = Cursor::load(&local, "postgres").await.unwrap();
+        assert_eq!(again.seq(), 2);
+        assert_eq!(lag_of(&[], 5_000), 0);
     }
 
     /// A temp directory removed on drop (no dev-dependency needed for one directory).

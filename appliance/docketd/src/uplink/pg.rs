@@ -1,6 +1,7 @@
 //! The PostgreSQL relay: committed events after its cursor, in batches, each batch written by
-//! `docket_cloud::Writer` in one transaction with the order projections; the local cursor
-//! advances only after the commit. PostgreSQL is the de-duplication authority: a batch written
+//! `docket_cloud::Writer` in one transaction with the order projections; the cursor advances
+//! only after the commit (in memory; SQLite's copy at most once a second, `backlog::Cursor`).
+//! PostgreSQL is the de-duplication authority: a batch written
 //! twice (a crash between the commit and the cursor) changes nothing the second time, and on
 //! connect a cursor behind head office's `last_seq` jumps forward.
 //!
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use docket_cloud::{CloudError, Writer};
 use tokio_util::sync::CancellationToken;
 
-use super::backlog::{self, BacklogHandle};
+use super::backlog::{self, BacklogHandle, Cursor};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
@@ -63,13 +64,20 @@ pub async fn run(r: Relay) {
             return;
         }
     };
+    let mut cursor = match Cursor::load(&local, TARGET).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "uplink postgres: cannot read the relay's cursor; relay stopped");
+            return;
+        }
+    };
     let mut client: Option<Writer> = None;
     let mut prices = Prices::default();
     let mut last_contact = Instant::now() - CONTACT_EVERY;
     let mut last_prune = Instant::now();
     loop {
         if r.stop.is_cancelled() {
-            return;
+            break;
         }
         let step = async {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -77,16 +85,23 @@ pub async fn run(r: Relay) {
                 let c = docket_cloud::connect(&r.url, r.settings.timeouts()).await?;
                 let from_pg = docket_cloud::site_last_seq(&c, &r.site_id).await?;
                 // A batch committed there before the box could record it here: skip it.
-                local
-                    .run(move |l| l.set_cursor(TARGET, from_pg, now_ms()))
-                    .await?;
+                cursor.advance(from_pg);
+                cursor.save(&local, true).await?;
                 client = Some(Writer::new(c));
             }
             let Some(c) = client.as_mut() else {
                 unreachable!("connected above")
             };
             relay_menus(&r, c, &local, &mut prices).await?;
-            relay_once(&r, c, &local, &prices.by_item, &mut last_contact).await
+            relay_once(
+                &r,
+                c,
+                &local,
+                &mut cursor,
+                &prices.by_item,
+                &mut last_contact,
+            )
+            .await
         };
         match step.await {
             Ok(moved) => {
@@ -99,24 +114,28 @@ pub async fn run(r: Relay) {
                 if moved == 0
                     && !pause(&r.stop, Duration::from_millis(r.settings.poll_interval_ms)).await
                 {
-                    return;
+                    break;
                 }
             }
             Err(e) => {
                 client = None;
                 health.failed((m, c), &e);
-                update_lag(&r, &local).await;
+                update_lag(&r, &local, cursor.seq()).await;
                 if !pause(&r.stop, backoff.next_delay()).await {
-                    return;
+                    break;
                 }
             }
         }
     }
+    // Stopping: the cursor as it is, so a restart sends nothing again.
+    if let Err(e) = cursor.save(&local, true).await {
+        tracing::warn!(error = %e, "uplink postgres: the relay's cursor was not saved");
+    }
 }
 
-async fn update_lag(r: &Relay, local: &BacklogHandle) {
+async fn update_lag(r: &Relay, local: &BacklogHandle, cursor: u64) {
     let m = &r.status.uplink.postgres;
-    if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
+    if let Ok(lag) = local.lag_seconds(cursor, now_ms()).await {
         m.lag_seconds.store(lag, Relaxed);
     }
 }
@@ -203,28 +222,31 @@ async fn relay_once(
     r: &Relay,
     client: &mut Writer,
     local: &BacklogHandle,
+    cursor: &mut Cursor,
     prices: &HashMap<String, i64>,
     last_contact: &mut Instant,
 ) -> Result<usize, PgError> {
     let (m, c) = (&r.status.uplink.postgres, &r.metrics.uplink.postgres);
-    let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
-    m.cursor.store(cursor, Relaxed);
+    let events = local
+        .events_after(cursor.seq(), r.settings.batch_size)
+        .await?;
+    m.cursor.store(cursor.seq(), Relaxed);
+    m.lag_seconds
+        .store(backlog::lag_of(&events, now_ms()), Relaxed);
     if events.is_empty() {
-        m.lag_seconds.store(0, Relaxed);
+        cursor.save(local, true).await?;
         if last_contact.elapsed() >= CONTACT_EVERY {
             docket_cloud::record_contact(client.client(), &r.site_id, crate::VERSION).await?;
             *last_contact = Instant::now();
         }
         return Ok(0);
     }
-    let last = events.last().map_or(cursor, |e| e.seq);
+    let last = events.last().map_or(cursor.seq(), |e| e.seq);
     (client.write_batch(&r.site_id, crate::VERSION, &events, prices)).await?;
     *last_contact = Instant::now();
-    local
-        .run(move |l| l.set_cursor(TARGET, last, now_ms()))
-        .await?;
+    cursor.advance(last);
+    cursor.save(local, false).await?;
     m.cursor.store(last, Relaxed);
     c.relayed.fetch_add(events.len() as u64, Relaxed);
-    update_lag(r, local).await;
     Ok(events.len())
 }

@@ -6,8 +6,9 @@
 //! hash tag: one site's keys share a slot, so the MULTI/EXEC pipelines that touch the stream
 //! and the status hash (or the menu and the hash) are legal on a cluster too.
 //! Its cursor is its own: Redis down never holds up PostgreSQL, and the reverse. Entry ids
-//! follow seq, so an event already in the stream (a crash between the append and the cursor)
-//! is skipped by comparing with the stream's last id, never appended twice. (The technician's
+//! follow seq, so an event already in the stream (a crash between the append and the cursor,
+//! which is written at most once a second: `backlog::Cursor`) is skipped by comparing with the
+//! stream's last id, read once per connection, never appended twice. (The technician's
 //! login check is `docket_cloud::redis::probe`.) Keys of the names before the hash tag are
 //! renamed once, on a single server ([`rename_old_keys`]).
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use docket_cloud::redis::Conn;
 use tokio_util::sync::CancellationToken;
 
-use super::backlog::{self, BacklogHandle};
+use super::backlog::{self, BacklogHandle, Cursor};
 use super::{pause, Backoff, Health};
 use crate::clock::now_ms;
 use crate::config::{SecretUrl, Uplink};
@@ -81,20 +82,30 @@ pub async fn run(r: Relay) {
             return;
         }
     };
+    let mut cursor = match Cursor::load(&local, TARGET).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "uplink redis: cannot read the relay's cursor; relay stopped");
+            return;
+        }
+    };
     let mut conn: Option<Conn> = None;
+    // The stream's last seq, read once per connection: this relay is its only writer.
+    let mut top: Option<u64> = None;
     // Old key names are looked for on the first connection of this run only.
     let mut renamed = false;
     // The menu version Redis has from this connection (none yet: set it once connected).
     let mut menu_sent: Option<u64> = None;
     loop {
         if r.stop.is_cancelled() {
-            return;
+            break;
         }
         let step = async {
             if conn.is_none() {
                 let t = Duration::from_millis(r.settings.connect_timeout_ms);
                 conn = Some(docket_cloud::redis::connect(&r.url, t).await?);
                 menu_sent = None;
+                top = None;
             }
             if !renamed {
                 if let Some(c) = conn.as_mut().filter(|c| !c.is_cluster()) {
@@ -106,7 +117,7 @@ pub async fn run(r: Relay) {
                 unreachable!("connected above")
             };
             relay_menu(&r, c, &local, &mut menu_sent).await?;
-            relay_once(&r, c, &local).await
+            relay_once(&r, c, &local, &mut cursor, &mut top).await
         };
         match step.await {
             Ok(moved) => {
@@ -115,20 +126,24 @@ pub async fn run(r: Relay) {
                 if moved == 0
                     && !pause(&r.stop, Duration::from_millis(r.settings.poll_interval_ms)).await
                 {
-                    return;
+                    break;
                 }
             }
             Err(e) => {
                 conn = None;
                 health.failed((m, c), &e);
-                if let Ok(lag) = local.lag_seconds(m.cursor.load(Relaxed), now_ms()).await {
+                if let Ok(lag) = local.lag_seconds(cursor.seq(), now_ms()).await {
                     m.lag_seconds.store(lag, Relaxed);
                 }
                 if !pause(&r.stop, backoff.next_delay()).await {
-                    return;
+                    break;
                 }
             }
         }
+    }
+    // Stopping: the cursor as it is, so a restart reads nothing again.
+    if let Err(e) = cursor.save(&local, true).await {
+        tracing::warn!(error = %e, "uplink redis: the relay's cursor was not saved");
     }
 }
 
@@ -209,16 +224,29 @@ async fn relay_menu(
     Ok(())
 }
 
-async fn relay_once(r: &Relay, c: &mut Conn, local: &BacklogHandle) -> Result<usize, RedisError> {
+async fn relay_once(
+    r: &Relay,
+    c: &mut Conn,
+    local: &BacklogHandle,
+    cursor: &mut Cursor,
+    stream: &mut Option<u64>,
+) -> Result<usize, RedisError> {
     let (m, counts) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
-    let (cursor, events) = local.next_batch(TARGET, r.settings.batch_size).await?;
-    m.cursor.store(cursor, Relaxed);
+    let events = local
+        .events_after(cursor.seq(), r.settings.batch_size)
+        .await?;
+    m.cursor.store(cursor.seq(), Relaxed);
+    m.lag_seconds
+        .store(backlog::lag_of(&events, now_ms()), Relaxed);
     if events.is_empty() {
-        m.lag_seconds.store(0, Relaxed);
+        cursor.save(local, true).await?;
         return Ok(0);
     }
-    let top = stream_top(r, c).await?;
-    let last = events.last().map_or(cursor, |e| e.seq);
+    let top = match *stream {
+        Some(top) => top,
+        None => stream_top(r, c).await?,
+    };
+    let last = events.last().map_or(cursor.seq(), |e| e.seq);
     let mut pipe = redis::pipe();
     pipe.atomic();
     let key = stream_key(&r.site_id);
@@ -254,12 +282,10 @@ async fn relay_once(r: &Relay, c: &mut Conn, local: &BacklogHandle) -> Result<us
         .ignore();
     let t = Duration::from_millis(r.settings.statement_timeout_ms);
     timed(t, pipe.query_async::<()>(c)).await?;
-    local
-        .run(move |l| l.set_cursor(TARGET, last, now_ms()))
-        .await?;
+    *stream = Some(top.max(last));
+    cursor.advance(last);
+    cursor.save(local, false).await?;
     m.cursor.store(last, Relaxed);
     counts.relayed.fetch_add(appended as u64, Relaxed);
-    m.lag_seconds
-        .store(local.lag_seconds(last, now_ms()).await?, Relaxed);
     Ok(events.len())
 }
