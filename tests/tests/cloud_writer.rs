@@ -63,10 +63,16 @@ fn event(seq: u64, kind: EventKind, order: Order) -> Event {
 async fn head_office(pg: &Postgres) -> anyhow::Result<(Client, Writer)> {
     let mut admin = pg.client().await?;
     docket_cloud::migrate(&mut admin).await?;
-    let role = docket_cloud::create_site_role(&admin, SITE, PASSWORD).await?;
-    let url = SecretUrl::new(pg.url(&role, PASSWORD));
-    let writer = Writer::new(docket_cloud::connect(&url, Timeouts::default()).await?);
-    Ok((admin, writer))
+    docket_cloud::create_site_role(&admin, SITE, PASSWORD).await?;
+    Ok((admin, head_office_writer(pg).await?))
+}
+
+/// A writer on a new connection as `SITE`'s role.
+async fn head_office_writer(pg: &Postgres) -> anyhow::Result<Writer> {
+    let url = SecretUrl::new(pg.url(&format!("docket_site_{SITE}"), PASSWORD));
+    Ok(Writer::new(
+        docket_cloud::connect(&url, Timeouts::default()).await?,
+    ))
 }
 
 /// (events, orders, lines, the site's last_seq) head office holds.
@@ -165,5 +171,53 @@ async fn a_batch_refused_midway_leaves_nothing_and_the_connection_takes_the_next
     w.write_batch(SITE, "test", &poisoned[..1], &prices())
         .await?;
     assert_eq!(counts(&admin).await?, (1, 1, 1, Some(1)));
+    Ok(())
+}
+
+/// The line's ready time at head office, in ms.
+async fn ready_at(admin: &Client) -> anyhow::Result<Option<i64>> {
+    let row = admin
+        .query_one(
+            "SELECT (extract(epoch FROM ready_at) * 1000)::bigint FROM docket.order_lines
+             WHERE site_id = $1 AND order_id = 'o1' AND n = 1",
+            &[&SITE],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn a_line_is_ready_since_it_first_was_across_batches_and_connections() -> R {
+    let pg = Postgres::start()?;
+    let (admin, mut w) = head_office(&pg).await?;
+    let one = |seq: u64, version: u64, status: LineStatus| {
+        [event(
+            seq,
+            EventKind::TicketBumped,
+            order("o1", version, status),
+        )]
+    };
+    w.write_batch(SITE, "test", &one(1, 1, LineStatus::Fired), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, None);
+    w.write_batch(SITE, "test", &one(2, 2, LineStatus::Ready), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, Some(1_002));
+    // Still ready in a later batch on the same connection: since the first time.
+    w.write_batch(SITE, "test", &one(3, 3, LineStatus::Ready), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, Some(1_002));
+    // A new connection knows only what head office says.
+    let mut w = head_office_writer(&pg).await?;
+    w.write_batch(SITE, "test", &one(4, 4, LineStatus::Ready), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, Some(1_002));
+    // Recalled, then ready again: since the second time.
+    w.write_batch(SITE, "test", &one(5, 5, LineStatus::Fired), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, None);
+    w.write_batch(SITE, "test", &one(6, 6, LineStatus::Ready), &prices())
+        .await?;
+    assert_eq!(ready_at(&admin).await?, Some(1_006));
     Ok(())
 }

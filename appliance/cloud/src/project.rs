@@ -161,6 +161,23 @@ pub fn orders<'a>(
     Ok(out)
 }
 
+/// Each order's ready lines (line → since when) as `orders` rows them, for what head office's
+/// ready lines will be after they are written; `None` for a completed order, which no later
+/// event changes.
+pub fn ready_after<'a>(p: &Orders<'a>) -> Vec<(&'a str, Option<ReadyAt>)> {
+    let mut out: Vec<(&'a str, Option<ReadyAt>)> = (p.orders.iter())
+        .map(|o| (o.order_id, (o.status != "completed").then(ReadyAt::new)))
+        .collect();
+    for l in &p.lines {
+        if let (Some(at), "ready") = (l.ready_at, l.status) {
+            if let Some((_, Some(r))) = out.iter_mut().find(|(id, _)| *id == l.order_id) {
+                r.insert(l.n as u32, at);
+            }
+        }
+    }
+    out
+}
+
 /// Walks the batch in order, keeping each order's highest version, its completion and its
 /// lines' ready times.
 fn fold(events: &[Event], mut prior: HashMap<String, ReadyAt>) -> BTreeMap<&str, Folded<'_>> {
