@@ -10,7 +10,9 @@
 //! how many were which.
 //!
 //! Sync lag is each event's head-office commit time (`track_commit_timestamp`) minus its time
-//! on the box, for every event stamped in the measured window: no sampling.
+//! on the box, for every event stamped in the measured window: no sampling. The service starts
+//! once every in-process site's relays have logged in (`connected`), so the window measures
+//! the rush, not a thousand logins at one instant.
 
 mod head;
 mod relays;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use docket_appliance::clock::now_ms;
+use docket_appliance::status::Status;
 use docket_tests::Daemon;
 use serde_json::{json, Value};
 
@@ -142,6 +145,34 @@ fn serve(
         .collect()
 }
 
+/// Waits until every in-process site's relays have connected and made a first step, and head
+/// office holds both of each site's connections (the relay's and the downlink's): the service
+/// and the measured window start in the steady state, not in a thousand boxes' logins at one
+/// instant (each a SCRAM exchange on both sides). Returns how long that took.
+async fn connected(head: &Head, statuses: &[Arc<Status>]) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    loop {
+        let up = |t: &docket_appliance::status::TargetStatus| t.up.load(Relaxed);
+        let relays = (statuses.iter()).all(|s| up(&s.uplink.postgres) && up(&s.uplink.redis));
+        let logins: i64 = (head.client)
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'docket_site_%'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if relays && logins >= 2 * statuses.len() as i64 {
+            let s = t0.elapsed().as_secs_f64();
+            eprintln!("fleet: {} sites connected in {s:.1} s", statuses.len());
+            return Ok(s);
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            bail!("the sites' relays did not all connect within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What each site committed: its last seq (and orders placed, for the in-process ones).
 type Expected = HashMap<String, (u64, Option<u64>)>;
 
@@ -152,9 +183,11 @@ async fn steady(a: &Args, n: usize) -> anyhow::Result<Value> {
     let dir = shm_dir()?;
     let groups = create_sites(&ids[procs..], dir.path()).await?;
     let relays = Relays::new(&head, a.fleet_poll_ms)?;
+    let mut statuses = Vec::new();
     for s in groups.iter().flatten() {
-        relays.spawn(&s.id, &s.db, s.menu_version)?;
+        statuses.push(relays.spawn(&s.id, &s.db, s.menu_version)?);
     }
+    let connect_s = connected(&head, &statuses).await?;
     let mut daemons = Vec::new();
     for id in &ids[..procs] {
         let toml = format!(
@@ -216,6 +249,7 @@ async fn steady(a: &Args, n: usize) -> anyhow::Result<Value> {
         "bytes_per_event": bytes_per_event,
         "bytes_per_site_day": bytes_per_event * per_site_s * SITE_DAY_S,
         "drain_s": drained,
+        "connect_s": connect_s,
         "window_s": window_s,
         "docketd_loads": procs_result,
     });
