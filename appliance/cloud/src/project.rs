@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use docket_core::order::{LineStatus, Order, Service};
+use docket_core::order::{LineStatus, Order, OrderStatus, Service};
 use docket_core::wire::{Event, EventKind};
 
 /// Line number → since when (ms) the line has been ready, for the ready lines of one order.
@@ -78,6 +78,10 @@ pub struct LineRow<'a> {
 pub struct Orders<'a> {
     pub orders: Vec<OrderRow<'a>>,
     pub lines: Vec<LineRow<'a>>,
+    /// Each order's ready lines (line → since when) once these rows are written: what head
+    /// office's ready lines will say of it; `None` for a completed order, which no later event
+    /// changes.
+    pub ready: Vec<(&'a str, Option<ReadyAt>)>,
 }
 
 /// One row per event, in the batch's order.
@@ -157,25 +161,13 @@ pub fn orders<'a>(
                 fired_at: l.fired_at.map(|t| t as i64),
             });
         }
+        let ready = (o.lines.iter())
+            .filter(|l| l.status == LineStatus::Ready)
+            .filter_map(|l| Some((l.n, *p.ready_at.get(&l.n)?)))
+            .collect();
+        (out.ready).push((id, (o.status != OrderStatus::Completed).then_some(ready)));
     }
     Ok(out)
-}
-
-/// Each order's ready lines (line → since when) as `orders` rows them, for what head office's
-/// ready lines will be after they are written; `None` for a completed order, which no later
-/// event changes.
-pub fn ready_after<'a>(p: &Orders<'a>) -> Vec<(&'a str, Option<ReadyAt>)> {
-    let mut out: Vec<(&'a str, Option<ReadyAt>)> = (p.orders.iter())
-        .map(|o| (o.order_id, (o.status != "completed").then(ReadyAt::new)))
-        .collect();
-    for l in &p.lines {
-        if let (Some(at), "ready") = (l.ready_at, l.status) {
-            if let Some((_, Some(r))) = out.iter_mut().find(|(id, _)| *id == l.order_id) {
-                r.insert(l.n as u32, at);
-            }
-        }
-    }
-    out
 }
 
 /// Walks the batch in order, keeping each order's highest version, its completion and its

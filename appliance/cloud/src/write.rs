@@ -109,7 +109,7 @@ impl Writer {
                 // rollback, and the failure is what this batch returns.
                 simple(c, "COMMIT"),
             )?;
-            Ok::<_, CloudError>(project::ready_after(&p))
+            Ok::<_, CloudError>(p.ready)
         };
         match written.await {
             Ok(after) => {
@@ -129,10 +129,6 @@ impl Writer {
     }
 }
 
-async fn simple(c: &Client, sql: &str) -> Result<(), CloudError> {
-    Ok(c.batch_execute(sql).await?)
-}
-
 impl Writer {
     /// What head office holds now of the orders a committed batch touched.
     fn remember(&mut self, after: Vec<(&str, Option<ReadyAt>)>) {
@@ -150,6 +146,10 @@ impl Writer {
             self.ready.clear();
         }
     }
+}
+
+async fn simple(c: &Client, sql: &str) -> Result<(), CloudError> {
+    Ok(c.batch_execute(sql).await?)
 }
 
 impl Prepared {
