@@ -25,6 +25,23 @@ pub async fn open(db: PathBuf) -> Result<BacklogHandle, BlockingError> {
     BlockingConn::open(move || Backlog::open(&db)).await
 }
 
+/// A relay's side of the box's store: its own connection and its cursor. `None`, said in the
+/// log, when either cannot be had: the relay stops.
+pub async fn open_relay(db: PathBuf, target: &'static str) -> Option<(BacklogHandle, Cursor)> {
+    let opened = async {
+        let local = open(db).await?;
+        let cursor = Cursor::load(&local, target).await?;
+        Ok::<_, BlockingError>((local, cursor))
+    };
+    match opened.await {
+        Ok(relay) => Some(relay),
+        Err(e) => {
+            tracing::error!(error = %e, "uplink {target}: cannot open the local store or read the relay's cursor; relay stopped");
+            None
+        }
+    }
+}
+
 impl BlockingConn<Backlog> {
     /// Up to `limit` committed events after `after`, in seq order.
     pub async fn events_after(

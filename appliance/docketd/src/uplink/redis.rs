@@ -75,19 +75,8 @@ pub async fn run(r: Relay) {
     let (m, c) = (&r.status.uplink.redis, &r.metrics.uplink.redis);
     let mut health = Health::new(TARGET);
     let mut backoff = Backoff::new(r.settings.backoff_min_ms, r.settings.backoff_max_ms);
-    let local = match backlog::open(r.db.clone()).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "uplink redis: cannot open the local store; relay stopped");
-            return;
-        }
-    };
-    let mut cursor = match Cursor::load(&local, TARGET).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "uplink redis: cannot read the relay's cursor; relay stopped");
-            return;
-        }
+    let Some((local, mut cursor)) = backlog::open_relay(r.db.clone(), TARGET).await else {
+        return;
     };
     let mut conn: Option<Conn> = None;
     // The stream's last seq, read once per connection: this relay is its only writer.
