@@ -24,7 +24,7 @@ pub struct EventRow<'a> {
     pub version: i64,
     pub device: &'a str,
     pub at: i64,
-    /// The whole event as JSON (`jsonb` there).
+    /// The whole event as JSON (`json` there: kept as sent, checked to be JSON).
     pub body: String,
 }
 

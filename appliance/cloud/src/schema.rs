@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../sql/007_central_menus.sql"),
     ),
     ("008_fleet", include_str!("../sql/008_fleet.sql")),
+    (
+        "009_events_json",
+        include_str!("../sql/009_events_json.sql"),
+    ),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

@@ -227,7 +227,7 @@ pub async fn record_contact(c: &Client, site: &str, version: &str) -> Result<(),
 
 const INSERT_EVENTS: &str =
     "INSERT INTO docket.events (site_id, seq, type, order_id, version, device, at, body)
-     SELECT $1, seq, type, order_id, version, device, to_timestamp(at / 1000.0), body::jsonb
+     SELECT $1, seq, type, order_id, version, device, to_timestamp(at / 1000.0), body::json
      FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
                  $7::bigint[], $8::text[])
           AS t(seq, type, order_id, version, device, at, body)
