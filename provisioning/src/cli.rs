@@ -157,6 +157,11 @@ pub enum CloudCmd {
         /// PostgreSQL URL of a role that may create schemas and roles (head office's admin).
         #[arg(long, env = "DOCKET_CLOUD_ADMIN_URL")]
         admin_url: String,
+        /// Create the schema with its per-site tables partitioned by hash of site_id into this
+        /// many partitions each (a new schema only; later migrations keep to it by themselves;
+        /// a schema that exists otherwise is refused and left unchanged).
+        #[arg(long)]
+        partitions: Option<u32>,
     },
 }
 

@@ -7,20 +7,29 @@ use anyhow::Context;
 use crate::out;
 use crate::sitedir::{hex_of, read_site, write_site};
 
-pub fn init(dir: &Path, admin_url: &str, json: bool) -> anyhow::Result<()> {
+/// `partitions`: a new schema's per-site tables partitioned by site into that many each.
+pub fn init(
+    dir: &Path,
+    admin_url: &str,
+    partitions: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut s = read_site(dir)?;
     let password = hex_of(&rand::random::<[u8; 24]>());
-    let (applied, role) = cloud_init(admin_url, &s.site_id, &password)?;
+    let (applied, role, partitions) = cloud_init(admin_url, &s.site_id, &password, partitions)?;
     let site_url = with_credentials(admin_url, &role, &password)?;
     s.postgres_url = Some(site_url);
     write_site(dir, &s)?;
     out(
         json,
-        serde_json::json!({"applied": applied, "role": role}),
+        serde_json::json!({"applied": applied, "role": role, "partitions": partitions}),
         &format!(
-            "head office ready: schema steps applied now: {}; role {role} (new password \
+            "head office ready{}: schema steps applied now: {}; role {role} (new password \
                      stored in site.toml); send it to the box with `docket site push` or \
                      `docket image configure`",
+            partitions.map_or(String::new(), |n| format!(
+                " (per-site tables partitioned {n} ways)"
+            )),
             if applied.is_empty() {
                 "none (already there)".to_owned()
             } else {
@@ -32,13 +41,14 @@ pub fn init(dir: &Path, admin_url: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// Applies the cloud schema and creates (or re-keys) the site's role; returns (migrations
-/// applied now, role name). The same code (`docket_cloud`) docketd's `uplink migrate` /
+/// applied now, role name, how many partitions per table the schema has: None unpartitioned). The same code (`docket_cloud`) docketd's `uplink migrate` /
 /// `site-role` run, with the default timeouts of docketd's `[uplink]`.
 fn cloud_init(
     admin_url: &str,
     site: &str,
     password: &str,
-) -> anyhow::Result<(Vec<String>, String)> {
+    partitions: Option<u32>,
+) -> anyhow::Result<(Vec<String>, String, Option<u32>)> {
     use docket_cloud::{SecretUrl, Timeouts};
     let url = SecretUrl::new(admin_url);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -48,14 +58,17 @@ fn cloud_init(
         let mut client = docket_cloud::connect(&url, Timeouts::default())
             .await
             .with_context(|| format!("cannot connect to head office at {}", url.redacted()))?;
-        let applied = docket_cloud::migrate(&mut client)
-            .await
-            .context("applying the cloud schema")?;
+        let applied = match partitions {
+            None => docket_cloud::migrate(&mut client).await,
+            Some(n) => docket_cloud::migrate_partitioned(&mut client, n).await,
+        }
+        .context("applying the cloud schema")?;
+        let partitions = docket_cloud::partitions(&client).await?;
         let role = docket_cloud::create_site_role(&client, site, password)
             .await
             .context("creating the site's role")?;
         let applied: Vec<String> = applied.iter().map(|a| a.to_string()).collect();
-        Ok((applied, role))
+        Ok((applied, role, partitions))
     })
 }
 

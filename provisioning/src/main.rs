@@ -52,8 +52,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
         Cmd::Cloud {
-            command: CloudCmd::Init { dir, admin_url },
-        } => cloud::init(&dir, &admin_url, json)?,
+            command:
+                CloudCmd::Init {
+                    dir,
+                    admin_url,
+                    partitions,
+                },
+        } => cloud::init(&dir, &admin_url, partitions, json)?,
         Cmd::Uplink {
             command:
                 UplinkCmd::Set {

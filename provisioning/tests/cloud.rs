@@ -172,3 +172,69 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
     assert!(std::fs::read_to_string(dir.join("site.toml"))?.contains(&cluster.url()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_init_creates_a_partitioned_head_office_and_keeps_to_it() -> anyhow::Result<()> {
+    let pg = Postgres::start()?;
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("bistro");
+    let dir_s = dir.to_str().unwrap_or("?");
+    let (ok, text) = docket(&[
+        "site",
+        "init",
+        "--dir",
+        dir_s,
+        "--site-id",
+        "bistro-1",
+        "--name",
+        "Bistro",
+    ])?;
+    assert!(ok, "{text}");
+    let admin = pg.admin_url();
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "cloud",
+            "init",
+            "--dir",
+            dir_s,
+            "--admin-url",
+            &admin,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        docket(&args)
+    };
+
+    let (ok, text) = init(&["--partitions", "4"])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(v["partitions"], 4, "{text}");
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'docket.events'::regclass",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(n, 4);
+    let url = site_url(&dir)?;
+    assert_eq!(current_user(&url).await?, "docket_site_bistro-1");
+
+    // Another count is refused, and site.toml keeps the role's password.
+    let (ok, text) = init(&["--partitions", "8"])?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("partitioned 4 ways, not 8"), "{text}");
+    assert_eq!(site_url(&dir)?, url);
+    // Without the flag the schema is migrated as it is, and says so.
+    let (ok, text) = init(&[])?;
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    assert_eq!(
+        (v["partitions"].clone(), v["applied"].clone()),
+        (4.into(), serde_json::json!([])),
+        "{text}"
+    );
+    Ok(())
+}
