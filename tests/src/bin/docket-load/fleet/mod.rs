@@ -264,6 +264,17 @@ fn merge(v: &mut Value, more: Value) {
     }
 }
 
+/// CPU seconds (user + system) this process has used so far, all its threads.
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = (stat.rsplit_once(')').map_or("", |(_, r)| r))
+        .split_whitespace()
+        .collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // After the ")": utime is field 11 and stime 12 (0-based), in clock ticks (100 a second).
+    (n(11) + n(12)) as f64 / 100.0
+}
+
 /// Waits until head office has every site's last event in PostgreSQL and Redis; seconds taken.
 async fn drain(head: &Head, ids: &[String], expected: &Expected) -> anyhow::Result<f64> {
     let t = Instant::now();
@@ -343,7 +354,7 @@ async fn catch_up(a: &Args) -> anyhow::Result<Value> {
         .map(|s| (s.id.clone(), (s.events, Some(s.orders))))
         .collect();
     let relays = Relays::new(&head, a.fleet_poll_ms)?;
-    let cpu0 = pg_cpu_seconds(&head.pg);
+    let (cpu0, sim0) = (pg_cpu_seconds(&head.pg), own_cpu_seconds());
     let t0 = Instant::now();
     let watched: Vec<_> = (sites.iter())
         .map(|s| Ok((relays.spawn(&s.id, &s.db, s.menu_version)?, s.events)))
@@ -365,6 +376,7 @@ async fn catch_up(a: &Args) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cpu = pg_cpu_seconds(&head.pg) - cpu0;
+    let sim = own_cpu_seconds() - sim0;
     let all = pg_s.unwrap_or(0.0).max(redis_s.unwrap_or(0.0));
     relays.stop().await;
     let mut v = json!({
@@ -372,6 +384,9 @@ async fn catch_up(a: &Args) -> anyhow::Result<Value> {
         "postgres_caught_up_s": pg_s, "redis_caught_up_s": redis_s, "caught_up_s": all,
         "events_per_s": events as f64 / pg_s.unwrap_or(1.0).max(0.001),
         "pg_cpu_pct": cpu / pg_s.unwrap_or(1.0).max(0.001) * 100.0,
+        // Core-seconds until both were caught up: PostgreSQL's, and the simulated boxes'
+        // (this process: their stores and relays, whose CPU in the field is the boxes' own).
+        "pg_cpu_s": cpu, "sim_cpu_s": sim,
     });
     merge(&mut v, check(&head, &ids, &expected).await?);
     Ok(v)

@@ -35,11 +35,12 @@ pub fn markdown(v: &Value) -> String {
     }
     let c = &v["catch_up"];
     o += &format!(
-        "\nfleet catch-up: {} sites back at once from {} minutes offline ({} events): PostgreSQL caught up in {} s, Redis in {} s ({} events/s into PostgreSQL, its CPU {} %); lost {}, duplicated {}, Redis lost {}. (A site-day is the case study's three-hour rush at its load.)\n",
+        "\nfleet catch-up: {} sites back at once from {} minutes offline ({} events): PostgreSQL caught up in {} s, Redis in {} s ({} events/s into PostgreSQL, its CPU {} %); lost {}, duplicated {}, Redis lost {}. CPU until both were caught up: PostgreSQL {} core-s, the simulated boxes' stores and relays {} core-s. (A site-day is the case study's three-hour rush at its load.)\n",
         c["sites"], c["offline_minutes"], c["events"],
         num(f(c, "postgres_caught_up_s"), 1), num(f(c, "redis_caught_up_s"), 1),
         num(f(c, "events_per_s"), 0), num(f(c, "pg_cpu_pct"), 0),
         c["lost"], c["duplicated"], c["redis_lost"],
+        num(f(c, "pg_cpu_s"), 0), num(f(c, "sim_cpu_s"), 0),
     );
     o
 }
