@@ -28,8 +28,25 @@ fn uplink_set(dir: &str, flags: &[&str]) -> anyhow::Result<(bool, String)> {
 }
 
 /// `docket cloud init --json` that must succeed: its output and the parsed JSON.
-fn cloud_init(dir: &str, admin_url: &str) -> anyhow::Result<(String, serde_json::Value)> {
+/// `docket site init` of a new site in `dir`; it must succeed.
+fn site_init(dir: &str, site_id: &str, name: &str) -> anyhow::Result<()> {
     let (ok, text) = docket(&[
+        "site",
+        "init",
+        "--dir",
+        dir,
+        "--site-id",
+        site_id,
+        "--name",
+        name,
+    ])?;
+    assert!(ok, "{text}");
+    Ok(())
+}
+
+/// `docket cloud init --json` with `extra` flags: whether it succeeded, and what it printed.
+fn cloud_init_with(dir: &str, admin_url: &str, extra: &[&str]) -> anyhow::Result<(bool, String)> {
+    let mut args = vec![
         "cloud",
         "init",
         "--dir",
@@ -37,7 +54,13 @@ fn cloud_init(dir: &str, admin_url: &str) -> anyhow::Result<(String, serde_json:
         "--admin-url",
         admin_url,
         "--json",
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    docket(&args)
+}
+
+fn cloud_init(dir: &str, admin_url: &str) -> anyhow::Result<(String, serde_json::Value)> {
+    let (ok, text) = cloud_init_with(dir, admin_url, &[])?;
     assert!(ok, "{text}");
     let v = serde_json::from_str(text.trim())?;
     Ok((text, v))
@@ -66,17 +89,7 @@ async fn cloud_init_makes_the_schema_and_a_role_the_site_can_log_in_as() -> anyh
     let root = tempfile::tempdir()?;
     let dir = root.path().join("cafe");
     let dir_s = dir.to_str().unwrap_or("?");
-    let (ok, text) = docket(&[
-        "site",
-        "init",
-        "--dir",
-        dir_s,
-        "--site-id",
-        "cafe-7",
-        "--name",
-        "Cafe",
-    ])?;
-    assert!(ok, "{text}");
+    site_init(dir_s, "cafe-7", "Cafe")?;
 
     // Head office down: a clear error, site.toml untouched.
     let (ok, text) = docket(&[
@@ -179,31 +192,9 @@ async fn cloud_init_creates_a_partitioned_head_office_and_keeps_to_it() -> anyho
     let root = tempfile::tempdir()?;
     let dir = root.path().join("bistro");
     let dir_s = dir.to_str().unwrap_or("?");
-    let (ok, text) = docket(&[
-        "site",
-        "init",
-        "--dir",
-        dir_s,
-        "--site-id",
-        "bistro-1",
-        "--name",
-        "Bistro",
-    ])?;
-    assert!(ok, "{text}");
+    site_init(dir_s, "bistro-1", "Bistro")?;
     let admin = pg.admin_url();
-    let init = |extra: &[&str]| {
-        let mut args = vec![
-            "cloud",
-            "init",
-            "--dir",
-            dir_s,
-            "--admin-url",
-            &admin,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        docket(&args)
-    };
+    let init = |extra: &[&str]| cloud_init_with(dir_s, &admin, extra);
 
     let (ok, text) = init(&["--partitions", "4"])?;
     assert!(ok, "{text}");

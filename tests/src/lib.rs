@@ -3,6 +3,7 @@
 //! drop.
 
 pub mod chaos;
+pub mod cloud;
 pub mod device;
 pub mod faults;
 pub mod printer;

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
-use docket_cloud::{SecretUrl, Timeouts, Writer};
-use docket_core::order::{Line, LineStatus, Order, OrderStatus};
+use docket_cloud::Writer;
+use docket_core::order::LineStatus;
 use docket_core::wire::{Event, EventKind};
+use docket_tests::cloud::{self, order, site_writer};
 use docket_tests::servers::Postgres;
 use tokio_postgres::Client;
 
@@ -16,51 +17,18 @@ type R = anyhow::Result<()>;
 const SITE: &str = "site-1";
 const PASSWORD: &str = "a-site-password-long-enough";
 
+/// Order `o{seq}` placed: a line with a modifier and a note, so the body has text to keep.
 fn event(seq: u64) -> Event {
-    let order = Order {
-        id: format!("o{seq}"),
-        ticket: seq,
-        table: "T4".into(),
-        status: OrderStatus::Placed,
-        version: 1,
-        lines: vec![Line {
-            n: 1,
-            item: "burger".into(),
-            name: "Burger".into(),
-            qty: 2,
-            mods: vec!["no-onion".into()],
-            notes: Some("medium rare".into()),
-            allergy: None,
-            course: 1,
-            station: "grill".into(),
-            status: LineStatus::Fired,
-            fired_at: None,
-            seat: None,
-        }],
-        fired_course: 1,
-        placed_at: 1_000,
-        rush: false,
-        server: None,
-        service: None,
-        origin: None,
-    };
-    Event {
-        seq,
-        kind: EventKind::OrderPlaced,
-        order_id: order.id.clone(),
-        version: 1,
-        command: format!("c{seq}"),
-        device: "tablet-1".into(),
-        at: 1_000 + seq,
-        order,
-    }
+    let mut o = order(&format!("o{seq}"), 1, LineStatus::Fired);
+    o.ticket = seq;
+    o.lines[0].qty = 2;
+    o.lines[0].mods = vec!["no-onion".into()];
+    o.lines[0].notes = Some("medium rare".into());
+    cloud::event(seq, EventKind::OrderPlaced, o)
 }
 
 async fn writer(pg: &Postgres) -> anyhow::Result<Writer> {
-    let url = SecretUrl::new(pg.url(&format!("docket_site_{SITE}"), PASSWORD));
-    Ok(Writer::new(
-        docket_cloud::connect(&url, Timeouts::default()).await?,
-    ))
+    Ok(site_writer(pg, SITE, PASSWORD).await?)
 }
 
 async fn body_type(admin: &Client) -> anyhow::Result<String> {

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
-use docket_cloud::{SecretUrl, Timeouts, Writer};
-use docket_core::order::{Line, LineStatus, Order, OrderStatus};
-use docket_core::wire::{Event, EventKind};
+use docket_cloud::Writer;
+use docket_core::order::LineStatus;
+use docket_core::wire::EventKind;
+use docket_tests::cloud::{event, order, site_writer};
 use docket_tests::servers::Postgres;
 use tokio_postgres::Client;
 
@@ -15,49 +16,6 @@ type R = anyhow::Result<()>;
 
 const SITE: &str = "site-1";
 const PASSWORD: &str = "a-site-password-long-enough";
-
-fn order(id: &str, version: u64, status: LineStatus) -> Order {
-    Order {
-        id: id.into(),
-        ticket: 7,
-        table: "T4".into(),
-        status: OrderStatus::Placed,
-        version,
-        lines: vec![Line {
-            n: 1,
-            item: "burger".into(),
-            name: "Burger".into(),
-            qty: 1,
-            mods: vec![],
-            notes: None,
-            allergy: None,
-            course: 1,
-            station: "grill".into(),
-            status,
-            fired_at: None,
-            seat: None,
-        }],
-        fired_course: 1,
-        placed_at: 1_000,
-        rush: false,
-        server: None,
-        service: None,
-        origin: None,
-    }
-}
-
-fn event(seq: u64, kind: EventKind, order: Order) -> Event {
-    Event {
-        seq,
-        kind,
-        order_id: order.id.clone(),
-        version: order.version,
-        command: format!("c{seq}"),
-        device: "tablet-1".into(),
-        at: 1_000 + seq,
-        order,
-    }
-}
 
 /// Head office migrated, a role for `SITE`, and a writer logged in as that role.
 async fn head_office(pg: &Postgres) -> anyhow::Result<(Client, Writer)> {
@@ -69,10 +27,7 @@ async fn head_office(pg: &Postgres) -> anyhow::Result<(Client, Writer)> {
 
 /// A writer on a new connection as `SITE`'s role.
 async fn head_office_writer(pg: &Postgres) -> anyhow::Result<Writer> {
-    let url = SecretUrl::new(pg.url(&format!("docket_site_{SITE}"), PASSWORD));
-    Ok(Writer::new(
-        docket_cloud::connect(&url, Timeouts::default()).await?,
-    ))
+    Ok(site_writer(pg, SITE, PASSWORD).await?)
 }
 
 /// (events, orders, lines, the site's last_seq) head office holds.

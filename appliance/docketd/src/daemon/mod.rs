@@ -38,17 +38,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     tracing::info!(site_id = %cfg.site_id, data_dir = %cfg.data_dir.display(), version = VERSION, "docketd starting");
     systemd::status("opening the store");
 
-    let store = Store::open(&cfg.db_path(), &cfg.site_id)
-        .with_context(|| format!("cannot open the store at {}", cfg.db_path().display()))?;
-    if !managers.is_empty() {
-        let mut conn = crate::store::connect(&cfg.db_path())?;
-        let added =
-            crate::site::add_managers(&mut conn, &managers, crate::store::pairing::now_ms())
-                .context("cannot add the site bundle's manager devices")?;
-        if !added.is_empty() {
-            tracing::info!(devices = ?added, "manager devices from the site bundle added");
-        }
-    }
+    let store = open_store(&cfg, &managers)?;
     let menu = seed_menu(&cfg, &store)?;
     crate::print::load(&cfg.db_path(), &cfg.printing, &status.printing)
         .context("cannot load the kitchen printers")?;
@@ -142,16 +132,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     status.ready.store(true, Relaxed);
     announce_ready(&cfg, &tls, &metrics);
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let engine_result = tokio::select! {
-        _ = sigterm.recv() => None,
-        _ = restart.cancelled() => {
-            tracing::info!("a pushed site bundle is stored: stopping so that the service manager starts docketd with it");
-            None
-        }
-        _ = tokio::signal::ctrl_c() => None,
-        r = &mut engine_done => Some(r),
-    };
+    let engine_result = until_stopped(&restart, &mut engine_done).await?;
     status.ready.store(false, Relaxed);
     let result = finish(engine_result, &stop, engine_done).await;
     systemd::stopping();
@@ -161,6 +142,41 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), https_task).await;
     tracing::info!("docketd stopped");
     result
+}
+
+/// The store, with the site bundle's manager devices added.
+fn open_store(
+    cfg: &Config,
+    managers: &[docket_core::bundle::BundleManager],
+) -> anyhow::Result<Store> {
+    let store = Store::open(&cfg.db_path(), &cfg.site_id)
+        .with_context(|| format!("cannot open the store at {}", cfg.db_path().display()))?;
+    if !managers.is_empty() {
+        let mut conn = crate::store::connect(&cfg.db_path())?;
+        let added = crate::site::add_managers(&mut conn, managers, crate::store::pairing::now_ms())
+            .context("cannot add the site bundle's manager devices")?;
+        if !added.is_empty() {
+            tracing::info!(devices = ?added, "manager devices from the site bundle added");
+        }
+    }
+    Ok(store)
+}
+
+/// Waits for SIGTERM, SIGINT, a pushed site bundle's restart, or the engine's end (its result).
+async fn until_stopped(
+    restart: &tokio_util::sync::CancellationToken,
+    engine_done: &mut EngineDone,
+) -> anyhow::Result<Option<EngineEnd>> {
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(tokio::select! {
+        _ = sigterm.recv() => None,
+        _ = restart.cancelled() => {
+            tracing::info!("a pushed site bundle is stored: stopping so that the service manager starts docketd with it");
+            None
+        }
+        _ = tokio::signal::ctrl_c() => None,
+        r = engine_done => Some(r),
+    })
 }
 
 /// What the HTTP handlers share: the admin API over its own store connection, the site bundle's
@@ -320,8 +336,11 @@ fn announce_ready(cfg: &Config, tls: &Tls, metrics: &Metrics) {
 }
 
 /// How the engine ended: by itself (an error: it does not stop otherwise), or told to drain.
+/// How the engine's thread ended (the sender dropped: it panicked).
+type EngineEnd = Result<Result<(), crate::engine::EngineError>, oneshot::error::RecvError>;
+
 async fn finish(
-    ended: Option<Result<Result<(), crate::engine::EngineError>, oneshot::error::RecvError>>,
+    ended: Option<EngineEnd>,
     stop: &AtomicBool,
     engine_done: EngineDone,
 ) -> anyhow::Result<()> {

@@ -157,14 +157,28 @@ pub(crate) struct Proc {
 }
 
 fn proc_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
+    proc_stat(&pid.to_string()).map_or(0, |p| p.own)
+}
+
+/// CPU ticks (100 a second) of one process, from `/proc/PID/stat` ("self" for this one).
+pub(crate) struct ProcStat {
+    pub(crate) ppid: u32,
+    /// utime + stime.
+    pub(crate) own: u64,
+    /// cutime + cstime: its children that were waited for.
+    pub(crate) children: u64,
+}
+
+pub(crate) fn proc_stat(pid: &str) -> Option<ProcStat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // After the ")": state, ppid, ..., utime (11), stime (12), cutime (13), cstime (14).
+    Some(ProcStat {
+        ppid: n(1) as u32,
+        own: n(11) + n(12),
+        children: n(13) + n(14),
+    })
 }
 
 impl Proc {

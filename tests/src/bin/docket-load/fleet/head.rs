@@ -9,6 +9,8 @@ use anyhow::Context;
 use docket_tests::servers::{Postgres, Redis};
 use serde_json::{json, Value};
 
+use crate::measure::{proc_stat, ProcStat};
+
 pub const SITE_PASSWORD: &str = "fleet-site-password-0123";
 
 pub struct Head {
@@ -168,14 +170,7 @@ pub fn pg_cpu_seconds(pg: &Postgres) -> f64 {
     else {
         return 0.0;
     };
-    let stat = |pid: &str| -> Option<(u32, u64, u64)> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // After the ")": state, ppid, ..., utime (11), stime (12), cutime (13), cstime (14).
-        Some((n(1) as u32, n(11) + n(12), n(13) + n(14)))
-    };
-    let mut ticks = stat(&master.to_string()).map_or(0, |(_, own, children)| own + children);
+    let mut ticks = proc_stat(&master.to_string()).map_or(0, |p| p.own + p.children);
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             let name = e.file_name();
@@ -185,7 +180,7 @@ pub fn pg_cpu_seconds(pg: &Postgres) -> f64 {
             else {
                 continue;
             };
-            if let Some((ppid, own, _)) = stat(pid) {
+            if let Some(ProcStat { ppid, own, .. }) = proc_stat(pid) {
                 if ppid == master {
                     ticks += own;
                 }

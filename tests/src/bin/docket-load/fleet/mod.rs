@@ -185,7 +185,7 @@ async fn steady(a: &Args, n: usize) -> anyhow::Result<Value> {
     let relays = Relays::new(&head, a.fleet_poll_ms)?;
     let mut statuses = Vec::new();
     for s in groups.iter().flatten() {
-        statuses.push(relays.spawn(&s.id, &s.db, s.menu_version)?);
+        statuses.push(relays.spawn(&s.id, &s.db, s.menu_version));
     }
     let connect_s = connected(&head, &statuses).await?;
     let mut daemons = Vec::new();
@@ -266,13 +266,7 @@ fn merge(v: &mut Value, more: Value) {
 
 /// CPU seconds (user + system) this process has used so far, all its threads.
 fn own_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = (stat.rsplit_once(')').map_or("", |(_, r)| r))
-        .split_whitespace()
-        .collect();
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // After the ")": utime is field 11 and stime 12 (0-based), in clock ticks (100 a second).
-    (n(11) + n(12)) as f64 / 100.0
+    crate::measure::proc_stat("self").map_or(0.0, |p| p.own as f64 / 100.0)
 }
 
 /// Waits until head office has every site's last event in PostgreSQL and Redis; seconds taken.
@@ -357,8 +351,8 @@ async fn catch_up(a: &Args) -> anyhow::Result<Value> {
     let (cpu0, sim0) = (pg_cpu_seconds(&head.pg), own_cpu_seconds());
     let t0 = Instant::now();
     let watched: Vec<_> = (sites.iter())
-        .map(|s| Ok((relays.spawn(&s.id, &s.db, s.menu_version)?, s.events)))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|s| (relays.spawn(&s.id, &s.db, s.menu_version), s.events))
+        .collect();
     let (mut pg_s, mut redis_s) = (None, None);
     while pg_s.is_none() || redis_s.is_none() {
         let done = |f: &dyn Fn(&docket_appliance::status::Status) -> u64| {

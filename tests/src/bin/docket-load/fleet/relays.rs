@@ -43,7 +43,7 @@ impl Relays {
     }
 
     /// Starts the site's two relays on its store; its status (where each cursor is).
-    pub fn spawn(&self, site: &str, db: &Path, menu_version: u64) -> anyhow::Result<Arc<Status>> {
+    pub fn spawn(&self, site: &str, db: &Path, menu_version: u64) -> Arc<Status> {
         let status = Arc::new(Status::default());
         status.menu_version.store(menu_version, Relaxed);
         let metrics = Arc::new(Metrics::default());
@@ -73,7 +73,7 @@ impl Relays {
             status: status.clone(),
             stop: self.stop.clone(),
         })));
-        Ok(status)
+        status
     }
 
     pub async fn stop(self) {

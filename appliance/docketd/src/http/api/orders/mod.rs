@@ -154,11 +154,8 @@ async fn add_lines(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let Path(order_id) = order_id.map_err(AppError::BadPath)?;
-    let key = idempotency_key(&headers)?;
-    let req: NewLines = parse(&body?)?;
-    let cmd = req.into_command(order_id);
-    submit(&s, &who, &key, &cmd, StatusCode::OK).await
+    let cmd = |order_id, req: NewLines| req.into_command(order_id);
+    on_order(&s, &who, order_id, &headers, body, cmd).await
 }
 
 async fn void_line(
@@ -168,11 +165,8 @@ async fn void_line(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let Path(order_id) = order_id.map_err(AppError::BadPath)?;
-    let key = idempotency_key(&headers)?;
-    let Void { line } = parse(&body?)?;
-    let cmd = CommandBody::VoidLine { order_id, line };
-    submit(&s, &who, &key, &cmd, StatusCode::OK).await
+    let cmd = |order_id, Void { line }| CommandBody::VoidLine { order_id, line };
+    on_order(&s, &who, order_id, &headers, body, cmd).await
 }
 
 async fn fire_course(
@@ -182,11 +176,24 @@ async fn fire_course(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
+    let cmd = |order_id, Fire { course }| CommandBody::FireCourse { order_id, course };
+    on_order(&s, &who, order_id, &headers, body, cmd).await
+}
+
+/// A command on the order in the path: the path, the idempotency key and the body checked in
+/// that order (each its own error), then the body `R` made into the command and submitted.
+async fn on_order<R: serde::de::DeserializeOwned>(
+    s: &OrdersState,
+    who: &Integration,
+    order_id: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    command: impl FnOnce(String, R) -> CommandBody,
+) -> Result<Response, AppError> {
     let Path(order_id) = order_id.map_err(AppError::BadPath)?;
-    let key = idempotency_key(&headers)?;
-    let Fire { course } = parse(&body?)?;
-    let cmd = CommandBody::FireCourse { order_id, course };
-    submit(&s, &who, &key, &cmd, StatusCode::OK).await
+    let key = idempotency_key(headers)?;
+    let req: R = parse(&body?)?;
+    submit(s, who, &key, &command(order_id, req), StatusCode::OK).await
 }
 
 /// The order as the store has it (the `orders` projection: its latest committed state), only
