@@ -6,7 +6,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's time, printed at the end (also after a failure): where CI's minutes go.
+timings=()
+step_name=""
+step_start=$(date +%s)
+suite_start=$step_start
+step_done() {
+    local now
+    now=$(date +%s)
+    [ -z "$step_name" ] || timings+=("$(printf '%6d s  %s' $((now - step_start)) "$step_name")")
+    step_start=$now
+}
+step() {
+    step_done
+    step_name="$*"
+    printf '\n== %s\n' "$*"
+}
+step_times() {
+    step_done
+    step_name=""
+    printf '\n== time per step\n'
+    printf '%s\n' "${timings[@]}"
+    printf '%6d s  in all\n' $(( $(date +%s) - suite_start ))
+}
+trap step_times EXIT
 
 step "prerequisites"
 . scripts/prereqs.sh

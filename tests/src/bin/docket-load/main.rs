@@ -250,9 +250,12 @@ async fn run() -> anyhow::Result<()> {
     let mut results = serde_json::Map::new();
     for n in &names {
         eprintln!("== {n}");
+        let t = std::time::Instant::now();
         let v = scenario(n, &a)
             .await
             .with_context(|| format!("scenario {n}"))?;
+        // Not a result: where a run's minutes go (CI runs the smoke of every scenario).
+        eprintln!("== {n} took {:.0} s", t.elapsed().as_secs_f64());
         results.insert((*n).to_owned(), v);
     }
     report::print(&results);
