@@ -10,6 +10,9 @@
 #   scripts/chaos.sh --scenario kill      one scenario (wifi, kill, hang; or a,b)
 #   scripts/chaos.sh --no-docs            do not touch docs/reliability.md
 #   scripts/chaos.sh --debug              use the dev build instead of the release build
+#   DOCKET_TEST_POSTGRES=partitioned scripts/chaos.sh --scenario kill
+#                                         head office's schema partitioned by site (4 hash
+#                                         partitions), as scripts/test.sh's second relay run
 #
 # Other arguments go to docket-chaos (see `docket-chaos --help`).
 set -euo pipefail
@@ -22,7 +25,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --debug) profile=debug ;;
         --no-docs) docs=0 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) args+=("$1") ;;
     esac
     shift

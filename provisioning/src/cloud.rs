@@ -55,7 +55,7 @@ fn cloud_init(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut client = docket_cloud::connect(&url, Timeouts::default())
+        let mut client = docket_cloud::connect_as(&url, Timeouts::default(), "docket")
             .await
             .with_context(|| format!("cannot connect to head office at {}", url.redacted()))?;
         let applied = match partitions {

@@ -239,6 +239,11 @@ impl Postgres {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
     }
 
+    /// One of this server's own client tools (`pg_dump`, `psql`), of its version.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// The superuser's URL.
     pub fn admin_url(&self) -> String {
         format!(

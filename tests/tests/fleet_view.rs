@@ -362,6 +362,17 @@ fn fleet_serve_answers_the_api_says_503_while_the_database_is_away_and_recovers(
     let mut serve = Serve::start(&pg.admin_url())?;
     let body = serve.wait_for("/api/fleet", 200)?;
     check_fleet(&body)?;
+    // Head office's DBA tells the fleet view's session from the relays' ("docketd").
+    let apps: Vec<String> = rt
+        .block_on(c.query(
+            "SELECT application_name FROM pg_stat_activity
+              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            &[],
+        ))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(apps, ["docket-fleet"]);
     let (status, head, page) = serve.get("/")?;
     assert_eq!(status, 200);
     assert!(

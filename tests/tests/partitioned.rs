@@ -3,7 +3,8 @@
 //! (columns, defaults, keys, indexes, triggers, row-level security, policies, grants, views,
 //! functions) except that its per-site tables are partitioned by hash of site_id, and sites'
 //! rows land in different partitions; partitioning is chosen once, and a wrong request is
-//! refused without changing anything.
+//! refused without changing anything; a plain head office moves to a partitioned one by the copy
+//! operations.md gives.
 
 use std::collections::BTreeSet;
 
@@ -323,5 +324,133 @@ async fn partitioning_is_chosen_once_and_a_wrong_request_changes_nothing() -> R 
     assert!(docket_cloud::migrate(&mut parted).await?.is_empty());
     assert_eq!(partitioning(&parted).await?, before);
     assert_eq!(docket_cloud::partitions(&parted).await?, Some(PARTITIONS));
+    Ok(())
+}
+
+/// Every row of every docket table but the migrations', one digest per table.
+async fn contents(db: &Client) -> anyhow::Result<Vec<(String, i64, String)>> {
+    let mut out = Vec::new();
+    let tables: BTreeSet<String> = (tables_with_site_id(db).await?.into_iter())
+        .chain(REFERENCE.iter().map(|t| t.to_string()))
+        .filter(|t| t != "schema_migrations")
+        .collect();
+    for t in tables {
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '')
+                       FROM docket.{t} r"
+                ),
+                &[],
+            )
+            .await?;
+        out.push((t, row.get(0), row.get(1)));
+    }
+    Ok(out)
+}
+
+/// operations.md, "Growing head office": a plain head office changes its partitioning by a new
+/// database created partitioned and the rows copied with `pg_dump --data-only
+/// --disable-triggers`. Every row arrives, and what the triggers number goes on from where the
+/// old database stopped: a site's next inbound order, the next 86.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_head_office_moves_to_a_partitioned_one_by_the_documented_copy() -> R {
+    use docket_core::order::LineStatus;
+    use docket_core::wire::EventKind;
+    use docket_tests::cloud::{event, order, site_writer_in};
+
+    const SITE: &str = "bistro-9";
+    const PASSWORD: &str = "a-site-password-long-enough";
+    let pg = Postgres::start()?;
+    let admin = pg.client().await?;
+    let mut old = database(&pg, &admin, "old").await?;
+    let mut new = database(&pg, &admin, "new").await?;
+    docket_cloud::migrate(&mut old).await?;
+    docket_cloud::create_site_role(&old, SITE, PASSWORD).await?;
+    let url = |db: &str| format!("postgres://postgres:postgres@127.0.0.1:{}/{db}", pg.port);
+
+    // A site's history (written by its relay, as its role), two inbound orders, two 86s.
+    let prices = std::collections::HashMap::from([("burger".to_owned(), 1250)]);
+    let history = [
+        event(1, EventKind::OrderPlaced, order("o1", 1, LineStatus::Fired)),
+        event(2, EventKind::OrderPlaced, order("o2", 1, LineStatus::Fired)),
+        event(
+            3,
+            EventKind::TicketBumped,
+            order("o1", 2, LineStatus::Ready),
+        ),
+    ];
+    let mut w = site_writer_in(&pg, "old", SITE, PASSWORD).await?;
+    w.write_batch(SITE, "test", &history, &prices).await?;
+    old.batch_execute(&format!(
+        "INSERT INTO docket.inbound_orders (site_id, source, source_id, payload)
+              VALUES ('{SITE}', 'web', 'w-1', '{{}}'), ('{SITE}', 'web', 'w-2', '{{}}');
+         INSERT INTO docket.central_stock (brand, item, out) VALUES ('b', 'fries', true),
+                                                                    ('b', 'fries', false);"
+    ))
+    .await?;
+
+    docket_cloud::migrate_partitioned(&mut new, PARTITIONS).await?;
+    let dump = std::process::Command::new(pg.tool("pg_dump"))
+        .args(["--data-only", "--disable-triggers", "--schema", "docket"])
+        .args(["--exclude-table", "docket.schema_migrations", &url("old")])
+        .output()?;
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut psql = std::process::Command::new(pg.tool("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url("new")])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    std::io::Write::write_all(&mut psql.stdin.take().context("stdin")?, &dump.stdout)?;
+    let restored = psql.wait_with_output()?;
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+
+    let before = contents(&old).await?;
+    assert_eq!(contents(&new).await?, before);
+    assert!(before.iter().any(|(t, n, _)| t == "order_lines" && *n == 2));
+    assert!(!partitioning(&new).await?.is_empty());
+
+    // The site's relay goes on in the new database, and the triggers number on.
+    drop(w);
+    let next = [event(
+        4,
+        EventKind::OrderPlaced,
+        order("o3", 1, LineStatus::Fired),
+    )];
+    let mut w = site_writer_in(&pg, "new", SITE, PASSWORD).await?;
+    w.write_batch(SITE, "test", &next, &prices).await?;
+    new.batch_execute(&format!(
+        "INSERT INTO docket.inbound_orders (site_id, source, source_id, payload)
+              VALUES ('{SITE}', 'web', 'w-3', '{{}}');
+         INSERT INTO docket.central_stock (brand, item, out) VALUES ('b', 'fries', true);"
+    ))
+    .await?;
+    let row = new
+        .query_one(
+            "SELECT (SELECT max(seq) FROM docket.inbound_orders WHERE source_id = 'w-3'),
+                    (SELECT max(id) FROM docket.central_stock),
+                    (SELECT last_seq FROM docket.sites WHERE site_id = $1),
+                    (SELECT count(*) FROM docket.orders WHERE site_id = $1)",
+            &[&SITE],
+        )
+        .await?;
+    assert_eq!(row.get::<_, i64>(0), 3, "the site's next inbound order");
+    // An id takes two values of the sequence (the default's, replaced by the trigger's).
+    let last_86: i64 = old
+        .query_one("SELECT max(id) FROM docket.central_stock", &[])
+        .await?
+        .get(0);
+    assert!(row.get::<_, i64>(1) > last_86, "the next 86 after the last");
+    assert_eq!(row.get::<_, i64>(2), 4);
+    assert_eq!(row.get::<_, i64>(3), 3);
     Ok(())
 }

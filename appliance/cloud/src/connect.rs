@@ -42,7 +42,18 @@ fn wants_tls(url: &str) -> bool {
 /// Connects (TLS with rustls and the webpki roots when the URL's sslmode asks for it), within
 /// `t.connect_ms`, with `t.statement_ms` as the session's statement timeout.
 pub async fn connect(url: &SecretUrl, t: Timeouts) -> Result<Client, CloudError> {
-    connect_with(url, t, None).await
+    connect_with(url, t, "docketd", None).await
+}
+
+/// As [`connect`], named `application` in head office's `pg_stat_activity` and logs (the
+/// technician's `docket`, the fleet view), so a DBA can tell them from the relays. An
+/// `application_name` in the URL wins over either name.
+pub async fn connect_as(
+    url: &SecretUrl,
+    t: Timeouts,
+    application: &str,
+) -> Result<Client, CloudError> {
+    connect_with(url, t, application, None).await
 }
 
 /// As [`connect`], and `notify` is woken by each NOTIFY this connection receives (after a
@@ -52,12 +63,13 @@ pub async fn connect_listening(
     t: Timeouts,
     notify: Arc<tokio::sync::Notify>,
 ) -> Result<Client, CloudError> {
-    connect_with(url, t, Some(notify)).await
+    connect_with(url, t, "docketd", Some(notify)).await
 }
 
 async fn connect_with(
     url: &SecretUrl,
     t: Timeouts,
+    application: &str,
     notify: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<Client, CloudError> {
     // tokio-postgres knows sslmode disable/prefer/require; verify-* are require plus the
@@ -69,7 +81,9 @@ async fn connect_with(
     let mut config: tokio_postgres::Config = raw.parse()?;
     let timeout = Duration::from_millis(t.connect_ms);
     config.connect_timeout(timeout);
-    config.application_name("docketd");
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
     config.options(format!("-c statement_timeout={}", t.statement_ms));
     let connecting = async {
         if wants_tls(url.expose()) {

@@ -23,7 +23,7 @@ mod write;
 use std::time::Duration;
 
 pub use central::{central_stock_after, newest_central_menu, CentralMenu, CentralStock};
-pub use connect::{connect, connect_listening, probe, Timeouts};
+pub use connect::{connect, connect_as, connect_listening, probe, Timeouts};
 pub use schema::{
     create_site_role, migrate, migrate_partitioned, partitions, MAX_PARTITIONS, MIGRATIONS,
     PARTITIONED,

@@ -206,7 +206,7 @@ async fn read_once(
     let c = match client {
         Some(c) if !c.is_closed() => c,
         _ => client.insert(
-            docket_cloud::connect(pg, TIMEOUTS)
+            docket_cloud::connect_as(pg, TIMEOUTS, "docket-fleet")
                 .await
                 .with_context(|| format!("cannot connect to {}", pg.redacted()))?,
         ),

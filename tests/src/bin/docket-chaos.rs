@@ -8,7 +8,8 @@
 //! - `wifi`: every device's link goes through delays, stalls, blackholes (10–60 s), one-way
 //!   cuts, resets, half-closes and flapping, one after another, for `--wifi-minutes`;
 //! - `kill`: kill -9 of the box at random moments under load, `--kill-cycles` times, with
-//!   SQLite's integrity check after every kill;
+//!   SQLite's integrity check after every kill, relaying to a real PostgreSQL (partitioned by
+//!   site with `DOCKET_TEST_POSTGRES=partitioned`, as the tests);
 //! - `hang`: SIGSTOP for `--hang-seconds`, then SIGCONT.
 //!
 //! Prints a table and, with `--markdown PATH`, writes it as a Markdown block for
@@ -180,7 +181,9 @@ async fn kill(a: &Args) -> anyhow::Result<Row> {
         pg.admin_url()
     );
     let mut d = Daemon::start_with(&[], "chaos-kill", &toml)?;
-    d.cli(&["uplink", "migrate", "--url", &pg.admin_url()])?;
+    // Partitioned by site when the run asks (DOCKET_TEST_POSTGRES=partitioned), as the tests.
+    let migrate = pg.migrate_args();
+    d.cli(&migrate.iter().map(String::as_str).collect::<Vec<_>>())?;
     let r = Restaurant::open(&d, a.tablets, interval(a), KEEP_ALIVE, a.seed).await?;
     eprintln!("kill: {} cycles", a.kill_cycles);
     let start = Instant::now();
