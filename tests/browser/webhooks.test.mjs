@@ -2,14 +2,14 @@
 // port): the integration is listed with no webhook; a bad URL is refused as typed; a good one is
 // saved and its secret shown once; "Send test" reaches the receiver signed with that secret and
 // appears in the delivery log; an order of the integration's is delivered; a failing receiver
-// shows `failing`; Remove waits 5 s with an Undo.
+// shows `failing`; paused, an order is not sent until Resume; Remove waits 5 s with an Undo.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 
-import { assertClean, launchBrowser, startDaemon, waitFor } from './harness.mjs';
+import { assertClean, launchBrowser, screenshot, startDaemon, waitFor } from './harness.mjs';
 import { Device } from './client.mjs';
 import { open } from './kit.mjs';
 
@@ -36,7 +36,7 @@ function signedWith(secretHex, g) {
   return mac === v1;
 }
 
-test('/admin: a webhook set, its secret once, a signed test, a delivery, failing shown, removed after an undo', async (t) => {
+test('/admin: a webhook set, its secret once, a signed test, a delivery, failing shown, paused and resumed, removed after an undo', async (t) => {
   const rec = await receiver(t);
   const [daemon, browser] = await Promise.all([
     startDaemon({ t, config: '[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n' }),
@@ -92,6 +92,21 @@ test('/admin: a webhook set, its secret once, a signed test, a delivery, failing
   await row.locator('.wh-log li.failed').first().waitFor();
   rec.status = 200;
   await waitFor(async () => (await row.locator('.wh-state').innerText()).startsWith('ok'), { message: 'ok again' });
+
+  // Paused for the receiver's maintenance: an order meanwhile is not sent; resumed, it is.
+  const sent = rec.got.length;
+  await row.locator('.wh-pause:text("Pause")').click();
+  await waitFor(async () => (await row.locator('.wh-state').innerText()).startsWith('paused'), { message: 'paused shown' });
+  await row.locator('.wh-pause:text("Resume")').waitFor();
+  await pos.command({ type: 'place_order', table: 'online', channel: 'online', reference: 'A-3', lines: [{ item: 'burger-classic', qty: 1 }] });
+  await waitFor(async () => /1 event to look at/.test(await row.locator('.wh-state').innerText()), { message: 'the waiting event shown' });
+  await screenshot(admin, 'admin-webhook-paused');
+  assert.equal(rec.got.length, sent, 'nothing is sent while paused');
+  await row.locator('.wh-pause').click();
+  await waitFor(() => rec.got.length === sent + 1, { message: 'the waiting order delivered on resume' });
+  assert.equal(JSON.parse(rec.got[sent].body).order.origin.reference, 'A-3');
+  await waitFor(async () => (await row.locator('.wh-state').innerText()).trim() === 'ok', { message: 'ok after resume' });
+  await row.locator('.wh-pause:text("Pause")').waitFor();
 
   // Remove: undone, it stays; left alone, it goes.
   await row.locator('.wh-remove').click();

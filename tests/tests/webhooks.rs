@@ -445,3 +445,98 @@ async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow
     );
     Ok(())
 }
+
+/// The webhook's state as `/api/admin/webhooks` lists it, and its events waiting.
+fn listed(d: &Daemon, auth: &str) -> anyhow::Result<(String, u64)> {
+    let (_, v) = admin(d, auth, "GET", "/api/admin/webhooks", "")?;
+    let w = &v["webhooks"][0];
+    Ok((
+        w["state"].as_str().unwrap_or("").to_owned(),
+        w["waiting_events"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// A receiver under maintenance: its webhook paused from `/admin` gets nothing more from the
+/// answer on, through a restart of the box too; resumed, it gets what waited, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_webhook_sends_nothing_and_once_resumed_sends_what_waited() -> anyhow::Result<()> {
+    let r = Receiver::start().await?;
+    let mut d = Daemon::start_with(
+        &[],
+        "test-site",
+        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n",
+    )?;
+    let pos = d.add_device("pos", "integration", &[])?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let tablet = d.add_device("tablet-1", "tablet", &[])?;
+    let auth = basic_auth(&mgr.id, &mgr.login());
+    let hook = format!("{{\"url\":\"{}\"}}", r.url());
+    assert_eq!(
+        admin(&d, &auth, "PUT", "/api/admin/webhooks/pos", &hook)?.0,
+        200
+    );
+    let mut p = Client::connect(d.mqtt, &pos).await?;
+    assert!(p.command(&place("online", "P-1")).await?.ok);
+    eventually("the first order delivered", || {
+        acknowledged(&r) == committed_for(&d, "pos").unwrap_or_default()
+    })
+    .await?;
+    let before = acknowledged(&r);
+    assert_eq!(before.len(), 1);
+
+    // Refused, nothing changed: no such webhook, and not a manager.
+    let (s, v) = admin(&d, &auth, "POST", "/api/admin/webhooks/nobody/pause", "")?;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("no_webhook")),
+        "{v}"
+    );
+    let not_mgr = basic_auth(&tablet.id, &tablet.login());
+    let (s, _) = d.request(
+        "POST",
+        "/api/admin/webhooks/pos/pause",
+        &[("Authorization", &not_mgr)],
+        "",
+    )?;
+    assert!(s == 401 || s == 403, "a tablet paused a webhook: {s}");
+    assert_eq!(listed(&d, &auth)?.0, "ok");
+
+    // Paused (twice: the same), then two more orders: nothing is sent.
+    for _ in 0..2 {
+        let (s, v) = admin(&d, &auth, "POST", "/api/admin/webhooks/pos/pause", "")?;
+        assert_eq!(
+            (s, v["webhooks"][0]["state"].as_str()),
+            (200, Some("paused")),
+            "{v}"
+        );
+    }
+    assert!(p.command(&place("online", "P-2")).await?.ok);
+    assert!(p.command(&place("online", "P-3")).await?.ok);
+    // Unpaused, the webhook looks for new events every 250 ms: six looks' worth.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(acknowledged(&r), before, "sent while paused");
+    assert_eq!(listed(&d, &auth)?, ("paused".to_owned(), 2));
+
+    // Still paused after the box restarts.
+    d.kill9();
+    d.restart()?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        acknowledged(&r),
+        before,
+        "sent after a restart while paused"
+    );
+    assert_eq!(listed(&d, &auth)?.0, "paused");
+
+    // Resumed: what waited, in order, once; then the state is ok again.
+    let (s, v) = admin(&d, &auth, "POST", "/api/admin/webhooks/pos/resume", "")?;
+    assert_eq!(s, 200, "{v}");
+    let want = committed_for(&d, "pos")?;
+    assert_eq!(want.len(), 3);
+    eventually("what waited delivered", || acknowledged(&r) == want).await?;
+    eventually("the state ok again", || {
+        listed(&d, &auth).is_ok_and(|(s, n)| s == "ok" && n == 0)
+    })
+    .await?;
+    Ok(())
+}

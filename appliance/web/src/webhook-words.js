@@ -1,9 +1,10 @@
 // Webhooks in words (pure, unit-tested): a webhook's state line, one delivery of its log, and the
 // check of a URL before it is sent to the box (which checks again and has the last word).
 
-/** A webhook's state: `ok`, `failing` since when and why, or `new` (nothing sent yet). */
+/** A webhook's state: `paused`, `ok`, `failing` since when and why, or `new` (nothing sent yet). */
 export function stateText(w, now = Date.now()) {
   const waiting = w.waiting_events ? ` · ${w.waiting_events} event${w.waiting_events === 1 ? '' : 's'} to look at` : '';
+  if (w.state === 'paused') return `paused: nothing is sent until it is resumed${waiting}`;
   if (w.state === 'failing') {
     const since = w.failing_since ? ` for ${ago(now - w.failing_since)}` : '';
     return `failing${since}: ${w.last_error || 'no answer'}${waiting}`;

@@ -1,8 +1,9 @@
 // /admin's webhooks: every integration device with its webhook (URL, state: ok or failing since
 // when and why, events waiting) or "no webhook"; Set / Edit the URL in a small form sent with
 // PUT /api/admin/webhooks/{device} (the secret the box makes is shown once, to copy into the
-// receiver); "Send test" (POST …/test); Remove waits 5 s with an Undo before the DELETE; the last
-// 20 deliveries under each. Rows and log lines are keyed (by device, by delivery id) and patched
+// receiver); "Send test" (POST …/test); Pause / Resume (POST …/pause, …/resume: the events wait
+// on the box meanwhile); Remove waits 5 s with an Undo before the DELETE; the last 20 deliveries
+// under each. Rows and log lines are keyed (by device, by delivery id) and patched
 // in place on the 2-second poll.
 
 import { el } from './conn.js';
@@ -83,6 +84,7 @@ export class Webhooks {
         url,
         el('button', { class: 'wh-save primary', onclick: () => this.save(device) }, 'Save'),
         el('button', { class: 'wh-test', onclick: () => this.test(device) }, 'Send test'),
+        el('button', { class: 'wh-pause', onclick: () => this.pauseOrResume(device) }, 'Pause'),
         el('button', { class: 'wh-remove', onclick: () => this.removing.start(device, {}) }, 'Remove'),
         el('span', { class: 'wh-removing', hidden: '' }),
         el('button', { class: 'wh-undo', hidden: '', onclick: () => this.removing.undo(device) }, 'Undo'),
@@ -101,6 +103,9 @@ export class Webhooks {
     if (!this.editing.has(device) && document.activeElement !== url) url.value = w ? w.url : '';
     setHidden(row.querySelector('.wh-test'), !w || left !== null);
     setHidden(row.querySelector('.wh-remove'), !w || left !== null);
+    const pause = row.querySelector('.wh-pause');
+    setHidden(pause, !w || left !== null);
+    setText(pause, w && w.state === 'paused' ? 'Resume' : 'Pause');
     const note = row.querySelector('.wh-removing');
     setHidden(note, left === null);
     setText(note, left === null ? '' : `Removing in ${left} s`);
@@ -155,6 +160,20 @@ export class Webhooks {
       await this.refresh();
     } catch (e) {
       this.flash(`Cannot send the test: ${e.message}`, 'error');
+    }
+  }
+
+  /** Pause a running webhook, resume a paused one; the answer is the new listing. */
+  async pauseOrResume(device) {
+    const w = this.hook(device);
+    if (!w) return;
+    const verb = w.state === 'paused' ? 'resume' : 'pause';
+    try {
+      this.load(await this.api('POST', `/api/admin/webhooks/${encodeURIComponent(device)}/${verb}`));
+      this.rowError(device, '');
+      this.flash(`${device}: webhook ${verb === 'pause' ? 'paused: its events wait on the box' : 'resumed'}`);
+    } catch (e) {
+      this.rowError(device, `Cannot ${verb}: ${e.message}`);
     }
   }
 

@@ -11,6 +11,9 @@ test("a webhook's state says since when and why it fails", () => {
   const failing = { state: 'failing', failing_since: 1000, last_error: 'cannot connect: refused', waiting_events: 3 };
   assert.equal(stateText(failing, 1000 + 300_000), 'failing for 5 min: cannot connect: refused · 3 events to look at');
   assert.equal(stateText({ state: 'failing', waiting_events: 1 }, 0), 'failing: no answer · 1 event to look at');
+  // Paused wins over the last failure: nothing is being tried.
+  const paused = { ...failing, state: 'paused' };
+  assert.equal(stateText(paused, 1000), 'paused: nothing is sent until it is resumed · 3 events to look at');
   assert.equal(ago(59_400), '59 s');
   assert.equal(ago(3 * 3600_000), '3 h');
 });

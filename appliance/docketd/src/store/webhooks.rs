@@ -149,6 +149,23 @@ pub fn put(
     Ok(!exists)
 }
 
+/// Pauses (`enabled` false) or resumes `device`'s webhook, its cursor kept; false when it has
+/// none. Setting it as it is changes nothing.
+pub fn set_enabled(
+    conn: &Connection,
+    device: &str,
+    enabled: bool,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE webhooks SET enabled = ?2,
+                updated_at = CASE WHEN enabled = ?2 THEN updated_at ELSE ?3 END
+          WHERE device = ?1",
+        params![device, enabled, now],
+    )?;
+    Ok(n > 0)
+}
+
 /// Removes `device`'s webhook and its log; false when it had none.
 pub fn remove(conn: &mut Connection, device: &str) -> Result<bool, StoreError> {
     let tx = conn.transaction()?;

@@ -2,14 +2,16 @@
 //! webhook is told of every status change of the orders it placed, in seq order, signed, and
 //! retried until its receiver answers 2xx. `payload.rs` what is sent (pure), `client.rs` the
 //! HTTP(S) POST, `task.rs` one webhook's delivery loop; this file the shared [`Webhooks`] handle
-//! (settings, each webhook's state for `/admin`, the test send) and the supervisor that keeps one
-//! task per stored webhook (`store::webhooks`), started and stopped as the set changes.
+//! (settings, each webhook's state for `/admin`, the test send, stopping one at once when it is
+//! paused or removed) and the supervisor that keeps one task per stored enabled webhook
+//! (`store::webhooks`), started and stopped as the set changes.
 //!
 //! Reads committed events through its own SQLite connection; the engine never waits for it.
 //! Must not decide anything about orders.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,10 @@ pub struct Webhooks {
     backoff_max: Duration,
     allow_plain: bool,
     states: Mutex<BTreeMap<String, State>>,
+    /// The delivery tasks running, by device: the webhook each runs and its stop.
+    running: Mutex<BTreeMap<String, (Webhook, CancellationToken)>>,
+    /// Counts [`Webhooks::stop_now`]s: a look at the store that began before one is stale.
+    stops: AtomicU64,
     changed: tokio::sync::Notify,
 }
 
@@ -66,6 +72,8 @@ impl Webhooks {
             backoff_max: cfg.webhook_backoff_max,
             allow_plain: cfg.allow_plain_webhooks,
             states: Mutex::default(),
+            running: Mutex::default(),
+            stops: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
         })
     }
@@ -100,6 +108,22 @@ impl Webhooks {
     /// The stored webhooks changed: the supervisor starts and stops tasks to match.
     pub fn reload(&self) {
         self.changed.notify_one();
+    }
+
+    /// Stops `device`'s delivery task now (paused or removed: the caller changed the store
+    /// first). A POST under way is abandoned, and sent again when the webhook runs again; no
+    /// other starts after this returns.
+    pub fn stop_now(&self, device: &str) {
+        let stopped = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            self.stops.fetch_add(1, Relaxed);
+            running.remove(device)
+        };
+        if let Some((_, stop)) = stopped {
+            stop.cancel();
+            self.lock().remove(device);
+        }
+        self.reload();
     }
 
     pub fn state(&self, device: &str) -> State {
@@ -220,13 +244,18 @@ pub fn spawn(hooks: Arc<Webhooks>, shutdown: CancellationToken) {
 }
 
 async fn supervise(hooks: Arc<Webhooks>, db: Db, shutdown: CancellationToken) {
-    let mut running: BTreeMap<String, (Webhook, CancellationToken)> = BTreeMap::new();
     loop {
+        let stops = hooks.stops.load(Relaxed);
         // A revoked integration's webhook stops here within one look (5 s at most).
         match db.run(webhooks::active).await {
             Ok(all) => {
                 let wanted: BTreeMap<String, Webhook> =
                     all.into_iter().map(|w| (w.device.clone(), w)).collect();
+                let mut running = hooks.running.lock().unwrap_or_else(|p| p.into_inner());
+                if hooks.stops.load(Relaxed) != stops {
+                    // Paused or removed while this look was reading: it may still list it.
+                    continue;
+                }
                 running.retain(|device, (hook, stop)| {
                     let keep = wanted
                         .get(device)

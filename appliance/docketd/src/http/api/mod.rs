@@ -135,6 +135,14 @@ pub fn router(state: ApiState) -> Router {
             post(webhooks::admin_test_webhook),
         )
         .route(
+            "/api/admin/webhooks/{device}/pause",
+            post(webhooks::admin_pause_webhook),
+        )
+        .route(
+            "/api/admin/webhooks/{device}/resume",
+            post(webhooks::admin_resume_webhook),
+        )
+        .route(
             "/api/admin/webhooks/{device}/deliveries",
             get(webhooks::admin_webhook_deliveries),
         )

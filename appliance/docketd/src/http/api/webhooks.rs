@@ -1,7 +1,8 @@
 //! `/api/admin/webhooks`: the integrations' webhooks for `/admin`. `GET` lists each with its
 //! state and last deliveries; `PUT /{device}` `{url}` sets an integration device's webhook (the
 //! secret, made on create, is in that answer only); `DELETE /{device}` removes it and its log;
-//! `POST /{device}/test` sends a signed `test` event now; `GET /{device}/deliveries` is its log.
+//! `POST /{device}/test` sends a signed `test` event now; `POST /{device}/pause` and `/resume`
+//! hold its deliveries and let them go; `GET /{device}/deliveries` is its log.
 //!
 //! Must not deliver events itself: the webhook tasks follow the table (`Webhooks::reload`).
 
@@ -36,7 +37,9 @@ fn hooks(s: &ApiState) -> Result<Arc<Webhooks>, AppError> {
 /// One webhook as listed (never its secret).
 fn entry(h: &Webhooks, w: &Webhook, waiting: u64, last: Vec<webhooks::Delivery>) -> Value {
     let st = h.state(&w.device);
-    let state = if st.failing_since.is_some() {
+    let state = if !w.enabled {
+        "paused"
+    } else if st.failing_since.is_some() {
         "failing"
     } else if st.last_ok.is_some() {
         "ok"
@@ -151,8 +154,49 @@ pub(super) async fn admin_delete_webhook(
     if !with_db(&s, move |c| webhooks::remove(c, &d)).await? {
         return Err(AppError::NoWebhook(device));
     }
-    h.reload();
+    h.stop_now(&device);
     tracing::info!(device = %device, by = %by.device, "webhook removed");
+    Ok(Json(listing(&s).await?))
+}
+
+/// `POST /{device}/pause`: nothing more is sent from the answer on; the events wait, from its
+/// cursor, on the box. Pausing a paused one changes nothing.
+pub(super) async fn admin_pause_webhook(
+    Manager(by): Manager,
+    State(s): State<ApiState>,
+    device: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    set_enabled(by, s, device, false).await
+}
+
+/// `POST /{device}/resume`: the events that waited are sent, in order, from its cursor.
+pub(super) async fn admin_resume_webhook(
+    Manager(by): Manager,
+    State(s): State<ApiState>,
+    device: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    set_enabled(by, s, device, true).await
+}
+
+async fn set_enabled(
+    by: docket_core::Actor,
+    s: ApiState,
+    device: Result<Path<String>, PathRejection>,
+    enabled: bool,
+) -> Result<Json<Value>, AppError> {
+    let Path(device) = device.map_err(AppError::BadPath)?;
+    let h = hooks(&s)?;
+    let d = device.clone();
+    if !with_db(&s, move |c| webhooks::set_enabled(c, &d, enabled, now_ms())).await? {
+        return Err(AppError::NoWebhook(device));
+    }
+    if enabled {
+        h.reload();
+    } else {
+        h.stop_now(&device);
+    }
+    let what = if enabled { "resumed" } else { "paused" };
+    tracing::info!(device = %device, by = %by.device, "webhook {what}");
     Ok(Json(listing(&s).await?))
 }
 
