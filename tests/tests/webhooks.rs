@@ -540,3 +540,43 @@ async fn a_paused_webhook_sends_nothing_and_once_resumed_sends_what_waited() -> 
     .await?;
     Ok(())
 }
+
+/// Revoking an integration cuts its webhook as it cuts its connection: an order of its bumped by
+/// the kitchen once its connection is seen cut is never sent (the supervisor's own look, every
+/// 5 s, would have let it through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_integration_s_webhook_stops_with_its_connection() -> anyhow::Result<()> {
+    let r = Receiver::start().await?;
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n",
+    )?;
+    let pos = d.add_device("pos", "integration", &[])?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let kds = d.add_device("kds-grill", "station", &["grill"])?;
+    let auth = basic_auth(&mgr.id, &mgr.login());
+    let hook = format!("{{\"url\":\"{}\"}}", r.url());
+    assert_eq!(
+        admin(&d, &auth, "PUT", "/api/admin/webhooks/pos", &hook)?.0,
+        200
+    );
+    let mut p = Client::connect(d.mqtt, &pos).await?;
+    let mut k = Client::connect(d.mqtt, &kds).await?;
+    let placed = p.command(&place("online", "R-1")).await?;
+    let order_id = placed.order_id.clone().context("order id")?;
+    eventually("the order delivered", || acknowledged(&r).len() == 1).await?;
+
+    let (s, v) = admin(&d, &auth, "POST", "/api/admin/devices/pos/revoke", "")?;
+    assert_eq!(s, 200, "{v}");
+    eventually("the revoked integration cut off", || !p.is_connected()).await?;
+    let bump = CommandBody::Bump {
+        order_id,
+        station: "grill".into(),
+    };
+    assert!(k.command(&bump).await?.ok);
+    // Running, the webhook looks for new events every 250 ms: six looks' worth.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(acknowledged(&r).len(), 1, "sent for a revoked integration");
+    Ok(())
+}

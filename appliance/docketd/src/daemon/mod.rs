@@ -107,7 +107,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(watch_devices(
         registry.clone(),
         metrics.clone(),
-        connections.clone(),
+        (connections.clone(), webhooks.clone()),
         shutdown.clone(),
     ));
     // The uplink relays read committed events through their own connections: the kitchen
@@ -463,7 +463,7 @@ async fn prove_listeners(
 async fn watch_devices(
     registry: Arc<DeviceRegistry>,
     metrics: Arc<Metrics>,
-    connections: Connections,
+    (connections, webhooks): (Connections, Arc<crate::webhook::Webhooks>),
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -480,6 +480,9 @@ async fn watch_devices(
         }
         let cut = registry.take_revoked();
         for device in cut {
+            // An integration's webhook first: the moment its connection is seen cut, nothing
+            // more is sent for it either (the supervisor's own look is every 5 s).
+            webhooks.stop_now(&device);
             metrics.kicks.fetch_add(1, Relaxed);
             if connections.cut(&device, conn::Ending::Revoked) {
                 tracing::info!(device, "revoked device cut off");

@@ -110,8 +110,8 @@ impl Webhooks {
         self.changed.notify_one();
     }
 
-    /// Stops `device`'s delivery task now (paused or removed: the caller changed the store
-    /// first). A POST under way is abandoned, and sent again when the webhook runs again; no
+    /// Stops `device`'s delivery task now (paused, removed or its device revoked: the store
+    /// says so first). A POST under way is abandoned, and sent again when the webhook runs again; no
     /// other starts after this returns.
     pub fn stop_now(&self, device: &str) {
         let stopped = {
@@ -246,7 +246,7 @@ pub fn spawn(hooks: Arc<Webhooks>, shutdown: CancellationToken) {
 async fn supervise(hooks: Arc<Webhooks>, db: Db, shutdown: CancellationToken) {
     loop {
         let stops = hooks.stops.load(Relaxed);
-        // A revoked integration's webhook stops here within one look (5 s at most).
+        // A revoked integration's webhook: `watch_devices` stops it at once; this look too.
         match db.run(webhooks::active).await {
             Ok(all) => {
                 let wanted: BTreeMap<String, Webhook> =
