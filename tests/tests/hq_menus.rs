@@ -447,3 +447,88 @@ async fn an_86_that_commits_late_is_not_skipped() -> R {
     assert_eq!(items, vec!["fries".to_owned(), "wings".to_owned()]);
     Ok(())
 }
+
+/// Head office's menus and 86s reach a box as they are made (NOTIFY docket_central), not at its
+/// next look: here the look is every 10 minutes, and each change must arrive well before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_menu_and_an_86_reach_the_box_when_made_not_at_its_next_look() -> R {
+    let pg = Postgres::start()?;
+    let urls = head_office(&pg, &[("site-a", "bistro")]).await?;
+    let admin = pg.client().await?;
+    let toml = uplink_toml(Some(&urls[0]), None, 50) + "menus_poll_ms = 600000\n";
+    let d = Daemon::start_with(&[], "site-a", &toml)?;
+    let mut items = box_menu(&d)?.items;
+    items.push(MenuItem::plain("soup", "Soup of the day", 700, "cold"));
+    // Version 1 may be taken by the box's first look, at start; version 2 only by a wake-up.
+    publish(&admin, "bistro", None, 1, &items).await?;
+    menu_until(&d, "version 1", |m| m.item("soup").is_some()).await?;
+    let t = std::time::Instant::now();
+    items
+        .iter_mut()
+        .find(|i| i.id == "soup")
+        .context("soup")?
+        .price = 750;
+    publish(&admin, "bistro", None, 2, &items).await?;
+    menu_until(&d, "version 2", |m| {
+        m.item("soup").is_some_and(|i| i.price == 750)
+    })
+    .await?;
+    stock(&admin, "bistro", "soup", true).await?;
+    menu_until(&d, "soup 86'd", |m| m.item("soup").is_some_and(|i| i.out)).await?;
+    // For the record, not a bound: a look every 10 minutes would have taken them minutes.
+    println!(
+        "version 2 and the 86 on the box {:?} after they were made",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+/// What a site's role hears on head office's channels: that something changed, never whose.
+/// Every role may LISTEN, and row-level security does not filter a notification's payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_hears_that_something_changed_but_not_whose() -> R {
+    use futures_util::StreamExt;
+    let pg = Postgres::start()?;
+    let urls = head_office(&pg, &[("site-a", "bistro"), ("site-b", "grill-house")]).await?;
+    let admin = pg.client().await?;
+    let (spy, mut conn) = tokio_postgres::connect(&urls[0], tokio_postgres::NoTls).await?;
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    spy.batch_execute("LISTEN docket_inbound; LISTEN docket_central")
+        .await?;
+
+    // Site b's online order, its brand's 86 and its brand moving: site a hears only that.
+    admin
+        .batch_execute(
+            "INSERT INTO docket.inbound_orders (site_id, source, source_id, payload)
+                  VALUES ('site-b', 'web', 'w-1', '{}');
+             INSERT INTO docket.central_stock (brand, site_id, item, out)
+                  VALUES ('grill-house', 'site-b', 'fries', true);
+             UPDATE docket.site_brands SET brand = 'grill-house-2' WHERE site_id = 'site-b';",
+        )
+        .await?;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let n = tokio::time::timeout(WAIT, heard.recv())
+            .await?
+            .context("the listening connection ended")?;
+        got.push(n);
+    }
+    got.sort();
+    // One transaction: the same (channel, payload) is delivered once.
+    assert_eq!(
+        got,
+        [
+            ("docket_central".to_owned(), String::new()),
+            ("docket_inbound".to_owned(), String::new())
+        ]
+    );
+    Ok(())
+}

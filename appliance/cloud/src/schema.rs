@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "009_events_json",
         include_str!("../sql/009_events_json.sql"),
     ),
+    (
+        "010_central_notify",
+        include_str!("../sql/010_central_notify.sql"),
+    ),
 ];
 
 /// Creates (or re-keys) the role a site's box relays as, `docket_site_<site>`, which may insert

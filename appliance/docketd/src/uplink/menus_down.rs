@@ -1,5 +1,6 @@
 //! Menus from head office: a task that looks at head office's PostgreSQL (at start, on each
-//! reconnect, then every `uplink.menus_poll_ms`) for a newer central menu for this site
+//! reconnect, when head office notifies `docket_central` (a menu or an 86 inserted, a brand
+//! set), and every `uplink.menus_poll_ms` as the backstop) for a newer central menu for this site
 //! (`docket_cloud::newest_central_menu`: the site's own beats its brand's) and for 86s after the
 //! last one taken, and hands each to the engine (`engine::central`), which decides it as every
 //! menu is decided and records it exactly once. A menu the box refuses is logged, shown in
@@ -69,6 +70,7 @@ pub async fn run(t: MenusDown) {
     let mut client: Option<Client> = None;
     let mut taken = Taken::default();
     let mut up: Option<bool> = None;
+    let notify = Arc::new(tokio::sync::Notify::new());
     loop {
         if t.stop.is_cancelled() {
             return;
@@ -76,7 +78,11 @@ pub async fn run(t: MenusDown) {
         let step = async {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
                 client = None;
-                client = Some(docket_cloud::connect(&t.url, t.settings.timeouts()).await?);
+                let c =
+                    docket_cloud::connect_listening(&t.url, t.settings.timeouts(), notify.clone())
+                        .await?;
+                docket_cloud::central::listen(&c).await?;
+                client = Some(c);
             }
             let Some(c) = client.as_ref() else {
                 unreachable!("connected above")
@@ -91,7 +97,11 @@ pub async fn run(t: MenusDown) {
                 }
                 up = Some(true);
                 backoff.reset();
-                Duration::from_millis(t.settings.menus_poll_ms)
+                tokio::select! {
+                    _ = t.stop.cancelled() => return,
+                    _ = notify.notified() => continue,
+                    _ = tokio::time::sleep(Duration::from_millis(t.settings.menus_poll_ms)) => continue,
+                }
             }
             Err(DownError::Stopped(_)) => return,
             Err(e) => {
