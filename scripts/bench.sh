@@ -107,11 +107,13 @@ if [[ $scenario == all || ,$scenario, == *,connections-vm,* ]]; then
                 --allow-downgrades qemu-system-x86 mtools
         }
         echo "bench: building the test image with docket-load for connections-vm ($vm_image)"
+        image_start=$(date +%s)
         flag=()
         [[ $profile == debug ]] && flag=(--debug)
         scripts/build-test-image.sh "${flag[@]}" --docketd "$DOCKETD_BIN" \
             --load "$target_dir/$profile/docket-load" --out "$vm_image" > "$vm_image.log" 2>&1 \
             || { tail -20 "$vm_image.log" >&2; exit 1; }
+        echo "bench: the test image took $(( $(date +%s) - image_start )) s"
     else
         echo "bench: connections-vm needs root to build the test image; it will say not available"
         rm -rf "$vm_image"
