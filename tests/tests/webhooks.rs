@@ -446,6 +446,23 @@ async fn a_receiver_down_gets_every_status_change_in_order_once_back() -> anyhow
     Ok(())
 }
 
+/// A box whose integration `pos` has a webhook to `r` (plain http allowed, retries capped at
+/// 1 s); with pos's credentials and a manager's Authorization header.
+fn box_with_webhook(r: &Receiver) -> anyhow::Result<(Daemon, docket_tests::Creds, String)> {
+    let d = Daemon::start_with(
+        &[],
+        "test-site",
+        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n",
+    )?;
+    let pos = d.add_device("pos", "integration", &[])?;
+    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let auth = basic_auth(&mgr.id, &mgr.login());
+    let hook = format!("{{\"url\":\"{}\"}}", r.url());
+    let (s, v) = admin(&d, &auth, "PUT", "/api/admin/webhooks/pos", &hook)?;
+    anyhow::ensure!(s == 200, "the webhook was not set: {v}");
+    Ok((d, pos, auth))
+}
+
 /// The webhook's state as `/api/admin/webhooks` lists it, and its events waiting.
 fn listed(d: &Daemon, auth: &str) -> anyhow::Result<(String, u64)> {
     let (_, v) = admin(d, auth, "GET", "/api/admin/webhooks", "")?;
@@ -461,20 +478,8 @@ fn listed(d: &Daemon, auth: &str) -> anyhow::Result<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_webhook_sends_nothing_and_once_resumed_sends_what_waited() -> anyhow::Result<()> {
     let r = Receiver::start().await?;
-    let mut d = Daemon::start_with(
-        &[],
-        "test-site",
-        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n",
-    )?;
-    let pos = d.add_device("pos", "integration", &[])?;
-    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let (mut d, pos, auth) = box_with_webhook(&r)?;
     let tablet = d.add_device("tablet-1", "tablet", &[])?;
-    let auth = basic_auth(&mgr.id, &mgr.login());
-    let hook = format!("{{\"url\":\"{}\"}}", r.url());
-    assert_eq!(
-        admin(&d, &auth, "PUT", "/api/admin/webhooks/pos", &hook)?.0,
-        200
-    );
     let mut p = Client::connect(d.mqtt, &pos).await?;
     assert!(p.command(&place("online", "P-1")).await?.ok);
     eventually("the first order delivered", || {
@@ -547,20 +552,8 @@ async fn a_paused_webhook_sends_nothing_and_once_resumed_sends_what_waited() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_integration_s_webhook_stops_with_its_connection() -> anyhow::Result<()> {
     let r = Receiver::start().await?;
-    let d = Daemon::start_with(
-        &[],
-        "test-site",
-        "[integration]\nallow_plain_webhooks = true\nwebhook_backoff_max_secs = 1\n",
-    )?;
-    let pos = d.add_device("pos", "integration", &[])?;
-    let mgr = d.add_device("mgr-1", "manager", &[])?;
+    let (d, pos, auth) = box_with_webhook(&r)?;
     let kds = d.add_device("kds-grill", "station", &["grill"])?;
-    let auth = basic_auth(&mgr.id, &mgr.login());
-    let hook = format!("{{\"url\":\"{}\"}}", r.url());
-    assert_eq!(
-        admin(&d, &auth, "PUT", "/api/admin/webhooks/pos", &hook)?.0,
-        200
-    );
     let mut p = Client::connect(d.mqtt, &pos).await?;
     let mut k = Client::connect(d.mqtt, &kds).await?;
     let placed = p.command(&place("online", "R-1")).await?;
