@@ -9,15 +9,9 @@ use tokio_postgres::Client;
 use crate::CloudError;
 
 /// The channel head office notifies when a central menu or an 86 is inserted, or a site's
-/// brand is set (`sql/010_central_notify.sql`; empty payload).
+/// brand is set (`sql/010_central_notify.sql`; empty payload). Listen with
+/// [`crate::connect_listening`].
 pub const CHANNEL: &str = "docket_central";
-
-/// Starts listening for head office's menus and 86s on this connection (see
-/// [`crate::connect_listening`]).
-pub async fn listen(c: &Client) -> Result<(), CloudError> {
-    c.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    Ok(())
-}
 
 /// A central menu's items larger than this (as JSON text) are not fetched: the box's own
 /// menu is bounded far below it (`MAX_MENU_BYTES`), and refusing says so.

@@ -56,14 +56,18 @@ pub async fn connect_as(
     connect_with(url, t, application, None).await
 }
 
-/// As [`connect`], and `notify` is woken by each NOTIFY this connection receives (after a
-/// `LISTEN` on it): what the box's downlink of inbound orders waits on.
+/// As [`connect`], LISTENing on `channel` (a constant such as [`crate::inbound::CHANNEL`] or
+/// [`crate::central::CHANNEL`], never input): `notify` is woken by each NOTIFY this connection
+/// receives. What the box's downlinks (inbound orders, menus) wait on.
 pub async fn connect_listening(
     url: &SecretUrl,
     t: Timeouts,
     notify: Arc<tokio::sync::Notify>,
+    channel: &str,
 ) -> Result<Client, CloudError> {
-    connect_with(url, t, "docketd", Some(notify)).await
+    let c = connect_with(url, t, "docketd", Some(notify)).await?;
+    c.batch_execute(&format!("LISTEN {channel}")).await?;
+    Ok(c)
 }
 
 async fn connect_with(

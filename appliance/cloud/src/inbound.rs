@@ -33,13 +33,6 @@ pub struct InboundResult {
     pub message: Option<String>,
 }
 
-/// Starts listening for head office's inserts on this connection (see
-/// [`crate::connect_listening`]).
-pub async fn listen(c: &Client) -> Result<(), CloudError> {
-    c.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    Ok(())
-}
-
 /// The site's inbound orders with `seq` above `after`, in order, at most `limit`.
 pub async fn inbound_after(
     c: &Client,

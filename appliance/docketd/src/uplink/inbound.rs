@@ -203,9 +203,13 @@ async fn step(
 ) -> Result<bool, StepError> {
     if client.as_ref().is_none_or(|c| c.is_closed()) {
         *client = None;
-        let c =
-            docket_cloud::connect_listening(&d.url, d.settings.timeouts(), notify.clone()).await?;
-        docket_cloud::inbound::listen(&c).await?;
+        let c = docket_cloud::connect_listening(
+            &d.url,
+            d.settings.timeouts(),
+            notify.clone(),
+            docket_cloud::inbound::CHANNEL,
+        )
+        .await?;
         *client = Some(c);
     }
     let c = client.as_mut().expect("connected above");

@@ -78,10 +78,13 @@ pub async fn run(t: MenusDown) {
         let step = async {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
                 client = None;
-                let c =
-                    docket_cloud::connect_listening(&t.url, t.settings.timeouts(), notify.clone())
-                        .await?;
-                docket_cloud::central::listen(&c).await?;
+                let c = docket_cloud::connect_listening(
+                    &t.url,
+                    t.settings.timeouts(),
+                    notify.clone(),
+                    docket_cloud::central::CHANNEL,
+                )
+                .await?;
                 client = Some(c);
             }
             let Some(c) = client.as_ref() else {

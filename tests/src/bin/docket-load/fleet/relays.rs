@@ -96,12 +96,14 @@ async fn inbound_watch(site: String, url: SecretUrl, u: Uplink, stop: Cancellati
             .as_ref()
             .is_none_or(|c: &tokio_postgres::Client| c.is_closed())
         {
-            client = docket_cloud::connect_listening(&url, u.timeouts(), notify.clone())
-                .await
-                .ok();
-            if let Some(c) = &client {
-                let _ = docket_cloud::inbound::listen(c).await;
-            }
+            client = docket_cloud::connect_listening(
+                &url,
+                u.timeouts(),
+                notify.clone(),
+                docket_cloud::inbound::CHANNEL,
+            )
+            .await
+            .ok();
         }
         if let Some(c) = &client {
             if let Ok(after) = docket_cloud::inbound::last_result(c, &site).await {
