@@ -17,12 +17,14 @@
 #
 # New inputs a run finds go to a temp dir and are dropped, unless --grow. Crash inputs and each
 # target's last log go to its fuzz dir's artifacts/TARGET/ (not committed). Reproduce one:
-#   appliance/core/fuzz/target/<host>/release/TARGET appliance/core/fuzz/artifacts/TARGET/crash-…
+#   target/fuzz/<host>/release/TARGET appliance/core/fuzz/artifacts/TARGET/crash-…
 # and keep it for the regression by copying it into that fuzz dir's corpus/TARGET/.
 #
 # Installs the pinned cargo-fuzz when missing. Builds with the repo's pinned stable toolchain
 # (rust-toolchain.toml) and RUSTC_BOOTSTRAP=1, since cargo-fuzz passes nightly-only flags, into
-# each fuzz dir's target/, never the workspace's target/.
+# target/fuzz/, which both fuzz crates share (docket-core and the common dependencies are
+# built once), apart from the workspace's own builds. Each fuzz crate's Cargo.lock must pin
+# the versions the workspace's Cargo.lock pins (what ships is what is fuzzed): checked first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -75,6 +77,25 @@ if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" 
 fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')
+TARGET_DIR="$PWD/target/fuzz"
+
+# Every package a fuzz crate's lock shares with the workspace's lock, at the same version.
+for dir in appliance/core/fuzz appliance/docketd/fuzz; do
+    python3 - "$dir/Cargo.lock" <<'PY' || exit 1
+import sys, tomllib
+def pins(path):
+    with open(path, "rb") as f:
+        return {(p["name"], p["version"]) for p in tomllib.load(f)["package"]}
+root, fuzz = pins("Cargo.lock"), pins(sys.argv[1])
+root_names = {n for n, _ in root}
+off = sorted(f"{n} {v}" for n, v in fuzz - root if n in root_names)
+if off:
+    print(f"fuzz: {sys.argv[1]} pins versions the workspace's Cargo.lock does not: {', '.join(off)}\n"
+          f"fuzz: refresh it: cp Cargo.lock {sys.argv[1]} && (cd {sys.argv[1].rsplit('/', 1)[0]} && cargo metadata --format-version 1 >/dev/null)",
+          file=sys.stderr)
+    sys.exit(1)
+PY
+done
 fuzz_cargo() {
     # From the crate's directory, cargo-fuzz finds its fuzz crate in ./fuzz.
     local dir=$1
@@ -85,12 +106,12 @@ fuzz_cargo() {
 if [[ $cmin -eq 1 ]]; then
     for t in "${targets[@]}"; do
         FUZZ_DIR=$(fuzz_dir "$t")
-        mkdir -p "$FUZZ_DIR/target"
+        mkdir -p "$TARGET_DIR"
         before=$(find "$FUZZ_DIR/corpus/$t" -type f | wc -l)
         fuzz_cargo "$FUZZ_DIR" cmin --sanitizer "$sanitizer" --target "$host" \
-            --target-dir "$PWD/$FUZZ_DIR/target" "$t" -- -set_cover_merge=1 -use_counters=0 \
-            >"$FUZZ_DIR/target/cmin-$t.log" 2>&1 \
-            || { tail -n 30 "$FUZZ_DIR/target/cmin-$t.log" >&2; exit 1; }
+            --target-dir "$TARGET_DIR" "$t" -- -set_cover_merge=1 -use_counters=0 \
+            >"$TARGET_DIR/cmin-$t.log" 2>&1 \
+            || { tail -n 30 "$TARGET_DIR/cmin-$t.log" >&2; exit 1; }
         echo "fuzz: $t: corpus minimised from $before to $(find "$FUZZ_DIR/corpus/$t" -type f | wc -l) files ($(cat "$FUZZ_DIR/corpus/$t"/* | wc -c) bytes)"
     done
     exit 0
@@ -103,7 +124,7 @@ for t in "${targets[@]}"; do
     FUZZ_DIR=$(fuzz_dir "$t")
     [[ " ${built[*]} " == *" $FUZZ_DIR "* ]] && continue
     CARGO_TERM_QUIET=true fuzz_cargo "$FUZZ_DIR" build --sanitizer "$sanitizer" --target "$host" \
-        --target-dir "$PWD/$FUZZ_DIR/target"
+        --target-dir "$TARGET_DIR"
     built+=("$FUZZ_DIR")
 done
 echo "fuzz: built in $(( $(date +%s) - start )) s"
@@ -125,7 +146,7 @@ fuzz_one() {
         mkdir -p "$scratch/$t"
         corpus=("$scratch/$t" "${corpus[@]}")
     fi
-    "$FUZZ_DIR/target/$host/release/$t" \
+    "$TARGET_DIR/$host/release/$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$out/" \
         "${corpus[@]}" >"$out/last-run.log" 2>&1
