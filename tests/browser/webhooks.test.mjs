@@ -1,8 +1,9 @@
 // /admin's webhooks against the real docketd and a real receiver (a Node HTTP server on a free
-// port): the integration is listed with no webhook; a bad URL is refused as typed; a good one is
-// saved and its secret shown once; "Send test" reaches the receiver signed with that secret and
-// appears in the delivery log; an order of the integration's is delivered; a failing receiver
-// shows `failing`; paused, an order is not sent until Resume; Remove waits 5 s with an Undo.
+// port): the integration is listed with no webhook, on the API rather than offline; a bad URL
+// is refused as typed; a good one is saved and its secret shown once; "Send test" reaches the
+// receiver signed with that secret and appears in the delivery log; an order of the
+// integration's is delivered; a failing receiver shows `failing`; paused, an order is not sent
+// until Resume; Remove waits 5 s with an Undo.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,6 +52,14 @@ test('/admin: a webhook set, its secret once, a signed test, a delivery, failing
     return;
   }
   assert.equal((await row.locator('.wh-state').innerText()).trim(), 'no webhook');
+
+  // The integration reports no presence: listed as on the API, not offline, and not counted in
+  // "devices online" (the manager's own page is the one device that reports it).
+  await admin.locator('#devices tr[data-device="pos"][data-presence="api"]').waitFor();
+  assert.equal((await admin.locator('#devices tr[data-device="pos"] td.presence').innerText()).trim(), 'API');
+  await waitFor(async () => (await admin.locator('.kv[data-k="devices online"] dd').innerText()) === '1 of 1', { message: 'devices online: 1 of 1' });
+  assert.equal(await admin.locator('.kv[data-k="integrations"] dd').innerText(), '1');
+  await screenshot(admin, 'admin-integration-presence');
 
   // A bad URL: refused with a message, kept as typed.
   await row.locator('.wh-url').fill('pos.example.com');

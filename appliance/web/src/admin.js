@@ -13,6 +13,7 @@ import { MenuEditor, menuSection } from './menu-editor.js';
 import { Printers, printersSection } from './printers.js';
 import { Webhooks, webhooksSection } from './webhooks.js';
 import { adminLive } from './admin-live.js';
+import { presenceState, presenceSummary, presenceText } from './presence.js';
 
 const SCOPE = 'admin';
 const ROLES = ['tablet', 'station', 'expo', 'manager', 'integration'];
@@ -190,10 +191,13 @@ function renderPairings(list) {
   $('no-pairings').hidden = list.length > 0;
 }
 
+/** The last device list, for the health panel's "devices online" between polls. */
+let lastDevices = null;
 function renderDevices(list) {
+  lastDevices = list;
   $('devices').replaceChildren(
     ...list.map((d) => {
-      const state = d.revoked_at ? 'revoked' : d.online ? 'online' : 'offline';
+      const state = presenceState(d);
       const actions = el('td', {});
       if (!d.revoked_at && d.id !== device.id) {
         const b = el('button', { class: 'revoke' }, 'Revoke');
@@ -206,7 +210,7 @@ function renderDevices(list) {
         el('td', {}, d.id),
         el('td', {}, d.role),
         el('td', {}, (d.stations || []).join(', ')),
-        el('td', { class: 'presence' }, el('span', { class: `dot ${state}` }), state),
+        el('td', { class: 'presence' }, el('span', { class: `dot ${state}` }), presenceText(state)),
         el('td', {}, new Date(d.created_at).toLocaleString()),
         actions,
       );
@@ -218,6 +222,10 @@ let lastHealth = null;
 function renderHealth(h) {
   lastHealth = h;
   const up = h.uptime_s;
+  // From the device list when there is one: integrations report no presence (presence.js).
+  const who = lastDevices
+    ? presenceSummary(lastDevices)
+    : { online: `${h.online_devices} of ${h.paired_devices}`, integrations: 0 };
   const uptime = `${Math.floor(up / 3600)}h ${Math.floor((up % 3600) / 60)}m ${up % 60}s`;
   const items = [
     ['site', h.site_id],
@@ -227,7 +235,8 @@ function renderHealth(h) {
     ['seq', String(status && status.seq > h.seq ? status.seq : h.seq)],
     ['open orders', String(h.open_orders)],
     ['connected clients', String(h.connected_clients)],
-    ['devices online', `${h.online_devices} of ${h.paired_devices}`],
+    ['devices online', who.online],
+    ...(who.integrations > 0 ? [['integrations', String(who.integrations)]] : []),
     ['uplink', status ? status.uplink : h.uplink],
     ['disk', h.storage_full ? 'FULL: orders refused' : 'ok'],
     ['sync lag', `${status && status.seq >= h.seq ? status.sync_lag : h.sync_lag} events`],
