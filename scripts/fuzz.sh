@@ -80,7 +80,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 TARGET_DIR="$PWD/target/fuzz"
 
 # Every package a fuzz crate's lock shares with the workspace's lock, at the same version.
-for dir in appliance/core/fuzz appliance/docketd/fuzz; do
+for dir in $(for t in "${ALL_TARGETS[@]}"; do fuzz_dir "$t"; done | sort -u); do
     python3 - "$dir/Cargo.lock" <<'PY' || exit 1
 import sys, tomllib
 def pins(path):

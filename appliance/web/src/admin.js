@@ -192,7 +192,7 @@ function renderPairings(list) {
 }
 
 /** The last device list, for the health panel's "devices online" between polls. */
-let lastDevices = null;
+let lastDevices = [];
 function renderDevices(list) {
   lastDevices = list;
   $('devices').replaceChildren(
@@ -222,10 +222,8 @@ let lastHealth = null;
 function renderHealth(h) {
   lastHealth = h;
   const up = h.uptime_s;
-  // From the device list when there is one: integrations report no presence (presence.js).
-  const who = lastDevices
-    ? presenceSummary(lastDevices)
-    : { online: `${h.online_devices} of ${h.paired_devices}`, integrations: 0 };
+  // From the device list (fetched with the health; integrations report no presence).
+  const who = presenceSummary(lastDevices);
   const uptime = `${Math.floor(up / 3600)}h ${Math.floor((up % 3600) / 60)}m ${up % 60}s`;
   const items = [
     ['site', h.site_id],
