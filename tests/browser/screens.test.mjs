@@ -326,6 +326,11 @@ test('a manager revokes a screen on /admin: its connection is gone within 1 s an
   const button = row.locator('button.revoke');
   await button.click();
   assert.match(await button.innerText(), /Really revoke kds-grill/);
+  // The list refreshes every 2 s; the confirmation waiting on the button survives it.
+  const uptime = admin.locator('.kv[data-k="uptime"] dd');
+  const shown = await uptime.innerText();
+  await waitFor(async () => (await uptime.innerText()) !== shown, { message: 'a refresh' });
+  assert.match(await button.innerText(), /Really revoke kds-grill/);
   const clickedAt = performance.now();
   await button.click();
   await waitFor(() => closedAt !== null, { message: 'the revoked screen is cut off', timeout: DEADLINE_MS });

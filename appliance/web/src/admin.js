@@ -193,29 +193,58 @@ function renderPairings(list) {
 
 /** The last device list, for the health panel's "devices online" between polls. */
 let lastDevices = [];
+/** Device rows by id, updated in place: a Revoke waiting for its confirmation survives the
+ * 2-second refresh. */
+const deviceRows = new Map();
+
 function renderDevices(list) {
   lastDevices = list;
-  $('devices').replaceChildren(
-    ...list.map((d) => {
-      const state = presenceState(d);
-      const actions = el('td', {});
-      if (!d.revoked_at && d.id !== device.id) {
-        const b = el('button', { class: 'revoke' }, 'Revoke');
-        b.addEventListener('click', () => revoke(d.id, b));
-        actions.append(b);
-      }
-      return el(
-        'tr',
-        { 'data-device': d.id, 'data-presence': state },
-        el('td', {}, d.id),
-        el('td', {}, d.role),
-        el('td', {}, (d.stations || []).join(', ')),
-        el('td', { class: 'presence' }, el('span', { class: `dot ${state}` }), presenceText(state)),
-        el('td', {}, new Date(d.created_at).toLocaleString()),
-        actions,
-      );
-    }),
+  const body = $('devices');
+  const seen = new Set();
+  list.forEach((d, i) => {
+    seen.add(d.id);
+    let row = deviceRows.get(d.id);
+    if (!row) {
+      row = deviceRow(d);
+      deviceRows.set(d.id, row);
+    }
+    updateDeviceRow(row, d);
+    if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+  });
+  for (const [id, row] of deviceRows) {
+    if (!seen.has(id)) {
+      row.remove();
+      deviceRows.delete(id);
+    }
+  }
+}
+
+function deviceRow(d) {
+  const actions = el('td', { class: 'actions' });
+  if (!d.revoked_at && d.id !== device.id) {
+    const b = el('button', { class: 'revoke' }, 'Revoke');
+    b.addEventListener('click', () => revoke(d.id, b));
+    actions.append(b);
+  }
+  return el(
+    'tr',
+    { 'data-device': d.id },
+    el('td', {}, d.id),
+    el('td', { class: 'role' }),
+    el('td', { class: 'stations' }),
+    el('td', { class: 'presence' }),
+    el('td', {}, new Date(d.created_at).toLocaleString()),
+    actions,
   );
+}
+
+function updateDeviceRow(row, d) {
+  const state = presenceState(d);
+  row.dataset.presence = state;
+  row.querySelector('.role').textContent = d.role;
+  row.querySelector('.stations').textContent = (d.stations || []).join(', ');
+  row.querySelector('.presence').replaceChildren(el('span', { class: `dot ${state}` }), presenceText(state));
+  if (d.revoked_at) row.querySelector('.actions').replaceChildren();
 }
 
 let lastHealth = null;
